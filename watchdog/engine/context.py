@@ -1,0 +1,55 @@
+"""Everything a rule may ask about one event, computed once per event by the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from watchdog.events import AccessEvent, DirectoryRecord
+from watchdog.policy.model import Policy, Role
+from watchdog.state.subjects import SubjectRegister, SubjectState
+
+
+@dataclass(slots=True)
+class Context:
+    ev: AccessEvent
+    t: float  # event time, epoch seconds
+    policy: Policy
+    actor: DirectoryRecord | None  # directory record in force at t; None: unknown account
+    roles: tuple[Role, ...]  # the actor's policy roles at t (directory's win over the event's)
+    personal: bool
+    register: SubjectRegister
+
+    @property
+    def user_id(self) -> str:
+        return self.ev.user.id
+
+    @property
+    def event_id(self) -> str:
+        return self.ev.event.id
+
+    @property
+    def action(self) -> str:
+        return self.ev.event.action
+
+    @property
+    def resource(self) -> str:
+        return self.ev.data.resource or "(unnamed resource)"
+
+    @property
+    def purpose(self) -> str | None:
+        return self.ev.data.purpose or None
+
+    def subject_states(self) -> list[tuple[str, SubjectState]]:
+        """(subject id, state at t) for the touched subjects that the register knows."""
+        reg, t = self.register, self.t
+        return [(s, reg.at(s, t)) for s in self.ev.data.subject_ids if s in reg]
+
+    def allowed_categories(self) -> frozenset[str]:
+        out: frozenset[str] = frozenset()
+        for r in self.roles:
+            out |= r.categories
+        return out
+
+    def describe(self) -> str:
+        """"account e1 export of crm.customers" — the common opening of a summary."""
+        return f"account {self.user_id} {self.action} of {self.resource}"

@@ -1,0 +1,107 @@
+"""Event-time ordering: a bounded reorder buffer with per-partition watermarks.
+
+Kafka keeps one account's events in order, but a dataset's events are spread over partitions
+that may be hours apart while a backlog is read. Events are held until every live partition has
+passed their time (minus the allowed lateness) and released in a total order that depends only
+on the events themselves — (time, dataset, sequence, id) — never on arrival, so the daemon and
+``watchdog replay`` process the same events in the same order and raise the same alerts.
+Redelivered events (same ``event.id``) are dropped here.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from dataclasses import dataclass, field
+
+from watchdog.events import AccessEvent
+
+_NEG_INF = float("-inf")
+Released = list[tuple[AccessEvent, float]]
+
+
+@dataclass(slots=True)
+class OrderStats:
+    released: int = 0
+    duplicates: int = 0
+    late: int = 0  # arrived behind the watermark: processed at once, out of order
+
+
+@dataclass(slots=True)
+class Reorderer:
+    lateness: float = 300.0  # seconds of disorder tolerated within one partition
+    dedupe_horizon: float = 3600.0  # how long (event time) a released id is remembered
+    max_remembered: int = 1_000_000  # and at most this many ids (a burst must not grow memory)
+    stats: OrderStats = field(default_factory=OrderStats)
+    _heap: list[tuple[float, str, int, str, AccessEvent]] = field(default_factory=list)
+    _pending: set[str] = field(default_factory=set)
+    _seen: set[str] = field(default_factory=set)
+    _seen_order: deque[tuple[float, str]] = field(default_factory=deque)
+    _high: dict[int, float] = field(default_factory=dict)  # partition -> max event time seen
+    _released_upto: float = _NEG_INF
+
+    def watermark(self) -> float:
+        """Events at or before this time may be released."""
+        if not self._high:
+            return _NEG_INF
+        return min(self._high.values()) - self.lateness
+
+    def push(self, ev: AccessEvent, t: float, partition: int = 0) -> Released:
+        eid = ev.event.id
+        if eid in self._pending or eid in self._seen:
+            self.stats.duplicates += 1
+            return []
+        if t > self._high.get(partition, _NEG_INF):
+            self._high[partition] = t
+        if t < self._released_upto:
+            # too late to be ordered: process now rather than lose it
+            self.stats.late += 1
+            self._remember(eid, t)
+            self.stats.released += 1
+            return [(ev, t)]
+        seq = ev.event.sequence
+        heapq.heappush(self._heap, (t, ev.event.dataset or "",
+                                    seq if isinstance(seq, int) else -1, eid, ev))
+        self._pending.add(eid)
+        return self._release(self.watermark())
+
+    def assign(self, partitions: set[int]) -> None:
+        """Only these partitions hold the watermark back (after a rebalance)."""
+        for p in list(self._high):
+            if p not in partitions:
+                del self._high[p]
+
+    def idle(self, partition: int) -> Released:
+        """A caught-up partition with nothing new: stop waiting for it."""
+        self._high.pop(partition, None)
+        return self._release(self.watermark()) if self._high else []
+
+    def flush(self) -> Released:
+        """Release everything (end of a replay, shutdown)."""
+        return self._release(float("inf"))
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def _release(self, upto: float) -> Released:
+        out: Released = []
+        heap = self._heap
+        while heap and heap[0][0] <= upto:
+            t, _, _, eid, ev = heapq.heappop(heap)
+            self._pending.discard(eid)
+            self._remember(eid, t)
+            out.append((ev, t))
+        if out:
+            self.stats.released += len(out)
+            self._released_upto = max(self._released_upto, out[-1][1])
+            self._expire(self._released_upto - self.dedupe_horizon)
+        return out
+
+    def _remember(self, eid: str, t: float) -> None:
+        self._seen.add(eid)
+        self._seen_order.append((t, eid))
+
+    def _expire(self, before: float) -> None:
+        order = self._seen_order
+        while order and (order[0][0] < before or len(order) > self.max_remembered):
+            self._seen.discard(order.popleft()[1])

@@ -1,0 +1,1 @@
+"""Policy packs: the embedded default and the five seed companies."""

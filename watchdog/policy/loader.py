@@ -1,0 +1,172 @@
+"""Load a policy file: schema check, typo check, then compile into :class:`Policy`.
+
+Errors name the file, the path inside it and what is wrong, in one line, because the person
+reading them is editing that file. Unknown keys inside the objects the contract defines are
+errors with a suggestion: a misspelt ``bulk_export_subjcts`` would otherwise silently fall back
+to the default and weaken enforcement.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import fastjsonschema
+import orjson
+import yaml
+
+from watchdog import schemas
+from watchdog.policy.model import BusinessHours, Policy, Processor, Role, Thresholds
+
+SEVERITIES = ("critical", "high", "medium", "low")
+# Optional project additions beside the contract's keys.
+_EXTRA_TOP = {"severities", "description", "version"}
+
+
+class PolicyError(ValueError):
+    """A policy that cannot be used; ``str()`` is one line naming file and path."""
+
+
+_validate = fastjsonschema.compile(schemas.load("policy"))
+
+
+def _keys(spec: dict[str, Any]) -> set[str]:
+    return set(spec.get("properties", {}))
+
+
+def _typo_check(doc: dict[str, Any], source: str) -> None:
+    schema = schemas.load("policy")
+    props = schema["properties"]
+    categories = set(schemas.load("access-event")["properties"]["data"]["properties"]
+                     ["categories"]["items"]["enum"])
+
+    def check(obj: Any, allowed: set[str], path: str) -> None:
+        if not isinstance(obj, dict):
+            return
+        for key in obj:
+            if key not in allowed:
+                near = difflib.get_close_matches(key, allowed, n=1)
+                hint = f" (did you mean '{near[0]}'?)" if near else ""
+                raise PolicyError(f"{source}: {path}{key}: unknown key{hint}")
+
+    check(doc, _keys(schema) | _EXTRA_TOP, "")
+    check(doc.get("thresholds"), _keys(props["thresholds"]), "thresholds.")
+    check(doc.get("business_hours"), _keys(props["business_hours"]), "business_hours.")
+    role_keys = _keys(props["roles"]["additionalProperties"])
+    for name, role in (doc.get("roles") or {}).items():
+        check(role, role_keys, f"roles.{name}.")
+        for cat in role.get("categories", []):
+            if cat not in categories:
+                near = difflib.get_close_matches(cat, categories, n=1)
+                hint = f" (did you mean '{near[0]}'?)" if near else ""
+                raise PolicyError(f"{source}: roles.{name}.categories: unknown category "
+                                  f"'{cat}'{hint}")
+    for i, proc in enumerate(doc.get("processors") or []):
+        check(proc, _keys(props["processors"]["items"]), f"processors[{i}].")
+    for rule, sev in (doc.get("severities") or {}).items():
+        if sev not in SEVERITIES:
+            raise PolicyError(f"{source}: severities.{rule}: '{sev}' is not one of "
+                              f"{', '.join(SEVERITIES)}")
+
+
+def _minutes(hhmm: str, where: str) -> int:
+    h, m = hhmm.split(":")
+    if int(h) > 24 or (int(h) == 24 and int(m) != 0):
+        raise PolicyError(f"{where}: '{hhmm}' is not a time of day")
+    return int(h) * 60 + int(m)
+
+
+def parse_policy(doc: Any, source: str = "<policy>") -> Policy:
+    """Validate a policy document (already parsed) and compile it."""
+    if not isinstance(doc, dict):
+        raise PolicyError(f"{source}: the policy must be a mapping, got {type(doc).__name__}")
+    try:
+        _validate(doc)
+    except fastjsonschema.JsonSchemaValueException as err:
+        msg = err.message
+        msg = msg[5:] if msg.startswith("data.") else msg.replace("data", "the policy", 1)
+        if msg.endswith("must be string") and "business_hours" in msg:
+            msg += ' (quote times: "08:00")'
+        raise PolicyError(f"{source}: {msg}") from None
+    _typo_check(doc, source)
+
+    networks = []
+    for i, cidr in enumerate(doc.get("internal_networks", [])):
+        try:
+            networks.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError:
+            raise PolicyError(f"{source}: internal_networks[{i}]: '{cidr}' is not a CIDR "
+                              "block") from None
+
+    hours = None
+    if bh := doc.get("business_hours"):
+        tz_name = bh.get("timezone", "UTC")
+        try:
+            tz = ZoneInfo(tz_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PolicyError(f"{source}: business_hours.timezone: unknown time zone "
+                              f"'{tz_name}'") from None
+        hours = BusinessHours(
+            timezone=tz,
+            start_minute=_minutes(bh.get("start", "00:00"), f"{source}: business_hours.start"),
+            end_minute=_minutes(bh.get("end", "24:00"), f"{source}: business_hours.end"),
+            weekdays=frozenset(bh.get("weekdays", range(1, 8))),
+        )
+
+    roles = {
+        name: Role(name=name, categories=frozenset(r.get("categories", ())),
+                   purposes=frozenset(r.get("purposes", ())),
+                   after_hours=bool(r.get("after_hours", False)),
+                   bulk_export=bool(r.get("bulk_export", False)))
+        for name, r in doc["roles"].items()
+    }
+    processors = tuple(
+        Processor(name=p["name"], domains=tuple(d.lower() for d in p.get("domains", ())),
+                  purposes=frozenset(p.get("purposes", ())),
+                  categories=frozenset(p.get("categories", ())),
+                  country=p.get("country"), safeguards=p.get("safeguards") or None)
+        for p in doc.get("processors", [])
+    )
+    return Policy(
+        organization=doc["organization"],
+        roles=roles,
+        clauses=dict(doc.get("clauses", {})),
+        internal_domains=tuple(d.lower() for d in doc.get("internal_domains", ())),
+        internal_networks=tuple(networks),
+        business_hours=hours,
+        processors=processors,
+        adequate_countries=frozenset(doc.get("adequate_countries", ())),
+        retention_days=dict(doc.get("retention_days", {})),
+        minor_allowed_purposes=frozenset(doc.get("minor_allowed_purposes", ())),
+        thresholds=Thresholds(**doc.get("thresholds", {})),
+        severities=dict(doc.get("severities", {})),
+        source=source,
+        raw=doc,
+    )
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load a YAML or JSON policy file; ``None`` loads the embedded default policy."""
+    if path is None:
+        text = resources.files("watchdog.policies").joinpath("default.yaml").read_bytes()
+        source = "embedded default policy"
+    else:
+        source = str(path)
+        try:
+            text = Path(path).read_bytes()
+        except OSError as err:
+            raise PolicyError(f"{source}: cannot read: {err.strerror}") from None
+    try:
+        doc = orjson.loads(text) if source.endswith(".json") else yaml.safe_load(text)
+    except (orjson.JSONDecodeError, yaml.YAMLError) as err:
+        where = ""
+        mark = getattr(err, "problem_mark", None)
+        if mark is not None:
+            where = f" (line {mark.line + 1}, column {mark.column + 1})"
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise PolicyError(f"{source}: not valid YAML/JSON{where}: {problem}") from None
+    return parse_policy(doc, source)

@@ -1,0 +1,126 @@
+"""The compiled policy: sets and lookups the rules consult on every event.
+
+Built once from the validated document (see ``loader``); everything a rule asks per event is a
+set membership or a small cached computation.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from watchdog.events import Destination
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    name: str
+    categories: frozenset[str] = frozenset()
+    purposes: frozenset[str] = frozenset()
+    after_hours: bool = False
+    bulk_export: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Processor:
+    name: str
+    domains: tuple[str, ...] = ()
+    purposes: frozenset[str] = frozenset()
+    categories: frozenset[str] = frozenset()
+    country: str | None = None
+    safeguards: str | None = None
+
+    def matches(self, dest: Destination) -> bool:
+        """By organisation name (case-insensitive) or by domain (exact or a subdomain)."""
+        org = dest.organization
+        if org and org.casefold() == self.name.casefold():
+            return True
+        return bool(dest.domain) and domain_in(str(dest.domain), self.domains)
+
+    def approved_for(self, purpose: str | None, categories: tuple[str, ...]) -> bool:
+        return purpose in self.purposes and self.categories.issuperset(categories)
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    bulk_export_subjects: int = 500
+    bulk_export_subjects_per_hour: int = 2000
+    restriction_grace_hours: float = 0.0
+    reidentification_window_minutes: int = 60
+    failed_logins: int = 10
+    source_silence_minutes: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessHours:
+    timezone: ZoneInfo
+    start_minute: int  # minutes after local midnight, inclusive
+    end_minute: int  # exclusive
+    weekdays: frozenset[int]  # ISO, 1 = Monday
+
+    def contains(self, t: float) -> bool:
+        return _in_hours(self, int(t // 60))
+
+
+@lru_cache(maxsize=1 << 16)
+def _in_hours(hours: BusinessHours, minute: int) -> bool:
+    # cached per minute: consecutive events mostly share a minute, and zoneinfo is slow-ish
+    local = datetime.fromtimestamp(minute * 60, hours.timezone)
+    m = local.hour * 60 + local.minute
+    return local.isoweekday() in hours.weekdays and hours.start_minute <= m < hours.end_minute
+
+
+def domain_in(domain: str, domains: tuple[str, ...]) -> bool:
+    """Exact match or a subdomain of one of ``domains`` (case-insensitive)."""
+    d = domain.lower().rstrip(".")
+    return any(d == x or d.endswith("." + x) for x in domains)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    organization: str
+    roles: dict[str, Role]
+    clauses: dict[str, str] = field(default_factory=dict)
+    internal_domains: tuple[str, ...] = ()
+    internal_networks: tuple[Network, ...] = ()
+    business_hours: BusinessHours | None = None
+    processors: tuple[Processor, ...] = ()
+    adequate_countries: frozenset[str] = frozenset()
+    retention_days: dict[str, int] = field(default_factory=dict)
+    minor_allowed_purposes: frozenset[str] = frozenset()
+    thresholds: Thresholds = Thresholds()
+    severities: dict[str, str] = field(default_factory=dict)
+    source: str = "<policy>"
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def roles_of(self, names: tuple[str, ...]) -> tuple[Role, ...]:
+        """The policy roles among ``names``; unknown role names grant nothing."""
+        return tuple(r for n in names if (r := self.roles.get(n)) is not None)
+
+    def processor_for(self, dest: Destination) -> Processor | None:
+        for p in self.processors:
+            if p.matches(dest):
+                return p
+        return None
+
+    def is_internal_ip(self, ip: str) -> bool | None:
+        """True/False, or None when ``ip`` is not an address (nothing to judge)."""
+        return _ip_internal(self.internal_networks, ip)
+
+    def is_internal_domain(self, domain: str) -> bool:
+        return domain_in(domain, self.internal_domains)
+
+
+@lru_cache(maxsize=1 << 16)
+def _ip_internal(networks: tuple[Network, ...], ip: str) -> bool | None:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    return any(addr in n for n in networks)

@@ -1,0 +1,100 @@
+"""bulk_export: too many subjects taken out at once, or by one account within an hour.
+
+Only ``export``, ``download``, ``copy``, ``print`` and ``transfer`` count. Per event: more than
+``bulk_export_subjects``. Per account: more than ``bulk_export_subjects_per_hour`` distinct
+subjects in the window (t - 60 min, t]; an event with only ``subject_count`` adds that many.
+One alert per crossing of the hourly threshold. A role with ``bulk_export: true`` has no
+per-event limit and ten times the hourly one.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from watchdog.engine.context import Context
+from watchdog.rules.base import Finding, Severity
+
+WINDOW = 3600.0
+MAX_EVENT_IDS = 20  # ids cited in an hourly alert (the last ones, completing event last)
+
+
+@dataclass(slots=True)
+class _Account:
+    # (time, event id, subject ids, anonymous count) in time order
+    entries: deque[tuple[float, str, tuple[str, ...], int]] = field(default_factory=deque)
+    last_seen: dict[str, float] = field(default_factory=dict)  # subject -> latest time
+    anonymous: int = 0
+    above: bool = False
+    latest: float = 0.0
+
+    def add(self, t: float, eid: str, ids: tuple[str, ...], anonymous: int) -> int:
+        self._expire(t - WINDOW)
+        self.entries.append((t, eid, ids, anonymous))
+        last_seen = self.last_seen
+        for s in ids:
+            if last_seen.get(s, -1.0) < t:
+                last_seen[s] = t
+        self.anonymous += anonymous
+        self.latest = max(self.latest, t)
+        return len(last_seen) + self.anonymous
+
+    def _expire(self, cutoff: float) -> None:
+        entries, last_seen = self.entries, self.last_seen
+        while entries and entries[0][0] <= cutoff:
+            t, _, ids, anonymous = entries.popleft()
+            self.anonymous -= anonymous
+            for s in ids:
+                if last_seen.get(s) == t:
+                    del last_seen[s]
+
+
+class BulkExport:
+    id: ClassVar[str] = "bulk_export"
+    severity: ClassVar[Severity] = "critical"
+    commitment: ClassVar[str] = "the means of taking personal data out are restricted"
+    actions: ClassVar[frozenset[str] | None] = frozenset(
+        {"export", "download", "copy", "print", "transfer"})
+    personal_only: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self._accounts: dict[str, _Account] = {}
+
+    def check(self, ctx: Context) -> list[Finding] | None:
+        d = ctx.ev.data
+        th = ctx.policy.thresholds
+        privileged = any(r.bulk_export for r in ctx.roles)
+        n = d.subjects
+        ids = d.subject_ids
+        anonymous = max(0, n - len(set(ids))) if d.subject_count else 0
+        acct = self._accounts.get(ctx.user_id)
+        if acct is None:
+            acct = self._accounts[ctx.user_id] = _Account()
+        hour_limit = th.bulk_export_subjects_per_hour * (10 if privileged else 1)
+        total = acct.add(ctx.t, ctx.event_id, ids, anonymous)
+        crossed = total > hour_limit and not acct.above
+        acct.above = total > hour_limit
+        single = not privileged and n > th.bulk_export_subjects
+        if not (single or crossed):
+            return None
+        parts = []
+        if single:
+            parts.append(f"{n} subjects in one {ctx.action} (limit {th.bulk_export_subjects})")
+        if crossed:
+            parts.append(f"{total} distinct subjects within an hour (limit {hour_limit})")
+        event_ids = (ctx.event_id,)
+        if crossed:
+            event_ids = tuple(e[1] for e in list(acct.entries)[-MAX_EVENT_IDS:])
+        return [Finding(self.id, f"Account {ctx.user_id} took out personal data from "
+                        f"{ctx.resource}: {'; '.join(parts)}", event_ids, ids,
+                        max(n, total if crossed else 0))]
+
+    def evict(self, before: float) -> int:
+        idle = [u for u, a in self._accounts.items() if a.latest <= before - WINDOW]
+        for u in idle:
+            del self._accounts[u]
+        return len(idle)
+
+    def tracked(self) -> int:
+        return len(self._accounts)

@@ -1,0 +1,31 @@
+"""category_not_permitted: a category of personal data none of the actor's roles allows."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from watchdog.engine.context import Context
+from watchdog.rules.base import Finding, Severity
+
+
+class CategoryNotPermitted:
+    id: ClassVar[str] = "category_not_permitted"
+    severity: ClassVar[Severity] = "high"
+    commitment: ClassVar[str] = "staff access only the personal data their duties require"
+    actions: ClassVar[frozenset[str] | None] = None
+    personal_only: ClassVar[bool] = True
+
+    def check(self, ctx: Context) -> list[Finding] | None:
+        cats = ctx.ev.data.categories
+        if not cats:
+            return None
+        allowed = ctx.allowed_categories()
+        outside = sorted({c for c in cats if c not in allowed})
+        if not outside:
+            return None
+        d = ctx.ev.data
+        roles = ", ".join(r.name for r in ctx.roles) or "no role"
+        return [Finding(self.id, f"Account {ctx.user_id} ({roles}) {ctx.action} of "
+                        f"{ctx.resource} touched {', '.join(outside)}, which its roles do not "
+                        "allow", (ctx.event_id,), d.subject_ids, d.subjects,
+                        labels={"categories": ",".join(outside)})]

@@ -1,0 +1,26 @@
+"""off_hours_access: personal data accessed outside business hours by a day-time role."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from watchdog.engine.context import Context
+from watchdog.rules.base import Finding, Severity
+
+
+class OffHoursAccess:
+    id: ClassVar[str] = "off_hours_access"
+    severity: ClassVar[Severity] = "low"
+    commitment: ClassVar[str] = "personal data is handled during working hours under supervision"
+    actions: ClassVar[frozenset[str] | None] = None
+    personal_only: ClassVar[bool] = True
+
+    def check(self, ctx: Context) -> list[Finding] | None:
+        hours = ctx.policy.business_hours
+        if hours is None or hours.contains(ctx.t):
+            return None
+        if any(r.after_hours for r in ctx.roles):
+            return None
+        d = ctx.ev.data
+        return [Finding(self.id, f"Account {ctx.user_id} {ctx.action} of {ctx.resource} "
+                        "outside business hours", (ctx.event_id,), d.subject_ids, d.subjects)]

@@ -1,0 +1,64 @@
+"""reidentification: anonymised and identified data of one resource family collated.
+
+One account touches a resource with ``data.anonymized = true`` and, within
+``thresholds.reidentification_window_minutes`` (either order), identified personal data of
+the same family (``data.resource`` before the first ``.``). After an alert the pair is
+consumed: a further collation needs a further access of the other kind.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from watchdog.engine.context import Context
+from watchdog.rules.base import Finding, Severity
+
+_Seen = tuple[float, str]  # (event time, event id)
+
+
+class Reidentification:
+    id: ClassVar[str] = "reidentification"
+    severity: ClassVar[Severity] = "high"
+    commitment: ClassVar[str] = ("anonymously processed information is never collated with "
+                                 "other information to identify a person")
+    actions: ClassVar[frozenset[str] | None] = None
+    personal_only: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        # (account, family) -> [last anonymised access, last identified access]
+        self._seen: dict[tuple[str, str], list[_Seen | None]] = {}
+
+    def check(self, ctx: Context) -> list[Finding] | None:
+        resource = ctx.ev.data.resource
+        if not resource:
+            return None
+        family = resource.split(".", 1)[0]
+        key = (ctx.user_id, family)
+        slots = self._seen.get(key)
+        if slots is None:
+            slots = self._seen[key] = [None, None]
+        mine = 0 if ctx.ev.data.anonymized else 1
+        other = slots[1 - mine]
+        window = ctx.policy.thresholds.reidentification_window_minutes * 60.0
+        if other is not None and abs(ctx.t - other[0]) <= window:
+            slots[0] = slots[1] = None
+            kinds = ("identified", "anonymised") if mine == 0 else ("anonymised", "identified")
+            minutes = abs(ctx.t - other[0]) / 60
+            return [Finding(self.id, f"Account {ctx.user_id} accessed {kinds[0]} and then "
+                            f"{kinds[1]} data of family {family} within {minutes:.0f} minutes "
+                            f"(last: {resource})", (other[1], ctx.event_id),
+                            ctx.ev.data.subject_ids, ctx.ev.data.subjects,
+                            labels={"family": family})]
+        if slots[mine] is None or ctx.t >= slots[mine][0]:  # type: ignore[index]
+            slots[mine] = (ctx.t, ctx.event_id)
+        return None
+
+    def evict(self, before: float) -> int:
+        idle = [k for k, v in self._seen.items()
+                if all(s is None or s[0] <= before - 86400.0 for s in v)]
+        for k in idle:
+            del self._seen[k]
+        return len(idle)
+
+    def tracked(self) -> int:
+        return len({u for u, _ in self._seen})

@@ -1,0 +1,66 @@
+"""revoked_account / unknown_account: accounts that should not be acting at all.
+
+Departed and suspended accounts fire on every event, logins included. A transferred account
+fires only for personal-data access touching a category its new roles do not allow. An account
+the directory has no record of (at the event's time) fires ``unknown_account`` when it touches
+personal data.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from watchdog.alerts.model import rfc3339
+from watchdog.engine.context import Context
+from watchdog.events import epoch
+from watchdog.rules.base import Finding, Severity
+
+_VERB = {"departed": "Departed", "suspended": "Suspended", "transferred": "Transferred"}
+_SINCE = {"departed": "left", "suspended": "suspended", "transferred": "transferred"}
+
+
+class RevokedAccount:
+    id: ClassVar[str] = "revoked_account"
+    severity: ClassVar[Severity] = "critical"
+    commitment: ClassVar[str] = "accounts of staff who left or transferred are invalidated at once"
+    actions: ClassVar[frozenset[str] | None] = None
+    personal_only: ClassVar[bool] = False
+
+    def check(self, ctx: Context) -> list[Finding] | None:
+        actor = ctx.actor
+        if actor is None or actor.status == "active":
+            return None
+        ev = ctx.ev
+        since = rfc3339(epoch(actor.effective))
+        if actor.status == "transferred":
+            if not ctx.personal:
+                return None
+            outside = sorted(set(ev.data.categories) - ctx.allowed_categories())
+            if not outside:
+                return None
+            what = (f"Transferred account {ctx.user_id} (since {since}) {ctx.action} of "
+                    f"{ctx.resource} touching {', '.join(outside)}, outside its new roles")
+        else:
+            verb = ("attempted a login" if ctx.action == "login"
+                    else f"{ctx.action} of {ctx.resource}")
+            src = f" from {ev.source.ip}" if ev.source and ev.source.ip else ""
+            what = (f"{_VERB[actor.status]} account {ctx.user_id} ({_SINCE[actor.status]} "
+                    f"{since}) {verb}{src}")
+        return [Finding(self.id, what, (ctx.event_id,), ev.data.subject_ids,
+                        ev.data.subjects, labels={"status": actor.status})]
+
+
+class UnknownAccount:
+    id: ClassVar[str] = "unknown_account"
+    severity: ClassVar[Severity] = "high"
+    commitment: ClassVar[str] = "only registered, authorised staff access personal data"
+    actions: ClassVar[frozenset[str] | None] = None
+    personal_only: ClassVar[bool] = True
+
+    def check(self, ctx: Context) -> list[Finding] | None:
+        if ctx.actor is not None:
+            return None
+        d = ctx.ev.data
+        return [Finding(self.id, f"Account {ctx.user_id}, unknown to the directory, "
+                        f"{ctx.action} of {ctx.resource}", (ctx.event_id,), d.subject_ids,
+                        d.subjects)]

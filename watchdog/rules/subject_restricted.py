@@ -1,0 +1,38 @@
+"""subject_restricted: processing a subject who asked for erasure, suspension or restriction.
+
+Anything but ``delete`` of such a subject from the request's ``effective`` time plus
+``thresholds.restriction_grace_hours`` on.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from watchdog.engine.context import Context
+from watchdog.rules.base import Finding, Severity
+
+
+class SubjectRestricted:
+    id: ClassVar[str] = "subject_restricted"
+    severity: ClassVar[Severity] = "high"
+    commitment: ClassVar[str] = "use of personal information stops when the person asks"
+    actions: ClassVar[frozenset[str] | None] = None
+    personal_only: ClassVar[bool] = True
+
+    def check(self, ctx: Context) -> list[Finding] | None:
+        if ctx.action == "delete" or not ctx.ev.data.subject_ids:
+            return None
+        grace = ctx.policy.thresholds.restriction_grace_hours * 3600.0
+        hit: list[str] = []
+        kinds: set[str] = set()
+        for sid, state in ctx.subject_states():
+            since = state.restricted_since()
+            if since is not None and ctx.t >= since + grace:
+                hit.append(sid)
+                kinds.add(state.restriction() or "restricted")
+        if not hit:
+            return None
+        kind = ", ".join(sorted(k.replace("_", " ") for k in kinds))
+        return [Finding(self.id, f"Account {ctx.user_id} {ctx.action} of {ctx.resource} "
+                        f"processed {len(hit)} subject(s) under {kind}", (ctx.event_id,),
+                        tuple(hit), len(hit))]

@@ -1,0 +1,1 @@
+"""State that the rules consult, applied on event time."""
