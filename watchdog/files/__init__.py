@@ -1,0 +1,1 @@
+"""JSONL files in and out (replay, train, simulate)."""

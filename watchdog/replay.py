@@ -1,0 +1,157 @@
+"""``watchdog replay``: the engine over files, no servers.
+
+Directory and subject records are loaded first (they are small, and their state is kept on
+event time, so loading them up front is the same as merging them in event-time order); events
+stream through the Detector in bounded memory.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import msgspec
+
+from watchdog.alerts.model import Alert, encode_alert, now_rfc3339
+from watchdog.alerts.pseudonym import DEMO_KEY, Pseudonymizer, key_from_env
+from watchdog.decode import Decoder, Rejection
+from watchdog.engine.detector import Detector, Stage
+from watchdog.engine.engine import Engine
+from watchdog.events import AccessEvent, DirectoryRecord, SubjectRecord, check_times, epoch
+from watchdog.files.jsonl import RejectedWriter, lines, read_records
+from watchdog.policy import Policy
+
+
+@dataclass
+class ReplayResult:
+    events: int = 0
+    invalid: Counter[str] = field(default_factory=Counter)
+    alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    duplicates: int = 0
+    late: int = 0
+    seconds: float = 0.0
+    rejected_path: Path | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+def rejected_path_for(out: str) -> Path:
+    if out == "-":
+        return Path("replay.rejected.jsonl")
+    p = Path(out)
+    name = p.name[: -len(".jsonl")] if p.name.endswith(".jsonl") else p.name
+    return p.with_name(name + ".rejected.jsonl")
+
+
+def build_engine(policy: Policy, key: bytes | None = None) -> Engine:
+    if key is None:
+        key = key_from_env()
+    if key is None:
+        print("watchdog: warning: no WATCHDOG_PSEUDONYM_KEY set; subject pseudonyms use the "
+              "public demo key", file=sys.stderr)
+        key = DEMO_KEY
+    return Engine(policy, Pseudonymizer(key))
+
+
+def replay(
+    events: str,
+    out: BinaryIO,
+    engine: Engine,
+    *,
+    directory: str | None = None,
+    subjects: str | None = None,
+    stages: list[Stage] | None = None,
+    rejected: RejectedWriter,
+    progress: Callable[[int], None] | None = None,
+) -> ReplayResult:
+    """Run the engine over files; every alert is written to ``out`` as one JSON line."""
+    result = ResultCounter(ReplayResult(), rejected)
+    started = time.perf_counter()
+    if directory:
+        for drec in read_records(directory, Decoder(DirectoryRecord, check=check_times),
+                                 result):
+            engine.apply_directory(drec)
+    if subjects:
+        for srec in read_records(subjects, Decoder(SubjectRecord, check=check_times), result):
+            engine.apply_subject(srec)
+    detector = Detector(engine, stages=stages or [])
+    decoder = Decoder(AccessEvent, check=check_times)
+    write = out.write
+    res = result.result
+
+    def emit(alerts: list[Alert]) -> None:
+        stamp = now_rfc3339()
+        for a in alerts:
+            res.alerts[(a.rule, a.severity)] += 1
+            write(encode_alert(msgspec.structs.replace(a, detected_at=stamp)) + b"\n")
+
+    n = 0
+    for n, raw in _counted(lines(events), progress):
+        ev = decoder.decode(raw)
+        if isinstance(ev, Rejection):
+            result.write(events, n, ev)
+            continue
+        res.events += 1
+        found = detector.push(ev, epoch(ev.timestamp))
+        if found:
+            emit(found)
+    emit(detector.flush())
+    res.duplicates = detector.order.stats.duplicates
+    res.late = detector.order.stats.late
+    res.seconds = time.perf_counter() - started
+    res.rejected_path = rejected.path if rejected.count else None
+    return res
+
+
+def _counted(
+    it: Iterator[tuple[int, bytes]], progress: Callable[[int], None] | None
+) -> Iterator[tuple[int, bytes]]:
+    if progress is None:
+        yield from it
+        return
+    pending = 0
+    for item in it:
+        pending += len(item[1]) + 1
+        if pending >= 1 << 20:
+            progress(pending)
+            pending = 0
+        yield item
+    progress(pending)
+
+
+class ResultCounter(RejectedWriter):
+    """A RejectedWriter that also counts rejections by reason into the result."""
+
+    def __init__(self, result: ReplayResult, inner: RejectedWriter) -> None:
+        self.result = result
+        self._inner = inner
+
+    LOG_FIRST = 20  # one line each for the first ones; the summary counts the rest
+
+    def write(self, source: str, line: int, rej: Rejection) -> None:
+        self.result.invalid[rej.reason] += 1
+        total = sum(self.result.invalid.values())
+        if total <= self.LOG_FIRST:
+            print(f"watchdog: rejected {source}:{line}: {rej.reason}: {rej.detail}",
+                  file=sys.stderr)
+        elif total == self.LOG_FIRST + 1:
+            print("watchdog: further rejections are counted, not printed; all are in "
+                  f"{self._inner.path}", file=sys.stderr)
+        self._inner.write(source, line, rej)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def open_output(out: str, stack: ExitStack) -> BinaryIO:
+    if out == "-":
+        return sys.stdout.buffer
+    return stack.enter_context(Path(out).open("wb"))
