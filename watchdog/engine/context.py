@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from watchdog.events import AccessEvent, DirectoryRecord
-from watchdog.policy.model import Policy, Role
+from watchdog.policy.model import Grants, Policy, Role
 from watchdog.state.subjects import SubjectRegister, SubjectState
 
 
@@ -15,9 +15,13 @@ class Context:
     t: float  # event time, epoch seconds
     policy: Policy
     actor: DirectoryRecord | None  # directory record in force at t; None: unknown account
-    roles: tuple[Role, ...]  # the actor's policy roles at t (directory's win over the event's)
+    grants: Grants  # what the actor's roles at t allow (directory's roles win over the event's)
     personal: bool
     register: SubjectRegister
+
+    @property
+    def roles(self) -> tuple[Role, ...]:
+        return self.grants.roles
 
     @property
     def user_id(self) -> str:
@@ -45,10 +49,7 @@ class Context:
         return [(s, reg.at(s, t)) for s in self.ev.data.subject_ids if s in reg]
 
     def allowed_categories(self) -> frozenset[str]:
-        out: frozenset[str] = frozenset()
-        for r in self.roles:
-            out |= r.categories
-        return out
+        return self.grants.categories
 
     def describe(self) -> str:
         """"account e1 export of crm.customers" — the common opening of a summary."""

@@ -15,6 +15,7 @@ from watchdog.events import UNSET, AccessEvent, DirectoryRecord, SubjectRecord
 from watchdog.policy.model import Policy
 from watchdog.rules import SUPERSEDES, default_rules
 from watchdog.rules.base import Finding, Rule
+from watchdog.rules.needs import PERSONAL, facts_of
 from watchdog.state.directory import Directory
 from watchdog.state.subjects import SubjectRegister
 
@@ -39,7 +40,7 @@ class Engine:
         self.directory = Directory()
         self.register = SubjectRegister()
         self.rules: tuple[Rule, ...] = tuple(rules if rules is not None else default_rules())
-        self._dispatch: dict[tuple[str, bool], tuple[Rule, ...]] = {}
+        self._dispatch: dict[tuple[str, int], tuple[Rule, ...]] = {}
         self._clause_cache: dict[str, tuple[str, ...]] = {}
 
     # -- state -------------------------------------------------------------------------
@@ -62,13 +63,13 @@ class Engine:
         return max((r.tracked() for r in self.rules if hasattr(r, "tracked")), default=0)
 
     # -- detection ---------------------------------------------------------------------
-    def _rules_for(self, action: str, personal: bool) -> tuple[Rule, ...]:
-        key = (action, personal)
+    def _rules_for(self, action: str, facts: int) -> tuple[Rule, ...]:
+        key = (action, facts)
         rules = self._dispatch.get(key)
         if rules is None:
             rules = tuple(r for r in self.rules
                           if (r.actions is None or action in r.actions)
-                          and (personal or not r.personal_only))
+                          and r.needs & facts == r.needs)
             self._dispatch[key] = rules
         return rules
 
@@ -77,11 +78,11 @@ class Engine:
         role_names = actor.roles if actor is not None and actor.roles is not UNSET else (
             ev.user.roles or ())
         policy = self.policy
-        personal = ev.is_personal
-        ctx = Context(ev, t, policy, actor, policy.roles_of(tuple(role_names)), personal,
+        facts = facts_of(ev, self.register)
+        ctx = Context(ev, t, policy, actor, policy.grants(role_names), bool(facts & PERSONAL),
                       self.register)
         findings: list[Finding] = []
-        for rule in self._rules_for(ev.event.action, personal):
+        for rule in self._rules_for(ev.event.action, facts):
             found = rule.check(ctx)
             if found:
                 findings.extend(found)

@@ -34,8 +34,7 @@ class Reorderer:
     max_remembered: int = 1_000_000  # and at most this many ids (a burst must not grow memory)
     stats: OrderStats = field(default_factory=OrderStats)
     _heap: list[tuple[float, str, int, str, AccessEvent]] = field(default_factory=list)
-    _pending: set[str] = field(default_factory=set)
-    _seen: set[str] = field(default_factory=set)
+    _seen: set[str] = field(default_factory=set)  # ids pending or released recently
     _seen_order: deque[tuple[float, str]] = field(default_factory=deque)
     _high: dict[int, float] = field(default_factory=dict)  # partition -> max event time seen
     _released_upto: float = _NEG_INF
@@ -48,21 +47,21 @@ class Reorderer:
 
     def push(self, ev: AccessEvent, t: float, partition: int = 0) -> Released:
         eid = ev.event.id
-        if eid in self._pending or eid in self._seen:
+        if eid in self._seen:
             self.stats.duplicates += 1
             return []
         if t > self._high.get(partition, _NEG_INF):
             self._high[partition] = t
+        self._seen.add(eid)
+        self._seen_order.append((t, eid))
         if t < self._released_upto:
             # too late to be ordered: process now rather than lose it
             self.stats.late += 1
-            self._remember(eid, t)
             self.stats.released += 1
             return [(ev, t)]
         seq = ev.event.sequence
         heapq.heappush(self._heap, (t, ev.event.dataset or "",
                                     seq if isinstance(seq, int) else -1, eid, ev))
-        self._pending.add(eid)
         return self._release(self.watermark())
 
     def assign(self, partitions: set[int]) -> None:
@@ -87,9 +86,7 @@ class Reorderer:
         out: Released = []
         heap = self._heap
         while heap and heap[0][0] <= upto:
-            t, _, _, eid, ev = heapq.heappop(heap)
-            self._pending.discard(eid)
-            self._remember(eid, t)
+            t, _, _, _, ev = heapq.heappop(heap)
             out.append((ev, t))
         if out:
             self.stats.released += len(out)
@@ -97,11 +94,8 @@ class Reorderer:
             self._expire(self._released_upto - self.dedupe_horizon)
         return out
 
-    def _remember(self, eid: str, t: float) -> None:
-        self._seen.add(eid)
-        self._seen_order.append((t, eid))
-
     def _expire(self, before: float) -> None:
         order = self._seen_order
+        # ids still pending in the heap are younger than the watermark, so never expired here
         while order and (order[0][0] < before or len(order) > self.max_remembered):
             self._seen.discard(order.popleft()[1])

@@ -28,6 +28,32 @@ class Role:
 
 
 @dataclass(frozen=True, slots=True)
+class Grants:
+    """What a combination of roles allows, precomputed once per distinct combination."""
+
+    roles: tuple[Role, ...]
+    categories: frozenset[str]
+    purposes: frozenset[str]  # every purpose of any role
+    by_category: dict[str, frozenset[str]]  # category -> purposes allowed for it
+    after_hours: bool
+    bulk_export: bool
+
+    @classmethod
+    def of(cls, roles: tuple[Role, ...]) -> Grants:
+        by_category: dict[str, frozenset[str]] = {}
+        for r in roles:
+            for c in r.categories:
+                by_category[c] = by_category.get(c, frozenset()) | r.purposes
+        return cls(roles, frozenset(by_category), frozenset().union(*(r.purposes for r in roles)),
+                   by_category, any(r.after_hours for r in roles),
+                   any(r.bulk_export for r in roles))
+
+    @property
+    def names(self) -> str:
+        return ", ".join(r.name for r in self.roles) or "no role"
+
+
+@dataclass(frozen=True, slots=True)
 class Processor:
     name: str
     domains: tuple[str, ...] = ()
@@ -98,10 +124,20 @@ class Policy:
     severities: dict[str, str] = field(default_factory=dict)
     source: str = "<policy>"
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    _grants: dict[tuple[str, ...], Grants] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def roles_of(self, names: tuple[str, ...]) -> tuple[Role, ...]:
         """The policy roles among ``names``; unknown role names grant nothing."""
-        return tuple(r for n in names if (r := self.roles.get(n)) is not None)
+        return self.grants(names).roles
+
+    def grants(self, names: tuple[str, ...]) -> Grants:
+        """What the roles ``names`` allow together (cached: accounts share few combinations)."""
+        g = self._grants.get(names)
+        if g is None:
+            g = Grants.of(tuple(r for n in names if (r := self.roles.get(n)) is not None))
+            self._grants[names] = g
+        return g
 
     def processor_for(self, dest: Destination) -> Processor | None:
         for p in self.processors:

@@ -1,9 +1,10 @@
 """What a rule is: one small pure object, event context in, findings out.
 
 Each rule module defines one class satisfying :class:`Rule`. Its class attributes are data the
-engine interprets (h11 style): which actions it looks at, whether it only looks at personal-data
-access, which rules it supersedes. ``check`` does the rest and may keep bounded state (windows)
-that survives a policy reload, because the policy is passed in with every event.
+engine interprets (h11 style): which actions it looks at, which facts an event must have
+(``needs``: personal data, a destination, a known subject...), which rules it supersedes.
+``check`` does the rest and may keep bounded state (windows) that survives a policy reload,
+because the policy is passed in with every event.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ class Rule(Protocol):
     commitment: ClassVar[str]
     # None: every action; otherwise only these (the engine does not call it for others)
     actions: ClassVar[frozenset[str] | None]
-    # only called for personal-data access (categories, subject ids or a subject count)
-    personal_only: ClassVar[bool]
+    # bits of ``watchdog.rules.needs``: called only for events that have all these facts
+    needs: ClassVar[int]
 
     def check(self, ctx: Context) -> Iterable[Finding]: ...
 

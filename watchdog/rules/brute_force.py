@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, Severity
+from watchdog.rules.needs import NOTHING
 
 WINDOW = 600.0
 MAX_EVENT_IDS = 20
@@ -21,7 +22,7 @@ class BruteForce:
     severity: ClassVar[Severity] = "medium"
     commitment: ClassVar[str] = "access control prevents unauthorised access to accounts"
     actions: ClassVar[frozenset[str] | None] = frozenset({"login"})
-    personal_only: ClassVar[bool] = False
+    needs: ClassVar[int] = NOTHING
 
     def __init__(self) -> None:
         # account -> (failure times and ids in the window, above-threshold flag)

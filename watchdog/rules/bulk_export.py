@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, Severity
+from watchdog.rules.needs import PERSONAL
 
 WINDOW = 3600.0
 MAX_EVENT_IDS = 20  # ids cited in an hourly alert (the last ones, completing event last)
@@ -56,7 +57,7 @@ class BulkExport:
     commitment: ClassVar[str] = "the means of taking personal data out are restricted"
     actions: ClassVar[frozenset[str] | None] = frozenset(
         {"export", "download", "copy", "print", "transfer"})
-    personal_only: ClassVar[bool] = True
+    needs: ClassVar[int] = PERSONAL
 
     def __init__(self) -> None:
         self._accounts: dict[str, _Account] = {}
@@ -64,7 +65,7 @@ class BulkExport:
     def check(self, ctx: Context) -> list[Finding] | None:
         d = ctx.ev.data
         th = ctx.policy.thresholds
-        privileged = any(r.bulk_export for r in ctx.roles)
+        privileged = ctx.grants.bulk_export
         n = d.subjects
         ids = d.subject_ids
         anonymous = max(0, n - len(set(ids))) if d.subject_count else 0

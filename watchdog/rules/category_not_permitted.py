@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, Severity
+from watchdog.rules.needs import PERSONAL
 
 
 class CategoryNotPermitted:
@@ -13,7 +14,7 @@ class CategoryNotPermitted:
     severity: ClassVar[Severity] = "high"
     commitment: ClassVar[str] = "staff access only the personal data their duties require"
     actions: ClassVar[frozenset[str] | None] = None
-    personal_only: ClassVar[bool] = True
+    needs: ClassVar[int] = PERSONAL
 
     def check(self, ctx: Context) -> list[Finding] | None:
         cats = ctx.ev.data.categories
@@ -24,7 +25,7 @@ class CategoryNotPermitted:
         if not outside:
             return None
         d = ctx.ev.data
-        roles = ", ".join(r.name for r in ctx.roles) or "no role"
+        roles = ctx.grants.names
         return [Finding(self.id, f"Account {ctx.user_id} ({roles}) {ctx.action} of "
                         f"{ctx.resource} touched {', '.join(outside)}, which its roles do not "
                         "allow", (ctx.event_id,), d.subject_ids, d.subjects,

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, Severity
+from watchdog.rules.needs import DESTINATION, PERSONAL
 
 
 class CrossBorderTransfer:
@@ -19,7 +20,7 @@ class CrossBorderTransfer:
     commitment: ClassVar[str] = ("transfers to third countries only with adequate protection "
                                  "or safeguards such as SCC")
     actions: ClassVar[frozenset[str] | None] = None
-    personal_only: ClassVar[bool] = True
+    needs: ClassVar[int] = PERSONAL | DESTINATION
 
     def check(self, ctx: Context) -> list[Finding] | None:
         dest = ctx.ev.destination

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, Severity
+from watchdog.rules.needs import DESTINATION, PERSONAL
 
 
 class ExternalEmail:
@@ -18,7 +19,7 @@ class ExternalEmail:
     severity: ClassVar[Severity] = "high"
     commitment: ClassVar[str] = "personal data is not sent by e-mail outside the organisation"
     actions: ClassVar[frozenset[str] | None] = None
-    personal_only: ClassVar[bool] = True
+    needs: ClassVar[int] = PERSONAL | DESTINATION
 
     def check(self, ctx: Context) -> list[Finding] | None:
         dest = ctx.ev.destination

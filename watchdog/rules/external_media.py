@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, Severity
+from watchdog.rules.needs import DESTINATION, PERSONAL
 
 
 class ExternalMedia:
@@ -13,7 +14,7 @@ class ExternalMedia:
     severity: ClassVar[Severity] = "critical"
     commitment: ClassVar[str] = "no recording of personal data on external media"
     actions: ClassVar[frozenset[str] | None] = None
-    personal_only: ClassVar[bool] = True
+    needs: ClassVar[int] = PERSONAL | DESTINATION
 
     def check(self, ctx: Context) -> list[Finding] | None:
         dest = ctx.ev.destination

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, Severity
+from watchdog.rules.needs import PERSONAL, SOURCE_IP
 
 
 class ExternalNetwork:
@@ -13,7 +14,7 @@ class ExternalNetwork:
     severity: ClassVar[Severity] = "medium"
     commitment: ClassVar[str] = "personal data is reached only from the company network"
     actions: ClassVar[frozenset[str] | None] = None
-    personal_only: ClassVar[bool] = True
+    needs: ClassVar[int] = PERSONAL | SOURCE_IP
 
     def check(self, ctx: Context) -> list[Finding] | None:
         src = ctx.ev.source

@@ -15,6 +15,7 @@ from typing import ClassVar
 from watchdog.alerts.model import rfc3339
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, Severity
+from watchdog.rules.needs import DATASET
 
 
 @dataclass(slots=True)
@@ -29,7 +30,7 @@ class LogGap:
     severity: ClassVar[Severity] = "high"
     commitment: ClassVar[str] = "access to personal data is logged and the logs are monitored"
     actions: ClassVar[frozenset[str] | None] = None
-    personal_only: ClassVar[bool] = False
+    needs: ClassVar[int] = DATASET
 
     def __init__(self) -> None:
         self._sources: dict[str, _Source] = {}

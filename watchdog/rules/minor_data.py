@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, Severity
+from watchdog.rules.needs import KNOWN_SUBJECT, PERSONAL
 
 
 class MinorData:
@@ -13,7 +14,7 @@ class MinorData:
     severity: ClassVar[Severity] = "high"
     commitment: ClassVar[str] = "children's data is used only for the purposes allowed for it"
     actions: ClassVar[frozenset[str] | None] = None
-    personal_only: ClassVar[bool] = True
+    needs: ClassVar[int] = PERSONAL | KNOWN_SUBJECT
 
     def check(self, ctx: Context) -> list[Finding] | None:
         purpose = ctx.purpose

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, Severity
+from watchdog.rules.needs import PERSONAL
 
 
 class OffHoursAccess:
@@ -13,13 +14,13 @@ class OffHoursAccess:
     severity: ClassVar[Severity] = "low"
     commitment: ClassVar[str] = "personal data is handled during working hours under supervision"
     actions: ClassVar[frozenset[str] | None] = None
-    personal_only: ClassVar[bool] = True
+    needs: ClassVar[int] = PERSONAL
 
     def check(self, ctx: Context) -> list[Finding] | None:
         hours = ctx.policy.business_hours
         if hours is None or hours.contains(ctx.t):
             return None
-        if any(r.after_hours for r in ctx.roles):
+        if ctx.grants.after_hours:
             return None
         d = ctx.ev.data
         return [Finding(self.id, f"Account {ctx.user_id} {ctx.action} of {ctx.resource} "

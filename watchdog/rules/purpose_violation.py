@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, Severity
+from watchdog.rules.needs import PERSONAL
 
 
 class PurposeViolation:
@@ -19,28 +20,26 @@ class PurposeViolation:
     severity: ClassVar[Severity] = "medium"
     commitment: ClassVar[str] = "personal information is used only within the stated purpose"
     actions: ClassVar[frozenset[str] | None] = None
-    personal_only: ClassVar[bool] = True
+    needs: ClassVar[int] = PERSONAL
 
     def check(self, ctx: Context) -> list[Finding] | None:
         d = ctx.ev.data
         purpose = ctx.purpose
         cats = d.categories
-        roles = ctx.roles
+        grants = ctx.grants
         if cats:
-            permitted = [c for c in cats if any(c in r.categories for r in roles)]
+            by_category = grants.by_category
+            permitted = [c for c in cats if c in by_category]
             if not permitted:
                 return None  # all category_not_permitted's
             if purpose is None:
                 bad = sorted(set(permitted))
             else:
-                bad = sorted({c for c in permitted if not any(
-                    c in r.categories and purpose in r.purposes for r in roles)})
+                bad = sorted({c for c in permitted if purpose not in by_category[c]})
         else:
-            if purpose is not None and any(purpose in r.purposes for r in roles):
-                return None
+            if purpose is not None and (purpose in grants.purposes or not grants.roles):
+                return None  # allowed, or no role and no category: nothing to judge
             bad = []
-            if purpose is not None and not roles:
-                return None  # nothing to judge against: no role, no category
         if cats and not bad:
             return None
         if purpose is None:

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, Severity
+from watchdog.rules.needs import PERSONAL, RESOURCE
 
 _Seen = tuple[float, str]  # (event time, event id)
 
@@ -22,7 +23,7 @@ class Reidentification:
     commitment: ClassVar[str] = ("anonymously processed information is never collated with "
                                  "other information to identify a person")
     actions: ClassVar[frozenset[str] | None] = None
-    personal_only: ClassVar[bool] = True
+    needs: ClassVar[int] = PERSONAL | RESOURCE
 
     def __init__(self) -> None:
         # (account, family) -> [last anonymised access, last identified access]

@@ -7,6 +7,7 @@ from typing import ClassVar
 from watchdog.engine.context import Context
 from watchdog.events import epoch
 from watchdog.rules.base import Finding, Severity
+from watchdog.rules.needs import COLLECTED_AT, PERSONAL
 
 _DAY = 86400.0
 
@@ -16,7 +17,7 @@ class RetentionExpired:
     severity: ClassVar[Severity] = "medium"
     commitment: ClassVar[str] = "personal data is deleted when its retention period ends"
     actions: ClassVar[frozenset[str] | None] = None
-    personal_only: ClassVar[bool] = True
+    needs: ClassVar[int] = PERSONAL | COLLECTED_AT
 
     def check(self, ctx: Context) -> list[Finding] | None:
         d = ctx.ev.data

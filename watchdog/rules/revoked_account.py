@@ -14,6 +14,7 @@ from watchdog.alerts.model import rfc3339
 from watchdog.engine.context import Context
 from watchdog.events import epoch
 from watchdog.rules.base import Finding, Severity
+from watchdog.rules.needs import NOTHING, PERSONAL
 
 _VERB = {"departed": "Departed", "suspended": "Suspended", "transferred": "Transferred"}
 _SINCE = {"departed": "left", "suspended": "suspended", "transferred": "transferred"}
@@ -24,7 +25,7 @@ class RevokedAccount:
     severity: ClassVar[Severity] = "critical"
     commitment: ClassVar[str] = "accounts of staff who left or transferred are invalidated at once"
     actions: ClassVar[frozenset[str] | None] = None
-    personal_only: ClassVar[bool] = False
+    needs: ClassVar[int] = NOTHING
 
     def check(self, ctx: Context) -> list[Finding] | None:
         actor = ctx.actor
@@ -55,7 +56,7 @@ class UnknownAccount:
     severity: ClassVar[Severity] = "high"
     commitment: ClassVar[str] = "only registered, authorised staff access personal data"
     actions: ClassVar[frozenset[str] | None] = None
-    personal_only: ClassVar[bool] = True
+    needs: ClassVar[int] = PERSONAL
 
     def check(self, ctx: Context) -> list[Finding] | None:
         if ctx.actor is not None:

@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, Severity
+from watchdog.rules.needs import KNOWN_SUBJECT, PERSONAL
 
 
 class SubjectRestricted:
@@ -17,7 +18,7 @@ class SubjectRestricted:
     severity: ClassVar[Severity] = "high"
     commitment: ClassVar[str] = "use of personal information stops when the person asks"
     actions: ClassVar[frozenset[str] | None] = None
-    personal_only: ClassVar[bool] = True
+    needs: ClassVar[int] = PERSONAL | KNOWN_SUBJECT
 
     def check(self, ctx: Context) -> list[Finding] | None:
         if ctx.action == "delete" or not ctx.ev.data.subject_ids:

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, Severity
+from watchdog.rules.needs import DESTINATION, PERSONAL
 
 _KINDS = frozenset({"third_party", "cloud_storage"})
 
@@ -20,7 +21,7 @@ class UnapprovedThirdParty:
     severity: ClassVar[Severity] = "critical"
     commitment: ClassVar[str] = "no provision to third parties without consent or a contract"
     actions: ClassVar[frozenset[str] | None] = None
-    personal_only: ClassVar[bool] = True
+    needs: ClassVar[int] = PERSONAL | DESTINATION
 
     def check(self, ctx: Context) -> list[Finding] | None:
         dest = ctx.ev.destination
