@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
+from msgspec import UNSET
+
 from watchdog.alerts.model import Alert, AlertSubjects, rfc3339
 from watchdog.engine.context import Context
-from watchdog.events import UNSET, AccessEvent, DirectoryRecord, SubjectRecord
+from watchdog.events import AccessEvent, DirectoryRecord, SubjectRecord
 from watchdog.policy.model import Policy
 from watchdog.rules import SUPERSEDES, default_rules
 from watchdog.rules.base import Finding, Rule

@@ -21,7 +21,7 @@ from watchdog.rules.revoked_account import RevokedAccount, UnknownAccount
 from watchdog.rules.subject_restricted import SubjectRestricted
 from watchdog.rules.unapproved_third_party import UnapprovedThirdParty
 
-RULE_CLASSES: tuple[type, ...] = (
+RULE_CLASSES: tuple[type[Rule], ...] = (
     RevokedAccount, UnknownAccount, BulkExport, ExternalMedia, ExternalEmail,
     UnapprovedThirdParty, CrossBorderTransfer, PurposeViolation, CategoryNotPermitted,
     SubjectRestricted, MarketingOptOut, MinorData, Reidentification, RetentionExpired,

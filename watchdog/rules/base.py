@@ -9,7 +9,6 @@ because the policy is passed in with every event.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
@@ -49,7 +48,7 @@ class Rule(Protocol):
     # bits of ``watchdog.rules.needs``: called only for events that have all these facts
     needs: ClassVar[int]
 
-    def check(self, ctx: Context) -> Iterable[Finding]: ...
+    def check(self, ctx: Context) -> list[Finding] | None: ...
 
 
 class Windowed(Protocol):

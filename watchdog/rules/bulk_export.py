@@ -84,7 +84,7 @@ class BulkExport:
             parts.append(f"{n} subjects in one {ctx.action} (limit {th.bulk_export_subjects})")
         if crossed:
             parts.append(f"{total} distinct subjects within an hour (limit {hour_limit})")
-        event_ids = (ctx.event_id,)
+        event_ids: tuple[str, ...] = (ctx.event_id,)
         if crossed:
             event_ids = tuple(e[1] for e in list(acct.entries)[-MAX_EVENT_IDS:])
         return [Finding(self.id, f"Account {ctx.user_id} took out personal data from "

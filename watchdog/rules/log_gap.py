@@ -46,8 +46,8 @@ class LogGap:
         if t > self._next_check:
             out.extend(self._silent(ctx, dataset, silence))
         src = self._sources.get(dataset)
-        seq = ctx.ev.event.sequence
-        seq = seq if isinstance(seq, int) else None
+        raw_seq = ctx.ev.event.sequence
+        seq = raw_seq if isinstance(raw_seq, int) else None
         if src is None:
             src = self._sources[dataset] = _Source(t, seq)
         else:
