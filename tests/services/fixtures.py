@@ -24,8 +24,8 @@ __all__ = [
     "alertmanager_factory",
     "alertmanager_server",
     "create_topics",
-    "moto_s3",
     "mosquitto_broker",
+    "moto_s3",
     "prometheus_factory",
     "prometheus_server",
     "require_binary",
@@ -57,6 +57,7 @@ def _show_log(request: pytest.FixtureRequest, svc: _Service) -> None:
     proc = svc.proc
     if proc is None:
         return
+    proc.stop()  # a graceful exit flushes buffered log output first
     text = f"\n[{proc.name} pid {proc.pid}, a test using it failed]\n{proc.log_tail()}\n"
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:

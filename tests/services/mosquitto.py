@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import tempfile
 import time
 from pathlib import Path
@@ -36,8 +37,11 @@ class Mosquitto:
                     # Without an explicit listener mosquitto 2 binds localhost:1883.
                     f"listener {self.port} {self.host}",
                     "allow_anonymous true",
+                    # As root it would switch to user "mosquitto": that clears
+                    # the parent-death signal and cannot read our temp dir.
+                    f"user {getpass.getuser()}",
                     "persistence false",
-                    "log_dest stdout",
+                    "log_dest stderr",  # unbuffered, unlike stdout to a file
                     "log_type error",
                     "log_type warning",
                     "log_type notice",

@@ -7,12 +7,15 @@ stopped by PID (terminate, then kill) by whoever started it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +28,27 @@ HOST = "127.0.0.1"
 
 # Debian puts daemons (mosquitto) in /usr/sbin, which is not always on PATH.
 _EXTRA_BIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl: Callable[..., int] = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+# Resolved in the parent: the child between fork and exec only calls it.
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 class ServiceError(RuntimeError):
@@ -163,14 +187,21 @@ class ManagedProcess:
             log_path = tmp
         self.log_path = Path(log_path)
         self._proc: subprocess.Popen[bytes] | None = None
+        self._stopped = False  # stop() was called (an exit after it is expected)
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> ManagedProcess:
         if self.running:
             raise ServiceError(f"{self.name} is already running (pid {self.pid})")
+        self._stopped = False
         with self.log_path.open("ab") as log:
             log.write(f"--- start: {' '.join(self.argv)}\n".encode())
             log.flush()
+            # Same process group as the test run (killing the run's group kills
+            # the service too) and, when started from the main thread, SIGTERM
+            # on the parent's death, so a SIGKILLed pytest leaves no strays.
+            # (PDEATHSIG follows the forking *thread*: not used from others.)
+            on_main = threading.current_thread() is threading.main_thread()
             self._proc = subprocess.Popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
@@ -178,9 +209,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 cwd=self.cwd,
-                # Own session: a Ctrl-C on the test run does not reach it first,
-                # and its children are not ours to signal.
-                start_new_session=True,
+                preexec_fn=_die_with_parent if on_main and _PRCTL is not None else None,
             )
         return self
 
@@ -192,6 +221,7 @@ class ManagedProcess:
         proc = self._proc
         if proc is None:
             return None
+        self._stopped = True
         if proc.poll() is None:
             if kill:
                 proc.kill()
@@ -243,7 +273,7 @@ class ManagedProcess:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        died = self._proc is not None and self._proc.poll() is not None
+        died = self._proc is not None and self._proc.poll() is not None and not self._stopped
         self.stop()
         failed = exc_type is not None and not issubclass(exc_type, pytest.skip.Exception)
         if failed or died:

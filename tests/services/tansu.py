@@ -25,6 +25,15 @@ if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
 
+# Consumer settings for tests. Tansu 0.6 completes a group join after about
+# half the session timeout, and a member that rejoins a group (consumer
+# restarted) waits ~1.8x the session timeout: with aiokafka's default 10 s
+# session that is ~5 s for the first join and ~18 s for a restart. With a 1 s
+# session both take ~1 s. Keep the event loop unblocked (> 1 s stalls cost a
+# rebalance). ``AIOKafkaConsumer(topic, group_id=g, **FAST_GROUP)``
+FAST_GROUP: dict[str, int] = {"heartbeat_interval_ms": 300, "session_timeout_ms": 1000}
+
+
 def _ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
@@ -245,17 +254,21 @@ async def wait_for_assignment(
     consumer: AIOKafkaConsumer,
     *,
     partitions: int | None = None,
-    timeout: float = 20.0,
+    within: float = 30.0,
     interval: float = 0.05,
 ) -> set[TopicPartition]:
     """Wait until a started, subscribed consumer has joined its group.
 
     Returns the assignment once it is non-empty (or has exactly ``partitions``
-    partitions when given). The first join on Tansu takes ~3-5 s (~3 s with
-    ``heartbeat_interval_ms=300``); this polls instead of sleeping blindly.
+    partitions when given); raises TimeoutError after ``within`` seconds.
+
+    ``AIOKafkaConsumer(topic, ...).start()`` already waits for the first
+    assignment; this is for ``subscribe()`` after ``start()``, for a consumer
+    running inside the code under test, and for rebalances (a second member).
+    Tansu's join time follows the session timeout (see FAST_GROUP).
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         assigned = set(consumer.assignment())
         if assigned and (partitions is None or len(assigned) == partitions):
@@ -263,6 +276,6 @@ async def wait_for_assignment(
         if loop.time() >= deadline:
             raise TimeoutError(
                 f"consumer got no {'' if partitions is None else f'{partitions}-partition '}"
-                f"assignment within {timeout:.1f}s (has {sorted(map(str, assigned))})"
+                f"assignment within {within:.1f}s (has {sorted(map(str, assigned))})"
             )
         await asyncio.sleep(interval)

