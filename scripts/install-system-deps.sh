@@ -9,7 +9,7 @@
 # Prints one line per step.
 set -eu
 
-PACKAGES="mosquitto mosquitto-clients prometheus prometheus-alertmanager"
+PACKAGES="mosquitto mosquitto-clients prometheus prometheus-alertmanager systemd"
 SERVICES="mosquitto prometheus prometheus-alertmanager prometheus-node-exporter"
 PORTS="1883 9090 9093 9094 9100"
 

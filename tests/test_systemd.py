@@ -13,6 +13,8 @@ import pytest
 from watchdog.systemd import (
     Notifier,
     credential,
+    credential_name,
+    credentials_as_env,
     pseudonym_key_from_credentials,
     watchdog_interval,
 )
@@ -108,8 +110,8 @@ def test_rejects_multiline_assignment(path_socket: tuple[str, socket.socket]) ->
 def test_watchdog_interval() -> None:
     pid = str(os.getpid())
     assert watchdog_interval({}) is None
-    assert watchdog_interval({"WATCHDOG_USEC": "30000000"}) == 15.0
-    assert watchdog_interval({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": pid}) == 15.0
+    assert watchdog_interval({"WATCHDOG_USEC": "30000000"}) == 30.0
+    assert watchdog_interval({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": pid}) == 30.0
     # Inherited from a parent that systemd watches: not ours to ping.
     assert watchdog_interval({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}) is None
     assert watchdog_interval({"WATCHDOG_USEC": "0"}) is None
@@ -131,3 +133,20 @@ def test_credentials(tmp_path: Path) -> None:
     assert credential("kafka-sasl-password", env) == b"s3cret"
     with pytest.raises(ValueError, match="credential name"):
         credential("../etc/passwd", env)
+
+
+def test_credentials_as_env(tmp_path: Path) -> None:
+    assert credential_name("WATCHDOG_PSEUDONYM_KEY") == "pseudonym-key"
+    assert credential_name("WATCHDOG_KAFKA_SASL_PASSWORD") == "kafka-sasl-password"
+    (tmp_path / "pseudonym-key").write_text("from-the-credential-0123456789\n")
+    (tmp_path / "kafka-sasl-password").write_text("s3cret\n")
+    env = {"CREDENTIALS_DIRECTORY": str(tmp_path)}
+    names = ["WATCHDOG_PSEUDONYM_KEY", "WATCHDOG_KAFKA_SASL_PASSWORD", "WATCHDOG_MQTT_PASSWORD"]
+    assert credentials_as_env(names, env) == {
+        "WATCHDOG_PSEUDONYM_KEY": "from-the-credential-0123456789",
+        "WATCHDOG_KAFKA_SASL_PASSWORD": "s3cret",
+    }
+    # an exported variable wins over the credential
+    env["WATCHDOG_PSEUDONYM_KEY"] = "exported-0123456789abcdef"
+    assert credentials_as_env(names, env) == {"WATCHDOG_KAFKA_SASL_PASSWORD": "s3cret"}
+    assert credentials_as_env(names, {}) == {}

@@ -5,11 +5,13 @@
   when the process was not started by systemd with ``Type=notify``: every call site
   can then skip notifications with one ``if``.
 - ``watchdog_interval()`` reads ``WATCHDOG_USEC``/``WATCHDOG_PID`` (``WatchdogSec=``)
-  and returns the period at which to send ``WATCHDOG=1``: half the interval.
+  and returns that interval in seconds; send ``WATCHDOG=1`` every half of it.
 - ``credential(name)`` reads ``$CREDENTIALS_DIRECTORY/<name>`` (``LoadCredential=``,
   or a Kubernetes Secret volume whose mount path the pod puts in
   ``CREDENTIALS_DIRECTORY``). ``pseudonym_key_from_credentials()`` is the pseudonym
-  key from the credential ``pseudonym-key``.
+  key from the credential ``pseudonym-key``. ``credentials_as_env(vars)`` turns the
+  credentials named after secret environment variables (``WATCHDOG_KAFKA_SASL_PASSWORD``
+  -> ``kafka-sasl-password``) into those variables, for the config loader.
 
 Nothing here raises because systemd is absent; a send that fails is logged once
 and otherwise ignored (a notification is advice to the service manager, never a
@@ -22,7 +24,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "PSEUDONYM_KEY_CREDENTIAL",
     "Notifier",
     "credential",
+    "credential_name",
+    "credentials_as_env",
     "pseudonym_key_from_credentials",
     "watchdog_interval",
 ]
@@ -51,7 +55,7 @@ class Notifier:
     """Sends sd_notify(3) state strings to the service manager.
 
     ``ready()`` once the daemon serves (consumers joined, state loaded);
-    ``watchdog()`` every ``watchdog_interval()`` seconds while the main loop is
+    ``watchdog()`` every ``watchdog_interval() / 2`` seconds while the main loop is
     healthy; ``reloading()`` then ``ready()`` around a SIGHUP reload;
     ``stopping()`` when SIGTERM arrives; ``status(text)`` for ``systemctl status``.
     """
@@ -128,7 +132,8 @@ class Notifier:
 
 
 def watchdog_interval(environ: Mapping[str, str] | None = None) -> float | None:
-    """Seconds between ``WATCHDOG=1`` pings (half of ``WatchdogSec=``), or None.
+    """The ``WatchdogSec=`` interval in seconds, or None. Ping ``WATCHDOG=1`` at least
+    every half of it (sd_watchdog_enabled(3)): ``period = watchdog_interval() / 2``.
 
     None when ``WATCHDOG_USEC`` is unset, not a positive integer, or when
     ``WATCHDOG_PID`` names another process (the variable was inherited).
@@ -150,7 +155,7 @@ def watchdog_interval(environ: Mapping[str, str] | None = None) -> float | None:
                 return None
         except ValueError:
             return None
-    return usec / 1_000_000 / 2
+    return usec / 1_000_000
 
 
 def credential(name: str, environ: Mapping[str, str] | None = None) -> bytes | None:
@@ -178,6 +183,32 @@ def credential(name: str, environ: Mapping[str, str] | None = None) -> bytes | N
     elif data.endswith(b"\n"):
         data = data[:-1]
     return data
+
+
+def credential_name(env_var: str) -> str:
+    """``WATCHDOG_KAFKA_SASL_PASSWORD`` -> ``kafka-sasl-password`` (the credential file name)."""
+    name = env_var.removeprefix("WATCHDOG_")
+    return name.lower().replace("_", "-")
+
+
+def credentials_as_env(
+    env_vars: Iterable[str], environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """``{VAR: value}`` for each secret variable in ``env_vars`` that is *not* set in the
+    environment but has a credential file (see ``credential_name``).
+
+    The environment wins over a credential, so a developer's export still works:
+    ``load_config(path, env={**credentials_as_env(ENV_SECRETS), **os.environ})``.
+    """
+    env = os.environ if environ is None else environ
+    out: dict[str, str] = {}
+    for var in env_vars:
+        if env.get(var):
+            continue
+        value = credential(credential_name(var), env)
+        if value:
+            out[var] = value.decode()
+    return out
 
 
 def pseudonym_key_from_credentials(environ: Mapping[str, str] | None = None) -> bytes | None:
