@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROM = ROOT / "deploy" / "prometheus"
 RULES = PROM / "watchdog-rules.yml"
 AM_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
-RUNBOOK = ROOT / "docs" / "operations.md"
+RUNBOOK = ROOT / "README.md"
 
 
 def run(argv: list[str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
