@@ -24,7 +24,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     for label, path in (("--events", args.events), ("--directory", args.directory),
                         ("--subjects", args.subjects)):
-        if path and path != "-" and not Path(path).is_file():
+        if path and path != "-" and (not Path(path).exists() or Path(path).is_dir()):
             return _fail(f"{label} {path}: no such file")
     try:
         policy = load_policy(args.policy)

@@ -15,6 +15,8 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from watchdog.events import RAW_STAMP_CHECKS
+
 T = TypeVar("T")
 
 DEFAULT_MAX_BYTES = 1 << 20  # 1 MiB: an access event is ~0.5 KB; 100k subject ids fit.
@@ -31,23 +33,33 @@ class Rejection:
 
 _MISSING = re.compile(r"missing required field")
 _TIME = re.compile(r"`datetime`|timezone|datetime|RFC 3339", re.IGNORECASE)
-_QUOTED = re.compile(r"'[^']*'")
+_PATH = re.compile(r"(.*)( - at `\$[^`'\"]*`)", re.DOTALL)
+_QUOTED = re.compile(r"['\"].*", re.DOTALL)
+
+
+def _redact(text: str) -> str:
+    """The message without any value it quotes (enum and regex errors quote the value with
+    ``repr``, either quote character, which may occur inside): from the first quote on, the
+    message up to its JSON path is replaced."""
+    m = _PATH.fullmatch(text)
+    head, path = (m.group(1), m.group(2)) if m else (text, "")
+    return _QUOTED.sub("'…'", head) + path
 
 
 def _classify(err: msgspec.ValidationError) -> tuple[str, str]:
-    text = str(err)
+    # values are not logged (they may be personal data), nor used to classify
+    text = _redact(str(err))
     if _MISSING.search(text):
         return "missing_field", text
     if _TIME.search(text):
         return "bad_timestamp", text
-    # enum errors quote the value; values are not logged (they may be personal data)
-    return "invalid_value", _QUOTED.sub("'…'", text)
+    return "invalid_value", text
 
 
 class Decoder(Generic[T]):
     """Decode JSON bytes into ``type_``; never raises on bad input."""
 
-    __slots__ = ("_check", "_dec", "max_bytes")
+    __slots__ = ("_check", "_dec", "_stamps", "max_bytes")
 
     def __init__(
         self,
@@ -58,6 +70,7 @@ class Decoder(Generic[T]):
     ) -> None:
         self._dec: msgspec.json.Decoder[T] = msgspec.json.Decoder(type_)
         self._check = check
+        self._stamps = RAW_STAMP_CHECKS.get(type_)
         self.max_bytes = max_bytes
 
     def decode(self, raw: bytes) -> T | Rejection:
@@ -71,6 +84,12 @@ class Decoder(Generic[T]):
             return Rejection(reason, detail, raw)
         except (msgspec.DecodeError, RecursionError) as err:
             return Rejection("not_json", f"not valid JSON: {err}", raw)
+        except UnicodeDecodeError as err:  # msgspec checks UTF-8 only when it builds a str
+            return Rejection("not_json", f"not valid UTF-8: {err.reason} at byte "
+                             f"{err.start} of a string", raw)
+        if self._stamps is not None and (path := self._stamps(raw)) is not None:
+            return Rejection("bad_timestamp", f"Invalid RFC3339 encoded datetime (a 'T' between "
+                             f"date and time, an offset with ':') - at `{path}`", raw)
         if self._check is not None and (problem := self._check(doc)) is not None:
             return Rejection(problem[0], problem[1], raw)
         return doc

@@ -10,6 +10,7 @@ measurable (see bench/).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -125,9 +126,58 @@ class SubjectRecord(msgspec.Struct, frozen=True, gc=False):
     purposes: tuple[str, ...] | UnsetType = UNSET
 
 
+# msgspec also reads "2026-11-20 09:15:02Z" and "+0900" offsets, which RFC 3339 (the schemas'
+# date-time format) does not allow: the decoder reads the raw stamps once more, as strings (a
+# second msgspec pass over small structs; cheaper than any byte scanning in Python).
+class _DataStamp(msgspec.Struct, frozen=True, gc=False):
+    collected_at: str | UnsetType = UNSET
+
+
+class _EventStamps(msgspec.Struct, frozen=True, gc=False):
+    timestamp: str = msgspec.field(name="@timestamp")
+    data: _DataStamp | UnsetType = UNSET
+
+
+class _EffectiveStamp(msgspec.Struct, frozen=True, gc=False):
+    effective: str
+
+
+_event_stamps = msgspec.json.Decoder(_EventStamps)
+_effective_stamp = msgspec.json.Decoder(_EffectiveStamp)
+
+
+def _rfc3339(stamp: str) -> bool:
+    """Of what msgspec parsed as a datetime: 'T' between date and time, 'Z' or ':' offset."""
+    return stamp[10:11] in ("T", "t") and (stamp[-1] in "Zz" or stamp[-3] == ":")
+
+
+def _event_stamp_path(raw: bytes) -> str | None:
+    doc = _event_stamps.decode(raw)
+    if not _rfc3339(doc.timestamp):
+        return "$.@timestamp"
+    if doc.data and doc.data.collected_at and not _rfc3339(doc.data.collected_at):
+        return "$.data.collected_at"
+    return None
+
+
+def _effective_stamp_path(raw: bytes) -> str | None:
+    return None if _rfc3339(_effective_stamp.decode(raw).effective) else "$.effective"
+
+
+# type -> check of an already decoded document's raw bytes: the JSON path of a stamp that is
+# not RFC 3339, or None (``Decoder`` applies it)
+RAW_STAMP_CHECKS: dict[type, Callable[[bytes], str | None]] = {
+    AccessEvent: _event_stamp_path,
+    DirectoryRecord: _effective_stamp_path,
+    SubjectRecord: _effective_stamp_path,
+}
+
+
 # Event time must be a real instant the windows can order: year 1 or 9999 are typos or attacks.
 _MIN_TS = datetime(1970, 1, 1, tzinfo=UTC).timestamp()
 _MAX_TS = datetime(2100, 1, 1, tzinfo=UTC).timestamp()
+# HR systems write "1900-01-01" for "always": a record effective that early is meaningful.
+_MIN_EFFECTIVE = datetime(1900, 1, 1, tzinfo=UTC).timestamp()
 
 
 def epoch(ts: datetime) -> float:
@@ -136,12 +186,15 @@ def epoch(ts: datetime) -> float:
 
 
 def check_times(doc: AccessEvent | DirectoryRecord | SubjectRecord) -> tuple[str, str] | None:
-    """Post-decode check: timestamps inside 1970..2100 (``Decoder(check=...)``)."""
-    stamp = doc.timestamp if isinstance(doc, AccessEvent) else doc.effective
+    """Post-decode check: event times in 1970..2100, effective times in 1900..2100."""
+    is_event = isinstance(doc, AccessEvent)
+    stamp = doc.timestamp if is_event else doc.effective  # type: ignore[union-attr]
+    low = _MIN_TS if is_event else _MIN_EFFECTIVE
     try:
         t = stamp.timestamp()
     except (OverflowError, ValueError):
         t = float("nan")
-    if not _MIN_TS <= t < _MAX_TS:
-        return "bad_timestamp", "timestamp outside 1970-01-01..2100-01-01"
+    if not low <= t < _MAX_TS:
+        return "bad_timestamp", (f"timestamp outside {'1970' if is_event else '1900'}"
+                                 "-01-01..2100-01-01")
     return None

@@ -37,7 +37,8 @@ class Detector:
         stages: Sequence[Stage] = (),
     ) -> None:
         self.engine = engine
-        self.order = reorderer or Reorderer()
+        # not ``reorderer or ...``: an empty Reorderer is falsy (it has __len__)
+        self.order = reorderer if reorderer is not None else Reorderer()
         self.stages = list(stages)
         self.processed = 0
         self._since_evict = 0

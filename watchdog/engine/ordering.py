@@ -64,6 +64,13 @@ class Reorderer:
                                     seq if isinstance(seq, int) else -1, eid, ev))
         return self._release(self.watermark())
 
+    def expect(self, partitions: set[int]) -> None:
+        """These partitions hold the watermark back even before their first event (until idle):
+        after an assignment, a partition whose first fetch is slow must not see the others'
+        events released ahead of its own."""
+        for p in partitions:
+            self._high.setdefault(p, _NEG_INF)
+
     def assign(self, partitions: set[int]) -> None:
         """Only these partitions hold the watermark back (after a rebalance)."""
         for p in list(self._high):

@@ -27,8 +27,16 @@ SEVERITIES = ("critical", "high", "medium", "low")
 _EXTRA_TOP = {"severities", "description", "version"}
 
 
+# what str.splitlines() breaks on, escaped: keys and values quoted from the file stay on one line
+_LINE_BREAKS = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+                for c in (0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029)}
+
+
 class PolicyError(ValueError):
     """A policy that cannot be used; ``str()`` is one line naming file and path."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message.translate(_LINE_BREAKS))
 
 
 _validate = fastjsonschema.compile(schemas.load("policy"))
@@ -56,18 +64,26 @@ def _typo_check(doc: dict[str, Any], source: str) -> None:
     check(doc, _keys(schema) | _EXTRA_TOP, "")
     check(doc.get("thresholds"), _keys(props["thresholds"]), "thresholds.")
     check(doc.get("business_hours"), _keys(props["business_hours"]), "business_hours.")
-    role_keys = _keys(props["roles"]["additionalProperties"])
-    for name, role in (doc.get("roles") or {}).items():
-        check(role, role_keys, f"roles.{name}.")
-        for cat in role.get("categories", []):
+    def check_categories(cats: Any, path: str) -> None:
+        # a misspelt category grants, approves or retains nothing: say so rather than ignore it
+        for cat in cats or ():
             if cat not in categories:
                 near = difflib.get_close_matches(cat, categories, n=1)
                 hint = f" (did you mean '{near[0]}'?)" if near else ""
-                raise PolicyError(f"{source}: roles.{name}.categories: unknown category "
-                                  f"'{cat}'{hint}")
+                raise PolicyError(f"{source}: {path}: unknown category '{cat}'{hint}")
+
+    role_keys = _keys(props["roles"]["additionalProperties"])
+    for name, role in (doc.get("roles") or {}).items():
+        check(role, role_keys, f"roles.{name}.")
+        check_categories(role.get("categories"), f"roles.{name}.categories")
     for i, proc in enumerate(doc.get("processors") or []):
         check(proc, _keys(props["processors"]["items"]), f"processors[{i}].")
-    for rule, sev in (doc.get("severities") or {}).items():
+        check_categories(proc.get("categories"), f"processors[{i}].categories")
+    check_categories(doc.get("retention_days"), "retention_days")
+    severities = doc.get("severities") or {}
+    if not isinstance(severities, dict):
+        raise PolicyError(f"{source}: severities must be a mapping of rule id to severity")
+    for rule, sev in severities.items():
         if sev not in SEVERITIES:
             raise PolicyError(f"{source}: severities.{rule}: '{sev}' is not one of "
                               f"{', '.join(SEVERITIES)}")
@@ -107,7 +123,7 @@ def parse_policy(doc: Any, source: str = "<policy>") -> Policy:
         tz_name = bh.get("timezone", "UTC")
         try:
             tz = ZoneInfo(tz_name)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # "America" is a directory
             raise PolicyError(f"{source}: business_hours.timezone: unknown time zone "
                               f"'{tz_name}'") from None
         hours = BusinessHours(
@@ -143,7 +159,7 @@ def parse_policy(doc: Any, source: str = "<policy>") -> Policy:
         retention_days=dict(doc.get("retention_days", {})),
         minor_allowed_purposes=frozenset(doc.get("minor_allowed_purposes", ())),
         thresholds=Thresholds(**doc.get("thresholds", {})),
-        severities=dict(doc.get("severities", {})),
+        severities=dict(doc.get("severities") or {}),
         source=source,
         raw=doc,
     )

@@ -135,6 +135,8 @@ class Policy:
         """What the roles ``names`` allow together (cached: accounts share few combinations)."""
         g = self._grants.get(names)
         if g is None:
+            if len(self._grants) >= 4096:  # events may claim arbitrary role lists: stay bounded
+                self._grants.clear()
             g = Grants.of(tuple(r for n in names if (r := self.roles.get(n)) is not None))
             self._grants[names] = g
         return g
@@ -144,6 +146,16 @@ class Policy:
             if p.matches(dest):
                 return p
         return None
+
+    def processors_for(self, dest: Destination) -> tuple[Processor, ...]:
+        """Every entry matching ``dest``: a processor may be listed once per purpose."""
+        return tuple(p for p in self.processors if p.matches(dest))
+
+    def approves(self, dest: Destination, purpose: str | None,
+                 categories: tuple[str, ...]) -> bool:
+        """Some processor entry matching ``dest`` is approved for ``purpose`` and ``categories``."""
+        return any(p.matches(dest) and p.approved_for(purpose, categories)
+                   for p in self.processors)
 
     def is_internal_ip(self, ip: str) -> bool | None:
         """True/False, or None when ``ip`` is not an address (nothing to judge)."""

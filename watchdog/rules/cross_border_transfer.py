@@ -29,8 +29,7 @@ class CrossBorderTransfer:
             return None
         if dest.country in policy.adequate_countries:
             return None
-        proc = policy.processor_for(dest)
-        if proc is not None and proc.safeguards:
+        if any(p.safeguards for p in policy.processors_for(dest)):
             return None
         d = ctx.ev.data
         who = dest.organization or dest.domain or dest.kind or "a recipient"

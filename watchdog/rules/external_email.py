@@ -31,8 +31,7 @@ class ExternalEmail:
         if policy.is_internal_domain(dest.domain):
             return None
         d = ctx.ev.data
-        proc = policy.processor_for(dest)
-        if proc is not None and proc.approved_for(ctx.purpose, d.categories):
+        if policy.approves(dest, ctx.purpose, d.categories):
             return None
         return [Finding(self.id, f"Account {ctx.user_id} e-mailed {d.subjects} subjects' data "
                         f"from {ctx.resource} to external domain {dest.domain}",

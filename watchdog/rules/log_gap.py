@@ -87,5 +87,5 @@ class LogGap:
         self._next_check = next_check
         return found
 
-    def tracked(self) -> int:
+    def datasets(self) -> int:
         return len(self._sources)

@@ -26,12 +26,12 @@ def facts_of(ev: AccessEvent, register: SubjectRegister) -> int:
         facts = PERSONAL
         if d.collected_at:
             facts |= COLLECTED_AT
-        if d.resource:
-            facts |= RESOURCE
         for s in d.subject_ids:
             if s in register:
                 facts |= KNOWN_SUBJECT
                 break
+    if d.resource:  # not only for personal data: an anonymised extract may name none
+        facts |= RESOURCE
     if ev.destination:
         facts |= DESTINATION
     if ev.source and ev.source.ip:

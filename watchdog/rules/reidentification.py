@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, Severity
-from watchdog.rules.needs import PERSONAL, RESOURCE
+from watchdog.rules.needs import RESOURCE
 
 _Seen = tuple[float, str]  # (event time, event id)
 
@@ -23,7 +23,8 @@ class Reidentification:
     commitment: ClassVar[str] = ("anonymously processed information is never collated with "
                                  "other information to identify a person")
     actions: ClassVar[frozenset[str] | None] = None
-    needs: ClassVar[int] = PERSONAL | RESOURCE
+    # an anonymised extract need not name categories or subjects; the identified side must
+    needs: ClassVar[int] = RESOURCE
 
     def __init__(self) -> None:
         # (account, family) -> [last anonymised access, last identified access]
@@ -31,7 +32,7 @@ class Reidentification:
 
     def check(self, ctx: Context) -> list[Finding] | None:
         resource = ctx.ev.data.resource
-        if not resource:
+        if not resource or not (ctx.personal or ctx.ev.data.anonymized):
             return None
         family = resource.split(".", 1)[0]
         key = (ctx.user_id, family)

@@ -28,9 +28,9 @@ class UnapprovedThirdParty:
         if not dest or dest.kind not in _KINDS:
             return None
         d = ctx.ev.data
-        proc = ctx.policy.processor_for(dest)
-        if proc is not None and proc.approved_for(ctx.purpose, d.categories):
+        if ctx.policy.approves(dest, ctx.purpose, d.categories):
             return None
+        proc = ctx.policy.processor_for(dest)
         if self._all_consented(ctx):
             return None
         who = dest.organization or dest.domain or "an unnamed recipient"

@@ -1,5 +1,5 @@
 """Event time: integer milliseconds since the epoch, the policy's calendar, and fast
-RFC 3339 formatting (a cached prefix per minute, so formatting an event costs one f-string).
+RFC 3339 formatting (a cached prefix per hour, so formatting an event costs one f-string).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def iso(ms: int, *, utc: bool = False, millis: bool = False) -> str:
 
 
 class Stamp:
-    """Formats event times for one dataset's style: ``Z`` or ``+09:00``, ms or seconds."""
+    """Formats event times for one dataset's style: ``Z`` or ``+09:00``, ms or seconds
+    (the text up to the hour is cached)."""
 
     __slots__ = ("_cache", "_millis", "_offset", "_suffix")
 
@@ -50,16 +51,17 @@ class Stamp:
         self._cache: dict[int, str] = {}
 
     def __call__(self, ms: int) -> str:
-        minute, rem = divmod(ms, MINUTE)
-        prefix = self._cache.get(minute)
+        hour, rem = divmod(ms, HOUR)
+        prefix = self._cache.get(hour)
         if prefix is None:
-            if len(self._cache) > 50_000:
+            if len(self._cache) > 10_000:
                 self._cache.clear()
-            dt = datetime.fromtimestamp((minute * MINUTE + self._offset) / 1000, UTC)
-            prefix = self._cache[minute] = dt.strftime("%Y-%m-%dT%H:%M:")
+            dt = datetime.fromtimestamp((hour * HOUR + self._offset) / 1000, UTC)
+            prefix = self._cache[hour] = dt.strftime("%Y-%m-%dT%H:")
+        minute, rem = divmod(rem, MINUTE)
         if self._millis:
-            return f"{prefix}{rem // 1000:02d}.{rem % 1000:03d}{self._suffix}"
-        return f"{prefix}{rem // 1000:02d}{self._suffix}"
+            return f"{prefix}{minute:02d}:{rem // 1000:02d}.{rem % 1000:03d}{self._suffix}"
+        return f"{prefix}{minute:02d}:{rem // 1000:02d}{self._suffix}"
 
 
 @dataclass(frozen=True, slots=True)

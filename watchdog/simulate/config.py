@@ -14,7 +14,7 @@ class SimConfig:
 
     ``events_per_account_per_day`` is the mean for a regular employee on a working day
     (logins included); weekends, holidays, absences and each role's workload scale it.
-    The default gives about 1.4 M events for 2,000 accounts over 30 days.
+    The default gives about 1.3 M events for 2,000 accounts over 30 days.
     ``benign_per_kind`` is how many lawful edge cases (a delete after an erasure request,
     support work for a minor, a consented partner share, ...) of each kind are planned.
     """
@@ -31,8 +31,8 @@ class SimConfig:
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.start.utcoffset() is None:
             raise ValueError("start must be an aware datetime (with a UTC offset)")
-        if self.accounts < 20:
-            raise ValueError("accounts must be at least 20")
+        if self.accounts < 100:
+            raise ValueError("accounts must be at least 100")
         if self.days < 1:
             raise ValueError("days must be at least 1")
         if self.violations_per_rule < 0 or self.benign_per_kind < 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-_MASK = (1 << 64) - 1
+MASK = (1 << 64) - 1
 INJECTED = 1 << 63  # event-id namespace of planned (injected or benign) events
 
 
@@ -14,24 +14,22 @@ def derive(*parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
 
 
-def mix64(n: int) -> int:
-    """splitmix64's finaliser: a bijection on 64-bit integers, so distinct in, distinct out."""
-    z = n & _MASK
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-    return z ^ (z >> 31)
+ODD = 0x9E3779B97F4A7C15  # odd: multiplying by it mod 2**64 is a bijection
 
 
 class EventIds:
-    """Event ids that look random but are unique: ``prefix-<mix64(key + n)>``."""
+    """Event ids that look random but are unique: ``prefix-<hex>`` where the hex is a
+    bijection of ``n`` (add a key, multiply by an odd constant, xor-shift), so distinct
+    ``n`` give distinct ids."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("key",)
 
     def __init__(self, seed: int) -> None:
-        self._key = derive("event-ids", seed)
+        self.key = derive("event-ids", seed)
 
     def make(self, prefix: str, n: int) -> str:
-        return f"{prefix}-{mix64((n + self._key) & _MASK):016x}"
+        z = ((n + self.key) * ODD) & MASK
+        return f"{prefix}-{z ^ (z >> 29):016x}"
 
 
 def employee_id(i: int) -> str:

@@ -1,0 +1,131 @@
+"""Why a score is high, in words a security analyst understands.
+
+The isolation forest says *that* a vector is isolated, not *why*. The model's inputs are how
+far each behaviour is above the account's own baseline and above its peers' ("exports in the
+last 24 hours, vs peers"); the drivers named here are the behaviours whose inputs are furthest
+above what the training baseline showed (in units of the distance from the baseline's median
+to its 99th percentile), each with the account's value, its own usual range (its running
+baseline, mean +/- 2 standard deviations) and its peers' usual range. A driver reads "exports
+in the last 24 hours: 42 (usually 0-3 for this account; 0-5 for its peers in sales)", never
+"exports_24h_vs_peers = 3.1".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from watchdog.anomaly.features import FEATURE_NAMES, SHARE_FEATURES, WINDOW_FEATURES, to_natural
+from watchdog.anomaly.model import AnomalyModel
+
+MAX_DRIVERS = 3
+
+WHAT = {
+    "events": "events",
+    "subjects": "distinct customers (data subjects) touched",
+    "resources": "distinct resources touched",
+    "records": "records accessed",
+    "bytes": "data volume",
+    "exports": "exports, downloads, copies, prints or transfers",
+    "external": "sends to outside destinations (removable media, outside e-mail, third "
+                "parties, cloud storage)",
+    "offhours_share": "share of activity outside business hours",
+    "failed_logins": "failed logins",
+    "new_resources": "resources this account never touched before",
+    "new_categories": "data categories this account never touched before",
+    "categories": "distinct data categories touched",
+    "sources": "distinct source addresses",
+    "new_sources": "source addresses this account never used before",
+}
+WHEN = {"1h": "in the last hour", "24h": "in the last 24 hours"}
+
+_BASE_OF = {n: n.split("_vs_")[0] for n in FEATURE_NAMES}
+_WIN_INDEX = {n: i for i, n in enumerate(WINDOW_FEATURES)}
+
+
+def _split(feature: str) -> tuple[str, str]:
+    base, _, window = feature.rpartition("_")
+    return base, window
+
+
+def fmt(feature: str, value: float) -> str:
+    """One value in its unit: '42', '3.1 MB', '65%'."""
+    base, _ = _split(feature)
+    if feature in SHARE_FEATURES:
+        return f"{100 * value:.0f}%"
+    if base == "bytes":
+        for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+            if value >= size:
+                return f"{value / size:.1f} {unit}"
+        return f"{value:.0f} B"
+    return f"{value:.0f}"
+
+
+def usual_range(feature: str, mean: float, var: float) -> tuple[float, float]:
+    """mean +/- 2 sd on the model's scale, back in natural units (whole counts widened)."""
+    sd = math.sqrt(max(var, 0.0))
+    lo, hi = mean - 2 * sd, mean + 2 * sd
+    if feature in SHARE_FEATURES:
+        return max(0.0, lo), min(1.0, hi)
+    lo_n, hi_n = math.expm1(max(lo, 0.0)), math.expm1(max(hi, 0.0))
+    if _split(feature)[0] == "bytes":
+        return lo_n, hi_n
+    return float(math.floor(lo_n + 1e-9)), float(math.ceil(hi_n - 1e-9))
+
+
+def _rounded(feature: str, v: float) -> float | int:
+    if feature in SHARE_FEATURES:
+        return round(v, 3)
+    return round(v)
+
+
+def explain(
+    model: AnomalyModel,
+    x: np.ndarray,
+    raw: np.ndarray,
+    own_mean: np.ndarray,
+    own_var: np.ndarray,
+    peer_mean: np.ndarray,
+    peer_var: np.ndarray,
+    group: str,
+) -> tuple[list[dict[str, Any]], str]:
+    """(drivers, one-sentence text) for one scored vector ``x`` (model features), its window
+    values ``raw`` and the baselines it was compared with."""
+    u = model.unusualness(x[None, :])[0]
+    best: dict[str, tuple[float, list[str]]] = {}
+    for i, name in enumerate(FEATURE_NAMES):
+        base = _BASE_OF[name]
+        score, signals = best.get(base, (-math.inf, []))
+        if u[i] > 1.0:
+            signals.append(name)
+        best[base] = (max(score, float(u[i])), signals)
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    chosen = [kv for kv in ranked if kv[1][0] > 1.0][:MAX_DRIVERS] or ranked[:1]
+    drivers: list[dict[str, Any]] = []
+    phrases: list[str] = []
+    for feature, (score, signals) in chosen:
+        wi = _WIN_INDEX[feature]
+        value = to_natural(feature, float(raw[wi]))
+        own = usual_range(feature, float(own_mean[wi]), float(own_var[wi]))
+        peers = usual_range(feature, float(peer_mean[wi]), float(peer_var[wi]))
+        base, window = _split(feature)
+        drivers.append({
+            "feature": feature,
+            "description": f"{WHAT[base]} {WHEN[window]}",
+            "value": _rounded(feature, value),
+            "account_usual": [_rounded(feature, own[0]), _rounded(feature, own[1])],
+            "peers_usual": [_rounded(feature, peers[0]), _rounded(feature, peers[1])],
+            "unusualness": round(score, 2),
+            "signals": signals or [f"{feature}_vs_self"],
+        })
+        ratio = ""
+        own_typical = to_natural(feature, float(own_mean[wi]))
+        if feature not in SHARE_FEATURES and value >= 3 * max(own_typical, 1.0):
+            ratio = f", {value / max(own_typical, 1.0):.0f}x this account's usual"
+        phrases.append(
+            f"{WHAT[base]} {WHEN[window]}: {fmt(feature, value)} (usually "
+            f"{fmt(feature, own[0])}-{fmt(feature, own[1])} for this account{ratio}; "
+            f"{fmt(feature, peers[0])}-{fmt(feature, peers[1])} for its peers in {group})")
+    return drivers, "; ".join(phrases)

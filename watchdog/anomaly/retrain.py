@@ -1,0 +1,55 @@
+"""Periodic retraining: which rows a rolling baseline may learn from.
+
+A model retrained on everything it saw would learn an insider's behaviour as normal. The rows
+of a rolling baseline are therefore the last ``days`` of event time before ``now``, minus the
+windows around every alert raised for the same account: the day of behaviour that led up to
+the alert (the 24-hour window the features look at) and the cool-down after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def select_training_rows(
+    users: Sequence[str],
+    times: np.ndarray,
+    alerts: Mapping[str, Sequence[float]],
+    *,
+    now: float,
+    days: float = 28.0,
+    before: float = 24 * 3600.0,
+    after: float = 3600.0,
+) -> np.ndarray:
+    """Boolean mask over rows (``users[i]`` at event time ``times[i]``) usable for training.
+
+    ``alerts`` maps an account to the event times of the alerts raised for it (any rule).
+    A row is kept when it lies in ``[now - days, now)`` and not within ``[a - before,
+    a + after]`` of any alert ``a`` of its account.
+    """
+    t = np.asarray(times, dtype=np.float64)
+    if len(users) != len(t):
+        raise ValueError("users and times differ in length")
+    keep = (t >= now - days * 86400.0) & (t < now)
+    if not alerts:
+        return keep
+    rows_of: dict[str, list[int]] = {}
+    for i, u in enumerate(users):
+        if u in alerts:
+            rows_of.setdefault(u, []).append(i)
+    for u, idx in rows_of.items():
+        stamps = np.sort(np.asarray(alerts[u], dtype=np.float64))
+        if not len(stamps):
+            continue
+        ii = np.asarray(idx)
+        tt = t[ii]
+        # the first alert at or after each row, and the last one before it
+        pos = np.searchsorted(stamps, tt)
+        nxt = stamps[np.minimum(pos, len(stamps) - 1)]
+        prv = stamps[np.maximum(pos - 1, 0)]
+        near_next = (pos < len(stamps)) & (nxt - tt <= before)
+        near_prev = (pos > 0) & (tt - prv <= after)
+        keep[ii[near_next | near_prev]] = False
+    return keep

@@ -1,0 +1,342 @@
+"""``watchdog train``: fit the anomaly model on a baseline period and write a model directory.
+
+::
+
+    watchdog train --events EVENTS.jsonl [--directory DIR.jsonl] [--subjects SUBJ.jsonl]
+                   [--policy POLICY.yaml] --out MODEL_DIR
+                   [--target-false-rate 0.5] [--seed 0]
+
+The events go through the same plumbing as ``watchdog replay`` (decoding, rejections, ordering
+on event time, directory on event time), with no rules and a collecting stage in place of
+the scorer. Each account's active 5-minute buckets give feature vectors; account-days are
+split (by a hash, so the split is reproducible) into training and held-out. The forest is fit
+on one vector per account-hour of the training days; the threshold is calibrated on every
+vector of the held-out days to ``--target-false-rate`` false alerts per 1,000 accounts per day,
+counted as the stage counts them (one per account per hour).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import random
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zlib import crc32
+
+import numpy as np
+
+from watchdog.alerts.model import Alert, rfc3339
+from watchdog.anomaly import model as M
+from watchdog.anomaly import store
+from watchdog.anomaly.features import (
+    BUCKET,
+    FEATURE_NAMES,
+    FEATURE_VERSION,
+    FeatureBatch,
+    Featurizer,
+)
+from watchdog.anomaly.peers import group_key
+from watchdog.engine.engine import Engine
+from watchdog.events import AccessEvent
+
+DEFAULT_TARGET = 0.5  # false anomaly alerts per 1,000 accounts per day
+MAX_TRAIN_ROWS = 200_000
+SCORING_WINDOW = 900  # seconds: the stage scores an account's latest vector per ~15 minutes
+
+
+@dataclass
+class Collected:
+    """Vectors gathered from a baseline: training sample and held-out rows."""
+
+    train_x: list[np.ndarray] = field(default_factory=list)
+    train_users: list[str] = field(default_factory=list)
+    train_t: list[float] = field(default_factory=list)
+    held_x: list[np.ndarray] = field(default_factory=list)
+    held_users: list[str] = field(default_factory=list)
+    held_t: list[np.ndarray] = field(default_factory=list)
+    held_days: set[tuple[str, int]] = field(default_factory=set)
+    accounts: set[str] = field(default_factory=set)
+    first: float = float("inf")
+    last: float = float("-inf")
+    vectors: int = 0
+
+    def train_matrix(self) -> np.ndarray:
+        if not self.train_x:
+            return np.zeros((0, len(FEATURE_NAMES)), np.float32)
+        return np.vstack(self.train_x).astype(np.float32)
+
+    def held_matrix(self) -> tuple[np.ndarray, list[str], np.ndarray]:
+        if not self.held_x:
+            return np.zeros((0, len(FEATURE_NAMES)), np.float32), [], np.zeros(0)
+        return (np.vstack(self.held_x).astype(np.float32), self.held_users,
+                np.concatenate(self.held_t))
+
+
+class Collector:
+    """A Detector stage that featurizes and keeps vectors for training; raises nothing."""
+
+    def __init__(self, engine: Engine, *, seed: int = 0, heldout: float = 0.3,
+                 warmup: float = 25 * 3600.0) -> None:
+        self.engine = engine
+        self.heldout = heldout
+        self.features = Featurizer(engine.policy, self._group_of, warmup=warmup)
+        self.out = Collected()
+        self._rng = random.Random(seed)
+        self._hour: int | None = None
+        # this hour's reservoir of one vector per account: (vectors seen, kept, its time)
+        self._reservoir: dict[str, tuple[int, np.ndarray, float]] = {}
+        # held-out: the latest vector per account in each scoring window, as the stage keeps
+        self._window: int | None = None
+        self._held: dict[str, tuple[np.ndarray, float]] = {}
+
+    def _group_of(self, user_id: str, t: float) -> str:
+        return group_key(self.engine.directory.at(user_id, t))
+
+    def observe(self, ev: AccessEvent, t: float) -> list[Alert]:
+        out = self.out
+        if t < out.first:
+            out.first = t
+        if t > out.last:
+            out.last = t
+        batch = self.features.observe(ev, t)
+        if batch is not None:
+            self._take(batch)
+        return []
+
+    def flush(self) -> list[Alert]:
+        batch = self.features.flush()
+        if batch is not None:
+            self._take(batch)
+        self._close_hour()
+        self._close_window()
+        return []
+
+    def _close_window(self) -> None:
+        out = self.out
+        if self._held:
+            out.held_x.append(np.vstack([x for x, _ in self._held.values()]))
+            out.held_users.extend(self._held)
+            out.held_t.append(np.array([t for _, t in self._held.values()]))
+        self._held = {}
+
+    def _close_hour(self) -> None:
+        out = self.out
+        for uid, (_, x, t) in self._reservoir.items():
+            out.train_x.append(x[None, :])
+            out.train_users.append(uid)
+            out.train_t.append(t)
+        self._reservoir = {}
+
+    def _take(self, batch: FeatureBatch) -> None:
+        hour = batch.bucket * BUCKET // 3600
+        if hour != self._hour:
+            self._close_hour()
+            self._hour = hour
+        window = batch.bucket * BUCKET // SCORING_WINDOW
+        if window != self._window:
+            self._close_window()
+            self._window = window
+        day = batch.bucket * BUCKET // 86400
+        out = self.out
+        for j, uid in enumerate(batch.users):
+            out.accounts.add(uid)
+            if not batch.warm[j]:
+                continue
+            out.vectors += 1
+            if crc32(f"{uid}\x1f{day}".encode()) % 1000 < self.heldout * 1000:
+                self._held[uid] = (batch.x[j], float(batch.t_last[j]))
+                out.held_days.add((uid, day))
+                continue
+            seen, kept, kept_t = self._reservoir.get(uid, (0, batch.x[j], 0.0))
+            seen += 1
+            if seen == 1 or self._rng.random() < 1.0 / seen:
+                kept, kept_t = batch.x[j], float(batch.t_last[j])
+            self._reservoir[uid] = (seen, kept, kept_t)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--events", required=True,
+                   help="baseline access events JSONL ('-' stdin, .gz ok)")
+    p.add_argument("--directory", help="directory records JSONL (peer groups)")
+    p.add_argument("--subjects", help="subject-register records JSONL")
+    p.add_argument("--policy", help="policy YAML/JSON (default: the embedded default policy)")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--target-false-rate", type=float, default=DEFAULT_TARGET,
+                   metavar="N", help="false anomaly alerts per 1,000 accounts per day to "
+                   f"calibrate the threshold to (default {DEFAULT_TARGET})")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--kind", choices=M.KINDS, default="isolation_forest",
+                   help="model kind (default isolation_forest; zscore is the baseline)")
+    p.add_argument("--trees", type=int, default=100, help="isolation-forest trees (100)")
+    p.add_argument("--heldout", type=float, default=0.3,
+                   help="share of account-days held out for calibration (0.3)")
+    p.add_argument("--warmup-hours", type=float, default=25.0, help=argparse.SUPPRESS)
+
+
+def _fail(msg: str) -> int:
+    print(f"watchdog: error: {msg}", file=sys.stderr)
+    return 2
+
+
+@contextmanager
+def _progress(events: str) -> Iterator[Callable[[int], None] | None]:
+    """A rich progress bar over the bytes of ``events`` when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from watchdog.files.jsonl import size_of
+
+    with Progress(TextColumn("train: reading baseline"), BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("events", total=size_of(events))
+        yield lambda n: bar.advance(task, n)
+
+
+def train(
+    events: str,
+    out_dir: str,
+    *,
+    policy_path: str | None = None,
+    directory: str | None = None,
+    subjects: str | None = None,
+    target: float = DEFAULT_TARGET,
+    seed: int = 0,
+    kind: str = "isolation_forest",
+    trees: int = 100,
+    heldout: float = 0.3,
+    warmup: float = 25 * 3600.0,
+    progress: Callable[[int], None] | None = None,
+    say: Callable[[str], None] = lambda _m: None,
+) -> tuple[M.AnomalyModel, dict[str, Any]]:
+    """Read a baseline, fit, calibrate, save; returns the model and its manifest.
+
+    Raises ``ValueError`` (too little data), ``PolicyError``, ``InputError``.
+    """
+    from watchdog.alerts.pseudonym import DEMO_KEY, Pseudonymizer, key_from_env
+    from watchdog.files.jsonl import RejectedWriter
+    from watchdog.policy import load_policy
+    from watchdog.replay import rejected_path_for, replay
+
+    policy = load_policy(policy_path)
+    engine = Engine(policy, Pseudonymizer(key_from_env() or DEMO_KEY), rules=())
+    collector = Collector(engine, seed=seed, heldout=heldout, warmup=warmup)
+    rejected = RejectedWriter(rejected_path_for(str(out_dir).rstrip("/") + ".jsonl"))
+    try:
+        result = replay(events, io.BytesIO(), engine, directory=directory, subjects=subjects,
+                        stages=[collector], rejected=rejected, progress=progress)
+    finally:
+        rejected.close()
+    got = collector.out
+    x = got.train_matrix()
+    hx, husers, ht = got.held_matrix()
+    say(f"read {result.events:,} events ({sum(result.invalid.values()):,} rejected) from "
+        f"{len(got.accounts):,} accounts; {got.vectors:,} account-bucket vectors after "
+        f"warm-up: {len(x):,} account-hours for training, {len(hx):,} held out")
+    if len(x) < 100 or len(hx) < 50:
+        raise ValueError(
+            f"too little baseline to train on ({len(x)} training rows, {len(hx)} held-out "
+            "rows after the warm-up): give more days of events (at least 3 days are needed, "
+            "2 weeks or more are better)")
+    rng = np.random.default_rng(seed)
+    if len(x) > MAX_TRAIN_ROWS:
+        x = x[np.sort(rng.choice(len(x), MAX_TRAIN_ROWS, replace=False))]
+    model = M.fit(x, FEATURE_NAMES, kind=kind, seed=seed, n_estimators=trees)
+    say(f"fitted {kind} on {len(x):,} rows; calibrating on held-out baseline")
+    cal = M.calibrate(model.score(hx), husers, ht, account_days=len(got.held_days),
+                      target=target)
+    model.threshold, model.threshold_high = cal.threshold, cal.threshold_high
+    manifest: dict[str, Any] = {
+        "training": {
+            "start": rfc3339(got.first) if got.vectors else None,
+            "end": rfc3339(got.last) if got.vectors else None,
+            "events": result.events,
+            "rejected": sum(result.invalid.values()),
+            "accounts": len(got.accounts),
+            "vectors": got.vectors,
+            "train_rows": len(x),
+            "heldout_rows": len(hx),
+            "heldout_share": heldout,
+            "seed": seed,
+            "inputs": {k: Path(v).name for k, v in (("events", events),
+                                                    ("directory", directory),
+                                                    ("subjects", subjects)) if v},
+            "policy": policy.organization,
+        },
+        "params": model.info.get("params", {}),
+        "calibration": cal.to_dict(),
+        "config": {"bucket_seconds": BUCKET, "warmup_hours": warmup / 3600,
+                   "cooldown_seconds": 3600, "feature_version": FEATURE_VERSION},
+        "peers": collector.features.peers.to_dict(),
+    }
+    store.save(model, out_dir, manifest)
+    return model, model.info
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from watchdog.files.jsonl import InputError
+    from watchdog.policy import PolicyError
+
+    for label, path in (("--events", args.events), ("--directory", args.directory),
+                        ("--subjects", args.subjects)):
+        if path and path != "-" and not Path(path).is_file():
+            return _fail(f"{label} {path}: no such file")
+    if not 0 < args.target_false_rate < 1000:
+        return _fail("--target-false-rate must be above 0 (alerts per 1,000 accounts per day)")
+    if not 0.05 <= args.heldout <= 0.7:
+        return _fail("--heldout must be between 0.05 and 0.7")
+    console = Console(stderr=True)
+    try:
+        with ExitStack() as stack:
+            progress = stack.enter_context(_progress(args.events))
+            model, doc = train(
+                args.events, args.out, policy_path=args.policy, directory=args.directory,
+                subjects=args.subjects, target=args.target_false_rate, seed=args.seed,
+                kind=args.kind, trees=args.trees, heldout=args.heldout,
+                warmup=args.warmup_hours * 3600, progress=progress,
+                say=lambda m: console.print(f"train: {m}", highlight=False))
+    except PolicyError as err:
+        return _fail(str(err))
+    except InputError as err:
+        return _fail(str(err))
+    except ValueError as err:
+        return _fail(str(err))
+    except OSError as err:
+        return _fail(f"{args.out}: {err.strerror or err}")
+    cal = doc["calibration"]
+    table = Table(title=f"watchdog train: {args.out}")
+    table.add_column("")
+    table.add_column("", justify="right")
+    for k, v in (
+        ("model version", model.version),
+        ("training period", f"{doc['training']['start']} .. {doc['training']['end']}"),
+        ("accounts / events", f"{doc['training']['accounts']:,} / "
+                              f"{doc['training']['events']:,}"),
+        ("training rows / held out", f"{doc['training']['train_rows']:,} / "
+                                     f"{doc['training']['heldout_rows']:,}"),
+        ("threshold (high)", f"{model.threshold:.4f} ({model.threshold_high:.4f})"),
+        ("false alerts /1000 accounts/day",
+         f"target {cal['target_false_alerts_per_1000_accounts_per_day']}, held-out "
+         f"{cal['heldout_false_alerts_per_1000_accounts_per_day']} ({cal['method']})"),
+    ):
+        table.add_row(k, str(v))
+    console.print(table)
+    return 0

@@ -1,0 +1,410 @@
+"""The service: every part of the daemon as named tasks of one ``asyncio.TaskGroup``.
+
+Start-up: serve ``/metrics`` and health at once; connect to Kafka (retrying while the broker is
+away: not ready meanwhile); read the directory and subject topics to their end; then consume
+access events (Kafka group and/or MQTT). Ready from there on.
+
+Shutdown (SIGTERM/SIGINT), within ``shutdown_timeout_seconds``: stop consuming, flush the
+Detector, wait for every sink to accept the alerts, commit offsets, disconnect, exit 0. If a
+sink stays down, what it has not accepted is not committed: those events are read again on the
+next start. SIGHUP reloads the policy (windows and state are kept).
+
+A task that fails unexpectedly ends the group: the daemon exits 1 and the supervisor restarts
+it; sinks and brokers that fail are retried, never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import signal
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from watchdog.daemon.config import Config
+from watchdog.daemon.deadletter import DeadLetter, DeadLetters, KafkaDeadLetters, accepted
+from watchdog.daemon.delivery import Delivery, Outbox, RetryPolicy
+from watchdog.daemon.health import HealthServer
+from watchdog.daemon.kafka_client import start_producer
+from watchdog.daemon.logging import get_logger
+from watchdog.daemon.metrics import Metrics
+from watchdog.daemon.notify import Notify
+from watchdog.daemon.pipeline import Pipeline
+from watchdog.daemon.sinks.base import Sink
+from watchdog.daemon.sources.base import Source
+from watchdog.daemon.sources.kafka_state import StateTopics
+from watchdog.engine.detector import Stage
+from watchdog.engine.engine import Engine
+
+SourceFactory = Callable[[Pipeline], Source]
+HOUSEKEEPING = 0.25  # seconds between ticks: idle streams, gauges, systemd watchdog
+
+
+class Service:
+    """``await Service(cfg, engine).run()`` -> exit code.
+
+    Tests pass ``sinks``, ``dead_letters`` and ``sources`` (memory ones) and ``kafka=False``;
+    by default everything comes from the config.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        engine: Engine,
+        *,
+        metrics: Metrics | None = None,
+        stages: Sequence[Stage] = (),
+        sinks: Sequence[Sink] | None = None,
+        dead_letters: DeadLetters | None = None,
+        sources: Sequence[SourceFactory] | None = None,
+        kafka: bool = True,
+        listen: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self.engine = engine
+        self.metrics = metrics or Metrics()
+        self.log = get_logger("service")
+        self.notify = Notify(self.log)
+        self.stop_requested = asyncio.Event()
+        self.started = asyncio.Event()  # consuming (ready once state is loaded)
+        self.stopping = False
+        self.producer: Any = None  # started in _connect (it needs the running loop)
+        self._tick = time.monotonic()
+        self._source_tasks: list[asyncio.Task[None]] = []
+        self._congested = False
+        self.exit_code = 0
+
+        m, retry = self.metrics, RetryPolicy(cfg.delivery.retry_initial_seconds,
+                                             cfg.delivery.retry_max_seconds)
+        self.sinks: list[Sink] = list(sinks) if sinks is not None else self._configured_sinks()
+        self.delivery = Delivery(self.sinks, m, get_logger("delivery"),
+                                 batch_max=cfg.delivery.batch_max, retry=retry)
+        dl = dead_letters or KafkaDeadLetters(_ProducerRef(self), cfg.topics.dlq)
+        self.dlq: Outbox[DeadLetter] = Outbox(
+            dl.name, dl.send, accepted, m, get_logger("delivery"),
+            batch_max=cfg.delivery.batch_max, timeout=dl.timeout, retry=retry)
+        self.pipeline = Pipeline(engine, self.delivery, self.dlq, m, get_logger("pipeline"),
+                                 stages=stages, lateness=cfg.detection.lateness_seconds,
+                                 dedupe_alert_ids=cfg.delivery.dedupe_alert_ids)
+        self.state: StateTopics | None = None
+        if kafka:
+            self.state = StateTopics(cfg, engine, self.dlq, m, get_logger("state"))
+        factories = list(sources) if sources is not None else self._configured_sources()
+        self.sources: list[Source] = [f(self.pipeline) for f in factories]
+        self.health: HealthServer | None = None
+        if listen:
+            host, port = cfg.listen_address
+            self.health = HealthServer(host, port, m, alive=self.alive, ready=self.readiness,
+                                       log=get_logger("health"))
+
+    # -- entry -------------------------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        signals = self._install_signals(loop)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._lifecycle(tg), name="lifecycle")
+        except Exception as group:  # an ExceptionGroup of the tasks that failed
+            errors = group.exceptions if isinstance(group, BaseExceptionGroup) else (group,)
+            for err in errors:
+                self.log.error("fatal", error=type(err).__name__, detail=str(err)[:500],
+                               exc_info=err)
+            return 1
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+        return self.exit_code
+
+    def request_stop(self) -> None:
+        if not self.stop_requested.is_set():
+            self.log.info("stop_requested")
+            self.stop_requested.set()
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+        installed = []
+        handlers = {signal.SIGTERM: self.request_stop, signal.SIGINT: self.request_stop,
+                    signal.SIGHUP: self.reload_policy}
+        for sig, handler in handlers.items():
+            try:
+                loop.add_signal_handler(sig, handler)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                pass
+        return installed
+
+    # -- assembly ------------------------------------------------------------------------------
+    def _configured_sinks(self) -> list[Sink]:
+        s, out = self.cfg.sinks, []
+        if s.kafka is not None:
+            from watchdog.daemon.sinks.kafka import KafkaSink
+
+            out.append(KafkaSink(_ProducerRef(self), s.kafka.topic or self.cfg.topics.alerts))
+        if s.alertmanager is not None:
+            from watchdog.daemon.sinks.alertmanager import AlertmanagerSink
+
+            out.append(AlertmanagerSink(s.alertmanager))
+        if s.webhook is not None:
+            from watchdog.daemon.sinks.webhook import WebhookSink
+
+            out.append(WebhookSink(s.webhook))
+        if s.mqtt is not None and self.cfg.mqtt is not None:
+            from watchdog.daemon.sinks.mqtt import MqttSink
+
+            out.append(MqttSink(self.cfg.mqtt, s.mqtt))
+        if s.jsonl is not None:
+            from watchdog.daemon.sinks.jsonl import JsonlSink
+
+            out.append(JsonlSink(s.jsonl.path))
+        return out
+
+    def _configured_sources(self) -> list[SourceFactory]:
+        cfg, out = self.cfg, []
+        if cfg.kafka.consume:
+            from watchdog.daemon.sources.kafka import KafkaSource
+
+            def kafka(p: Pipeline) -> Source:
+                return KafkaSource(cfg, p, self.metrics, get_logger("kafka"),
+                                   congested=self.congested)
+
+            out.append(kafka)
+        if cfg.mqtt is not None and cfg.mqtt.subscribe:
+            from watchdog.daemon.sources.mqtt import MqttSource
+
+            mq = cfg.mqtt
+
+            def mqtt(p: Pipeline) -> Source:
+                return MqttSource(mq, p, get_logger("mqtt"), stall=cfg.stall_seconds)
+
+            out.append(mqtt)
+        return out
+
+    def congested(self) -> bool:
+        """Too many alerts wait for sinks: sources pause (hysteresis: resume at half)."""
+        depth = self.delivery.pending + len(self.dlq)
+        limit = self.cfg.delivery.max_pending
+        if depth >= limit:
+            self._congested = True
+        elif depth <= limit // 2:
+            self._congested = False
+        return self._congested
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def _lifecycle(self, tg: asyncio.TaskGroup) -> None:
+        background: list[asyncio.Task[Any]] = []
+
+        def spawn(coro: Any, name: str) -> None:
+            background.append(tg.create_task(coro, name=name))
+
+        if self.health is not None:
+            await self.health.start()
+        spawn(self._housekeeping(), "housekeeping")
+        for box in self.delivery.outboxes:
+            spawn(box.run(), f"sink:{box.name}")
+        spawn(self.dlq.run(), "dlq")
+        try:
+            if not await self._connect():
+                return  # stopped before the broker was ever reached
+            for sink in self.sinks:
+                await sink.start()
+            if self.state is not None:
+                spawn(self.state.run(), "state")
+                spawn(self._probe(), "broker-probe")
+                if not await self._until(self.state.loaded.wait()):
+                    return
+            gc.collect()
+            gc.freeze()  # state loaded: keep the collector off it (notes/performance.md)
+            for src in self.sources:
+                await src.start()
+                self._source_tasks.append(tg.create_task(src.run(), name=f"source:{src.name}"))
+            self.started.set()
+            self.notify.ready()
+            self.log.info("started", sources=[s.name for s in self.sources],
+                          sinks=[s.name for s in self.sinks],
+                          lateness_seconds=self.cfg.detection.lateness_seconds)
+            await self.stop_requested.wait()
+            await self._shutdown()
+        finally:
+            for task in background:
+                task.cancel()
+            await self._close()
+
+    async def _until(self, aw: Any) -> bool:
+        """Await ``aw`` unless a stop comes first; True if it completed."""
+        task = asyncio.ensure_future(aw)
+        stop = asyncio.ensure_future(self.stop_requested.wait())
+        done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        for t in (task, stop):
+            if t not in done:
+                t.cancel()
+        return task in done and task.exception() is None
+
+    async def _connect(self) -> bool:
+        """Start the producer and the state consumer, retrying while the broker is away."""
+        if self.state is None:
+            return True
+
+        delay = 0.5
+        while not self.stop_requested.is_set():
+            try:
+                self.producer = await start_producer(self.cfg.kafka, self.log)
+                await self.state.start()
+                return True
+            except Exception as err:
+                self.log.warning("kafka_unreachable", bootstrap=self.cfg.kafka.bootstrap,
+                                 error=type(err).__name__, detail=str(err)[:200],
+                                 retry_in=round(delay, 1))
+                if self.producer is not None:
+                    with contextlib.suppress(Exception):
+                        await self.producer.stop()
+                    self.producer = None
+                await self._until(asyncio.sleep(delay))
+                delay = min(delay * 2, 10.0)
+        return False
+
+    async def _shutdown(self) -> None:
+        cfg = self.cfg
+        deadline = time.monotonic() + cfg.shutdown_timeout_seconds
+        self.stopping = True
+        self.metrics.ready.set(0)
+        self.notify.stopping()
+        for src in self.sources:
+            src.stop()
+        if self._source_tasks:
+            await asyncio.wait(self._source_tasks, timeout=max(0.1, deadline - time.monotonic()))
+        self.pipeline.flush()
+        # leave time for the commit and disconnect after delivery
+        budget = max(0.1, deadline - time.monotonic() - 2.0)
+        try:
+            async with asyncio.timeout(budget):
+                await self.delivery.drained()
+                await self.dlq.drained()
+        except TimeoutError:
+            self.log.warning("shutdown_undelivered", alerts=self.delivery.pending,
+                             dead_letters=len(self.dlq),
+                             consequence="not committed: read again on the next start")
+        for src in self.sources:
+            try:
+                async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
+                    await src.finish()
+            except Exception as err:
+                self.log.warning("source_finish_failed", source=src.name,
+                                 error=type(err).__name__)
+        self.log.info("stopped", processed=self.pipeline.detector.processed,
+                      suppressed=self.pipeline.suppressed, rejected=self.pipeline.rejected,
+                      pending_alerts=self.delivery.pending)
+
+    async def _close(self) -> None:
+        for sink in self.sinks:
+            with contextlib.suppress(Exception):
+                await sink.close()
+        if self.state is not None:
+            with contextlib.suppress(Exception):
+                await self.state.close()
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await self.producer.stop()
+        if self.health is not None:
+            await self.health.close()
+
+    # -- periodic -------------------------------------------------------------------------------
+    async def _housekeeping(self) -> None:
+        m, p = self.metrics, self.pipeline
+        engine = self.engine
+        mqtt_idle = self.cfg.mqtt.idle_after_seconds if self.cfg.mqtt else 5.0
+        last_status = 0.0
+        while True:
+            now = self._tick = time.monotonic()
+            for src in self.sources:
+                tick = getattr(src, "tick", None)
+                if tick is not None:
+                    tick(now, mqtt_idle)
+            m.q_alerts.set(self.delivery.pending)
+            m.q_reorder.set(len(p.order))
+            m.s_directory.set(len(engine.directory))
+            m.s_subjects.set(len(engine.register))
+            windows = sum(r.tracked() for r in engine.rules if hasattr(r, "tracked"))
+            m.s_windows.set(windows)
+            m.accounts.set(engine.tracked())
+            wm = p.order.watermark()
+            if wm != float("-inf"):
+                m.watermark.set(wm)
+            ready, _ = self.readiness()
+            m.ready.set(1 if ready else 0)
+            progressing = self.started.is_set() and all(s.alive(now) for s in self.sources)
+            self.notify.tick(progressing)
+            if now - last_status >= 10.0:
+                last_status = now
+                self.notify.status(f"processed {p.detector.processed} events, "
+                                   f"{self.delivery.pending} alerts pending")
+            await asyncio.sleep(HOUSEKEEPING)
+
+    async def _probe(self) -> None:
+        assert self.state is not None
+        while True:
+            await asyncio.sleep(5.0)
+            await self.state.probe()
+
+    # -- health --------------------------------------------------------------------------------
+    def alive(self) -> tuple[bool, dict[str, Any]]:
+        now = time.monotonic()
+        stall = self.cfg.stall_seconds
+        stalled = [s.name for s in self.sources if not s.alive(now)]
+        if self.state is not None and self.started.is_set() and not self.state.alive(now):
+            stalled.append("state")
+        if now - self._tick >= stall:
+            stalled.append("housekeeping")
+        return not stalled, {"stalled": stalled} if stalled else {}
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        why = []
+        if self.stopping:
+            why.append("shutting down")
+        if self.state is not None:
+            if not self.state.loaded.is_set():
+                why.append("directory/subjects not read to their end yet")
+            if not self.state.broker_ok:
+                why.append("kafka broker unreachable")
+        if not self.started.is_set():
+            why.append("not consuming yet")
+        why.extend(f"{s.name} not connected" for s in self.sources if not s.ready)
+        detail: dict[str, Any] = {"reasons": why} if why else {}
+        assignment = getattr(next((s for s in self.sources if s.name == "kafka"), None),
+                             "assigned", None)
+        if assignment is not None:
+            detail["partitions"] = sorted(assignment)
+        return not why, detail
+
+    # -- policy ---------------------------------------------------------------------------------
+    def reload_policy(self) -> None:
+        from watchdog.policy import PolicyError, load_policy
+
+        self.notify.reloading()
+        try:
+            policy = load_policy(self.cfg.policy)
+        except PolicyError as err:
+            self.notify.ready()
+            self.metrics.reloads.labels("error").inc()
+            self.log.error("policy_reload_failed", detail=str(err)[:300],
+                           consequence="the previous policy stays in force")
+            return
+        self.engine.set_policy(policy)
+        self.notify.ready()
+        self.metrics.reloads.labels("ok").inc()
+        self.log.info("policy_reloaded", source=str(policy.source),
+                      organization=policy.organization)
+
+
+class _ProducerRef:
+    """The service's producer, resolved when used (it is started after assembly)."""
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        producer = self._service.producer
+        if producer is None:
+            raise ConnectionError("kafka producer not started")
+        return getattr(producer, name)

@@ -1,0 +1,106 @@
+"""``watchdog run``: parse flags, load config, key and policy (failing in one line), run the
+service until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from typing import Any
+
+from watchdog.alerts.pseudonym import DEMO_KEY, Pseudonymizer
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="watchdog.yaml (default: built-in defaults)")
+    p.add_argument("--kafka-bootstrap", metavar="HOST:PORT",
+                   help="Kafka bootstrap servers (default localhost:9092)")
+    p.add_argument("--policy", help="policy YAML/JSON (default: the embedded default policy)")
+    p.add_argument("--listen", metavar="HOST:PORT",
+                   help="serve /metrics, /healthz, /readyz here (default 127.0.0.1:9464)")
+    p.add_argument("--model", help="anomaly model directory (from `watchdog train`)")
+    p.add_argument("--demo", action="store_true",
+                   help="demo mode: allow the public demo pseudonym key")
+
+
+def _fail(msg: str) -> int:
+    print(f"watchdog: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def resolve_key(configured: str | None, demo: bool) -> bytes:
+    """The pseudonym key, or ValueError with the one-line reason to refuse to start."""
+    if not configured:
+        if demo:
+            return DEMO_KEY
+        raise ValueError("no pseudonym key: set WATCHDOG_PSEUDONYM_KEY (or pseudonym_key in "
+                         "the config); only --demo runs with the public demo key")
+    key = configured.encode()
+    if key == DEMO_KEY and not demo:
+        raise ValueError("WATCHDOG_PSEUDONYM_KEY is the public demo key; set a secret one "
+                         "(or run with --demo)")
+    if len(key) < 16:
+        raise ValueError("the pseudonym key must be at least 16 bytes")
+    return key
+
+
+def load_stages(model: str | None, engine: Any, hooks: Any) -> list[Any]:
+    """The anomaly stage for ``--model``, reporting to ``hooks`` (its ``observer``);
+    ValueError with a one-line reason if it cannot be loaded."""
+    if not model:
+        return []
+    try:
+        from watchdog.anomaly.stage import load_stage
+    except ImportError:
+        raise ValueError("--model: anomaly detection is not available in this build") from None
+    return [load_stage(model, engine, observer=hooks)]
+
+
+def _environment() -> dict[str, str]:
+    """The environment, plus secrets from systemd credentials (LoadCredential=, or a mounted
+    Kubernetes Secret) for the secret variables that are not set."""
+    from watchdog.daemon.config import ENV_SECRETS
+
+    try:
+        from watchdog.systemd import credentials_as_env
+    except ImportError:
+        return dict(os.environ)
+    return {**credentials_as_env(ENV_SECRETS), **os.environ}
+
+
+def run(args: argparse.Namespace) -> int:
+    from watchdog.daemon.app import Service
+    from watchdog.daemon.config import ConfigError, load_config
+    from watchdog.daemon.logging import configure
+    from watchdog.daemon.metrics import Metrics
+    from watchdog.engine.engine import Engine
+    from watchdog.policy import PolicyError, load_policy
+
+    overrides = {"kafka.bootstrap": args.kafka_bootstrap, "policy": args.policy,
+                 "listen": args.listen, "model": args.model}
+    try:
+        cfg = load_config(args.config, overrides=overrides, env=_environment())
+    except ConfigError as err:
+        return _fail(str(err))
+    demo = bool(getattr(args, "demo", False))
+    try:
+        key = resolve_key(cfg.pseudonym_key, demo)
+        policy = load_policy(cfg.policy)
+    except (ValueError, PolicyError) as err:
+        return _fail(str(err))
+    configure(cfg.log_level)
+    engine = Engine(policy, Pseudonymizer(key))
+    metrics = Metrics()
+    try:
+        stages = load_stages(cfg.model, engine, metrics)
+    except (ValueError, OSError) as err:
+        return _fail(str(err))
+    if demo and key == DEMO_KEY:
+        print("watchdog: demo mode: subject pseudonyms use the public demo key",
+              file=sys.stderr)
+    service = Service(cfg, engine, metrics=metrics, stages=stages)
+    try:
+        return asyncio.run(service.run())
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,67 @@
+"""Kafka connection settings shared by every client (TLS, SASL incl. SCRAM) and the producer.
+
+SASL mechanisms are passed through to aiokafka as configured (``PLAIN``, ``SCRAM-SHA-256``,
+``SCRAM-SHA-512``); the password comes from ``WATCHDOG_KAFKA_SASL_PASSWORD`` in practice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.helpers import create_ssl_context
+
+from watchdog.daemon.config import Kafka
+
+
+def client_kwargs(k: Kafka) -> dict[str, Any]:
+    kw: dict[str, Any] = {
+        "bootstrap_servers": k.bootstrap,
+        "client_id": k.client_id,
+        "security_protocol": k.security_protocol,
+        "request_timeout_ms": k.request_timeout_ms,
+    }
+    if k.security_protocol in ("SSL", "SASL_SSL"):
+        tls = k.tls
+        ctx = create_ssl_context(
+            cafile=tls.cafile if tls else None,
+            certfile=tls.certfile if tls else None,
+            keyfile=tls.keyfile if tls else None,
+            password=tls.password if tls else None,
+        )
+        ctx.check_hostname = tls.check_hostname if tls else True
+        kw["ssl_context"] = ctx
+    if k.sasl is not None:
+        kw["sasl_mechanism"] = k.sasl.mechanism
+        kw["sasl_plain_username"] = k.sasl.username
+        kw["sasl_plain_password"] = k.sasl.password
+    return kw
+
+
+async def start_producer(k: Kafka, log: Any) -> AIOKafkaProducer:
+    """acks=all; idempotent when the broker supports it (``idempotence: auto`` tries, and
+    falls back: Tansu 0.6 answers InitProducerId with an error)."""
+    base = dict(client_kwargs(k), acks="all", linger_ms=5)
+    if k.idempotence != "off":
+        producer = AIOKafkaProducer(**base, enable_idempotence=True)
+        sender_log = logging.getLogger("aiokafka.producer.sender")
+        level = sender_log.level
+        if k.idempotence == "auto":  # the probe's failure is expected on some brokers
+            sender_log.setLevel(logging.CRITICAL)
+        try:
+            await producer.start()
+        except Exception as err:
+            await producer.stop()
+            if k.idempotence == "on":
+                raise
+            log.info("producer_idempotence_unavailable", error=type(err).__name__,
+                     consequence="acks=all without idempotence: a retried send may duplicate "
+                     "an alert (same alert_id)")
+        else:
+            return producer
+        finally:
+            sender_log.setLevel(level)
+    producer = AIOKafkaProducer(**base)
+    await producer.start()
+    return producer

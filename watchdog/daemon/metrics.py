@@ -1,0 +1,200 @@
+"""Prometheus metrics: the only module that imports prometheus_client.
+
+The names and labels are ops-facing (dashboards and alert rules are built on them): change
+none. No label ever carries a user id or subject id; ``dataset`` comes from the events, so its
+distinct values are capped (:data:`MAX_DATASETS`, then ``other``).
+
+Hot paths count per batch through pre-bound children (``inc(n)``): a labelled ``.inc()`` per
+event would cost more than the detection itself (see notes/performance.md).
+
+Other parts of watchdog (the anomaly stage) report through :class:`Hooks`, a Protocol with no
+prometheus_client in sight; :data:`NULL_HOOKS` is the do-nothing one for replay and tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Protocol
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from watchdog import __version__
+
+MAX_DATASETS = 200
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+            300.0, 600.0)
+_SINK = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_SCORE = tuple(round(0.05 * i, 2) for i in range(1, 21))
+
+
+class Hooks(Protocol):
+    """What a detection stage reports (the anomaly stage's ``Observer``); :class:`Metrics`
+    implements it."""
+
+    def on_model(self, version: str, loaded: bool) -> None: ...
+
+    def on_score(self, score: float) -> None: ...
+
+    def on_scores(self, scores: Iterable[float]) -> None: ...
+
+
+class NullHooks:
+    def on_model(self, version: str, loaded: bool) -> None:
+        pass
+
+    def on_score(self, score: float) -> None:
+        pass
+
+    def on_scores(self, scores: Iterable[float]) -> None:
+        pass
+
+
+NULL_HOOKS: Hooks = NullHooks()
+
+
+class Metrics:
+    """Every ``watchdog_*`` metric, in its own registry (several daemons can share a process
+    in tests)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        self.events = Counter("watchdog_events_total", "Access events consumed and decoded",
+                              ["dataset", "action"], registry=r)
+        self.invalid = Counter("watchdog_events_invalid_total",
+                               "Documents rejected (dead-lettered)", ["reason"], registry=r)
+        self.alerts = Counter("watchdog_alerts_total", "Alerts raised (after deduplication)",
+                              ["rule", "severity"], registry=r)
+        self.event_to_alert = Histogram(
+            "watchdog_event_to_alert_seconds",
+            "Wall time from consuming the completing event to every sink accepting the alert",
+            buckets=_LATENCY, registry=r)
+        self.lag = Gauge("watchdog_consumer_lag", "Records behind the partition's end",
+                         ["topic", "partition"], registry=r)
+        self.sink_errors = Counter("watchdog_sink_errors_total", "Failed deliveries (retried)",
+                                   ["sink"], registry=r)
+        self.sink_sent = Counter("watchdog_sink_sent_total", "Alerts accepted by a sink",
+                                 ["sink"], registry=r)
+        self.sink_latency = Histogram("watchdog_sink_latency_seconds",
+                                      "Time of one successful delivery call to a sink",
+                                      ["sink"], buckets=_SINK, registry=r)
+        self.accounts = Gauge("watchdog_accounts_tracked",
+                              "Accounts with window state in the engine", registry=r)
+        self.build = Gauge("watchdog_build_info", "Build of the running daemon", ["version"],
+                           registry=r)
+        self.queue = Gauge("watchdog_queue_depth", "Items waiting: alerts for sinks, events in "
+                           "the reorder buffer", ["queue"], registry=r)
+        self.state = Gauge("watchdog_state_entries", "Entries in the engine's state",
+                           ["state"], registry=r)
+        self.ready = Gauge("watchdog_ready", "1 when state is loaded and the broker reachable",
+                           registry=r)
+        self.watermark = Gauge("watchdog_watermark_timestamp_seconds",
+                               "Event-time watermark of the reorder buffer", registry=r)
+        self.last_event = Gauge("watchdog_source_last_event_timestamp_seconds",
+                                "Latest event time seen per dataset", ["dataset"], registry=r)
+        self.suppressed = Counter("watchdog_alerts_suppressed_total",
+                                  "Alerts not sent again (same alert_id, or re-read after a "
+                                  "rebalance/restart)", registry=r)
+        self.reloads = Counter("watchdog_policy_reloads_total", "Policy reloads (SIGHUP)",
+                               ["result"], registry=r)
+        self.model_info = Gauge("watchdog_model_info", "The loaded anomaly model", ["version"],
+                                registry=r)
+        self.model_loaded_g = Gauge("watchdog_model_loaded", "1 when an anomaly model is loaded",
+                                    registry=r)
+        self.score = Histogram("watchdog_anomaly_score", "Anomaly scores of accounts' behaviour",
+                               buckets=_SCORE, registry=r)
+        self.batch = Histogram("watchdog_batch_seconds", "Processing time of one consumed batch",
+                               buckets=_BATCH, registry=r)
+        self.late = Counter("watchdog_events_late_total",
+                            "Events behind the watermark, processed out of order", registry=r)
+        self.duplicate = Counter("watchdog_events_duplicate_total",
+                                 "Redelivered events (same event.id) dropped", registry=r)
+
+        self.build.labels(__version__).set(1)
+        self.model_loaded_g.set(0)
+        self.ready.set(0)
+        for reason in ("too_large", "not_json", "missing_field", "bad_timestamp",
+                       "invalid_value"):
+            self.invalid.labels(reason)
+        for result in ("ok", "error"):
+            self.reloads.labels(result)
+        self.q_alerts = self.queue.labels("alerts")
+        self.q_reorder = self.queue.labels("reorder")
+        self.s_directory = self.state.labels("directory")
+        self.s_subjects = self.state.labels("subjects")
+        self.s_windows = self.state.labels("windows")
+        self._events: dict[tuple[str, str], Counter] = {}
+        self._last: dict[str, Gauge] = {}
+        self._alerts: dict[tuple[str, str], Counter] = {}
+        self._invalid: dict[str, Counter] = {}
+        self._datasets: set[str] = set()
+
+    # -- per batch -------------------------------------------------------------------
+    def _dataset(self, name: str) -> str:
+        if name in self._datasets:
+            return name
+        if len(self._datasets) >= MAX_DATASETS:
+            return "other"
+        self._datasets.add(name)
+        return name
+
+    def count_events(self, counts: Mapping[tuple[str, str], int]) -> None:
+        children = self._events
+        for key, n in counts.items():
+            child = children.get(key)
+            if child is None:
+                child = children[key] = self.events.labels(self._dataset(key[0]), key[1])
+            child.inc(n)
+
+    def last_event_times(self, latest: Mapping[str, float]) -> None:
+        children = self._last
+        for dataset, t in latest.items():
+            child = children.get(dataset)
+            if child is None:
+                child = children[dataset] = self.last_event.labels(self._dataset(dataset))
+            child.set(t)
+
+    def count_alert(self, rule: str, severity: str) -> None:
+        key = (rule, severity)
+        child = self._alerts.get(key)
+        if child is None:
+            child = self._alerts[key] = self.alerts.labels(rule, severity)
+        child.inc()
+
+    def count_invalid(self, reason: str, n: int = 1) -> None:
+        child = self._invalid.get(reason)
+        if child is None:
+            child = self._invalid[reason] = self.invalid.labels(reason)
+        child.inc(n)
+
+    # -- Hooks -------------------------------------------------------------------------
+    def on_model(self, version: str, loaded: bool) -> None:
+        """A model was loaded (or a directory refused: the old model, if any, stays)."""
+        if loaded:
+            self.model_info.clear()
+            self.model_info.labels(version).set(1)
+            self.model_loaded_g.set(1)
+
+    def on_score(self, score: float) -> None:
+        self.score.observe(score)
+
+    def on_scores(self, scores: Iterable[float]) -> None:
+        observe = self.score.observe
+        for s in scores:
+            observe(float(s))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

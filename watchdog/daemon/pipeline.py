@@ -1,0 +1,309 @@
+"""The daemon's processing step: raw records in, alerts and dead letters out, offsets tracked.
+
+Every source (Kafka, MQTT, memory) hands batches of records to :meth:`Pipeline.ingest`, which
+is synchronous: decode with the same :class:`~watchdog.decode.Decoder` as replay, push into the
+one :class:`~watchdog.engine.detector.Detector` of this instance (partition = Kafka partition
+number, or a fixed key for each other stream), and pass alerts on to :class:`Delivery`.
+
+Bookkeeping per event, so that at-least-once holds:
+
+- while its event waits in the reorder buffer, a record holds its partition's commit back;
+- an alert holds back the record of the event that completed it (the last of its
+  ``event_ids``) until every sink accepted it; a dead letter, until the DLQ accepted it;
+- records below the offset a partition was committed at when it was assigned (re-read to
+  rebuild the windows after a rebalance or restart) feed the windows but their alerts were
+  sent before: they are suppressed, as are alert ids already sent by this process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from watchdog.alerts.model import Alert
+from watchdog.daemon.deadletter import DeadLetter
+from watchdog.daemon.delivery import Delivery, Outbox
+from watchdog.daemon.metrics import Metrics
+from watchdog.daemon.offsets import PartitionBook
+from watchdog.decode import Decoder, Rejection
+from watchdog.engine.detector import Detector, Stage
+from watchdog.engine.engine import Engine
+from watchdog.engine.ordering import Released, Reorderer
+from watchdog.events import AccessEvent, check_times
+from watchdog.policy import Policy
+
+LOG_FIRST_REJECTIONS = 20
+# rules that judge a whole dataset, whose events are spread over every partition: an instance
+# that owns only some partitions would take the others' events for gaps and silences
+WHOLE_STREAM_RULES = frozenset({"log_gap"})
+
+# (book or None when untracked, offset, monotonic consume time, re-read to rebuild windows)
+Meta = tuple[PartitionBook | None, int, float, bool]
+
+
+class RecordLike(Protocol):
+    """What a source hands in: aiokafka's ConsumerRecord, or :class:`~.sources.base.Raw`."""
+
+    @property
+    def value(self) -> bytes | None: ...
+
+    @property
+    def key(self) -> bytes | None: ...
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def partition(self) -> int: ...
+
+
+class _Capturing(Reorderer):
+    """A Reorderer that also keeps what it released, for the pipeline's bookkeeping."""
+
+    collected: Released
+
+    def push(self, ev: AccessEvent, t: float, partition: int = 0) -> Released:
+        out = Reorderer.push(self, ev, t, partition)
+        if out:
+            self.collected.extend(out)
+        return out
+
+    def idle(self, partition: int) -> Released:
+        out = Reorderer.idle(self, partition)
+        self.collected.extend(out)
+        return out
+
+    def flush(self) -> Released:
+        out = Reorderer.flush(self)
+        self.collected.extend(out)
+        return out
+
+
+class AlertIds:
+    """A bounded set of alert ids already sent (oldest forgotten first)."""
+
+    __slots__ = ("_ids", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._ids: dict[str, None] = {}
+
+    def seen(self, alert_id: str) -> bool:
+        """True if already sent; otherwise remember it and return False."""
+        ids = self._ids
+        if alert_id in ids:
+            return True
+        ids[alert_id] = None
+        if len(ids) > self.size:
+            del ids[next(iter(ids))]
+        return False
+
+
+_NEG_INF = float("-inf")
+_TOMBSTONE = Rejection("not_json", "empty message (no value)", b"")
+
+
+class Pipeline:
+    def __init__(
+        self,
+        engine: Engine,
+        delivery: Delivery,
+        dead_letters: Outbox[DeadLetter],
+        metrics: Metrics,
+        log: Any,
+        *,
+        stages: Sequence[Stage] = (),
+        lateness: float = 60.0,
+        dedupe_alert_ids: int = 100_000,
+    ) -> None:
+        self.engine = engine
+        order = _Capturing(lateness=lateness)
+        order.collected = []
+        self.order = order
+        self.detector = Detector(engine, order, stages)
+        self.delivery = delivery
+        self.dead_letters = dead_letters
+        self.metrics = metrics
+        self.log = log
+        self.decoder = Decoder(AccessEvent, check=check_times)
+        self.books: dict[int, PartitionBook] = {}
+        self.live: set[int] = set()  # partition keys that hold the watermark
+        self.idle: set[int] = set()
+        self._meta: dict[str, Meta] = {}
+        self._sent = AlertIds(dedupe_alert_ids)
+        self._counts: dict[tuple[str, str], int] = {}
+        self._latest: dict[str, float] = {}
+        self._late = self._dups = 0
+        self._flushed_at = 0  # detector.processed at the last full flush
+        self.rejected = 0
+        self.suppressed = 0
+        self.partial_view = False  # this instance owns only some partitions of the topic
+        self.last_progress = time.monotonic()
+
+    # -- partitions ----------------------------------------------------------------------
+    def open_partition(self, pkey: int, start: int) -> PartitionBook:
+        """A Kafka partition was assigned; its commit will be tracked from ``start``."""
+        book = self.books[pkey] = PartitionBook(pkey, start)
+        self.add_stream(pkey)
+        return book
+
+    def add_stream(self, pkey: int) -> None:
+        """A partition or stream whose events must be waited for before the watermark moves."""
+        self.live.add(pkey)
+        self.idle.discard(pkey)
+        self.order.expect({pkey})
+
+    def close_partitions(self, pkeys: Iterable[int]) -> None:
+        """Revoked: stop tracking; their events still in the buffer are processed anyway."""
+        for p in pkeys:
+            self.books.pop(p, None)
+            self.live.discard(p)
+            self.idle.discard(p)
+        self.order.assign(self.live)
+
+    # -- records in ------------------------------------------------------------------------
+    def ingest(self, pkey: int, records: Sequence[RecordLike], topic: str,
+               resume: int = -1) -> float:
+        """Process one batch of records from one partition, in offset order; returns the
+        latest event time in it (-inf if none was valid)."""
+        high = _NEG_INF
+        if not records:
+            return high
+        t0 = time.perf_counter()
+        now = time.monotonic()
+        book = self.books.get(pkey)
+        self.idle.discard(pkey)
+        decode = self.decoder.decode
+        push = self.detector.push
+        meta = self._meta
+        collected = self.order.collected
+        stats = self.order.stats
+        counts = self._counts
+        latest = self._latest
+        for rec in records:
+            off = rec.offset
+            raw = rec.value
+            ev = decode(raw) if raw is not None else _TOMBSTONE
+            rebuild = off < resume
+            if ev.__class__ is Rejection:
+                if not rebuild:
+                    self._reject(ev, rec, topic, book)  # type: ignore[arg-type]
+                continue
+            e = ev.event  # type: ignore[union-attr]
+            key = (e.dataset or "", e.action)
+            counts[key] = counts.get(key, 0) + 1
+            t = ev.timestamp.timestamp()  # type: ignore[union-attr]
+            if t > high:
+                high = t
+            if t > latest.get(key[0], 0.0):
+                latest[key[0]] = t
+            eid = e.id
+            track = book is not None and not rebuild
+            fresh = eid not in meta
+            if fresh:
+                meta[eid] = (book if track else None, off, now, rebuild)
+                if track:
+                    book.hold(off)  # type: ignore[union-attr]
+            dups = stats.duplicates
+            found = push(ev, t, pkey)  # type: ignore[arg-type]
+            if fresh and stats.duplicates != dups:  # a redelivery of an event already released
+                del meta[eid]
+                if track:
+                    book.release(off)  # type: ignore[union-attr]
+            if collected:
+                self._released(found)
+        if book is not None:
+            book.consumed(records[-1].offset + 1)
+        self._account(t0, now)
+        return high
+
+    def mark_idle(self, pkey: int) -> None:
+        """The partition is caught up and quiet: stop waiting for it. When every partition is,
+        release the whole buffer (a quiet system must not sit on its last alerts)."""
+        if pkey in self.idle:
+            return
+        self.idle.add(pkey)
+        found = self.detector.idle(pkey)
+        if self.idle >= self.live and (len(self.order) or
+                                       self.detector.processed != self._flushed_at):
+            found.extend(self.detector.flush())
+            self._flushed_at = self.detector.processed
+        if self.order.collected or found:
+            self._released(found)
+
+    def flush(self) -> None:
+        """Shutdown: process everything buffered (and stages' micro-batches)."""
+        self._released(self.detector.flush())
+        self._flushed_at = self.detector.processed
+
+    def set_policy(self, policy: Policy) -> None:
+        self.engine.set_policy(policy)
+
+    # -- internals ---------------------------------------------------------------------------
+    def _released(self, found: list[Alert]) -> None:
+        collected, meta = self.order.collected, self._meta
+        rel: dict[str, Meta] = {}
+        for ev, _t in collected:
+            eid = ev.event.id
+            m = meta.pop(eid, None)
+            if m is None:
+                continue
+            if m[0] is not None:
+                m[0].release(m[1])
+            if found:
+                rel[eid] = m
+        collected.clear()
+        if found:
+            self._dispatch(found, rel)
+
+    def _dispatch(self, alerts: list[Alert], rel: dict[str, Meta]) -> None:
+        metrics, submit, sent = self.metrics, self.delivery.submit, self._sent
+        partial = self.partial_view
+        for a in alerts:
+            m = rel.get(a.event_ids[-1]) if a.event_ids else None
+            if ((m is not None and m[3]) or (partial and a.rule in WHOLE_STREAM_RULES)
+                    or sent.seen(a.alert_id)):
+                # completed by a re-read event (alerted before), judged on a partial view of a
+                # dataset, or sent already
+                metrics.suppressed.inc()
+                self.suppressed += 1
+                continue
+            metrics.count_alert(a.rule, a.severity)
+            if m is None:
+                submit(a, None, -1, time.monotonic())
+            else:
+                submit(a, m[0], m[1], m[2])
+
+    def _reject(self, rej: Rejection, rec: RecordLike, topic: str,
+                book: PartitionBook | None) -> None:
+        self.metrics.count_invalid(rej.reason)
+        self.rejected += 1
+        if self.rejected <= LOG_FIRST_REJECTIONS:
+            self.log.warning("rejected", reason=rej.reason, detail=rej.detail[:200],
+                             topic=topic, partition=rec.partition, offset=rec.offset)
+        elif self.rejected == LOG_FIRST_REJECTIONS + 1:
+            self.log.warning("rejections_not_logged_further",
+                             hint="counted in watchdog_events_invalid_total; all in the DLQ")
+        if book is not None:
+            book.add_inflight(rec.offset)
+        self.dead_letters.put(DeadLetter(rec.value or b"", rec.key, rej.reason, rej.detail,
+                                         topic, rec.partition, rec.offset, book))
+
+    def _account(self, t0: float, now: float) -> None:
+        m = self.metrics
+        if self._counts:
+            m.count_events(self._counts)
+            self._counts.clear()
+        if self._latest:
+            m.last_event_times(self._latest)
+            self._latest.clear()
+        stats = self.order.stats
+        if stats.late != self._late:
+            m.late.inc(stats.late - self._late)
+            self._late = stats.late
+        if stats.duplicates != self._dups:
+            m.duplicate.inc(stats.duplicates - self._dups)
+            self._dups = stats.duplicates
+        m.batch.observe(time.perf_counter() - t0)
+        self.last_progress = now

@@ -1,0 +1,77 @@
+"""Alerts to Alertmanager's v2 API (``POST /api/v2/alerts``).
+
+Mapping of a watchdog alert:
+
+- labels: ``alertname`` = ``rule`` = the rule id, ``severity``, ``service="watchdog"``,
+  ``alert_id``, and ``dataset`` when the alert has one. Alertmanager identifies an alert by its
+  label set, so ``alert_id`` (a hash: no personal data) must be a label, or every alert of a
+  rule would merge into one. Labels never carry a user id or subject id.
+- annotations: ``summary``, ``clauses`` (joined by newlines), ``alert_id``, ``user_id`` (the
+  staff account, kept out of labels), ``event_ids``, ``subjects`` (count), ``ts`` (event time).
+- ``startsAt`` = ``detected_at``; ``endsAt`` = ``startsAt`` + ``resolve_after_seconds``
+  (a violation is an event, not a state: it resolves by itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from watchdog.alerts.model import Alert, now_rfc3339
+from watchdog.daemon.config import AlertmanagerSink as Settings
+
+
+def to_alertmanager(a: Alert, resolve_after: float, generator_url: str | None = None
+                    ) -> dict[str, Any]:
+    starts = a.detected_at or now_rfc3339()
+    begin = datetime.fromisoformat(starts.replace("Z", "+00:00"))
+    labels = {"alertname": a.rule, "rule": a.rule, "severity": a.severity,
+              "service": "watchdog", "alert_id": a.alert_id}
+    if a.labels.get("dataset"):
+        labels["dataset"] = a.labels["dataset"]
+    doc: dict[str, Any] = {
+        "labels": labels,
+        "annotations": {
+            "summary": a.summary,
+            "clauses": "\n".join(a.clauses),
+            "alert_id": a.alert_id,
+            "user_id": a.user_id,
+            "event_ids": ",".join(a.event_ids),
+            "subjects": str(a.subjects.count),
+            "ts": a.ts,
+        },
+        "startsAt": starts,
+        "endsAt": (begin + timedelta(seconds=resolve_after)).isoformat().replace("+00:00", "Z"),
+    }
+    if generator_url:
+        doc["generatorURL"] = generator_url
+    return doc
+
+
+class AlertmanagerSink:
+    name = "alertmanager"
+
+    def __init__(self, s: Settings) -> None:
+        self.s = s
+        self.timeout = s.timeout_seconds * 2
+        headers = {"Authorization": f"Bearer {s.token}"} if s.token else {}
+        self._client = httpx.AsyncClient(base_url=s.url.rstrip("/"), headers=headers,
+                                         timeout=s.timeout_seconds)
+
+    async def start(self) -> None:
+        pass
+
+    async def send(self, alerts: Sequence[Alert]) -> None:
+        body = [to_alertmanager(a, self.s.resolve_after_seconds, self.s.generator_url)
+                for a in alerts]
+        resp = await self._client.post("/api/v2/alerts", json=body)
+        if resp.status_code >= 300:
+            raise httpx.HTTPStatusError(f"alertmanager answered {resp.status_code}: "
+                                        f"{resp.text[:200]}", request=resp.request,
+                                        response=resp)
+
+    async def close(self) -> None:
+        await self._client.aclose()

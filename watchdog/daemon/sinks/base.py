@@ -1,0 +1,36 @@
+"""The sink protocol: a destination that accepts a batch of alerts or raises.
+
+A sink does no retrying of its own: :class:`~watchdog.daemon.delivery.Outbox` retries a failed
+batch with exponential backoff and jitter, forever (alerts are never dropped), counting each
+failure in ``watchdog_sink_errors_total{sink}``. A sink that delivers alert by alert raises
+:class:`PartialDelivery` so that the alerts it did deliver are not sent twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from watchdog.alerts.model import Alert
+
+
+class PartialDelivery(Exception):
+    """The first ``accepted`` alerts of the batch were delivered; the rest failed."""
+
+    def __init__(self, accepted: int, cause: BaseException) -> None:
+        super().__init__(f"{accepted} delivered, then: {cause!r}")
+        self.accepted = accepted
+        self.cause = cause
+
+
+class Sink(Protocol):
+    name: str  # the ``sink`` label: kafka, alertmanager, webhook, mqtt, jsonl, memory
+    timeout: float  # seconds one send() may take before it counts as failed
+
+    async def start(self) -> None: ...
+
+    async def send(self, alerts: Sequence[Alert]) -> None:
+        """Deliver every alert or raise; alerts carry ``detected_at``."""
+        ...
+
+    async def close(self) -> None: ...

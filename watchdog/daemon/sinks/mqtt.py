@@ -1,0 +1,58 @@
+"""Alerts published to an MQTT topic (QoS 1 by default: the broker acknowledges each).
+
+Its own connection (client id ``<mqtt.client_id>-alerts``), opened on first use and reopened
+after a failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AsyncExitStack, suppress
+
+import aiomqtt
+
+from watchdog.alerts.model import Alert, encode_alert
+from watchdog.daemon.config import Mqtt
+from watchdog.daemon.config import MqttSink as Settings
+from watchdog.daemon.sinks.base import PartialDelivery
+from watchdog.daemon.sources.mqtt import mqtt_client
+
+
+class MqttSink:
+    name = "mqtt"
+
+    def __init__(self, conn: Mqtt, s: Settings, timeout: float = 15.0) -> None:
+        self.conn = conn
+        self.topic = s.topic
+        self.qos = s.qos
+        self.timeout = timeout
+        self._stack: AsyncExitStack | None = None
+        self._client: aiomqtt.Client | None = None
+
+    async def start(self) -> None:
+        pass
+
+    async def _connect(self) -> aiomqtt.Client:
+        if self._client is None:
+            stack = AsyncExitStack()
+            client = await stack.enter_async_context(
+                mqtt_client(self.conn, f"{self.conn.client_id}-alerts"))
+            self._stack, self._client = stack, client
+        return self._client
+
+    async def send(self, alerts: Sequence[Alert]) -> None:
+        done = 0
+        try:
+            client = await self._connect()
+            for a in alerts:
+                await client.publish(self.topic, encode_alert(a), qos=self.qos)
+                done += 1
+        except Exception as err:
+            await self.close()
+            raise PartialDelivery(done, err) from err
+
+    async def close(self) -> None:
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            with suppress(aiomqtt.MqttError):
+                await stack.aclose()

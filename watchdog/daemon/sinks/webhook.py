@@ -1,0 +1,45 @@
+"""Alerts to a generic webhook: one ``POST`` per alert, the alert document as JSON body.
+
+Timeouts come from ``timeout_seconds``; a non-2xx answer or a network error fails the alert.
+Retries (exponential backoff with jitter, forever) are the outbox's; the alerts of a batch
+that were accepted before a failure are not sent again (:class:`PartialDelivery`).
+Receivers deduplicate on ``alert_id`` (at-least-once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import httpx
+
+from watchdog.alerts.model import Alert, encode_alert
+from watchdog.daemon.config import WebhookSink as Settings
+from watchdog.daemon.sinks.base import PartialDelivery
+
+
+class WebhookSink:
+    name = "webhook"
+
+    def __init__(self, s: Settings) -> None:
+        self.url = s.url
+        self.timeout = s.timeout_seconds * 4
+        headers = {"Content-Type": "application/json", **s.headers}
+        if s.token:
+            headers["Authorization"] = f"Bearer {s.token}"
+        self._client = httpx.AsyncClient(headers=headers, timeout=s.timeout_seconds)
+
+    async def start(self) -> None:
+        pass
+
+    async def send(self, alerts: Sequence[Alert]) -> None:
+        for i, a in enumerate(alerts):
+            try:
+                resp = await self._client.post(self.url, content=encode_alert(a))
+                if resp.status_code >= 300:
+                    raise httpx.HTTPStatusError(f"webhook answered {resp.status_code}",
+                                                request=resp.request, response=resp)
+            except Exception as err:
+                raise PartialDelivery(i, err) from err
+
+    async def close(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,273 @@
+"""Access events from Kafka (``access-logs``), consumer group ``watchdog``.
+
+- Partition numbers are the reorder buffer's partitions: per-partition watermarks. A partition
+  that is caught up (lag 0) and has had no record for ``idle_after_seconds`` stops holding the
+  watermark back.
+- On assignment a partition new to this instance is re-read from one window horizon
+  (:meth:`Detector.horizon`) before its committed offset, found with ``offsets_for_times`` on
+  the timestamp of the last committed record (at most ``rebuild_max_records`` back), so its
+  windows are whole again; alerts completed by the re-read records were sent before and are
+  suppressed by the pipeline. A partition kept across a rebalance carries on where it was.
+- Offsets are committed (every ``commit_interval_seconds``, on revocation and at shutdown) up to
+  what the pipeline says is safe: never past an event still in the reorder buffer or an alert
+  not yet accepted by every sink.
+- Backpressure: every partition is paused while too many alerts wait for sinks; a partition
+  whose event time runs ``align_seconds`` ahead of the watermark is paused until the others
+  catch up (a backlog must not fill the reorder buffer). ``getmany`` keeps being called, so
+  the consumer stays in its group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from watchdog.daemon.config import Config
+from watchdog.daemon.kafka_client import client_kwargs
+from watchdog.daemon.metrics import Metrics
+from watchdog.daemon.pipeline import Pipeline
+
+_NEG_INF = float("-inf")
+
+
+class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
+    name = "kafka"
+
+    def __init__(
+        self,
+        cfg: Config,
+        pipeline: Pipeline,
+        metrics: Metrics,
+        log: Any,
+        *,
+        congested: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.cfg = cfg.kafka
+        self.topic = cfg.topics.access_logs
+        self.stall = cfg.stall_seconds
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.log = log.bind(topic=self.topic)
+        self.congested = congested
+        self.consumer: AIOKafkaConsumer | None = None
+        self._seeker: AIOKafkaConsumer | None = None
+        self._stopping = False
+        self._beat = time.monotonic()
+        self._pos: dict[int, int] = {}  # next offset to read, per partition
+        self._resume: dict[int, int] = {}  # offsets below this were alerted before
+        self._last_record: dict[int, float] = {}
+        self._high: dict[int, float] = {}  # latest event time read, per partition
+        self._paused: set[int] = set()
+        self._lag: dict[int, Any] = {}
+        self.assigned: set[int] = set()
+        self.rebalances = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        k = self.cfg
+        kw = client_kwargs(k)
+        self.consumer = AIOKafkaConsumer(
+            group_id=k.group, enable_auto_commit=False, auto_offset_reset=k.auto_offset_reset,
+            session_timeout_ms=k.session_timeout_ms, heartbeat_interval_ms=k.heartbeat_interval_ms,
+            max_poll_records=k.max_poll_records, **kw)
+        self._seeker = AIOKafkaConsumer(enable_auto_commit=False, **kw)
+        await self.consumer.start()
+        await self._seeker.start()
+        self.consumer.subscribe([self.topic], listener=self)
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def finish(self) -> None:
+        if self.consumer is None:
+            return
+        await self.commit()
+        await self.consumer.stop()  # leaves the group: the others take over at once
+        if self._seeker is not None:
+            await self._seeker.stop()
+        self.consumer = None
+
+    def alive(self, now: float) -> bool:
+        return now - self._beat < self.stall
+
+    @property
+    def ready(self) -> bool:
+        return self.consumer is not None
+
+    # -- the loop ---------------------------------------------------------------------------
+    async def run(self) -> None:
+        c = self.consumer
+        assert c is not None, "start() first"
+        k = self.cfg
+        ingest = self.pipeline.ingest
+        books = self.pipeline.books
+        next_commit = time.monotonic() + k.commit_interval_seconds
+        while not self._stopping:
+            self._beat = time.monotonic()
+            self._apply_pauses(c)
+            try:
+                data = await c.getmany(timeout_ms=k.poll_timeout_ms, max_records=k.max_poll_records)
+            except KafkaError as err:
+                self.log.warning("fetch_failed", error=type(err).__name__, detail=str(err)[:200])
+                await asyncio.sleep(0.5)
+                continue
+            now = time.monotonic()
+            for tp, recs in data.items():
+                p = tp.partition
+                if p not in books or not recs:
+                    continue  # revoked while the fetch was in flight
+                high = ingest(p, recs, self.topic, self._resume.get(p, -1))
+                self._pos[p] = recs[-1].offset + 1
+                self._last_record[p] = now
+                if high > self._high.get(p, _NEG_INF):
+                    self._high[p] = high
+            self._housekeeping(c, now)
+            if now >= next_commit:
+                next_commit = now + k.commit_interval_seconds
+                await self.commit()
+
+    def _housekeeping(self, c: AIOKafkaConsumer, now: float) -> None:
+        idle_after = self.cfg.idle_after_seconds
+        for p in self.assigned:
+            hw = c.highwater(TopicPartition(self.topic, p))
+            if hw is None:
+                continue
+            lag = max(0, hw - self._pos.get(p, hw))
+            child = self._lag.get(p)
+            if child is not None:
+                child.set(lag)
+            if (lag == 0 and p not in self._paused and p not in self.pipeline.idle
+                    and now - self._last_record.get(p, now) >= idle_after):
+                self.pipeline.mark_idle(p)
+
+    def _apply_pauses(self, c: AIOKafkaConsumer) -> None:
+        if self.congested():
+            want = set(self.assigned)
+        else:
+            want = set()
+            wm = self.pipeline.order.watermark()
+            if wm != _NEG_INF:
+                limit = wm + self.pipeline.order.lateness + self.cfg.align_seconds
+                want = {p for p in self.assigned if self._high.get(p, _NEG_INF) > limit}
+        if want == self._paused:
+            return
+        if on := want - self._paused:
+            c.pause(*(TopicPartition(self.topic, p) for p in on))
+        if off := self._paused - want:
+            c.resume(*(TopicPartition(self.topic, p) for p in off))
+        if not self._paused and want == self.assigned and want:
+            self.log.info("paused", why="sinks behind" if self.congested() else "alignment")
+        self._paused = want
+
+    async def commit(self) -> None:
+        c = self.consumer
+        if c is None:
+            return
+        todo = {}
+        for p, book in self.pipeline.books.items():
+            safe = book.safe()
+            if safe > book.committed:
+                todo[TopicPartition(self.topic, p)] = (book, safe)
+        if not todo:
+            return
+        try:
+            await c.commit({tp: safe for tp, (_b, safe) in todo.items()})
+        except KafkaError as err:  # e.g. a rebalance in progress: the next commit catches up
+            self.log.warning("commit_failed", error=type(err).__name__, detail=str(err)[:200])
+            return
+        for book, safe in todo.values():
+            book.committed = max(book.committed, safe)
+
+    # -- rebalance ------------------------------------------------------------------------------
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if revoked:
+            await self.commit()  # still our generation: hand over what is done
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        c = self.consumer
+        assert c is not None
+        self.rebalances += 1
+        mine = {tp.partition for tp in assigned if tp.topic == self.topic}
+        kept = mine & self.assigned
+        # look everything up first (awaits), then change state and positions in one go, so a
+        # fetch returning in between finds the partition either unknown (dropped) or ready
+        plan: dict[int, tuple[int, int, int]] = {}  # partition -> (book start, resume, seek)
+        for p in sorted(mine - kept):
+            tp = TopicPartition(self.topic, p)
+            committed = await c.committed(tp)
+            if committed is None:
+                ends = await (c.beginning_offsets([tp]) if self.cfg.auto_offset_reset == "earliest"
+                              else c.end_offsets([tp]))
+                plan[p] = (ends[tp], -1, ends[tp])
+            else:
+                plan[p] = (committed, committed, await self._rebuild_from(tp, committed))
+        gone = self.assigned - mine
+        self.pipeline.close_partitions(gone)
+        for p in gone:
+            for d in (self._pos, self._resume, self._last_record, self._high):
+                d.pop(p, None)
+            if self._lag.pop(p, None) is not None:
+                self.metrics.lag.remove(self.topic, str(p))
+        self._paused = set()  # a new assignment starts unpaused
+        now = time.monotonic()
+        for p in kept:  # carry on where we were, with the windows we have
+            c.seek(TopicPartition(self.topic, p), self._pos[p])
+            self._last_record[p] = now
+        for p, (book_start, resume, start) in plan.items():
+            self.pipeline.open_partition(p, book_start)
+            self._resume[p] = resume
+            self._pos[p] = start
+            self._last_record[p] = now
+            self._lag[p] = self.metrics.lag.labels(self.topic, str(p))
+            c.seek(TopicPartition(self.topic, p), start)
+        self.assigned = mine
+        every = c.partitions_for_topic(self.topic) or mine
+        partial = len(mine) < len(every)
+        if partial and not self.pipeline.partial_view:
+            self.log.warning("partial_view", owned=len(mine), partitions=len(every),
+                             consequence="log_gap alerts are held back: a dataset's events "
+                             "are spread over every partition")
+        self.pipeline.partial_view = partial
+        self.log.info("assigned", partitions=sorted(mine), kept=sorted(kept),
+                      rebalance=self.rebalances)
+
+    async def _rebuild_from(self, tp: TopicPartition, committed: int) -> int:
+        """Where to re-read from: one window horizon before ``committed``."""
+        c = self.consumer
+        assert c is not None
+        lowest = max(0, committed - self.cfg.rebuild_max_records)
+        if lowest >= committed:
+            return committed
+        ts = await self._timestamp_at(tp, committed - 1)
+        target = max(0, ts - int(self.pipeline.detector.horizon() * 1000))
+        start = committed
+        try:
+            found = (await c.offsets_for_times({tp: target})).get(tp)
+            if found is not None:
+                start = min(found.offset, committed)
+        except KafkaError as err:
+            self.log.warning("offsets_for_times_failed", error=type(err).__name__)
+        start = max(start, lowest)
+        if start < committed:
+            self.log.info("rebuilding_windows", partition=tp.partition, start=start,
+                          committed=committed)
+        return start
+
+    async def _timestamp_at(self, tp: TopicPartition, offset: int) -> int:
+        """Kafka timestamp (ms) of the record at ``offset``; now if it cannot be read."""
+        s = self._seeker
+        if s is not None:
+            try:
+                s.assign([tp])
+                s.seek(tp, offset)
+                recs = (await s.getmany(tp, timeout_ms=3000, max_records=1)).get(tp)
+                if recs:
+                    return int(recs[0].timestamp)
+            except KafkaError as err:
+                self.log.warning("timestamp_lookup_failed", error=type(err).__name__)
+        return int(time.time() * 1000)
