@@ -44,6 +44,11 @@ SCENARIOS: dict[str, Scenario] = {}
 BENIGN: dict[str, Scenario] = {}
 
 
+def _summary(fn: Injector) -> str:
+    """The docstring's first paragraph, on one line."""
+    return " ".join((fn.__doc__ or "").strip().split("\n\n")[0].split())
+
+
 def scenario(name: str, rule: str, *, raises: tuple[str, ...] | None = None,
              exclusive: bool = False) -> Callable[[Injector], Injector]:
     """Register a violation scenario for ``rule``."""
@@ -53,8 +58,7 @@ def scenario(name: str, rule: str, *, raises: tuple[str, ...] | None = None,
         got = raises or (rule,)
         if rule not in got:
             raise ValueError(f"scenario {name!r} must raise its own rule {rule!r}")
-        SCENARIOS[name] = Scenario(name, rule, got, fn, exclusive,
-                                   (fn.__doc__ or "").strip().split("\n")[0])
+        SCENARIOS[name] = Scenario(name, rule, got, fn, exclusive, _summary(fn))
         return fn
     return deco
 
@@ -62,8 +66,7 @@ def scenario(name: str, rule: str, *, raises: tuple[str, ...] | None = None,
 def benign(name: str) -> Callable[[Injector], Injector]:
     """Register a lawful edge case that must raise no alert."""
     def deco(fn: Injector) -> Injector:
-        BENIGN[name] = Scenario(name, None, (), fn, False,
-                                (fn.__doc__ or "").strip().split("\n")[0])
+        BENIGN[name] = Scenario(name, None, (), fn, False, _summary(fn))
         return fn
     return deco
 
