@@ -23,7 +23,7 @@ from watchdog.alerts.pseudonym import DEMO_KEY, Pseudonymizer, key_from_env
 from watchdog.decode import Decoder, Rejection
 from watchdog.engine.detector import Detector, Stage
 from watchdog.engine.engine import Engine
-from watchdog.events import AccessEvent, DirectoryRecord, SubjectRecord, check_times, epoch
+from watchdog.events import AccessEvent, DirectoryRecord, SubjectRecord, check_times
 from watchdog.files.jsonl import RejectedWriter, lines, read_records
 from watchdog.policy import Policy
 
@@ -94,13 +94,14 @@ def replay(
             write(encode_alert(msgspec.structs.replace(a, detected_at=stamp)) + b"\n")
 
     n = 0
+    push = detector.push
     for n, raw in _counted(lines(events), progress):
         ev = decoder.decode(raw)
         if isinstance(ev, Rejection):
             result.write(events, n, ev)
             continue
         res.events += 1
-        found = detector.push(ev, epoch(ev.timestamp))
+        found = push(ev, ev.timestamp.timestamp())
         if found:
             emit(found)
     emit(detector.flush())

@@ -5,7 +5,8 @@ far each behaviour is above the account's own baseline and above its peers' ("ex
 last 24 hours, vs peers"); the drivers named here are the behaviours whose inputs are furthest
 above what the training baseline showed (in units of the distance from the baseline's median
 to its 99th percentile), each with the account's value, its own usual range (its running
-baseline, mean +/- 2 standard deviations) and its peers' usual range. A driver reads "exports
+baseline, mean +/- 2 standard deviations) and its peers' usual range (their 10th to 99th
+percentile). A driver reads "exports
 in the last 24 hours: 42 (usually 0-3 for this account; 0-5 for its peers in sales)", never
 "exports_24h_vs_peers = 3.1".
 """
@@ -75,6 +76,14 @@ def usual_range(feature: str, mean: float, var: float) -> tuple[float, float]:
     return float(math.floor(lo_n + 1e-9)), float(math.ceil(hi_n - 1e-9))
 
 
+def peer_range(feature: str, p10: float, p99: float) -> tuple[float, float]:
+    """The peers' 10th to 99th percentile, in natural units (whole counts widened)."""
+    lo, hi = to_natural(feature, p10), to_natural(feature, p99)
+    if feature in SHARE_FEATURES or _split(feature)[0] == "bytes":
+        return lo, hi
+    return float(math.floor(lo + 1e-9)), float(math.ceil(hi - 1e-9))
+
+
 def _rounded(feature: str, v: float) -> float | int:
     if feature in SHARE_FEATURES:
         return round(v, 3)
@@ -87,8 +96,7 @@ def explain(
     raw: np.ndarray,
     own_mean: np.ndarray,
     own_var: np.ndarray,
-    peer_mean: np.ndarray,
-    peer_var: np.ndarray,
+    peer_q: np.ndarray,
     group: str,
 ) -> tuple[list[dict[str, Any]], str]:
     """(drivers, one-sentence text) for one scored vector ``x`` (model features), its window
@@ -109,7 +117,7 @@ def explain(
         wi = _WIN_INDEX[feature]
         value = to_natural(feature, float(raw[wi]))
         own = usual_range(feature, float(own_mean[wi]), float(own_var[wi]))
-        peers = usual_range(feature, float(peer_mean[wi]), float(peer_var[wi]))
+        peers = peer_range(feature, float(peer_q[0, wi]), float(peer_q[-1, wi]))
         base, window = _split(feature)
         drivers.append({
             "feature": feature,

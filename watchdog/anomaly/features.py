@@ -50,13 +50,15 @@ SELF_FEATURES = tuple(f"{n}_vs_self" for n in WINDOW_FEATURES)
 PEER_FEATURES = tuple(f"{n}_vs_peers" for n in WINDOW_FEATURES)
 FEATURE_NAMES: tuple[str, ...] = SELF_FEATURES + PEER_FEATURES
 # Bump when the meaning of a feature changes without its name changing.
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 
 NW = len(WINDOW_FEATURES)
 SHARE_FEATURES = frozenset(f"offhours_share_{w}" for w in WINDOWS)  # not log-scaled
 _LOGGED = np.array([n not in SHARE_FEATURES for n in WINDOW_FEATURES])
 # the smallest spread a baseline is credited with: log units, or a share for the shares
-_FLOOR_VAR = np.where(_LOGGED, 0.5, 0.15) ** 2
+_FLOOR = np.where(_LOGGED, 0.5, 0.15)
+_FLOOR_VAR = _FLOOR**2
+PEER_SCALE = np.where(_LOGGED, 1.0, 10.0)  # onto the peers' histogram bins
 
 EXPORT_ACTIONS = frozenset({"export", "download", "copy", "print", "transfer"})
 _EXTERNAL_KINDS = frozenset({"external_media", "third_party", "cloud_storage"})
@@ -134,8 +136,7 @@ class FeatureBatch:
     warm: np.ndarray  # (k,) bool: account tracked for longer than the warm-up
     own_mean: np.ndarray  # (k, NW) the account's own baseline before this bucket (log scale)
     own_var: np.ndarray
-    peer_mean: np.ndarray  # (k, NW) the peer group's baseline (log scale)
-    peer_var: np.ndarray
+    peer_q: np.ndarray  # (k, 3, NW) the peer group's p10, p50, p99 (log scale)
     # the bucket's event ids; account j's are eids[order[starts[j]:ends[j]]], in order
     eids: list[str]
     order: np.ndarray
@@ -158,7 +159,7 @@ class FeatureBatch:
         return FeatureBatch(
             self.bucket, [self.users[i] for i in idx.tolist()], self.gids[idx],
             self.group_names, self.x[idx], self.raw[idx], self.t_last[idx], self.warm[idx],
-            self.own_mean[idx], self.own_var[idx], self.peer_mean[idx], self.peer_var[idx],
+            self.own_mean[idx], self.own_var[idx], self.peer_q[idx],
             self.eids, self.order, self.starts[idx], self.ends[idx])
 
 
@@ -187,7 +188,7 @@ class Featurizer:
     ) -> None:
         self.policy = policy
         self.group_of = group_of
-        self.peers = peers if peers is not None else PeerBaselines(NW, BUCKET)
+        self.peers = peers if peers is not None else PeerBaselines(NW, BUCKET, PEER_SCALE)
         self.warmup = warmup
         self.idle_ttl = idle_ttl
         self.rows: dict[str, int] = {}  # user id -> row
@@ -257,9 +258,9 @@ class Featurizer:
             getattr(self, name)[r] = 0
         # a new account starts from its peers' baseline, not from zero
         gid = self.peers.gid(self.group_of(uid, t))
-        mean, var = self.peers.stats(np.array([gid]))
-        self.own_mean[r] = mean[0]
-        self.own_var[r] = var[0]
+        mean, var = self.peers.moments(gid)
+        self.own_mean[r] = mean
+        self.own_var[r] = np.minimum(var, 6e4)
         self.first_seen[r] = t
         self.last_seen[r] = t
         self.gid[r] = gid
@@ -461,9 +462,10 @@ class Featurizer:
         x_win = self._window_features(rows, b16, h16)
         own_m = self.own_mean[rows].astype(np.float64)
         own_v = self.own_var[rows].astype(np.float64)
-        peer_m, peer_v = self.peers.stats(gids)
+        peer_q = self.peers.quantiles(gids)  # p10, p50, p99 of each row's group
+        p50, p99 = peer_q[:, 1], peer_q[:, 2]
         x_self = np.maximum(x_win - own_m, 0.0) / np.sqrt(own_v + _FLOOR_VAR)
-        x_peer = np.maximum(x_win - peer_m, 0.0) / np.sqrt(peer_v + _FLOOR_VAR)
+        x_peer = np.maximum(x_win - p99, 0.0) / (p99 - p50 + _FLOOR)
         x = np.hstack([x_self, x_peer]).astype(np.float32)
 
         # learn: own baseline (running mean, then EWMA), peers, bookkeeping
@@ -480,7 +482,7 @@ class Featurizer:
         users = [row_user[r] for r in rows.tolist()]
         return FeatureBatch(
             b, users, gids, self.peers.names, x, x_win, t_last, warm,  # type: ignore[arg-type]
-            own_m, own_v, peer_m, peer_v, log.eid, order, starts, ends)
+            own_m, own_v, peer_q, log.eid, order, starts, ends)
 
     @staticmethod
     def _new_bits(seen: np.ndarray, rows: np.ndarray, owner: np.ndarray, hashes: np.ndarray,

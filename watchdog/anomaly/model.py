@@ -205,14 +205,32 @@ def _threshold_for(
             else:
                 hi = mid - 1
         return float(blocks[lo]), "empirical"
-    # tail fit (peaks over a threshold, exponential excesses): allowed is below what the
-    # held-out rows can show directly
-    n_u = max(20, min(len(blocks) // 100, 500))
-    n_u = min(n_u, len(blocks) - 1)
-    u = blocks[n_u]
-    excess = blocks[:n_u] - u
-    beta = max(float(excess.mean()), 1e-3)
-    return float(u + beta * math.log(n_u / max(allowed, 1e-3))), "tail fit"
+    # tail fit: peaks over a threshold, excesses fitted with a generalised Pareto
+    # distribution (probability-weighted moments); scores are bounded above, so the shape is
+    # usually negative and the fit does not run off past the largest reachable score
+    n_u = min(max(30, len(blocks) // 50), 1000, len(blocks) - 1)
+    u = float(blocks[n_u])
+    return u + gpd_excess(blocks[:n_u] - u, n_u / max(allowed, 1e-6)), "tail fit"
+
+
+def gpd_excess(excess: np.ndarray, ratio: float) -> float:
+    """The excess over the fitting threshold exceeded ``1/ratio`` as often as the threshold
+    itself, under a generalised Pareto fit of ``excess`` (Hosking and Wallis' PWM)."""
+    y = np.sort(np.asarray(excess, dtype=np.float64))
+    n = len(y)
+    a0 = float(y.mean())
+    if n < 5 or a0 <= 0:
+        return float(y.max(initial=0.0))
+    p = (np.arange(1, n + 1) - 0.35) / n
+    a1 = float(((1 - p) * y).mean())
+    denom = a0 - 2 * a1
+    if denom <= 0:
+        return float(y.max())
+    k = a0 / denom - 2  # Hosking's shape (xi = -k)
+    sigma = 2 * a0 * a1 / denom
+    if abs(k) < 1e-6:
+        return sigma * math.log(ratio)
+    return sigma / k * (1 - ratio ** (-k))
 
 
 def calibrate(

@@ -1,14 +1,18 @@
-"""Peer groups and their running baselines.
+"""Peer groups and what their members usually do.
 
 An account's peers are the accounts of its department (from the directory at event time), or
-failing that of its roles. A group's baseline is a time-decayed mean and variance of its
-members' feature vectors (log scale), pooled over every member and every active 5-minute
-bucket, with a memory of about a week of event time, so that the time-of-day mix does not
-move it. Small groups are shrunk towards the whole organisation.
+failing that of its roles. A group's baseline is, for each window feature, a histogram of its
+members' values (log scale, 0.25-wide bins) pooled over every member and every active
+5-minute bucket, decayed with a memory of about a week of event time so that the time-of-day
+mix does not move it. Small groups are shrunk towards the whole organisation.
 
-Pure: numpy arithmetic only. The baselines learnt during training travel in the manifest
-(group names are departments and role names, never people), so a replay that starts cold
-still knows what peers usually do.
+Quantiles, not a mean and a standard deviation: behaviour is zero-inflated and skewed (most
+hours have no export; a few have many), and "beyond what 99% of my peers' hours show" is both
+what separates an insider and what an analyst understands.
+
+Pure: numpy arithmetic only. The histograms learnt in training travel in the manifest (group
+names are departments and role names, never people), so a replay that starts cold still
+knows what peers usually do.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from watchdog.events import UNSET, DirectoryRecord
 ALL = "(organisation)"  # index 0: every account
 UNKNOWN = "(not in the directory)"
 TAU = 7 * 86400.0  # seconds of event time: the memory of a group's baseline
-SHRINK = 20.0  # pseudo-observations of the organisation's baseline in every group
+SHRINK = 20.0  # pseudo-observations of the organisation's distribution in every group
+BIN = 0.25  # bin width on the features' log scale
+NBINS = 80  # [0, 20): e^20 bytes is 485 MB in an hour; larger values share the last bin
+QUANTILES = (0.1, 0.5, 0.99)  # what ``quantiles`` returns
 
 
 def group_key(rec: DirectoryRecord | None, event_roles: tuple[str, ...] = ()) -> str:
@@ -37,17 +44,23 @@ def group_key(rec: DirectoryRecord | None, event_roles: tuple[str, ...] = ()) ->
 
 
 class PeerBaselines:
-    """Decayed sums (weight, sum, sum of squares) per group over ``dim`` features."""
+    """Decayed histograms per group over ``dim`` features.
 
-    def __init__(self, dim: int, bucket_seconds: float = 300.0) -> None:
+    ``scale`` maps each feature onto the bins (1 for log-scaled counts; e.g. 10 for a share
+    in [0, 1], so that a bin is 2.5 percentage points).
+    """
+
+    def __init__(self, dim: int, bucket_seconds: float = 300.0,
+                 scale: np.ndarray | None = None) -> None:
         self.dim = dim
+        self.scale = np.ones(dim) if scale is None else np.asarray(scale, dtype=np.float64)
         self._decay_per_bucket = bucket_seconds / TAU
         self.names: list[str] = []
         self.index: dict[str, int] = {}
-        self.s0 = np.zeros(0)
-        self.s1 = np.zeros((0, dim))
-        self.s2 = np.zeros((0, dim))
+        self.hist = np.zeros((0, dim, NBINS))
+        self.weight = np.zeros(0)
         self.last = np.zeros(0, dtype=np.int64)
+        self._q: np.ndarray | None = None  # cached (groups, len(QUANTILES), dim)
         self.gid(ALL)
 
     def gid(self, name: str) -> int:
@@ -55,72 +68,98 @@ class PeerBaselines:
         if g is None:
             g = self.index[name] = len(self.names)
             self.names.append(name)
-            self.s0 = np.append(self.s0, 0.0)
-            self.s1 = np.vstack([self.s1, np.zeros((1, self.dim))])
-            self.s2 = np.vstack([self.s2, np.zeros((1, self.dim))])
-            self.last = np.append(self.last, 0)
+            self.hist = np.concatenate([self.hist, np.zeros((1, self.dim, NBINS))])
+            self.weight = np.append(self.weight, 0.0)
+            self.last = np.append(self.last, self.last[0] if g else 0)
+            self._q = None
         return g
 
-    def stats(self, gids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(mean, variance) per row for the groups ``gids``, shrunk towards the organisation."""
-        w0 = self.s0[0]
-        if w0 > 0:
-            gm = self.s1[0] / w0
-            gv = np.maximum(self.s2[0] / w0 - gm * gm, 0.0)
-        else:
-            gm = np.zeros(self.dim)
-            gv = np.ones(self.dim)
-        s0 = self.s0[gids][:, None]
-        mean = (self.s1[gids] + SHRINK * gm) / (s0 + SHRINK)
-        second = (self.s2[gids] + SHRINK * (gv + gm * gm)) / (s0 + SHRINK)
-        var = np.maximum(second - mean * mean, 0.0)
-        return mean, var
+    def _bins(self, x: np.ndarray) -> np.ndarray:
+        return np.clip((x * self.scale / BIN).astype(np.int64), 0, NBINS - 1)
 
     def update(self, gids: np.ndarray, x: np.ndarray, bucket: int) -> None:
         """Add the rows ``x`` (one per account, groups ``gids``) committed at ``bucket``."""
         present = np.unique(np.append(gids, 0))
         age = np.maximum(bucket - self.last[present], 0)
         keep = np.exp(-age * self._decay_per_bucket)
-        self.s0[present] *= keep
-        self.s1[present] *= keep[:, None]
-        self.s2[present] *= keep[:, None]
+        self.hist[present] *= keep[:, None, None]
+        self.weight[present] *= keep
         self.last[present] = bucket
-        onehot = (gids[:, None] == np.arange(len(self.names))).astype(np.float64)
-        onehot[:, 0] = 1.0  # the organisation: everyone
-        self.s0 += onehot.sum(axis=0)
-        self.s1 += onehot.T @ x
-        self.s2 += onehot.T @ (x * x)
+        bins = self._bins(x)  # (k, dim)
+        cell = np.arange(self.dim) * NBINS + bins  # (k, dim) within one group's block
+        block = self.dim * NBINS
+        n = len(self.names)
+        flat = np.concatenate([(gids[:, None] * block + cell).ravel(), cell.ravel()])
+        self.hist += np.bincount(flat, minlength=n * block).reshape(n, self.dim, NBINS)
+        self.weight += np.bincount(gids, minlength=n)
+        self.weight[0] += len(gids)
+        self._q = None
+
+    def _effective(self) -> np.ndarray:
+        """Histograms with the organisation's shape mixed in as pseudo-observations."""
+        org = self.hist[0]
+        w0 = self.weight[0]
+        prior = org / w0 if w0 > 0 else np.full((self.dim, NBINS), 1.0 / NBINS)
+        return self.hist + SHRINK * prior[None]
+
+    def quantiles(self, gids: np.ndarray) -> np.ndarray:
+        """(k, len(QUANTILES), dim): each row's group's p10, p50, p99 (feature scale)."""
+        if self._q is None:
+            h = self._effective()
+            cdf = np.cumsum(h, axis=2)
+            total = cdf[:, :, -1:]
+            cdf = cdf / np.maximum(total, 1e-12)
+            out = np.empty((len(self.names), len(QUANTILES), self.dim))
+            for qi, q in enumerate(QUANTILES):
+                idx = np.minimum((cdf < q).sum(axis=2), NBINS - 1)  # first bin reaching q
+                below = np.take_along_axis(cdf, np.maximum(idx - 1, 0)[..., None],
+                                           axis=2)[..., 0]
+                below = np.where(idx > 0, below, 0.0)
+                at = np.take_along_axis(cdf, idx[..., None], axis=2)[..., 0]
+                frac = np.clip((q - below) / np.maximum(at - below, 1e-12), 0.0, 1.0)
+                out[:, qi, :] = (idx + frac) * BIN / self.scale
+            self._q = out
+        return self._q[gids]
+
+    def moments(self, gid: int) -> tuple[np.ndarray, np.ndarray]:
+        """A group's mean and variance per feature (feature scale), from its histogram."""
+        h = self._effective()[gid]
+        centres = (np.arange(NBINS) + 0.5) * BIN
+        total = np.maximum(h.sum(axis=1), 1e-12)
+        mean = (h * centres).sum(axis=1) / total
+        var = (h * (centres[None, :] - mean[:, None]) ** 2).sum(axis=1) / total
+        return mean / self.scale, var / self.scale**2
 
     # -- manifest ---------------------------------------------------------------------
-    def to_dict(self, max_weight: float = 2000.0) -> dict[str, Any]:
-        """Mean, variance and weight per group (for the manifest); no account in it."""
+    def to_dict(self, max_weight: float = 5000.0) -> dict[str, Any]:
+        """Per group: weight and sparse histogram rows (for the manifest); no account."""
         out: dict[str, Any] = {}
         for g, name in enumerate(self.names):
-            w = float(self.s0[g])
+            w = float(self.weight[g])
             if w <= 0:
                 continue
-            mean = self.s1[g] / w
-            var = np.maximum(self.s2[g] / w - mean * mean, 0.0)
-            out[name] = {"weight": round(min(w, max_weight), 3),
-                         "mean": [round(float(v), 5) for v in mean],
-                         "var": [round(float(v), 5) for v in var]}
+            factor = min(1.0, max_weight / w)
+            h = self.hist[g] * factor
+            rows = [[int(f), int(b), round(float(h[f, b]), 2)]
+                    for f, b in zip(*np.nonzero(h >= 0.005), strict=True)]
+            out[name] = {"weight": round(w * factor, 2), "bins": rows}
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], dim: int,
-                  bucket_seconds: float = 300.0) -> PeerBaselines:
-        peers = cls(dim, bucket_seconds)
+    def from_dict(cls, data: dict[str, Any], dim: int, bucket_seconds: float = 300.0,
+                  scale: np.ndarray | None = None) -> PeerBaselines:
+        peers = cls(dim, bucket_seconds, scale)
         for name, st in data.items():
-            mean = np.asarray(st["mean"], dtype=float)
-            var = np.asarray(st["var"], dtype=float)
             w = float(st["weight"])
-            if mean.shape != (dim,) or var.shape != (dim,) or not math.isfinite(w) or w < 0:
-                raise ValueError(f"peer baseline '{name}' does not match the feature set")
+            if not math.isfinite(w) or w < 0:
+                raise ValueError(f"peer baseline '{name}' has a bad weight")
             g = peers.gid(name)
-            peers.s0[g] = w
-            peers.s1[g] = mean * w
-            peers.s2[g] = (var + mean * mean) * w
-        peers.last[:] = -1  # set at the first update: no decay across the gap
+            for f, b, c in st["bins"]:
+                if not (0 <= f < dim and 0 <= b < NBINS) or not c >= 0:
+                    raise ValueError(f"peer baseline '{name}' does not match the feature set")
+                peers.hist[g, int(f), int(b)] = float(c)
+            peers.weight[g] = w
+        peers.last[:] = -1  # set at the first bucket: no decay across the gap
         return peers
 
     def rebase(self, bucket: int) -> None:

@@ -18,7 +18,7 @@ def select_training_rows(
     times: np.ndarray,
     alerts: Mapping[str, Sequence[float]],
     *,
-    now: float,
+    now: float | None,
     days: float = 28.0,
     before: float = 24 * 3600.0,
     after: float = 3600.0,
@@ -26,13 +26,15 @@ def select_training_rows(
     """Boolean mask over rows (``users[i]`` at event time ``times[i]``) usable for training.
 
     ``alerts`` maps an account to the event times of the alerts raised for it (any rule).
-    A row is kept when it lies in ``[now - days, now)`` and not within ``[a - before,
-    a + after]`` of any alert ``a`` of its account.
+    A row is kept when it lies in ``[now - days, now)`` (any time if ``now`` is None) and not
+    within ``[a - before, a + after]`` of any alert ``a`` of its account.
     """
     t = np.asarray(times, dtype=np.float64)
     if len(users) != len(t):
         raise ValueError("users and times differ in length")
-    keep = (t >= now - days * 86400.0) & (t < now)
+    keep = np.ones(len(t), dtype=bool)
+    if now is not None:
+        keep &= (t >= now - days * 86400.0) & (t < now)
     if not alerts:
         return keep
     rows_of: dict[str, list[int]] = {}

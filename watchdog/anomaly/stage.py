@@ -38,6 +38,7 @@ from watchdog.anomaly.explain import explain
 from watchdog.anomaly.features import (
     BUCKET,
     NW,
+    PEER_SCALE,
     WINDOW_FEATURES,
     FeatureBatch,
     Featurizer,
@@ -228,7 +229,7 @@ class AnomalyStage:
         policy = self.engine.policy
         group = batch.group(j)
         drivers, text = explain(model, batch.x[j], batch.raw[j], batch.own_mean[j],
-                                batch.own_var[j], batch.peer_mean[j], batch.peer_var[j], group)
+                                batch.own_var[j], batch.peer_q[j], group)
         cited = policy.clauses.get(RULE)
         clauses = (cited,) if cited else ()
         base = policy.severities.get(RULE, "medium")
@@ -265,7 +266,7 @@ class AnomalyStage:
 def _peers_from(model: AnomalyModel) -> PeerBaselines:
     data = model.info.get("peers") or {}
     try:
-        return PeerBaselines.from_dict(data, NW, BUCKET)
+        return PeerBaselines.from_dict(data, NW, BUCKET, PEER_SCALE)
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"model {model.version}: peer baselines unusable: {err}") from None
 

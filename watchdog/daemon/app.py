@@ -123,7 +123,7 @@ class Service:
             self.stop_requested.set()
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
-        installed = []
+        installed: list[int] = []
         handlers = {signal.SIGTERM: self.request_stop, signal.SIGINT: self.request_stop,
                     signal.SIGHUP: self.reload_policy}
         for sig, handler in handlers.items():
@@ -136,7 +136,7 @@ class Service:
 
     # -- assembly ------------------------------------------------------------------------------
     def _configured_sinks(self) -> list[Sink]:
-        s, out = self.cfg.sinks, []
+        s, out = self.cfg.sinks, list[Sink]()
         if s.kafka is not None:
             from watchdog.daemon.sinks.kafka import KafkaSink
 
@@ -160,7 +160,7 @@ class Service:
         return out
 
     def _configured_sources(self) -> list[SourceFactory]:
-        cfg, out = self.cfg, []
+        cfg, out = self.cfg, list[SourceFactory]()
         if cfg.kafka.consume:
             from watchdog.daemon.sources.kafka import KafkaSource
 

@@ -186,31 +186,31 @@ class Pipeline:
             raw = rec.value
             ev = decode(raw) if raw is not None else _TOMBSTONE
             rebuild = off < resume
-            if ev.__class__ is Rejection:
+            if isinstance(ev, Rejection):
                 if not rebuild:
-                    self._reject(ev, rec, topic, book)  # type: ignore[arg-type]
+                    self._reject(ev, rec, topic, book)
                 continue
-            e = ev.event  # type: ignore[union-attr]
+            e = ev.event
             key = (e.dataset or "", e.action)
             counts[key] = counts.get(key, 0) + 1
-            t = ev.timestamp.timestamp()  # type: ignore[union-attr]
+            t = ev.timestamp.timestamp()
             if t > high:
                 high = t
             if t > latest.get(key[0], 0.0):
                 latest[key[0]] = t
             eid = e.id
-            track = book is not None and not rebuild
+            owner = None if rebuild else book  # the book that tracks this record, if any
             fresh = eid not in meta
             if fresh:
-                meta[eid] = (book if track else None, off, now, rebuild)
-                if track:
-                    book.hold(off)  # type: ignore[union-attr]
+                meta[eid] = (owner, off, now, rebuild)
+                if owner is not None:
+                    owner.hold(off)
             dups = stats.duplicates
-            found = push(ev, t, pkey)  # type: ignore[arg-type]
+            found = push(ev, t, pkey)
             if fresh and stats.duplicates != dups:  # a redelivery of an event already released
                 del meta[eid]
-                if track:
-                    book.release(off)  # type: ignore[union-attr]
+                if owner is not None:
+                    owner.release(off)
             if collected:
                 self._released(found)
         if book is not None:

@@ -84,7 +84,10 @@ class Engine:
         ctx = Context(ev, t, policy, actor, policy.grants(role_names), bool(facts & PERSONAL),
                       self.register)
         findings: list[Finding] = []
-        for rule in self._rules_for(ev.event.action, facts):
+        rules = self._dispatch.get((ev.event.action, facts))
+        if rules is None:
+            rules = self._rules_for(ev.event.action, facts)
+        for rule in rules:
             found = rule.check(ctx)
             if found:
                 findings.extend(found)

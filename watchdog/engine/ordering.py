@@ -60,9 +60,13 @@ class Reorderer:
             self.stats.released += 1
             return [(ev, t)]
         seq = ev.event.sequence
-        heapq.heappush(self._heap, (t, ev.event.dataset or "",
-                                    seq if isinstance(seq, int) else -1, eid, ev))
-        return self._release(self.watermark())
+        heap = self._heap
+        heapq.heappush(heap, (t, ev.event.dataset or "", seq if isinstance(seq, int) else -1,
+                              eid, ev))
+        upto = self.watermark()
+        if heap[0][0] > upto:
+            return []  # the common case: nothing old enough yet
+        return self._release(upto)
 
     def expect(self, partitions: set[int]) -> None:
         """These partitions hold the watermark back even before their first event (until idle):
@@ -98,7 +102,10 @@ class Reorderer:
         if out:
             self.stats.released += len(out)
             self._released_upto = max(self._released_upto, out[-1][1])
-            self._expire(self._released_upto - self.dedupe_horizon)
+            order = self._seen_order
+            cutoff = self._released_upto - self.dedupe_horizon
+            if order and (order[0][0] < cutoff or len(order) > self.max_remembered):
+                self._expire(cutoff)
         return out
 
     def _expire(self, before: float) -> None:

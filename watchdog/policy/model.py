@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -89,17 +88,22 @@ class BusinessHours:
     start_minute: int  # minutes after local midnight, inclusive
     end_minute: int  # exclusive
     weekdays: frozenset[int]  # ISO, 1 = Monday
+    # minute since the epoch -> inside? Events mostly share recent minutes and zoneinfo is
+    # slow-ish; a per-instance dict avoids hashing this object on every lookup.
+    _cache: dict[int, bool] = field(default_factory=dict, compare=False, repr=False)
 
     def contains(self, t: float) -> bool:
-        return _in_hours(self, int(t // 60))
-
-
-@lru_cache(maxsize=1 << 16)
-def _in_hours(hours: BusinessHours, minute: int) -> bool:
-    # cached per minute: consecutive events mostly share a minute, and zoneinfo is slow-ish
-    local = datetime.fromtimestamp(minute * 60, hours.timezone)
-    m = local.hour * 60 + local.minute
-    return local.isoweekday() in hours.weekdays and hours.start_minute <= m < hours.end_minute
+        minute = int(t // 60)
+        inside = self._cache.get(minute)
+        if inside is None:
+            if len(self._cache) >= 1 << 16:
+                self._cache.clear()
+            local = datetime.fromtimestamp(minute * 60, self.timezone)
+            m = local.hour * 60 + local.minute
+            inside = (local.isoweekday() in self.weekdays
+                      and self.start_minute <= m < self.end_minute)
+            self._cache[minute] = inside
+        return inside
 
 
 def domain_in(domain: str, domains: tuple[str, ...]) -> bool:
@@ -126,6 +130,7 @@ class Policy:
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     _grants: dict[tuple[str, ...], Grants] = field(
         default_factory=dict, compare=False, repr=False)
+    _ip_cache: dict[str, bool | None] = field(default_factory=dict, compare=False, repr=False)
 
     def roles_of(self, names: tuple[str, ...]) -> tuple[Role, ...]:
         """The policy roles among ``names``; unknown role names grant nothing."""
@@ -159,13 +164,18 @@ class Policy:
 
     def is_internal_ip(self, ip: str) -> bool | None:
         """True/False, or None when ``ip`` is not an address (nothing to judge)."""
-        return _ip_internal(self.internal_networks, ip)
+        cache = self._ip_cache
+        if ip in cache:
+            return cache[ip]
+        if len(cache) >= 1 << 16:
+            cache.clear()
+        inside = cache[ip] = _ip_internal(self.internal_networks, ip)
+        return inside
 
     def is_internal_domain(self, domain: str) -> bool:
         return domain_in(domain, self.internal_domains)
 
 
-@lru_cache(maxsize=1 << 16)
 def _ip_internal(networks: tuple[Network, ...], ip: str) -> bool | None:
     try:
         addr = ipaddress.ip_address(ip)

@@ -21,9 +21,10 @@ class CategoryNotPermitted:
         if not cats:
             return None
         allowed = ctx.allowed_categories()
-        outside = sorted({c for c in cats if c not in allowed})
-        if not outside:
+        outside_set = {c for c in cats if c not in allowed}
+        if not outside_set:
             return None
+        outside = sorted(outside_set)
         d = ctx.ev.data
         roles = ctx.grants.names
         return [Finding(self.id, f"Account {ctx.user_id} ({roles}) {ctx.action} of "

@@ -35,7 +35,10 @@ class PurposeViolation:
             if purpose is None:
                 bad = sorted(set(permitted))
             else:
-                bad = sorted({c for c in permitted if purpose not in by_category[c]})
+                bad_set = {c for c in permitted if purpose not in by_category[c]}
+                if not bad_set:
+                    return None
+                bad = sorted(bad_set)
         else:
             if purpose is not None and (purpose in grants.purposes or not grants.roles):
                 return None  # allowed, or no role and no category: nothing to judge

@@ -75,7 +75,7 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             group_id=k.group, enable_auto_commit=False, auto_offset_reset=k.auto_offset_reset,
             session_timeout_ms=k.session_timeout_ms, heartbeat_interval_ms=k.heartbeat_interval_ms,
             max_poll_records=k.max_poll_records, **kw)
-        self._seeker = AIOKafkaConsumer(enable_auto_commit=False, **kw)
+        self._seeker = AIOKafkaConsumer(enable_auto_commit=False, fetch_max_wait_ms=50, **kw)
         await self.consumer.start()
         await self._seeker.start()
         self.consumer.subscribe([self.topic], listener=self)

@@ -98,7 +98,7 @@ class MemorySource:
             if not moved:
                 self._wake.clear()
                 try:
-                    async with asyncio.timeout(self.idle_after / 2):
+                    async with asyncio.timeout(min(self.idle_after / 2, 0.05)):
                         await self._wake.wait()
                 except TimeoutError:
                     pass
