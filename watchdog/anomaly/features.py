@@ -38,7 +38,7 @@ WINDOW_BUCKETS = {"1h": SLOTS_1H, "24h": SLOTS_24H * PER_HOUR}
 BASE = (
     "events", "subjects", "resources", "records", "bytes", "exports", "external",
     "offhours_share", "failed_logins", "new_resources", "new_categories", "categories",
-    "sources", "new_sources",
+    "sources", "new_sources", "rare_categories",
 )
 WINDOWS = ("1h", "24h")
 WINDOW_FEATURES = tuple(f"{b}_{w}" for w in WINDOWS for b in BASE)
@@ -50,7 +50,7 @@ SELF_FEATURES = tuple(f"{n}_vs_self" for n in WINDOW_FEATURES)
 PEER_FEATURES = tuple(f"{n}_vs_peers" for n in WINDOW_FEATURES)
 FEATURE_NAMES: tuple[str, ...] = SELF_FEATURES + PEER_FEATURES
 # Bump when the meaning of a feature changes without its name changing.
-FEATURE_VERSION = 3
+FEATURE_VERSION = 4
 
 NW = len(WINDOW_FEATURES)
 SHARE_FEATURES = frozenset(f"offhours_share_{w}" for w in WINDOWS)  # not log-scaled
@@ -132,6 +132,8 @@ class FeatureBatch:
     group_names: list[str]  # the peer baselines' names (only ever appended to)
     x: np.ndarray  # (k, len(FEATURE_NAMES)) float32: the model's input
     raw: np.ndarray  # (k, NW) the window values (log scale; shares as they are)
+    rel_self: np.ndarray  # (k, NW) how far above the account's own baseline (sd, >= 0)
+    rel_peer: np.ndarray  # (k, NW) how far above the peers' 99th percentile (>= 0)
     t_last: np.ndarray  # (k,) event time of each account's last event in the bucket
     warm: np.ndarray  # (k,) bool: account tracked for longer than the warm-up
     own_mean: np.ndarray  # (k, NW) the account's own baseline before this bucket (log scale)
@@ -154,11 +156,20 @@ class FeatureBatch:
         s, e = int(self.starts[j]), int(self.ends[j])
         return tuple(self.eids[i] for i in self.order[max(s, e - keep):e].tolist())
 
+    def values(self, j: int) -> dict[str, float]:
+        """Account ``j``'s window values in natural units (counts, bytes, shares)."""
+        return {n: to_natural(n, float(v)) for n, v in zip(WINDOW_FEATURES, self.raw[j],
+                                                             strict=True)}
+
+    def index(self, user_id: str) -> int:
+        return self.users.index(user_id)
+
     def select(self, mask: np.ndarray) -> FeatureBatch:
         idx = np.flatnonzero(mask)
         return FeatureBatch(
             self.bucket, [self.users[i] for i in idx.tolist()], self.gids[idx],
-            self.group_names, self.x[idx], self.raw[idx], self.t_last[idx], self.warm[idx],
+            self.group_names, self.x[idx], self.raw[idx], self.rel_self[idx],
+            self.rel_peer[idx], self.t_last[idx], self.warm[idx],
             self.own_mean[idx], self.own_var[idx], self.peer_q[idx],
             self.eids, self.order, self.starts[idx], self.ends[idx])
 
@@ -459,7 +470,9 @@ class Featurizer:
             if rl:
                 sk[np.asarray(rl, np.int64), np.asarray(vals, np.int64) & (m - 1)] = b16
 
-        x_win = self._window_features(rows, b16, h16)
+        # categories the account's peers hardly ever touch (their baseline before this bucket)
+        rare = self.peers.rare_categories(gids)
+        x_win = self._window_features(rows, b16, h16, rare)
         own_m = self.own_mean[rows].astype(np.float64)
         own_v = self.own_var[rows].astype(np.float64)
         peer_q = self.peers.quantiles(gids)  # p10, p50, p99 of each row's group
@@ -475,13 +488,14 @@ class Featurizer:
         self.own_mean[rows] = own_m + alpha * delta
         self.own_var[rows] = np.minimum((1 - alpha) * (own_v + alpha * delta * delta), 6e4)
         self.commits[rows] = np.minimum(n + 1, 2**32 - 1)
-        self.peers.update(gids, x_win, b)
+        self.peers.update(gids, x_win, b, cats)
         self.last_seen[rows] = np.maximum(self.last_seen[rows], t_last)
         warm = (b + 1) * BUCKET - self.first_seen[rows] >= self.warmup
         row_user = self._row_user
         users = [row_user[r] for r in rows.tolist()]
         return FeatureBatch(
-            b, users, gids, self.peers.names, x, x_win, t_last, warm,  # type: ignore[arg-type]
+            b, users, gids, self.peers.names, x, x_win,  # type: ignore[arg-type]
+            x_self.astype(np.float32), x_peer.astype(np.float32), t_last, warm,
             own_m, own_v, peer_q, log.eid, order, starts, ends)
 
     @staticmethod
@@ -511,7 +525,8 @@ class Featurizer:
         small_r[rows, slot] = np.minimum(cur, 0xFFFF)
         large_r[rows, slot] = large_r[rows, slot] + large
 
-    def _window_features(self, rows: np.ndarray, b16: int, h16: int) -> np.ndarray:
+    def _window_features(self, rows: np.ndarray, b16: int, h16: int,
+                         rare: np.ndarray) -> np.ndarray:
         k = len(rows)
         out = np.empty((k, NW))
         nb = len(BASE)
@@ -543,10 +558,12 @@ class Featurizer:
             out[:, o + 8] = s[:, 4]
             out[:, o + 9] = s[:, 5]
             out[:, o + 10] = s[:, 6]
-            out[:, o + 11] = np.count_nonzero(
-                (np.uint16(b16) - self.cat_st[rows]) < window, axis=1)
+            in_window = (np.uint16(b16) - self.cat_st[rows]) < window
+            out[:, o + 11] = np.count_nonzero(in_window, axis=1)
             out[:, o + 12] = distinct_src
             out[:, o + 13] = s[:, 7]
+            out[:, o + 14] = np.count_nonzero(
+                in_window & ((rare[:, None] >> _CAT_SHIFTS) & 1).astype(bool), axis=1)
         out[:, _LOGGED] = np.log1p(out[:, _LOGGED])
         return out
 

@@ -31,6 +31,8 @@ SHRINK = 20.0  # pseudo-observations of the organisation's distribution in every
 BIN = 0.25  # bin width on the features' log scale
 NBINS = 80  # [0, 20): e^20 bytes is 485 MB in an hour; larger values share the last bin
 QUANTILES = (0.1, 0.5, 0.99)  # what ``quantiles`` returns
+NCAT = 14  # data categories (bit i of a category mask)
+RARE = 0.01  # a category the group touches in fewer of its active buckets is rare for it
 
 
 def group_key(rec: DirectoryRecord | None, event_roles: tuple[str, ...] = ()) -> str:
@@ -59,6 +61,7 @@ class PeerBaselines:
         self.index: dict[str, int] = {}
         self.hist = np.zeros((0, dim, NBINS))
         self.weight = np.zeros(0)
+        self.cats = np.zeros((0, NCAT))  # decayed active buckets touching each category
         self.last = np.zeros(0, dtype=np.int64)
         self._q: np.ndarray | None = None  # cached (groups, len(QUANTILES), dim)
         self.gid(ALL)
@@ -70,6 +73,7 @@ class PeerBaselines:
             self.names.append(name)
             self.hist = np.concatenate([self.hist, np.zeros((1, self.dim, NBINS))])
             self.weight = np.append(self.weight, 0.0)
+            self.cats = np.vstack([self.cats, np.zeros((1, NCAT))])
             self.last = np.append(self.last, self.last[0] if g else 0)
             self._q = None
         return g
@@ -77,13 +81,21 @@ class PeerBaselines:
     def _bins(self, x: np.ndarray) -> np.ndarray:
         return np.clip((x * self.scale / BIN).astype(np.int64), 0, NBINS - 1)
 
-    def update(self, gids: np.ndarray, x: np.ndarray, bucket: int) -> None:
-        """Add the rows ``x`` (one per account, groups ``gids``) committed at ``bucket``."""
+    def update(self, gids: np.ndarray, x: np.ndarray, bucket: int,
+               cats: np.ndarray | None = None) -> None:
+        """Add the rows ``x`` (one per account, groups ``gids``) committed at ``bucket``;
+        ``cats``: each row's category mask in the bucket."""
         present = np.unique(np.append(gids, 0))
         age = np.maximum(bucket - self.last[present], 0)
         keep = np.exp(-age * self._decay_per_bucket)
         self.hist[present] *= keep[:, None, None]
         self.weight[present] *= keep
+        self.cats[present] *= keep[:, None]
+        if cats is not None:
+            bits = ((cats[:, None] >> np.arange(NCAT)) & 1).astype(np.float64)
+            n = len(self.names)
+            self.cats += (gids[:, None] == np.arange(n)).T.astype(np.float64) @ bits
+            self.cats[0] += bits.sum(axis=0)
         self.last[present] = bucket
         bins = self._bins(x)  # (k, dim)
         cell = np.arange(self.dim) * NBINS + bins  # (k, dim) within one group's block
@@ -121,6 +133,15 @@ class PeerBaselines:
             self._q = out
         return self._q[gids]
 
+    def rare_categories(self, gids: np.ndarray) -> np.ndarray:
+        """(k,) category masks: what each row's group touches in under 1% of its active
+        buckets (shrunk towards the organisation, so a new group is not all "rare")."""
+        org = self.cats[0] / max(self.weight[0], 1e-12)
+        freq = (self.cats + SHRINK * org[None]) / (self.weight[:, None] + SHRINK)
+        rare = freq < RARE
+        masks = (rare.astype(np.int64) << np.arange(NCAT)).sum(axis=1)
+        return masks[gids]
+
     def moments(self, gid: int) -> tuple[np.ndarray, np.ndarray]:
         """A group's mean and variance per feature (feature scale), from its histogram."""
         h = self._effective()[gid]
@@ -142,7 +163,8 @@ class PeerBaselines:
             h = self.hist[g] * factor
             rows = [[int(f), int(b), round(float(h[f, b]), 2)]
                     for f, b in zip(*np.nonzero(h >= 0.005), strict=True)]
-            out[name] = {"weight": round(w * factor, 2), "bins": rows}
+            out[name] = {"weight": round(w * factor, 2), "bins": rows,
+                          "categories": [round(float(c * factor), 2) for c in self.cats[g]]}
         return out
 
     @classmethod
@@ -159,6 +181,10 @@ class PeerBaselines:
                     raise ValueError(f"peer baseline '{name}' does not match the feature set")
                 peers.hist[g, int(f), int(b)] = float(c)
             peers.weight[g] = w
+            cats = st.get("categories", [0.0] * NCAT)
+            if len(cats) != NCAT or not all(c >= 0 for c in cats):
+                raise ValueError(f"peer baseline '{name}' has bad category counts")
+            peers.cats[g] = np.asarray(cats, dtype=np.float64)
         peers.last[:] = -1  # set at the first bucket: no decay across the gap
         return peers
 

@@ -32,9 +32,16 @@ from watchdog.daemon.logging import get_logger
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.notify import Notify
 from watchdog.daemon.pipeline import Pipeline
+from watchdog.daemon.sinks.alertmanager import AlertmanagerSink
 from watchdog.daemon.sinks.base import Sink
+from watchdog.daemon.sinks.jsonl import JsonlSink
+from watchdog.daemon.sinks.kafka import KafkaSink
+from watchdog.daemon.sinks.mqtt import MqttSink
+from watchdog.daemon.sinks.webhook import WebhookSink
 from watchdog.daemon.sources.base import Source
+from watchdog.daemon.sources.kafka import KafkaSource
 from watchdog.daemon.sources.kafka_state import StateTopics
+from watchdog.daemon.sources.mqtt import MqttSource
 from watchdog.engine.detector import Stage
 from watchdog.engine.engine import Engine
 
@@ -74,7 +81,6 @@ class Service:
         self._tick = time.monotonic()
         self._source_tasks: list[asyncio.Task[None]] = []
         self._congested = False
-        self.exit_code = 0
 
         m, retry = self.metrics, RetryPolicy(cfg.delivery.retry_initial_seconds,
                                              cfg.delivery.retry_max_seconds)
@@ -115,7 +121,7 @@ class Service:
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
-        return self.exit_code
+        return 0
 
     def request_stop(self) -> None:
         if not self.stop_requested.is_set():
@@ -138,44 +144,31 @@ class Service:
     def _configured_sinks(self) -> list[Sink]:
         s, out = self.cfg.sinks, list[Sink]()
         if s.kafka is not None:
-            from watchdog.daemon.sinks.kafka import KafkaSink
-
             out.append(KafkaSink(_ProducerRef(self), s.kafka.topic or self.cfg.topics.alerts))
         if s.alertmanager is not None:
-            from watchdog.daemon.sinks.alertmanager import AlertmanagerSink
-
             out.append(AlertmanagerSink(s.alertmanager))
         if s.webhook is not None:
-            from watchdog.daemon.sinks.webhook import WebhookSink
-
             out.append(WebhookSink(s.webhook))
         if s.mqtt is not None and self.cfg.mqtt is not None:
-            from watchdog.daemon.sinks.mqtt import MqttSink
-
             out.append(MqttSink(self.cfg.mqtt, s.mqtt))
         if s.jsonl is not None:
-            from watchdog.daemon.sinks.jsonl import JsonlSink
-
             out.append(JsonlSink(s.jsonl.path))
         return out
 
     def _configured_sources(self) -> list[SourceFactory]:
         cfg, out = self.cfg, list[SourceFactory]()
         if cfg.kafka.consume:
-            from watchdog.daemon.sources.kafka import KafkaSource
-
             def kafka(p: Pipeline) -> Source:
                 return KafkaSource(cfg, p, self.metrics, get_logger("kafka"),
                                    congested=self.congested)
 
             out.append(kafka)
         if cfg.mqtt is not None and cfg.mqtt.subscribe:
-            from watchdog.daemon.sources.mqtt import MqttSource
-
             mq = cfg.mqtt
 
             def mqtt(p: Pipeline) -> Source:
-                return MqttSource(mq, p, get_logger("mqtt"), stall=cfg.stall_seconds)
+                return MqttSource(mq, p, get_logger("mqtt"), stall=cfg.stall_seconds,
+                                  congested=self.congested)
 
             out.append(mqtt)
         return out
@@ -296,18 +289,21 @@ class Service:
                       pending_alerts=self.delivery.pending)
 
     async def _close(self) -> None:
-        for sink in self.sinks:
-            with contextlib.suppress(Exception):
-                await sink.close()
+        """Disconnect everything, each within a short bound (the broker may be gone)."""
+        closers = [sink.close for sink in self.sinks]
         if self.state is not None:
-            with contextlib.suppress(Exception):
-                await self.state.close()
+            closers.append(self.state.close)
         if self.producer is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2.0):
-                    await self.producer.stop()
+            closers.append(self.producer.stop)
         if self.health is not None:
-            await self.health.close()
+            closers.append(self.health.close)
+        for close in closers:
+            try:
+                async with asyncio.timeout(2.0):
+                    await close()
+            except Exception as err:
+                self.log.warning("close_failed", what=getattr(close, "__qualname__", "?"),
+                                 error=type(err).__name__)
 
     # -- periodic -------------------------------------------------------------------------------
     async def _housekeeping(self) -> None:

@@ -65,8 +65,9 @@ class Kafka(_Base):
     commit_interval_seconds: Positive = 1.0
     # a partition with lag 0 and no new record for this long stops holding the watermark
     idle_after_seconds: Positive = 5.0
-    # pause a partition whose event time runs this far ahead of the watermark (backlogs)
-    align_seconds: Positive = 900.0
+    # when this many events wait in the reorder buffer (partitions far apart in event time
+    # while a backlog is read), pause the partitions ahead of the watermark until it halves
+    max_buffered_events: PositiveInt = 100_000
     # after a rebalance/restart, re-read at most this many records per partition
     rebuild_max_records: Annotated[int, msgspec.Meta(ge=0)] = 1_000_000
     idempotence: Literal["auto", "on", "off"] = "auto"

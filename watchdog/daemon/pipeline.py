@@ -12,7 +12,9 @@ Bookkeeping per event, so that at-least-once holds:
   ``event_ids``) until every sink accepted it; a dead letter, until the DLQ accepted it;
 - records below the offset a partition was committed at when it was assigned (re-read to
   rebuild the windows after a rebalance or restart) feed the windows but their alerts were
-  sent before: they are suppressed, as are alert ids already sent by this process.
+  sent before: they are suppressed, as are alert ids already sent by this process;
+- an instance that owns only some partitions of the topic holds back the alerts of rules
+  that judge a whole dataset (:data:`WHOLE_STREAM_RULES`: ``log_gap``), which it cannot see.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from watchdog.engine.detector import Detector, Stage
 from watchdog.engine.engine import Engine
 from watchdog.engine.ordering import Released, Reorderer
 from watchdog.events import AccessEvent, check_times
-from watchdog.policy import Policy
 
 LOG_FIRST_REJECTIONS = 20
 # rules that judge a whole dataset, whose events are spread over every partition: an instance
@@ -236,9 +237,6 @@ class Pipeline:
         """Shutdown: process everything buffered (and stages' micro-batches)."""
         self._released(self.detector.flush())
         self._flushed_at = self.detector.processed
-
-    def set_policy(self, policy: Policy) -> None:
-        self.engine.set_policy(policy)
 
     # -- internals ---------------------------------------------------------------------------
     def _released(self, found: list[Alert]) -> None:

@@ -33,11 +33,15 @@ class Reorderer:
     dedupe_horizon: float = 3600.0  # how long (event time) a released id is remembered
     max_remembered: int = 1_000_000  # and at most this many ids (a burst must not grow memory)
     stats: OrderStats = field(default_factory=OrderStats)
-    _heap: list[tuple[float, str, int, str, AccessEvent]] = field(default_factory=list)
+    # (time, dataset, sequence, id, push number, event): the push number breaks the tie of two
+    # different events under one id (its first copy forgotten while pending, past
+    # max_remembered), which would otherwise compare the events themselves (TypeError)
+    _heap: list[tuple[float, str, int, str, int, AccessEvent]] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)  # ids pending or released recently
     _seen_order: deque[tuple[float, str]] = field(default_factory=deque)
     _high: dict[int, float] = field(default_factory=dict)  # partition -> max event time seen
     _released_upto: float = _NEG_INF
+    _pushes: int = 0
 
     def watermark(self) -> float:
         """Events at or before this time may be released."""
@@ -61,8 +65,9 @@ class Reorderer:
             return [(ev, t)]
         seq = ev.event.sequence
         heap = self._heap
+        self._pushes += 1
         heapq.heappush(heap, (t, ev.event.dataset or "", seq if isinstance(seq, int) else -1,
-                              eid, ev))
+                              eid, self._pushes, ev))
         upto = self.watermark()
         if heap[0][0] > upto:
             return []  # the common case: nothing old enough yet
@@ -97,7 +102,7 @@ class Reorderer:
         out: Released = []
         heap = self._heap
         while heap and heap[0][0] <= upto:
-            t, _, _, _, ev = heapq.heappop(heap)
+            t, _, _, _, _, ev = heapq.heappop(heap)
             out.append((ev, t))
         if out:
             self.stats.released += len(out)

@@ -11,10 +11,11 @@
 - Offsets are committed (every ``commit_interval_seconds``, on revocation and at shutdown) up to
   what the pipeline says is safe: never past an event still in the reorder buffer or an alert
   not yet accepted by every sink.
-- Backpressure: every partition is paused while too many alerts wait for sinks; a partition
-  whose event time runs ``align_seconds`` ahead of the watermark is paused until the others
-  catch up (a backlog must not fill the reorder buffer). ``getmany`` keeps being called, so
-  the consumer stays in its group.
+- Backpressure: every partition is paused while too many alerts wait for sinks. When
+  ``max_buffered_events`` wait in the reorder buffer (a backlog whose partitions are hours
+  apart), the partitions ahead of the watermark are paused until the buffer has halved, so
+  memory stays bounded while the partition behind catches up. ``getmany`` keeps being
+  called, so the consumer stays in its group.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         self._last_record: dict[int, float] = {}
         self._high: dict[int, float] = {}  # latest event time read, per partition
         self._paused: set[int] = set()
+        self._aligning = False
         self._lag: dict[int, Any] = {}
         self.assigned: set[int] = set()
         self.rebalances = 0
@@ -146,14 +148,16 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
                 self.pipeline.mark_idle(p)
 
     def _apply_pauses(self, c: AIOKafkaConsumer) -> None:
+        order = self.pipeline.order
+        limit = self.cfg.max_buffered_events
+        self._aligning = len(order) >= limit or (self._aligning and len(order) > limit // 2)
         if self.congested():
             want = set(self.assigned)
+        elif self._aligning:  # only the partitions behind the watermark may move
+            ahead = order.watermark() + order.lateness
+            want = {p for p in self.assigned if self._high.get(p, _NEG_INF) > ahead}
         else:
             want = set()
-            wm = self.pipeline.order.watermark()
-            if wm != _NEG_INF:
-                limit = wm + self.pipeline.order.lateness + self.cfg.align_seconds
-                want = {p for p in self.assigned if self._high.get(p, _NEG_INF) > limit}
         if want == self._paused:
             return
         if on := want - self._paused:
@@ -161,7 +165,7 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         if off := self._paused - want:
             c.resume(*(TopicPartition(self.topic, p) for p in off))
         if not self._paused and want == self.assigned and want:
-            self.log.info("paused", why="sinks behind" if self.congested() else "alignment")
+            self.log.info("paused", why="sinks behind" if self.congested() else "buffer full")
         self._paused = want
 
     async def commit(self) -> None:

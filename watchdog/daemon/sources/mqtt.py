@@ -4,8 +4,11 @@ One MQTT connection is one stream in the reorder buffer (partition key
 :data:`~watchdog.daemon.sources.base.MQTT_STREAM`); it stops holding the watermark after
 ``idle_after_seconds`` without a message. A persistent session (``clean_session: false`` and
 a fixed client id) makes the broker keep QoS 1 messages while the daemon is away. MQTT has no
-offsets to commit: a message is acknowledged when it is received, so delivery is
-at-least-once up to the daemon, not through a crash of it. Reconnects with backoff.
+offsets to commit: a message is acknowledged when it is received (aiomqtt has no manual
+acknowledgement), so delivery is at-least-once up to the daemon, not through a crash of it.
+While sinks are behind, received messages wait in the client's queue (memory, never dropped).
+Several instances should subscribe with shared subscriptions (``$share/watchdog/...``), or
+every instance gets every message. Reconnects with backoff.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiomqtt
@@ -55,8 +59,10 @@ class MqttSource:
     name = "mqtt"
 
     def __init__(self, m: Mqtt, pipeline: Pipeline, log: Any, *, stall: float = 30.0,
-                 pkey: int = MQTT_STREAM) -> None:
+                 pkey: int = MQTT_STREAM,
+                 congested: Callable[[], bool] = lambda: False) -> None:
         self.m = m
+        self.congested = congested
         self.pipeline = pipeline
         self.log = log.bind(broker=f"{m.host}:{m.port}")
         self.pkey = pkey
@@ -119,6 +125,9 @@ class MqttSource:
             it = aiter(messages)
             while True:
                 msg = await anext(it)
+                while self.congested():  # sinks behind: let messages wait in the queue
+                    self._beat = time.monotonic()
+                    await asyncio.sleep(0.1)
                 batch = [msg]
                 while len(batch) < BATCH and len(messages):
                     batch.append(await anext(it))

@@ -1,0 +1,279 @@
+"""Benchmark of the live daemon against a real Tansu broker on this machine.
+
+1. backlog: N simulated events (default 200k) are produced to ``access-logs`` (4 partitions)
+   before ``watchdog run`` (a real subprocess) starts; we time from its first consumed event
+   until every event is processed and every partition's offset committed to the end.
+2. the raw aiokafka consume rate over the same topic, for scale.
+3. latency: events stamped "now" are produced at a fixed rate (default 5k events/s), one in
+   200 a violation; for each alert on the ``alerts`` topic, the wall time from producing its
+   completing event to reading the alert (p50/p99). ``detection.lateness_seconds`` bounds it
+   from below: an event waits that long in the reorder buffer (see the printed setting).
+4. the daemon's peak RSS (VmHWM).
+
+    .venv/bin/python bench/bench_daemon.py [--events 200000] [--rate 5000] [--seconds 20]
+
+Prints a table; asserts nothing (timings depend on the machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import httpx
+import orjson
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.services.procs import ManagedProcess, free_port, wait_for_http  # noqa: E402
+from tests.services.tansu import TansuBroker, create_topics  # noqa: E402
+from watchdog.simulate import SimConfig, build_world  # noqa: E402
+
+PARTITIONS = 4
+LATENESS = 1.0
+
+
+def metric_sum(url: str, name: str) -> float:
+    total = 0.0
+    for line in httpx.get(url, timeout=5).text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def produce(bs: str, topic: str, docs: list[bytes], key: Any = None) -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=bs, linger_ms=20, max_batch_size=262144)
+    await producer.start()
+    t0 = time.perf_counter()
+    try:
+        futures = [await producer.send(topic, d, key=key(d) if key else None) for d in docs]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return len(docs) / (time.perf_counter() - t0)
+
+
+def user_key(raw: bytes) -> bytes:
+    return str(orjson.loads(raw)["user"]["id"]).encode()
+
+
+async def committed_to_end(bs: str, ends: dict[int, int]) -> bool:
+    c = AIOKafkaConsumer(bootstrap_servers=bs, group_id="watchdog", enable_auto_commit=False)
+    await c.start()
+    try:
+        for p, end in ends.items():
+            if (await c.committed(TopicPartition("access-logs", p)) or 0) < end:
+                return False
+        return True
+    finally:
+        await c.stop()
+
+
+async def raw_consume_rate(bs: str, n: int) -> float:
+    c = AIOKafkaConsumer(bootstrap_servers=bs, enable_auto_commit=False,
+                         max_partition_fetch_bytes=8 << 20)
+    await c.start()
+    tps = [TopicPartition("access-logs", p) for p in range(PARTITIONS)]
+    c.assign(tps)
+    await c.seek_to_beginning(*tps)
+    got = 0
+    t0 = time.perf_counter()
+    try:
+        while got < n:
+            for recs in (await c.getmany(timeout_ms=1000, max_records=10000)).values():
+                got += len(recs)
+        return got / (time.perf_counter() - t0)
+    finally:
+        await c.stop()
+
+
+def live_events(templates: list[dict[str, Any]], violator: dict[str, Any], n: int,
+                every: int = 200) -> list[dict[str, Any]]:
+    """Events to be stamped at send time: ids unique, no sequences (no gap noise)."""
+    out = []
+    for i in range(n):
+        if i % every == every - 1:
+            ev = dict(violator, event={"id": f"live-{i}", "action": "copy"},
+                      destination={"kind": "external_media"})
+        else:
+            t = templates[i % len(templates)]
+            ev = dict(t, event={"id": f"live-{i}", "action": t["event"]["action"],
+                                "dataset": t["event"].get("dataset", "live")})
+        out.append(ev)
+    return out
+
+
+async def latency(bs: str, events: list[dict[str, Any]], rate: int) -> list[float]:
+    """Produce at ``rate``/s, stamping each event now; latency of every resulting alert."""
+    sent: dict[str, float] = {}
+    lat: list[float] = []
+    consumer = AIOKafkaConsumer(bootstrap_servers=bs, enable_auto_commit=False,
+                                fetch_max_wait_ms=20)
+    await consumer.start()
+    tp = TopicPartition("alerts", 0)
+    consumer.assign([tp])
+    await consumer.seek_to_end(tp)
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        while not stop.is_set():
+            for recs in (await consumer.getmany(timeout_ms=100)).values():
+                now = time.time()
+                for r in recs:
+                    eid = orjson.loads(r.value)["event_ids"][-1]
+                    if eid in sent:
+                        lat.append(now - sent[eid])
+
+    watcher = asyncio.create_task(watch())
+    producer = AIOKafkaProducer(bootstrap_servers=bs, linger_ms=2)
+    await producer.start()
+    tick, per_tick = 0.01, max(1, rate // 100)
+    start = time.monotonic()
+    for i in range(0, len(events), per_tick):
+        now = time.time()
+        stamp = datetime.fromtimestamp(now, UTC).isoformat()
+        for ev in events[i:i + per_tick]:
+            ev["@timestamp"] = stamp
+            sent[ev["event"]["id"]] = now
+            await producer.send("access-logs", orjson.dumps(ev),
+                                key=str(ev["user"]["id"]).encode())
+        delay = start + (i // per_tick + 1) * tick - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    await producer.flush()
+    await producer.stop()
+    # the last alerts: once every partition has been quiet for idle_after_seconds
+    expected = len(events) // 200
+    deadline = time.monotonic() + 30
+
+    async def enough() -> bool:
+        return len(lat) >= expected or time.monotonic() > deadline
+
+    await until(enough, 0.1)
+    stop.set()
+    await watcher
+    await consumer.stop()
+    return lat
+
+
+async def until(cond: Any, interval: float = 0.05) -> None:
+    while True:
+        if await cond():
+            return
+        await asyncio.sleep(interval)
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else float("nan")
+
+
+async def main(args: argparse.Namespace) -> None:
+    world = build_world(SimConfig(accounts=max(100, args.events // 220), days=10))
+    events = []
+    for ev in world.events():
+        events.append(orjson.dumps(ev))
+        if len(events) >= args.events:
+            break
+    staff = [orjson.loads(e) for e in events[:20000]]
+    # background: the batch jobs' accounts (lawful at any hour); violations: a staff member
+    templates = [e for e in staff if e["user"]["id"].startswith("svc-")]
+    violator = next(e for e in staff if e["user"]["id"].startswith("e")
+                    and e.get("data", {}).get("categories"))
+
+    with TemporaryDirectory() as tmp, TansuBroker() as broker:
+        bs = broker.bootstrap_servers
+        await create_topics(bs, ["access-logs"], partitions=PARTITIONS)
+        await create_topics(bs, ["directory", "subjects", "alerts", "access-logs.dlq"])
+        await produce(bs, "directory", [orjson.dumps(d) for d in world.directory],
+                      key=lambda d: str(orjson.loads(d)["user_id"]).encode())
+        await produce(bs, "subjects", [orjson.dumps(d) for d in world.subjects])
+        produce_rate = await produce(bs, "access-logs", events, key=user_key)
+        port = free_port()
+        policy = Path(tmp) / "policy.yaml"
+        policy.write_text(yaml.safe_dump(world.policy))
+        cfg = Path(tmp) / "watchdog.yaml"
+        cfg.write_text(yaml.safe_dump({
+            "kafka": {"bootstrap": bs, "heartbeat_interval_ms": 300, "session_timeout_ms": 3000,
+                      "idle_after_seconds": 1.0, "max_poll_records": 5000,
+                      },
+            "listen": f"127.0.0.1:{port}", "policy": str(policy),
+            "detection": {"lateness_seconds": LATENESS},
+            "delivery": {"max_pending": 100000},
+        }))
+        url = f"http://127.0.0.1:{port}/metrics"
+        env = dict(os.environ, WATCHDOG_PSEUDONYM_KEY="bench-key-0123456789abcdef")
+        with ManagedProcess("watchdog", [sys.executable, "-m", "watchdog", "run", "--config",
+                                         str(cfg)], env=env, cwd=ROOT) as proc:
+            wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=proc)
+            async def consumed(n: int) -> bool:
+                return metric_sum(url, "watchdog_events_total") >= n
+
+            await until(lambda: consumed(1), 0.01)
+            t0 = time.perf_counter()
+            await until(lambda: consumed(len(events)))
+            t_processed = time.perf_counter() - t0
+            c = AIOKafkaConsumer(bootstrap_servers=bs)
+            await c.start()
+            tps = [TopicPartition("access-logs", p) for p in range(PARTITIONS)]
+            ends = {tp.partition: off for tp, off in (await _ends(c, tps)).items()}
+            await c.stop()
+            await until(lambda: committed_to_end(bs, ends))
+            t_committed = time.perf_counter() - t0
+            backlog_alerts = metric_sum(url, "watchdog_alerts_total")
+            live = live_events(templates, violator, args.rate * args.seconds)
+            lat = await latency(bs, live, args.rate)
+            rss = _peak_rss(proc.pid)
+        consume_rate = await raw_consume_rate(bs, len(events))
+
+    rows = [
+        ("events produced (simulated, 4 partitions)", f"{len(events):,} at {produce_rate:,.0f}/s"),
+        ("daemon: backlog decoded+detected",
+         f"{len(events) / t_processed:,.0f} events/s ({t_processed:.1f} s)"),
+        ("daemon: ... and every offset committed",
+         f"{len(events) / t_committed:,.0f} events/s ({t_committed:.1f} s, "
+         f"{backlog_alerts:.0f} alerts)"),
+        ("raw aiokafka getmany, same topic", f"{consume_rate:,.0f} msg/s"),
+        (f"produce->alert at {args.rate:,} ev/s (lateness {LATENESS:g} s)",
+         f"p50 {pct(lat, 50) * 1000:,.0f} ms, p99 {pct(lat, 99) * 1000:,.0f} ms "
+         f"({len(lat)} alerts)"),
+        ("daemon peak RSS (VmHWM)", f"{rss / 1024:,.0f} MB"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'measure':<{width}}  value")
+    print(f"{'-' * width}  {'-' * 40}")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+async def _ends(c: AIOKafkaConsumer, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """End offsets from a fetch's high watermark (Tansu's ListOffsets(latest) is off)."""
+    c.assign(tps)
+    await c.seek_to_end(*tps)
+    await c.getmany(timeout_ms=500)
+    return {tp: c.highwater(tp) or 0 for tp in tps}
+
+
+def _peak_rss(pid: int | None) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rate", type=int, default=5_000)
+    parser.add_argument("--seconds", type=int, default=20)
+    asyncio.run(main(parser.parse_args()))

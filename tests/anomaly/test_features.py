@@ -1,0 +1,207 @@
+"""Sliding-window features on event time: values, expiry, novelty, memory, eviction."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from tests.anomaly.conftest import T0, decode, event, make_engine
+from watchdog.anomaly.features import (
+    BUCKET,
+    FEATURE_NAMES,
+    ROW_BYTES,
+    WINDOW_FEATURES,
+    FeatureBatch,
+    Featurizer,
+)
+
+USB = {"kind": "external_media"}
+MAIL_OUT = {"kind": "email", "domain": "gmail.example"}
+MAIL_IN = {"kind": "email", "domain": "example.co.jp"}
+
+
+def run(docs: list[dict], fz: Featurizer | None = None) -> tuple[Featurizer, list[FeatureBatch]]:
+    """Feed ``docs`` (in time order); returns the featurizer and every committed batch."""
+    fz = fz or Featurizer(make_engine().policy, lambda _u, _t: "customer support",
+                          warmup=0.0)
+    out = []
+    for doc in docs:
+        ev = decode(doc)
+        b = fz.observe(ev, ev.timestamp.timestamp())
+        if b is not None:
+            out.append(b)
+    b = fz.flush()
+    if b is not None:
+        out.append(b)
+    return fz, out
+
+
+def last_values(batches: list[FeatureBatch], uid: str) -> dict[str, float]:
+    for b in reversed(batches):
+        if uid in b.users:
+            return b.values(b.index(uid))
+    raise AssertionError(f"{uid} never committed")
+
+
+def test_feature_names_are_relative_views_of_every_window_feature() -> None:
+    assert len(WINDOW_FEATURES) == 28
+    assert len(FEATURE_NAMES) == 56
+    assert {n.rsplit("_vs_", 1)[1] for n in FEATURE_NAMES} == {"self", "peers"}
+    for base in ("events", "subjects", "resources", "records", "bytes", "exports", "external",
+                 "offhours_share", "failed_logins", "new_resources", "new_categories",
+                 "categories", "sources", "new_sources"):
+        assert f"{base}_1h" in WINDOW_FEATURES
+        assert f"{base}_24h" in WINDOW_FEATURES
+
+
+def test_hand_built_sequence() -> None:
+    t = T0 + 3600  # Monday 10:00 JST: business hours in the default policy
+    docs = [
+        event(t, "u1", "a1", "login", ip="10.0.0.1", outcome="failure"),
+        event(t + 10, "u1", "a2", "login", ip="10.0.0.1", outcome="failure"),
+        event(t + 20, "u1", "a3", "login", ip="10.0.0.2"),
+        event(t + 60, "u1", "a4", "read", resource="crm.customers",
+              categories=("identity", "contact"), ids=("c1", "c2"), records=2, nbytes=1000),
+        event(t + 90, "u1", "a5", "read", resource="crm.customers", categories=("identity",),
+              ids=("c2", "c3"), records=2, nbytes=500),
+        event(t + 120, "u1", "a6", "export", resource="crm.orders", categories=("purchase",),
+              ids=("c4",), records=1, dest=USB),
+        event(t + 150, "u1", "a7", "email", resource="crm.orders", categories=("contact",),
+              ids=("c5",), records=1, dest=MAIL_OUT),
+        event(t + 160, "u1", "a8", "email", resource="crm.orders", categories=("contact",),
+              ids=("c5",), records=1, dest=MAIL_IN),
+        event(t + 200, "u1", "a9", "download", resource="crm.bulk", categories=("contact",),
+              count=40, records=40),
+    ]
+    _, batches = run(docs)
+    v = last_values(batches, "u1")
+    assert v["events_1h"] == pytest.approx(9)
+    assert v["failed_logins_1h"] == pytest.approx(2)
+    assert v["exports_1h"] == pytest.approx(2)  # export + download
+    assert v["external_1h"] == pytest.approx(2)  # USB + mail to an outside domain
+    assert v["records_1h"] == pytest.approx(2 + 2 + 1 + 1 + 1 + 40)
+    assert v["bytes_1h"] == pytest.approx(1500)
+    assert v["categories_1h"] == pytest.approx(3)  # identity, contact, purchase
+    # c1..c5 by id plus 40 without ids: a sketch estimate, within a few
+    assert 38 <= v["subjects_1h"] <= 50
+    assert v["resources_1h"] == pytest.approx(3, abs=0.6)
+    assert v["sources_1h"] == pytest.approx(3, abs=0.5)  # 10.0.0.1, 10.0.0.2, 10.1.1.1
+    assert v["new_resources_1h"] == pytest.approx(3)
+    assert v["new_categories_1h"] == pytest.approx(3)
+    assert v["new_sources_1h"] == pytest.approx(3)
+    assert v["offhours_share_1h"] == pytest.approx(0.0)
+    assert v["events_24h"] == pytest.approx(9)
+
+
+def test_offhours_share_and_novelty_fade() -> None:
+    t = T0 + 14 * 3600  # Monday 23:00 JST: outside business hours
+    docs = [event(t + i * 60, "u1", f"n{i}", "read", resource="crm.customers",
+                  categories=("identity",), ids=(f"c{i}",), records=1) for i in range(4)]
+    # next day, business hours, same resource and category: nothing is new any more
+    t2 = T0 + 86400 + 3600
+    docs += [event(t2 + i * 60, "u1", f"d{i}", "read", resource="crm.customers",
+                   categories=("identity",), ids=(f"d{i}",), records=1) for i in range(4)]
+    _, batches = run(docs)
+    first = batches[0].values(0)
+    assert first["offhours_share_1h"] == pytest.approx(1.0)
+    v = last_values(batches, "u1")
+    assert v["offhours_share_1h"] == pytest.approx(0.0)
+    assert v["offhours_share_24h"] == pytest.approx(0.5)
+    assert v["new_resources_1h"] == 0
+    assert v["new_categories_1h"] == 0
+    assert v["new_resources_24h"] == 1  # the night before is within 24 hours
+
+
+def test_windows_expire_on_event_time() -> None:
+    docs = [event(T0 + i, "u1", f"a{i}", "read", resource="r", categories=("identity",),
+                  ids=(f"c{i}",), records=1) for i in range(10)]
+    docs += [event(T0 + 3700, "u1", "b1", "read", resource="r", categories=("identity",),
+                   ids=("x",), records=1)]
+    docs += [event(T0 + 25 * 3600, "u1", "c1", "read", resource="r",
+                   categories=("identity",), ids=("y",), records=1)]
+    # another account keeps event time moving between them
+    docs += [event(T0 + 26 * 3600, "u2", "z", "read", resource="r")]
+    docs.sort(key=lambda d: d["@timestamp"])
+    _, batches = run(docs)
+    by_bucket = {b.bucket: b for b in batches if "u1" in b.users}
+    at_b = by_bucket[int((T0 + 3700) // BUCKET)]
+    v = at_b.values(at_b.index("u1"))
+    assert v["events_1h"] == pytest.approx(1)  # the first ten are 61+ minutes old
+    assert v["events_24h"] == pytest.approx(11)
+    at_c = by_bucket[int((T0 + 25 * 3600) // BUCKET)]
+    v = at_c.values(at_c.index("u1"))
+    assert v["events_1h"] == pytest.approx(1)
+    assert v["events_24h"] == pytest.approx(1)  # 25 hours on: only itself
+    assert v["subjects_24h"] == pytest.approx(1, abs=0.1)
+
+
+def test_one_vector_per_active_account_and_bucket() -> None:
+    docs = []
+    for i in range(3):
+        for k in range(4):
+            docs.append(event(T0 + 60 * k + i, f"u{i}", f"e{i}-{k}", "read", resource="r"))
+    docs.sort(key=lambda d: d["@timestamp"])
+    _, batches = run(docs)
+    assert len(batches) == 1
+    b = batches[0]
+    assert sorted(b.users) == ["u0", "u1", "u2"]
+    assert b.x.shape == (3, len(FEATURE_NAMES))
+    assert b.event_ids(b.index("u1")) == ("e1-0", "e1-1", "e1-2", "e1-3")
+    assert np.all(b.x >= 0)  # upward deviations only
+
+
+def test_late_event_joins_the_open_bucket() -> None:
+    docs = [event(T0 + 600, "u1", "a", "read", resource="r"),
+            event(T0 + 10, "u1", "late", "read", resource="r")]  # behind: no error
+    _, batches = run(docs)
+    assert sum(len(b) for b in batches) == 1
+    assert batches[0].values(0)["events_1h"] == pytest.approx(2)
+
+
+def test_warm_up_marks_new_accounts() -> None:
+    fz = Featurizer(make_engine().policy, lambda _u, _t: "g", warmup=3600.0)
+    docs = [event(T0 + 60, "u1", "a", "read", resource="r"),
+            event(T0 + 7200, "u1", "b", "read", resource="r"),
+            event(T0 + 7800, "u2", "c", "read", resource="r")]
+    _, batches = run(docs, fz)
+    assert [bool(b.warm[0]) for b in batches] == [False, True, False]
+
+
+def test_idle_accounts_are_evicted_and_rows_reused() -> None:
+    fz = Featurizer(make_engine().policy, lambda _u, _t: "g", idle_ttl=2 * 86400.0,
+                    capacity=4)
+    docs = [event(T0 + i, f"old{i}", f"o{i}", "read", resource="r") for i in range(3)]
+    docs += [event(T0 + 3 * 86400 + i, f"new{i}", f"n{i}", "read", resource="r")
+             for i in range(3)]
+    docs += [event(T0 + 3 * 86400 + 7200, "new0", "later", "read", resource="r")]
+    run(docs, fz)
+    assert fz.tracked() == 3
+    assert set(fz.rows) == {"new0", "new1", "new2"}
+    assert fz.evicted == 3
+    assert fz._cap == 4  # evicted rows were reused, nothing grew
+
+
+def test_row_bytes_bound() -> None:
+    assert ROW_BYTES <= 1800
+
+
+def test_memory_per_account_measured() -> None:
+    """tracemalloc over 5,000 accounts: everything a tracked account costs, steady state."""
+    n = 5000
+    events = [decode(event(T0 + i * 0.05, f"e{1_000_000 + i}", f"m{i}", "read",
+                           resource="crm.customers", categories=("identity",),
+                           ids=(f"c-{i:07d}",), records=1, ip=f"10.{i % 250}.{i // 250}.7"))
+              for i in range(n)]
+    policy = make_engine().policy
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    fz = Featurizer(policy, lambda _u, _t: "customer support", capacity=n)
+    for ev in events:
+        fz.observe(ev, ev.timestamp.timestamp())
+    fz.flush()
+    per_account = (tracemalloc.get_traced_memory()[0] - before) / n
+    tracemalloc.stop()
+    assert fz.tracked() == n
+    assert per_account <= 2048, per_account  # 1,000,000 accounts in 2 GB

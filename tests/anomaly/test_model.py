@@ -1,0 +1,74 @@
+"""Fitting, scoring and calibrating the anomaly model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from watchdog.anomaly.model import _FastForest, calibrate, count_alerts, fit, gpd_excess
+
+
+def test_count_alerts_applies_the_cool_down() -> None:
+    scores = np.array([0.9, 0.9, 0.9, 0.1, 0.9, 0.9])
+    users = ["a", "a", "a", "a", "b", "a"]
+    times = np.array([0.0, 1000.0, 3600.0, 3700.0, 10.0, 9000.0])
+    assert count_alerts(scores, users, times, 0.5) == 4  # a@0, a@3600, a@9000, b@10
+    assert count_alerts(scores, users, times, 0.95) == 0
+
+
+def test_calibration_meets_the_target_empirically() -> None:
+    rng = np.random.default_rng(0)
+    n_users, hours = 400, 24 * 20
+    users = [f"u{i}" for i in rng.integers(0, n_users, 60_000)]
+    times = rng.uniform(0, hours * 3600.0, 60_000)
+    scores = rng.beta(8, 12, 60_000)
+    account_days = n_users * 20
+    cal = calibrate(scores, users, times, account_days=account_days, target=5.0)
+    assert cal.method == "empirical"
+    assert cal.heldout_rate <= 5.0
+    assert cal.heldout_alerts >= 20
+    assert cal.threshold_high > cal.threshold
+    # a tighter target needs the tail fit, which stays below the largest possible score
+    tight = calibrate(scores, users, times, account_days=account_days, target=0.1)
+    assert tight.method == "tail fit"
+    assert tight.threshold > cal.threshold
+    assert tight.heldout_rate <= 0.5  # beyond what 8,000 account-days can show exactly
+    assert tight.threshold < 1.0
+
+
+def test_calibration_needs_data() -> None:
+    with pytest.raises(ValueError, match="too little held-out"):
+        calibrate(np.zeros(10), ["a"] * 10, np.zeros(10), account_days=1)
+
+
+def test_gpd_tail_fit() -> None:
+    rng = np.random.default_rng(1)
+    assert gpd_excess(rng.exponential(1.0, 5000), 100) == pytest.approx(np.log(100), rel=0.1)
+    assert gpd_excess(rng.uniform(0, 1, 5000), 1e9) <= 1.05  # bounded tails stay bounded
+
+
+def test_fast_forest_equals_score_samples() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 1, (2000, 7)).astype(np.float32)
+    model = fit(x, [f"f{i}" for i in range(7)], n_estimators=15, seed=3)
+    fast = _FastForest.build(model.estimator)
+    assert fast is not None
+    probe = rng.normal(0, 3, (300, 7)).astype(np.float32)
+    assert np.allclose(fast.score(probe), -model.estimator.score_samples(probe), atol=1e-12)
+    assert np.allclose(model.score(probe), -model.estimator.score_samples(probe), atol=1e-12)
+
+
+def test_zscore_baseline_scores_the_largest_upward_deviation() -> None:
+    x = np.zeros((100, 3))
+    x[:, 0] = np.linspace(0, 1, 100)
+    model = fit(x, ["a", "b", "c"], kind="zscore")
+    s = model.score(np.array([[0.5, 0.0, 0.0], [0.5, 5.0, 0.0]]))
+    assert s[1] > s[0]
+    assert s[1] == pytest.approx(20.0)
+
+
+def test_fit_checks_its_input() -> None:
+    with pytest.raises(ValueError, match="features"):
+        fit(np.zeros((10, 2)), ["a", "b", "c"])
+    with pytest.raises(ValueError, match="unknown model kind"):
+        fit(np.zeros((10, 2)), ["a", "b"], kind="lstm")

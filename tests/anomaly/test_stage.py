@@ -1,0 +1,229 @@
+"""The anomaly stage: micro-batches, alerts (schema, explanation, ids), life cycle, hooks."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from pathlib import Path
+
+import jsonschema
+import msgspec
+import pytest
+
+from tests.anomaly.conftest import T0, baseline, decode, event, make_engine
+from watchdog.alerts.model import Alert, encode_alert
+from watchdog.anomaly.model import AnomalyModel
+from watchdog.anomaly.stage import AnomalyStage, load_stage
+
+SCHEMA = Path(__file__).resolve().parents[2] / "watchdog" / "schemas" / "alert.schema.json"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.scores: list[float] = []
+        self.models: list[tuple[str, bool]] = []
+
+    def on_score(self, score: float) -> None:
+        self.scores.append(score)
+
+    def on_model(self, version: str, loaded: bool) -> None:
+        self.models.append((version, loaded))
+
+
+def insider_docs() -> list[dict]:
+    """Two days of office work, then u004 at night: new address, 60 copies to a USB stick."""
+    docs = baseline(n_accounts=30, days=3, seed=5)
+    t = T0 + 2 * 86400 + 13 * 3600  # day 3, 22:00 JST
+    for i in range(60):
+        docs.append(event(t + i * 40, "u004", f"x{i}", "copy", resource="billing.payments",
+                          categories=("payment", "identity", "health"),
+                          ids=tuple(f"c9{i:03d}{k}" for k in range(20)), records=20,
+                          ip="10.99.1.1", dest={"kind": "external_media"}))
+    docs.sort(key=lambda d: d["@timestamp"])
+    return docs
+
+
+def run(stage: AnomalyStage, docs: list[dict]) -> list[Alert]:
+    alerts: list[Alert] = []
+    for doc in docs:
+        ev = decode(doc)
+        alerts.extend(stage.observe(ev, ev.timestamp.timestamp()))
+    alerts.extend(stage.flush())
+    return alerts
+
+
+def stage_for(model_dir: Path, **kw: object) -> AnomalyStage:
+    return load_stage(model_dir, make_engine(), warmup=6 * 3600.0, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def insider_alerts(tiny_model: Path) -> list[Alert]:
+    return run(stage_for(tiny_model), insider_docs())
+
+
+def test_the_insider_is_found(insider_alerts: list[Alert]) -> None:
+    mine = [a for a in insider_alerts if a.user_id == "u004"]
+    assert mine, [a.user_id for a in insider_alerts]
+    a = mine[0]
+    assert a.rule == "anomaly"
+    assert a.event_ids
+    assert all(e.startswith("x") for e in a.event_ids)
+    assert a.ts >= "2026-11-04T13:00"
+
+
+def test_alerts_validate_against_the_contract(insider_alerts: list[Alert]) -> None:
+    schema = json.loads(SCHEMA.read_text())
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    assert insider_alerts
+    for a in insider_alerts:
+        doc = json.loads(encode_alert(msgspec.structs.replace(
+            a, detected_at="2026-11-23T00:00:00.000Z")))
+        validator.validate(doc)
+        assert doc["severity"] in ("medium", "high")
+        assert isinstance(doc["score"], float)
+
+
+def test_explanation_names_features_values_and_ranges(insider_alerts: list[Alert]) -> None:
+    a = next(a for a in insider_alerts if a.user_id == "u004")
+    ex = a.explanation
+    assert isinstance(ex, dict)
+    assert ex["model_version"].startswith("if-")
+    assert ex["peer_group"] == "billing"
+    assert 1 <= len(ex["drivers"]) <= 3
+    for d in ex["drivers"]:
+        assert d["feature"] in {s.rsplit("_vs_", 1)[0] for s in d["signals"]}
+        assert isinstance(d["value"], int | float)
+        lo, hi = d["account_usual"]
+        assert lo <= hi
+        lo, hi = d["peers_usual"]
+        assert lo <= hi
+        assert d["description"]
+        assert d["description"] in ex["text"]
+    # in words: "... in the last hour: 40 (usually 0-1 for this account; 0-1 for its peers in
+    # billing)"
+    assert "usually" in ex["text"]
+    assert "for its peers in billing" in ex["text"]
+    assert ex["text"] in a.summary
+    assert a.summary.startswith("Unusual behaviour by account u004")
+    assert "Breaks:" in a.summary
+
+
+def test_no_raw_subject_id_in_alerts(insider_alerts: list[Alert]) -> None:
+    blob = b"".join(encode_alert(a) for a in insider_alerts)
+    assert b"c9" not in blob  # the insider's customers: c9000..., never in an alert
+    for a in insider_alerts:
+        assert a.subjects.pseudonyms == ()
+
+
+def test_scoring_happens_in_batches(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    original = AnomalyModel.score
+
+    def counting(self: AnomalyModel, x: object) -> object:
+        calls.append(len(x))  # type: ignore[arg-type]
+        return original(self, x)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(AnomalyModel, "score", counting)
+    stage = stage_for(tiny_model)
+    est = stage.model.estimator
+    per_call: list[int] = []
+    real = est.score_samples
+    monkeypatch.setattr(est, "score_samples", lambda x: per_call.append(len(x)) or real(x))
+    docs = baseline(n_accounts=30, days=2, seed=9)
+    run(stage, docs)
+    assert stage.scored > 0
+    assert len(calls) == stage.batches
+    assert sum(calls) == stage.scored
+    # micro-batches, not one call per event or per vector
+    assert len(calls) <= len(docs) / 20
+    assert stage.scored / len(calls) >= 5
+    # scikit-learn itself is called at most once per batch (plus one probe of the fast path)
+    assert len(per_call) <= len(calls) + 1
+
+
+def test_batches_flush_by_size(tiny_model: Path) -> None:
+    stage = stage_for(tiny_model, batch_size=4)
+    run(stage, baseline(n_accounts=30, days=2, seed=9))
+    assert stage.batches > 10
+
+
+def test_same_events_same_alerts(tiny_model: Path) -> None:
+    docs = insider_docs()
+    one = run(stage_for(tiny_model), docs)
+    two = run(stage_for(tiny_model), docs)
+    assert [encode_alert(a) for a in one] == [encode_alert(a) for a in two]
+    assert len({a.alert_id for a in one}) == len(one)
+    assert all(a.alert_id.startswith("anomaly:") for a in one)
+
+
+def test_cool_down_one_alert_per_account_per_hour(tiny_model: Path) -> None:
+    stage = stage_for(tiny_model)
+    stage.model.threshold = 0.0  # everything scored is "anomalous"
+    alerts = run(stage, baseline(n_accounts=10, days=2, seed=3))
+    by_user: dict[str, list[str]] = {}
+    for a in alerts:
+        by_user.setdefault(a.user_id, []).append(a.ts)
+    assert by_user
+    from datetime import datetime
+
+    for stamps in by_user.values():
+        times = sorted(datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+                       for s in stamps)
+        assert all(b - a >= 3600 for a, b in itertools.pairwise(times))
+
+
+def test_observer_hooks_and_hot_swap(tiny_model: Path, tmp_path: Path) -> None:
+    rec = Recorder()
+    stage = stage_for(tiny_model, observer=rec)
+    first = stage.model_version
+    assert rec.models == [(first, True)]
+    run(stage, baseline(n_accounts=30, days=2, seed=9))
+    assert len(rec.scores) == stage.scored > 0
+    # a damaged directory is refused and the old model stays
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model, bad)
+    (bad / "model.skops").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="checksum"):
+        stage.swap(bad)
+    assert stage.model_version == first
+    assert rec.models[-1] == (first, False)  # the refused one claims the same version
+    # a good one replaces it atomically and keeps the accounts' history
+    tracked = stage.tracked()
+    good = tmp_path / "good"
+    shutil.copytree(tiny_model, good)
+    doc = json.loads((good / "manifest.json").read_text())
+    assert stage.swap(good) == doc["model_version"]
+    assert rec.models[-1] == (doc["model_version"], True)
+    assert stage.tracked() == tracked
+
+
+def test_load_stage_refuses_with_one_line(tiny_model: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model, bad)
+    (bad / "manifest.json").write_text("{}")
+    rec = Recorder()
+    with pytest.raises(ValueError, match="checksum") as err:
+        load_stage(bad, make_engine(), observer=rec)
+    assert "checksum mismatch for manifest.json" in str(err.value)
+    assert "\n" not in str(err.value)
+    assert rec.models == [("unknown", False)]
+
+
+def test_replay_with_model_via_cli(tiny_model: Path, tiny_inputs: dict[str, Path],
+                                   tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from watchdog.cli import main
+
+    out = tmp_path / "alerts.jsonl"
+    args = ["replay", "--events", str(tiny_inputs["events"]), "--directory",
+            str(tiny_inputs["directory"]), "--model", str(tiny_model), "--out", str(out)]
+    assert main(args) == 0
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model, bad)
+    (bad / "SHA256SUMS").write_text("0" * 64 + "  manifest.json\n")
+    capsys.readouterr()
+    assert main([*args[:-4], "--model", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("watchdog: error: model ")
+    assert "checksum mismatch" in err[-1]

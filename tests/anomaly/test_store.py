@@ -1,0 +1,144 @@
+"""The model directory: round trip, checksums, feature set, allow-list."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from watchdog.anomaly import store
+from watchdog.anomaly.features import FEATURE_NAMES, FEATURE_VERSION
+from watchdog.anomaly.model import fit
+
+
+def _resum(d: Path) -> None:
+    """Rewrite SHA256SUMS as an attacker who also controls it would."""
+    names = [line.split("  ", 1)[1] for line in (d / "SHA256SUMS").read_text().splitlines()]
+    (d / "SHA256SUMS").write_text("".join(
+        f"{hashlib.sha256((d / n).read_bytes()).hexdigest()}  {n}\n" for n in names))
+
+
+def _copy(src: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "model"
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_round_trip(tiny_model: Path) -> None:
+    model = store.load(tiny_model)
+    doc = json.loads((tiny_model / "manifest.json").read_text())
+    assert sorted(p.name for p in tiny_model.iterdir()) == [
+        "SHA256SUMS", "manifest.json", "model.skops"]
+    assert doc["features"] == list(FEATURE_NAMES)
+    assert doc["feature_version"] == FEATURE_VERSION
+    assert doc["model_version"] == model.version
+    assert model.version.startswith("if-")
+    for key in ("scikit-learn", "numpy", "skops"):
+        assert doc["library_versions"][key] not in ("", "unknown")
+    t = doc["training"]
+    assert t["start"] < t["end"]
+    assert t["events"] > 0
+    assert t["accounts"] == 30
+    assert t["train_rows"] > 0
+    assert t["heldout_rows"] > 0
+    assert doc["threshold"] < doc["threshold_high"]
+    assert doc["calibration"]["target_false_alerts_per_1000_accounts_per_day"] == 5.0
+    assert doc["peers"]  # departments' baselines, no accounts
+    assert "u001" not in (tiny_model / "manifest.json").read_text()
+    x = np.random.default_rng(1).uniform(0, 3, (50, len(FEATURE_NAMES)))
+    again = store.load(tiny_model)
+    assert np.array_equal(model.score(x), again.score(x))
+    # the fast path scores exactly as scikit-learn does
+    assert np.allclose(model.score(x), -model.estimator.score_samples(x.astype(np.float32)))
+    assert (tiny_model / "model.skops").stat().st_size < 2 << 20
+
+
+def test_tampered_model_file_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    d = _copy(tiny_model, tmp_path)
+    raw = bytearray((d / "model.skops").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    (d / "model.skops").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"checksum mismatch for model\.skops"):
+        store.load(d)
+
+
+def test_tampered_manifest_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    d = _copy(tiny_model, tmp_path)
+    doc = json.loads((d / "manifest.json").read_text())
+    doc["threshold"] = 99.0
+    (d / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=r"checksum mismatch for manifest\.json") as err:
+        store.load(d)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_checksums_are_refused(tiny_model: Path, tmp_path: Path) -> None:
+    d = _copy(tiny_model, tmp_path)
+    (d / "SHA256SUMS").unlink()
+    with pytest.raises(ValueError, match="no SHA256SUMS"):
+        store.load(d)
+
+
+def test_different_feature_set_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    d = _copy(tiny_model, tmp_path)
+    doc = json.loads((d / "manifest.json").read_text())
+    doc["features"] = [*doc["features"][:-1], "keystrokes_1h_vs_self"]
+    (d / "manifest.json").write_text(json.dumps(doc))
+    _resum(d)  # consistent checksums: still the wrong features
+    with pytest.raises(ValueError, match="different feature set") as err:
+        store.load(d)
+    assert "retrain" in str(err.value)
+
+
+def test_different_feature_version_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    d = _copy(tiny_model, tmp_path)
+    doc = json.loads((d / "manifest.json").read_text())
+    doc["feature_version"] = FEATURE_VERSION - 1
+    (d / "manifest.json").write_text(json.dumps(doc))
+    _resum(d)
+    with pytest.raises(ValueError, match="different feature set"):
+        store.load(d)
+
+
+class Sneaky:
+    """Not an estimator: a type no allow-list names."""
+
+    def __init__(self) -> None:
+        self.payload = "rm -rf /"
+
+
+def test_types_outside_the_allow_list_are_refused(tiny_model: Path, tmp_path: Path) -> None:
+    import skops.io as sio
+
+    d = _copy(tiny_model, tmp_path)
+    sio.dump(Sneaky(), d / "model.skops")
+    _resum(d)
+    with pytest.raises(ValueError, match="outside the allow-list"):
+        store.load(d)
+
+
+def test_not_a_model_directory(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no such directory"):
+        store.load(tmp_path / "nowhere")
+    (tmp_path / "junk").mkdir()
+    with pytest.raises(ValueError, match="SHA256SUMS"):
+        store.load(tmp_path / "junk")
+
+
+def test_zscore_round_trip_and_overwrite(tmp_path: Path) -> None:
+    x = np.abs(np.random.default_rng(0).normal(0, 1, (500, len(FEATURE_NAMES))))
+    model = fit(x, FEATURE_NAMES, kind="zscore")
+    model.threshold, model.threshold_high = 4.0, 6.0
+    out = tmp_path / "z"
+    store.save(model, out, {"training": {"end": "2026-11-20T00:00:00Z"}})
+    again = store.load(out)
+    assert again.kind == "zscore"
+    assert again.version.startswith("z-20261120-")
+    assert np.allclose(model.score(x[:10]), again.score(x[:10]))
+    store.save(model, out, {"training": {"end": "2026-11-21T00:00:00Z"}})  # replaces it
+    assert store.load(out).version.startswith("z-20261121-")
+    assert [p.name for p in tmp_path.iterdir()] == ["z"]  # no temporary left behind

@@ -1,0 +1,171 @@
+"""Helpers for the daemon tests: a small simulated organisation, what replay says about it,
+and waiting for conditions with deadlines (no blind sleeps).
+
+The world comes from ``watchdog.simulate`` (every rule injected once); the reference alerts
+come from ``watchdog replay``'s own function over the same files, so "the daemon gives the
+alerts replay gives" is checked against the real thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from watchdog.alerts.pseudonym import Pseudonymizer
+from watchdog.decode import Decoder
+from watchdog.engine.engine import Engine
+from watchdog.events import DirectoryRecord, SubjectRecord
+from watchdog.files.jsonl import RejectedWriter
+from watchdog.policy import load_policy
+from watchdog.replay import replay
+from watchdog.simulate import SimConfig, build_world, write_world
+
+KEY = os.environ.get("WATCHDOG_PSEUDONYM_KEY", "test-key-0123456789abcdef")
+
+
+@dataclass
+class World:
+    dir: Path
+    events: list[bytes]
+    directory: list[bytes]
+    subjects: list[bytes]
+    policy: Path
+    # alert_id -> completing event id, from replay
+    expected: dict[str, str] = field(default_factory=dict)
+
+    def engine(self) -> Engine:
+        """An engine with the policy and the directory/subject state loaded."""
+        engine = Engine(load_policy(str(self.policy)), Pseudonymizer(KEY.encode()))
+        dd, sd = Decoder(DirectoryRecord), Decoder(SubjectRecord)
+        for raw in self.directory:
+            engine.apply_directory(dd.decode(raw))  # type: ignore[arg-type]
+        for raw in self.subjects:
+            engine.apply_subject(sd.decode(raw))  # type: ignore[arg-type]
+        return engine
+
+    @staticmethod
+    def user_of(raw: bytes) -> str:
+        return str(orjson.loads(raw)["user"]["id"])
+
+    def partitioned(self, n: int) -> dict[int, list[bytes]]:
+        """Events split over ``n`` partitions by account, like Kafka keyed by user.id."""
+        out: dict[int, list[bytes]] = {p: [] for p in range(n)}
+        for raw in self.events:
+            out[zlib.crc32(self.user_of(raw).encode()) % n].append(raw)
+        return out
+
+
+def make_world(d: Path) -> World:
+    w = build_world(SimConfig(accounts=100, days=2, violations_per_rule=1, benign_per_kind=1,
+                              events_per_account_per_day=5))
+    paths = write_world(w, d)
+
+    def lines(p: Path) -> list[bytes]:
+        return [ln for ln in p.read_bytes().splitlines() if ln]
+
+    world = World(d, lines(paths["events"]), lines(paths["directory"]),
+                  lines(paths["subjects"]), paths["policy"])
+    world.expected = replay_alerts(world.events, world.directory, world.subjects,
+                                   world.policy, d / "replay")
+    return world
+
+
+def replay_alerts(events: list[bytes], directory: list[bytes], subjects: list[bytes],
+                  policy: Path, tmp: Path) -> dict[str, str]:
+    """alert_id -> completing event id, as ``watchdog replay`` finds them."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, docs in (("events", events), ("directory", directory), ("subjects", subjects)):
+        paths[name] = tmp / f"{name}.jsonl"
+        paths[name].write_bytes(b"".join(d + b"\n" for d in docs))
+    engine = Engine(load_policy(str(policy)), Pseudonymizer(KEY.encode()))
+    out = io.BytesIO()
+    rejected = RejectedWriter(tmp / "rejected.jsonl")
+    replay(str(paths["events"]), out, engine, directory=str(paths["directory"]),
+           subjects=str(paths["subjects"]), rejected=rejected)
+    rejected.close()
+    alerts = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    return {a["alert_id"]: a["event_ids"][-1] for a in alerts}
+
+
+async def wait_for(cond: Callable[[], bool], within: float = 20.0, what: str = "condition",
+                   interval: float = 0.02) -> None:
+    """Poll ``cond`` until true; fail with ``what`` at the deadline (no blind sleeps)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not cond():
+        if loop.time() >= deadline:
+            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def wait_async(cond: Callable[[], Awaitable[bool]], within: float = 20.0,
+                     what: str = "condition", interval: float = 0.1) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await cond():
+        if loop.time() >= deadline:
+            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+class HookReceiver:
+    """A tiny HTTP server on 127.0.0.1:free port that records POSTed JSON bodies.
+
+    ``fail_first``: answer that many requests with 500 first (to exercise retries).
+    """
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.bodies: list[Any] = []
+        self.requests = 0
+        self.headers: list[dict[str, str]] = []
+        self.fail_first = fail_first
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    async def __aenter__(self) -> HookReceiver:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:  # keep-alive: several requests per connection
+                line = await reader.readline()
+                if not line:
+                    return
+                headers = {}
+                while (h := await reader.readline()) not in (b"\r\n", b""):
+                    k, _, v = h.decode().partition(":")
+                    headers[k.strip().lower()] = v.strip()
+                body = await reader.readexactly(int(headers.get("content-length", 0)))
+                self.requests += 1
+                if self.requests <= self.fail_first:
+                    status = "500 Internal Server Error"
+                else:
+                    status = "200 OK"
+                    self.bodies.append(orjson.loads(body))
+                    self.headers.append(headers)
+                writer.write(f"HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n".encode())
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
