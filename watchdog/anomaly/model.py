@@ -108,14 +108,36 @@ class _FastForest:
         return np.asarray(2.0 ** (-depths / self.denominator), dtype=np.float64)
 
 
+def probes(x: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """Synthetic rows beside the baseline: each is a real row with one feature replaced by a
+    uniform draw over [0, 3 x max(that feature's largest value, 1)].
+
+    An isolation forest only splits where its training sample varies, so it scores any point
+    beyond the normal range like the most extreme normal point, and never splits at all on
+    a feature that is always 0 in the baseline (categories the peers never touch). These
+    sparse probes give every feature a range to split in beyond the normal one, one feature
+    at a time, so that how far beyond normal a behaviour goes counts, while the joint shape
+    of normal behaviour is kept.
+    """
+    k = int(share * len(x))
+    if k == 0:
+        return np.zeros((0, x.shape[1]), dtype=x.dtype)
+    top = 3.0 * np.maximum(x.max(axis=0), 1.0)
+    rows = x[rng.integers(0, len(x), k)].copy()
+    cols = rng.integers(0, x.shape[1], k)
+    rows[np.arange(k), cols] = rng.uniform(0.0, 1.0, k) * top[cols]
+    return rows
+
+
 def fit(
     x: np.ndarray,
     features: Sequence[str],
     *,
     kind: str = "isolation_forest",
     seed: int = 0,
-    n_estimators: int = 100,
+    n_estimators: int = 200,
     max_samples: int = 256,
+    probe_share: float = 0.1,
 ) -> AnomalyModel:
     """Fit on baseline rows ``x`` (n, len(features))."""
     if kind not in KINDS:
@@ -128,11 +150,14 @@ def fit(
     if kind == "isolation_forest":
         from sklearn.ensemble import IsolationForest
 
+        rng = np.random.default_rng(seed)
+        sample = np.vstack([x, probes(x, probe_share, rng)])
         model.estimator = IsolationForest(
-            n_estimators=n_estimators, max_samples=min(max_samples, len(x)),
-            random_state=seed, n_jobs=1).fit(x)
+            n_estimators=n_estimators, max_samples=min(max_samples, len(sample)),
+            random_state=seed, n_jobs=1).fit(sample)
         model.info["params"] = {"n_estimators": n_estimators,
-                                "max_samples": min(max_samples, len(x))}
+                                "max_samples": min(max_samples, len(sample)),
+                                "probe_share": probe_share}
     else:
         model.center = x.mean(axis=0)
         model.scale = np.maximum(x.std(axis=0), ZSCORE_FLOOR).astype(np.float32)

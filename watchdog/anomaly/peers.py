@@ -29,10 +29,11 @@ UNKNOWN = "(not in the directory)"
 TAU = 7 * 86400.0  # seconds of event time: the memory of a group's baseline
 SHRINK = 20.0  # pseudo-observations of the organisation's distribution in every group
 BIN = 0.25  # bin width on the features' log scale
-NBINS = 80  # [0, 20): e^20 bytes is 485 MB in an hour; larger values share the last bin
+NBINS = 80  # 0, then (0, 19.75]: e^20 bytes is 485 MB in an hour; more share the last bin
 QUANTILES = (0.1, 0.5, 0.99)  # what ``quantiles`` returns
 NCAT = 14  # data categories (bit i of a category mask)
 RARE = 0.01  # a category the group touches in fewer of its active buckets is rare for it
+RARE_AFTER = 200.0  # active buckets the organisation needs before anything counts as rare
 
 
 def group_key(rec: DirectoryRecord | None, event_roles: tuple[str, ...] = ()) -> str:
@@ -79,7 +80,10 @@ class PeerBaselines:
         return g
 
     def _bins(self, x: np.ndarray) -> np.ndarray:
-        return np.clip((x * self.scale / BIN).astype(np.int64), 0, NBINS - 1)
+        """Bin 0 holds exact zeros (most hours have no export): a point mass, so that the
+        99th percentile of "never" is 0, not somewhere inside the first bin."""
+        b = 1 + (x * self.scale / BIN).astype(np.int64)
+        return np.where(x > 0, np.clip(b, 1, NBINS - 1), 0)
 
     def update(self, gids: np.ndarray, x: np.ndarray, bucket: int,
                cats: np.ndarray | None = None) -> None:
@@ -129,14 +133,16 @@ class PeerBaselines:
                 below = np.where(idx > 0, below, 0.0)
                 at = np.take_along_axis(cdf, idx[..., None], axis=2)[..., 0]
                 frac = np.clip((q - below) / np.maximum(at - below, 1e-12), 0.0, 1.0)
-                out[:, qi, :] = (idx + frac) * BIN / self.scale
+                out[:, qi, :] = np.where(idx > 0, (idx - 1 + frac) * BIN, 0.0) / self.scale
             self._q = out
         return self._q[gids]
 
     def rare_categories(self, gids: np.ndarray) -> np.ndarray:
         """(k,) category masks: what each row's group touches in under 1% of its active
         buckets (shrunk towards the organisation, so a new group is not all "rare")."""
-        org = self.cats[0] / max(self.weight[0], 1e-12)
+        if self.weight[0] < RARE_AFTER:  # too early to tell (the first hours of a cold start)
+            return np.zeros(len(gids), dtype=np.int64)
+        org = self.cats[0] / self.weight[0]
         freq = (self.cats + SHRINK * org[None]) / (self.weight[:, None] + SHRINK)
         rare = freq < RARE
         masks = (rare.astype(np.int64) << np.arange(NCAT)).sum(axis=1)
@@ -145,7 +151,7 @@ class PeerBaselines:
     def moments(self, gid: int) -> tuple[np.ndarray, np.ndarray]:
         """A group's mean and variance per feature (feature scale), from its histogram."""
         h = self._effective()[gid]
-        centres = (np.arange(NBINS) + 0.5) * BIN
+        centres = np.maximum(np.arange(NBINS) - 0.5, 0.0) * BIN
         total = np.maximum(h.sum(axis=1), 1e-12)
         mean = (h * centres).sum(axis=1) / total
         var = (h * (centres[None, :] - mean[:, None]) ** 2).sum(axis=1) / total

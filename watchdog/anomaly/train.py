@@ -200,7 +200,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--kind", choices=M.KINDS, default="isolation_forest",
                    help="model kind (default isolation_forest; zscore is the baseline)")
-    p.add_argument("--trees", type=int, default=100, help="isolation-forest trees (100)")
+    p.add_argument("--trees", type=int, default=200, help="isolation-forest trees (200)")
     p.add_argument("--heldout", type=float, default=0.3,
                    help="share of account-days held out for calibration (0.3)")
     p.add_argument("--warmup-hours", type=float, default=25.0, help=argparse.SUPPRESS)
@@ -246,7 +246,7 @@ def train(
     target: float = DEFAULT_TARGET,
     seed: int = 0,
     kind: str = "isolation_forest",
-    trees: int = 100,
+    trees: int = 200,
     heldout: float = 0.3,
     warmup: float = 25 * 3600.0,
     progress: Callable[[int], None] | None = None,

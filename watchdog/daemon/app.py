@@ -39,7 +39,7 @@ from watchdog.daemon.sinks.kafka import KafkaSink
 from watchdog.daemon.sinks.mqtt import MqttSink
 from watchdog.daemon.sinks.webhook import WebhookSink
 from watchdog.daemon.sources.base import Source
-from watchdog.daemon.sources.kafka import KafkaSource
+from watchdog.daemon.sources.kafka import FINISH_STEP, KafkaSource
 from watchdog.daemon.sources.kafka_state import StateTopics
 from watchdog.daemon.sources.mqtt import MqttSource
 from watchdog.engine.detector import Stage
@@ -47,6 +47,7 @@ from watchdog.engine.engine import Engine
 
 SourceFactory = Callable[[Pipeline], Source]
 HOUSEKEEPING = 0.25  # seconds between ticks: idle streams, gauges, systemd watchdog
+CLOSE_SECONDS = 2.0  # for disconnecting every client at the end
 
 
 class Service:
@@ -267,8 +268,8 @@ class Service:
         if self._source_tasks:
             await asyncio.wait(self._source_tasks, timeout=max(0.1, deadline - time.monotonic()))
         self.pipeline.flush()
-        # leave time for the commit and disconnect after delivery
-        budget = max(0.1, deadline - time.monotonic() - 2.0)
+        # leave time for the last commit, leaving the group and disconnecting
+        budget = max(0.1, deadline - time.monotonic() - 2 * FINISH_STEP - CLOSE_SECONDS)
         try:
             async with asyncio.timeout(budget):
                 await self.delivery.drained()
@@ -277,10 +278,9 @@ class Service:
             self.log.warning("shutdown_undelivered", alerts=self.delivery.pending,
                              dead_letters=len(self.dlq),
                              consequence="not committed: read again on the next start")
-        for src in self.sources:
+        for src in self.sources:  # each bounds its own steps (FINISH_STEP)
             try:
-                async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
-                    await src.finish()
+                await src.finish()
             except Exception as err:
                 self.log.warning("source_finish_failed", source=src.name,
                                  error=type(err).__name__)
@@ -289,21 +289,20 @@ class Service:
                       pending_alerts=self.delivery.pending)
 
     async def _close(self) -> None:
-        """Disconnect everything, each within a short bound (the broker may be gone)."""
-        closers = [sink.close for sink in self.sinks]
+        """Disconnect everything at once, within a short bound (the broker may be gone)."""
+        closers = [sink.close() for sink in self.sinks]
         if self.state is not None:
-            closers.append(self.state.close)
+            closers.append(self.state.close())
         if self.producer is not None:
-            closers.append(self.producer.stop)
+            closers.append(self.producer.stop())
         if self.health is not None:
-            closers.append(self.health.close)
-        for close in closers:
-            try:
-                async with asyncio.timeout(2.0):
-                    await close()
-            except Exception as err:
-                self.log.warning("close_failed", what=getattr(close, "__qualname__", "?"),
-                                 error=type(err).__name__)
+            closers.append(self.health.close())
+        tasks = [asyncio.ensure_future(c) for c in closers]
+        _, late = await asyncio.wait(tasks, timeout=CLOSE_SECONDS)
+        for t in late:
+            t.cancel()
+        if late:
+            self.log.warning("close_timed_out", clients=len(late))
 
     # -- periodic -------------------------------------------------------------------------------
     async def _housekeeping(self) -> None:

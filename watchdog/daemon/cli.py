@@ -100,7 +100,22 @@ def run(args: argparse.Namespace) -> int:
         print("watchdog: demo mode: subject pseudonyms use the public demo key",
               file=sys.stderr)
     service = Service(cfg, engine, metrics=metrics, stages=stages)
+    return _run_to_end(service.run())
+
+
+def _run_to_end(main: Any) -> int:
+    """Like asyncio.run, but a client task that ignores cancellation (aiokafka retrying a
+    broker that is gone) cannot keep the process from exiting after the service returned."""
+    loop = asyncio.new_event_loop()
     try:
-        return asyncio.run(service.run())
+        code: int = loop.run_until_complete(main)
+        leftovers = asyncio.all_tasks(loop)
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            loop.run_until_complete(asyncio.wait(leftovers, timeout=0.5))
+        return code
     except KeyboardInterrupt:
         return 130
+    finally:
+        loop.close()

@@ -151,7 +151,7 @@ class Config(_Base):
     model: str | None = None
     pseudonym_key: str | None = None  # prefer env WATCHDOG_PSEUDONYM_KEY
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    shutdown_timeout_seconds: Positive = 9.0
+    shutdown_timeout_seconds: Positive = 8.0
     stall_seconds: Positive = 30.0  # /healthz fails when the pipeline has not ticked this long
     kafka: Kafka = msgspec.field(default_factory=Kafka)
     topics: Topics = msgspec.field(default_factory=Topics)

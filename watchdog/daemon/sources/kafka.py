@@ -34,6 +34,7 @@ from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.pipeline import Pipeline
 
 _NEG_INF = float("-inf")
+FINISH_STEP = 2.0  # seconds for the last commit, and for leaving the group, at shutdown
 
 
 class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -86,13 +87,21 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         self._stopping = True
 
     async def finish(self) -> None:
-        if self.consumer is None:
+        """Last commit (bounded: the broker may be gone), then leave the group, always."""
+        c, self.consumer = self.consumer, None
+        if c is None:
             return
-        await self.commit()
-        await self.consumer.stop()  # leaves the group: the others take over at once
-        if self._seeker is not None:
-            await self._seeker.stop()
-        self.consumer = None
+        try:
+            async with asyncio.timeout(FINISH_STEP):
+                await self._commit(c)
+        except TimeoutError:
+            self.log.warning("final_commit_timed_out",
+                             consequence="events since the last commit are read again")
+        # leaving the group lets the others take over at once
+        stops = [asyncio.ensure_future(x.stop()) for x in (c, self._seeker) if x is not None]
+        _, late = await asyncio.wait(stops, timeout=FINISH_STEP)
+        for t in late:
+            t.cancel()
 
     def alive(self, now: float) -> bool:
         return now - self._beat < self.stall
@@ -169,9 +178,10 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         self._paused = want
 
     async def commit(self) -> None:
-        c = self.consumer
-        if c is None:
-            return
+        if self.consumer is not None:
+            await self._commit(self.consumer)
+
+    async def _commit(self, c: AIOKafkaConsumer) -> None:
         todo = {}
         for p, book in self.pipeline.books.items():
             safe = book.safe()

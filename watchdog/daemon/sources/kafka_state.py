@@ -139,6 +139,6 @@ class StateTopics:
         return now - self._beat < self.cfg.stall_seconds
 
     async def close(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()
-            self.consumer = None
+        c, self.consumer = self.consumer, None
+        if c is not None:
+            await c.stop()
