@@ -325,7 +325,7 @@ def tamperings(draw: st.DrawFn) -> tuple[int, str, tuple[int, ...]]:
     return n, kind, args
 
 
-@settings(max_examples=150, deadline=None, database=None)
+@settings(max_examples=100, deadline=None, database=None)
 @given(case=tamperings())
 def test_any_tampering_is_detected(case: tuple[int, str, tuple[int, ...]]) -> None:
     """Whatever one edit does to a trail (with its head), verify() notices."""

@@ -21,7 +21,7 @@ HARNESS = Path(__file__).with_name("atheris_decode.py")
 
 def test_atheris_harness(tmp_path: Path) -> None:
     pytest.importorskip("atheris")
-    runs = budget(0.45, 20_000)
+    runs = budget("atheris", 20_000)
     crashes = tmp_path / "crashes"
     crashes.mkdir()
     proc = subprocess.run(

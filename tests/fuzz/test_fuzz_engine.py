@@ -23,13 +23,13 @@ from watchdog.alerts.model import encode_alert
 from watchdog.rules import RULE_IDS
 
 
-@fuzz(0.008, 120, slow=True)
+@fuzz("engine", 100, slow=True)
 @given(sc=scenarios())
 def test_engine_never_raises_and_alerts_follow_the_schema(sc: dict[str, Any]) -> None:
     run_scenario(sc)
 
 
-@fuzz(0.001, 30, slow=True)
+@fuzz("engine_deterministic", 20, slow=True)
 @given(sc=scenarios())
 def test_same_inputs_same_alerts(sc: dict[str, Any]) -> None:
     """Determinism: the same inputs give the same alerts, byte for byte (contract, replay)."""

@@ -15,7 +15,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from hypothesis import event, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from tests.fuzz._scenarios import run_scenario, scenarios
@@ -31,42 +31,50 @@ def _event(i: int, t: float, dataset: str, seq: int | None, user: str = "u") -> 
     return AccessEvent(timestamp=datetime.fromtimestamp(t, UTC), event=info, user=User(id=user))
 
 
+_KIND = st.sampled_from(("push",) * 6 + ("again",) * 2 + ("idle", "assign"))
+_TIME = st.one_of(st.integers(0, 20).map(float), st.floats(0, 7200, allow_nan=False))
+_PARTITION = st.integers(0, 3)
+_DATASET = st.sampled_from(("", "a", "b"))
+_SEQ = st.none() | st.integers(0, 5)
+_USER = st.sampled_from(("u", "u", "other"))
+_PARTITIONS = st.sets(_PARTITION)
+
+
 @st.composite
 def operations(draw: st.DrawFn) -> list[tuple[Any, ...]]:
-    """push (id, time, partition, dataset, sequence), idle (partition), assign (partitions).
-
-    A redelivery pushes an earlier event again (same id and time), on any partition."""
+    """push (id, time, partition, dataset, sequence, user), idle (partition), assign
+    (partitions). A redelivery pushes an earlier event again (same id, time, dataset and
+    sequence) on any partition, as the same document or (a buggy producer) another one."""
     n_ids = draw(st.integers(1, 30))
     ops: list[tuple[Any, ...]] = []
+    pushes: list[tuple[Any, ...]] = []
     for _ in range(draw(st.integers(1, 80))):
-        kind = draw(st.sampled_from(("push",) * 6 + ("again",) * 2 + ("idle", "assign")))
-        if kind == "again":  # a redelivery of an earlier push, possibly on another partition
-            earlier = [op for op in ops if op[0] == "push"]
-            if earlier:
-                _, i, t, _, dataset, seq, _ = draw(st.sampled_from(earlier))
-                # the same document, or (a buggy producer) another one under the same id
-                ops.append(("push", i, t, draw(st.integers(0, 3)), dataset, seq,
-                            draw(st.sampled_from(("u", "u", "other")))))
-                continue
-            kind = "push"
-        if kind == "push":
-            ops.append(("push", draw(st.integers(0, n_ids - 1)),
-                        T0 + draw(st.one_of(st.integers(0, 20).map(float),
-                                            st.floats(0, 7200, allow_nan=False))),
-                        draw(st.integers(0, 3)), draw(st.sampled_from(("", "a", "b"))),
-                        draw(st.none() | st.integers(0, 5)), "u"))
+        kind = draw(_KIND)
+        if kind == "again" and pushes:
+            _, i, t, _, dataset, seq, _ = pushes[draw(st.integers(0, len(pushes) - 1))]
+            ops.append(("push", i, t, draw(_PARTITION), dataset, seq, draw(_USER)))
+        elif kind in ("push", "again"):
+            ops.append(("push", draw(st.integers(0, n_ids - 1)), T0 + draw(_TIME),
+                        draw(_PARTITION), draw(_DATASET), draw(_SEQ), "u"))
+            pushes.append(ops[-1])
         elif kind == "idle":
-            ops.append(("idle", draw(st.integers(0, 3))))
+            ops.append(("idle", draw(_PARTITION)))
         else:
-            ops.append(("assign", draw(st.sets(st.integers(0, 3)))))
+            ops.append(("assign", draw(_PARTITIONS)))
     return ops
 
 
-@fuzz(0.10, 200)
+@fuzz("order_reorderer", 100)
 @given(ops=operations(),
        lateness=st.sampled_from((0.0, 1.0, 300.0)),
        horizon=st.sampled_from((0.0, 5.0, 3600.0, float("inf"))),
        remembered=st.sampled_from((1, 2, 5, 1_000_000)))
+# Found by this test: an id forgotten (past max_remembered) while its event is still pending,
+# then another document under that id: the heap compared the two events -> TypeError.
+@example(ops=[("push", 0, T0 + 50, 1, "", None, "u"), ("push", 1, T0 + 100, 0, "", None, "u"),
+              ("push", 2, T0 + 60, 1, "", None, "u"),
+              ("push", 1, T0 + 100, 0, "", None, "other")],
+         lateness=0.0, horizon=3600.0, remembered=1)
 def test_reorderer_never_loses_an_event(ops: list[tuple[Any, ...]], lateness: float,
                                         horizon: float, remembered: int) -> None:
     r = Reorderer(lateness=lateness, dedupe_horizon=horizon, max_remembered=remembered)
@@ -148,7 +156,7 @@ def _key(ev: AccessEvent) -> tuple[float, str, int, str]:
             else -1, ev.event.id)
 
 
-@fuzz(0.004, 40, slow=True)
+@fuzz("order_partitions", 30, slow=True)
 @given(case=partitioned())
 def test_partitioning_does_not_change_the_alerts(
         case: tuple[dict[str, Any], list[int], list[int]]) -> None:
@@ -185,7 +193,7 @@ def test_partitioning_does_not_change_the_alerts(
         assert alerts == reference
 
 
-@fuzz(0.004, 40, slow=True)
+@fuzz("order_redelivery", 30, slow=True)
 @given(sc=scenarios(max_events=30, spans=(600.0, 3600.0)), data=st.data())
 def test_redelivered_events_are_dropped_once(sc: dict[str, Any], data: st.DataObject) -> None:
     seen: set[str] = set()

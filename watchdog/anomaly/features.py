@@ -18,14 +18,14 @@ wrapping round.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from zlib import crc32
 
 import numpy as np
 
 from watchdog.anomaly.peers import PeerBaselines
-from watchdog.events import _NO_DATA, AccessEvent
+from watchdog.events import _NO_DATA, UNSET, AccessEvent
 from watchdog.policy.model import Policy
 
 BUCKET = 300  # seconds per bucket of the 1-hour window (and the scoring cadence)
@@ -97,6 +97,9 @@ ALPHA_MIN = 0.01  # own baseline: running mean for 100 commits, then EWMA with t
 _STALE = 40_000  # a fresh stamp's age: "never" (well beyond any window, below the wrap)
 _SWEEP_EVERY = 16_384  # buckets (~57 days) between sweeps that keep stamps from wrapping
 
+# distinct pseudo-random slots for subjects counted without ids (by a hash of the event id)
+_PSEUDO = tuple(tuple((h + 37 * i) & (M_SUBJ - 1) for i in range(M_SUBJ)) for h in range(M_SUBJ))
+
 ROW_BYTES = (
     2 * (SLOTS_1H + SLOTS_24H)  # bucket stamps
     + (SLOTS_1H + SLOTS_24H) * (2 * _NS + 4 * _NL)  # counters
@@ -108,30 +111,19 @@ ROW_BYTES = (
 
 
 class _Log:
-    """The open bucket's events, as flat lists (a few appends per event); aggregated with
-    numpy when the bucket is committed."""
+    """The open bucket's events as flat lists of small tuples (one append per kind of fact);
+    aggregated with numpy when the bucket is committed."""
 
-    __slots__ = ("cat_row", "cat_val", "eid", "flags", "num_row", "records", "res_hash",
-                 "res_row", "row", "src_hash", "src_row", "subj_row", "subj_slot", "subjects",
-                 "t", "vol")
+    __slots__ = ("cat", "ev", "num", "res", "src", "subj_row", "subj_slot")
 
     def __init__(self) -> None:
-        self.row: list[int] = []  # per event
-        self.t: list[float] = []
-        self.eid: list[str] = []
-        self.flags: list[int] = []  # EXPORT | FAILED | OFFHOURS | EXTERNAL
-        self.num_row: list[int] = []  # per data event with numbers
-        self.records: list[int] = []
-        self.vol: list[int] = []
-        self.subjects: list[int] = []
-        self.cat_row: list[int] = []
-        self.cat_val: list[int] = []
+        self.ev: list[tuple[int, float, str, int]] = []  # row, time, event id, flags
+        self.num: list[tuple[int, int, int, int]] = []  # row, records, bytes, subjects
+        self.cat: list[tuple[int, int]] = []  # row, category mask
+        self.res: list[tuple[int, int]] = []  # row, resource hash
+        self.src: list[tuple[int, int]] = []  # row, source address hash
         self.subj_row: list[int] = []
         self.subj_slot: list[int] = []
-        self.res_row: list[int] = []
-        self.res_hash: list[int] = []
-        self.src_row: list[int] = []
-        self.src_hash: list[int] = []
 
 
 _EXPORT, _FAILED, _OFFHOURS, _EXTERNAL = 1, 2, 4, 8
@@ -155,7 +147,7 @@ class FeatureBatch:
     own_var: np.ndarray
     peer_q: np.ndarray  # (k, 3, NW) the peer group's p10, p50, p99 (log scale)
     # the bucket's event ids; account j's are eids[order[starts[j]:ends[j]]], in order
-    eids: list[str]
+    eids: Sequence[str]
     order: np.ndarray
     starts: np.ndarray
     ends: np.ndarray
@@ -323,10 +315,7 @@ class Featurizer:
         if r is None:
             r = self._new_row(uid, t)
         log = self._log
-        log.row.append(r)
-        log.t.append(t)
         info = ev.event
-        log.eid.append(info.id)
         action = info.action
         flags = 0
         if action in EXPORT_ACTIONS:
@@ -343,17 +332,24 @@ class Featurizer:
         dst = ev.destination
         if dst and self._external(dst.kind, dst.domain, action):
             flags |= _EXTERNAL
-        log.flags.append(flags)
+        log.ev.append((r, t, info.id, flags))
+        hashes = self._hash_cache
         src = ev.source
         if src and src.ip:
-            log.src_row.append(r)
-            log.src_hash.append(self._hash(src.ip))
+            ip = src.ip
+            h = hashes.get(ip)
+            if h is None:
+                h = self._hash(ip)
+            log.src.append((r, h))
         d = ev.data
         if d is _NO_DATA:
             return out
-        if d.resource:
-            log.res_row.append(r)
-            log.res_hash.append(self._hash(d.resource))
+        resource = d.resource
+        if resource:
+            h = hashes.get(resource)
+            if h is None:
+                h = self._hash(resource)
+            log.res.append((r, h))
         cats = d.categories
         if cats:
             mask = self._cat_cache.get(cats)
@@ -362,26 +358,23 @@ class Featurizer:
                 for c in cats:
                     mask |= _CAT_BIT.get(c, 0)
                 self._cat_cache[cats] = mask
-            log.cat_row.append(r)
-            log.cat_val.append(mask)
-        n = d.subjects
-        if n or d.records or d.bytes:
-            log.num_row.append(r)
-            log.records.append(d.records or 0)
-            log.vol.append(d.bytes or 0)
-            log.subjects.append(n)
+            log.cat.append((r, mask))
+        ids = d.subject_ids
+        count = d.subject_count
+        n = len(ids) if count is UNSET else count
+        records, vol = d.records, d.bytes
+        if n or records or vol:
+            log.num.append((r, records or 0, vol or 0, n))
         if n:
-            ids = d.subject_ids
             srow, sslot = log.subj_row, log.subj_slot
-            for s in ids[:MAX_IDS_PER_EVENT]:
+            for sid in ids[:MAX_IDS_PER_EVENT]:
                 srow.append(r)
-                sslot.append(crc32(s.encode()) & (M_SUBJ - 1))
+                sslot.append(crc32(sid.encode()) & (M_SUBJ - 1))
             extra = n - min(len(ids), MAX_IDS_PER_EVENT)
             if extra > 0:  # subjects without ids: as many pseudo-random distinct slots
-                h = _h(info.id)
                 k = min(extra, M_SUBJ)
                 srow.extend([r] * k)
-                sslot.extend((h + 37 * i) & (M_SUBJ - 1) for i in range(k))
+                sslot.extend(_PSEUDO[_h(info.id) & (M_SUBJ - 1)][:k])
         return out
 
     def _external(self, kind: object, domain: object, action: str) -> bool:
@@ -406,33 +399,41 @@ class Featurizer:
     # -- commit: one vectorised pass per bucket -------------------------------------------
     def _commit(self) -> FeatureBatch | None:
         log = self._log
-        if not log.row:
+        if not log.ev:
             return None
         self._log = _Log()
         b = self._bucket
         assert b is not None
-        ev_rows = np.asarray(log.row, np.int64)
+        ev_row, ev_t, ev_id, ev_flags = zip(*log.ev, strict=True)
+        ev_rows = np.asarray(ev_row, np.int64)
         rows, inv = np.unique(ev_rows, return_inverse=True)
         k = len(rows)
 
-        def owners(row_list: list[int]) -> np.ndarray:
+        def owners(row_list: tuple[int, ...] | list[int]) -> np.ndarray:
             return np.searchsorted(rows, np.asarray(row_list, np.int64))
 
-        flags = np.asarray(log.flags, np.int64)
+        def columns(pairs: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+            return list(zip(*pairs, strict=True))
+
+        flags = np.asarray(ev_flags, np.int64)
         small = np.zeros((k, _NS), np.int64)
         small[:, 0] = np.bincount(inv, minlength=k)
         for col, bit in ((1, _EXPORT), (2, _EXTERNAL), (3, _OFFHOURS), (4, _FAILED)):
             small[:, col] = np.bincount(inv, weights=(flags & bit) > 0, minlength=k)
         large = np.zeros((k, _NL))
-        if log.num_row:
-            o = owners(log.num_row)
-            for col, vals in enumerate((log.records, log.vol, log.subjects)):
+        if log.num:
+            num_row, *nums = columns(log.num)
+            o = owners(num_row)
+            for col, vals in enumerate(nums):
                 large[:, col] = np.bincount(o, weights=np.asarray(vals, np.float64),
                                             minlength=k)
         cats = np.zeros(k, np.int64)
-        if log.cat_row:
-            np.bitwise_or.at(cats, owners(log.cat_row), np.asarray(log.cat_val, np.int64))
-        t_ev = np.asarray(log.t, np.float64)
+        if log.cat:
+            cat_row, cat_val = columns(log.cat)
+            np.bitwise_or.at(cats, owners(cat_row), np.asarray(cat_val, np.int64))
+        res_row, res_hash = columns(log.res) if log.res else ((), ())
+        src_row, src_hash = columns(log.src) if log.src else ((), ())
+        t_ev = np.asarray(ev_t, np.float64)
         t_last = np.full(k, -np.inf)
         np.maximum.at(t_last, inv, t_ev)
         # each account's event ids, grouped (resolved only for the accounts alerted on)
@@ -457,12 +458,12 @@ class Featurizer:
         gids = self.gid[rows].astype(np.int64)
 
         # never-before: resources, sources, categories
-        if log.res_row:
-            small[:, 5] = self._new_bits(self.seen_res, rows, owners(log.res_row),
-                                         np.asarray(log.res_hash, np.int64), SEEN_RES_BITS)
-        if log.src_row:
-            small[:, 7] = self._new_bits(self.seen_src, rows, owners(log.src_row),
-                                         np.asarray(log.src_hash, np.int64), SEEN_SRC_BITS)
+        if res_row:
+            small[:, 5] = self._new_bits(self.seen_res, rows, owners(res_row),
+                                         np.asarray(res_hash, np.int64), SEEN_RES_BITS)
+        if src_row:
+            small[:, 7] = self._new_bits(self.seen_src, rows, owners(src_row),
+                                         np.asarray(src_hash, np.int64), SEEN_SRC_BITS)
         seen = self.seen_cat[rows].astype(np.int64)
         small[:, 6] = np.bitwise_count(cats & ~seen)
         self.seen_cat[rows] = (seen | cats).astype(np.uint16)
@@ -480,8 +481,8 @@ class Featurizer:
 
         # sketches: slots remember the bucket they were last set in
         for sk, rl, vals, m in ((self.sk_subj, log.subj_row, log.subj_slot, M_SUBJ),
-                                (self.sk_res, log.res_row, log.res_hash, M_RES),
-                                (self.sk_src, log.src_row, log.src_hash, M_SRC)):
+                                (self.sk_res, res_row, res_hash, M_RES),
+                                (self.sk_src, src_row, src_hash, M_SRC)):
             if rl:
                 sk[np.asarray(rl, np.int64), np.asarray(vals, np.int64) & (m - 1)] = b16
 
@@ -507,7 +508,7 @@ class Featurizer:
         self.own_mean[rows] = own_m + alpha * delta
         self.own_var[rows] = np.minimum((1 - alpha) * (own_v + alpha * delta * delta), 6e4)
         self.commits[rows] = np.minimum(n + 1, 2**32 - 1)
-        self.peers.update(gids, x_win, b, cats)
+        self.peers.add(gids, x_win, cats)
         self.last_seen[rows] = np.maximum(self.last_seen[rows], t_last)
         warm = (b + 1) * BUCKET - self.first_seen[rows] >= self.warmup
         row_user = self._row_user
@@ -515,7 +516,7 @@ class Featurizer:
         return FeatureBatch(
             b, users, gids, self.peers.names, x, x_win,  # type: ignore[arg-type]
             x_self.astype(np.float32), x_peer.astype(np.float32), t_last, warm,
-            own_m, own_v, peer_q, log.eid, order, starts, ends)
+            own_m, own_v, peer_q, ev_id, order, starts, ends)
 
     @staticmethod
     def _new_bits(seen: np.ndarray, rows: np.ndarray, owner: np.ndarray, hashes: np.ndarray,
@@ -549,26 +550,26 @@ class Featurizer:
         k = len(rows)
         out = np.empty((k, NW))
         nb = len(BASE)
-        for wi, (st, small_r, large_r, now, span) in enumerate((
+        now = np.uint16(b16)
+        # uint16 arithmetic wraps modulo 65536, as the stamps do
+        ages = [now - sk[rows] for sk in (self.sk_subj, self.sk_res, self.sk_src, self.cat_st)]
+        rare_bits = ((rare[:, None] >> _CAT_SHIFTS) & 1).astype(bool)
+        for wi, (st, small_r, large_r, stamp, span) in enumerate((
                 (self.st1, self.small1, self.large1, b16, SLOTS_1H),
                 (self.st24, self.small24, self.large24, h16, SLOTS_24H))):
-            # uint16 arithmetic wraps modulo 65536, as the stamps do
-            valid = ((np.uint16(now) - st[rows]) < span).astype(np.float32)[:, None, :]
+            valid = ((np.uint16(stamp) - st[rows]) < span).astype(np.float32)[:, None, :]
             s = np.matmul(valid, small_r[rows].astype(np.float32))[:, 0].astype(np.float64)
             lg = np.matmul(valid, large_r[rows])[:, 0].astype(np.float64)
             window = WINDOW_BUCKETS[WINDOWS[wi]]
+            empty_subj, empty_res, empty_src = (
+                np.count_nonzero(a >= window, axis=1).astype(np.float64) for a in ages[:3])
+            in_window = ages[3] < window
             events = s[:, 0]
-            distinct_subj = np.minimum(lg[:, 2], _linear_count(
-                _empty(self.sk_subj[rows], b16, window), M_SUBJ))
-            # a saturated sketch cannot count further: at most one per event
-            distinct_res = np.minimum(events, _linear_count(
-                _empty(self.sk_res[rows], b16, window), M_RES))
-            distinct_src = np.minimum(events, _linear_count(
-                _empty(self.sk_src[rows], b16, window), M_SRC))
             o = wi * nb
             out[:, o + 0] = events
-            out[:, o + 1] = distinct_subj
-            out[:, o + 2] = distinct_res
+            out[:, o + 1] = np.minimum(lg[:, 2], _linear_count(empty_subj, M_SUBJ))
+            # a saturated sketch cannot count further: at most one per event
+            out[:, o + 2] = np.minimum(events, _linear_count(empty_res, M_RES))
             out[:, o + 3] = lg[:, 0]
             out[:, o + 4] = lg[:, 1]
             out[:, o + 5] = s[:, 1]
@@ -577,12 +578,10 @@ class Featurizer:
             out[:, o + 8] = s[:, 4]
             out[:, o + 9] = s[:, 5]
             out[:, o + 10] = s[:, 6]
-            in_window = (np.uint16(b16) - self.cat_st[rows]) < window
             out[:, o + 11] = np.count_nonzero(in_window, axis=1)
-            out[:, o + 12] = distinct_src
+            out[:, o + 12] = np.minimum(events, _linear_count(empty_src, M_SRC))
             out[:, o + 13] = s[:, 7]
-            out[:, o + 14] = np.count_nonzero(
-                in_window & ((rare[:, None] >> _CAT_SHIFTS) & 1).astype(bool), axis=1)
+            out[:, o + 14] = np.count_nonzero(in_window & rare_bits, axis=1)
         out[:, _LOGGED] = np.log1p(out[:, _LOGGED])
         return out
 
@@ -591,6 +590,7 @@ class Featurizer:
         hour = b // PER_HOUR
         if hour != self._last_evict_hour:
             self._last_evict_hour = hour
+            self.peers.refresh(b)
             self.evict(t - self.idle_ttl)
         if b - self._last_sweep >= _SWEEP_EVERY:
             self._last_sweep = b
@@ -602,7 +602,7 @@ class Featurizer:
             return 0
         dropped = 0
         row_user = self._row_user
-        busy = set(self._log.row)
+        busy = {e[0] for e in self._log.ev}
         for r in np.flatnonzero(self.last_seen[: self._cap] < before).tolist():
             u = row_user[r]
             if u is None or r in busy:
@@ -621,11 +621,6 @@ class Featurizer:
                         (self.cat_st, b), (self.st24, b // PER_HOUR)):
             age = (np.uint16(now & 0xFFFF) - st).astype(np.int64) & 0xFFFF
             st[age > 2 * WINDOW_BUCKETS["24h"]] = (now - _STALE) & 0xFFFF
-
-
-def _empty(sk: np.ndarray, now16: int, window: int) -> np.ndarray:
-    """Slots of a stamp sketch not set within the last ``window`` buckets."""
-    return np.count_nonzero((np.uint16(now16) - sk) >= window, axis=1).astype(np.float64)
 
 
 def to_natural(name: str, value: float) -> float:

@@ -2,9 +2,10 @@
 
 An account's peers are the accounts of its department (from the directory at event time), or
 failing that of its roles. A group's baseline is, for each window feature, a histogram of its
-members' values (log scale, 0.25-wide bins) pooled over every member and every active
-5-minute bucket, decayed with a memory of about a week of event time so that the time-of-day
-mix does not move it. Small groups are shrunk towards the whole organisation.
+members' values (log scale, 0.25-wide bins) pooled over every member and every active 5-minute
+bucket, folded in once per hour of event time and decayed with a memory of about a week, so
+that the time-of-day mix does not move it. Small groups are shrunk towards the whole
+organisation.
 
 Quantiles, not a mean and a standard deviation: behaviour is zero-inflated and skewed (most
 hours have no export; a few have many), and "beyond what 99% of my peers' hours show" is both
@@ -65,6 +66,8 @@ class PeerBaselines:
         self.cats = np.zeros((0, NCAT))  # decayed active buckets touching each category
         self.last = np.zeros(0, dtype=np.int64)
         self._q: np.ndarray | None = None  # cached (groups, len(QUANTILES), dim)
+        self._rare: np.ndarray | None = None  # cached category masks per group
+        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
         self.gid(ALL)
 
     def gid(self, name: str) -> int:
@@ -76,7 +79,7 @@ class PeerBaselines:
             self.weight = np.append(self.weight, 0.0)
             self.cats = np.vstack([self.cats, np.zeros((1, NCAT))])
             self.last = np.append(self.last, self.last[0] if g else 0)
-            self._q = None
+            self._q = self._rare = None
         return g
 
     def _bins(self, x: np.ndarray) -> np.ndarray:
@@ -84,6 +87,21 @@ class PeerBaselines:
         99th percentile of "never" is 0, not somewhere inside the first bin."""
         b = 1 + (x * self.scale / BIN).astype(np.int64)
         return np.where(x > 0, np.clip(b, 1, NBINS - 1), 0)
+
+    def add(self, gids: np.ndarray, x: np.ndarray, cats: np.ndarray | None = None) -> None:
+        """Queue rows for the next :meth:`refresh` (the baselines move once an hour)."""
+        self._pending.append((gids, x, cats))
+
+    def refresh(self, bucket: int) -> None:
+        """Fold the queued rows in, as of ``bucket``."""
+        if not self._pending:
+            return
+        gids = np.concatenate([p[0] for p in self._pending])
+        x = np.concatenate([p[1] for p in self._pending])
+        cats = (None if any(p[2] is None for p in self._pending)
+                else np.concatenate([p[2] for p in self._pending]))  # type: ignore[misc]
+        self._pending = []
+        self.update(gids, x, bucket, cats)
 
     def update(self, gids: np.ndarray, x: np.ndarray, bucket: int,
                cats: np.ndarray | None = None) -> None:
@@ -100,6 +118,7 @@ class PeerBaselines:
             n = len(self.names)
             self.cats += (gids[:, None] == np.arange(n)).T.astype(np.float64) @ bits
             self.cats[0] += bits.sum(axis=0)
+        self._rare = None
         self.last[present] = bucket
         bins = self._bins(x)  # (k, dim)
         cell = np.arange(self.dim) * NBINS + bins  # (k, dim) within one group's block
@@ -140,13 +159,15 @@ class PeerBaselines:
     def rare_categories(self, gids: np.ndarray) -> np.ndarray:
         """(k,) category masks: what each row's group touches in under 1% of its active
         buckets (shrunk towards the organisation, so a new group is not all "rare")."""
-        if self.weight[0] < RARE_AFTER:  # too early to tell (the first hours of a cold start)
-            return np.zeros(len(gids), dtype=np.int64)
-        org = self.cats[0] / self.weight[0]
-        freq = (self.cats + SHRINK * org[None]) / (self.weight[:, None] + SHRINK)
-        rare = freq < RARE
-        masks = (rare.astype(np.int64) << np.arange(NCAT)).sum(axis=1)
-        return masks[gids]
+        if self._rare is None:
+            if self.weight[0] < RARE_AFTER:  # too early to tell (the first hours, cold)
+                self._rare = np.zeros(len(self.names), dtype=np.int64)
+            else:
+                org = self.cats[0] / self.weight[0]
+                freq = (self.cats + SHRINK * org[None]) / (self.weight[:, None] + SHRINK)
+                rare = freq < RARE
+                self._rare = (rare.astype(np.int64) << np.arange(NCAT)).sum(axis=1)
+        return self._rare[gids]
 
     def moments(self, gid: int) -> tuple[np.ndarray, np.ndarray]:
         """A group's mean and variance per feature (feature scale), from its histogram."""
@@ -160,6 +181,8 @@ class PeerBaselines:
     # -- manifest ---------------------------------------------------------------------
     def to_dict(self, max_weight: float = 5000.0) -> dict[str, Any]:
         """Per group: weight and sparse histogram rows (for the manifest); no account."""
+        if self._pending:
+            self.refresh(int(self.last.max()))
         out: dict[str, Any] = {}
         for g, name in enumerate(self.names):
             w = float(self.weight[g])

@@ -33,6 +33,7 @@ from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.notify import Notify
 from watchdog.daemon.pipeline import Pipeline
 from watchdog.daemon.sinks.alertmanager import AlertmanagerSink
+from watchdog.daemon.sinks.audit import AuditSink
 from watchdog.daemon.sinks.base import Sink
 from watchdog.daemon.sinks.jsonl import JsonlSink
 from watchdog.daemon.sinks.kafka import KafkaSink
@@ -103,8 +104,9 @@ class Service:
         self.health: HealthServer | None = None
         if listen:
             host, port = cfg.listen_address
-            self.health = HealthServer(host, port, m, alive=self.alive, ready=self.readiness,
-                                       log=get_logger("health"))
+            self.health = HealthServer.from_config(cfg.http, host, port, m, alive=self.alive,
+                                                   ready=self.readiness,
+                                                   log=get_logger("health"))
 
     # -- entry -------------------------------------------------------------------------------
     async def run(self) -> int:
@@ -154,6 +156,8 @@ class Service:
             out.append(MqttSink(self.cfg.mqtt, s.mqtt))
         if s.jsonl is not None:
             out.append(JsonlSink(s.jsonl.path))
+        if s.audit is not None:
+            out.append(AuditSink(s.audit.path, fsync=s.audit.fsync))
         return out
 
     def _configured_sources(self) -> list[SourceFactory]:

@@ -124,12 +124,36 @@ class JsonlSink(_Base):
     path: NonEmpty
 
 
+class AuditSink(_Base):
+    path: NonEmpty  # hash-chained JSONL (watchdog.audit); its head is PATH.head
+    fsync: bool = True  # each batch durable before it counts as delivered
+
+
 class Sinks(_Base):
     kafka: KafkaSink | None = None
     alertmanager: AlertmanagerSink | None = None
     webhook: WebhookSink | None = None
     mqtt: MqttSink | None = None
     jsonl: JsonlSink | None = None
+    audit: AuditSink | None = None
+
+
+class HttpTLS(_Base):
+    certfile: NonEmpty  # PEM: the server certificate (and chain)
+    keyfile: NonEmpty  # PEM: its private key, unencrypted
+
+
+class BasicAuth(_Base):
+    username: NonEmpty
+    password: str | None = None  # env WATCHDOG_HTTP_PASSWORD (credential http-password)
+    protect_health: bool = False  # true: /healthz and /readyz need the login too
+
+
+class Http(_Base):
+    """How the endpoints on ``listen`` are protected (watchdog.daemon.health)."""
+
+    tls: HttpTLS | None = None
+    basic_auth: BasicAuth | None = None
 
 
 class Delivery(_Base):
@@ -153,6 +177,7 @@ class Config(_Base):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_timeout_seconds: Positive = 8.0
     stall_seconds: Positive = 30.0  # /healthz fails when the pipeline has not ticked this long
+    http: Http = msgspec.field(default_factory=Http)
     kafka: Kafka = msgspec.field(default_factory=Kafka)
     topics: Topics = msgspec.field(default_factory=Topics)
     mqtt: Mqtt | None = None
@@ -175,6 +200,7 @@ ENV_SECRETS: dict[str, tuple[str, ...]] = {
     "WATCHDOG_MQTT_PASSWORD": ("mqtt", "password"),
     "WATCHDOG_WEBHOOK_TOKEN": ("sinks", "webhook", "token"),
     "WATCHDOG_ALERTMANAGER_TOKEN": ("sinks", "alertmanager", "token"),
+    "WATCHDOG_HTTP_PASSWORD": ("http", "basic_auth", "password"),
 }
 
 _ALWAYS_PRESENT = {"kafka"}  # sections with defaults; the others are off unless configured
@@ -303,14 +329,43 @@ def _check(cfg: Config, source: str) -> None:
             f = getattr(tls, name, None) if tls else None
             if f and not Path(f).is_file():
                 raise ConfigError(f"{source}: {where}.{name}: {f}: no such file")
+    _check_http(cfg.http, source)
     s = cfg.sinks
-    if not any((s.kafka, s.alertmanager, s.webhook, s.mqtt, s.jsonl)):
+    if not any((s.kafka, s.alertmanager, s.webhook, s.mqtt, s.jsonl, s.audit)):
         raise ConfigError(f"{source}: sinks: no sink configured; alerts would go nowhere")
     if s.mqtt is not None and cfg.mqtt is None:
         raise ConfigError(f"{source}: sinks.mqtt needs an mqtt: section (host, port)")
     for name, sink in (("alertmanager", s.alertmanager), ("webhook", s.webhook)):
         if sink is not None and not sink.url.startswith(("http://", "https://")):
             raise ConfigError(f"{source}: sinks.{name}.url: '{sink.url}' is not an http(s) URL")
+    if s.audit is not None and s.jsonl is not None and (
+            Path(s.audit.path).resolve() == Path(s.jsonl.path).resolve()):
+        raise ConfigError(f"{source}: sinks.audit.path: the same file as sinks.jsonl.path")
     if not k.consume and not (cfg.mqtt and cfg.mqtt.subscribe):
         raise ConfigError(f"{source}: kafka.consume is false and mqtt.subscribe is empty: "
                           "there is no source of access events")
+
+
+def _check_http(http: Http, source: str) -> None:
+    if http.tls is not None:
+        for name in ("certfile", "keyfile"):
+            f = getattr(http.tls, name)
+            if not Path(f).is_file():
+                raise ConfigError(f"{source}: http.tls.{name}: {f}: no such file")
+        from watchdog.daemon.health import server_context
+
+        try:
+            server_context(http.tls.certfile, http.tls.keyfile)
+        except (OSError, ValueError) as err:  # ssl.SSLError is an OSError
+            reason = getattr(err, "reason", None) or getattr(err, "strerror", None) or err
+            if str(reason).startswith("[SSL] PEM lib"):
+                reason = "not a PEM certificate and its key"
+            raise ConfigError(f"{source}: http.tls: cannot use certfile {http.tls.certfile} "
+                              f"with keyfile {http.tls.keyfile}: {reason}") from None
+    auth = http.basic_auth
+    if auth is not None:
+        if ":" in auth.username:
+            raise ConfigError(f"{source}: http.basic_auth.username: must not contain ':'")
+        if not auth.password:
+            raise ConfigError(f"{source}: http.basic_auth needs a password: set "
+                              "WATCHDOG_HTTP_PASSWORD (or the credential http-password)")

@@ -24,7 +24,7 @@ class PartialDelivery(Exception):
 
 
 class Sink(Protocol):
-    name: str  # the ``sink`` label: kafka, alertmanager, webhook, mqtt, jsonl, memory
+    name: str  # the ``sink`` label: kafka, alertmanager, webhook, mqtt, jsonl, audit, memory
     timeout: float  # seconds one send() may take before it counts as failed
 
     async def start(self) -> None: ...

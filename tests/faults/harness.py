@@ -1,0 +1,377 @@
+"""What the fault-injection tests share: a simulated stream, a rate-limited producer that can
+be parked, the daemon as a real process, a webhook receiver that can be down, and waits with
+deadlines (never blind sleeps).
+
+The daemon runs as ``python -m watchdog run --config FILE`` (config written by the daemon
+tests' :func:`~tests.daemon.kafkautil.daemon_config`); what "no alert lost" means is checked
+against ``watchdog replay`` over the same events (:func:`~tests.daemon.helpers.replay_alerts`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from tests.daemon.helpers import replay_alerts
+from tests.daemon.kafkautil import daemon_config, make_topics, produce_state, read_all
+from tests.services.procs import ManagedProcess, free_port
+from watchdog.simulate import SimConfig, build_world, write_world
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPIC = "access-logs"
+GROUP = "watchdog"
+PARTITIONS = 4
+
+# ~9k events over 2 days of 120 accounts; every rule but anomaly fires (42 alerts)
+SIM = SimConfig(accounts=120, days=2, violations_per_rule=2, benign_per_kind=1,
+                events_per_account_per_day=8)
+
+
+@dataclass
+class FaultWorld:
+    dir: Path
+    events: list[bytes]
+    directory: list[bytes]
+    subjects: list[bytes]
+    policy: Path
+    expected: dict[str, str] = field(default_factory=dict)  # alert_id -> completing event id
+
+    def replay(self, events: list[bytes], name: str) -> dict[str, str]:
+        return replay_alerts(events, self.directory, self.subjects, self.policy,
+                             self.dir / name)
+
+
+def make_fault_world(d: Path) -> FaultWorld:
+    paths = write_world(build_world(SIM), d)
+
+    def lines(p: Path) -> list[bytes]:
+        return [ln for ln in p.read_bytes().splitlines() if ln]
+
+    w = FaultWorld(d, lines(paths["events"]), lines(paths["directory"]),
+                   lines(paths["subjects"]), paths["policy"])
+    w.expected = w.replay(w.events, "replay-all")
+    return w
+
+
+def event_id(raw: bytes) -> str:
+    return str(orjson.loads(raw)["event"]["id"])
+
+
+# -- waiting ---------------------------------------------------------------------------------
+async def until(cond: Callable[[], Awaitable[bool]], *, within: float, what: str,
+                interval: float = 0.1) -> float:
+    """Poll the async ``cond`` until true; return the seconds it took; fail at the deadline."""
+    t0 = time.monotonic()
+    deadline = t0 + within
+    while not await cond():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)
+    return time.monotonic() - t0
+
+
+# -- Kafka -----------------------------------------------------------------------------------
+async def prepare_broker(bootstrap: str, world: FaultWorld) -> None:
+    await make_topics(bootstrap, partitions=PARTITIONS)
+    await produce_state(bootstrap, world)
+
+
+class Offsets:
+    """The group's committed offsets, from one long-lived client that never joins the group
+    (so it does not disturb the daemon's membership).
+
+    The end offsets to compare with come from :meth:`Stream.ends`: Tansu 0.6 answers
+    ListOffsets(latest) with the last batch's base offset + 1, not the high watermark.
+    """
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self._c: AIOKafkaConsumer | None = None
+        self.tps = [TopicPartition(TOPIC, p) for p in range(PARTITIONS)]
+
+    async def _client(self) -> AIOKafkaConsumer:
+        if self._c is None:
+            c = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=GROUP,
+                                 enable_auto_commit=False, request_timeout_ms=5000)
+            await c.start()
+            self._c = c
+        return self._c
+
+    async def committed(self) -> dict[int, int]:
+        c = await self._client()
+        out = {}
+        for tp in self.tps:
+            off = await c.committed(tp)
+            out[tp.partition] = 0 if off is None else off
+        return out
+
+    async def reached(self, ends: dict[int, int]) -> bool:
+        """Is every partition committed exactly to ``ends``? (False while the broker is away.)"""
+        try:
+            return await self.committed() == ends
+        except Exception:  # the broker is still coming back: a new client next time
+            await self.reset()
+            return False
+
+    async def reset(self) -> None:
+        c, self._c = self._c, None
+        if c is not None:
+            with contextlib.suppress(Exception):
+                await c.stop()
+
+
+class Stream:
+    """Produces the events to ``access-logs`` in event-time order (key user.id, timestamp =
+    event time) at about ``rate`` events/s, in chunks acknowledged one by one.
+
+    :meth:`park` stops it at a chunk boundary (its producer closed, e.g. before the broker is
+    stopped); :meth:`resume` carries on with a new producer. ``where`` maps every acknowledged
+    event id to its (partition, offset).
+    """
+
+    def __init__(self, bootstrap: str, events: list[bytes], *, rate: float,
+                 chunk: int = 50) -> None:
+        self.bootstrap = bootstrap
+        self.events = events
+        self.rate = rate
+        self.chunk = chunk
+        self.sent = 0
+        self.where: dict[str, tuple[int, int]] = {}
+        self._go = asyncio.Event()
+        self._go.set()
+        self.parked = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> Stream:
+        self.task = asyncio.create_task(self._run(), name="stream")
+        return self
+
+    async def park(self, within: float = 15.0) -> None:
+        self._go.clear()
+        await asyncio.wait_for(self.parked.wait(), within)
+
+    def resume(self) -> None:
+        self.parked.clear()
+        self._go.set()
+
+    def ends(self) -> dict[int, int]:
+        """End offset of every partition, from the acknowledgements (only this stream
+        produces to the topic)."""
+        out = dict.fromkeys(range(PARTITIONS), 0)
+        for p, off in self.where.values():
+            out[p] = max(out[p], off + 1)
+        return out
+
+    async def done(self, within: float = 60.0) -> None:
+        assert self.task is not None
+        await asyncio.wait_for(asyncio.shield(self.task), within)
+
+    async def close(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            with contextlib.suppress(BaseException):
+                await self.task
+
+    async def _run(self) -> None:
+        docs = [orjson.loads(raw) for raw in self.events]
+        producer: AIOKafkaProducer | None = None
+        loop = asyncio.get_running_loop()
+        try:
+            t0, base = loop.time(), 0
+            for i in range(0, len(self.events), self.chunk):
+                if not self._go.is_set():
+                    if producer is not None:
+                        await producer.stop()
+                        producer = None
+                    self.parked.set()
+                    await self._go.wait()
+                    t0, base = loop.time(), i  # the rate restarts after a pause
+                if producer is None:
+                    producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
+                                                linger_ms=5)
+                    await producer.start()
+                futures = []
+                for raw, doc in zip(self.events[i:i + self.chunk], docs[i:i + self.chunk],
+                                    strict=True):
+                    futures.append(await producer.send(
+                        TOPIC, raw, key=str(doc["user"]["id"]).encode(),
+                        timestamp_ms=_ms(doc["@timestamp"])))
+                for doc, md in zip(docs[i:i + self.chunk], await asyncio.gather(*futures),
+                                   strict=False):
+                    self.where[doc["event"]["id"]] = (md.partition, md.offset)
+                self.sent = min(i + self.chunk, len(self.events))
+                # pacing (a rate limit, not a wait for a condition)
+                due = t0 + (self.sent - base) / self.rate
+                await asyncio.sleep(max(0.0, due - loop.time()))
+        finally:
+            self.parked.set()
+            if producer is not None:
+                await producer.stop()
+
+
+def _ms(ts: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+async def alerts_on_topic(bootstrap: str) -> list[str]:
+    """alert_id (the record key) of every record on ``alerts``, duplicates included."""
+    return [r.key.decode() for r in await read_all(bootstrap, "alerts")]
+
+
+# -- the daemon --------------------------------------------------------------------------------
+class Daemon:
+    """``watchdog run`` as a real process on a free --listen port."""
+
+    def __init__(self, tmp: Path, bootstrap: str, world: FaultWorld, *, name: str = "watchdog",
+                 **extra: Any) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        kafka = {"idle_after_seconds": 2.0, **extra.pop("kafka", {})}
+        self.config = daemon_config(tmp / f"{name}.yaml", bootstrap, listen=f"127.0.0.1:{self.port}",
+                                    policy=str(world.policy), kafka=kafka, **extra)
+        self.proc = ManagedProcess(name, [sys.executable, "-m", "watchdog", "run", "--config",
+                                          str(self.config)], cwd=ROOT, stop_timeout=12.0,
+                                   log_path=tmp / f"{name}.log")
+        self.http = httpx.AsyncClient(timeout=2.0)
+
+    def start(self) -> Daemon:
+        self.proc.start()
+        return self
+
+    async def aclose(self) -> None:
+        self.proc.stop(kill=True)
+        await self.http.aclose()
+
+    async def metrics(self) -> dict[str, float]:
+        """``name{labels}`` -> value of every watchdog_ sample ({} while it does not answer)."""
+        try:
+            text = (await self.http.get(f"{self.base}/metrics")).text
+        except httpx.HTTPError:
+            return {}
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("watchdog_"):
+                key, value = line.rsplit(" ", 1)
+                out[key] = float(value)
+        return out
+
+    async def readyz(self) -> tuple[int, dict[str, Any]]:
+        try:
+            r = await self.http.get(f"{self.base}/readyz")
+        except httpx.HTTPError:
+            return 0, {}
+        return r.status_code, r.json()
+
+    async def wait_consuming(self, within: float = 45.0) -> float:
+        """Ready, with all partitions of access-logs assigned (the group join is done)."""
+        async def ok() -> bool:
+            if not self.proc.running:
+                raise AssertionError(f"the daemon exited with {self.proc.returncode}\n"
+                                     f"{self.proc.log_tail()}")
+            status, body = await self.readyz()
+            return status == 200 and len(body.get("partitions", [])) == PARTITIONS
+
+        return await until(ok, within=within, what="the daemon to consume all partitions")
+
+    async def events_total(self) -> float:
+        return total(await self.metrics(), "watchdog_events_total")
+
+    async def lag(self) -> float:
+        s = await self.metrics()
+        return sum(v for k, v in s.items()
+                   if k.startswith("watchdog_consumer_lag{") and f'topic="{TOPIC}"' in k)
+
+    def log_events(self, name: str) -> list[dict[str, Any]]:
+        out = []
+        for ln in self.proc.log_text().splitlines():
+            if ln.startswith("{") and f'"{name}"' in ln:
+                doc = orjson.loads(ln)
+                if doc.get("event") == name:
+                    out.append(doc)
+        return out
+
+
+def total(samples: dict[str, float], name: str) -> float:
+    return sum(v for k, v in samples.items() if k.split("{")[0] == name)
+
+
+def duplicates(ids: list[str]) -> int:
+    return sum(n - 1 for n in Counter(ids).values())
+
+
+def lost_and_extra(delivered: list[str], expected: dict[str, str]) -> tuple[set[str], set[str]]:
+    got = set(delivered)
+    return set(expected) - got, got - set(expected)
+
+
+# -- a webhook receiver that can be down -------------------------------------------------------
+class Receiver:
+    """An HTTP endpoint on a fixed 127.0.0.1 port that the test controls.
+
+    Not listening at all (:meth:`down`: connection refused), or listening and answering every
+    POST with ``503`` (``mode = "error"``) or with ``200`` after ``delay`` seconds, recording
+    the ``alert_id`` of each alert it accepted (``mode = "ok"``).
+    """
+
+    def __init__(self, *, delay: float = 0.0) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.delay = delay
+        self.mode = "ok"
+        self.ids: list[str] = []
+        self.refused = 0  # answered 503
+        self._server: asyncio.Server | None = None
+        self._conns: set[asyncio.StreamWriter] = set()
+
+    async def up(self, mode: str = "ok") -> None:
+        self.mode = mode
+        if self._server is None:
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def down(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            for w in list(self._conns):
+                w.close()
+            await server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._conns.add(writer)
+        try:
+            while True:  # keep-alive
+                if not await reader.readline():
+                    return
+                headers = {}
+                while (h := await reader.readline()) not in (b"\r\n", b""):
+                    k, _, v = h.decode().partition(":")
+                    headers[k.strip().lower()] = v.strip()
+                body = await reader.readexactly(int(headers.get("content-length", 0)))
+                if self.mode == "ok":
+                    if self.delay:
+                        await asyncio.sleep(self.delay)  # a slow receiver
+                    self.ids.append(orjson.loads(body)["alert_id"])
+                    status = "200 OK"
+                else:
+                    self.refused += 1
+                    status = "503 Service Unavailable"
+                writer.write(f"HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n".encode())
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._conns.discard(writer)
+            writer.close()

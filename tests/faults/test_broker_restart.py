@@ -1,0 +1,84 @@
+"""The Kafka broker is killed and restarted in the middle of the stream: the daemon notices,
+reconnects by itself and loses nothing.
+
+Tansu keeps its data on ``s3://`` (a local moto server), so topics, records and the group's
+committed offsets survive the broker's death. The stream is produced at 2,000 events/s;
+when the daemon has committed about 30 % of it the producer is parked at a chunk boundary
+(events are then still in the daemon's reorder buffer, commits and alerts in flight) and the
+broker gets SIGKILL. The test waits until the daemon reports the broker unreachable on
+``/readyz``, starts the broker again on the same port, waits until the daemon is ready and
+consuming all partitions again without any help, and resumes the stream. In the end the whole
+stream is committed and every alert replay finds is on ``alerts`` (deduplicated by
+``alert_id``), nothing else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.faults.harness import (
+    Daemon,
+    FaultWorld,
+    Offsets,
+    Stream,
+    alerts_on_topic,
+    duplicates,
+    lost_and_extra,
+    prepare_broker,
+    until,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+async def test_broker_restart_mid_stream_loses_no_alert(
+        tansu_s3_broker, fault_world: FaultWorld, tmp_path: Path) -> None:
+    broker = tansu_s3_broker
+    w, bs = fault_world, broker.bootstrap_servers
+    n = len(w.events)
+    await prepare_broker(bs, w)
+    daemon = Daemon(tmp_path, bs, w)
+    stream = Stream(bs, w.events, rate=2000)
+    offsets = Offsets(bs)
+    try:
+        daemon.start()
+        await daemon.wait_consuming()
+        stream.start()
+
+        async def midway() -> bool:
+            return sum((await offsets.committed()).values()) >= 0.3 * n
+
+        await until(midway, within=30, what="the daemon to commit 30% of the stream")
+        await stream.park()
+        await offsets.reset()
+        broker.stop(kill=True)
+        at_stop = stream.sent
+        assert at_stop < n
+
+        async def noticed() -> bool:
+            status, body = await daemon.readyz()
+            return status == 503 and "kafka broker unreachable" in body.get("reasons", [])
+
+        await until(noticed, within=20, what="/readyz to report the broker unreachable")
+        broker.restart()
+        back = await daemon.wait_consuming(within=60)  # by itself: the test does nothing
+        assert daemon.proc.running, "the daemon must survive the outage (no restart)"
+        stream.resume()
+        await stream.done()
+        ends = stream.ends()
+        await until(lambda: offsets.reached(ends), within=45,
+                    what="the daemon to commit the whole stream")
+        on_topic = await alerts_on_topic(bs)
+        lost, extra = lost_and_extra(on_topic, w.expected)
+        assert not lost, f"{len(lost)} alert(s) lost: {sorted(lost)}"
+        assert not extra, f"alerts replay does not give: {sorted(extra)}"
+        print(f"\nbroker killed after {at_stop}/{n} events produced; daemon consuming again "
+              f"{back:.1f}s after the broker restarted; {len(set(on_topic))} alerts, "
+              f"{duplicates(on_topic)} duplicate record(s)")
+        assert daemon.proc.stop() == 0
+    finally:
+        await stream.close()
+        await offsets.reset()
+        await daemon.aclose()

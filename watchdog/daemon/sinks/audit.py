@@ -1,0 +1,95 @@
+"""Alerts appended to the tamper-evident audit trail (:mod:`watchdog.audit`).
+
+``sinks: {audit: {path: /var/lib/watchdog/audit.jsonl, fsync: true}}``: every alert, as the
+canonical document the other sinks publish (:func:`~watchdog.alerts.model.encode_alert`), is
+appended to the hash-chained file and its head ``PATH.head`` is replaced; with ``fsync`` the
+batch is on disk before it counts as delivered (and before its offset may be committed).
+``watchdog verify-audit PATH`` checks the chain.
+
+The writes (and fsyncs) run in a worker thread, off the event loop. A send that times out
+leaves its thread running: the next send waits for it and skips the alerts it already
+appended, so a retry does not write an alert twice. An alert that fails to append (disk full)
+raises :class:`~watchdog.daemon.sinks.base.PartialDelivery` after the ones before it.
+
+Opening the trail takes an exclusive lock and checks its last line against its head: a trail
+that was truncated or rewritten, or that another process holds, stops the daemon at start
+(exit 1, the reason in the log) rather than chaining new alerts onto a broken history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+from watchdog.alerts.model import Alert, encode_alert
+from watchdog.audit import AuditTrail
+from watchdog.daemon.sinks.base import PartialDelivery
+
+REMEMBER = 10_000  # alert ids of recent appends, to skip on a retry after a timeout
+
+
+class AuditSink:
+    name = "audit"
+
+    def __init__(self, path: str | Path, *, fsync: bool = True, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        self.timeout = timeout
+        self.trail: AuditTrail | None = None
+        self._writing: asyncio.Future[None] | None = None  # the thread of the last send
+        self._appended: OrderedDict[str, None] = OrderedDict()
+        self._guard = threading.Lock()
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.trail = await asyncio.to_thread(AuditTrail, self.path, fsync=self.fsync)
+
+    async def send(self, alerts: Sequence[Alert]) -> None:
+        trail = self.trail
+        if trail is None:
+            raise ConnectionError(f"{self.path}: the audit trail is not open")
+        await self._settle()
+        docs = [(a.alert_id, encode_alert(a)) for a in alerts]
+        job = asyncio.ensure_future(asyncio.to_thread(self._append, trail, docs))
+        self._writing = job
+        # a timeout cancels the wait, not the thread: the next send waits for it
+        await asyncio.shield(job)
+
+    def _append(self, trail: AuditTrail, docs: list[tuple[str, bytes]]) -> None:
+        for i, (alert_id, doc) in enumerate(docs):
+            with self._guard:
+                if alert_id in self._appended:
+                    continue  # appended by a send that timed out
+            try:
+                trail.append(doc)
+            except Exception as err:
+                raise PartialDelivery(i, err) from err
+            with self._guard:
+                self._appended[alert_id] = None
+                if len(self._appended) > REMEMBER:
+                    self._appended.popitem(last=False)
+
+    async def _settle(self) -> None:
+        """Wait for the thread of an earlier send still appending (it timed out)."""
+        job = self._writing
+        if job is not None:
+            await asyncio.wait({job})
+            self._writing = None
+            if not job.cancelled():
+                job.exception()  # retrieved: its sender already saw it or timed out
+
+    def head(self) -> tuple[int, str] | None:
+        """(last seq, its hash) of the trail: keep a copy elsewhere to detect truncation."""
+        return None if self.trail is None else self.trail.head()
+
+    async def close(self) -> None:
+        trail, self.trail = self.trail, None
+        if trail is None:
+            return
+        try:
+            await self._settle()
+        finally:
+            trail.close()
