@@ -1,14 +1,14 @@
 """Per-account behaviour over sliding windows of event time (1 hour and 24 hours).
 
 Pure: no I/O, no clock, no asyncio. Events go in in event-time order (:meth:`Featurizer.observe`);
-every 5 minutes of event time the buckets of the accounts that were active in them are
+every 10 minutes of event time the buckets of the accounts that were active in them are
 *committed*, and one feature vector per such account comes out (:class:`FeatureBatch`), as of
 the end of that bucket. The vector describes the account's last hour and last 24 hours, the
 same relative to the account's own history (EWMA baseline), and relative to its peers.
 
 Memory is bounded: every tracked account is one row of a few fixed-size numpy arrays
 (:data:`ROW_BYTES`, about 1.7 KB) plus its dictionary entry; windows are rings of buckets
-(12 x 5 minutes, 24 x 1 hour), distinct counts are linear-counting sketches whose slots keep
+(6 x 10 minutes, 24 x 1 hour), distinct counts are linear-counting sketches whose slots keep
 the bucket they were last set in (so one sketch answers for any window), "never touched
 before" is a small Bloom bitmap. Accounts idle for ``idle_ttl`` are evicted and their rows
 reused. Stamps are 16-bit bucket numbers modulo 65536; a periodic sweep keeps stale ones from
@@ -28,9 +28,9 @@ from watchdog.anomaly.peers import PeerBaselines
 from watchdog.events import _NO_DATA, UNSET, AccessEvent
 from watchdog.policy.model import Policy
 
-BUCKET = 300  # seconds per bucket of the 1-hour window (and the scoring cadence)
+BUCKET = 600  # seconds per bucket of the 1-hour window (and the scoring cadence)
 PER_HOUR = 3600 // BUCKET
-SLOTS_1H = 12  # 5-minute buckets
+SLOTS_1H = PER_HOUR  # 10-minute buckets
 SLOTS_24H = 24  # 1-hour buckets
 WINDOW_BUCKETS = {"1h": SLOTS_1H, "24h": SLOTS_24H * PER_HOUR}
 
@@ -43,8 +43,8 @@ BASE = (
 WINDOWS = ("1h", "24h")
 WINDOW_FEATURES = tuple(f"{b}_{w}" for w in WINDOWS for b in BASE)
 # Every window feature is computed relative to the account's own history (``rel_self``: how
-# many standard deviations above its running baseline) and to its peers (``rel_peer``: how
-# far beyond the peers' 99th percentile), upward only: insiders do more, or new things; a
+# many standard deviations above its running baseline, beyond the first) and to its peers
+# (``rel_peer``: how far beyond the peers' 99th percentile), upward only: insiders do more, or new things; a
 # quiet hour is not a threat. The model sees a compact selection: an isolation forest
 # dilutes a clear signal in one behaviour across every other dimension in which ordinary
 # hours are occasionally rare, so each behaviour family appears once or twice, mostly
@@ -62,7 +62,7 @@ MODEL_FEATURES: tuple[tuple[str, str], ...] = (
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f"{w}_vs_{k}" for w, k in MODEL_FEATURES)
 # Bump when the meaning of a feature changes without its name changing.
-FEATURE_VERSION = 5
+FEATURE_VERSION = 6
 
 NW = len(WINDOW_FEATURES)
 _WIDX = {n: i for i, n in enumerate(WINDOW_FEATURES)}
@@ -139,7 +139,7 @@ class FeatureBatch:
     group_names: list[str]  # the peer baselines' names (only ever appended to)
     x: np.ndarray  # (k, len(FEATURE_NAMES)) float32: the model's input
     raw: np.ndarray  # (k, NW) the window values (log scale; shares as they are)
-    rel_self: np.ndarray  # (k, NW) how far above the account's own baseline (sd, >= 0)
+    rel_self: np.ndarray  # (k, NW) sd above the account's own baseline, beyond 1 (>= 0)
     rel_peer: np.ndarray  # (k, NW) how far above the peers' 99th percentile (>= 0)
     t_last: np.ndarray  # (k,) event time of each account's last event in the bucket
     warm: np.ndarray  # (k,) bool: account tracked for longer than the warm-up
@@ -493,7 +493,8 @@ class Featurizer:
         own_v = self.own_var[rows].astype(np.float64)
         peer_q = self.peers.quantiles(gids)  # p10, p50, p99 of each row's group
         p50, p99 = peer_q[:, 1], peer_q[:, 2]
-        x_self = np.maximum(x_win - own_m, 0.0) / np.sqrt(own_v + _FLOOR_VAR)
+        # beyond one standard deviation above the account's usual (most hours are within it)
+        x_self = np.maximum((x_win - own_m) / np.sqrt(own_v + _FLOOR_VAR) - 1.0, 0.0)
         x_peer = np.maximum(x_win - p99, 0.0) / (p99 - p50 + _FLOOR)
         x = np.empty((len(rows), len(FEATURE_NAMES)), np.float32)
         for j, w in _M_PEER:

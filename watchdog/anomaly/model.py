@@ -40,6 +40,13 @@ class AnomalyModel:
     version: str = "unsaved"
 
     _fast: Any = None  # the forest's trees as plain arrays, when they check out
+    _zero: float | None = None
+
+    def zero_score(self) -> float:
+        """The score of a vector with nothing above its baselines (every input 0)."""
+        if self._zero is None:
+            self._zero = float(self.score(np.zeros((1, len(self.features))))[0])
+        return self._zero
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """Anomaly scores of the rows of ``x`` (one call, whatever the batch size)."""

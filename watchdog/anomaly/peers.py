@@ -2,7 +2,7 @@
 
 An account's peers are the accounts of its department (from the directory at event time), or
 failing that of its roles. A group's baseline is, for each window feature, a histogram of its
-members' values (log scale, 0.25-wide bins) pooled over every member and every active 5-minute
+members' values (log scale, 0.25-wide bins) pooled over every member and every active 10-minute
 bucket, folded in once per hour of event time and decayed with a memory of about a week, so
 that the time-of-day mix does not move it. Small groups are shrunk towards the whole
 organisation.

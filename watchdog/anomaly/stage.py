@@ -1,11 +1,14 @@
 """The anomaly stage: features per event, isolation-forest scores per micro-batch, alerts.
 
 The Detector calls :meth:`AnomalyStage.observe` for every event in event-time order. Every
-5 minutes of event time the featurizer commits the accounts active in that bucket (one vector
-each); vectors wait in a micro-batch that is scored with **one** ``score_samples`` call when it
+10 minutes of event time the featurizer commits the accounts active in that bucket (one vector
+each); vectors wait in a micro-batch that is scored with **one** call of the forest when it
 holds ``batch_size`` rows or its oldest vector is ``max_delay`` seconds of event time old
 (whichever comes first), and at :meth:`flush`. Both triggers depend on event time only, so a
-replay and the live daemon raise the same alerts.
+replay and the live daemon raise the same alerts. An account's newer vector supersedes its
+queued one, and a vector with no behaviour above its baselines at all (all inputs 0) is not
+sent to the forest: its score is the model's constant score of "nothing unusual", checked
+against the threshold when the model is loaded.
 
 An account is scored once it has been tracked for the warm-up (25 hours: its "never before"
 and own-baseline features need a day of history); at most one ``anomaly`` alert per account
@@ -70,7 +73,7 @@ class AnomalyStage:
         *,
         observer: Observer | None = None,
         batch_size: int = 8192,
-        max_delay: float = 900.0,
+        max_delay: float = 1200.0,
         cooldown: float = 3600.0,
         warmup: float = 25 * 3600.0,
         source: str = "",
@@ -90,8 +93,9 @@ class AnomalyStage:
         self._n_pending = 0
         self._oldest = math.inf
         self._last_alert: dict[str, float] = {}
-        self.scored = 0
-        self.batches = 0
+        self.scored = 0  # vectors scored (the forest's or the constant "nothing unusual")
+        self.skipped = 0  # of which all-zero: not sent to the forest
+        self.batches = 0  # calls of the forest
         self.alerted = 0
         if observer is not None:
             observer.on_model(model.version, True)
@@ -188,9 +192,18 @@ class AnomalyStage:
                    for b, live in zip(pending, lives, strict=True) if live.any()]
         model = self._model  # read once: a concurrent swap takes effect at the next batch
         x = batches[0].x if len(batches) == 1 else np.vstack([b.x for b in batches])
-        scores = model.score(x)
+        busy = x.any(axis=1)
+        quiet = model.zero_score()
+        if quiet < model.threshold and not busy.all():
+            scores = np.full(len(x), quiet)
+            if busy.any():
+                scores[busy] = model.score(x[busy])
+                self.batches += 1
+            self.skipped += int(len(x) - busy.sum())
+        else:
+            scores = model.score(x)
+            self.batches += 1
         self.scored += len(scores)
-        self.batches += 1
         self._observe_scores(scores)
         alerts: list[Alert] = []
         hits = np.flatnonzero(scores >= model.threshold)

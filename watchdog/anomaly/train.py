@@ -12,10 +12,10 @@ scorer. Behaviour around a rule alert (the day before it, the hour after) is lef
 both the training and the held-out rows: it is not the normal the model should learn, and it
 would inflate the false-alert estimate.
 
-Each account's active 5-minute buckets give feature vectors; account-days are split (by a
+Each account's active 10-minute buckets give feature vectors; account-days are split (by a
 hash, so the split is reproducible) into training and held-out. The forest is fit on one
 vector per account-hour of the training days; the threshold is calibrated on the vectors of
-the held-out days that the stage would score (an account's latest per ~15 minutes) to
+the held-out days that the stage would score (an account's latest per ~20 minutes) to
 ``--target-false-rate`` false alerts per 1,000 accounts per day, counted as the stage counts
 them (one per account per hour).
 """
@@ -53,7 +53,7 @@ from watchdog.events import AccessEvent
 
 DEFAULT_TARGET = 0.5  # false anomaly alerts per 1,000 accounts per day
 MAX_TRAIN_ROWS = 200_000
-SCORING_WINDOW = 900  # seconds: the stage scores an account's latest vector per ~15 minutes
+SCORING_WINDOW = 1200  # seconds: the stage scores an account's latest vector per ~20 minutes
 
 
 @dataclass

@@ -144,16 +144,26 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _housekeeping(self, c: AIOKafkaConsumer, now: float) -> None:
         idle_after = self.cfg.idle_after_seconds
+        wall_ms = time.time() * 1000
         for p in self.assigned:
-            hw = c.highwater(TopicPartition(self.topic, p))
+            tp = TopicPartition(self.topic, p)
+            hw = c.highwater(tp)
             if hw is None:
                 continue
             lag = max(0, hw - self._pos.get(p, hw))
             child = self._lag.get(p)
             if child is not None:
                 child.set(lag)
-            if (lag == 0 and p not in self._paused and p not in self.pipeline.idle
-                    and now - self._last_record.get(p, now) >= idle_after):
+            if lag or p in self._paused or p in self.pipeline.idle:
+                continue
+            # idle only if a fetch answered idle_after seconds after the last record that there
+            # was nothing more: while the broker is away the highwater is stale, and records
+            # produced just before the outage would arrive behind the watermark (disorder)
+            polled = c.last_poll_timestamp(tp)
+            if polled is None:
+                continue
+            polled_at = now - max(0.0, wall_ms - polled) / 1000
+            if polled_at - self._last_record.get(p, now) >= idle_after:
                 self.pipeline.mark_idle(p)
 
     def _apply_pauses(self, c: AIOKafkaConsumer) -> None:
