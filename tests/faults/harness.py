@@ -29,6 +29,11 @@ from tests.services.procs import ManagedProcess, free_port
 from watchdog.simulate import SimConfig, build_world, write_world
 
 ROOT = Path(__file__).resolve().parents[2]
+# The streams below replay two days of event time in a few seconds (~10 h of event time per
+# second of wall time), so partitions fetched a fraction of a second apart are hours apart in
+# event time. The allowed disorder is scaled accordingly: 2 h of event time is ~0.2 s of wall
+# time here, less than the 60 s default allows a real-time stream.
+LATENESS = 7200.0
 TOPIC = "access-logs"
 GROUP = "watchdog"
 PARTITIONS = 4
@@ -240,8 +245,10 @@ class Daemon:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         kafka = {"idle_after_seconds": 2.0, **extra.pop("kafka", {})}
-        self.config = daemon_config(tmp / f"{name}.yaml", bootstrap, listen=f"127.0.0.1:{self.port}",
-                                    policy=str(world.policy), kafka=kafka, **extra)
+        self.config = daemon_config(tmp / f"{name}.yaml", bootstrap,
+                                    listen=f"127.0.0.1:{self.port}", policy=str(world.policy),
+                                    kafka=kafka, detection={"lateness_seconds": LATENESS},
+                                    **extra)
         self.proc = ManagedProcess(name, [sys.executable, "-m", "watchdog", "run", "--config",
                                           str(self.config)], cwd=ROOT, stop_timeout=12.0,
                                    log_path=tmp / f"{name}.log")

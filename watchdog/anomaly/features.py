@@ -42,16 +42,16 @@ BASE = (
 )
 WINDOWS = ("1h", "24h")
 WINDOW_FEATURES = tuple(f"{b}_{w}" for w in WINDOWS for b in BASE)
-# Every window feature is computed relative to the account's own history (``rel_self``: how
-# many standard deviations above its running baseline, beyond the first) and to its peers
-# (``rel_peer``: how far beyond the peers' 99th percentile), upward only: insiders do more, or new things; a
-# quiet hour is not a threat. The model sees a compact selection: an isolation forest
-# dilutes a clear signal in one behaviour across every other dimension in which ordinary
-# hours are occasionally rare, so each behaviour family appears once or twice, mostly
-# against the peers (activity, breadth, volume, exports, outside destinations, off-hours,
-# failed logins, novelty, categories the peers hardly touch) and for the three behaviours
-# whose change over the account's own history matters most (activity, exports, new
-# addresses). All of them stay available to the explanation.
+# Every window feature is computed relative to the account's own history (``rel_self``: how many
+# standard deviations above its running baseline, beyond the first) and to its peers
+# (``rel_peer``: how far beyond the peers' 99th percentile), upward only: insiders do more, or new
+# things; a quiet hour is not a threat. The model sees a compact selection: an isolation forest
+# dilutes a clear signal in one behaviour across every other dimension in which ordinary hours are
+# occasionally rare, so each behaviour family appears once or twice, mostly against the peers
+# (activity, breadth, volume, exports, outside destinations, off-hours, failed logins, novelty,
+# categories the peers hardly touch) and for the three behaviours whose change over the account's
+# own history matters most (activity, exports, new addresses). All of them stay available to the
+# explanation.
 MODEL_FEATURES: tuple[tuple[str, str], ...] = (
     ("events_1h", "peers"), ("events_24h", "peers"), ("subjects_1h", "peers"),
     ("bytes_1h", "peers"), ("exports_1h", "peers"), ("exports_24h", "peers"),

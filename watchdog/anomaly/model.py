@@ -45,11 +45,14 @@ class AnomalyModel:
     def zero_score(self) -> float:
         """The score of a vector with nothing above its baselines (every input 0)."""
         if self._zero is None:
-            self._zero = float(self.score(np.zeros((1, len(self.features))))[0])
+            self._zero = float(self._score(np.zeros((1, len(self.features))))[0])
         return self._zero
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """Anomaly scores of the rows of ``x`` (one call, whatever the batch size)."""
+        return self._score(x)
+
+    def _score(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
         if self.kind == "isolation_forest":
             if self._fast is None:
@@ -237,12 +240,20 @@ def _threshold_for(
             else:
                 hi = mid - 1
         return float(blocks[lo]), "empirical"
-    # tail fit: peaks over a threshold, excesses fitted with a generalised Pareto
-    # distribution (probability-weighted moments); scores are bounded above, so the shape is
-    # usually negative and the fit does not run off past the largest reachable score
+    # Fewer allowed alerts than the held-out rows can show directly: fit the tail (peaks
+    # over a threshold, excesses as a generalised Pareto distribution, probability-weighted
+    # moments; scores are bounded above, so the shape is usually negative and the fit does
+    # not run off past the largest reachable score), but never below what the rows show:
+    # at most floor(allowed) of them may be above the threshold.
     n_u = min(max(30, len(blocks) // 50), 1000, len(blocks) - 1)
     u = float(blocks[n_u])
-    return u + gpd_excess(blocks[:n_u] - u, n_u / max(allowed, 1e-6)), "tail fit"
+    fitted = u + gpd_excess(blocks[:n_u] - u, n_u / max(allowed, 1e-6))
+    k = int(allowed)
+    floor_ = float(np.nextafter(blocks[k], np.inf)) if k < len(blocks) else float(blocks[-1])
+    while k > 0 and count_alerts(scores, users, times, floor_, cooldown) > allowed:
+        k -= 1
+        floor_ = float(np.nextafter(blocks[k], np.inf))
+    return max(fitted, floor_), "tail fit"
 
 
 def gpd_excess(excess: np.ndarray, ratio: float) -> float:

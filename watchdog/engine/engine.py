@@ -17,7 +17,13 @@ from watchdog.events import AccessEvent, DirectoryRecord, SubjectRecord
 from watchdog.policy.model import Policy
 from watchdog.rules import SUPERSEDES, default_rules
 from watchdog.rules.base import Finding, Rule
-from watchdog.rules.needs import PERSONAL, facts_of
+from watchdog.rules.needs import (
+    INACTIVE_ACCOUNT,
+    NOTHING,
+    PERSONAL,
+    UNKNOWN_ACCOUNT,
+    facts_of,
+)
 from watchdog.state.directory import Directory
 from watchdog.state.subjects import SubjectRegister
 
@@ -76,22 +82,31 @@ class Engine:
         return rules
 
     def process(self, ev: AccessEvent, t: float) -> list[Alert]:
-        actor = self.directory.at(ev.user.id, t)
-        role_names = actor.roles if actor is not None and actor.roles is not UNSET else (
-            ev.user.roles or ())
+        user = ev.user
+        actor = self.directory.at(user.id, t)
+        if actor is None:
+            role_names = user.roles or ()
+            account = UNKNOWN_ACCOUNT
+        else:
+            role_names = actor.roles if actor.roles is not UNSET else (user.roles or ())
+            account = NOTHING if actor.status == "active" else INACTIVE_ACCOUNT
         policy = self.policy
-        facts = facts_of(ev, self.register)
+        register = self.register
+        facts = facts_of(ev, register) | account
         ctx = Context(ev, t, policy, actor, policy.grants(role_names), bool(facts & PERSONAL),
-                      self.register)
-        findings: list[Finding] = []
-        rules = self._dispatch.get((ev.event.action, facts))
+                      register)
+        action = ev.event.action
+        rules = self._dispatch.get((action, facts))
         if rules is None:
-            rules = self._rules_for(ev.event.action, facts)
+            rules = self._rules_for(action, facts)
+        findings: list[Finding] | None = None  # most events find nothing: no list for them
         for rule in rules:
             found = rule.check(ctx)
             if found:
+                if findings is None:
+                    findings = []
                 findings.extend(found)
-        if not findings:
+        if findings is None:
             return []
         if len(findings) > 1:
             dropped = {r for f in findings for r in SUPERSEDES.get(f.rule, ())}

@@ -50,25 +50,29 @@ class Reorderer:
         return min(self._high.values()) - self.lateness
 
     def push(self, ev: AccessEvent, t: float, partition: int = 0) -> Released:
-        eid = ev.event.id
-        if eid in self._seen:
+        e = ev.event
+        eid = e.id
+        seen = self._seen
+        if eid in seen:
             self.stats.duplicates += 1
             return []
-        if t > self._high.get(partition, _NEG_INF):
-            self._high[partition] = t
-        self._seen.add(eid)
+        high = self._high
+        if t > high.get(partition, _NEG_INF):
+            high[partition] = t
+        seen.add(eid)
         self._seen_order.append((t, eid))
         if t < self._released_upto:
             # too late to be ordered: process now rather than lose it
             self.stats.late += 1
             self.stats.released += 1
             return [(ev, t)]
-        seq = ev.event.sequence
+        seq = e.sequence
         heap = self._heap
         self._pushes += 1
-        heapq.heappush(heap, (t, ev.event.dataset or "", seq if isinstance(seq, int) else -1,
+        heapq.heappush(heap, (t, e.dataset or "", seq if isinstance(seq, int) else -1,
                               eid, self._pushes, ev))
-        upto = self.watermark()
+        # watermark(), inlined: it runs for every event
+        upto = min(high.values()) - self.lateness if high else _NEG_INF
         if heap[0][0] > upto:
             return []  # the common case: nothing old enough yet
         return self._release(upto)
@@ -101,12 +105,15 @@ class Reorderer:
     def _release(self, upto: float) -> Released:
         out: Released = []
         heap = self._heap
+        pop = heapq.heappop
         while heap and heap[0][0] <= upto:
-            t, _, _, _, _, ev = heapq.heappop(heap)
+            t, _, _, _, _, ev = pop(heap)
             out.append((ev, t))
         if out:
             self.stats.released += len(out)
-            self._released_upto = max(self._released_upto, out[-1][1])
+            last = out[-1][1]
+            if last > self._released_upto:
+                self._released_upto = last
             order = self._seen_order
             cutoff = self._released_upto - self.dedupe_horizon
             if order and (order[0][0] < cutoff or len(order) > self.max_remembered):
@@ -114,7 +121,7 @@ class Reorderer:
         return out
 
     def _expire(self, before: float) -> None:
-        order = self._seen_order
+        order, discard, most = self._seen_order, self._seen.discard, self.max_remembered
         # ids still pending in the heap are younger than the watermark, so never expired here
-        while order and (order[0][0] < before or len(order) > self.max_remembered):
-            self._seen.discard(order.popleft()[1])
+        while order and (order[0][0] < before or len(order) > most):
+            discard(order.popleft()[1])

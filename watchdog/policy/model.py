@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from watchdog.events import Destination
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_UNCACHED = object()  # not in a lookup cache (None is a cached answer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,9 @@ class Grants:
     by_category: dict[str, frozenset[str]]  # category -> purposes allowed for it
     after_hours: bool
     bulk_export: bool
+    # purpose -> categories allowed for it (the inverse of by_category): one subset test
+    # answers the common question "is every touched category allowed for this purpose?"
+    by_purpose: dict[str, frozenset[str]]
 
     @classmethod
     def of(cls, roles: tuple[Role, ...]) -> Grants:
@@ -43,9 +47,12 @@ class Grants:
         for r in roles:
             for c in r.categories:
                 by_category[c] = by_category.get(c, frozenset()) | r.purposes
-        return cls(roles, frozenset(by_category), frozenset().union(*(r.purposes for r in roles)),
-                   by_category, any(r.after_hours for r in roles),
-                   any(r.bulk_export for r in roles))
+        purposes = frozenset().union(*(r.purposes for r in roles))
+        by_purpose = {p: frozenset(c for c, ps in by_category.items() if p in ps)
+                      for p in purposes}
+        return cls(roles, frozenset(by_category), purposes, by_category,
+                   any(r.after_hours for r in roles), any(r.bulk_export for r in roles),
+                   by_purpose)
 
     @property
     def names(self) -> str:
@@ -165,8 +172,9 @@ class Policy:
     def is_internal_ip(self, ip: str) -> bool | None:
         """True/False, or None when ``ip`` is not an address (nothing to judge)."""
         cache = self._ip_cache
-        if ip in cache:
-            return cache[ip]
+        inside = cache.get(ip, _UNCACHED)  # one lookup: most addresses are seen before
+        if inside is not _UNCACHED:
+            return inside  # type: ignore[return-value]
         if len(cache) >= 1 << 16:
             cache.clear()
         inside = cache[ip] = _ip_internal(self.internal_networks, ip)

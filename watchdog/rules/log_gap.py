@@ -37,33 +37,38 @@ class LogGap:
         self._next_check = float("inf")  # no dataset can be silent before this event time
 
     def check(self, ctx: Context) -> list[Finding] | None:
-        dataset = ctx.ev.event.dataset
+        e = ctx.ev.event
+        dataset = e.dataset
         if not dataset:
             return None
         t = ctx.t
-        out: list[Finding] = []
         silence = ctx.policy.thresholds.source_silence_minutes * 60.0
-        if t > self._next_check:
-            out.extend(self._silent(ctx, dataset, silence))
+        # every event has a dataset: no list is made unless something is found
+        out = self._silent(ctx, dataset, silence) if t > self._next_check else None
         src = self._sources.get(dataset)
-        raw_seq = ctx.ev.event.sequence
-        seq = raw_seq if isinstance(raw_seq, int) else None
+        seq = e.sequence if isinstance(e.sequence, int) else None
         if src is None:
             src = self._sources[dataset] = _Source(t, seq)
         else:
-            if seq is not None and src.last_seq is not None and seq > src.last_seq + 1:
-                missing = seq - src.last_seq - 1
-                out.append(Finding(
+            last_seq = src.last_seq
+            if seq is not None and last_seq is not None and seq > last_seq + 1:
+                missing = seq - last_seq - 1
+                gap = Finding(
                     self.id, f"Dataset {dataset} skipped {missing} sequence number(s) "
-                    f"({src.last_seq + 1}..{seq - 1}): events are missing from its log",
-                    (ctx.event_id,), key=f"seq:{src.last_seq + 1}-{seq - 1}", user_id=dataset,
-                    labels={"kind": "sequence_gap"}))
-            if seq is not None and (src.last_seq is None or seq > src.last_seq):
+                    f"({last_seq + 1}..{seq - 1}): events are missing from its log",
+                    (e.id,), key=f"seq:{last_seq + 1}-{seq - 1}", user_id=dataset,
+                    labels={"kind": "sequence_gap"})
+                if out is None:
+                    out = []
+                out.append(gap)
+            if seq is not None and (last_seq is None or seq > last_seq):
                 src.last_seq = seq
             if t > src.last_t:
                 src.last_t = t
                 src.silence_alerted = False
-        self._next_check = min(self._next_check, src.last_t + silence)
+        next_check = src.last_t + silence
+        if next_check < self._next_check:
+            self._next_check = next_check
         return out or None
 
     def _silent(self, ctx: Context, current: str, silence: float) -> list[Finding]:

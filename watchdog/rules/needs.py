@@ -17,6 +17,11 @@ KNOWN_SUBJECT = 8  # a touched subject id is in the subject register
 SOURCE_IP = 16  # source.ip is given
 DATASET = 32  # event.dataset is given
 RESOURCE = 64  # data.resource is given
+# The account's directory record at the event's time (the engine adds these: it looks the
+# record up anyway). Most events come from active, known accounts, so the account rules are
+# not called at all for them.
+UNKNOWN_ACCOUNT = 128  # no directory record in force at the event's time
+INACTIVE_ACCOUNT = 256  # a record in force whose status is not ``active``
 
 
 def facts_of(ev: AccessEvent, register: SubjectRegister) -> int:
@@ -26,10 +31,8 @@ def facts_of(ev: AccessEvent, register: SubjectRegister) -> int:
         facts = PERSONAL
         if d.collected_at:
             facts |= COLLECTED_AT
-        for s in d.subject_ids:
-            if s in register:
-                facts |= KNOWN_SUBJECT
-                break
+        if d.subject_ids and register.knows_any(d.subject_ids):
+            facts |= KNOWN_SUBJECT
     if d.resource:  # not only for personal data: an anonymised extract may name none
         facts |= RESOURCE
     if ev.destination:

@@ -14,6 +14,8 @@ from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, Severity
 from watchdog.rules.needs import PERSONAL
 
+_NONE: frozenset[str] = frozenset()
+
 
 class PurposeViolation:
     id: ClassVar[str] = "purpose_violation"
@@ -28,6 +30,8 @@ class PurposeViolation:
         cats = d.categories
         grants = ctx.grants
         if cats:
+            if purpose is not None and grants.by_purpose.get(purpose, _NONE).issuperset(cats):
+                return None  # the common case: every category is allowed for this purpose
             by_category = grants.by_category
             permitted = [c for c in cats if c in by_category]
             if not permitted:

@@ -31,28 +31,33 @@ class Reidentification:
         self._seen: dict[tuple[str, str], list[_Seen | None]] = {}
 
     def check(self, ctx: Context) -> list[Finding] | None:
-        resource = ctx.ev.data.resource
-        if not resource or not (ctx.personal or ctx.ev.data.anonymized):
+        ev = ctx.ev
+        d = ev.data
+        resource = d.resource
+        anonymized = d.anonymized
+        if not resource or not (ctx.personal or anonymized):
             return None
-        family = resource.split(".", 1)[0]
-        key = (ctx.user_id, family)
+        family = resource.partition(".")[0]
+        user_id = ev.user.id
+        key = (user_id, family)
         slots = self._seen.get(key)
         if slots is None:
             slots = self._seen[key] = [None, None]
-        mine = 0 if ctx.ev.data.anonymized else 1
+        mine = 0 if anonymized else 1
         other = slots[1 - mine]
-        window = ctx.policy.thresholds.reidentification_window_minutes * 60.0
-        if other is not None and abs(ctx.t - other[0]) <= window:
+        t = ctx.t
+        if other is not None and abs(t - other[0]) <= (
+                ctx.policy.thresholds.reidentification_window_minutes * 60.0):
             slots[0] = slots[1] = None
             kinds = ("identified", "anonymised") if mine == 0 else ("anonymised", "identified")
-            minutes = abs(ctx.t - other[0]) / 60
-            return [Finding(self.id, f"Account {ctx.user_id} accessed {kinds[0]} and then "
+            minutes = abs(t - other[0]) / 60
+            return [Finding(self.id, f"Account {user_id} accessed {kinds[0]} and then "
                             f"{kinds[1]} data of family {family} within {minutes:.0f} minutes "
-                            f"(last: {resource})", (other[1], ctx.event_id),
-                            ctx.ev.data.subject_ids, ctx.ev.data.subjects,
-                            labels={"family": family})]
-        if slots[mine] is None or ctx.t >= slots[mine][0]:  # type: ignore[index]
-            slots[mine] = (ctx.t, ctx.event_id)
+                            f"(last: {resource})", (other[1], ev.event.id),
+                            d.subject_ids, d.subjects, labels={"family": family})]
+        last = slots[mine]
+        if last is None or t >= last[0]:
+            slots[mine] = (t, ev.event.id)
         return None
 
     def evict(self, before: float) -> int:

@@ -25,9 +25,9 @@ class RetentionExpired:
             return None
         retention = ctx.policy.retention_days
         age = (ctx.t - epoch(d.collected_at)) / _DAY
+        if not any(age > retention[c] for c in d.categories if c in retention):
+            return None  # the common case, without building the sorted list
         expired = sorted(c for c in set(d.categories) if c in retention and age > retention[c])
-        if not expired:
-            return None
         limits = ", ".join(f"{c} {retention[c]} days" for c in expired)
         return [Finding(self.id, f"Account {ctx.user_id} {ctx.action} of {ctx.resource} "
                         f"processed records {int(age)} days old, past retention ({limits})",

@@ -14,7 +14,7 @@ from watchdog.alerts.model import rfc3339
 from watchdog.engine.context import Context
 from watchdog.events import epoch
 from watchdog.rules.base import Finding, Severity
-from watchdog.rules.needs import NOTHING, PERSONAL
+from watchdog.rules.needs import INACTIVE_ACCOUNT, PERSONAL, UNKNOWN_ACCOUNT
 
 _VERB = {"departed": "Departed", "suspended": "Suspended", "transferred": "Transferred"}
 _SINCE = {"departed": "left", "suspended": "suspended", "transferred": "transferred"}
@@ -25,23 +25,24 @@ class RevokedAccount:
     severity: ClassVar[Severity] = "critical"
     commitment: ClassVar[str] = "accounts of staff who left or transferred are invalidated at once"
     actions: ClassVar[frozenset[str] | None] = None
-    needs: ClassVar[int] = NOTHING
+    needs: ClassVar[int] = INACTIVE_ACCOUNT
 
     def check(self, ctx: Context) -> list[Finding] | None:
         actor = ctx.actor
         if actor is None or actor.status == "active":
             return None
         ev = ctx.ev
-        since = rfc3339(epoch(actor.effective))
         if actor.status == "transferred":
             if not ctx.personal:
                 return None
             outside = sorted(set(ev.data.categories) - ctx.allowed_categories())
             if not outside:
                 return None
+            since = rfc3339(epoch(actor.effective))
             what = (f"Transferred account {ctx.user_id} (since {since}) {ctx.action} of "
                     f"{ctx.resource} touching {', '.join(outside)}, outside its new roles")
         else:
+            since = rfc3339(epoch(actor.effective))
             verb = ("attempted a login" if ctx.action == "login"
                     else f"{ctx.action} of {ctx.resource}")
             src = f" from {ev.source.ip}" if ev.source and ev.source.ip else ""
@@ -56,7 +57,7 @@ class UnknownAccount:
     severity: ClassVar[Severity] = "high"
     commitment: ClassVar[str] = "only registered, authorised staff access personal data"
     actions: ClassVar[frozenset[str] | None] = None
-    needs: ClassVar[int] = PERSONAL
+    needs: ClassVar[int] = PERSONAL | UNKNOWN_ACCOUNT
 
     def check(self, ctx: Context) -> list[Finding] | None:
         if ctx.actor is not None:

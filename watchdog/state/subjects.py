@@ -75,6 +75,10 @@ class SubjectRegister:
     def __contains__(self, subject_id: str) -> bool:
         return subject_id in self._times
 
+    def knows_any(self, subject_ids: tuple[str, ...]) -> bool:
+        """Is any of ``subject_ids`` in the register? (one C-level pass, for every event)"""
+        return not self._times.keys().isdisjoint(subject_ids)
+
     def at(self, subject_id: str, t: float) -> SubjectState:
         times = self._times.get(subject_id)
         if times is None:
