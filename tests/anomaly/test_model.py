@@ -72,3 +72,19 @@ def test_fit_checks_its_input() -> None:
         fit(np.zeros((10, 2)), ["a", "b", "c"])
     with pytest.raises(ValueError, match="unknown model kind"):
         fit(np.zeros((10, 2)), ["a", "b"], kind="lstm")
+
+
+def test_high_threshold_stays_reachable() -> None:
+    rng = np.random.default_rng(4)
+    scores = rng.beta(8, 12, 20_000)
+    users = [f"u{i % 300}" for i in range(20_000)]
+    times = rng.uniform(0, 20 * 86400.0, 20_000)
+    cal = calibrate(scores, users, times, account_days=6000, target=0.05, ceiling=1.0)
+    assert cal.threshold < cal.threshold_high <= cal.threshold + (1 - cal.threshold) / 2
+
+
+def test_quiet_vectors_score_as_the_forest_would() -> None:
+    rng = np.random.default_rng(5)
+    x = np.abs(rng.normal(0, 1, (3000, 5))) * (rng.random((3000, 5)) < 0.1)
+    model = fit(x, [f"f{i}" for i in range(5)], n_estimators=20)
+    assert model.zero_score() == pytest.approx(float(model.score(np.zeros((1, 5)))[0]))

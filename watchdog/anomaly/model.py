@@ -285,9 +285,11 @@ def calibrate(
     target: float = 0.5,
     cooldown: float = 3600.0,
     high_factor: float = 20.0,
+    ceiling: float | None = None,
 ) -> Calibration:
     """Thresholds for ``target`` false alerts per 1,000 accounts per day (and target/20 for
-    severity high), from held-out baseline rows scored by the model."""
+    severity high, at most half-way to ``ceiling``, the largest possible score), from held-out
+    baseline rows scored by the model."""
     if len(scores) < 50 or account_days < 1:
         raise ValueError("too little held-out baseline to calibrate "
                          f"({len(scores)} rows, {account_days} account-days)")
@@ -295,6 +297,8 @@ def calibrate(
     thr, method = _threshold_for(scores, users, times, allowed, cooldown)
     high, _ = _threshold_for(scores, users, times, allowed / high_factor, cooldown)
     high = max(high, thr + 0.02)
+    if ceiling is not None:  # scores cannot exceed it: keep "high" reachable
+        high = min(high, thr + (ceiling - thr) / 2)
     alerts = count_alerts(scores, users, times, thr, cooldown)
     return Calibration(thr, high, target, 1000.0 * alerts / account_days, alerts,
                        len(scores), account_days, method)

@@ -86,6 +86,7 @@ def save(model: AnomalyModel, out_dir: str | Path, manifest: dict[str, Any]) -> 
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)  # readable by the service account that runs the daemon
     files = [MANIFEST]
     if model.kind == "isolation_forest":
         sio.dump(model.estimator, tmp / MODEL_FILE, compression=zipfile.ZIP_DEFLATED,

@@ -299,7 +299,7 @@ def train(
     model = M.fit(x, FEATURE_NAMES, kind=kind, seed=seed, n_estimators=trees)
     say(f"fitted {kind} on {len(x):,} rows; calibrating on held-out baseline")
     cal = M.calibrate(model.score(hx), husers, ht, account_days=len(got.held_days),
-                      target=target)
+                      target=target, ceiling=1.0 if kind == "isolation_forest" else None)
     model.threshold, model.threshold_high = cal.threshold, cal.threshold_high
     manifest: dict[str, Any] = {
         "training": {

@@ -14,41 +14,40 @@ from watchdog.events import DirectoryRecord, epoch
 
 
 class Directory:
-    __slots__ = ("_records", "_times")
+    __slots__ = ("_accounts",)
 
     def __init__(self) -> None:
-        self._times: dict[str, list[float]] = {}
-        self._records: dict[str, list[DirectoryRecord]] = {}
+        # account -> (effective times, records), index for index: one lookup per event
+        self._accounts: dict[str, tuple[list[float], list[DirectoryRecord]]] = {}
 
     def apply(self, rec: DirectoryRecord) -> None:
         t = epoch(rec.effective)
-        times = self._times.setdefault(rec.user_id, [])
-        recs = self._records.setdefault(rec.user_id, [])
+        times, recs = self._accounts.setdefault(rec.user_id, ([], []))
         i = bisect_right(times, t)  # same instant: the later-read record wins
         times.insert(i, t)
         recs.insert(i, rec)
 
     def at(self, user_id: str, t: float) -> DirectoryRecord | None:
         """The account's record in force at ``t``, or None if none is effective yet."""
-        times = self._times.get(user_id)
-        if times is None:
+        entry = self._accounts.get(user_id)
+        if entry is None:
             return None
-        i = bisect_right(times, t)
-        return self._records[user_id][i - 1] if i else None
+        i = bisect_right(entry[0], t)
+        return entry[1][i - 1] if i else None
 
     def compact(self, before: float) -> int:
         """Drop records superseded before ``before``; returns how many were dropped."""
         dropped = 0
-        for uid, times in self._times.items():
+        for times, recs in self._accounts.values():
             i = bisect_right(times, before) - 1
             if i > 0:
                 del times[:i]
-                del self._records[uid][:i]
+                del recs[:i]
                 dropped += i
         return dropped
 
     def __len__(self) -> int:
-        return len(self._times)
+        return len(self._accounts)
 
 
 __all__ = ["Directory"]

@@ -56,10 +56,11 @@ _EMPTY = SubjectState({})
 
 
 class SubjectRegister:
-    __slots__ = ("_cache", "_records", "_times")
+    __slots__ = ("_cache", "_known", "_records", "_times")
 
     def __init__(self) -> None:
         self._times: dict[str, list[float]] = {}
+        self._known = self._times.keys()  # a live view, made once: asked about every event
         self._records: dict[str, list[SubjectRecord]] = {}
         # subject -> (number of records in force, state): events mostly see the latest state
         self._cache: dict[str, tuple[int, SubjectState]] = {}
@@ -77,7 +78,7 @@ class SubjectRegister:
 
     def knows_any(self, subject_ids: tuple[str, ...]) -> bool:
         """Is any of ``subject_ids`` in the register? (one C-level pass, for every event)"""
-        return not self._times.keys().isdisjoint(subject_ids)
+        return not self._known.isdisjoint(subject_ids)
 
     def at(self, subject_id: str, t: float) -> SubjectState:
         times = self._times.get(subject_id)

@@ -67,6 +67,7 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         self._paused: set[int] = set()
         self._aligning = False
         self._lag: dict[int, Any] = {}
+        self._behind: set[int] = set()  # partitions with records known to be unread
         self.assigned: set[int] = set()
         self.rebalances = 0
 
@@ -105,6 +106,11 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def alive(self, now: float) -> bool:
         return now - self._beat < self.stall
+
+    def behind(self) -> bool:
+        """Records known to be unread (a backlog): the partitions may be far apart in event
+        time, so the reorder buffer must not be flushed at shutdown."""
+        return bool(self._behind & self.assigned)
 
     @property
     def ready(self) -> bool:
@@ -154,6 +160,10 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             child = self._lag.get(p)
             if child is not None:
                 child.set(lag)
+            if lag:
+                self._behind.add(p)
+            else:
+                self._behind.discard(p)
             if lag or p in self._paused or p in self.pipeline.idle:
                 continue
             # idle only if a fetch answered idle_after seconds after the last record that there
