@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,15 @@ class Stream:
             out[p] = max(out[p], off + 1)
         return out
 
+    def below(self, committed: dict[int, int]) -> list[bytes]:
+        """The produced events whose offsets are below ``committed``, in stream order."""
+        out = []
+        for raw in self.events:
+            where = self.where.get(event_id(raw))
+            if where is not None and where[1] < committed[where[0]]:
+                out.append(raw)
+        return out
+
     async def done(self, within: float = 60.0) -> None:
         assert self.task is not None
         await asyncio.wait_for(asyncio.shield(self.task), within)
@@ -213,7 +223,7 @@ class Stream:
                         TOPIC, raw, key=str(doc["user"]["id"]).encode(),
                         timestamp_ms=_ms(doc["@timestamp"])))
                 for doc, md in zip(docs[i:i + self.chunk], await asyncio.gather(*futures),
-                                   strict=False):
+                                   strict=True):
                     self.where[doc["event"]["id"]] = (md.partition, md.offset)
                 self.sent = min(i + self.chunk, len(self.events))
                 # pacing (a rate limit, not a wait for a condition)
@@ -226,8 +236,6 @@ class Stream:
 
 
 def _ms(ts: str) -> int:
-    from datetime import datetime
-
     return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
 
 
