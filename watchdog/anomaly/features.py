@@ -111,19 +111,18 @@ ROW_BYTES = (
 
 
 class _Log:
-    """The open bucket's events as flat lists of small tuples (one append per kind of fact);
-    aggregated with numpy when the bucket is committed."""
+    """The open bucket's events as parallel lists of plain numbers and strings, appended to
+    through pre-bound methods; aggregated with numpy when the bucket is committed. No
+    per-event tuple: numbers and strings are not tracked by the garbage collector, tuples
+    are, and millions of them make the collector the largest cost of the whole stage."""
 
-    __slots__ = ("cat", "ev", "num", "res", "src", "subj_row", "subj_slot")
+    __slots__ = ("cat_row", "cat_val", "eid", "flags", "num_bytes", "num_rec", "num_row",
+                 "num_subj", "res_hash", "res_row", "row", "src_hash", "src_row", "subj_row",
+                 "subj_slot", "t")
 
     def __init__(self) -> None:
-        self.ev: list[tuple[int, float, str, int]] = []  # row, time, event id, flags
-        self.num: list[tuple[int, int, int, int]] = []  # row, records, bytes, subjects
-        self.cat: list[tuple[int, int]] = []  # row, category mask
-        self.res: list[tuple[int, int]] = []  # row, resource hash
-        self.src: list[tuple[int, int]] = []  # row, source address hash
-        self.subj_row: list[int] = []
-        self.subj_slot: list[int] = []
+        for name in self.__slots__:
+            setattr(self, name, [])
 
 
 _EXPORT, _FAILED, _OFFHOURS, _EXTERNAL = 1, 2, 4, 8
@@ -222,6 +221,7 @@ class Featurizer:
         self._last_evict_hour = 0
         self._hash_cache: dict[str, int] = {}
         self._cat_cache: dict[tuple[str, ...], int] = {}
+        self._slot_cache: dict[str, int] = {}
         self.evicted = 0
 
     # -- storage ------------------------------------------------------------------------
@@ -332,7 +332,10 @@ class Featurizer:
         dst = ev.destination
         if dst and self._external(dst.kind, dst.domain, action):
             flags |= _EXTERNAL
-        log.ev.append((r, t, info.id, flags))
+        log.row.append(r)
+        log.t.append(t)
+        log.eid.append(info.id)
+        log.flags.append(flags)
         hashes = self._hash_cache
         src = ev.source
         if src and src.ip:
@@ -340,7 +343,8 @@ class Featurizer:
             h = hashes.get(ip)
             if h is None:
                 h = self._hash(ip)
-            log.src.append((r, h))
+            log.src_row.append(r)
+            log.src_hash.append(h)
         d = ev.data
         if d is _NO_DATA:
             return out
@@ -349,7 +353,8 @@ class Featurizer:
             h = hashes.get(resource)
             if h is None:
                 h = self._hash(resource)
-            log.res.append((r, h))
+            log.res_row.append(r)
+            log.res_hash.append(h)
         cats = d.categories
         if cats:
             mask = self._cat_cache.get(cats)
@@ -358,18 +363,28 @@ class Featurizer:
                 for c in cats:
                     mask |= _CAT_BIT.get(c, 0)
                 self._cat_cache[cats] = mask
-            log.cat.append((r, mask))
+            log.cat_row.append(r)
+            log.cat_val.append(mask)
         ids = d.subject_ids
         count = d.subject_count
         n = len(ids) if count is UNSET else count
         records, vol = d.records, d.bytes
         if n or records or vol:
-            log.num.append((r, records or 0, vol or 0, n))
+            log.num_row.append(r)
+            log.num_rec.append(records or 0)
+            log.num_bytes.append(vol or 0)
+            log.num_subj.append(n)
         if n:
             srow, sslot = log.subj_row, log.subj_slot
-            for sid in ids[:MAX_IDS_PER_EVENT]:
+            slots = self._slot_cache
+            for sid in (ids if len(ids) <= MAX_IDS_PER_EVENT else ids[:MAX_IDS_PER_EVENT]):
+                slot = slots.get(sid)
+                if slot is None:
+                    if len(slots) >= 200_000:
+                        slots.clear()
+                    slot = slots[sid] = crc32(sid.encode()) & (M_SUBJ - 1)
                 srow.append(r)
-                sslot.append(crc32(sid.encode()) & (M_SUBJ - 1))
+                sslot.append(slot)
             extra = n - min(len(ids), MAX_IDS_PER_EVENT)
             if extra > 0:  # subjects without ids: as many pseudo-random distinct slots
                 k = min(extra, M_SUBJ)
@@ -399,41 +414,36 @@ class Featurizer:
     # -- commit: one vectorised pass per bucket -------------------------------------------
     def _commit(self) -> FeatureBatch | None:
         log = self._log
-        if not log.ev:
+        if not log.row:
             return None
         self._log = _Log()
         b = self._bucket
         assert b is not None
-        ev_row, ev_t, ev_id, ev_flags = zip(*log.ev, strict=True)
-        ev_rows = np.asarray(ev_row, np.int64)
+        ev_rows = np.asarray(log.row, np.int64)
+        ev_id = log.eid
         rows, inv = np.unique(ev_rows, return_inverse=True)
         k = len(rows)
 
-        def owners(row_list: tuple[int, ...] | list[int]) -> np.ndarray:
+        def owners(row_list: list[int]) -> np.ndarray:
             return np.searchsorted(rows, np.asarray(row_list, np.int64))
 
-        def columns(pairs: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
-            return list(zip(*pairs, strict=True))
-
-        flags = np.asarray(ev_flags, np.int64)
+        flags = np.asarray(log.flags, np.int64)
         small = np.zeros((k, _NS), np.int64)
         small[:, 0] = np.bincount(inv, minlength=k)
         for col, bit in ((1, _EXPORT), (2, _EXTERNAL), (3, _OFFHOURS), (4, _FAILED)):
             small[:, col] = np.bincount(inv, weights=(flags & bit) > 0, minlength=k)
         large = np.zeros((k, _NL))
-        if log.num:
-            num_row, *nums = columns(log.num)
-            o = owners(num_row)
-            for col, vals in enumerate(nums):
+        if log.num_row:
+            o = owners(log.num_row)
+            for col, vals in enumerate((log.num_rec, log.num_bytes, log.num_subj)):
                 large[:, col] = np.bincount(o, weights=np.asarray(vals, np.float64),
                                             minlength=k)
         cats = np.zeros(k, np.int64)
-        if log.cat:
-            cat_row, cat_val = columns(log.cat)
-            np.bitwise_or.at(cats, owners(cat_row), np.asarray(cat_val, np.int64))
-        res_row, res_hash = columns(log.res) if log.res else ((), ())
-        src_row, src_hash = columns(log.src) if log.src else ((), ())
-        t_ev = np.asarray(ev_t, np.float64)
+        if log.cat_row:
+            np.bitwise_or.at(cats, owners(log.cat_row), np.asarray(log.cat_val, np.int64))
+        res_row, res_hash = log.res_row, log.res_hash
+        src_row, src_hash = log.src_row, log.src_hash
+        t_ev = np.asarray(log.t, np.float64)
         t_last = np.full(k, -np.inf)
         np.maximum.at(t_last, inv, t_ev)
         # each account's event ids, grouped (resolved only for the accounts alerted on)
@@ -603,7 +613,7 @@ class Featurizer:
             return 0
         dropped = 0
         row_user = self._row_user
-        busy = {e[0] for e in self._log.ev}
+        busy = set(self._log.row)
         for r in np.flatnonzero(self.last_seen[: self._cap] < before).tolist():
             u = row_user[r]
             if u is None or r in busy:

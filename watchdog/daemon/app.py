@@ -272,10 +272,12 @@ class Service:
         if self._source_tasks:
             await asyncio.wait(self._source_tasks, timeout=max(0.1, deadline - time.monotonic()))
         behind = [s.name for s in self.sources if getattr(s, "behind", _never)()]
-        if behind:
+        if behind and all(hasattr(s, "behind") for s in self.sources):
             # a backlog: partitions may be hours apart in event time, and a flush would process
             # their events out of order (spurious log_gap alerts, windows judged on half the
             # events). Held events keep their offsets uncommitted: read again on the next start.
+            # (Not with a source that cannot re-read, e.g. MQTT: its buffered events would be
+            # lost, so those setups still flush.)
             self.log.info("shutdown_without_flush", sources=behind,
                           buffered=len(self.pipeline.order),
                           consequence="buffered events are read again on the next start")
