@@ -33,15 +33,10 @@ class Reorderer:
     dedupe_horizon: float = 3600.0  # how long (event time) a released id is remembered
     max_remembered: int = 1_000_000  # and at most this many ids (a burst must not grow memory)
     stats: OrderStats = field(default_factory=OrderStats)
-    # Pending events by time: a heap of the distinct times and, per time, its events as
-    # (dataset, sequence, id, push number, event), sorted when released. The same total order
-    # as one heap of (time, dataset, ...) tuples, but the heap compares plain floats: tuple
-    # comparisons were a quarter of the daemon's time with a large buffer. The push number
-    # breaks the tie of two different events under one id (its first copy forgotten while
-    # pending, past max_remembered), which would otherwise compare the events (TypeError).
-    _heap: list[float] = field(default_factory=list)
-    _at: dict[float, list[tuple[str, int, str, int, AccessEvent]]] = field(default_factory=dict)
-    _pending: int = 0
+    # (time, dataset, sequence, id, push number, event): the push number breaks the tie of two
+    # different events under one id (its first copy forgotten while pending, past
+    # max_remembered), which would otherwise compare the events themselves (TypeError)
+    _heap: list[tuple[float, str, int, str, int, AccessEvent]] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)  # ids pending or released recently
     _seen_order: deque[tuple[float, str]] = field(default_factory=deque)
     _high: dict[int, float] = field(default_factory=dict)  # partition -> max event time seen
@@ -73,18 +68,12 @@ class Reorderer:
             return [(ev, t)]
         seq = e.sequence
         self._pushes += 1
-        entry = (e.dataset or "", seq if isinstance(seq, int) else -1, eid, self._pushes, ev)
         heap = self._heap
-        same_time = self._at.get(t)
-        if same_time is None:
-            self._at[t] = [entry]
-            heapq.heappush(heap, t)
-        else:
-            same_time.append(entry)
-        self._pending += 1
+        heapq.heappush(heap, (t, e.dataset or "", seq if isinstance(seq, int) else -1,
+                              eid, self._pushes, ev))
         # watermark(), inlined: it runs for every event
         upto = min(high.values()) - self.lateness if high else _NEG_INF
-        if heap[0] > upto:
+        if heap[0][0] > upto:
             return []  # the common case: nothing old enough yet
         return self._release(upto)
 
@@ -111,22 +100,16 @@ class Reorderer:
         return self._release(float("inf"))
 
     def __len__(self) -> int:
-        return self._pending
+        return len(self._heap)
 
     def _release(self, upto: float) -> Released:
         out: Released = []
-        heap, at = self._heap, self._at
+        heap = self._heap
         pop = heapq.heappop
-        while heap and heap[0] <= upto:
-            t = pop(heap)
-            entries = at.pop(t)
-            if len(entries) == 1:  # most times are one event's
-                out.append((entries[0][4], t))
-            else:
-                entries.sort()
-                out.extend([(entry[4], t) for entry in entries])
+        while heap and heap[0][0] <= upto:
+            t, _, _, _, _, ev = pop(heap)
+            out.append((ev, t))
         if out:
-            self._pending -= len(out)
             self.stats.released += len(out)
             last = out[-1][1]
             if last > self._released_upto:
