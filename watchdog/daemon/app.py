@@ -73,6 +73,7 @@ class Service:
     ) -> None:
         self.cfg = cfg
         self.engine = engine
+        self._stages = list(stages)
         self.metrics = metrics or Metrics()
         self.log = get_logger("service")
         self.notify = Notify(self.log)
@@ -388,6 +389,23 @@ class Service:
         return not why, detail
 
     # -- policy ---------------------------------------------------------------------------------
+    def _swap_model(self) -> None:
+        """SIGHUP also reloads the model directory (a new ``watchdog train`` output in place);
+        a refused model keeps the running one."""
+        if not self.cfg.model:
+            return
+        for stage in self._stages:
+            swap = getattr(stage, "swap", None)
+            if swap is None:
+                continue
+            try:
+                version = swap(self.cfg.model)
+            except (ValueError, OSError) as err:
+                self.log.error("model_swap_refused", detail=str(err)[:300],
+                               consequence="the previous model stays in force")
+            else:
+                self.log.info("model_swapped", version=version)
+
     def reload_policy(self) -> None:
         from watchdog.policy import PolicyError, load_policy
 
@@ -401,6 +419,7 @@ class Service:
                            consequence="the previous policy stays in force")
             return
         self.engine.set_policy(policy)
+        self._swap_model()
         self.notify.ready()
         self.metrics.reloads.labels("ok").inc()
         self.log.info("policy_reloaded", source=str(policy.source),

@@ -72,7 +72,7 @@ def _environment() -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     from watchdog.daemon.app import Service
     from watchdog.daemon.config import ConfigError, load_config
-    from watchdog.daemon.logging import configure
+    from watchdog.daemon.logging import configure, get_logger
     from watchdog.daemon.metrics import Metrics
     from watchdog.engine.engine import Engine
     from watchdog.policy import PolicyError, load_policy
@@ -95,7 +95,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         stages = load_stages(cfg.model, engine, metrics)
     except (ValueError, OSError) as err:
-        return _fail(str(err))
+        # a refused model must not blind the rules: run without it, and say so
+        stages = []
+        metrics.on_model("none", False)
+        get_logger("service").error("model_refused", detail=str(err)[:300],
+                                    consequence="running on rules alone")
     if demo and key == DEMO_KEY:
         print("watchdog: demo mode: subject pseudonyms use the public demo key",
               file=sys.stderr)
