@@ -83,7 +83,7 @@ async def test_sigterm_commits_and_restart_does_not_realert(
     cfg = daemon_config(tmp_path / "watchdog.yaml", bs, listen=f"127.0.0.1:{port}",
                         policy=str(world.policy),
                         # idle detection must not flush before the SIGTERM does
-                        kafka={"idle_after_seconds": 10.0})
+                        kafka={"idle_after_seconds": 600.0})
     await produce(bs, "access-logs", first, key="user", event_time=True)
 
     # -- run 1: SIGTERM with events still in the reorder buffer ---------------------------
