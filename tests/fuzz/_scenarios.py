@@ -79,6 +79,18 @@ def scenarios(draw: st.DrawFn, max_events: int = 40,
     }
 
 
+def unique_ids(sc: dict[str, Any]) -> dict[str, Any]:
+    """``sc`` with only the first event of each id, on its planned partition, no interruptions
+    (for the tests that redeliver or spread events themselves)."""
+    seen: set[str] = set()
+    keep = []
+    for doc, (partition, _) in zip(sc["events"], sc["plan"], strict=True):
+        if doc["event"]["id"] not in seen:
+            seen.add(doc["event"]["id"])
+            keep.append((doc, (partition, "")))
+    return {**sc, "events": [d for d, _ in keep], "plan": [p for _, p in keep]}
+
+
 def check_alert(a: Alert, pushed_ids: set[str], accounts: set[str], datasets: set[str]) -> None:
     """The alert validates against alert.schema.json and keeps the contract's promises."""
     doc = orjson.loads(encode_alert(msgspec.structs.replace(

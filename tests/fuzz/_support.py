@@ -35,10 +35,11 @@ _SLOW_CHECKS = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.la
 
 # Each target's share of WATCHDOG_FUZZ_EXAMPLES, chosen so that every target gets wall time
 # in proportion to its importance rather than examples in proportion to its speed (measured
-# cost per example on one core of the dev machine in brackets; 1,000,000 in all is ~40 min).
+# cost per example on one idle core of the dev machine in brackets; 1,000,000 in all took
+# 35 min of CPU, under an hour of wall time on a loaded 2-core machine).
 SHARES: dict[str, float] = {
-    "decode_bytes": 0.30,  # (0.4 ms) arbitrary bytes
-    "decode_json": 0.022,  # (6.7 ms) arbitrary JSON values
+    "decode_bytes": 0.20,  # (0.4 ms) arbitrary bytes
+    "decode_json": 0.015,  # (6.7 ms) arbitrary JSON values
     "decode_mutated": 0.018,  # (14 ms) valid documents with members replaced by anything
     "decode_tokens": 0.07,  # (1.7 ms) NaN/Infinity, invalid UTF-8, duplicate keys, cuts
     "decode_deep": 0.01,  # (3 ms) nesting up to 300k levels
@@ -46,14 +47,14 @@ SHARES: dict[str, float] = {
     "decode_times": 0.05,  # (1.8 ms) timestamps from year 1 to 9999
     "decode_oversized": 0.025,  # (2.4 ms) documents over a small max_bytes
     "decode_valid": 0.024,  # (2.5 ms) schema-valid events are accepted
-    "policy_docs": 0.013,  # (9 ms) policy documents: a Policy or a PolicyError
+    "policy_docs": 0.01,  # (9 ms) policy documents: a Policy or a PolicyError
     "policy_generated": 0.005,  # (9 ms) the policy generator makes valid policies
-    "engine": 0.019,  # (32 ms) whole organisations through the Detector
+    "engine": 0.012,  # (32 ms) whole organisations through the Detector
     "engine_deterministic": 0.0018,  # (34 ms) the same inputs twice
     "order_reorderer": 0.01,  # (18 ms) random push/idle/assign sequences
-    "order_partitions": 0.004,  # (38 ms) partitioning does not change the alerts
-    "order_redelivery": 0.0045,  # (33 ms) redeliveries are dropped once
-    "atheris": 0.42,  # (0.03 ms) coverage-guided inputs, in a subprocess
+    "order_partitions": 0.003,  # (38 ms) partitioning does not change the alerts
+    "order_redelivery": 0.003,  # (33 ms) redeliveries are dropped once
+    "atheris": 0.5407,  # (0.03 ms) coverage-guided inputs, in a subprocess
 }
 
 
@@ -259,7 +260,11 @@ def event_strategy(span: float = SPAN) -> st.SearchStrategy[dict[str, Any]]:
                                        big_list),
         "/data/subject_count": st.one_of(st.integers(0, 40), st.integers(min_value=0)),
         "/data/purpose": st.sampled_from(PURPOSES),
-        "/data/collected_at": rfc3339(T0 - 4000 * 86400.0, T0 + span),
+        "/data/collected_at": st.one_of(
+            rfc3339(T0 - 4000 * 86400.0, T0 + span),
+            # not range-checked by the decoder: the retention rule meets any year
+            st.sampled_from(("0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59.999999-23:59",
+                             "1900-01-01T00:00:00Z"))),
         "/destination/domain": st.sampled_from(DOMAINS),
         "/destination/organization": st.sampled_from(ORGS),
         "/destination/country": st.sampled_from(COUNTRIES),

@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
-from tests.fuzz._scenarios import run_scenario, scenarios
+from tests.fuzz._scenarios import run_scenario, scenarios, unique_ids
 from tests.fuzz._support import T0, fuzz
 from watchdog.alerts.model import encode_alert
 from watchdog.engine.ordering import Reorderer
@@ -134,15 +134,8 @@ def test_reorderer_never_loses_an_event(ops: list[tuple[Any, ...]], lateness: fl
 def partitioned(draw: st.DrawFn) -> tuple[dict[str, Any], list[int], list[int]]:
     """A scenario with unique event ids, a partition for every event, and an interleaving of
     the partitions (each partition in event-time order, as Kafka keeps one key's order)."""
-    sc = draw(scenarios(max_events=30))
-    seen: set[str] = set()
-    events = []
-    for doc in sc["events"]:
-        if doc["event"]["id"] not in seen:
-            seen.add(doc["event"]["id"])
-            events.append(doc)
-    sc["events"] = events
-    sc["plan"] = [("", "")] * len(events)
+    sc = unique_ids(draw(scenarios(max_events=30)))
+    events = sc["events"]
     sc["lateness"] = draw(st.sampled_from((60.0, 300.0, 3600.0)))
     parts = draw(st.lists(st.integers(0, 2), min_size=len(events), max_size=len(events)))
     # arrival order: repeatedly take the next event of a randomly chosen partition
@@ -196,15 +189,8 @@ def test_partitioning_does_not_change_the_alerts(
 @fuzz("order_redelivery", 30, slow=True)
 @given(sc=scenarios(max_events=30, spans=(600.0, 3600.0)), data=st.data())
 def test_redelivered_events_are_dropped_once(sc: dict[str, Any], data: st.DataObject) -> None:
-    seen: set[str] = set()
-    events = []
-    for doc in sc["events"]:
-        if doc["event"]["id"] not in seen:
-            seen.add(doc["event"]["id"])
-            events.append(doc)
-    sc["events"] = events
-    sc["plan"] = [(p, "") for p, _ in sc["plan"][:len(events)]]
-    n = len(events)
+    sc = unique_ids(sc)
+    n = len(sc["events"])
     # each event delivered 1..3 times: the copies come later, on any partition
     copies = data.draw(st.lists(st.integers(1, 3), min_size=n, max_size=n))
     order: list[tuple[int, int]] = []

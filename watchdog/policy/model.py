@@ -138,6 +138,13 @@ class Policy:
     _grants: dict[tuple[str, ...], Grants] = field(
         default_factory=dict, compare=False, repr=False)
     _ip_cache: dict[str, bool | None] = field(default_factory=dict, compare=False, repr=False)
+    # (organization, domain) of a destination -> the processor entries matching it, in order;
+    # domain -> internal? Destinations repeat and matching means string folding per entry.
+    # Not init fields: a dataclasses.replace() copy (other processors) starts empty.
+    _matching: dict[tuple[object, object], tuple[Processor, ...]] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
+    _domain_cache: dict[str, bool] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
 
     def roles_of(self, names: tuple[str, ...]) -> tuple[Role, ...]:
         """The policy roles among ``names``; unknown role names grant nothing."""
@@ -154,20 +161,24 @@ class Policy:
         return g
 
     def processor_for(self, dest: Destination) -> Processor | None:
-        for p in self.processors:
-            if p.matches(dest):
-                return p
-        return None
+        matching = self.processors_for(dest)
+        return matching[0] if matching else None
 
     def processors_for(self, dest: Destination) -> tuple[Processor, ...]:
         """Every entry matching ``dest``: a processor may be listed once per purpose."""
-        return tuple(p for p in self.processors if p.matches(dest))
+        key = (dest.organization, dest.domain)  # all that Processor.matches looks at
+        matching = self._matching.get(key)
+        if matching is None:
+            if len(self._matching) >= 4096:  # destinations come from events: stay bounded
+                self._matching.clear()
+            matching = tuple(p for p in self.processors if p.matches(dest))
+            self._matching[key] = matching
+        return matching
 
     def approves(self, dest: Destination, purpose: str | None,
                  categories: tuple[str, ...]) -> bool:
         """Some processor entry matching ``dest`` is approved for ``purpose`` and ``categories``."""
-        return any(p.matches(dest) and p.approved_for(purpose, categories)
-                   for p in self.processors)
+        return any(p.approved_for(purpose, categories) for p in self.processors_for(dest))
 
     def is_internal_ip(self, ip: str) -> bool | None:
         """True/False, or None when ``ip`` is not an address (nothing to judge)."""
@@ -181,7 +192,13 @@ class Policy:
         return inside
 
     def is_internal_domain(self, domain: str) -> bool:
-        return domain_in(domain, self.internal_domains)
+        cache = self._domain_cache
+        inside = cache.get(domain)
+        if inside is None:
+            if len(cache) >= 1 << 16:
+                cache.clear()
+            inside = cache[domain] = domain_in(domain, self.internal_domains)
+        return inside
 
 
 def _ip_internal(networks: tuple[Network, ...], ip: str) -> bool | None:
