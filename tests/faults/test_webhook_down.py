@@ -2,9 +2,11 @@
 suite lean): consumption pauses and commits hold, nothing is dropped, and once it is back
 every alert is delivered.
 
-The daemon's only sink is a webhook at a local HTTP receiver. The whole stream (~9k events,
-42 alerts) is produced at once. For the first ~12 s nothing listens on the receiver's port
-(connection refused), for the next ~12 s it answers every POST with ``503``; then it accepts.
+The daemon's only sink is a webhook at a local HTTP receiver. The stream (~9k events, 42
+alerts) is produced at 1,000 events/s, so most of it arrives after the daemon has paused: the
+lag gauge must show those records piling up, though a paused partition is not fetched. For
+the first ~12 s nothing listens on the receiver's port (connection refused), for the next
+~12 s it answers every POST with ``503``; then it accepts.
 ``delivery.max_pending`` is 2, so the daemon stops consuming once 2 alerts wait for the sink.
 
 During the outage, sampled every 0.5 s: the receiver got nothing; for every partition the
@@ -52,7 +54,7 @@ async def test_webhook_down_pauses_commits_and_delivers_everything_after(
     daemon = Daemon(tmp_path, bs, w, kafka={"max_poll_records": 200},
                     sinks={"webhook": {"url": receiver.url, "timeout_seconds": 2}},
                     delivery={"max_pending": 2})
-    stream = Stream(bs, w.events, rate=1e6, chunk=500)
+    stream = Stream(bs, w.events, rate=1000, chunk=100)
     offsets = Offsets(bs)
     try:
         daemon.start()

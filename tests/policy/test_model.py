@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -79,6 +80,19 @@ def test_policy_approves_when_any_matching_entry_does():
     assert not pol.approves(dest, "customer_support", ("payment",))
     assert not pol.approves(Destination(organization="Y"), "billing", ("payment",))
     assert len(pol.processors_for(dest)) == 2
+
+
+def test_cached_matches_belong_to_one_policy():
+    """Matches are cached per destination; a copy of the policy with other processors (as
+    dataclasses.replace makes) must not answer from the original's cache."""
+    pol = policy(processors=[{"name": "X", "purposes": ["billing"], "categories": ["payment"]}])
+    dest = Destination(organization="X")
+    assert pol.approves(dest, "billing", ("payment",))
+    assert pol.approves(dest, "billing", ("payment",))  # now from the cache
+    other = dataclasses.replace(pol, processors=())
+    assert not other.approves(dest, "billing", ("payment",))
+    assert other.processor_for(dest) is None
+    assert pol.processor_for(dest) is not None
 
 
 @pytest.mark.parametrize(("ip", "internal"), [

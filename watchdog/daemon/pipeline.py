@@ -303,5 +303,8 @@ class Pipeline:
         if stats.duplicates != self._dups:
             m.duplicate.inc(stats.duplicates - self._dups)
             self._dups = stats.duplicates
+        # with the events it counts (the housekeeping tick also sets it, up to 0.25 s later): a
+        # scrape that sees a batch's events counted sees the buffer they left behind
+        m.q_reorder.set(len(self.order))
         m.batch.observe(time.perf_counter() - t0)
         self.last_progress = now

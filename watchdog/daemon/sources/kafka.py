@@ -41,6 +41,9 @@ FINISH_STEP = 2.0  # seconds for the last commit, and for leaving the group, at 
 # produce->alert 300 ms at lateness 0, 42-62 ms with 20-50 ms). A short wait costs a few
 # empty fetches a second when the topic is quiet, and nothing while a backlog is read.
 FETCH_MAX_WAIT_MS = 50
+# A paused partition is not fetched, so its highwater stops moving: its end offset is asked for
+# this often instead, or the lag gauge would read 0 during a pause while records pile up.
+ENDS_REFRESH_SECONDS = 2.0
 
 
 class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -73,6 +76,8 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         self._paused: set[int] = set()
         self._aligning = False
         self._lag: dict[int, Any] = {}
+        self._ends: dict[int, int] = {}  # end offsets asked for while paused
+        self._next_ends = 0.0
         self._behind: set[int] = set()  # partitions with records known to be unread
         self.assigned: set[int] = set()
         self.rebalances = 0
@@ -149,12 +154,26 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
                 self._last_record[p] = now
                 if high > self._high.get(p, _NEG_INF):
                     self._high[p] = high
+            if self._paused and now >= self._next_ends:
+                self._next_ends = now + ENDS_REFRESH_SECONDS
+                await self._refresh_ends(c)
             self._housekeeping(c, now)
             if now >= next_commit or (self._caught_up() and self._uncommitted()):
                 # caught up: commit what became safe at once (a quiet loop turns every poll
                 # timeout), not up to a commit interval after the last alert was accepted
                 next_commit = now + k.commit_interval_seconds
                 await self.commit()
+
+    async def _refresh_ends(self, c: AIOKafkaConsumer) -> None:
+        tps = [TopicPartition(self.topic, p) for p in self._paused]
+        try:
+            async with asyncio.timeout(FINISH_STEP):
+                ends = await c.end_offsets(tps)
+        except (KafkaError, TimeoutError) as err:  # the lag stays stale until the next try
+            self.log.debug("end_offsets_failed", error=type(err).__name__)
+            return
+        for tp, end in ends.items():
+            self._ends[tp.partition] = end
 
     def _caught_up(self) -> bool:
         """Every assigned partition is idle: its buffered events were released."""
@@ -169,6 +188,8 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         for p in self.assigned:
             tp = TopicPartition(self.topic, p)
             hw = c.highwater(tp)
+            if p in self._paused and p in self._ends:
+                hw = max(hw or 0, self._ends[p])
             if hw is None:
                 continue
             lag = max(0, hw - self._pos.get(p, hw))
@@ -208,6 +229,8 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             c.pause(*(TopicPartition(self.topic, p) for p in on))
         if off := self._paused - want:
             c.resume(*(TopicPartition(self.topic, p) for p in off))
+            for p in off:  # fetched again: the highwater is fresh
+                self._ends.pop(p, None)
         if not self._paused and want == self.assigned and want:
             self.log.info("paused", why="sinks behind" if self.congested() else "buffer full")
         self._paused = want
@@ -263,6 +286,7 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             if self._lag.pop(p, None) is not None:
                 self.metrics.lag.remove(self.topic, str(p))
         self._paused = set()  # a new assignment starts unpaused
+        self._ends.clear()
         now = time.monotonic()
         for p in kept:  # carry on where we were, with the windows we have
             c.seek(TopicPartition(self.topic, p), self._pos[p])
