@@ -10,14 +10,15 @@ Redelivered events (same ``event.id``) are dropped here.
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 
 from watchdog.events import AccessEvent
 
 _NEG_INF = float("-inf")
 Released = list[tuple[AccessEvent, float]]
+EXPIRE_SLACK = 60.0  # seconds of event time a remembered id may outstay the dedupe horizon
 
 
 @dataclass(slots=True)
@@ -41,6 +42,7 @@ class Reorderer:
     _seen_order: deque[tuple[float, str]] = field(default_factory=deque)
     _high: dict[int, float] = field(default_factory=dict)  # partition -> max event time seen
     _released_upto: float = _NEG_INF
+    _upto: float = _NEG_INF  # the watermark, kept up to date with _high
     _pushes: int = 0
 
     def watermark(self) -> float:
@@ -50,29 +52,31 @@ class Reorderer:
         return min(self._high.values()) - self.lateness
 
     def push(self, ev: AccessEvent, t: float, partition: int = 0) -> Released:
+        # runs for every event: attribute lookups are kept to the minimum
         e = ev.event
         eid = e.id
         seen = self._seen
         if eid in seen:
             self.stats.duplicates += 1
             return []
+        seen.add(eid)
+        self._seen_order.append((t, eid))
         high = self._high
         if t > high.get(partition, _NEG_INF):
             high[partition] = t
-        seen.add(eid)
-        self._seen_order.append((t, eid))
+            # the watermark moves only when a partition's high does
+            upto = self._upto = (t if len(high) == 1 else min(high.values())) - self.lateness
+        else:
+            upto = self._upto
         if t < self._released_upto:
             # too late to be ordered: process now rather than lose it
             self.stats.late += 1
             self.stats.released += 1
             return [(ev, t)]
         seq = e.sequence
-        self._pushes += 1
+        self._pushes = n = self._pushes + 1
         heap = self._heap
-        heapq.heappush(heap, (t, e.dataset or "", seq if isinstance(seq, int) else -1,
-                              eid, self._pushes, ev))
-        # watermark(), inlined: it runs for every event
-        upto = min(high.values()) - self.lateness if high else _NEG_INF
+        heappush(heap, (t, e.dataset or "", seq if seq.__class__ is int else -1, eid, n, ev))
         if heap[0][0] > upto:
             return []  # the common case: nothing old enough yet
         return self._release(upto)
@@ -83,17 +87,20 @@ class Reorderer:
         events released ahead of its own."""
         for p in partitions:
             self._high.setdefault(p, _NEG_INF)
+        self._upto = self.watermark()
 
     def assign(self, partitions: set[int]) -> None:
         """Only these partitions hold the watermark back (after a rebalance)."""
         for p in list(self._high):
             if p not in partitions:
                 del self._high[p]
+        self._upto = self.watermark()
 
     def idle(self, partition: int) -> Released:
         """A caught-up partition with nothing new: stop waiting for it."""
         self._high.pop(partition, None)
-        return self._release(self.watermark()) if self._high else []
+        self._upto = self.watermark()
+        return self._release(self._upto) if self._high else []
 
     def flush(self) -> Released:
         """Release everything (end of a replay, shutdown)."""
@@ -103,21 +110,22 @@ class Reorderer:
         return len(self._heap)
 
     def _release(self, upto: float) -> Released:
-        out: Released = []
         heap = self._heap
-        pop = heapq.heappop
+        if not heap or heap[0][0] > upto:
+            return []
+        out: Released = []
+        append = out.append
         while heap and heap[0][0] <= upto:
-            t, _, _, _, _, ev = pop(heap)
-            out.append((ev, t))
-        if out:
-            self.stats.released += len(out)
-            last = out[-1][1]
-            if last > self._released_upto:
-                self._released_upto = last
-            order = self._seen_order
-            cutoff = self._released_upto - self.dedupe_horizon
-            if order and (order[0][0] < cutoff or len(order) > self.max_remembered):
-                self._expire(cutoff)
+            t, _, _, _, _, ev = heappop(heap)
+            append((ev, t))
+        self.stats.released += len(out)
+        if t > self._released_upto:
+            self._released_upto = t
+        order = self._seen_order
+        # expire in steps of EXPIRE_SLACK: one call per many events, not one per release
+        cutoff = self._released_upto - self.dedupe_horizon
+        if (order and order[0][0] < cutoff - EXPIRE_SLACK) or len(order) > self.max_remembered:
+            self._expire(cutoff)
         return out
 
     def _expire(self, before: float) -> None:
