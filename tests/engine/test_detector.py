@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import random
 
-from tests.builders import KEY, at, event, policy
+import orjson
+
+from tests.builders import KEY, at, event, login, policy
 from tests.engine.scenario import DIRECTORY, SUBJECTS, events
 from watchdog.alerts.model import Alert, encode_alert
 from watchdog.alerts.pseudonym import Pseudonymizer
@@ -13,19 +15,21 @@ from watchdog.engine.detector import Detector
 from watchdog.engine.engine import Engine
 from watchdog.engine.ordering import Reorderer
 from watchdog.events import AccessEvent, epoch
+from watchdog.rules import ORDERED, RULE_IDS, SUPERSEDES
 
 
-def detector(lateness: float = 300.0, stages=()) -> Detector:
+def detector(lateness: float = 300.0, stages=(), early: bool = False) -> Detector:
     eng = Engine(policy(), Pseudonymizer(KEY))
     for rec in DIRECTORY:
         eng.apply_directory(rec)
     for srec in SUBJECTS:
         eng.apply_subject(srec)
-    return Detector(eng, Reorderer(lateness=lateness), stages)
+    return Detector(eng, Reorderer(lateness=lateness), stages, early=early)
 
 
-def run_detector(evs, partitions=None, lateness: float = 300.0) -> list[bytes]:
-    det = detector(lateness)
+def run_detector(evs, partitions=None, lateness: float = 300.0,
+                 early: bool = False) -> list[bytes]:
+    det = detector(lateness, early=early)
     if partitions:
         det.order.expect(set(partitions))  # assigned: wait for each before moving on
     out: list[Alert] = []
@@ -118,3 +122,51 @@ def test_stages_see_every_event_in_event_time_order_and_flush_last():
                             e.event.id))]
     assert out[-1].rule == "anomaly"
     assert det.processed == len(evs)
+
+
+# -- early: event-alone rules on arrival, ordered rules on release -----------------------------
+
+
+def test_early_gives_the_same_alerts_in_any_arrival_order():
+    evs = events()
+    expected = sorted(run_detector(evs))
+    rules = {orjson.loads(a)["rule"] for a in expected}
+    assert rules & ORDERED  # both kinds are in the scenario
+    assert rules - ORDERED
+    assert sorted(run_detector(evs, early=True)) == expected
+    for seed in range(5):
+        shuffled = jitter(evs, random.Random(seed), 299)
+        assert sorted(run_detector(shuffled, early=True)) == expected
+    twice = [e for e in evs for _ in (0, 1)]
+    assert sorted(run_detector(twice, early=True)) == expected
+
+
+def test_early_alerts_do_not_wait_for_the_buffer():
+    det = detector(lateness=300, early=True)
+    copy = event(when=at(minutes=1), dataset=None, dest={"kind": "external_media"},
+                 action="copy")
+    alerts = det.push(copy, epoch(copy.timestamp))
+    assert [a.rule for a in alerts] == ["external_media"]
+    assert len(det.order) == 1  # still buffered: the ordered rules have not seen it yet
+    assert [a.rule for a in det.flush()] == []  # and nothing twice on release
+    # without early, the same alert waits for the release
+    det = detector(lateness=300)
+    assert det.push(copy, epoch(copy.timestamp)) == []
+    assert [a.rule for a in det.flush()] == ["external_media"]
+
+
+def test_ordered_rules_wait_for_the_buffer_even_early():
+    det = detector(lateness=300, early=True)
+    out: list[Alert] = []
+    # failed logins past the brute-force threshold: a window rule, judged in order only
+    for i in range(30):
+        ev = login(outcome="failure", when=at(minutes=1, seconds=i))
+        out += det.push(ev, epoch(ev.timestamp))
+    assert "brute_force" not in {a.rule for a in out}
+    assert "brute_force" in {a.rule for a in det.flush()}
+
+
+def test_superseding_rules_run_in_the_same_phase_as_what_they_supersede():
+    for winner, losers in SUPERSEDES.items():
+        assert all((loser in ORDERED) == (winner in ORDERED) for loser in losers)
+    assert set(RULE_IDS) >= ORDERED

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from watchdog.alerts.model import Alert
-from watchdog.engine.engine import Engine
+from watchdog.engine.engine import ALL, ALONE, IN_ORDER, Engine
 from watchdog.engine.ordering import Released, Reorderer
 from watchdog.events import AccessEvent
 
@@ -35,8 +35,16 @@ class Detector:
         engine: Engine,
         reorderer: Reorderer | None = None,
         stages: Sequence[Stage] = (),
+        *,
+        early: bool = False,
     ) -> None:
+        """``early``: run the rules that judge an event alone as soon as it is pushed, and only
+        the ordered rules (:data:`watchdog.rules.ORDERED`) when the buffer releases it. The
+        same alerts, most of them ``lateness`` sooner (the daemon); without it every rule runs
+        on release, so alerts come out in event-time order (replay)."""
         self.engine = engine
+        self.early = early
+        self._phase = IN_ORDER if early else ALL
         # not ``reorderer or ...``: an empty Reorderer is falsy (it has __len__)
         self.order = reorderer if reorderer is not None else Reorderer()
         self.stages = list(stages)
@@ -50,8 +58,17 @@ class Detector:
                    th.source_silence_minutes * 60.0) + self.order.lateness
 
     def push(self, ev: AccessEvent, t: float, partition: int = 0) -> list[Alert]:
-        released = self.order.push(ev, t, partition)
-        return self._run(released) if released else []
+        order = self.order
+        if not self.early:
+            released = order.push(ev, t, partition)
+            return self._run(released) if released else []
+        stats = order.stats
+        dups = stats.duplicates
+        released = order.push(ev, t, partition)
+        alerts = self.engine.process(ev, t, ALONE) if stats.duplicates == dups else []
+        if released:
+            alerts.extend(self._run(released))
+        return alerts
 
     def idle(self, partition: int) -> list[Alert]:
         return self._run(self.order.idle(partition))
@@ -66,8 +83,9 @@ class Detector:
         alerts: list[Alert] = []
         process = self.engine.process
         stages = self.stages
+        phase = self._phase
         for ev, t in released:
-            found = process(ev, t)
+            found = process(ev, t, phase)
             if found:
                 alerts.extend(found)
             for stage in stages:

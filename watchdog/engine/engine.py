@@ -15,7 +15,7 @@ from watchdog.alerts.model import Alert, AlertSubjects, rfc3339
 from watchdog.engine.context import Context
 from watchdog.events import AccessEvent, DirectoryRecord, SubjectRecord
 from watchdog.policy.model import Policy
-from watchdog.rules import SUPERSEDES, default_rules
+from watchdog.rules import ORDERED, SUPERSEDES, default_rules
 from watchdog.rules.base import Finding, Rule
 from watchdog.rules.needs import (
     INACTIVE_ACCOUNT,
@@ -28,6 +28,11 @@ from watchdog.state.directory import Directory
 from watchdog.state.subjects import SubjectRegister
 
 MAX_PSEUDONYMS = 50  # per alert; the count is always exact
+
+# Which rules a call of :meth:`Engine.process` runs (bits): every rule at once (replay), or
+# the event-alone rules on arrival and the ordered ones on release (the daemon: alerts that
+# need no other event do not wait for the reorder buffer).
+ALL, ALONE, IN_ORDER = 3, 1, 2
 
 
 def alert_id(rule: str, user_id: str, event_id: str, key: str) -> str:
@@ -49,6 +54,7 @@ class Engine:
         self.register = SubjectRegister()
         self.rules: tuple[Rule, ...] = tuple(rules if rules is not None else default_rules())
         self._dispatch: dict[tuple[str, int], tuple[Rule, ...]] = {}
+        self._phase_dispatch: dict[tuple[str, int, int], tuple[Rule, ...]] = {}
         self._clause_cache: dict[str, tuple[str, ...]] = {}
 
     # -- state -------------------------------------------------------------------------
@@ -81,7 +87,17 @@ class Engine:
             self._dispatch[key] = rules
         return rules
 
-    def process(self, ev: AccessEvent, t: float) -> list[Alert]:
+    def _rules_in(self, action: str, facts: int, phase: int) -> tuple[Rule, ...]:
+        key = (action, facts, phase)
+        rules = self._phase_dispatch.get(key)
+        if rules is None:
+            ordered = phase == IN_ORDER
+            rules = tuple(r for r in self._rules_for(action, facts)
+                          if (r.id in ORDERED) is ordered)
+            self._phase_dispatch[key] = rules
+        return rules
+
+    def process(self, ev: AccessEvent, t: float, phase: int = ALL) -> list[Alert]:
         user = ev.user
         actor = self.directory.at(user.id, t)
         if actor is None:
@@ -90,15 +106,22 @@ class Engine:
         else:
             role_names = actor.roles if actor.roles is not UNSET else (user.roles or ())
             account = NOTHING if actor.status == "active" else INACTIVE_ACCOUNT
-        policy = self.policy
         register = self.register
         facts = facts_of(ev, register) | account
+        action = ev.event.action
+        if phase == ALL:
+            rules = self._dispatch.get((action, facts))
+            if rules is None:
+                rules = self._rules_for(action, facts)
+        else:
+            rules = self._phase_dispatch.get((action, facts, phase))
+            if rules is None:
+                rules = self._rules_in(action, facts, phase)
+        if not rules:
+            return []
+        policy = self.policy
         ctx = Context(ev, t, policy, actor, policy.grants(role_names), bool(facts & PERSONAL),
                       register)
-        action = ev.event.action
-        rules = self._dispatch.get((action, facts))
-        if rules is None:
-            rules = self._rules_for(action, facts)
         findings: list[Finding] | None = None  # most events find nothing: no list for them
         for rule in rules:
             found = rule.check(ctx)

@@ -36,6 +36,13 @@ SUPERSEDES: dict[str, tuple[str, ...]] = {
     "unknown_account": _ROLE_BASED,
 }
 
+# Rules whose verdict depends on other events (windows, sequences, silences): they must see
+# events in event-time order, so they run as the reorder buffer releases them. Every other
+# rule judges an event alone (with the directory and register at its time), so the daemon may
+# run it as soon as the event arrives instead of after the allowed lateness.
+ORDERED: frozenset[str] = frozenset({"bulk_export", "brute_force", "reidentification",
+                                     "log_gap"})
+
 RULE_IDS: tuple[str, ...] = (*(c.id for c in RULE_CLASSES), "anomaly")
 
 
@@ -44,5 +51,5 @@ def default_rules() -> list[Rule]:
     return [cls() for cls in RULE_CLASSES]
 
 
-__all__ = ["RULE_CLASSES", "RULE_IDS", "SUPERSEDES", "Finding", "Rule", "Severity",
+__all__ = ["ORDERED", "RULE_CLASSES", "RULE_IDS", "SUPERSEDES", "Finding", "Rule", "Severity",
            "default_rules"]
