@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 
-from watchdog import events
 from watchdog.decode import DEFAULT_MAX_BYTES, REASONS, Decoder, Rejection
 from watchdog.events import AccessEvent, DirectoryRecord, SubjectRecord, check_times
 
@@ -239,47 +238,6 @@ def test_timestamp_spellings_agree_with_the_schema(doc, stamp, field):
     elif valid:
         assert field == "@timestamp", stamp
         assert not in_range(stamp), stamp
-
-
-def _stamp_path_by_parsing(raw: bytes) -> str | None:
-    """The reference: the stamps read back by msgspec, as the slow path does."""
-    doc = msgspec.json.decode(raw)
-    if not events._rfc3339(doc["@timestamp"]):
-        return "$.@timestamp"
-    at = (doc.get("data") or {}).get("collected_at")
-    if at and not events._rfc3339(at):
-        return "$.data.collected_at"
-    return None
-
-
-_SPELLINGS = st.sampled_from([
-    lambda d: json.dumps(d),  # ", " and ": " separators: the byte scan gives way
-    lambda d: json.dumps(d, separators=(",", ":")),
-    lambda d: json.dumps(d, separators=(",", ":")).replace(
-        '"@timestamp"', '"\\u0040timestamp"', 1),
-])
-
-
-@FAST
-@given(valid_events, near_rfc3339(), near_rfc3339(), st.booleans(), _SPELLINGS)
-def test_the_stamp_byte_scan_agrees_with_parsing(doc, stamp, decoy, nested, spell):
-    """The byte scan of ``@timestamp`` (the fast path) judges every spelling, key escape and
-    decoy (the same key nested deeper) as reading the stamps back does."""
-    doc["@timestamp"] = stamp
-    if nested:
-        doc["extra"] = {"@timestamp": decoy, "note": '"@timestamp":"x'}
-    raw = spell(doc).encode()
-    if not _parses(raw):
-        return  # the check is asked only about documents msgspec has read
-    assert events._event_stamp_path(raw) == _stamp_path_by_parsing(raw)
-
-
-def _parses(raw: bytes) -> bool:
-    try:
-        msgspec.json.Decoder(AccessEvent).decode(raw)
-    except msgspec.ValidationError:
-        return False
-    return True
 
 
 @FAST

@@ -151,25 +151,7 @@ def _rfc3339(stamp: str) -> bool:
     return stamp[10:11] in ("T", "t") and (stamp[-1] in "Zz" or stamp[-3] == ":")
 
 
-_TS_KEY = b'"@timestamp"'
-
-
-def _rfc3339_bytes(stamp: bytes) -> bool:
-    return stamp[10:11] in (b"T", b"t") and (stamp[-1:] in (b"Z", b"z") or stamp[-3:-2] == b":")
-
-
 def _event_stamp_path(raw: bytes) -> str | None:
-    # Fast path (byte scans in C, no second parse) for the ordinary document: no \u escape
-    # (so the key can only be spelled literally), "@timestamp" exactly once (so that is the
-    # top-level key msgspec read), followed by ':"' and an unescaped value, no collected_at.
-    # Anything else takes the second msgspec pass, which reads the document as msgspec did.
-    if b"\\u" not in raw and b"collected_at" not in raw:
-        i = raw.find(_TS_KEY)
-        if i >= 0 and raw.find(_TS_KEY, i + 12) < 0 and raw[i + 12:i + 14] == b':"':
-            end = raw.find(b'"', i + 14)
-            stamp = raw[i + 14:end]
-            if b"\\" not in stamp:
-                return None if _rfc3339_bytes(stamp) else "$.@timestamp"
     doc = _event_stamps.decode(raw)
     if not _rfc3339(doc.timestamp):
         return "$.@timestamp"
