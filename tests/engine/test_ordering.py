@@ -152,6 +152,29 @@ def test_ids_are_forgotten_after_the_dedupe_horizon():
     assert len(r.push(again, t_of(again))) == 1
 
 
+def test_remembered_ids_stay_bounded_in_a_burst():
+    r = Reorderer(lateness=0, dedupe_horizon=1e9, max_remembered=100)
+    for i in range(1000):
+        e = ev(i, id=f"burst-{i}")
+        r.push(e, t_of(e))
+        assert len(r._seen) + len(r._seen_old) <= 102
+    recent = ev(999, id="burst-999")
+    assert r.push(recent, t_of(recent)) == []  # the latest ids are still known
+
+
+def test_a_pending_id_is_known_however_long_it_waits():
+    # partition 1 is hours behind: partition 0's events wait while many generations pass
+    r = Reorderer(lateness=0, dedupe_horizon=60)
+    r.expect({0, 1})
+    ahead = ev(36000, id="waiting")
+    r.push(ahead, t_of(ahead), 0)
+    for i in range(100):
+        e = ev(i * 300)
+        r.push(e, t_of(e), 1)
+    assert r.push(ahead, t_of(ahead), 0) == []
+    assert r.stats.duplicates == 1
+
+
 def test_late_events_are_processed_not_lost():
     r = Reorderer(lateness=10)
     out = push_all(r, [ev(0), ev(100), ev(200)])

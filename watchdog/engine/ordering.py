@@ -10,7 +10,6 @@ Redelivered events (same ``event.id``) are dropped here.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
 
@@ -18,7 +17,6 @@ from watchdog.events import AccessEvent
 
 _NEG_INF = float("-inf")
 Released = list[tuple[AccessEvent, float]]
-EXPIRE_SLACK = 60.0  # seconds of event time a remembered id may outstay the dedupe horizon
 
 
 @dataclass(slots=True)
@@ -31,15 +29,18 @@ class OrderStats:
 @dataclass(slots=True)
 class Reorderer:
     lateness: float = 300.0  # seconds of disorder tolerated within one partition
-    dedupe_horizon: float = 3600.0  # how long (event time) a released id is remembered
-    max_remembered: int = 1_000_000  # and at most this many ids (a burst must not grow memory)
+    dedupe_horizon: float = 3600.0  # how long (event time) a released id is remembered, at least
+    max_remembered: int = 1_000_000  # and at most about this many (a burst must not grow memory)
     stats: OrderStats = field(default_factory=OrderStats)
     # (time, dataset, sequence, id, push number, event): the push number breaks the tie of two
     # different events under one id (its first copy forgotten while pending, past
     # max_remembered), which would otherwise compare the events themselves (TypeError)
     _heap: list[tuple[float, str, int, str, int, AccessEvent]] = field(default_factory=list)
-    _seen: set[str] = field(default_factory=set)  # ids pending or released recently
-    _seen_order: deque[tuple[float, str]] = field(default_factory=deque)
+    # ids pending or released recently, in two generations: an id is remembered for one to two
+    # dedupe horizons (event time) and forgetting is dropping a whole set, not one id at a time
+    _seen: set[str] = field(default_factory=set)
+    _seen_old: set[str] = field(default_factory=set)
+    _generation_ends: float = _NEG_INF
     _high: dict[int, float] = field(default_factory=dict)  # partition -> max event time seen
     _released_upto: float = _NEG_INF
     _upto: float = _NEG_INF  # the watermark, kept up to date with _high
@@ -56,11 +57,10 @@ class Reorderer:
         e = ev.event
         eid = e.id
         seen = self._seen
-        if eid in seen:
+        if eid in seen or eid in self._seen_old:
             self.stats.duplicates += 1
             return []
         seen.add(eid)
-        self._seen_order.append((t, eid))
         high = self._high
         if t > high.get(partition, _NEG_INF):
             high[partition] = t
@@ -121,15 +121,13 @@ class Reorderer:
         self.stats.released += len(out)
         if t > self._released_upto:
             self._released_upto = t
-        order = self._seen_order
-        # expire in steps of EXPIRE_SLACK: one call per many events, not one per release
-        cutoff = self._released_upto - self.dedupe_horizon
-        if (order and order[0][0] < cutoff - EXPIRE_SLACK) or len(order) > self.max_remembered:
-            self._expire(cutoff)
+        seen = self._seen
+        if t >= self._generation_ends or len(seen) - len(heap) > self.max_remembered // 2:
+            self._next_generation()
         return out
 
-    def _expire(self, before: float) -> None:
-        order, discard, most = self._seen_order, self._seen.discard, self.max_remembered
-        # ids still pending in the heap are younger than the watermark, so never expired here
-        while order and (order[0][0] < before or len(order) > most):
-            discard(order.popleft()[1])
+    def _next_generation(self) -> None:
+        self._seen_old = self._seen
+        # ids still pending must stay known while they wait (a backlog may hold them long)
+        self._seen = {entry[3] for entry in self._heap}
+        self._generation_ends = self._released_upto + self.dedupe_horizon
