@@ -6,15 +6,14 @@ from collections import Counter
 
 import pytest
 
-from watchdog.simulate import SimConfig
-from watchdog.simulate.insiders import INSIDERS, NOT_BEFORE, insider_world
+from watchdog.simulate import SimConfig, build_world
+from watchdog.simulate.insiders import INSIDERS, NOT_BEFORE
 from watchdog.simulate.scenarios.registry import SCENARIOS
 
 
 @pytest.fixture(scope="module")
 def world():
-    return insider_world(SimConfig(accounts=200, days=25, violations_per_rule=1),
-                         per_scenario=1)
+    return build_world(SimConfig(accounts=200, days=25, violations_per_rule=1, insiders=1))
 
 
 def test_every_insider_scenario_is_in_the_truth(world) -> None:

@@ -48,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=_DEFAULT.events_per_account_per_day,
                         help="mean events of an employee on a working day (default "
                              f"{_DEFAULT.events_per_account_per_day:g})")
+    parser.add_argument("--insiders", type=int, default=_DEFAULT.insiders, metavar="N",
+                        help="cases of each insider scenario for the anomaly model, after the "
+                             "first 40%% of the period; truth rule 'anomaly' (default "
+                             f"{_DEFAULT.insiders}; needs about 20 days or more)")
     parser.add_argument("--gzip", action="store_true", help="write events.jsonl.gz")
 
 
@@ -57,10 +61,14 @@ def run(args: argparse.Namespace) -> int:
         cfg = SimConfig(seed=args.seed, accounts=args.accounts, subjects=args.subjects,
                         start=args.start, days=args.days,
                         violations_per_rule=args.violations_per_rule,
-                        events_per_account_per_day=args.events_per_account_per_day)
+                        events_per_account_per_day=args.events_per_account_per_day,
+                        insiders=args.insiders)
         world = build_world(cfg)
     except ValueError as err:
         print(f"watchdog simulate: error: {err}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:  # the register ran out of customers (many insiders)
+        print(f"watchdog simulate: error: {err} (--subjects)", file=sys.stderr)
         return 2
     total_ms = world.calendar.end - world.calendar.start
     written = [0]

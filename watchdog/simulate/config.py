@@ -1,4 +1,4 @@
-"""What to simulate: size, period, seed and how many violations to inject."""
+"""What to simulate: size, period, seed and how many violations (and insiders) to inject."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ class SimConfig:
     The default gives about 1.3 M events for 2,000 accounts over 30 days.
     ``benign_per_kind`` is how many lawful edge cases (a delete after an erasure request,
     support work for a minor, a consented partner share, ...) of each kind are planned.
+    ``insiders`` is how many cases of each insider scenario (``watchdog.simulate.insiders``:
+    behaviour for the ``anomaly`` model, after the first 40% of the period) are planned; 0,
+    the default, plans none and leaves the output exactly as without the option.
     """
 
     seed: int = 7
@@ -27,6 +30,7 @@ class SimConfig:
     violations_per_rule: int = 5
     events_per_account_per_day: float = 34.0
     benign_per_kind: int = 3
+    insiders: int = 0  # cases per insider scenario
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.start.utcoffset() is None:
@@ -35,8 +39,8 @@ class SimConfig:
             raise ValueError("accounts must be at least 100")
         if self.days < 1:
             raise ValueError("days must be at least 1")
-        if self.violations_per_rule < 0 or self.benign_per_kind < 0:
-            raise ValueError("violations_per_rule and benign_per_kind must be >= 0")
+        if self.violations_per_rule < 0 or self.benign_per_kind < 0 or self.insiders < 0:
+            raise ValueError("violations_per_rule, benign_per_kind and insiders must be >= 0")
         if self.events_per_account_per_day <= 0:
             raise ValueError("events_per_account_per_day must be positive")
         if self.subjects is not None and self.subjects < 200:

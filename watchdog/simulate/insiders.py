@@ -11,29 +11,34 @@ stands out from what an account and its peers usually do.
 - ``quiet_account_payment``: a quiet engineering account suddenly reads customers' payment
   data.
 
-Every injected event is declared in the ground truth as ``anomaly`` (plus whatever rule it
-also breaks: off_hours_access, external_media, category_not_permitted), so an evaluation can
-tell which anomaly alerts were earned. The scenarios happen after the first 40% of the
-period (``NOT_BEFORE``), which stays a clean baseline to train on.
+Every injected event is declared in the ground truth as ``anomaly``, plus every rule it
+also breaks (``off_hours_access`` for the night session, ``external_media`` for its USB
+copies, ``category_not_permitted`` for the engineer's payment reads), so an evaluation can
+tell which anomaly alerts were earned and every rule alert the insiders cause is a true
+positive; nothing else they do crosses a rule (the leaver's downloads stay below
+``bulk_export``'s thresholds, all of it from internal addresses). The scenarios happen after
+the first 40% of the period (``NOT_BEFORE``), which stays a clean baseline to train on.
 
-Not registered by default (the simulator's own tests expect no ``anomaly`` truth); to add
-them to a world, either :func:`register` them with the planner (``violations_per_rule``
-cases, cycling) or build with :func:`insider_world` (``per_scenario`` cases each).
+They are not in the scenario registry (``violations_per_rule`` never plans them); ask for
+them with ``SimConfig(insiders=N)`` or ``watchdog simulate --insiders N`` (``N`` cases of
+each), which the planner plans after every other scenario, with their own seeds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watchdog.simulate.clock import DAY, HOUR, MINUTE, SECOND
 from watchdog.simulate.config import SimConfig
 from watchdog.simulate.ids import derive
 from watchdog.simulate.org import Account
-from watchdog.simulate.scenarios.context import MARGIN, SHORT_MARGIN, Context
-from watchdog.simulate.scenarios.registry import SCENARIOS, Scenario
+from watchdog.simulate.scenarios.context import Context
+from watchdog.simulate.scenarios.registry import Scenario
+
+if TYPE_CHECKING:
+    from watchdog.simulate.world import World
 
 RULE = "anomaly"
 NOT_BEFORE = 0.4  # share of the period kept free of insiders (the training baseline)
@@ -58,18 +63,6 @@ def _time(ctx: Context, rng: random.Random, kind: str, duration: int) -> int:
                      "scenario: simulate more days")
 
 
-def _reserve(ctx: Context, acct: Account, start: int, end: int, *, quiet: bool) -> None:
-    """Reserve ``acct`` (already chosen by this scenario) for another window."""
-    reserve = getattr(ctx, "reserve", None)
-    if reserve is not None:  # a public API, when the simulator has one
-        reserve(acct, start, end, quiet=quiet)
-        return
-    margin = MARGIN if quiet else SHORT_MARGIN
-    lo, hi = start - margin, end + margin
-    ctx.blackouts.setdefault(acct.user_id, []).append((lo, hi))
-    ctx._reserved.append((acct.user_id, lo, hi, margin))
-
-
 def _new_address(rng: random.Random) -> str:
     """An internal address no office, VPN pool or batch host uses (10.100-199.x.x)."""
     return f"10.{rng.randint(100, 199)}.{rng.randint(0, 250)}.{rng.randint(2, 250)}"
@@ -85,7 +78,9 @@ def leaver_exports_rising(ctx: Context, rng: random.Random) -> None:
         if cands:
             break
     else:
-        raise ValueError("the period is too short for a leaver scenario: simulate more days")
+        raise ValueError("the period is too short for the leaver insider scenario (it needs a "
+                         "working day 10 days or more after the first 40% of the period and "
+                         "before its last day): simulate more days")
     leave_day = rng.choice(cands)
     days = [d for d in workdays if leave_day.start - span * DAY <= d.start < leave_day.start
             and d.start >= lo]
@@ -103,7 +98,7 @@ def leaver_exports_rising(ctx: Context, rng: random.Random) -> None:
             acct = ctx.actor(rng, "support_agent", start, start + duration, quiet=True,
                              lifecycle=True)
         else:
-            _reserve(ctx, acct, start, start + duration, quiet=True)
+            ctx.reserve(acct, start, start + duration, quiet=True)
         t = start
         for _ in range(n):
             resource, cats = rng.choice((
@@ -199,14 +194,9 @@ INSIDERS: dict[str, Scenario] = {
 }
 
 
-def register() -> None:
-    """Add the insider scenarios to the simulator's registry (rule ``anomaly``)."""
-    for name, sc in INSIDERS.items():
-        SCENARIOS.setdefault(name, sc)
-
-
 def plan_insiders(ctx: Context, seed: int, per_scenario: int) -> None:
-    """Inject ``per_scenario`` cases of every insider scenario (own seeds per case)."""
+    """Inject ``per_scenario`` cases of every insider scenario (own seeds per case); the
+    planner calls it for ``SimConfig.insiders``."""
     for name, sc in INSIDERS.items():
         for k in range(per_scenario):
             ctx.begin(sc)
@@ -214,26 +204,9 @@ def plan_insiders(ctx: Context, seed: int, per_scenario: int) -> None:
             ctx.end()
 
 
-@contextmanager
-def _extra_planning(per_scenario: int) -> Iterator[None]:
-    from watchdog.simulate import world as world_mod
-
-    original = world_mod.plan
-
-    def plan_with_insiders(ctx: Context, seed: int, per_rule: int, benign: int) -> None:
-        original(ctx, seed, per_rule, benign)
-        plan_insiders(ctx, seed, per_scenario)
-
-    world_mod.plan = plan_with_insiders  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        world_mod.plan = original  # type: ignore[assignment]
-
-
-def insider_world(cfg: SimConfig, per_scenario: int = 5) -> Any:
-    """``build_world(cfg)`` plus ``per_scenario`` cases of each insider scenario."""
+def insider_world(cfg: SimConfig, per_scenario: int = 5) -> World:
+    """``build_world`` of ``cfg`` with ``per_scenario`` cases of each insider scenario
+    (shorthand for ``build_world(dataclasses.replace(cfg, insiders=per_scenario))``)."""
     from watchdog.simulate.world import build_world
 
-    with _extra_planning(per_scenario):
-        return build_world(cfg)
+    return build_world(dataclasses.replace(cfg, insiders=per_scenario))

@@ -102,7 +102,7 @@ def build_world(cfg: SimConfig | None = None, *,
     register = Register(cfg.subject_count)
     plan_register(register, cal, random.Random(derive(seed, "register")))
     ctx = Context(cfg, cal, staff, services, directory, register, Factory(), unstable)
-    plan(ctx, seed, cfg.violations_per_rule, cfg.benign_per_kind)
+    plan(ctx, seed, cfg.violations_per_rule, cfg.benign_per_kind, cfg.insiders)
     if extra is not None:
         extra(ctx)
     return World(cfg, cal, staff, services, directory, register, ctx)

@@ -1,7 +1,9 @@
 """Plan every scenario up front: ``violations_per_rule`` per rule, cycling through the
-rule's scenarios, then ``benign_per_kind`` of each benign one. Each (rule, k) has its own
-seed, and scenarios that need time to themselves (silences) are placed first, so the plan
-is the same whatever else is registered for other rules."""
+rule's scenarios, then ``benign_per_kind`` of each benign one, then ``insiders`` cases of
+each insider scenario (``watchdog.simulate.insiders``, opt-in: not in the registry). Each
+(rule, k) has its own seed, and scenarios that need time to themselves (silences) are placed
+first, so the plan is the same whatever else is registered for other rules; insiders come
+last, so with none the plan is exactly the one without them."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from watchdog.simulate.scenarios.context import Context
 from watchdog.simulate.scenarios.registry import BENIGN, Scenario, for_rule
 
 
-def plan(ctx: Context, seed: int, per_rule: int, benign_per_kind: int) -> None:
+def plan(ctx: Context, seed: int, per_rule: int, benign_per_kind: int,
+         insiders: int = 0) -> None:
     jobs: list[tuple[Scenario, int]] = []
     for rule in RULES:
         variants = for_rule(rule)
@@ -29,3 +32,8 @@ def plan(ctx: Context, seed: int, per_rule: int, benign_per_kind: int) -> None:
             ctx.begin(sc)
             sc.inject(ctx, random.Random(derive(seed, "benign", name, k)))
             ctx.end()
+    if insiders:
+        # imported here: the insider scenarios build on this package (no import cycle)
+        from watchdog.simulate.insiders import plan_insiders
+
+        plan_insiders(ctx, seed, insiders)
