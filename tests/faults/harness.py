@@ -14,7 +14,7 @@ import contextlib
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -330,6 +330,61 @@ def duplicates(ids: list[str]) -> int:
 def lost_and_extra(delivered: list[str], expected: dict[str, str]) -> tuple[set[str], set[str]]:
     got = set(delivered)
     return set(expected) - got, got - set(expected)
+
+
+# -- a daemon consuming a live stream ----------------------------------------------------------
+@dataclass
+class Run:
+    """The daemon (default settings) consuming a stream produced at ``rate`` events/s, the
+    group's offsets at hand: what :func:`streaming_daemon` yields."""
+
+    world: FaultWorld
+    bootstrap: str
+    daemon: Daemon
+    stream: Stream
+    offsets: Offsets
+
+    @property
+    def n(self) -> int:
+        return len(self.world.events)
+
+    async def until_committed(self, share: float, *, within: float = 30.0) -> None:
+        async def enough() -> bool:
+            return sum((await self.offsets.committed()).values()) >= share * self.n
+
+        await until(enough, within=within,
+                    what=f"the daemon to commit {share:.0%} of the stream")
+
+    async def finish(self, what: str = "the daemon to commit the whole stream") -> list[str]:
+        """Wait until the whole stream is produced and committed; check that every alert
+        replay finds is on ``alerts`` and nothing else; the alert ids on the topic."""
+        await self.stream.done()
+        ends = self.stream.ends()
+        await until(lambda: self.offsets.reached(ends), within=45, what=what)
+        on_topic = await alerts_on_topic(self.bootstrap)
+        lost, extra = lost_and_extra(on_topic, self.world.expected)
+        assert not lost, f"{len(lost)} alert(s) lost: {sorted(lost)}"
+        assert not extra, f"alerts replay does not give: {sorted(extra)}"
+        return on_topic
+
+
+@contextlib.asynccontextmanager
+async def streaming_daemon(bootstrap: str, world: FaultWorld, tmp: Path, *,
+                           rate: float = 2000) -> AsyncIterator[Run]:
+    """Topics and state prepared, the daemon started and consuming all partitions, then the
+    stream started; on exit the stream, the offsets client and the daemon are closed."""
+    await prepare_broker(bootstrap, world)
+    run = Run(world, bootstrap, Daemon(tmp, bootstrap, world),
+              Stream(bootstrap, world.events, rate=rate), Offsets(bootstrap))
+    try:
+        run.daemon.start()
+        await run.daemon.wait_consuming()
+        run.stream.start()
+        yield run
+    finally:
+        await run.stream.close()
+        await run.offsets.reset()
+        await run.daemon.aclose()
 
 
 # -- a webhook receiver that can be down -------------------------------------------------------

@@ -18,17 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import (
-    Daemon,
-    FaultWorld,
-    Offsets,
-    Stream,
-    alerts_on_topic,
-    duplicates,
-    lost_and_extra,
-    prepare_broker,
-    until,
-)
+from tests.faults.harness import FaultWorld, duplicates, streaming_daemon, until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -36,25 +26,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 async def test_broker_restart_mid_stream_loses_no_alert(
         tansu_s3_broker, fault_world: FaultWorld, tmp_path: Path) -> None:
     broker = tansu_s3_broker
-    w, bs = fault_world, broker.bootstrap_servers
-    n = len(w.events)
-    await prepare_broker(bs, w)
-    daemon = Daemon(tmp_path, bs, w)
-    stream = Stream(bs, w.events, rate=2000)
-    offsets = Offsets(bs)
-    try:
-        daemon.start()
-        await daemon.wait_consuming()
-        stream.start()
-
-        async def midway() -> bool:
-            return sum((await offsets.committed()).values()) >= 0.3 * n
-
-        await until(midway, within=30, what="the daemon to commit 30% of the stream")
-        await stream.park()
-        await offsets.reset()
+    async with streaming_daemon(broker.bootstrap_servers, fault_world, tmp_path) as run:
+        daemon, n = run.daemon, run.n
+        await run.until_committed(0.3)
+        await run.stream.park()
+        await run.offsets.reset()
         broker.stop(kill=True)
-        at_stop = stream.sent
+        at_stop = run.stream.sent
         assert at_stop < n
 
         async def noticed() -> bool:
@@ -65,20 +43,9 @@ async def test_broker_restart_mid_stream_loses_no_alert(
         broker.restart()
         back = await daemon.wait_consuming(within=60)  # by itself: the test does nothing
         assert daemon.proc.running, "the daemon must survive the outage (no restart)"
-        stream.resume()
-        await stream.done()
-        ends = stream.ends()
-        await until(lambda: offsets.reached(ends), within=45,
-                    what="the daemon to commit the whole stream")
-        on_topic = await alerts_on_topic(bs)
-        lost, extra = lost_and_extra(on_topic, w.expected)
-        assert not lost, f"{len(lost)} alert(s) lost: {sorted(lost)}"
-        assert not extra, f"alerts replay does not give: {sorted(extra)}"
+        run.stream.resume()
+        on_topic = await run.finish()
         print(f"\nbroker killed after {at_stop}/{n} events produced; daemon consuming again "
               f"{back:.1f}s after the broker restarted; {len(set(on_topic))} alerts, "
               f"{duplicates(on_topic)} duplicate record(s)")
         assert daemon.proc.stop() == 0
-    finally:
-        await stream.close()
-        await offsets.reset()
-        await daemon.aclose()

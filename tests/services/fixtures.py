@@ -8,16 +8,18 @@ using it failed, the service's log tail is written to the terminal.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
 from .alertmanager import Alertmanager
 from .mosquitto import Mosquitto
-from .procs import ManagedProcess, require_binary
+from .procs import require_binary
 from .prometheus import Prometheus
+from .server import Server
 from .tansu import MotoS3, TansuBroker, create_topics, wait_for_assignment
 
 __all__ = [
@@ -37,15 +39,7 @@ __all__ = [
 ]
 
 
-class _Service(Protocol):
-    proc: ManagedProcess | None
-
-    def start(self) -> Any: ...
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None: ...
-
-
-S = TypeVar("S", bound=_Service)
+S = TypeVar("S", bound=Server)
 
 
 def unique_name(prefix: str = "t") -> str:
@@ -53,28 +47,25 @@ def unique_name(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def _show_log(request: pytest.FixtureRequest, svc: _Service) -> None:
-    proc = svc.proc
-    if proc is None:
-        return
-    proc.stop()  # a graceful exit flushes buffered log output first
-    text = f"\n[{proc.name} pid {proc.pid}, a test using it failed]\n{proc.log_tail()}\n"
+@contextlib.contextmanager
+def _stopping(request: pytest.FixtureRequest, started: list[S]) -> Iterator[None]:
+    """Stop every server in ``started`` at the end; first show their logs if a test failed."""
+    failed_before = request.session.testsfailed
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(text)
-    else:  # pragma: no cover - no terminal (e.g. -p no:terminal)
-        print(text)
+    write = print if reporter is None else reporter.write_line
+    try:
+        yield
+    finally:
+        failed = request.session.testsfailed > failed_before
+        for svc in reversed(started):
+            if failed:
+                svc.write_log_tail(write)
+            svc.__exit__(None, None, None)
 
 
 def _serve(request: pytest.FixtureRequest, svc: S) -> Iterator[S]:
-    failed_before = request.session.testsfailed
-    try:
-        svc.start()
-        yield svc
-    finally:
-        if request.session.testsfailed > failed_before:
-            _show_log(request, svc)
-        svc.__exit__(None, None, None)
+    with _stopping(request, [svc]):
+        yield svc.start()
 
 
 # -- Kafka protocol (Tansu) ------------------------------------------------------
@@ -141,19 +132,11 @@ def alertmanager_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..
 
 def _factory(request: pytest.FixtureRequest, cls: Callable[..., S]) -> Iterator[Callable[..., S]]:
     started: list[S] = []
-    failed_before = request.session.testsfailed
 
     def make(**kwargs: Any) -> S:
         svc = cls(**kwargs)
         started.append(svc)
-        svc.start()
-        return svc
+        return svc.start()
 
-    try:
+    with _stopping(request, started):
         yield make
-    finally:
-        failed = request.session.testsfailed > failed_before
-        for svc in reversed(started):
-            if failed:
-                _show_log(request, svc)
-            svc.__exit__(None, None, None)

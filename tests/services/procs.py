@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import NoReturn
 
 import httpx
 import pytest
@@ -77,9 +78,13 @@ def require_binary(name: str) -> str:
     so a CI job that forgot to install a service cannot pass by skipping.
     """
     path = find_binary(name)
-    if path is not None:
-        return path
-    msg = f"required binary {name!r} not found (run scripts/install-system-deps.sh)"
+    if path is None:
+        missing(f"required binary {name!r} not found (run scripts/install-system-deps.sh)")
+    return path
+
+
+def missing(msg: str) -> NoReturn:
+    """A service is unavailable: ``pytest.skip`` locally, ``pytest.fail`` with ``CI=true``."""
     if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
         pytest.fail(msg, pytrace=False)
     pytest.skip(msg)
@@ -90,6 +95,17 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
         with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
+        return False
+
+
+def port_bound(host: str, port: int) -> bool:
+    """Does a socket still hold host:port (so a new server could not bind it)?"""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
         return False
 
 

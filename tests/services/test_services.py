@@ -13,7 +13,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import TopicAlreadyExistsError
 
-from .procs import ManagedProcess, free_port, port_open, require_binary, wait_for_port
+from .procs import (
+    ManagedProcess,
+    ServiceError,
+    free_port,
+    port_open,
+    require_binary,
+    wait_for_port,
+)
+from .server import Server
 from .tansu import FAST_GROUP, TansuBroker, create_topics, wait_for_assignment
 
 # Registers the service fixtures (same module name pytest gives this package).
@@ -79,6 +87,51 @@ def test_managed_process_stops_by_pid() -> None:
         assert proc.running
     assert not proc.running
     assert not port_open("127.0.0.1", port)
+
+
+class _Listener(Server):
+    """A Python process that listens on the port after ``delay`` seconds."""
+
+    name = "listener"
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def command(self) -> list[str]:
+        import sys
+
+        code = (
+            f"import socket,time;time.sleep({self.delay});s=socket.socket();"
+            "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
+            f"s.bind(('127.0.0.1',{self.port}));s.listen();time.sleep(60)"
+        )
+        return [sys.executable, "-c", code]
+
+
+class _TooSlow(_Listener):
+    ready_timeout = 0.5
+
+
+def test_server_starts_restarts_and_stops_by_pid() -> None:
+    with _Listener() as srv:
+        assert srv.proc is not None
+        assert port_open(srv.host, srv.port)
+        pid = srv.proc.pid
+        assert srv.restart(kill=True) >= 0
+        assert srv.proc.pid != pid
+        assert port_open(srv.host, srv.port)
+    assert not srv.proc.running
+    assert not port_open(srv.host, srv.port)
+
+
+def test_server_not_ready_by_the_deadline_is_stopped() -> None:
+    srv = _TooSlow(delay=60)
+    with pytest.raises(ServiceError, match="not ready after"):
+        srv.start()
+    assert srv.proc is not None
+    assert not srv.proc.running
+    srv.__exit__(None, None, None)
 
 
 # -- Kafka protocol (Tansu) ------------------------------------------------------------
