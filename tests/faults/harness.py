@@ -348,7 +348,7 @@ class Run:
     def n(self) -> int:
         return len(self.world.events)
 
-    async def until_committed(self, share: float, *, within: float = 30.0) -> None:
+    async def until_committed(self, share: float, *, within: float = 60.0) -> None:
         async def enough() -> bool:
             return sum((await self.offsets.committed()).values()) >= share * self.n
 
@@ -360,7 +360,7 @@ class Run:
         replay finds is on ``alerts`` and nothing else; the alert ids on the topic."""
         await self.stream.done()
         ends = self.stream.ends()
-        await until(lambda: self.offsets.reached(ends), within=45, what=what)
+        await until(lambda: self.offsets.reached(ends), within=90, what=what)
         on_topic = await alerts_on_topic(self.bootstrap)
         lost, extra = lost_and_extra(on_topic, self.world.expected)
         assert not lost, f"{len(lost)} alert(s) lost: {sorted(lost)}"
