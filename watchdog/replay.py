@@ -24,9 +24,12 @@ from watchdog.alerts.pseudonym import DEMO_KEY, Pseudonymizer, key_from_env
 from watchdog.decode import Decoder, Rejection
 from watchdog.engine.detector import Detector, Stage
 from watchdog.engine.engine import Engine
+from watchdog.engine.ordering import Reorderer
 from watchdog.events import AccessEvent, DirectoryRecord, SubjectRecord, check_times
 from watchdog.files.jsonl import RejectedWriter, lines, read_records
 from watchdog.policy import Policy
+
+REPLAY_RELEASE_STEP = 60.0  # seconds of event time per batch released to the rules
 
 
 @dataclass
@@ -92,7 +95,7 @@ def replay(
     if freeze_gc:
         gc.collect()
         gc.freeze()
-    detector = Detector(engine, stages=stages or [])
+    detector = Detector(engine, Reorderer(release_step=REPLAY_RELEASE_STEP), stages or [])
     decoder = Decoder(AccessEvent, check=check_times)
     write = out.write
     res = result.result

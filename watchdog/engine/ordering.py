@@ -31,6 +31,10 @@ class Reorderer:
     lateness: float = 300.0  # seconds of disorder tolerated within one partition
     dedupe_horizon: float = 3600.0  # how long (event time) a released id is remembered, at least
     max_remembered: int = 1_000_000  # and at most about this many (a burst must not grow memory)
+    # Release only once the oldest pending event is this far behind the watermark: replay
+    # processes events in batches of that much event time instead of one call per event; the
+    # daemon (0) releases each event as soon as it may. The order is the same either way.
+    release_step: float = 0.0
     stats: OrderStats = field(default_factory=OrderStats)
     # (time, dataset, sequence, id, push number, event): the push number breaks the tie of two
     # different events under one id (its first copy forgotten while pending, past
@@ -77,7 +81,7 @@ class Reorderer:
         self._pushes = n = self._pushes + 1
         heap = self._heap
         heappush(heap, (t, e.dataset or "", seq if seq.__class__ is int else -1, eid, n, ev))
-        if heap[0][0] > upto:
+        if heap[0][0] > upto - self.release_step:
             return []  # the common case: nothing old enough yet
         return self._release(upto)
 
