@@ -175,6 +175,29 @@ def test_a_pending_id_is_known_however_long_it_waits():
     assert r.stats.duplicates == 1
 
 
+def test_pending_ids_are_not_copied_again_and_again(monkeypatch):
+    """A backlog: thousands of events wait while the other partition crosses many dedupe
+    horizons; a new generation copies the pending ids, so it must not come with every release."""
+    copied: list[int] = []
+    original = Reorderer._next_generation
+
+    def counting(self: Reorderer) -> None:
+        copied.append(len(self._heap))
+        original(self)
+
+    monkeypatch.setattr(Reorderer, "_next_generation", counting)
+    r = Reorderer(lateness=0, dedupe_horizon=60)
+    r.expect({0, 1})
+    for i in range(2000):
+        e = ev(1_000_000 + i)
+        r.push(e, t_of(e), 0)
+    for i in range(2000):
+        e = ev(i * 120)
+        r.push(e, t_of(e), 1)
+    assert len(r) == 2000
+    assert sum(copied) <= 3 * 2000
+
+
 def test_late_events_are_processed_not_lost():
     r = Reorderer(lateness=10)
     out = push_all(r, [ev(0), ev(100), ev(200)])

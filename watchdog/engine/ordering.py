@@ -125,8 +125,11 @@ class Reorderer:
         self.stats.released += len(out)
         if t > self._released_upto:
             self._released_upto = t
-        seen = self._seen
-        if t >= self._generation_ends or len(seen) - len(heap) > self.max_remembered // 2:
+        seen, pending = self._seen, len(heap)
+        # a new generation copies the pending ids: only once at least as many were added since
+        # the last one (a backlog may hold many events for hours), so the copy costs O(1) each
+        if ((t >= self._generation_ends or len(seen) - pending > self.max_remembered // 2)
+                and len(seen) >= 2 * pending):
             self._next_generation()
         return out
 
