@@ -2,7 +2,9 @@
 
 Start-up: serve ``/metrics`` and health at once; connect to Kafka (retrying while the broker is
 away: not ready meanwhile); read the directory and subject topics to their end; then consume
-access events (Kafka group and/or MQTT). Ready from there on.
+access events (Kafka group and/or MQTT). Ready from there on. While the group gives this
+instance partition 0 and not every partition, it also runs the whole-stream reader
+(:mod:`.sources.whole_stream`: ``log_gap`` over every partition).
 
 Shutdown (SIGTERM/SIGINT), within ``shutdown_timeout_seconds``: stop consuming, flush the
 Detector, wait for every sink to accept the alerts, commit offsets, disconnect, exit 0. If a
@@ -43,6 +45,7 @@ from watchdog.daemon.sources.base import Source
 from watchdog.daemon.sources.kafka import FINISH_STEP, KafkaSource
 from watchdog.daemon.sources.kafka_state import StateTopics
 from watchdog.daemon.sources.mqtt import MqttSource
+from watchdog.daemon.sources.whole_stream import WholeStream
 from watchdog.engine.detector import Stage
 from watchdog.engine.engine import Engine
 
@@ -98,6 +101,7 @@ class Service:
                                  stages=stages, lateness=cfg.detection.lateness_seconds,
                                  dedupe_alert_ids=cfg.delivery.dedupe_alert_ids)
         self.state: StateTopics | None = None
+        self.whole_stream: WholeStream | None = None  # with the configured Kafka source
         if kafka:
             self.state = StateTopics(cfg, engine, self.dlq, m, get_logger("state"))
         factories = list(sources) if sources is not None else self._configured_sources()
@@ -164,9 +168,14 @@ class Service:
     def _configured_sources(self) -> list[SourceFactory]:
         cfg, out = self.cfg, list[SourceFactory]()
         if cfg.kafka.consume:
+            ws = self.whole_stream = WholeStream(
+                cfg, self.engine, self.delivery, self.pipeline, self.metrics,
+                get_logger("whole_stream"), congested=self.congested)
+
             def kafka(p: Pipeline) -> Source:
                 return KafkaSource(cfg, p, self.metrics, get_logger("kafka"),
-                                   congested=self.congested)
+                                   congested=self.congested, on_assigned=ws.on_view,
+                                   on_whole_commit=ws.record)
 
             out.append(kafka)
         if cfg.mqtt is not None and cfg.mqtt.subscribe:
@@ -214,6 +223,8 @@ class Service:
                     return
             gc.collect()
             gc.freeze()  # state loaded: keep the collector off it (notes/performance.md)
+            if self.whole_stream is not None:
+                spawn(self.whole_stream.run(), "whole-stream")
             for src in self.sources:
                 await src.start()
                 self._source_tasks.append(tg.create_task(src.run(), name=f"source:{src.name}"))
@@ -268,10 +279,15 @@ class Service:
         self.stopping = True
         self.metrics.ready.set(0)
         self.notify.stopping()
+        ws = self.whole_stream
         for src in self.sources:
             src.stop()
+        if ws is not None:
+            ws.stop()
         if self._source_tasks:
             await asyncio.wait(self._source_tasks, timeout=max(0.1, deadline - time.monotonic()))
+        if ws is not None:  # its buffer processed too (unless behind), before the drain
+            await ws.settle(max(0.1, min(FINISH_STEP, deadline - time.monotonic())))
         behind = [s.name for s in self.sources if getattr(s, "behind", _never)()]
         if behind and all(hasattr(s, "behind") for s in self.sources):
             # a backlog: partitions may be hours apart in event time, and a flush would process
@@ -294,12 +310,16 @@ class Service:
             self.log.warning("shutdown_undelivered", alerts=self.delivery.pending,
                              dead_letters=len(self.dlq),
                              consequence="not committed: read again on the next start")
+        # the whole-stream reader's last commit alongside the main one's (each bounded)
+        side = asyncio.ensure_future(ws.finish()) if ws is not None else None
         for src in self.sources:  # each bounds its own steps (FINISH_STEP)
             try:
                 await src.finish()
             except Exception as err:
                 self.log.warning("source_finish_failed", source=src.name,
                                  error=type(err).__name__)
+        if side is not None:
+            await side
         self.log.info("stopped", processed=self.pipeline.detector.processed,
                       suppressed=self.pipeline.suppressed, rejected=self.pipeline.rejected,
                       pending_alerts=self.delivery.pending)
@@ -307,6 +327,8 @@ class Service:
     async def _close(self) -> None:
         """Disconnect everything at once, within a short bound (the broker may be gone)."""
         closers = [sink.close() for sink in self.sinks]
+        if self.whole_stream is not None:
+            closers.append(self.whole_stream.close())
         if self.state is not None:
             closers.append(self.state.close())
         if self.producer is not None:
@@ -419,6 +441,8 @@ class Service:
                            consequence="the previous policy stays in force")
             return
         self.engine.set_policy(policy)
+        if self.whole_stream is not None:
+            self.whole_stream.set_policy(policy)
         self._swap_model()
         self.notify.ready()
         self.metrics.reloads.labels("ok").inc()

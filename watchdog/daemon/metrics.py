@@ -124,10 +124,17 @@ class Metrics:
                             "Events behind the watermark, processed out of order", registry=r)
         self.duplicate = Counter("watchdog_events_duplicate_total",
                                  "Redelivered events (same event.id) dropped", registry=r)
+        self.whole_stream_reader = Gauge(
+            "watchdog_whole_stream_reader", "1 while this instance runs the whole-stream "
+            "reader (log_gap over every partition, group <group>.whole-stream)", registry=r)
+        self.whole_stream_lag = Gauge("watchdog_whole_stream_lag",
+                                      "Records behind the partition's end, whole-stream reader",
+                                      ["topic", "partition"], registry=r)
 
         self.build.labels(__version__).set(1)
         self.model_loaded_g.set(0)
         self.ready.set(0)
+        self.whole_stream_reader.set(0)
         for reason in ("too_large", "not_json", "missing_field", "bad_timestamp",
                        "invalid_value"):
             self.invalid.labels(reason)

@@ -14,7 +14,11 @@ Bookkeeping per event, so that at-least-once holds:
   rebuild the windows after a rebalance or restart) feed the windows but their alerts were
   sent before: they are suppressed, as are alert ids already sent by this process;
 - an instance that owns only some partitions of the topic holds back the alerts of rules
-  that judge a whole dataset (:data:`WHOLE_STREAM_RULES`: ``log_gap``), which it cannot see.
+  that judge a whole dataset (:data:`WHOLE_STREAM_RULES`: ``log_gap``), which it cannot see;
+  the whole-stream reader (:mod:`.sources.whole_stream`) sends them instead, from a second
+  pipeline (``whole_stream=True``) that sees every partition. That pipeline counts and
+  dead-letters nothing (the main one does, for the same records) and shares the main one's
+  alert ids, so that an alert one of them sent is not sent again by the other.
 """
 
 from __future__ import annotations
@@ -117,6 +121,8 @@ class Pipeline:
         stages: Sequence[Stage] = (),
         lateness: float = 60.0,
         dedupe_alert_ids: int = 100_000,
+        alert_ids: AlertIds | None = None,
+        whole_stream: bool = False,
     ) -> None:
         self.engine = engine
         order = _Capturing(lateness=lateness)
@@ -132,7 +138,10 @@ class Pipeline:
         self.live: set[int] = set()  # partition keys that hold the watermark
         self.idle: set[int] = set()
         self._meta: dict[str, Meta] = {}
-        self._sent = AlertIds(dedupe_alert_ids)
+        # alert ids sent, by this pipeline or by the one it shares them with
+        self.alert_ids = alert_ids if alert_ids is not None else AlertIds(dedupe_alert_ids)
+        # a second view of records the main pipeline handles too: count and dead-letter nothing
+        self.whole_stream = whole_stream
         self._counts: dict[tuple[str, str], int] = {}
         self._latest: dict[str, float] = {}
         self._late = self._dups = 0
@@ -256,7 +265,7 @@ class Pipeline:
             self._dispatch(found, rel)
 
     def _dispatch(self, alerts: list[Alert], rel: dict[str, Meta]) -> None:
-        metrics, submit, sent = self.metrics, self.delivery.submit, self._sent
+        metrics, submit, sent = self.metrics, self.delivery.submit, self.alert_ids
         partial = self.partial_view
         for a in alerts:
             m = rel.get(a.event_ids[-1]) if a.event_ids else None
@@ -264,7 +273,8 @@ class Pipeline:
                     or sent.seen(a.alert_id)):
                 # completed by a re-read event (alerted before), judged on a partial view of a
                 # dataset, or sent already
-                metrics.suppressed.inc()
+                if not self.whole_stream:
+                    metrics.suppressed.inc()
                 self.suppressed += 1
                 continue
             metrics.count_alert(a.rule, a.severity)
@@ -275,8 +285,10 @@ class Pipeline:
 
     def _reject(self, rej: Rejection, rec: RecordLike, topic: str,
                 book: PartitionBook | None) -> None:
-        self.metrics.count_invalid(rej.reason)
         self.rejected += 1
+        if self.whole_stream:
+            return  # the main pipeline counts, logs and dead-letters the same record
+        self.metrics.count_invalid(rej.reason)
         if self.rejected <= LOG_FIRST_REJECTIONS:
             self.log.warning("rejected", reason=rej.reason, detail=rej.detail[:200],
                              topic=topic, partition=rec.partition, offset=rec.offset)
@@ -289,6 +301,11 @@ class Pipeline:
                                          topic, rec.partition, rec.offset, book))
 
     def _account(self, t0: float, now: float) -> None:
+        self.last_progress = now
+        if self.whole_stream:  # the main pipeline counts the same records
+            self._counts.clear()
+            self._latest.clear()
+            return
         m = self.metrics
         if self._counts:
             m.count_events(self._counts)
@@ -307,4 +324,3 @@ class Pipeline:
         # scrape that sees a batch's events counted sees the buffer they left behind
         m.q_reorder.set(len(self.order))
         m.batch.observe(time.perf_counter() - t0)
-        self.last_progress = now

@@ -16,13 +16,18 @@
   apart), the partitions ahead of the watermark are paused until the buffer has halved, so
   memory stays bounded while the partition behind catches up. ``getmany`` keeps being
   called, so the consumer stays in its group.
+- An instance that owns only some partitions (a partial view) holds back the alerts of the
+  rules that judge a whole dataset (``log_gap``); after every assignment ``on_assigned`` is
+  told, so that the owner of partition 0 runs the whole-stream reader (:mod:`.whole_stream`),
+  which sends them. With the whole view, each commit is also handed to ``on_whole_commit``:
+  those alerts were sent from this pipeline up to there, so that reader starts from there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -48,6 +53,8 @@ ENDS_REFRESH_SECONDS = 2.0
 
 class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
     name = "kafka"
+    partial_consequence = ("log_gap alerts are held back here: the owner of partition 0 "
+                           "sends them from its whole-stream reader")
 
     def __init__(
         self,
@@ -57,6 +64,8 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         log: Any,
         *,
         congested: Callable[[], bool] = lambda: False,
+        on_assigned: Callable[[KafkaSource], None] | None = None,
+        on_whole_commit: Callable[[dict[int, int]], Awaitable[None]] | None = None,
     ) -> None:
         self.cfg = cfg.kafka
         self.topic = cfg.topics.access_logs
@@ -65,6 +74,9 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         self.metrics = metrics
         self.log = log.bind(topic=self.topic)
         self.congested = congested
+        self.on_assigned = on_assigned
+        self.on_whole_commit = on_whole_commit
+        self.lag_gauge: Any = metrics.lag  # watchdog_consumer_lag{topic, partition}
         self.consumer: AIOKafkaConsumer | None = None
         self._seeker: AIOKafkaConsumer | None = None
         self._stopping = False
@@ -132,8 +144,6 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         c = self.consumer
         assert c is not None, "start() first"
         k = self.cfg
-        ingest = self.pipeline.ingest
-        books = self.pipeline.books
         next_commit = time.monotonic() + k.commit_interval_seconds
         while not self._stopping:
             self._beat = time.monotonic()
@@ -145,11 +155,13 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
                 await asyncio.sleep(0.5)
                 continue
             now = time.monotonic()
+            pipeline = self.pipeline  # looked up each time: a subclass may start a new one
+            books = pipeline.books
             for tp, recs in data.items():
                 p = tp.partition
                 if p not in books or not recs:
                     continue  # revoked while the fetch was in flight
-                high = ingest(p, recs, self.topic, self._resume.get(p, -1))
+                high = pipeline.ingest(p, recs, self.topic, self._resume.get(p, -1))
                 self._pos[p] = recs[-1].offset + 1
                 self._last_record[p] = now
                 if high > self._high.get(p, _NEG_INF):
@@ -254,6 +266,8 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             return
         for book, safe in todo.values():
             book.committed = max(book.committed, safe)
+        if self.on_whole_commit is not None and not self.pipeline.partial_view:
+            await self.on_whole_commit({tp.partition: safe for tp, (_b, safe) in todo.items()})
 
     # -- rebalance ------------------------------------------------------------------------------
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
@@ -265,6 +279,8 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         assert c is not None
         self.rebalances += 1
         mine = {tp.partition for tp in assigned if tp.topic == self.topic}
+        every = c.partitions_for_topic(self.topic) or mine
+        partial = len(mine) < len(every)
         kept = mine & self.assigned
         # look everything up first (awaits), then change state and positions in one go, so a
         # fetch returning in between finds the partition either unknown (dropped) or ready
@@ -278,13 +294,7 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
                 plan[p] = (ends[tp], -1, ends[tp])
             else:
                 plan[p] = (committed, committed, await self._rebuild_from(tp, committed))
-        gone = self.assigned - mine
-        self.pipeline.close_partitions(gone)
-        for p in gone:
-            for d in (self._pos, self._resume, self._last_record, self._high):
-                d.pop(p, None)
-            if self._lag.pop(p, None) is not None:
-                self.metrics.lag.remove(self.topic, str(p))
+        self._drop(self.assigned - mine)
         self._paused = set()  # a new assignment starts unpaused
         self._ends.clear()
         now = time.monotonic()
@@ -296,18 +306,30 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             self._resume[p] = resume
             self._pos[p] = start
             self._last_record[p] = now
-            self._lag[p] = self.metrics.lag.labels(self.topic, str(p))
+            self._lag[p] = self.lag_gauge.labels(self.topic, str(p))
             c.seek(TopicPartition(self.topic, p), start)
         self.assigned = mine
-        every = c.partitions_for_topic(self.topic) or mine
-        partial = len(mine) < len(every)
         if partial and not self.pipeline.partial_view:
             self.log.warning("partial_view", owned=len(mine), partitions=len(every),
-                             consequence="log_gap alerts are held back: a dataset's events "
-                             "are spread over every partition")
+                             consequence=self.partial_consequence)
         self.pipeline.partial_view = partial
         self.log.info("assigned", partitions=sorted(mine), kept=sorted(kept),
                       rebalance=self.rebalances)
+        if self.on_assigned is not None:
+            try:
+                self.on_assigned(self)
+            except Exception as err:  # a listener must not break the rebalance
+                self.log.error("assignment_listener_failed", error=type(err).__name__,
+                               exc_info=err)
+
+    def _drop(self, gone: set[int]) -> None:
+        """Forget revoked partitions (their buffered events are still processed)."""
+        self.pipeline.close_partitions(gone)
+        for p in gone:
+            for d in (self._pos, self._resume, self._last_record, self._high):
+                d.pop(p, None)
+            if self._lag.pop(p, None) is not None:
+                self.lag_gauge.remove(self.topic, str(p))
 
     async def _rebuild_from(self, tp: TopicPartition, committed: int) -> int:
         """Where to re-read from: one window horizon before ``committed``."""
