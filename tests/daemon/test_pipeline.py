@@ -23,6 +23,7 @@ from watchdog.daemon.deadletter import MemoryDeadLetters
 from watchdog.daemon.pipeline import Pipeline
 from watchdog.daemon.sinks.memory import MemorySink
 from watchdog.daemon.sources.memory import MemorySource
+from watchdog.rules import ORDERED
 
 
 def service(world: World, feed: dict[int, list[bytes | None]], *,
@@ -110,6 +111,66 @@ async def test_commit_stops_at_the_first_event_still_held(world: World) -> None:
     p.mark_idle(1)  # partition 1 goes quiet for good: partition 0 alone sets the watermark
     p.mark_idle(0)
     await wait_for(lambda: src().committed.get(0) == len(events) - 1, what="commit to the end")
+    await stop(svc, run)
+
+
+def _held_back(world: World) -> tuple[list[bytes], dict[int, list[bytes | None]], set[str]]:
+    """Partition 1 sends the first event, then nothing (not idle for a minute); partition 0
+    sends the rest. With no lateness, partition 0's events after the first one's time wait in
+    the reorder buffer: the alerts they complete, by id."""
+    events = list(world.events)
+    feed: dict[int, list[bytes | None]] = {0: events[1:], 1: [events[0]]}
+    t0 = event_time(events[0])
+    when = {orjson.loads(e)["event"]["id"]: event_time(e) for e in events}
+    held = {a for a, eid in world.expected.items() if when[eid] > t0}
+    return events, feed, held
+
+
+async def test_alerts_that_need_no_other_event_do_not_wait_for_the_buffer(world: World) -> None:
+    events, feed, held = _held_back(world)
+    alone = {a for a in held if a.split(":")[0] not in ORDERED}
+    ordered = held - alone
+    assert alone
+    assert ordered
+    sink = MemorySink()
+    svc, src = service(world, feed, sinks=[sink], idle_after=60.0,  # type: ignore[arg-type]
+                       overrides={"detection.lateness_seconds": 0.0})
+    run = asyncio.create_task(svc.run())
+    p = svc.pipeline
+    await wait_for(lambda: src().consumed == len(events), what="everything consumed")
+    await wait_for(lambda: sink.ids >= alone, what="the alerts of event-alone rules")
+    assert len(p.order) > 0  # their events are still buffered
+    assert not sink.ids & ordered  # window rules wait for the order
+    p.mark_idle(1)
+    p.mark_idle(0)
+    await wait_for(lambda: sink.ids >= set(world.expected), what="every alert")
+    await stop(svc, run)
+    assert sink.ids == set(world.expected)
+    assert len(sink.alerts) == len(sink.ids)
+
+
+async def test_an_early_alert_holds_its_record_until_delivered(world: World) -> None:
+    events, feed, held = _held_back(world)
+    offset = {orjson.loads(e or b"")["event"]["id"]: off for off, e in enumerate(feed[0])}
+    alone = {a for a in held if a.split(":")[0] not in ORDERED}
+    first = min(offset[world.expected[a]] for a in alone)
+    sink = MemorySink()
+    sink.down = True
+    svc, src = service(world, feed, sinks=[sink], idle_after=60.0,  # type: ignore[arg-type]
+                       overrides={"detection.lateness_seconds": 0.0})
+    run = asyncio.create_task(svc.run())
+    p = svc.pipeline
+    await wait_for(lambda: src().consumed == len(events), what="everything consumed")
+    await wait_for(lambda: svc.delivery.pending >= 1, what="an early alert waiting")
+    p.mark_idle(1)
+    p.mark_idle(0)  # every event leaves the buffer; the early alert is still not delivered
+    await wait_for(lambda: len(p.order) == 0, what="the buffer emptied")
+    src().commit()
+    assert p.books[0].safe() <= first
+    assert src().committed.get(0, 0) <= first
+    sink.down = False
+    await wait_for(lambda: sink.ids >= set(world.expected), what="every alert")
+    await wait_for(lambda: src().committed.get(0) == len(feed[0]), what="commit to the end")
     await stop(svc, run)
 
 

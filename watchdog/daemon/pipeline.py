@@ -128,7 +128,9 @@ class Pipeline:
         order = _Capturing(lateness=lateness)
         order.collected = []
         self.order = order
-        self.detector = Detector(engine, order, stages)
+        # early: alerts that need no other event are raised on arrival, not after the lateness
+        # (the whole-stream pipeline runs only ordered rules: nothing to gain there)
+        self.detector = Detector(engine, order, stages, early=not whole_stream)
         self.delivery = delivery
         self.dead_letters = dead_letters
         self.metrics = metrics
@@ -221,7 +223,7 @@ class Pipeline:
                 del meta[eid]
                 if owner is not None:
                     owner.release(off)
-            if collected:
+            if collected or found:  # found without a release: an early alert
                 self._released(found)
         if book is not None:
             book.consumed(records[-1].offset + 1)
@@ -267,8 +269,13 @@ class Pipeline:
     def _dispatch(self, alerts: list[Alert], rel: dict[str, Meta]) -> None:
         metrics, submit, sent = self.metrics, self.delivery.submit, self.alert_ids
         partial = self.partial_view
+        meta = self._meta
         for a in alerts:
-            m = rel.get(a.event_ids[-1]) if a.event_ids else None
+            m = None
+            if a.event_ids:
+                eid = a.event_ids[-1]
+                # an early alert's event is still in the reorder buffer: its record is in meta
+                m = rel.get(eid) or meta.get(eid)
             if ((m is not None and m[3]) or (partial and a.rule in WHOLE_STREAM_RULES)
                     or sent.seen(a.alert_id)):
                 # completed by a re-read event (alerted before), judged on a partial view of a
