@@ -170,3 +170,13 @@ def test_superseding_rules_run_in_the_same_phase_as_what_they_supersede():
     for winner, losers in SUPERSEDES.items():
         assert all((loser in ORDERED) == (winner in ORDERED) for loser in losers)
     assert set(RULE_IDS) >= ORDERED
+
+
+def test_early_keeps_what_it_looked_up_only_while_the_event_waits():
+    det = detector(lateness=300, early=True)
+    evs = events()
+    for e in [x for x in evs for _ in (0, 1)]:  # redelivered too
+        det.push(e, epoch(e.timestamp))
+        assert len(det._known) == len(det.order)
+    det.flush()
+    assert det._known == {}

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from watchdog.alerts.model import Alert
-from watchdog.engine.engine import ALL, ALONE, IN_ORDER, Engine
+from watchdog.engine.engine import ALL, ALONE, IN_ORDER, Engine, Known
 from watchdog.engine.ordering import Released, Reorderer
 from watchdog.events import AccessEvent
 
@@ -45,6 +45,8 @@ class Detector:
         self.engine = engine
         self.early = early
         self._phase = IN_ORDER if early else ALL
+        # early: what the engine looked up on arrival, by event id, until the release
+        self._known: dict[str, Known] = {}
         # not ``reorderer or ...``: an empty Reorderer is falsy (it has __len__)
         self.order = reorderer if reorderer is not None else Reorderer()
         self.stages = list(stages)
@@ -65,7 +67,12 @@ class Detector:
         stats = order.stats
         dups = stats.duplicates
         released = order.push(ev, t, partition)
-        alerts = self.engine.process(ev, t, ALONE) if stats.duplicates == dups else []
+        if stats.duplicates == dups:
+            engine = self.engine
+            self._known[ev.event.id] = known = engine.known(ev, t)
+            alerts = engine.process(ev, t, ALONE, known)
+        else:
+            alerts = []
         if released:
             alerts.extend(self._run(released))
         return alerts
@@ -84,8 +91,9 @@ class Detector:
         process = self.engine.process
         stages = self.stages
         phase = self._phase
+        known = self._known.pop if self.early else None
         for ev, t in released:
-            found = process(ev, t, phase)
+            found = process(ev, t, phase, known(ev.event.id, None) if known else None)
             if found:
                 alerts.extend(found)
             for stage in stages:

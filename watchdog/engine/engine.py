@@ -34,6 +34,9 @@ MAX_PSEUDONYMS = 50  # per alert; the count is always exact
 # need no other event do not wait for the reorder buffer).
 ALL, ALONE, IN_ORDER = 3, 1, 2
 
+# (directory record at the event's time or None, role names in force, fact bits)
+Known = tuple[DirectoryRecord | None, tuple[str, ...], int]
+
 
 def alert_id(rule: str, user_id: str, event_id: str, key: str) -> str:
     """Stable id: the same violation found twice (replay, redelivery) gets the same id."""
@@ -97,17 +100,33 @@ class Engine:
             self._phase_dispatch[key] = rules
         return rules
 
-    def process(self, ev: AccessEvent, t: float, phase: int = ALL) -> list[Alert]:
+    def known(self, ev: AccessEvent, t: float) -> Known:
+        """What the engine looks up about an event before any rule: its account's directory
+        record at ``t``, the role names in force and the event's facts. The daemon's detector
+        keeps it from the event's arrival to its release, so it is looked up once."""
         user = ev.user
         actor = self.directory.at(user.id, t)
         if actor is None:
-            role_names = user.roles or ()
-            account = UNKNOWN_ACCOUNT
+            return actor, user.roles or (), facts_of(ev, self.register) | UNKNOWN_ACCOUNT
+        role_names = actor.roles if actor.roles is not UNSET else (user.roles or ())
+        account = NOTHING if actor.status == "active" else INACTIVE_ACCOUNT
+        return actor, role_names, facts_of(ev, self.register) | account
+
+    def process(self, ev: AccessEvent, t: float, phase: int = ALL,
+                known: Known | None = None) -> list[Alert]:
+        if known is None:  # inline rather than a call to known(): replay runs this per event
+            user = ev.user
+            actor = self.directory.at(user.id, t)
+            if actor is None:
+                role_names = user.roles or ()
+                account = UNKNOWN_ACCOUNT
+            else:
+                role_names = actor.roles if actor.roles is not UNSET else (user.roles or ())
+                account = NOTHING if actor.status == "active" else INACTIVE_ACCOUNT
+            facts = facts_of(ev, self.register) | account
         else:
-            role_names = actor.roles if actor.roles is not UNSET else (user.roles or ())
-            account = NOTHING if actor.status == "active" else INACTIVE_ACCOUNT
+            actor, role_names, facts = known
         register = self.register
-        facts = facts_of(ev, register) | account
         action = ev.event.action
         if phase == ALL:
             rules = self._dispatch.get((action, facts))
