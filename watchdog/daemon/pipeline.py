@@ -193,6 +193,7 @@ class Pipeline:
         stats = self.order.stats
         counts = self._counts
         latest = self._latest
+        alerts: list[Alert] = []
         for rec in records:
             off = rec.offset
             raw = rec.value
@@ -223,8 +224,12 @@ class Pipeline:
                 del meta[eid]
                 if owner is not None:
                     owner.release(off)
-            if collected or found:  # found without a release: an early alert
-                self._released(found)
+            if found:
+                alerts.extend(found)
+        # once per batch, not per event: the books and the sinks see the batch's releases and
+        # alerts together (an early alert's event may still be buffered: it is in meta)
+        if collected or alerts:
+            self._released(alerts)
         if book is not None:
             book.consumed(records[-1].offset + 1)
         self._account(t0, now)
