@@ -15,6 +15,7 @@ from watchdog.anomaly.features import (
     WINDOW_FEATURES,
     FeatureBatch,
     Featurizer,
+    model_inputs,
 )
 
 USB = {"kind": "external_media"}
@@ -234,3 +235,82 @@ def test_memory_per_account_measured() -> None:
     tracemalloc.stop()
     assert fz.tracked() == n
     assert per_account <= 2048, per_account  # 1,000,000 accounts in 2 GB
+
+
+def test_model_inputs_of_some_rows_are_those_rows_of_the_batch() -> None:
+    """The stage computes the model's inputs for the rows it scores only: the same numbers as
+    the whole batch's (row by row arithmetic)."""
+    from tests.anomaly.conftest import baseline
+
+    fz = Featurizer(make_engine().policy, lambda u, _t: "billing", warmup=0.0)
+    _, batches = run(baseline(n_accounts=12, days=2, seed=4), fz)
+    b = max(batches, key=len)
+    assert len(b) >= 4
+    idx = np.array([len(b) - 1, 0, 2])
+    x, rel_self, rel_peer = model_inputs(*b.inputs(idx))
+    assert np.array_equal(x, b.x[idx])
+    assert np.array_equal(rel_self.astype(np.float32), b.rel_self[idx])
+    assert np.array_equal(rel_peer.astype(np.float32), b.rel_peer[idx])
+    assert np.array_equal(b.peer_q[idx], b.quantiles[b.gids[idx]])
+    sub = b.select(np.isin(np.arange(len(b)), idx))
+    assert np.array_equal(sub.x, b.x[np.sort(idx)])
+    assert sub.users == [b.users[i] for i in np.sort(idx)]
+
+
+def test_event_ids_are_the_last_ones_in_order() -> None:
+    docs = [event(T0 + i, "u1", f"e{i}", "read", resource="r") for i in range(8)]
+    _, batches = run(docs)
+    b = batches[0]
+    assert b.event_ids(0) == ("e3", "e4", "e5", "e6", "e7")
+    assert b.event_ids(0, keep=2) == ("e6", "e7")
+    assert b.event_ids(0, keep=20) == b.event_ids(0)  # the last EIDS_KEPT are kept
+    assert b.event_ids(0, keep=0) == ()
+
+
+def test_events_after_a_flush_join_the_open_bucket_again() -> None:
+    fz = Featurizer(make_engine().policy, lambda _u, _t: "g", warmup=0.0)
+    for i, eid in enumerate(("a", "b")):
+        ev = decode(event(T0 + i, "u1", eid, "read", resource="r", ids=(f"c{i}",)))
+        fz.observe(ev, ev.timestamp.timestamp())
+    first = fz.flush()
+    ev = decode(event(T0 + 5, "u1", "c", "read", resource="r2", ids=("c9",)))
+    fz.observe(ev, ev.timestamp.timestamp())
+    again = fz.flush()
+    assert first is not None
+    assert again is not None
+    assert first.bucket == again.bucket
+    v = again.values(0)
+    assert v["events_1h"] == pytest.approx(3)  # the same slot, added to
+    assert v["new_resources_1h"] == pytest.approx(2)  # r, then r2 (r was not new again)
+    assert v["subjects_1h"] == pytest.approx(3, abs=0.1)
+    assert again.event_ids(0) == ("c",)
+
+
+def test_subjects_beyond_the_hashed_ids_count_as_distinct() -> None:
+    ids = tuple(f"c{i:05d}" for i in range(300))  # more than MAX_IDS_PER_EVENT
+    docs = [event(T0, "u1", "big", "export", resource="r", ids=ids, records=300),
+            event(T0 + 1, "u2", "few", "export", resource="r", ids=ids[:3], count=50)]
+    _, batches = run(docs)
+    b = batches[0]
+    # 300 and 50 subjects: a 64-slot sketch saturates at the first, not at the second
+    assert b.values(b.index("u1"))["subjects_1h"] == pytest.approx(300)
+    assert 30 <= b.values(b.index("u2"))["subjects_1h"] <= 50
+
+
+def test_a_reloaded_policy_applies_at_once() -> None:
+    """Given the engine (``policy_source``), the featurizer reads the policy where it matters:
+    after a reload, a domain that became internal is no longer an outside destination."""
+    import dataclasses
+
+    engine = make_engine()
+    fz = Featurizer(engine.policy, lambda _u, _t: "g", warmup=0.0, policy_source=engine)
+    mail = {"kind": "email", "domain": "partner.example"}
+    ev = decode(event(T0, "u1", "a", "email", resource="r", dest=mail))
+    fz.observe(ev, ev.timestamp.timestamp())
+    engine.set_policy(dataclasses.replace(
+        engine.policy, internal_domains=(*engine.policy.internal_domains, "partner.example")))
+    ev = decode(event(T0 + 1, "u1", "b", "email", resource="r", dest=mail))
+    fz.observe(ev, ev.timestamp.timestamp())
+    b = fz.flush()
+    assert b is not None
+    assert b.values(0)["external_1h"] == pytest.approx(1)  # the first send only

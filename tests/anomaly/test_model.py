@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from watchdog.anomaly.model import _FastForest, calibrate, count_alerts, fit, gpd_excess
+from watchdog.anomaly.model import (
+    LEVELWISE_ROWS,
+    Forest,
+    _FastForest,
+    average_path_length,
+    calibrate,
+    count_alerts,
+    fit,
+    gpd_excess,
+)
 
 
 def test_count_alerts_applies_the_cool_down() -> None:
@@ -88,3 +97,38 @@ def test_quiet_vectors_score_as_the_forest_would() -> None:
     x = np.abs(rng.normal(0, 1, (3000, 5))) * (rng.random((3000, 5)) < 0.1)
     model = fit(x, [f"f{i}" for i in range(5)], n_estimators=20)
     assert model.zero_score() == pytest.approx(float(model.score(np.zeros((1, 5)))[0]))
+
+
+def test_forest_arrays_score_exactly_as_score_samples() -> None:
+    """The tree-arrays scorer gives scikit-learn's numbers bit for bit: small batches (all
+    trees at once), large ones (in slices), feature sub-sampling, and a row per leaf."""
+    rng = np.random.default_rng(6)
+    x = np.abs(rng.normal(0, 1, (3000, 6))) * (rng.random((3000, 6)) < 0.3)
+    for max_features in (1.0, 0.5):
+        model = fit(x, [f"f{i}" for i in range(6)], n_estimators=25, seed=1)
+        if max_features != 1.0:
+            from sklearn.ensemble import IsolationForest
+
+            model.estimator = IsolationForest(n_estimators=25, max_features=max_features,
+                                              random_state=0).fit(x)
+        fast = _FastForest(Forest.of(model.estimator))
+        for n in (1, 5, LEVELWISE_ROWS, LEVELWISE_ROWS + 1, 3 * LEVELWISE_ROWS + 5):
+            probe = np.ascontiguousarray(
+                np.abs(rng.normal(0, 2, (n, 6))) * (rng.random((n, 6)) < 0.5), np.float32)
+            expected = -model.estimator.score_samples(probe)
+            assert np.array_equal(fast.score(probe), expected)
+            assert np.array_equal(model.score(probe), expected)
+
+
+def test_non_finite_rows_are_scored_by_scikit_learn() -> None:
+    rng = np.random.default_rng(7)
+    model = fit(np.abs(rng.normal(0, 1, (500, 3))), ["a", "b", "c"], n_estimators=10)
+    x = np.array([[0.0, np.inf, 1.0], [0.5, 0.5, 0.5]], np.float32)
+    assert np.array_equal(model.score(x), -model.estimator.score_samples(x))
+
+
+def test_average_path_length_is_scikit_learns() -> None:
+    from sklearn.ensemble._iforest import _average_path_length
+
+    n = np.array([0, 1, 2, 3, 7, 256, 4096, 100_000])
+    assert np.array_equal(average_path_length(n), _average_path_length(n))

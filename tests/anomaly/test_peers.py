@@ -54,3 +54,23 @@ def test_manifest_round_trip() -> None:
     assert np.allclose(again.quantiles(gids), peers.quantiles(np.array([g])), atol=0.01)
     with pytest.raises(ValueError, match="does not match the feature set"):
         PeerBaselines.from_dict(doc, 2)
+
+
+def test_moments_follow_the_baselines() -> None:
+    """A group's mean and variance (where a new account starts from) are cached until the
+    baselines move, and are what the whole-histogram arithmetic gives."""
+    peers = PeerBaselines(2)
+    g = peers.gid("support")
+    rng = np.random.default_rng(2)
+    peers.update(np.full(400, g), rng.uniform(0, 2, (400, 2)), bucket=1)
+    mean, _ = peers.moments(g)
+    assert peers.moments(g)[0] is mean  # cached
+    h = peers._effective()[g]
+    centres = np.maximum(np.arange(h.shape[1]) - 0.5, 0.0) * 0.25
+    total = h.sum(axis=1)
+    assert np.array_equal(mean, (h * centres).sum(axis=1) / total)
+    peers.update(np.full(400, g), rng.uniform(3, 5, (400, 2)), bucket=2)
+    again, _ = peers.moments(g)
+    assert np.all(again > mean)  # moved with the baselines
+    other = peers.gid("billing")
+    assert peers.moments(other)[0].shape == (2,)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +146,66 @@ def test_zscore_round_trip_and_overwrite(tmp_path: Path) -> None:
     store.save(model, out, {"training": {"end": "2026-11-21T00:00:00Z"}})  # replaces it
     assert store.load(out).version.startswith("z-20261121-")
     assert [p.name for p in tmp_path.iterdir()] == ["z"]  # no temporary left behind
+
+
+def test_loading_needs_neither_scikit_learn_nor_skops(tiny_model: Path) -> None:
+    """The trees are read straight from the archive (both libraries take about two seconds to
+    import and rebuild the estimator at every start); scoring then imports neither."""
+    code = ("import sys, numpy as np\n"
+            "from watchdog.anomaly import store\n"
+            f"m = store.load({str(tiny_model)!r})\n"
+            "assert m.forest is not None\n"
+            "m.score(np.ones((3, len(m.features))))\n"
+            "print(sorted(k for k in sys.modules if k.split('.')[0] in ('sklearn', 'skops')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "[]"
+
+
+def test_forest_read_from_the_archive_scores_as_the_estimator(tiny_model: Path) -> None:
+    model = store.load(tiny_model)
+    assert model.forest is not None
+    rng = np.random.default_rng(3)
+    x = np.ascontiguousarray(rng.uniform(0, 3, (300, len(FEATURE_NAMES))), np.float32)
+    x[rng.random(x.shape) < 0.6] = 0.0
+    # the estimator is loaded when asked for (skops, allow-list), and agrees bit for bit
+    assert np.array_equal(model.score(x), -model.estimator.score_samples(x))
+
+
+def test_an_archive_that_does_not_check_out_is_left_to_skops(tiny_model: Path,
+                                                             tmp_path: Path) -> None:
+    """Path lengths that the trees' shapes do not give: not read as arrays; skops loads the
+    estimator (allow-list and all) and scoring goes through it, as before."""
+    d = _copy(tiny_model, tmp_path)
+    with zipfile.ZipFile(d / "model.skops") as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    schema = json.loads(files["schema.json"])
+    lengths = schema["content"]["content"]["_decision_path_lengths"]["content"]
+    name = lengths[0]["file"]
+    with zipfile.ZipFile(d / "model.skops") as z:
+        depth = np.load(io.BytesIO(z.read(name)))
+    buf = io.BytesIO()
+    np.save(buf, depth + 1)
+    files[name] = buf.getvalue()
+    with zipfile.ZipFile(d / "model.skops", "w") as z:
+        for n, data in files.items():
+            z.writestr(n, data)
+    assert store.read_forest(d / "model.skops", len(FEATURE_NAMES)) is None
+    _resum(d)
+    model = store.load(d)
+    assert model.forest is None
+    x = np.ascontiguousarray(np.random.default_rng(4).uniform(0, 3, (20, len(FEATURE_NAMES))),
+                             np.float32)
+    assert np.array_equal(model.score(x), -model.estimator.score_samples(x))
+
+
+def test_the_estimator_loaded_later_is_the_one_verified(tiny_model: Path,
+                                                        tmp_path: Path) -> None:
+    d = _copy(tiny_model, tmp_path)
+    model = store.load(d)
+    raw = bytearray((d / "model.skops").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    (d / "model.skops").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="changed after the model was loaded"):
+        model.estimator  # noqa: B018
+    assert model.score(np.zeros((1, len(FEATURE_NAMES)))).shape == (1,)  # still scores

@@ -6,8 +6,15 @@ every 10 minutes of event time the buckets of the accounts that were active in t
 the end of that bucket. The vector describes the account's last hour and last 24 hours, the
 same relative to the account's own history (EWMA baseline), and relative to its peers.
 
+Cost: per event, :meth:`Featurizer.observe` only adds to the account's running sums for the
+open bucket (a few integer additions and bit-ors on a reused slotted object, no numpy, no
+per-event allocation the garbage collector tracks); everything else happens once per bucket,
+for all its accounts together, with a fixed number of numpy operations whatever the number of
+accounts (:meth:`Featurizer._commit`). The model's inputs are derived from the window values
+only when asked for (:func:`model_inputs`), for the rows that need them.
+
 Memory is bounded: every tracked account is one row of a few fixed-size numpy arrays
-(:data:`ROW_BYTES`, about 1.7 KB) plus its dictionary entry; windows are rings of buckets
+(:data:`ROW_BYTES`, about 1.4 KB) plus its dictionary entry; windows are rings of buckets
 (6 x 10 minutes, 24 x 1 hour), distinct counts are linear-counting sketches whose slots keep
 the bucket they were last set in (so one sketch answers for any window), "never touched
 before" is a small Bloom bitmap. Accounts idle for ``idle_ttl`` are evicted and their rows
@@ -18,8 +25,9 @@ wrapping round.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable
+from typing import Protocol
 from zlib import crc32
 
 import numpy as np
@@ -82,7 +90,6 @@ CATEGORIES = (
     "behavior", "device", "health", "preferences", "employment", "minor", "credentials",
 )
 _CAT_BIT = {c: 1 << i for i, c in enumerate(CATEGORIES)}
-_CAT_SHIFTS = np.arange(len(CATEGORIES))
 
 # counters kept per bucket: small ones saturate at 65535, large ones are float32
 SMALL = ("events", "exports", "external", "offhours", "failed", "new_res", "new_cat",
@@ -93,12 +100,41 @@ M_SUBJ, M_RES, M_SRC = 64, 32, 16  # linear-counting slots
 SEEN_RES_BITS, SEEN_SRC_BITS = 512, 128  # "never before" Bloom bitmaps (one hash)
 MAX_IDS_PER_EVENT = 256  # subject ids hashed per event; the rest count as anonymous
 EIDS_KEPT = 5  # event ids cited by an alert: the account's last ones in the bucket
+POOL = 1024  # accounts' open-bucket sums kept for reuse (bounded: memory)
 ALPHA_MIN = 0.01  # own baseline: running mean for 100 commits, then EWMA with this weight
 _STALE = 40_000  # a fresh stamp's age: "never" (well beyond any window, below the wrap)
 _SWEEP_EVERY = 16_384  # buckets (~57 days) between sweeps that keep stamps from wrapping
 
 # distinct pseudo-random slots for subjects counted without ids (by a hash of the event id)
 _PSEUDO = tuple(tuple((h + 37 * i) & (M_SUBJ - 1) for i in range(M_SUBJ)) for h in range(M_SUBJ))
+# ... as slot masks: _PSEUDO_MASK[h][k] has the first k of _PSEUDO[h]
+_PSEUDO_MASK = tuple(
+    tuple(sum(1 << s for s in set(slots[:k])) for k in range(M_SUBJ + 1)) for slots in _PSEUDO)
+
+# The sketches of one account are one row of uint16 stamps: subjects, resources, sources, and
+# the bucket each category was last touched in.
+_SK_SUBJ, _SK_RES, _SK_SRC, _SK_CAT = 0, M_SUBJ, M_SUBJ + M_RES, M_SUBJ + M_RES + M_SRC
+_SK_WIDTH = _SK_CAT + len(CATEGORIES)
+# "never before" bitmaps, one row of uint64 words: resources, then sources
+_RES_WORDS, _SRC_WORDS = SEEN_RES_BITS // 64, SEEN_SRC_BITS // 64
+_SEEN_WORDS = _RES_WORDS + _SRC_WORDS
+# an account's row of uint16: ring stamps (1 h, 24 h), ring counters (1 h, 24 h), sketch and
+# category stamps, seen categories; and of float32: the rings' large counters (1 h, 24 h)
+_U_ST1 = 0
+_U_ST24 = _U_ST1 + SLOTS_1H
+_U_SM1 = _U_ST24 + SLOTS_24H
+_U_SM24 = _U_SM1 + SLOTS_1H * _NS
+_U_SK = _U_SM24 + SLOTS_24H * _NS
+_U_CAT = _U_SK + _SK_WIDTH
+_U_WIDTH = _U_CAT + 1
+_F_WIDTH = (SLOTS_1H + SLOTS_24H) * _NL
+# the rings' slots side by side: which window each belongs to, and that window's length
+_SLOTS = SLOTS_1H + SLOTS_24H
+_SLOT_WINDOW = np.repeat([0, 1], [SLOTS_1H, SLOTS_24H])
+_SLOT_SPAN = np.repeat(np.array([SLOTS_1H, SLOTS_24H], np.uint16), [SLOTS_1H, SLOTS_24H])
+_SLOT_IN = np.equal.outer(np.arange(len(WINDOWS)), _SLOT_WINDOW).astype(np.float32)
+# per window: which sketch slots and categories count (their stamps' age in buckets)
+_SPANS = np.array([WINDOW_BUCKETS[w] for w in WINDOWS], np.uint16)
 
 ROW_BYTES = (
     2 * (SLOTS_1H + SLOTS_24H)  # bucket stamps
@@ -110,46 +146,141 @@ ROW_BYTES = (
 )
 
 
-class _Log:
-    """The open bucket's events as parallel lists of plain numbers and strings, appended to
-    through pre-bound methods; aggregated with numpy when the bucket is committed. No
-    per-event tuple: numbers and strings are not tracked by the garbage collector, tuples
-    are, and millions of them make the collector the largest cost of the whole stage."""
+def _linear_count(empty: np.ndarray, m: int) -> np.ndarray:
+    """Distinct items from the number of empty slots (inf when saturated)."""
+    with np.errstate(divide="ignore"):
+        return np.where(empty > 0, -m * np.log(np.maximum(empty, 1) / m), np.inf)
 
-    __slots__ = ("cat_row", "cat_val", "eid", "flags", "num_bytes", "num_rec", "num_row",
-                 "num_subj", "res_hash", "res_row", "row", "src_hash", "src_row", "subj_row",
-                 "subj_slot", "t")
+
+# _linear_count of every possible number of empty slots, for the three sketches side by side:
+# the estimate of sketch i with e empty slots is _LC_TABLE[_LC_OFFSETS[i] + e]
+_LC_TABLE = np.concatenate([_linear_count(np.arange(m + 1, dtype=np.float64), m)
+                            for m in (M_SUBJ, M_RES, M_SRC)])
+_LC_OFFSETS = np.array([0, M_SUBJ + 1, M_SUBJ + M_RES + 2])
+
+# where the window values come from, per window block of len(BASE) columns
+_NB = len(BASE)
+_FROM_SMALL = (np.array([BASE.index(n) for n in (
+    "events", "exports", "external", "failed_logins", "new_resources", "new_categories",
+    "new_sources")]), np.array([SMALL.index(n) for n in (
+        "events", "exports", "external", "failed", "new_res", "new_cat", "new_src")]))
+_FROM_LARGE = (np.array([BASE.index("records"), BASE.index("bytes")]),
+               np.array([LARGE.index("records"), LARGE.index("bytes")]))
+_SKETCHED = np.array([BASE.index(n) for n in ("subjects", "resources", "sources")])
+_M_PEER_J = np.array([j for j, _ in _M_PEER])
+_M_PEER_W = np.array([w for _, w in _M_PEER])
+_M_SELF_J = np.array([j for j, _ in _M_SELF])
+_M_SELF_W = np.array([w for _, w in _M_SELF])
+_BYTEORDER = sys.byteorder
+_CAT_MASKS: dict[tuple[str, ...], int] = {}  # categories of an event -> bit mask
+
+
+class _Open:
+    """One account's events in the open bucket, summed up as they arrive: plain ints and
+    floats in slots, the distinct resources, sources and subjects as bits of Python ints
+    (the Bloom bitmaps and the sketch slots, which are the low bits of the same hashes), its
+    last event ids. Reused from bucket to bucket (the featurizer keeps a pool): objects
+    created per account and bucket would keep the garbage collector busy."""
+
+    __slots__ = ("cats", "eids", "exports", "external", "failed", "n", "nbytes",
+                 "offhours", "records", "res", "row", "src", "subj", "subjects", "t_last",
+                 "uid")
 
     def __init__(self) -> None:
-        for name in self.__slots__:
-            setattr(self, name, [])
+        self.eids: list[str] = []
+
+    def start(self, uid: str, row: int, t: float) -> _Open:
+        self.uid = uid
+        self.row = row
+        self.t_last = t
+        self.eids.clear()
+        self.n = self.exports = self.external = self.offhours = self.failed = 0
+        self.records = self.nbytes = self.subjects = 0
+        self.cats = 0  # category bits
+        self.res = 0  # bit (hash % SEEN_RES_BITS) of every resource
+        self.src = 0  # bit (hash % SEEN_SRC_BITS) of every source address
+        self.subj = 0  # sketch slot bit of every subject
+        return self
 
 
-_EXPORT, _FAILED, _OFFHOURS, _EXTERNAL = 1, 2, 4, 8
+def _row(a: _Open) -> int:
+    return a.row
 
 
-@dataclass(slots=True)
 class FeatureBatch:
-    """Feature vectors of the accounts committed at one bucket boundary."""
+    """Feature vectors of the accounts committed at one bucket boundary.
 
-    bucket: int  # the committed bucket (epoch seconds // BUCKET)
-    users: list[str]
-    gids: np.ndarray  # (k,) peer group index into ``group_names``
-    group_names: list[str]  # the peer baselines' names (only ever appended to)
-    x: np.ndarray  # (k, len(FEATURE_NAMES)) float32: the model's input
-    raw: np.ndarray  # (k, NW) the window values (log scale; shares as they are)
-    rel_self: np.ndarray  # (k, NW) sd above the account's own baseline, beyond 1 (>= 0)
-    rel_peer: np.ndarray  # (k, NW) how far above the peers' 99th percentile (>= 0)
-    t_last: np.ndarray  # (k,) event time of each account's last event in the bucket
-    warm: np.ndarray  # (k,) bool: account tracked for longer than the warm-up
-    own_mean: np.ndarray  # (k, NW) the account's own baseline before this bucket (log scale)
-    own_var: np.ndarray
-    peer_q: np.ndarray  # (k, 3, NW) the peer group's p10, p50, p99 (log scale)
-    # the bucket's event ids; account j's are eids[order[starts[j]:ends[j]]], in order
-    eids: Sequence[str]
-    order: np.ndarray
-    starts: np.ndarray
-    ends: np.ndarray
+    The window values and the baselines they are compared with are kept; the model's inputs
+    (and the relative views they are chosen from) are computed from them when first asked
+    for, so that a consumer that needs them for only some rows (the stage scores an
+    account's latest vector only) computes them for those rows only (:func:`model_inputs`).
+    """
+
+    __slots__ = ("_peer_q", "_rel", "bucket", "eid_ends", "eids", "gids", "group_names",
+                 "own_mean", "own_var", "quantiles", "raw", "t_last", "users", "warm")
+
+    def __init__(
+        self,
+        bucket: int,  # the committed bucket (epoch seconds // BUCKET)
+        users: list[str],
+        gids: np.ndarray,  # (k,) peer group index into ``group_names``
+        group_names: list[str],  # the peer baselines' names (only ever appended to)
+        raw: np.ndarray,  # (k, NW) the window values (log scale; shares as they are)
+        t_last: np.ndarray,  # (k,) event time of each account's last event in the bucket
+        warm: np.ndarray,  # (k,) bool: account tracked for longer than the warm-up
+        own_mean: np.ndarray,  # (k, NW) the account's own baseline before this bucket
+        own_var: np.ndarray,
+        quantiles: np.ndarray,  # (groups, 3, NW) the peer groups' p10, p50, p99 then
+        eids: list[str],  # each account's last EIDS_KEPT event ids in the bucket, in order
+        eid_ends: np.ndarray,  # account after account: account j's end at eid_ends[j]
+    ) -> None:
+        self.bucket = bucket
+        self.users = users
+        self.gids = gids
+        self.group_names = group_names
+        self.raw = raw
+        self.t_last = t_last
+        self.warm = warm
+        self.own_mean = own_mean
+        self.own_var = own_var
+        self.quantiles = quantiles
+        self.eids = eids
+        self.eid_ends = eid_ends
+        self._peer_q: np.ndarray | None = None
+        self._rel: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def peer_q(self) -> np.ndarray:
+        """(k, 3, NW) each account's peer group's p10, p50, p99 (log scale)."""
+        if self._peer_q is None:
+            self._peer_q = self.quantiles[self.gids]
+        return self._peer_q
+
+    def _relative(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._rel is None:
+            self._rel = model_inputs(self.raw, self.own_mean, self.own_var, self.peer_q)
+        return self._rel
+
+    @property
+    def x(self) -> np.ndarray:
+        """(k, len(FEATURE_NAMES)) float32: the model's input."""
+        return self._relative()[0]
+
+    @property
+    def rel_self(self) -> np.ndarray:
+        """(k, NW) sd above the account's own baseline, beyond 1 (>= 0)."""
+        return self._relative()[1].astype(np.float32)
+
+    @property
+    def rel_peer(self) -> np.ndarray:
+        """(k, NW) how far above the peers' 99th percentile (>= 0)."""
+        return self._relative()[2].astype(np.float32)
+
+    def inputs(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Rows ``idx``' window values, own baseline and peer quantiles: what
+        :func:`model_inputs` computes the model's input from."""
+        return (self.raw[idx], self.own_mean[idx], self.own_var[idx],
+                self.quantiles[self.gids[idx]])
 
     def __len__(self) -> int:
         return len(self.users)
@@ -158,9 +289,11 @@ class FeatureBatch:
         return self.group_names[int(self.gids[j])]
 
     def event_ids(self, j: int, keep: int = EIDS_KEPT) -> tuple[str, ...]:
-        """Account ``j``'s last ``keep`` event ids in the bucket, oldest first."""
-        s, e = int(self.starts[j]), int(self.ends[j])
-        return tuple(self.eids[i] for i in self.order[max(s, e - keep):e].tolist())
+        """Account ``j``'s last ``keep`` (at most EIDS_KEPT) event ids in the bucket, oldest
+        first."""
+        end = int(self.eid_ends[j])
+        start = int(self.eid_ends[j - 1]) if j else 0
+        return tuple(self.eids[max(start, end - keep):end]) if keep > 0 else ()
 
     def values(self, j: int) -> dict[str, float]:
         """Account ``j``'s window values in natural units (counts, bytes, shares)."""
@@ -172,26 +305,51 @@ class FeatureBatch:
 
     def select(self, mask: np.ndarray) -> FeatureBatch:
         idx = np.flatnonzero(mask)
+        pick = idx.tolist()
         return FeatureBatch(
-            self.bucket, [self.users[i] for i in idx.tolist()], self.gids[idx],
-            self.group_names, self.x[idx], self.raw[idx], self.rel_self[idx],
-            self.rel_peer[idx], self.t_last[idx], self.warm[idx],
-            self.own_mean[idx], self.own_var[idx], self.peer_q[idx],
-            self.eids, self.order, self.starts[idx], self.ends[idx])
+            self.bucket, [self.users[i] for i in pick], self.gids[idx], self.group_names,
+            self.raw[idx], self.t_last[idx], self.warm[idx], self.own_mean[idx],
+            self.own_var[idx], self.quantiles,
+            [e for i in pick for e in self.event_ids(i)],
+            np.cumsum([len(self.event_ids(i)) for i in pick], dtype=np.int64))
+
+
+def model_inputs(raw: np.ndarray, own_mean: np.ndarray, own_var: np.ndarray,
+                 peer_q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the model's input (float32), rel_self, rel_peer) of window values ``raw`` against
+    the account's own baseline and its peers' quantiles (row by row, for any rows)."""
+    p50, p99 = peer_q[:, 1], peer_q[:, 2]
+    # beyond one standard deviation above the account's usual (most hours are within it)
+    x_self = np.maximum((raw - own_mean) / np.sqrt(own_var + _FLOOR_VAR) - 1.0, 0.0)
+    x_peer = np.maximum(raw - p99, 0.0) / (p99 - p50 + _FLOOR)
+    x = np.empty((len(raw), len(FEATURE_NAMES)), np.float32)
+    x[:, _M_PEER_J] = x_peer[:, _M_PEER_W]
+    x[:, _M_SELF_J] = x_self[:, _M_SELF_W]
+    return x, x_self, x_peer
 
 
 def _h(s: str) -> int:
     return crc32(s.encode())
 
 
-def _linear_count(empty: np.ndarray, m: int) -> np.ndarray:
-    """Distinct items from the number of empty slots (inf when saturated)."""
-    with np.errstate(divide="ignore"):
-        return np.where(empty > 0, -m * np.log(np.maximum(empty, 1) / m), np.inf)
-
-
 class Featurizer:
-    """Sliding-window features per account; see the module docstring."""
+    """Sliding-window features per account; see the module docstring.
+
+    Per event, :meth:`observe` only adds to the account's running sums for the open bucket
+    (:class:`_Open`); everything else is done once per bucket, for all its accounts at once.
+    ``policy_source``: an object whose ``policy`` attribute is the current policy (the
+    engine), read where the policy matters, so that a reloaded policy applies at once.
+    """
+
+    # the row arrays (see _alloc)
+    u16: np.ndarray
+    f32: np.ndarray
+    seen: np.ndarray
+    own: np.ndarray
+    meta: np.ndarray
+    first_seen: np.ndarray
+    last_seen: np.ndarray
+
 
     def __init__(
         self,
@@ -202,8 +360,10 @@ class Featurizer:
         warmup: float = 25 * 3600.0,
         idle_ttl: float = 14 * 86400.0,
         capacity: int = 1024,
+        policy_source: _HasPolicy | None = None,
     ) -> None:
-        self.policy = policy
+        self._policy = policy
+        self._policy_source = policy_source
         self.group_of = group_of
         self.peers = peers if peers is not None else PeerBaselines(NW, BUCKET, PEER_SCALE)
         self.warmup = warmup
@@ -213,21 +373,36 @@ class Featurizer:
         self._free: list[int] = []
         self._cap = 0
         self._alloc(capacity)
-        self._log = _Log()
+        self._open: dict[str, _Open] = {}  # the open bucket's accounts
+        self._pool: list[_Open] = []  # _Open objects to reuse
         self._bucket: int | None = None
-        self._minute = -1
+        self._end: float = -math.inf  # event time at which the open bucket closes
+        self._m0, self._m1 = math.inf, -math.inf  # the minute ``_off`` was looked up for
         self._off = False
         self._last_sweep = 0
         self._last_evict_hour = 0
-        self._hash_cache: dict[str, int] = {}
-        self._cat_cache: dict[tuple[str, ...], int] = {}
-        self._slot_cache: dict[str, int] = {}
+        self._res_bits: dict[str, int] = {}
+        self._src_bits: dict[str, int] = {}
         self.evicted = 0
 
+    @property
+    def policy(self) -> Policy:
+        if self._policy_source is not None:
+            self._policy = self._policy_source.policy
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: Policy) -> None:
+        self._policy = policy
+
     # -- storage ------------------------------------------------------------------------
+    # Every tracked account is one row of each of a few arrays, so that a commit gathers and
+    # scatters each of them once: uint16 (ring stamps, small counters, sketch and category
+    # stamps, seen categories), float32 (large counters), uint64 (never-before bitmaps),
+    # float16 (own baseline), int32 (commits, peer group, hour it was looked up) and the
+    # first and last event times.
     def _alloc(self, cap: int) -> None:
         old = self._cap
-        n1, n24 = SLOTS_1H, SLOTS_24H
 
         def grow(name: str, shape: tuple[int, ...], dtype: type, fill: int | float = 0) -> None:
             new = np.full((cap, *shape), fill, dtype=dtype)
@@ -235,26 +410,13 @@ class Featurizer:
                 new[:old] = getattr(self, name)
             setattr(self, name, new)
 
-        grow("st1", (n1,), np.uint16)
-        grow("st24", (n24,), np.uint16)
-        grow("small1", (n1, _NS), np.uint16)
-        grow("small24", (n24, _NS), np.uint16)
-        grow("large1", (n1, _NL), np.float32)
-        grow("large24", (n24, _NL), np.float32)
-        grow("cat_st", (len(CATEGORIES),), np.uint16)  # bucket each category was last touched
-        grow("sk_subj", (M_SUBJ,), np.uint16)
-        grow("sk_res", (M_RES,), np.uint16)
-        grow("sk_src", (M_SRC,), np.uint16)
-        grow("seen_res", (SEEN_RES_BITS // 64,), np.uint64)
-        grow("seen_src", (SEEN_SRC_BITS // 64,), np.uint64)
-        grow("seen_cat", (), np.uint16)
-        grow("own_mean", (NW,), np.float16)
-        grow("own_var", (NW,), np.float16)
+        grow("u16", (_U_WIDTH,), np.uint16)
+        grow("f32", (_F_WIDTH,), np.float32)
+        grow("seen", (_SEEN_WORDS,), np.uint64)
+        grow("own", (2 * NW,), np.float16)  # own baseline: mean, variance (log scale)
+        grow("meta", (3,), np.int32)  # commits, peer group, hour of event time looked up
         grow("first_seen", (), np.float64)
         grow("last_seen", (), np.float64, np.inf)  # free rows are never idle
-        grow("commits", (), np.uint32)
-        grow("gid", (), np.int32)
-        grow("gid_hour", (), np.int32, -1)  # hour of event time the group was looked up
         self._free.extend(range(cap - 1, old - 1, -1))
         self._row_user.extend([None] * (cap - old))
         self._cap = cap
@@ -266,23 +428,21 @@ class Featurizer:
         self.rows[uid] = r
         self._row_user[r] = uid
         bucket = int(t // BUCKET)
-        stale1 = (bucket - _STALE) & 0xFFFF
-        stale24 = (bucket // PER_HOUR - _STALE) & 0xFFFF
-        for name in ("st1", "sk_subj", "sk_res", "sk_src", "cat_st"):
-            getattr(self, name)[r] = stale1
-        self.st24[r] = stale24
-        for name in ("small1", "small24", "large1", "large24", "seen_res",
-                     "seen_src", "seen_cat", "commits"):
-            getattr(self, name)[r] = 0
+        u = self.u16[r]
+        u[:] = 0
+        u[_U_ST1:_U_ST24] = u[_U_SK:_U_CAT] = (bucket - _STALE) & 0xFFFF
+        u[_U_ST24:_U_SM1] = (bucket // PER_HOUR - _STALE) & 0xFFFF
+        self.f32[r] = 0
+        self.seen[r] = 0
         # a new account starts from its peers' baseline, not from zero
         gid = self.peers.gid(self.group_of(uid, t))
         mean, var = self.peers.moments(gid)
-        self.own_mean[r] = mean
-        self.own_var[r] = np.minimum(var, 6e4)
+        own = self.own[r]
+        own[:NW] = mean
+        own[NW:] = np.minimum(var, 6e4)
+        self.meta[r] = (0, gid, bucket // PER_HOUR)
         self.first_seen[r] = t
         self.last_seen[r] = t
-        self.gid[r] = gid
-        self.gid_hour[r] = bucket // PER_HOUR
         return r
 
     def tracked(self) -> int:
@@ -298,6 +458,69 @@ class Featurizer:
 
         An event older than the open bucket (late, out of order) joins the open bucket.
         """
+        out = self._advance(t) if t >= self._end else None
+        uid = ev.user.id
+        a = self._open.get(uid)
+        if a is None:
+            r = self.rows.get(uid)
+            pool = self._pool
+            a = self._open[uid] = (pool.pop() if pool else _Open()).start(
+                uid, self._new_row(uid, t) if r is None else r, t)
+        a.n += 1
+        if t > a.t_last:
+            a.t_last = t
+        info = ev.event
+        a.eids.append(info.id)
+        action = info.action
+        if action in EXPORT_ACTIONS:
+            a.exports += 1
+        elif action == "login" and info.outcome == "failure":
+            a.failed += 1
+        if not self._m0 <= t < self._m1:
+            self._minute(t)
+        if self._off:
+            a.offhours += 1
+        dst = ev.destination
+        if dst and self._external(dst.kind, dst.domain, action):
+            a.external += 1
+        src = ev.source
+        if src:
+            ip = src.ip
+            if ip:
+                a.src |= self._src_bits.get(ip) or _bit(self._src_bits, ip, SEEN_SRC_BITS)
+        d = ev.data
+        if d is _NO_DATA:
+            return out
+        resource = d.resource
+        if resource:
+            a.res |= self._res_bits.get(resource) or _bit(self._res_bits, resource,
+                                                          SEEN_RES_BITS)
+        cats = d.categories
+        if cats:
+            a.cats |= _CAT_MASKS.get(cats) or _cat_mask(cats)
+        ids = d.subject_ids
+        count = d.subject_count
+        if count is UNSET:
+            if ids:
+                n = len(ids)
+                a.subjects += n
+                if n == 1:
+                    a.subj |= 1 << (crc32(ids[0].encode()) & (M_SUBJ - 1))
+                else:
+                    a.subj |= _slots(ids, info.id, n)
+        elif count:
+            a.subjects += count
+            a.subj |= _slots(ids, info.id, count)
+        records = d.records
+        if records:
+            a.records += records
+        vol = d.bytes
+        if vol:
+            a.nbytes += vol
+        return out
+
+    def _advance(self, t: float) -> FeatureBatch | None:
+        """Event time reached the end of the open bucket (or this is the first event)."""
         b = int(t // BUCKET)
         out = None
         cur_b = self._bucket
@@ -310,87 +533,16 @@ class Featurizer:
             out = self._commit()
             self._bucket = b
             self._housekeeping(b, t)
-        uid = ev.user.id
-        r = self.rows.get(uid)
-        if r is None:
-            r = self._new_row(uid, t)
-        log = self._log
-        info = ev.event
-        action = info.action
-        flags = 0
-        if action in EXPORT_ACTIONS:
-            flags = _EXPORT
-        elif action == "login" and info.outcome == "failure":
-            flags = _FAILED
-        minute = int(t // 60)
-        if minute != self._minute:
-            self._minute = minute
-            hours = self.policy.business_hours
-            self._off = hours is not None and not hours.contains(t)
-        if self._off:
-            flags |= _OFFHOURS
-        dst = ev.destination
-        if dst and self._external(dst.kind, dst.domain, action):
-            flags |= _EXTERNAL
-        log.row.append(r)
-        log.t.append(t)
-        log.eid.append(info.id)
-        log.flags.append(flags)
-        hashes = self._hash_cache
-        src = ev.source
-        if src and src.ip:
-            ip = src.ip
-            h = hashes.get(ip)
-            if h is None:
-                h = self._hash(ip)
-            log.src_row.append(r)
-            log.src_hash.append(h)
-        d = ev.data
-        if d is _NO_DATA:
-            return out
-        resource = d.resource
-        if resource:
-            h = hashes.get(resource)
-            if h is None:
-                h = self._hash(resource)
-            log.res_row.append(r)
-            log.res_hash.append(h)
-        cats = d.categories
-        if cats:
-            mask = self._cat_cache.get(cats)
-            if mask is None:
-                mask = 0
-                for c in cats:
-                    mask |= _CAT_BIT.get(c, 0)
-                self._cat_cache[cats] = mask
-            log.cat_row.append(r)
-            log.cat_val.append(mask)
-        ids = d.subject_ids
-        count = d.subject_count
-        n = len(ids) if count is UNSET else count
-        records, vol = d.records, d.bytes
-        if n or records or vol:
-            log.num_row.append(r)
-            log.num_rec.append(records or 0)
-            log.num_bytes.append(vol or 0)
-            log.num_subj.append(n)
-        if n:
-            srow, sslot = log.subj_row, log.subj_slot
-            slots = self._slot_cache
-            for sid in (ids if len(ids) <= MAX_IDS_PER_EVENT else ids[:MAX_IDS_PER_EVENT]):
-                slot = slots.get(sid)
-                if slot is None:
-                    if len(slots) >= 200_000:
-                        slots.clear()
-                    slot = slots[sid] = crc32(sid.encode()) & (M_SUBJ - 1)
-                srow.append(r)
-                sslot.append(slot)
-            extra = n - min(len(ids), MAX_IDS_PER_EVENT)
-            if extra > 0:  # subjects without ids: as many pseudo-random distinct slots
-                k = min(extra, M_SUBJ)
-                srow.extend([r] * k)
-                sslot.extend(_PSEUDO[_h(info.id) & (M_SUBJ - 1)][:k])
+        assert self._bucket is not None
+        # floats: comparing a float with a large int is several times slower
+        self._end = float((self._bucket + 1) * BUCKET)
         return out
+
+    def _minute(self, t: float) -> None:
+        minute = int(t // 60)
+        self._m0, self._m1 = float(minute * 60), float(minute * 60 + 60)
+        hours = self.policy.business_hours
+        self._off = hours is not None and not hours.contains(t)
 
     def _external(self, kind: object, domain: object, action: str) -> bool:
         if kind in _EXTERNAL_KINDS:
@@ -399,202 +551,120 @@ class Featurizer:
             return bool(domain) and not self.policy.is_internal_domain(str(domain))
         return False
 
-    def _hash(self, s: str) -> int:
-        h = self._hash_cache.get(s)
-        if h is None:
-            if len(self._hash_cache) >= 100_000:
-                self._hash_cache.clear()
-            h = self._hash_cache[s] = _h(s)
-        return h
-
     def flush(self) -> FeatureBatch | None:
         """Commit the open bucket now (end of input); later events may still join it."""
         return self._commit()
 
     # -- commit: one vectorised pass per bucket -------------------------------------------
     def _commit(self) -> FeatureBatch | None:
-        log = self._log
-        if not log.row:
+        opened = self._open
+        if not opened:
             return None
-        self._log = _Log()
         b = self._bucket
         assert b is not None
-        ev_rows = np.asarray(log.row, np.int64)
-        ev_id = log.eid
-        rows, inv = np.unique(ev_rows, return_inverse=True)
-        k = len(rows)
-
-        def owners(row_list: list[int]) -> np.ndarray:
-            return np.searchsorted(rows, np.asarray(row_list, np.int64))
-
-        flags = np.asarray(log.flags, np.int64)
-        small = np.zeros((k, _NS), np.int64)
-        small[:, 0] = np.bincount(inv, minlength=k)
-        for col, bit in ((1, _EXPORT), (2, _EXTERNAL), (3, _OFFHOURS), (4, _FAILED)):
-            small[:, col] = np.bincount(inv, weights=(flags & bit) > 0, minlength=k)
-        large = np.zeros((k, _NL))
-        if log.num_row:
-            o = owners(log.num_row)
-            for col, vals in enumerate((log.num_rec, log.num_bytes, log.num_subj)):
-                large[:, col] = np.bincount(o, weights=np.asarray(vals, np.float64),
-                                            minlength=k)
-        cats = np.zeros(k, np.int64)
-        if log.cat_row:
-            np.bitwise_or.at(cats, owners(log.cat_row), np.asarray(log.cat_val, np.int64))
-        res_row, res_hash = log.res_row, log.res_hash
-        src_row, src_hash = log.src_row, log.src_hash
-        t_ev = np.asarray(log.t, np.float64)
-        t_last = np.full(k, -np.inf)
-        np.maximum.at(t_last, inv, t_ev)
-        # each account's event ids, grouped (resolved only for the accounts alerted on)
-        order = np.argsort(inv, kind="stable")
-        ends = np.cumsum(small[:, 0])
-        starts = ends - small[:, 0]
-
-        b16 = b & 0xFFFF
+        accs = sorted(opened.values(), key=_row)
+        opened.clear()
+        pool = self._pool  # reused from the next bucket on (read before that)
+        pool.extend(accs[:max(0, POOL - len(pool))])
+        k = len(accs)
+        rows = np.fromiter([a.row for a in accs], np.int64, k)
+        t_last = np.fromiter([a.t_last for a in accs], np.float64, k)
+        small = np.empty((_NS, k), np.int64)  # counters by column, filled row by row
+        small[0] = np.fromiter([a.n for a in accs], np.int64, k)
+        small[1] = np.fromiter([a.exports for a in accs], np.int64, k)
+        small[2] = np.fromiter([a.external for a in accs], np.int64, k)
+        small[3] = np.fromiter([a.offhours for a in accs], np.int64, k)
+        small[4] = np.fromiter([a.failed for a in accs], np.int64, k)
+        large = np.empty((_NL, k))
+        large[0] = np.fromiter([a.records for a in accs], np.float64, k)
+        large[1] = np.fromiter([a.nbytes for a in accs], np.float64, k)
+        large[2] = np.fromiter([a.subjects for a in accs], np.float64, k)
+        small, large = small.T, large.T
+        cats = np.fromiter([a.cats for a in accs], np.int64, k)
+        order = _BYTEORDER
+        # never-before bitmap words of each account: resources, then sources
+        bloom = np.frombuffer(b"".join([
+            a.res.to_bytes(SEEN_RES_BITS // 8, order) + a.src.to_bytes(SEEN_SRC_BITS // 8, order)
+            for a in accs]), np.uint64).reshape(k, _SEEN_WORDS)
         h = b // PER_HOUR
-        h16 = h & 0xFFFF
+        b16, h16 = b & 0xFFFF, h & 0xFFFF
+        u, f, meta = self.u16[rows], self.f32[rows], self.meta[rows]
 
         # peer groups: looked up again once per account and hour of event time
-        stale = np.flatnonzero(self.gid_hour[rows] != h)
+        stale = np.flatnonzero(meta[:, 2] != h)
         if len(stale):
-            row_user, group_of, gid_of = self._row_user, self.group_of, self.peers.gid
-            for j in stale.tolist():
-                r = int(rows[j])
-                u = row_user[r]
-                assert u is not None
-                self.gid[r] = gid_of(group_of(u, float(t_last[j])))
-            self.gid_hour[rows[stale]] = h
-        gids = self.gid[rows].astype(np.int64)
+            group_of, gid_of = self.group_of, self.peers.gid
+            meta[stale, 1] = [gid_of(group_of(accs[j].uid, accs[j].t_last))
+                              for j in stale.tolist()]
+            meta[stale, 2] = h
+        gids = meta[:, 1].astype(np.int64)
 
         # never-before: resources, sources, categories
-        if res_row:
-            small[:, 5] = self._new_bits(self.seen_res, rows, owners(res_row),
-                                         np.asarray(res_hash, np.int64), SEEN_RES_BITS)
-        if src_row:
-            small[:, 7] = self._new_bits(self.seen_src, rows, owners(src_row),
-                                         np.asarray(src_hash, np.int64), SEEN_SRC_BITS)
-        seen = self.seen_cat[rows].astype(np.int64)
-        small[:, 6] = np.bitwise_count(cats & ~seen)
-        self.seen_cat[rows] = (seen | cats).astype(np.uint16)
+        seen = self.seen[rows]
+        fresh = np.bitwise_count(bloom & ~seen)
+        small[:, 5] = fresh[:, :_RES_WORDS].sum(axis=1)
+        small[:, 7] = fresh[:, _RES_WORDS:].sum(axis=1)
+        self.seen[rows] = seen | bloom
+        seen_c = u[:, _U_CAT].astype(np.int64)
+        small[:, 6] = np.bitwise_count(cats & ~seen_c)
+        u[:, _U_CAT] = seen_c | cats
 
-        # rings: a slot still holding an older bucket is cleared before adding
-        self._ring_add(self.st1, self.small1, self.large1, rows, b % SLOTS_1H, b16, small,
-                       large)
-        self._ring_add(self.st24, self.small24, self.large24, rows, h % SLOTS_24H, h16, small,
-                       large)
-        touched = ((cats[:, None] >> _CAT_SHIFTS) & 1).astype(bool)
-        if touched.any():
-            cs = self.cat_st[rows]
-            cs[touched] = b16
-            self.cat_st[rows] = cs
+        # both rings at once (their slots side by side: 1 h, then 24 h): a slot still holding
+        # an older bucket is cleared before adding
+        slots = [b % SLOTS_1H, SLOTS_1H + h % SLOTS_24H]
+        now = np.array([b16, h16], np.uint16)
+        st = u[:, _U_ST1:_U_SM1]
+        small_r = u[:, _U_SM1:_U_SK].reshape(k, _SLOTS, _NS)
+        large_r = f.reshape(k, _SLOTS, _NL)
+        same = (st[:, slots] == now)[:, :, None]
+        st[:, slots] = now
+        small_r[:, slots] = np.minimum(np.where(same, small_r[:, slots], 0) + small[:, None],
+                                       0xFFFF)
+        large_r[:, slots] = np.where(same, large_r[:, slots], 0) + large[:, None]
+        # the slots within each window
+        valid = ((now[_SLOT_WINDOW] - st) < _SLOT_SPAN).astype(np.float32)
 
-        # sketches: slots remember the bucket they were last set in
-        for sk, rl, vals, m in ((self.sk_subj, log.subj_row, log.subj_slot, M_SUBJ),
-                                (self.sk_res, res_row, res_hash, M_RES),
-                                (self.sk_src, src_row, src_hash, M_SRC)):
-            if rl:
-                sk[np.asarray(rl, np.int64), np.asarray(vals, np.int64) & (m - 1)] = b16
+        # sketches: slots remember the bucket they were last set in; the resources' and the
+        # sources' slots are the low bits of their bitmap bits
+        r64 = np.bitwise_or.reduce(bloom[:, :_RES_WORDS], axis=1)
+        s64 = np.bitwise_or.reduce(bloom[:, _RES_WORDS:], axis=1)
+        s32 = s64 | (s64 >> 32)
+        touched_w = np.empty((k, 2), "<u8")  # little-endian: bit i is in byte i // 8
+        touched_w[:, 0] = np.fromiter([a.subj for a in accs], np.uint64, k)
+        touched_w[:, 1] = (((r64 | (r64 >> 32)) & 0xFFFFFFFF)
+                           | (((s32 | (s32 >> 16)) & 0xFFFF) << 32)
+                           | (cats.astype(np.uint64) << 48))
+        touched = np.unpackbits(touched_w.view(np.uint8), axis=1, count=_SK_WIDTH,
+                                bitorder="little").view(bool)
+        sk = u[:, _U_SK:_U_CAT]
+        sk[touched] = b16
+        self.u16[rows] = u
+        self.f32[rows] = f
 
         # categories the account's peers hardly ever touch (their baseline before this bucket)
         rare = self.peers.rare_categories(gids)
-        x_win = self._window_features(rows, b16, h16, rare)
-        own_m = self.own_mean[rows].astype(np.float64)
-        own_v = self.own_var[rows].astype(np.float64)
-        peer_q = self.peers.quantiles(gids)  # p10, p50, p99 of each row's group
-        p50, p99 = peer_q[:, 1], peer_q[:, 2]
-        # beyond one standard deviation above the account's usual (most hours are within it)
-        x_self = np.maximum((x_win - own_m) / np.sqrt(own_v + _FLOOR_VAR) - 1.0, 0.0)
-        x_peer = np.maximum(x_win - p99, 0.0) / (p99 - p50 + _FLOOR)
-        x = np.empty((len(rows), len(FEATURE_NAMES)), np.float32)
-        for j, w in _M_PEER:
-            x[:, j] = x_peer[:, w]
-        for j, w in _M_SELF:
-            x[:, j] = x_self[:, w]
+        x_win = _window_features(valid, small_r, large_r, np.uint16(b16) - sk, rare)
 
         # learn: own baseline (running mean, then EWMA), peers, bookkeeping
-        n = self.commits[rows].astype(np.float64)
+        own = self.own[rows]
+        own_m = own[:, :NW].astype(np.float64)
+        own_v = own[:, NW:].astype(np.float64)
+        n = meta[:, 0].astype(np.float64)
         alpha = np.maximum(ALPHA_MIN, 1.0 / (n + 1.0))[:, None]
         delta = x_win - own_m
-        self.own_mean[rows] = own_m + alpha * delta
-        self.own_var[rows] = np.minimum((1 - alpha) * (own_v + alpha * delta * delta), 6e4)
-        self.commits[rows] = np.minimum(n + 1, 2**32 - 1)
+        own[:, :NW] = own_m + alpha * delta
+        own[:, NW:] = np.minimum((1 - alpha) * (own_v + alpha * delta * delta), 6e4)
+        self.own[rows] = own
+        meta[:, 0] = np.minimum(n + 1, 2**31 - 1)
+        self.meta[rows] = meta
+        quantiles = self.peers.quantile_table()  # the peers' baselines before this bucket
         self.peers.add(gids, x_win, cats)
         self.last_seen[rows] = np.maximum(self.last_seen[rows], t_last)
         warm = (b + 1) * BUCKET - self.first_seen[rows] >= self.warmup
-        row_user = self._row_user
-        users = [row_user[r] for r in rows.tolist()]
-        return FeatureBatch(
-            b, users, gids, self.peers.names, x, x_win,  # type: ignore[arg-type]
-            x_self.astype(np.float32), x_peer.astype(np.float32), t_last, warm,
-            own_m, own_v, peer_q, ev_id, order, starts, ends)
-
-    @staticmethod
-    def _new_bits(seen: np.ndarray, rows: np.ndarray, owner: np.ndarray, hashes: np.ndarray,
-                  bits: int) -> np.ndarray:
-        """Per account, how many distinct hashed items it never had before; marks them."""
-        k = len(rows)
-        bit = hashes % bits
-        pairs = np.unique(owner * bits + bit)  # one count per distinct item and account
-        owner, bit = pairs // bits, pairs % bits
-        word = bit >> 6
-        mask = np.left_shift(np.uint64(1), (bit & 63).astype(np.uint64))
-        r = rows[owner]
-        is_new = (seen[r, word] & mask) == 0
-        np.bitwise_or.at(seen, (r, word), mask)
-        return np.bincount(owner[is_new], minlength=k)
-
-    @staticmethod
-    def _ring_add(st: np.ndarray, small_r: np.ndarray, large_r: np.ndarray, rows: np.ndarray,
-                  slot: int, stamp: int, small: np.ndarray, large: np.ndarray) -> None:
-        stale = rows[st[rows, slot] != stamp]
-        if len(stale):
-            st[stale, slot] = stamp
-            small_r[stale, slot] = 0
-            large_r[stale, slot] = 0
-        cur = small_r[rows, slot].astype(np.int64) + small
-        small_r[rows, slot] = np.minimum(cur, 0xFFFF)
-        large_r[rows, slot] = large_r[rows, slot] + large
-
-    def _window_features(self, rows: np.ndarray, b16: int, h16: int,
-                         rare: np.ndarray) -> np.ndarray:
-        k = len(rows)
-        out = np.empty((k, NW))
-        nb = len(BASE)
-        now = np.uint16(b16)
-        # uint16 arithmetic wraps modulo 65536, as the stamps do
-        ages = [now - sk[rows] for sk in (self.sk_subj, self.sk_res, self.sk_src, self.cat_st)]
-        rare_bits = ((rare[:, None] >> _CAT_SHIFTS) & 1).astype(bool)
-        for wi, (st, small_r, large_r, stamp, span) in enumerate((
-                (self.st1, self.small1, self.large1, b16, SLOTS_1H),
-                (self.st24, self.small24, self.large24, h16, SLOTS_24H))):
-            valid = ((np.uint16(stamp) - st[rows]) < span).astype(np.float32)[:, None, :]
-            s = np.matmul(valid, small_r[rows].astype(np.float32))[:, 0].astype(np.float64)
-            lg = np.matmul(valid, large_r[rows])[:, 0].astype(np.float64)
-            window = WINDOW_BUCKETS[WINDOWS[wi]]
-            empty_subj, empty_res, empty_src = (
-                np.count_nonzero(a >= window, axis=1).astype(np.float64) for a in ages[:3])
-            in_window = ages[3] < window
-            events = s[:, 0]
-            o = wi * nb
-            out[:, o + 0] = events
-            out[:, o + 1] = np.minimum(lg[:, 2], _linear_count(empty_subj, M_SUBJ))
-            # a saturated sketch cannot count further: at most one per event
-            out[:, o + 2] = np.minimum(events, _linear_count(empty_res, M_RES))
-            out[:, o + 3] = lg[:, 0]
-            out[:, o + 4] = lg[:, 1]
-            out[:, o + 5] = s[:, 1]
-            out[:, o + 6] = s[:, 2]
-            out[:, o + 7] = np.divide(s[:, 3], events, out=np.zeros(k), where=events > 0)
-            out[:, o + 8] = s[:, 4]
-            out[:, o + 9] = s[:, 5]
-            out[:, o + 10] = s[:, 6]
-            out[:, o + 11] = np.count_nonzero(in_window, axis=1)
-            out[:, o + 12] = np.minimum(events, _linear_count(empty_src, M_SRC))
-            out[:, o + 13] = s[:, 7]
-            out[:, o + 14] = np.count_nonzero(in_window & rare_bits, axis=1)
-        out[:, _LOGGED] = np.log1p(out[:, _LOGGED])
-        return out
+        eids = [e for a in accs for e in a.eids[-EIDS_KEPT:]]
+        ends = np.cumsum(np.fromiter([min(len(a.eids), EIDS_KEPT) for a in accs], np.int64, k))
+        return FeatureBatch(b, [a.uid for a in accs], gids, self.peers.names, x_win, t_last,
+                            warm, own_m, own_v, quantiles, eids, ends)
 
     # -- housekeeping -------------------------------------------------------------------
     def _housekeeping(self, b: int, t: float) -> None:
@@ -613,7 +683,7 @@ class Featurizer:
             return 0
         dropped = 0
         row_user = self._row_user
-        busy = set(self._log.row)
+        busy = {a.row for a in self._open.values()}
         for r in np.flatnonzero(self.last_seen[: self._cap] < before).tolist():
             u = row_user[r]
             if u is None or r in busy:
@@ -628,10 +698,86 @@ class Featurizer:
 
     def _sweep(self, b: int) -> None:
         """Re-stamp slots older than any window as "never", before their age wraps."""
-        for st, now in ((self.st1, b), (self.sk_subj, b), (self.sk_res, b), (self.sk_src, b),
-                        (self.cat_st, b), (self.st24, b // PER_HOUR)):
+        u = self.u16
+        for st, now in ((u[:, _U_ST1:_U_ST24], b), (u[:, _U_SK:_U_CAT], b),
+                        (u[:, _U_ST24:_U_SM1], b // PER_HOUR)):
             age = (np.uint16(now & 0xFFFF) - st).astype(np.int64) & 0xFFFF
             st[age > 2 * WINDOW_BUCKETS["24h"]] = (now - _STALE) & 0xFFFF
+
+
+def _window_features(valid: np.ndarray, small_r: np.ndarray, large_r: np.ndarray,
+                     ages: np.ndarray, rare: np.ndarray) -> np.ndarray:
+    """(k, NW) window values from the rings (``valid``: (k, _SLOTS) 1 for a slot within its
+    window), the sketch stamps' ages and each account's peers' rare categories."""
+    k = len(valid)
+    out = np.empty((k, len(WINDOWS), _NB))
+    # counters: exact sums (integers below 2**24) of the slots within each window
+    s = np.matmul(valid[:, None, :] * _SLOT_IN, small_r.astype(np.float32)).astype(np.float64)
+    # large counters: float32 sums, window by window as a (1, slots) x (slots, 3) product
+    lg = np.empty((k, len(WINDOWS), _NL))
+    for w, (lo, hi) in enumerate(((0, SLOTS_1H), (SLOTS_1H, _SLOTS))):
+        lg[:, w] = np.matmul(np.ascontiguousarray(valid[:, None, lo:hi]),
+                             np.ascontiguousarray(large_r[:, lo:hi]))[:, 0]
+    # sketch slots and categories set within each window (uint16 ages wrap as stamps do), as
+    # bits of two little-endian words: subjects; resources, sources, categories (_SK_* order)
+    inside = np.packbits(ages[:, None, :] < _SPANS[:, None], axis=-1, bitorder="little")
+    words = inside.view("<u8")  # (k, windows, 2)
+    low, high = words[..., 0], words[..., 1]
+    empty = np.empty((k, len(WINDOWS), 3), np.int64)
+    empty[..., 0] = M_SUBJ - np.bitwise_count(low)
+    empty[..., 1] = M_RES - np.bitwise_count(high & 0xFFFFFFFF)
+    empty[..., 2] = M_SRC - np.bitwise_count((high >> 32) & 0xFFFF)
+    cats = high >> 48
+    events = s[..., 0]
+    out[..., _FROM_SMALL[0]] = s[..., _FROM_SMALL[1]]
+    out[..., _FROM_LARGE[0]] = lg[..., _FROM_LARGE[1]]
+    # subjects: at most the subjects counted; a saturated sketch cannot count further than
+    # one resource or source per event
+    out[..., _SKETCHED] = np.minimum(np.stack((lg[..., 2], events, events), axis=-1),
+                                     _LC_TABLE[empty + _LC_OFFSETS])
+    out[..., BASE.index("offhours_share")] = np.divide(
+        s[..., SMALL.index("offhours")], events, out=np.zeros((k, len(WINDOWS))),
+        where=events > 0)
+    out[..., BASE.index("categories")] = np.bitwise_count(cats)
+    out[..., BASE.index("rare_categories")] = np.bitwise_count(
+        cats & rare.astype(np.uint64)[:, None])
+    flat = out.reshape(k, NW)
+    flat[:, _LOGGED] = np.log1p(flat[:, _LOGGED])
+    return flat
+
+
+def _bit(cache: dict[str, int], s: str, bits: int) -> int:
+    """The bit of ``s`` in a ``bits``-wide bitmap (its hash modulo ``bits``), cached."""
+    if len(cache) >= 100_000:
+        cache.clear()
+    m = cache[s] = 1 << (_h(s) & (bits - 1))
+    return m
+
+
+def _slots(ids: tuple[str, ...], eid: str, n: int) -> int:
+    """The subject sketch's slots for an event's ``n`` subjects: by id for the first
+    ``MAX_IDS_PER_EVENT`` ids, pseudo-random distinct ones for the rest (by the event id)."""
+    m = 0
+    for sid in ids if len(ids) <= MAX_IDS_PER_EVENT else ids[:MAX_IDS_PER_EVENT]:
+        m |= 1 << (crc32(sid.encode()) & (M_SUBJ - 1))
+    extra = n - min(len(ids), MAX_IDS_PER_EVENT)
+    if extra > 0:
+        m |= _PSEUDO_MASK[_h(eid) & (M_SUBJ - 1)][min(extra, M_SUBJ)]
+    return m
+
+
+def _cat_mask(cats: tuple[str, ...]) -> int:
+    mask = 0
+    for c in cats:
+        mask |= _CAT_BIT.get(c, 0)
+    if len(_CAT_MASKS) < 4096:
+        _CAT_MASKS[cats] = mask
+    return mask
+
+
+class _HasPolicy(Protocol):
+    @property
+    def policy(self) -> Policy: ...
 
 
 def to_natural(name: str, value: float) -> float:

@@ -3,7 +3,9 @@
 Two kinds behind one interface, so that the evaluation compares them on equal terms:
 
 - ``isolation_forest`` (the shipped detector): scikit-learn's IsolationForest; the score is
-  ``-score_samples`` (about 0.35-0.45 for ordinary behaviour, towards 1 for the isolated);
+  ``-score_samples`` (about 0.35-0.45 for ordinary behaviour, towards 1 for the isolated),
+  computed from the fitted trees' arrays (:class:`Forest`), the same numbers without
+  scikit-learn at scoring time;
 - ``zscore`` (the baseline it must beat): the largest upward z-score of any feature against
   the training mean and spread.
 
@@ -15,7 +17,7 @@ the stage raises them (one per account per cool-down).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,13 +26,18 @@ import numpy as np
 KINDS = ("isolation_forest", "zscore")
 ZSCORE_FLOOR = 0.25  # the smallest spread (log units) a z-score divides by
 QUANTILES = (0.5, 0.9, 0.99)
+LEVELWISE_ROWS = 256  # rows that descend all trees at once (see _FastForest)
 
 
 @dataclass
 class AnomalyModel:
     kind: str
     features: tuple[str, ...]
-    estimator: Any = None  # IsolationForest for kind isolation_forest
+    # isolation_forest: the fitted IsolationForest (see ``estimator``), or only its trees as
+    # arrays (``forest``, all scoring needs) with a way to load the estimator when asked for
+    _estimator: Any = field(default=None, repr=False)
+    forest: Forest | None = field(default=None, repr=False)
+    estimator_loader: Callable[[], Any] | None = field(default=None, repr=False)
     center: np.ndarray | None = None  # zscore: training mean
     scale: np.ndarray | None = None  # zscore: training spread (floored)
     threshold: float = math.inf
@@ -41,6 +48,19 @@ class AnomalyModel:
 
     _fast: Any = None  # the forest's trees as plain arrays, when they check out
     _zero: float | None = None
+
+    @property
+    def estimator(self) -> Any:
+        """The scikit-learn IsolationForest (loaded when first asked for, if the model was
+        loaded as arrays only: scoring never needs it)."""
+        if self._estimator is None and self.estimator_loader is not None:
+            self._estimator = self.estimator_loader()
+        return self._estimator
+
+    @estimator.setter
+    def estimator(self, est: Any) -> None:
+        self._estimator = est
+        self._fast = None
 
     def zero_score(self) -> float:
         """The score of a vector with nothing above its baselines (every input 0)."""
@@ -56,8 +76,9 @@ class AnomalyModel:
         x = np.ascontiguousarray(x, dtype=np.float32)
         if self.kind == "isolation_forest":
             if self._fast is None:
-                self._fast = _FastForest.build(self.estimator) or False
-            if self._fast:
+                self._fast = (_FastForest(self.forest) if self.forest is not None
+                              else _FastForest.build(self.estimator)) or False
+            if self._fast and len(x) and np.isfinite(x).all():
                 return self._fast.score(x)
             return -np.asarray(self.estimator.score_samples(x), dtype=np.float64)
         assert self.center is not None
@@ -74,48 +95,153 @@ class AnomalyModel:
         return np.asarray((x - med) / spread, dtype=np.float64)
 
 
-class _FastForest:
-    """``-IsolationForest.score_samples`` without joblib's per-tree dispatch.
-
-    scikit-learn scores each tree through ``joblib.Parallel`` (about 10 ms per call whatever
-    the batch size, here); this loop over the fitted trees computes the same numbers in about
-    1 ms plus the trees' own work. It is used only after it has reproduced ``score_samples``
-    on probe rows; otherwise the stage falls back to ``score_samples``.
+@dataclass(frozen=True)
+class Forest:
+    """A fitted isolation forest as plain arrays: all that scoring needs. Per tree: its nodes'
+    children (-1: a leaf), feature (into the tree's ``features``; or all of them, None) and
+    threshold (x <= threshold: left), and each node's path length (its depth + the average
+    path length of the training samples that reached it - 1, as scikit-learn adds them up).
     """
 
-    def __init__(self, est: Any) -> None:
-        from sklearn.ensemble._iforest import _average_path_length
+    left: list[np.ndarray]
+    right: list[np.ndarray]
+    feature: list[np.ndarray]
+    threshold: list[np.ndarray]
+    features: list[np.ndarray | None]
+    path: list[np.ndarray]
+    max_samples: int  # the sub-sample size each tree was grown on
+    n_features: int
 
-        self.trees = [t.tree_ for t in est.estimators_]
-        self.features = [None if len(f) == est.n_features_in_ and
-                         np.array_equal(f, np.arange(est.n_features_in_)) else np.asarray(f)
-                         for f in est.estimators_features_]
-        self.path = [np.asarray(p, dtype=np.float64) + np.asarray(a, dtype=np.float64) - 1.0
-                     for p, a in zip(est._decision_path_lengths,
-                                     est._average_path_length_per_tree, strict=True)]
-        self.denominator = len(self.trees) * float(
-            _average_path_length([est._max_samples])[0])
+    @classmethod
+    def of(cls, est: Any) -> Forest:
+        """The arrays of a fitted scikit-learn IsolationForest."""
+        trees = [t.tree_ for t in est.estimators_]
+        n_in = int(est.n_features_in_)
+        return cls(
+            [np.asarray(t.children_left, dtype=np.int64) for t in trees],
+            [np.asarray(t.children_right, dtype=np.int64) for t in trees],
+            [np.asarray(t.feature, dtype=np.int64) for t in trees],
+            [np.asarray(t.threshold, dtype=np.float64) for t in trees],
+            [None if len(f) == n_in and np.array_equal(f, np.arange(n_in))
+             else np.asarray(f, dtype=np.int64) for f in est.estimators_features_],
+            [np.asarray(p, dtype=np.float64) + np.asarray(a, dtype=np.float64) - 1.0
+             for p, a in zip(est._decision_path_lengths, est._average_path_length_per_tree,
+                             strict=True)],
+            int(est._max_samples), n_in)
+
+
+def average_path_length(n: np.ndarray) -> np.ndarray:
+    """The average path length of an unsuccessful search in a binary search tree of ``n``
+    nodes: scikit-learn's ``_average_path_length``, the same arithmetic."""
+    n = np.asarray(n)
+    out = np.zeros(n.shape)
+    one, two = n <= 1, n == 2
+    rest = ~np.logical_or(one, two)
+    out[one] = 0.0
+    out[two] = 1.0
+    out[rest] = 2.0 * (np.log(n[rest] - 1.0) + np.euler_gamma) - 2.0 * (n[rest] - 1.0) / n[rest]
+    return out
+
+
+class _FastForest:
+    """``-IsolationForest.score_samples``, every tree at once, from the forest's arrays.
+
+    scikit-learn scores each tree through ``joblib.Parallel`` (about 10 ms per call whatever
+    the batch size, here), and even a loop over the fitted trees' ``apply`` costs a few
+    microseconds per tree and call. Here the trees' nodes are laid end to end in a few flat
+    arrays and all rows descend all trees together, one level per step (as deep as the
+    deepest tree; a leaf is its own child), ``LEVELWISE_ROWS`` rows at a time. The path
+    lengths are then added up tree by tree in the forest's order, as scikit-learn does, so
+    the scores are the same numbers (for finite inputs; the model falls back to
+    ``score_samples`` otherwise). Needs neither scikit-learn nor the estimator.
+    """
+
+    def __init__(self, forest: Forest) -> None:
+        sizes = [len(left) for left in forest.left]
+        start = np.cumsum([0, *sizes])
+        self.roots = np.asarray(start[:-1], dtype=np.int64)  # each tree's root node
+        n = int(start[-1])
+        # node i lives at 2 * i: its feature and threshold there, its children at 2 * i
+        # (left: x <= threshold) and 2 * i + 1 (right), as positions 2 * child
+        self.feature = np.zeros(2 * n, dtype=np.int64)
+        self.threshold = np.full(2 * n, np.inf)
+        self.child = np.zeros(2 * n, dtype=np.int64)
+        self.value = np.zeros(2 * n)  # a leaf's path length
+        depth = 0
+        for left, right, feat, thr, feats, path, o in zip(
+                forest.left, forest.right, forest.feature, forest.threshold, forest.features,
+                forest.path, start[:-1].tolist(), strict=True):
+            if not len(left) == len(right) == len(feat) == len(thr) == len(path) > 0:
+                raise ValueError("tree arrays of different lengths")
+            leaf = left == -1
+            if not (np.all(leaf == (right == -1)) and np.all(left[~leaf] > 0)
+                    and np.all(right[~leaf] > 0) and left.max() < len(left)
+                    and right.max() < len(left)):
+                raise ValueError("tree children out of range")
+            width = forest.n_features if feats is None else len(feats)
+            if not np.all((feat[~leaf] >= 0) & (feat[~leaf] < width)):
+                raise ValueError("tree features out of range")
+            cols = np.where(leaf, 0, feat) if feats is None else feats[np.where(leaf, 0, feat)]
+            me = 2 * (o + np.arange(len(left)))
+            self.feature[me] = np.where(leaf, 0, cols)
+            self.threshold[me] = np.where(leaf, np.inf, thr)
+            self.child[me] = np.where(leaf, me, 2 * (o + left))
+            self.child[me + 1] = np.where(leaf, me, 2 * (o + right))
+            self.value[me] = path
+            depth = max(depth, _depth(left, right))
+        if self.feature.min(initial=0) < 0 or self.feature.max(initial=0) >= forest.n_features:
+            raise ValueError("tree features out of range")
+        self.depth = depth
+        self.denominator = len(sizes) * float(average_path_length(
+            np.asarray([forest.max_samples]))[0])
 
     @classmethod
     def build(cls, est: Any) -> _FastForest | None:
+        """From a fitted estimator, once it has reproduced ``score_samples`` on probe rows."""
         try:
-            fast = cls(est)
-            probe = np.random.default_rng(0).normal(0, 2, (64, est.n_features_in_))
+            fast = cls(Forest.of(est))
+            probe = np.random.default_rng(0).normal(0, 2, (LEVELWISE_ROWS + 7,
+                                                           est.n_features_in_))
             probe = np.ascontiguousarray(probe, dtype=np.float32)
-            if np.allclose(fast.score(probe), -est.score_samples(probe), rtol=0, atol=1e-9):
+            if np.array_equal(fast.score(probe), -est.score_samples(probe)):
                 return fast
         except (AttributeError, TypeError, ValueError, IndexError):
             pass
         return None
 
     def score(self, x: np.ndarray) -> np.ndarray:
-        depths = np.zeros(len(x))
-        for tree, feats, path in zip(self.trees, self.features, self.path, strict=True):
-            sub = x if feats is None else np.ascontiguousarray(x[:, feats])
-            depths += path[tree.apply(sub)]
+        """Scores of the rows of ``x`` (float32, C-contiguous, finite)."""
+        n, width = x.shape
         if self.denominator <= 0:  # a forest fitted on one row (as scikit-learn scores it)
-            return np.full(len(x), 0.5)
+            return np.full(n, 0.5)
+        if n > LEVELWISE_ROWS:  # in slices: the (rows, trees) arrays stay in the caches
+            return np.concatenate([self.score(x[i:i + LEVELWISE_ROWS])
+                                   for i in range(0, n, LEVELWISE_ROWS)])
+        flat = x.ravel()
+        base = np.arange(0, n * width, width, dtype=np.int64)[:, None]
+        node = np.repeat(2 * self.roots[None, :], n, axis=0)  # (rows, trees)
+        feature, threshold, child = self.feature, self.threshold, self.child
+        # every index is in range by construction ("wrap" skips the bounds check's cost)
+        for _ in range(self.depth):
+            right = (flat.take(base + feature.take(node, mode="wrap"), mode="wrap")
+                     > threshold.take(node, mode="wrap"))
+            node = child.take(node + right, mode="wrap")
+        # path lengths added tree after tree (a running sum is sequential, as scikit-learn's)
+        depths = np.cumsum(self.value.take(node, mode="wrap"), axis=1)[:, -1]
         return np.asarray(2.0 ** (-depths / self.denominator), dtype=np.float64)
+
+
+def _depth(left: np.ndarray, right: np.ndarray) -> int:
+    """The number of splits on the longest path from the root (node 0) to a leaf."""
+    level, depth = np.array([0]), 0
+    while True:
+        level = level[left[level] != -1]
+        if not len(level):
+            return depth
+        level = np.concatenate([left[level], right[level]])
+        depth += 1
+        if depth > len(left):
+            raise ValueError("tree has a cycle")
 
 
 def probes(x: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:

@@ -67,6 +67,7 @@ class PeerBaselines:
         self.last = np.zeros(0, dtype=np.int64)
         self._q: np.ndarray | None = None  # cached (groups, len(QUANTILES), dim)
         self._rare: np.ndarray | None = None  # cached category masks per group
+        self._moments: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # cached per group
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
         self.gid(ALL)
 
@@ -80,6 +81,7 @@ class PeerBaselines:
             self.cats = np.vstack([self.cats, np.zeros((1, NCAT))])
             self.last = np.append(self.last, self.last[0] if g else 0)
             self._q = self._rare = None
+            self._moments = {}
         return g
 
     def _bins(self, x: np.ndarray) -> np.ndarray:
@@ -116,7 +118,11 @@ class PeerBaselines:
         if cats is not None:
             bits = ((cats[:, None] >> np.arange(NCAT)) & 1).astype(np.float64)
             n = len(self.names)
-            self.cats += (gids[:, None] == np.arange(n)).T.astype(np.float64) @ bits
+            # counts per group and category (exact: sums of ones), without a BLAS product
+            # (OpenBLAS may spread it over threads that spin on every core)
+            cell = (gids[:, None] * NCAT + np.arange(NCAT)).ravel()
+            self.cats += np.bincount(cell, weights=bits.ravel(),
+                                     minlength=n * NCAT).reshape(n, NCAT)
             self.cats[0] += bits.sum(axis=0)
         self._rare = None
         self.last[present] = bucket
@@ -129,16 +135,25 @@ class PeerBaselines:
         self.weight += np.bincount(gids, minlength=n)
         self.weight[0] += len(gids)
         self._q = None
+        self._moments = {}
+
+    def _prior(self) -> np.ndarray:
+        """The organisation's shape, (dim, NBINS), summing to 1 per feature (uniform, cold)."""
+        org = self.hist[0]
+        w0 = self.weight[0]
+        return org / w0 if w0 > 0 else np.full((self.dim, NBINS), 1.0 / NBINS)
 
     def _effective(self) -> np.ndarray:
         """Histograms with the organisation's shape mixed in as pseudo-observations."""
-        org = self.hist[0]
-        w0 = self.weight[0]
-        prior = org / w0 if w0 > 0 else np.full((self.dim, NBINS), 1.0 / NBINS)
-        return self.hist + SHRINK * prior[None]
+        return self.hist + SHRINK * self._prior()[None]
 
     def quantiles(self, gids: np.ndarray) -> np.ndarray:
         """(k, len(QUANTILES), dim): each row's group's p10, p50, p99 (feature scale)."""
+        return self.quantile_table()[gids]
+
+    def quantile_table(self) -> np.ndarray:
+        """(groups, len(QUANTILES), dim): every group's p10, p50, p99 (feature scale), as of
+        now (a new array whenever the baselines move: never changed in place)."""
         if self._q is None:
             h = self._effective()
             cdf = np.cumsum(h, axis=2)
@@ -154,7 +169,7 @@ class PeerBaselines:
                 frac = np.clip((q - below) / np.maximum(at - below, 1e-12), 0.0, 1.0)
                 out[:, qi, :] = np.where(idx > 0, (idx - 1 + frac) * BIN, 0.0) / self.scale
             self._q = out
-        return self._q[gids]
+        return self._q
 
     def rare_categories(self, gids: np.ndarray) -> np.ndarray:
         """(k,) category masks: what each row's group touches in under 1% of its active
@@ -170,13 +185,17 @@ class PeerBaselines:
         return self._rare[gids]
 
     def moments(self, gid: int) -> tuple[np.ndarray, np.ndarray]:
-        """A group's mean and variance per feature (feature scale), from its histogram."""
-        h = self._effective()[gid]
-        centres = np.maximum(np.arange(NBINS) - 0.5, 0.0) * BIN
-        total = np.maximum(h.sum(axis=1), 1e-12)
-        mean = (h * centres).sum(axis=1) / total
-        var = (h * (centres[None, :] - mean[:, None]) ** 2).sum(axis=1) / total
-        return mean / self.scale, var / self.scale**2
+        """A group's mean and variance per feature (feature scale), from its histogram
+        (cached until the baselines move: every new account of the group starts from it)."""
+        got = self._moments.get(gid)
+        if got is None:
+            h = self.hist[gid] + SHRINK * self._prior()
+            centres = np.maximum(np.arange(NBINS) - 0.5, 0.0) * BIN
+            total = np.maximum(h.sum(axis=1), 1e-12)
+            mean = (h * centres).sum(axis=1) / total
+            var = (h * (centres[None, :] - mean[:, None]) ** 2).sum(axis=1) / total
+            got = self._moments[gid] = (mean / self.scale, var / self.scale**2)
+        return got
 
     # -- manifest ---------------------------------------------------------------------
     def to_dict(self, max_weight: float = 5000.0) -> dict[str, Any]:

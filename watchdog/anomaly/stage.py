@@ -6,9 +6,10 @@ each); vectors wait in a micro-batch that is scored with **one** call of the for
 holds ``batch_size`` rows or its oldest vector is ``max_delay`` seconds of event time old
 (whichever comes first), and at :meth:`flush`. Both triggers depend on event time only, so a
 replay and the live daemon raise the same alerts. An account's newer vector supersedes its
-queued one, and a vector with no behaviour above its baselines at all (all inputs 0) is not
-sent to the forest: its score is the model's constant score of "nothing unusual", checked
-against the threshold when the model is loaded.
+queued one (the model's inputs are computed for the vectors that are scored only), and a
+vector with no behaviour above its baselines at all (all inputs 0) is not sent to the forest:
+its score is the model's constant score of "nothing unusual", checked against the threshold
+when the model is loaded.
 
 An account is scored once it has been tracked for the warm-up (25 hours: its "never before"
 and own-baseline features need a day of history); at most one ``anomaly`` alert per account
@@ -45,6 +46,7 @@ from watchdog.anomaly.features import (
     WINDOW_FEATURES,
     FeatureBatch,
     Featurizer,
+    model_inputs,
     to_natural,
 )
 from watchdog.anomaly.model import AnomalyModel
@@ -85,12 +87,16 @@ class AnomalyStage:
         self.cooldown = cooldown
         self.source = source
         self._model = model
+        # the featurizer reads the engine's policy where it matters: a reload applies at once
         self.features = Featurizer(engine.policy, self._group_of, warmup=warmup,
-                                   peers=_peers_from(model))
+                                   peers=_peers_from(model), policy_source=engine)
+        self._features_observe = self.features.observe
         self._pending: list[FeatureBatch] = []
-        self._live: list[np.ndarray] = []  # per pending batch: rows not superseded
+        self._live: list[np.ndarray] = []  # per pending batch: its rows still to be scored
         self._latest: dict[str, tuple[int, int]] = {}  # account -> (batch, row) to score
         self._n_pending = 0
+        # event time of the oldest pending vector's bucket end (inf: none pending; -inf: the
+        # batch is full): scoring is due once ``t - _oldest >= max_delay``
         self._oldest = math.inf
         self._last_alert: dict[str, float] = {}
         self.scored = 0  # vectors scored (the forest's or the constant "nothing unusual")
@@ -102,14 +108,10 @@ class AnomalyStage:
 
     # -- the Stage protocol ---------------------------------------------------------------
     def observe(self, ev: AccessEvent, t: float) -> list[Alert]:
-        policy = self.engine.policy
-        if policy is not self.features.policy:  # the policy was reloaded (SIGHUP)
-            self.features.policy = policy
-        batch = self.features.observe(ev, t)
+        batch = self._features_observe(ev, t)
         if batch is not None:
             self._enqueue(batch)
-        if self._n_pending >= self.batch_size or (
-                self._n_pending and t - self._oldest >= self.max_delay):
+        if t - self._oldest >= self.max_delay:  # by time, or -inf: by size
             return self._score()
         return []
 
@@ -159,19 +161,19 @@ class AnomalyStage:
         return group_key(self.engine.directory.at(user_id, t))
 
     def _enqueue(self, batch: FeatureBatch) -> None:
-        """Queue a bucket's vectors; an account's newer vector supersedes its queued one
+        """Queue a bucket's warm vectors; an account's newer vector supersedes its queued one
         (its windows include everything the older one saw, bar what expired)."""
-        if not batch.warm.all():
-            batch = batch.select(batch.warm)
-        if not len(batch):
+        live = batch.warm.copy()
+        warm = np.flatnonzero(live).tolist()
+        if not warm:
             return
         if not self._pending:
-            self._oldest = (batch.bucket + 1) * BUCKET
+            self._oldest = float((batch.bucket + 1) * BUCKET)
         bi = len(self._pending)
-        live = np.ones(len(batch), dtype=bool)
-        latest, lives = self._latest, self._live
-        added = len(batch)
-        for j, uid in enumerate(batch.users):
+        latest, lives, users = self._latest, self._live, batch.users
+        added = len(warm)
+        for j in warm:
+            uid = users[j]
             old = latest.get(uid)
             if old is not None:
                 lives[old[0]][old[1]] = False
@@ -180,6 +182,8 @@ class AnomalyStage:
         self._pending.append(batch)
         lives.append(live)
         self._n_pending += added
+        if self._n_pending >= self.batch_size:
+            self._oldest = -math.inf
 
     def _score(self) -> list[Alert]:
         pending, lives = self._pending, self._live
@@ -188,10 +192,17 @@ class AnomalyStage:
         self._pending, self._live, self._latest = [], [], {}
         self._n_pending = 0
         self._oldest = math.inf
-        batches = [b if live.all() else b.select(live)
-                   for b, live in zip(pending, lives, strict=True) if live.any()]
+        batches: list[FeatureBatch] = []
+        rows: list[np.ndarray] = []
+        for b, live in zip(pending, lives, strict=True):
+            idx = np.flatnonzero(live)
+            if len(idx):
+                batches.append(b)
+                rows.append(idx)
         model = self._model  # read once: a concurrent swap takes effect at the next batch
-        x = batches[0].x if len(batches) == 1 else np.vstack([b.x for b in batches])
+        # the model's inputs of the rows to score only (the superseded ones are not needed)
+        parts = [b.inputs(idx) for b, idx in zip(batches, rows, strict=True)]
+        x = model_inputs(*(np.concatenate(p) for p in zip(*parts, strict=True)))[0]
         busy = x.any(axis=1)
         quiet = model.zero_score()
         if quiet < model.threshold and not busy.all():
@@ -208,10 +219,11 @@ class AnomalyStage:
         alerts: list[Alert] = []
         hits = np.flatnonzero(scores >= model.threshold)
         if len(hits):
-            offsets = np.cumsum([0] + [len(b) for b in batches])
+            offsets = np.cumsum([0] + [len(idx) for idx in rows])
             for i in hits.tolist():
                 bi = int(np.searchsorted(offsets, i, side="right")) - 1
-                alert = self._alert(model, batches[bi], i - int(offsets[bi]), float(scores[i]))
+                j = int(rows[bi][i - int(offsets[bi])])
+                alert = self._alert(model, batches[bi], j, float(scores[i]), x[i])
                 if alert is not None:
                     alerts.append(alert)
         if len(self._last_alert) > 100_000:
@@ -230,8 +242,8 @@ class AnomalyStage:
             for s in scores.tolist():
                 obs.on_score(s)
 
-    def _alert(self, model: AnomalyModel, batch: FeatureBatch, j: int,
-               score: float) -> Alert | None:
+    def _alert(self, model: AnomalyModel, batch: FeatureBatch, j: int, score: float,
+               x: np.ndarray) -> Alert | None:
         uid = batch.users[j]
         t = float(batch.t_last[j])
         last = self._last_alert.get(uid)
@@ -241,8 +253,8 @@ class AnomalyStage:
         self.alerted += 1
         policy = self.engine.policy
         group = batch.group(j)
-        drivers, text = explain(model, batch.x[j], batch.raw[j], batch.own_mean[j],
-                                batch.own_var[j], batch.peer_q[j], group)
+        drivers, text = explain(model, x, batch.raw[j], batch.own_mean[j], batch.own_var[j],
+                                batch.quantiles[batch.gids[j]], group)
         cited = policy.clauses.get(RULE)
         clauses = (cited,) if cited else ()
         base = policy.severities.get(RULE, "medium")
