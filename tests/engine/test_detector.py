@@ -180,3 +180,17 @@ def test_early_keeps_what_it_looked_up_only_while_the_event_waits():
         assert len(det._known) == len(det.order)
     det.flush()
     assert det._known == {}
+
+
+def test_early_may_be_turned_on_and_off_between_pushes():
+    """The daemon judges on arrival only while caught up: a mix gives the same alerts."""
+    evs = events()
+    expected = sorted(run_detector(evs))
+    det = detector(lateness=300, early=True)
+    out: list[Alert] = []
+    for i, e in enumerate(jitter(evs, random.Random(7), 200)):
+        det.early = (i // 7) % 2 == 0
+        out += det.push(e, epoch(e.timestamp))
+    out += det.flush()
+    assert sorted(encode_alert(a) for a in out) == expected
+    assert det._known == {}

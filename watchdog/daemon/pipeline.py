@@ -131,6 +131,11 @@ class Pipeline:
         # early: alerts that need no other event are raised on arrival, not after the lateness
         # (the whole-stream pipeline runs only ordered rules: nothing to gain there)
         self.detector = Detector(engine, order, stages, early=not whole_stream)
+        self._early = not whole_stream
+        # partitions with a backlog (records known to be unread): their events are not judged
+        # on arrival. At a shutdown in a backlog the buffer is not flushed, and its events are
+        # read again after the restart: had they been alerted on arrival, they would be again.
+        self.backlog: set[int] = set()
         self.delivery = delivery
         self.dead_letters = dead_letters
         self.metrics = metrics
@@ -186,6 +191,7 @@ class Pipeline:
         now = time.monotonic()
         book = self.books.get(pkey)
         self.idle.discard(pkey)
+        self.detector.early = self._early and pkey not in self.backlog
         decode = self.decoder.decode
         push = self.detector.push
         meta = self._meta

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from watchdog.alerts.model import Alert
-from watchdog.engine.engine import ALL, ALONE, IN_ORDER, Engine, Known
+from watchdog.engine.engine import ALONE, IN_ORDER, Engine, Known
 from watchdog.engine.ordering import Released, Reorderer
 from watchdog.events import AccessEvent
 
@@ -43,8 +43,7 @@ class Detector:
         same alerts, most of them ``lateness`` sooner (the daemon); without it every rule runs
         on release, so alerts come out in event-time order (replay)."""
         self.engine = engine
-        self.early = early
-        self._phase = IN_ORDER if early else ALL
+        self.early = early  # may change between pushes (the daemon turns it off in a backlog)
         # early: what the engine looked up on arrival, by event id, until the release
         self._known: dict[str, Known] = {}
         # not ``reorderer or ...``: an empty Reorderer is falsy (it has __len__)
@@ -90,10 +89,13 @@ class Detector:
         alerts: list[Alert] = []
         process = self.engine.process
         stages = self.stages
-        phase = self._phase
-        known = self._known.pop if self.early else None
+        known = self._known
         for ev, t in released:
-            found = process(ev, t, phase, known(ev.event.id, None) if known else None)
+            if known:  # some events were judged on arrival: those get only the ordered rules
+                k = known.pop(ev.event.id, None)
+                found = process(ev, t) if k is None else process(ev, t, IN_ORDER, k)
+            else:
+                found = process(ev, t)
             if found:
                 alerts.extend(found)
             for stage in stages:

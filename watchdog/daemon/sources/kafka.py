@@ -157,10 +157,16 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             now = time.monotonic()
             pipeline = self.pipeline  # looked up each time: a subclass may start a new one
             books = pipeline.books
+            behind = pipeline.backlog = self._behind  # no alert on arrival while catching up
             for tp, recs in data.items():
                 p = tp.partition
                 if p not in books or not recs:
                     continue  # revoked while the fetch was in flight
+                hw = c.highwater(tp)  # as of this fetch: more records than it returned?
+                if hw is not None and hw > recs[-1].offset + 1:
+                    behind.add(p)
+                else:
+                    behind.discard(p)
                 high = pipeline.ingest(p, recs, self.topic, self._resume.get(p, -1))
                 self._pos[p] = recs[-1].offset + 1
                 self._last_record[p] = now
