@@ -20,6 +20,9 @@ from typing import Any
 import orjson
 
 from watchdog.alerts.pseudonym import Pseudonymizer
+from watchdog.daemon.app import Service
+from watchdog.daemon.config import Config
+from watchdog.daemon.metrics import Metrics
 from watchdog.decode import Decoder
 from watchdog.engine.engine import Engine
 from watchdog.events import DirectoryRecord, SubjectRecord
@@ -169,3 +172,23 @@ class HookReceiver:
             pass
         finally:
             writer.close()
+
+
+def service(cfg: Config, world: World) -> Service:
+    """A daemon instance in this process (no HTTP listener) with the world's policy."""
+    engine = Engine(load_policy(str(world.policy)), Pseudonymizer(KEY.encode()))
+    return Service(cfg, engine, metrics=Metrics(), listen=False)
+
+
+async def join_in_turn(services: list[Service], runs: list[asyncio.Task[int]],
+                       partitions: int) -> None:
+    """Start the instances one after the other, each once the previous one has joined the
+    group (their tasks go into ``runs``), then wait until the partitions are split over all."""
+    for i, svc in enumerate(services):
+        runs.append(asyncio.create_task(svc.run()))
+        if i < len(services) - 1:
+            await wait_for(lambda s=svc: bool(s.sources[0].assigned), within=30,
+                           what=f"instance {i} joined")
+    await wait_for(lambda: all(s.sources[0].assigned for s in services)
+                   and sum(len(s.sources[0].assigned) for s in services) == partitions,
+                   within=40, what="the group rebalanced over every instance")

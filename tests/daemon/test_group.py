@@ -20,14 +20,9 @@ import orjson
 import pytest
 import yaml
 
-from tests.daemon.helpers import KEY, World, replay_alerts, wait_for
+from tests.daemon.helpers import World, join_in_turn, replay_alerts, service, wait_for
 from tests.daemon.kafkautil import daemon_config, make_topics, produce, produce_state, read_all
-from watchdog.alerts.pseudonym import Pseudonymizer
-from watchdog.daemon.app import Service
 from watchdog.daemon.config import load_config
-from watchdog.daemon.metrics import Metrics
-from watchdog.engine.engine import Engine
-from watchdog.policy import load_policy
 
 pytestmark = pytest.mark.integration
 
@@ -68,16 +63,10 @@ async def test_two_instances_split_partitions_and_catch_an_hour_long_bulk_export
     assert len(hourly) == 1, "replay finds the hour-long export once"
 
     cfg = load_config(str(daemon_config(tmp_path / "watchdog.yaml", bs)))
-    services = [Service(cfg, Engine(load_policy(str(world.policy)), Pseudonymizer(KEY.encode())),
-                        metrics=Metrics(), listen=False) for _ in range(2)]
-    runs = [asyncio.create_task(services[0].run())]
+    services = [service(cfg, world) for _ in range(2)]
+    runs: list[asyncio.Task[int]] = []
     try:
-        await wait_for(lambda: bool(services[0].sources[0].assigned), within=30,
-                       what="the first instance joined")
-        runs.append(asyncio.create_task(services[1].run()))
-        await wait_for(lambda: all(s.sources[0].assigned for s in services)
-                       and sum(len(s.sources[0].assigned) for s in services) == 4, within=40,
-                       what="the group rebalanced over both instances")
+        await join_in_turn(services, runs, 4)
         split = [sorted(s.sources[0].assigned) for s in services]
         assert not set(split[0]) & set(split[1])
         await produce(bs, "access-logs", events, key="user", event_time=True)

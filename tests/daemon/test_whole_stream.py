@@ -22,14 +22,17 @@ import orjson
 import pytest
 import yaml
 
-from tests.daemon.helpers import KEY, World, replay_alerts, wait_async, wait_for
+from tests.daemon.helpers import (
+    World,
+    join_in_turn,
+    replay_alerts,
+    service,
+    wait_async,
+    wait_for,
+)
 from tests.daemon.kafkautil import daemon_config, make_topics, produce, produce_state, read_all
-from watchdog.alerts.pseudonym import Pseudonymizer
 from watchdog.daemon.app import Service
-from watchdog.daemon.config import Config, load_config
-from watchdog.daemon.metrics import Metrics
-from watchdog.engine.engine import Engine
-from watchdog.policy import load_policy
+from watchdog.daemon.config import load_config
 
 pytestmark = pytest.mark.integration
 
@@ -74,11 +77,6 @@ def _silence(world: World) -> int:
     return int(yaml.safe_load(world.policy.read_text())["thresholds"]["source_silence_minutes"])
 
 
-def _service(cfg: Config, world: World) -> Service:
-    engine = Engine(load_policy(str(world.policy)), Pseudonymizer(KEY.encode()))
-    return Service(cfg, engine, metrics=Metrics(), listen=False)
-
-
 def _total(counter: Any, **labels: str) -> float:
     return sum(s.value for metric in counter.collect() for s in metric.samples
                if s.name.endswith("_total") and labels.items() <= s.labels.items())
@@ -115,15 +113,10 @@ async def test_two_instances_deliver_replays_log_gap_alerts_once(
     assert len(gaps) == 3, "replay finds the silence and both sequence gaps"
 
     cfg = load_config(str(daemon_config(tmp_path / "watchdog.yaml", bs)))
-    services = [_service(cfg, world) for _ in range(2)]
-    runs = [asyncio.create_task(services[0].run())]
+    services = [service(cfg, world) for _ in range(2)]
+    runs: list[asyncio.Task[int]] = []
     try:
-        await wait_for(lambda: bool(services[0].sources[0].assigned), within=30,
-                       what="the first instance joined")
-        runs.append(asyncio.create_task(services[1].run()))
-        await wait_for(lambda: all(s.sources[0].assigned for s in services)
-                       and sum(len(s.sources[0].assigned) for s in services) == PARTITIONS,
-                       within=40, what="the group rebalanced over both instances")
+        await join_in_turn(services, runs, PARTITIONS)
         owner, other = sorted(services, key=lambda s: 0 not in s.sources[0].assigned)
         await wait_for(lambda: owner.whole_stream.reader is not None
                        and len(owner.whole_stream.reader.assigned) == PARTITIONS,
@@ -190,7 +183,7 @@ async def test_a_single_instance_sees_everything_and_runs_no_reader(
                              tmp_path / "replay")
     assert len([a for a in expected if a.startswith("log_gap:")]) == 2
 
-    svc = _service(load_config(str(daemon_config(tmp_path / "watchdog.yaml", bs))), world)
+    svc = service(load_config(str(daemon_config(tmp_path / "watchdog.yaml", bs))), world)
     run = asyncio.create_task(svc.run())
     try:
         await wait_for(lambda: len(svc.sources[0].assigned) == PARTITIONS, within=30,
@@ -240,7 +233,7 @@ async def test_log_gap_survives_scaling_out_and_back_in(
     assert [len(p) for p in phases] == [1, 1, 1], "one log_gap alert per phase"
 
     first, second = ("a-first", "z-second") if partition_0 == "stays" else ("z-first", "a-second")
-    a, b = (_service(load_config(str(daemon_config(tmp_path / f"{n}.yaml", bs,
+    a, b = (service(load_config(str(daemon_config(tmp_path / f"{n}.yaml", bs,
                                                    kafka={"client_id": n}))), world)
             for n in (first, second))
     runs = {a: asyncio.create_task(a.run())}
