@@ -12,7 +12,9 @@
 4. the daemon's peak RSS (VmHWM).
 
     .venv/bin/python bench/bench_daemon.py [--events 200000] [--rate 5000] [--seconds 20]
-        [--lateness 60]
+        [--lateness 60] [--model models/default]
+
+``--seconds 0`` skips the latency part.
 
 Prints a table; asserts nothing (timings depend on the machine).
 """
@@ -212,6 +214,7 @@ async def main(args: argparse.Namespace) -> None:
             "listen": f"127.0.0.1:{port}", "policy": str(policy),
             "detection": {"lateness_seconds": args.lateness},
             "delivery": {"max_pending": 100000},
+            **({"model": str(Path(args.model).resolve())} if args.model else {}),
         }))
         url = f"http://127.0.0.1:{port}/metrics"
         env = dict(os.environ, WATCHDOG_PSEUDONYM_KEY="bench-key-0123456789abcdef")
@@ -237,14 +240,17 @@ async def main(args: argparse.Namespace) -> None:
             await until(lambda: committed_to_end(bs, ends))
             t_committed = time.perf_counter() - t0
             backlog_alerts = metric_sum(url, "watchdog_alerts_total")
-            live = live_events(templates, violator, args.rate * args.seconds)
-            lat = await latency(bs, live, args.rate)
+            lat: list[float] = []
+            if args.seconds:
+                live = live_events(templates, violator, args.rate * args.seconds)
+                lat = await latency(bs, live, args.rate)
             rss = _peak_rss(proc.pid)
         consume_rate = await raw_consume_rate(bs, len(events))
 
+    model = f", model {Path(args.model).name}" if args.model else ", rules only"
     rows = [
         ("events produced (simulated, 4 partitions)", f"{len(events):,} at {produce_rate:,.0f}/s"),
-        ("daemon: backlog decoded+detected",
+        ("daemon: backlog decoded+detected" + model,
          f"{len(events) / t_processed:,.0f} events/s ({t_processed:.1f} s)"),
         ("daemon: ... per CPU-second of the daemon",
          f"{len(events) / cpu:,.0f} events/s ({cpu:.1f} s of CPU)"),
@@ -292,4 +298,6 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--lateness", type=float, default=LATENESS,
                         help="detection.lateness_seconds of the daemon (the latency floor)")
+    parser.add_argument("--model", help="anomaly model directory: the daemon runs with it "
+                        "(compare the backlog rate with and without: issue #4)")
     asyncio.run(main(parser.parse_args()))

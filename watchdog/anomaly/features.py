@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import math
 import sys
+from collections import deque
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Protocol
 from zlib import crc32
 
@@ -187,7 +189,8 @@ class _Open:
                  "uid")
 
     def __init__(self) -> None:
-        self.eids: list[str] = []
+        # the last ids only: a busy account's bucket may hold millions of events
+        self.eids: deque[str] = deque(maxlen=EIDS_KEPT)
 
     def start(self, uid: str, row: int, t: float) -> _Open:
         self.uid = uid
@@ -205,6 +208,9 @@ class _Open:
 
 def _row(a: _Open) -> int:
     return a.row
+
+
+_eids = attrgetter("eids")
 
 
 class FeatureBatch:
@@ -661,8 +667,8 @@ class Featurizer:
         self.peers.add(gids, x_win, cats)
         self.last_seen[rows] = np.maximum(self.last_seen[rows], t_last)
         warm = (b + 1) * BUCKET - self.first_seen[rows] >= self.warmup
-        eids = [e for a in accs for e in a.eids[-EIDS_KEPT:]]
-        ends = np.cumsum(np.fromiter([min(len(a.eids), EIDS_KEPT) for a in accs], np.int64, k))
+        eids = [e for a in accs for e in a.eids]
+        ends = np.cumsum(np.fromiter(map(len, map(_eids, accs)), np.int64, k))
         return FeatureBatch(b, [a.uid for a in accs], gids, self.peers.names, x_win, t_last,
                             warm, own_m, own_v, quantiles, eids, ends)
 
