@@ -12,7 +12,7 @@
 4. the daemon's peak RSS (VmHWM).
 
     .venv/bin/python bench/bench_daemon.py [--events 200000] [--rate 5000] [--seconds 20]
-        [--lateness 60] [--model models/default]
+        [--lateness 60] [--model models/default [--split]]
 
 ``--seconds 0`` skips the latency part.
 
@@ -26,6 +26,7 @@ import asyncio
 import os
 import sys
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -71,8 +72,8 @@ def user_key(raw: bytes) -> bytes:
     return str(orjson.loads(raw)["user"]["id"]).encode()
 
 
-async def committed_to_end(bs: str, ends: dict[int, int]) -> bool:
-    c = AIOKafkaConsumer(bootstrap_servers=bs, group_id="watchdog", enable_auto_commit=False)
+async def committed_to_end(bs: str, ends: dict[int, int], group: str = "watchdog") -> bool:
+    c = AIOKafkaConsumer(bootstrap_servers=bs, group_id=group, enable_auto_commit=False)
     await c.start()
     try:
         for p, end in ends.items():
@@ -203,57 +204,74 @@ async def main(args: argparse.Namespace) -> None:
                       key=lambda d: str(orjson.loads(d)["user_id"]).encode())
         await produce(bs, "subjects", [orjson.dumps(d) for d in world.subjects])
         produce_rate = await produce(bs, "access-logs", events, key=user_key)
-        port = free_port()
         policy = Path(tmp) / "policy.yaml"
         policy.write_text(yaml.safe_dump(world.policy))
-        cfg = Path(tmp) / "watchdog.yaml"
-        cfg.write_text(yaml.safe_dump({
-            "kafka": {"bootstrap": bs, "heartbeat_interval_ms": 300, "session_timeout_ms": 3000,
-                      "idle_after_seconds": 1.0, "max_poll_records": 5000,
-                      },
-            "listen": f"127.0.0.1:{port}", "policy": str(policy),
-            "detection": {"lateness_seconds": args.lateness},
-            "delivery": {"max_pending": 100000},
-            **({"model": str(Path(args.model).resolve())} if args.model else {}),
-        }))
-        url = f"http://127.0.0.1:{port}/metrics"
         env = dict(os.environ, WATCHDOG_PSEUDONYM_KEY="bench-key-0123456789abcdef")
-        with ManagedProcess("watchdog", [sys.executable, "-m", "watchdog", "run", "--config",
-                                         str(cfg)], env=env, cwd=ROOT) as proc:
-            wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=proc)
-            async def consumed(n: int) -> bool:
-                return metric_sum(url, "watchdog_events_total") >= n
+        # one daemon (rules, and the model if given), or with --split two services that share
+        # the work: the rules, and the model in its own consumer group
+        roles = ["rules", "anomaly"] if args.split else [None]
+        with ExitStack() as stack:
+            procs, urls = [], []
+            for role in roles:
+                port = free_port()
+                cfg = Path(tmp) / f"watchdog-{role}.yaml"
+                cfg.write_text(yaml.safe_dump({
+                    "kafka": {"bootstrap": bs, "heartbeat_interval_ms": 300,
+                              "session_timeout_ms": 3000, "idle_after_seconds": 1.0,
+                              "max_poll_records": 5000},
+                    "listen": f"127.0.0.1:{port}", "policy": str(policy),
+                    "detection": {"lateness_seconds": args.lateness, "only": role},
+                    "delivery": {"max_pending": 100000},
+                    **({"model": args.model} if args.model else {}),
+                }))
+                procs.append(stack.enter_context(ManagedProcess(
+                    f"watchdog-{role or 'all'}", [sys.executable, "-m", "watchdog", "run",
+                                                  "--config", str(cfg)], env=env, cwd=ROOT)))
+                urls.append(f"http://127.0.0.1:{port}/metrics")
+                wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=procs[-1])
 
-            await until(lambda: consumed(1), 0.01)
+            async def consumed(n: int) -> bool:
+                return all(metric_sum(u, "watchdog_events_total") >= n for u in urls)
+
+            async def started() -> bool:
+                return any(metric_sum(u, "watchdog_events_total") >= 1 for u in urls)
+
+            await until(started, 0.01)
             t0 = time.perf_counter()
-            cpu0 = _cpu_seconds(proc.pid)
+            cpu0 = [_cpu_seconds(p.pid) for p in procs]
             await until(lambda: consumed(len(events)))
             t_processed = time.perf_counter() - t0
             # the machine is shared (broker, this script, other jobs): the daemon's own CPU time
             # gives the per-core rate
-            cpu = _cpu_seconds(proc.pid) - cpu0
+            cpus = [_cpu_seconds(p.pid) - c0 for p, c0 in zip(procs, cpu0, strict=True)]
+            cpu = sum(cpus)
             c = AIOKafkaConsumer(bootstrap_servers=bs)
             await c.start()
             tps = [TopicPartition("access-logs", p) for p in range(PARTITIONS)]
             ends = {tp.partition: off for tp, off in (await _ends(c, tps)).items()}
             await c.stop()
-            await until(lambda: committed_to_end(bs, ends))
+            groups = ["watchdog", "watchdog.anomaly"] if args.split else ["watchdog"]
+            for g in groups:
+                await until(lambda g=g: committed_to_end(bs, ends, g))
             t_committed = time.perf_counter() - t0
-            backlog_alerts = metric_sum(url, "watchdog_alerts_total")
+            backlog_alerts = sum(metric_sum(u, "watchdog_alerts_total") for u in urls)
             lat: list[float] = []
             if args.seconds:
                 live = live_events(templates, violator, args.rate * args.seconds)
                 lat = await latency(bs, live, args.rate)
-            rss = _peak_rss(proc.pid)
+            rss = max(_peak_rss(p.pid) for p in procs)
         consume_rate = await raw_consume_rate(bs, len(events))
 
     model = f", model {Path(args.model).name}" if args.model else ", rules only"
+    if args.split:
+        model += " (split: rules / anomaly services)"
     rows = [
         ("events produced (simulated, 4 partitions)", f"{len(events):,} at {produce_rate:,.0f}/s"),
         ("daemon: backlog decoded+detected" + model,
          f"{len(events) / t_processed:,.0f} events/s ({t_processed:.1f} s)"),
-        ("daemon: ... per CPU-second of the daemon",
-         f"{len(events) / cpu:,.0f} events/s ({cpu:.1f} s of CPU)"),
+        ("daemon: ... per CPU-second of the daemon" + ("s" if args.split else ""),
+         f"{len(events) / cpu:,.0f} events/s ({' + '.join(f'{c:.1f}' for c in cpus)} s of "
+         "CPU)"),
         ("daemon: ... and every offset committed",
          f"{len(events) / t_committed:,.0f} events/s ({t_committed:.1f} s, "
          f"{backlog_alerts:.0f} alerts)"),
@@ -298,6 +316,11 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--lateness", type=float, default=LATENESS,
                         help="detection.lateness_seconds of the daemon (the latency floor)")
+    parser.add_argument("--split", action="store_true",
+                        help="with --model: two services, `--only rules` and `--only anomaly`")
     parser.add_argument("--model", help="anomaly model directory: the daemon runs with it "
                         "(compare the backlog rate with and without: issue #4)")
-    asyncio.run(main(parser.parse_args()))
+    options = parser.parse_args()
+    if options.model:
+        options.model = str(Path(options.model).resolve())
+    asyncio.run(main(options))

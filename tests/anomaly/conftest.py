@@ -104,6 +104,19 @@ def baseline(n_accounts: int = 30, days: int = 4, seed: int = 1, per_hour: float
     return [d for _, d in docs]
 
 
+def insider_docs() -> list[dict]:
+    """Two days of office work, then u004 at night: new address, 60 copies to a USB stick."""
+    docs = baseline(n_accounts=30, days=3, seed=5)
+    t = T0 + 2 * 86400 + 13 * 3600  # day 3, 22:00 JST
+    for i in range(60):
+        docs.append(event(t + i * 40, "u004", f"x{i}", "copy", resource="billing.payments",
+                          categories=("payment", "identity", "health"),
+                          ids=tuple(f"c9{i:03d}{k}" for k in range(20)), records=20,
+                          ip="10.99.1.1", dest={"kind": "external_media"}))
+    docs.sort(key=lambda d: d["@timestamp"])
+    return docs
+
+
 def write_jsonl(path: Path, docs: list[dict]) -> Path:
     path.write_bytes(b"".join(msgspec.json.encode(d) + b"\n" for d in docs))
     return path

@@ -11,7 +11,7 @@ import jsonschema
 import msgspec
 import pytest
 
-from tests.anomaly.conftest import T0, baseline, decode, event, make_engine
+from tests.anomaly.conftest import baseline, decode, insider_docs, make_engine
 from watchdog.alerts.model import Alert, encode_alert
 from watchdog.anomaly.model import AnomalyModel
 from watchdog.anomaly.stage import AnomalyStage, load_stage
@@ -29,19 +29,6 @@ class Recorder:
 
     def on_model(self, version: str, loaded: bool) -> None:
         self.models.append((version, loaded))
-
-
-def insider_docs() -> list[dict]:
-    """Two days of office work, then u004 at night: new address, 60 copies to a USB stick."""
-    docs = baseline(n_accounts=30, days=3, seed=5)
-    t = T0 + 2 * 86400 + 13 * 3600  # day 3, 22:00 JST
-    for i in range(60):
-        docs.append(event(t + i * 40, "u004", f"x{i}", "copy", resource="billing.payments",
-                          categories=("payment", "identity", "health"),
-                          ids=tuple(f"c9{i:03d}{k}" for k in range(20)), records=20,
-                          ip="10.99.1.1", dest={"kind": "external_media"}))
-    docs.sort(key=lambda d: d["@timestamp"])
-    return docs
 
 
 def run(stage: AnomalyStage, docs: list[dict]) -> list[Alert]:

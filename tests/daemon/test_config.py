@@ -138,3 +138,25 @@ def test_run_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
 def test_the_example_config_is_the_defaults() -> None:
     example = ROOT / "watchdog" / "daemon" / "watchdog.example.yaml"
     assert load_config(str(example), env={}) == load_config(None, env={})
+
+
+def test_only_splits_the_work_and_the_anomaly_service_needs_a_model(tmp_path: Path) -> None:
+    path = write(tmp_path, "detection: {only: anomaly}\n")
+    with pytest.raises(ConfigError, match=r"detection\.only anomaly needs a model"):
+        load_config(path)
+    cfg = load_config(path, overrides={"model": "models/default"})
+    assert not cfg.detection.rules
+    assert load_config(None, overrides={"detection.only": "rules"}).detection.rules
+    assert load_config(None).detection.only is None  # by default one service does both
+
+
+def test_run_only_anomaly_with_a_refused_model_fails_in_one_line(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+           "WATCHDOG_PSEUDONYM_KEY": "test-key-0123456789abcdef"}
+    proc = subprocess.run([sys.executable, "-m", "watchdog", "run", "--only", "anomaly",
+                           "--model", str(tmp_path / "nowhere")],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("watchdog: error: ")
+    assert "nowhere" in proc.stderr

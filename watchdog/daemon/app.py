@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
+
 from watchdog.daemon.config import Config
 from watchdog.daemon.deadletter import DeadLetter, DeadLetters, KafkaDeadLetters, accepted
 from watchdog.daemon.delivery import Delivery, Outbox, RetryPolicy
@@ -50,6 +52,7 @@ from watchdog.engine.detector import Stage
 from watchdog.engine.engine import Engine
 
 SourceFactory = Callable[[Pipeline], Source]
+ANOMALY_GROUP_SUFFIX = ".anomaly"  # the consumer group of ``detection.only: anomaly``
 HOUSEKEEPING = 0.25  # seconds between ticks: idle streams, gauges, systemd watchdog
 CLOSE_SECONDS = 2.0  # for disconnecting every client at the end
 
@@ -74,6 +77,10 @@ class Service:
         kafka: bool = True,
         listen: bool = True,
     ) -> None:
+        if not cfg.detection.rules:
+            # the anomaly service reads every event too: in a consumer group of its own
+            cfg = msgspec.structs.replace(cfg, kafka=msgspec.structs.replace(
+                cfg.kafka, group=cfg.kafka.group + ANOMALY_GROUP_SUFFIX))
         self.cfg = cfg
         self.engine = engine
         self._stages = list(stages)
@@ -99,7 +106,8 @@ class Service:
             batch_max=cfg.delivery.batch_max, timeout=dl.timeout, retry=retry)
         self.pipeline = Pipeline(engine, self.delivery, self.dlq, m, get_logger("pipeline"),
                                  stages=stages, lateness=cfg.detection.lateness_seconds,
-                                 dedupe_alert_ids=cfg.delivery.dedupe_alert_ids)
+                                 dedupe_alert_ids=cfg.delivery.dedupe_alert_ids,
+                                 rules=cfg.detection.rules)
         self.state: StateTopics | None = None
         self.whole_stream: WholeStream | None = None  # with the configured Kafka source
         if kafka:
@@ -168,14 +176,17 @@ class Service:
     def _configured_sources(self) -> list[SourceFactory]:
         cfg, out = self.cfg, list[SourceFactory]()
         if cfg.kafka.consume:
+            # the whole-stream reader serves a rule (log_gap): not in the anomaly service
             ws = self.whole_stream = WholeStream(
                 cfg, self.engine, self.delivery, self.pipeline, self.metrics,
-                get_logger("whole_stream"), congested=self.congested)
+                get_logger("whole_stream"), congested=self.congested,
+            ) if cfg.detection.rules else None
 
             def kafka(p: Pipeline) -> Source:
                 return KafkaSource(cfg, p, self.metrics, get_logger("kafka"),
-                                   congested=self.congested, on_assigned=ws.on_view,
-                                   on_whole_commit=ws.record)
+                                   congested=self.congested,
+                                   on_assigned=ws.on_view if ws else None,
+                                   on_whole_commit=ws.record if ws else None)
 
             out.append(kafka)
         if cfg.mqtt is not None and cfg.mqtt.subscribe:
@@ -230,7 +241,9 @@ class Service:
                 self._source_tasks.append(tg.create_task(src.run(), name=f"source:{src.name}"))
             self.started.set()
             self.notify.ready()
-            self.log.info("started", sources=[s.name for s in self.sources],
+            self.log.info("started", only=self.cfg.detection.only or "rules and model",
+                          group=self.cfg.kafka.group if self.cfg.kafka.consume else None,
+                          sources=[s.name for s in self.sources],
                           sinks=[s.name for s in self.sinks],
                           lateness_seconds=self.cfg.detection.lateness_seconds)
             await self.stop_requested.wait()

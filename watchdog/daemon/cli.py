@@ -9,6 +9,8 @@ import os
 import sys
 from typing import Any
 
+import msgspec
+
 from watchdog.alerts.pseudonym import DEMO_KEY, Pseudonymizer
 
 
@@ -20,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen", metavar="HOST:PORT",
                    help="serve /metrics, /healthz, /readyz here (default 127.0.0.1:9464)")
     p.add_argument("--model", help="anomaly model directory (from `watchdog train`)")
+    p.add_argument("--only", choices=("rules", "anomaly"),
+                   help="run only the rules, or only the anomaly model (its own consumer group "
+                        "<group>.anomaly): two services that share the work over more cores")
     p.add_argument("--demo", action="store_true",
                    help="demo mode: allow the public demo pseudonym key")
 
@@ -78,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     from watchdog.policy import PolicyError, load_policy
 
     overrides = {"kafka.bootstrap": args.kafka_bootstrap, "policy": args.policy,
-                 "listen": args.listen, "model": args.model}
+                 "listen": args.listen, "model": args.model,
+                 "detection.only": getattr(args, "only", None)}
     try:
         cfg = load_config(args.config, overrides=overrides, env=_environment())
     except ConfigError as err:
@@ -92,13 +98,20 @@ def run(args: argparse.Namespace) -> int:
     configure(cfg.log_level)
     engine = Engine(policy, Pseudonymizer(key))
     metrics = Metrics()
+    log = get_logger("service")
+    if cfg.detection.only == "rules" and cfg.model:
+        log.info("model_not_loaded", reason="detection.only is rules: the anomaly service "
+                 "runs the model")
+        cfg = msgspec.structs.replace(cfg, model=None)
     try:
         stages = load_stages(cfg.model, engine, metrics)
     except (ValueError, OSError) as err:
+        if not cfg.detection.rules:  # nothing to run without the model
+            return _fail(str(err))
         # a refused model must not blind the rules: run without it, and say so
         stages = []
         metrics.on_model("none", False)
-        get_logger("service").error("model_refused", detail=str(err)[:300],
+        log.error("model_refused", detail=str(err)[:300],
                                     consequence="running on rules alone")
     if demo and key == DEMO_KEY:
         print("watchdog: demo mode: subject pseudonyms use the public demo key",

@@ -167,6 +167,13 @@ class Delivery(_Base):
 class Detection(_Base):
     # disorder tolerated within one partition (seconds of event time); alerts wait this long
     lateness_seconds: Annotated[float, msgspec.Meta(ge=0)] = 60.0
+    # one instance does both (default); or, to give the anomaly model its own cores, one
+    # service runs the rules and another (consumer group ``<kafka.group>.anomaly``) the model
+    only: Literal["rules", "anomaly"] | None = None
+
+    @property
+    def rules(self) -> bool:
+        return self.only != "anomaly"
 
 
 class Config(_Base):
@@ -314,6 +321,8 @@ def _check(cfg: Config, source: str) -> None:
     """Rules across fields that a type cannot say."""
     parse_listen(cfg.listen, f"{source}: listen")
     k = cfg.kafka
+    if cfg.detection.only == "anomaly" and not cfg.model:
+        raise ConfigError(f"{source}: detection.only anomaly needs a model (model: or --model)")
     if k.heartbeat_interval_ms >= k.session_timeout_ms:
         raise ConfigError(f"{source}: kafka.heartbeat_interval_ms must be below "
                           "kafka.session_timeout_ms")

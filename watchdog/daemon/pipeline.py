@@ -123,15 +123,20 @@ class Pipeline:
         dedupe_alert_ids: int = 100_000,
         alert_ids: AlertIds | None = None,
         whole_stream: bool = False,
+        rules: bool = True,
     ) -> None:
+        """``rules=False``: the anomaly service (``detection.only: anomaly``): its stages only;
+        invalid records are counted and logged, not dead-lettered (the rules service, reading
+        the same records in its own group, does that)."""
         self.engine = engine
         order = _Capturing(lateness=lateness)
         order.collected = []
         self.order = order
         # early: alerts that need no other event are raised on arrival, not after the lateness
         # (the whole-stream pipeline runs only ordered rules: nothing to gain there)
-        self.detector = Detector(engine, order, stages, early=not whole_stream)
-        self._early = not whole_stream
+        self._early = rules and not whole_stream
+        self.detector = Detector(engine, order, stages, early=self._early, rules=rules)
+        self.rules = rules
         # partitions with a backlog (records known to be unread): their events are not judged
         # on arrival. At a shutdown in a backlog the buffer is not flushed, and its events are
         # read again after the restart: had they been alerted on arrival, they would be again.
@@ -312,7 +317,11 @@ class Pipeline:
                              topic=topic, partition=rec.partition, offset=rec.offset)
         elif self.rejected == LOG_FIRST_REJECTIONS + 1:
             self.log.warning("rejections_not_logged_further",
-                             hint="counted in watchdog_events_invalid_total; all in the DLQ")
+                             hint="counted in watchdog_events_invalid_total; " + (
+                                 "all in the DLQ" if self.rules else
+                                 "the rules service dead-letters them"))
+        if not self.rules:
+            return
         if book is not None:
             book.add_inflight(rec.offset)
         self.dead_letters.put(DeadLetter(rec.value or b"", rec.key, rej.reason, rej.detail,

@@ -37,12 +37,15 @@ class Detector:
         stages: Sequence[Stage] = (),
         *,
         early: bool = False,
+        rules: bool = True,
     ) -> None:
         """``early``: run the rules that judge an event alone as soon as it is pushed, and only
         the ordered rules (:data:`watchdog.rules.ORDERED`) when the buffer releases it. The
         same alerts, most of them ``lateness`` sooner (the daemon); without it every rule runs
-        on release, so alerts come out in event-time order (replay)."""
+        on release, so alerts come out in event-time order (replay). ``rules=False``: the stages
+        only (a service that runs the anomaly model alone)."""
         self.engine = engine
+        self.rules = rules
         self.early = early  # may change between pushes (the daemon turns it off in a backlog)
         # early: what the engine looked up on arrival, by event id, until the release
         self._known: dict[str, Known] = {}
@@ -90,6 +93,14 @@ class Detector:
         process = self.engine.process
         stages = self.stages
         known = self._known
+        if not self.rules:
+            for ev, t in released:
+                for stage in stages:
+                    more = stage.observe(ev, t)
+                    if more:
+                        alerts.extend(more)
+            self.processed += len(released)
+            return alerts
         for ev, t in released:
             if known:  # some events were judged on arrival: those get only the ordered rules
                 k = known.pop(ev.event.id, None)

@@ -1,0 +1,104 @@
+"""Two services that share the work (``detection.only``): the rules in the group ``watchdog``,
+the anomaly model in its own group ``watchdog.anomaly``, against a real broker (Tansu).
+
+Both read every event: the rules service raises the rule alerts and dead-letters the bad
+record; the anomaly service raises the insider's ``anomaly`` alert, runs no rule and
+dead-letters nothing; each commits its own offsets to the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from tests.anomaly.conftest import (
+    directory_records,
+    insider_docs,
+    make_engine,
+    write_jsonl,
+)
+from tests.daemon.helpers import wait_for
+from tests.daemon.kafkautil import committed, daemon_config, make_topics, produce, read_all
+from watchdog.anomaly.stage import load_stage
+from watchdog.anomaly.train import train
+from watchdog.daemon.app import Service
+from watchdog.daemon.config import load_config
+from watchdog.daemon.metrics import Metrics
+from watchdog.daemon.sinks.memory import MemorySink
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 2
+BAD = b'{"@timestamp":"2026-11-02T00:00:00Z","event":{"action":"read"}}'  # no event.id
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.anomaly.conftest import baseline
+
+    d = tmp_path_factory.mktemp("anomaly-service")
+    events = write_jsonl(d / "events.jsonl", baseline())
+    directory = write_jsonl(d / "directory.jsonl", directory_records(30))
+    out = d / "model"
+    train(str(events), str(out), directory=str(directory), trees=20, warmup=6 * 3600.0,
+          target=5.0)
+    return out
+
+
+def _service(cfg_path: Path, model: Path | None) -> tuple[Service, MemorySink]:
+    cfg = load_config(str(cfg_path))
+    engine = make_engine()
+    stages = [load_stage(model, engine, warmup=6 * 3600.0)] if model else []
+    sink = MemorySink()
+    return Service(cfg, engine, metrics=Metrics(), stages=stages, sinks=[sink],
+                   listen=False), sink
+
+
+async def test_rules_and_anomaly_services_split_the_work(
+        tansu_broker, model_dir: Path, tmp_path: Path) -> None:
+    bs = tansu_broker.bootstrap_servers
+    await make_topics(bs, partitions=PARTITIONS)
+    await produce(bs, "directory", [msgspec.json.encode(r) for r in directory_records(30)],
+                  key="directory")
+    docs = [msgspec.json.encode(d) for d in insider_docs()]
+    await produce(bs, "access-logs", [*docs[:100], BAD, *docs[100:]], key="user",
+                  event_time=True)
+    total = len(docs) + 1
+
+    common = {"sinks": {"kafka": {}}, "model": str(model_dir),
+              "kafka": {"idle_after_seconds": 1.0}}
+    rules, rules_sink = _service(daemon_config(
+        tmp_path / "rules.yaml", bs, detection={"only": "rules"}, **common), None)
+    anomaly, anomaly_sink = _service(daemon_config(
+        tmp_path / "anomaly.yaml", bs, detection={"only": "anomaly"}, **common), model_dir)
+    assert anomaly.cfg.kafka.group == "watchdog.anomaly"
+    assert anomaly.whole_stream is None  # log_gap is a rule: not the anomaly service's
+    runs = [asyncio.create_task(s.run()) for s in (rules, anomaly)]
+    try:
+        for svc in (rules, anomaly):
+            p = svc.pipeline
+            await wait_for(lambda p=p: p.detector.processed + len(p.order) + p.rejected
+                           == total, within=60, what="every record read by both services")
+        await wait_for(lambda: any(a.rule == "anomaly" for a in anomaly_sink.alerts),
+                       within=30, what="the insider's anomaly alert")
+    finally:
+        for svc in (rules, anomaly):
+            svc.request_stop()
+        codes = await asyncio.wait_for(asyncio.gather(*runs), 20)
+    assert codes == [0, 0]
+
+    assert {a.rule for a in anomaly_sink.alerts} == {"anomaly"}
+    assert any(a.user_id == "u004" for a in anomaly_sink.alerts)
+    assert rules_sink.alerts, "the insider's copies to a USB stick break rules too"
+    assert all(a.rule != "anomaly" for a in rules_sink.alerts)
+    # one dead letter, from the rules service; the anomaly service counted the record
+    assert len(await read_all(bs, "access-logs.dlq")) == 1
+    assert anomaly.pipeline.rejected == 1
+    ends = {p: n for p, n in (await committed(bs, "watchdog", "access-logs",
+                                               PARTITIONS)).items()}
+    assert sum(ends.values()) == total
+    assert await committed(bs, "watchdog.anomaly", "access-logs", PARTITIONS) == ends
+
