@@ -182,7 +182,7 @@ def test_pending_ids_are_not_copied_again_and_again(monkeypatch):
     original = Reorderer._next_generation
 
     def counting(self: Reorderer) -> None:
-        copied.append(len(self._heap))
+        copied.append(len(self))
         original(self)
 
     monkeypatch.setattr(Reorderer, "_next_generation", counting)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from watchdog.events import AccessEvent, DirectoryRecord
 from watchdog.policy.model import Grants, Policy, Role
 from watchdog.state.subjects import SubjectRegister, SubjectState
 
 
-@dataclass(slots=True)
-class Context:
+# A Struct rather than a slots dataclass: one is built for every event, and a Struct's
+# ``__init__`` is C (about a third of the dataclass's). Never encoded; no cycles (gc=False).
+class Context(msgspec.Struct, gc=False):
     ev: AccessEvent
     t: float  # event time, epoch seconds
     policy: Policy

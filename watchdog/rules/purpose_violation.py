@@ -26,7 +26,7 @@ class PurposeViolation:
 
     def check(self, ctx: Context) -> list[Finding] | None:
         d = ctx.ev.data
-        purpose = ctx.purpose
+        purpose = d.purpose or None  # ctx.purpose without the property call (every event)
         cats = d.categories
         grants = ctx.grants
         if cats:

@@ -46,8 +46,8 @@ class Reidentification:
         mine = 0 if anonymized else 1
         other = slots[1 - mine]
         t = ctx.t
-        window = ctx.policy.thresholds.reidentification_window_minutes * 60.0
-        if other is not None and abs(t - other[0]) <= window:
+        if other is not None and abs(t - other[0]) <= (
+                ctx.policy.thresholds.reidentification_window_minutes * 60.0):
             slots[0] = slots[1] = None
             kinds = ("identified", "anonymised") if mine == 0 else ("anonymised", "identified")
             minutes = abs(t - other[0]) / 60

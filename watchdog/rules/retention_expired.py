@@ -25,8 +25,12 @@ class RetentionExpired:
             return None
         retention = ctx.policy.retention_days
         age = (ctx.t - epoch(d.collected_at)) / _DAY
-        if not any(age > retention[c] for c in d.categories if c in retention):
-            return None  # the common case, without building the sorted list
+        for c in d.categories:  # a loop, not any(<generator>): this is the common case
+            days = retention.get(c)
+            if days is not None and age > days:
+                break
+        else:
+            return None  # every category within its retention
         expired = sorted(c for c in set(d.categories) if c in retention and age > retention[c])
         limits = ", ".join(f"{c} {retention[c]} days" for c in expired)
         return [Finding(self.id, f"Account {ctx.user_id} {ctx.action} of {ctx.resource} "
