@@ -7,7 +7,6 @@ stream through the Detector in bounded memory.
 
 from __future__ import annotations
 
-import gc
 import sys
 import time
 from collections import Counter
@@ -19,6 +18,7 @@ from typing import BinaryIO
 
 import msgspec
 
+from watchdog import gc_policy
 from watchdog.alerts.model import Alert, encode_alert, now_rfc3339
 from watchdog.alerts.pseudonym import DEMO_KEY, Pseudonymizer, key_from_env
 from watchdog.decode import Decoder, Rejection
@@ -79,9 +79,8 @@ def replay(
 ) -> ReplayResult:
     """Run the engine over files; every alert is written to ``out`` as one JSON line.
 
-    ``freeze_gc`` (the one-shot CLI process): once the directory and subjects are loaded, move
-    everything alive to the collector's permanent generation (``gc.freeze``), so the
-    collections that millions of events trigger do not traverse it again and again.
+    ``freeze_gc`` (the one-shot CLI process): once the directory and subjects are loaded,
+    :func:`watchdog.gc_policy.settle` (freeze them; rarer full passes of the collector).
     """
     result = ResultCounter(ReplayResult(), rejected)
     started = time.perf_counter()
@@ -93,8 +92,7 @@ def replay(
         for srec in read_records(subjects, Decoder(SubjectRecord, check=check_times), result):
             engine.apply_subject(srec)
     if freeze_gc:
-        gc.collect()
-        gc.freeze()
+        gc_policy.settle()
     detector = Detector(engine, Reorderer(release_step=REPLAY_RELEASE_STEP), stages or [])
     decoder = Decoder(AccessEvent, check=check_times)
     write = out.write

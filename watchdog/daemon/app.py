@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +26,7 @@ from typing import Any
 
 import msgspec
 
+from watchdog import gc_policy
 from watchdog.daemon.config import Config
 from watchdog.daemon.deadletter import DeadLetter, DeadLetters, KafkaDeadLetters, accepted
 from watchdog.daemon.delivery import Delivery, Outbox, RetryPolicy
@@ -232,8 +232,7 @@ class Service:
                 spawn(self._probe(), "broker-probe")
                 if not await self._until(self.state.loaded.wait()):
                     return
-            gc.collect()
-            gc.freeze()  # state loaded: keep the collector off it (notes/performance.md)
+            gc_policy.settle()  # state loaded: keep the collector off it
             if self.whole_stream is not None:
                 spawn(self.whole_stream.run(), "whole-stream")
             for src in self.sources:
