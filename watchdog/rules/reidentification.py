@@ -61,8 +61,10 @@ class Reidentification:
         return None
 
     def evict(self, before: float) -> int:
-        idle = [k for k, v in self._seen.items()
-                if all(s is None or s[0] <= before - 86400.0 for s in v)]
+        horizon = before - 86400.0
+        # no generator per entry: this scans every (account, family) of the organisation
+        idle = [k for k, (anon, ident) in self._seen.items()
+                if (anon is None or anon[0] <= horizon) and (ident is None or ident[0] <= horizon)]
         for k in idle:
             del self._seen[k]
         return len(idle)
