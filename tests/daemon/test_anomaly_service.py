@@ -15,6 +15,7 @@ import msgspec
 import pytest
 
 from tests.anomaly.conftest import (
+    baseline,
     directory_records,
     insider_docs,
     make_engine,
@@ -37,8 +38,6 @@ BAD = b'{"@timestamp":"2026-11-02T00:00:00Z","event":{"action":"read"}}'  # no e
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.anomaly.conftest import baseline
-
     d = tmp_path_factory.mktemp("anomaly-service")
     events = write_jsonl(d / "events.jsonl", baseline())
     directory = write_jsonl(d / "directory.jsonl", directory_records(30))
@@ -97,8 +96,7 @@ async def test_rules_and_anomaly_services_split_the_work(
     # one dead letter, from the rules service; the anomaly service counted the record
     assert len(await read_all(bs, "access-logs.dlq")) == 1
     assert anomaly.pipeline.rejected == 1
-    ends = {p: n for p, n in (await committed(bs, "watchdog", "access-logs",
-                                               PARTITIONS)).items()}
+    ends = await committed(bs, "watchdog", "access-logs", PARTITIONS)
     assert sum(ends.values()) == total
     assert await committed(bs, "watchdog.anomaly", "access-logs", PARTITIONS) == ends
 

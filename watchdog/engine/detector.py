@@ -93,16 +93,12 @@ class Detector:
         process = self.engine.process
         stages = self.stages
         known = self._known
-        if not self.rules:
-            for ev, t in released:
-                for stage in stages:
-                    more = stage.observe(ev, t)
-                    if more:
-                        alerts.extend(more)
-            self.processed += len(released)
-            return alerts
+        rules = self.rules
+        found: list[Alert] | None
         for ev, t in released:
-            if known:  # some events were judged on arrival: those get only the ordered rules
+            if not rules:
+                found = None
+            elif known:  # some events were judged on arrival: those get only the ordered rules
                 k = known.pop(ev.event.id, None)
                 found = process(ev, t) if k is None else process(ev, t, IN_ORDER, k)
             else:
