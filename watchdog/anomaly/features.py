@@ -102,7 +102,9 @@ M_SUBJ, M_RES, M_SRC = 64, 32, 16  # linear-counting slots
 SEEN_RES_BITS, SEEN_SRC_BITS = 512, 128  # "never before" Bloom bitmaps (one hash)
 MAX_IDS_PER_EVENT = 256  # subject ids hashed per event; the rest count as anonymous
 EIDS_KEPT = 5  # event ids cited by an alert: the account's last ones in the bucket
-POOL = 1024  # accounts' open-bucket sums kept for reuse (bounded: memory)
+# open-bucket sums kept for reuse (~0.8 KB each): enough for a bucket's active accounts, which
+# grow with the organisation, so a quarter of the tracked accounts, within these bounds
+POOL_MIN, POOL_MAX = 1024, 16_384
 ALPHA_MIN = 0.01  # own baseline: running mean for 100 commits, then EWMA with this weight
 _STALE = 40_000  # a fresh stamp's age: "never" (well beyond any window, below the wrap)
 _SWEEP_EVERY = 16_384  # buckets (~57 days) between sweeps that keep stamps from wrapping
@@ -571,7 +573,8 @@ class Featurizer:
         accs = sorted(opened.values(), key=_row)
         opened.clear()
         pool = self._pool  # reused from the next bucket on (read before that)
-        pool.extend(accs[:max(0, POOL - len(pool))])
+        cap = min(POOL_MAX, max(POOL_MIN, len(self.rows) // 4))
+        pool.extend(accs[:max(0, cap - len(pool))])
         k = len(accs)
         rows = np.fromiter([a.row for a in accs], np.int64, k)
         t_last = np.fromiter([a.t_last for a in accs], np.float64, k)
