@@ -24,13 +24,14 @@ Prints a table; asserts nothing (timings depend on the machine). Measured 2026-1
 vCPUs whose speed drifted by up to 25% within minutes: compare runs made back to back, and
 the daemon's rate with the raw aiokafka rate of the same run):
 
-- rules only, per CPU-second: 37-68k events/s over eight runs (median ~54k), 0.20-0.27 of the
-  raw aiokafka rate of the same run (177-360k msg/s); p50 33 ms, p99 59-62 ms at 5k events/s;
-  peak RSS 207-240 MB. The GC policy (``watchdog/gc_policy.py``), before -> after in pairs:
-  47.4k -> 53.5k, 52.2k -> 56.3k, 41.8k -> 45.1k.
-- with ``--model models/default``: 42-45% fewer events per CPU-second on the sparse backlog,
-  13-21% fewer on the large organisation's day; ``--split`` on these 2 cores (broker included)
-  gives the same wall rate as one process: there is no spare core for the second service.
+- rules only, per CPU-second: 37-68k events/s over eleven runs (median ~57k; 62.7k and 64.3k
+  with raw aiokafka at 275-277k msg/s, 0.18-0.27 of the raw rate of the same run); p50 33 ms,
+  p99 53-62 ms at 5k events/s; peak RSS 207-240 MB. The GC policy (``watchdog/gc_policy.py``),
+  before -> after in pairs: 47.4k -> 53.5k, 52.2k -> 56.3k, 41.8k -> 45.1k.
+- with ``--model models/default``: 39-45% fewer events per CPU-second on the sparse backlog,
+  13-33% fewer on the large organisation's day (27-33% once the rules got faster); ``--split``
+  on these 2 cores (broker included) gives the same wall rate as one process: there is no
+  spare core for the second service.
 - the large organisation's day, rules only: 25-39k events per CPU-second (more state per
   event: directory bisects, reidentification windows, the subject register's 400k ids).
 """
