@@ -13,6 +13,7 @@ from watchdog import gc_policy
 @pytest.fixture
 def restored() -> Iterator[None]:
     threshold = gc.get_threshold()
+    gc.unfreeze()  # an earlier in-process replay may have frozen objects: count from zero
     yield
     gc.unfreeze()
     gc.set_threshold(*threshold)
@@ -21,6 +22,7 @@ def restored() -> Iterator[None]:
 def test_settle_freezes_the_live_state_and_spaces_full_passes(restored: None) -> None:
     state = [{"window": i} for i in range(1000)]  # long-lived containers, alive at settle
     young, middle, _ = gc.get_threshold()
+    assert gc.get_freeze_count() == 0
     gc_policy.settle()
     assert gc.get_freeze_count() >= len(state)
     assert gc.get_threshold() == (young, middle, gc_policy.FULL_PASS_EVERY)

@@ -153,9 +153,7 @@ def _rfc3339(stamp: str) -> bool:
 
 def _event_stamp_path(raw: bytes) -> str | None:
     doc = _event_stamps.decode(raw)
-    stamp = doc.timestamp
-    # _rfc3339, inline: this runs for every event
-    if stamp[10:11] not in ("T", "t") or (stamp[-1] not in "Zz" and stamp[-3] != ":"):
+    if not _rfc3339(doc.timestamp):
         return "$.@timestamp"
     data = doc.data
     if data and data.collected_at and not _rfc3339(data.collected_at):

@@ -24,10 +24,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import msgspec
-
 from watchdog import gc_policy
-from watchdog.daemon.config import Config
+from watchdog.daemon.config import Config, in_group
 from watchdog.daemon.deadletter import DeadLetter, DeadLetters, KafkaDeadLetters, accepted
 from watchdog.daemon.delivery import Delivery, Outbox, RetryPolicy
 from watchdog.daemon.health import HealthServer
@@ -82,8 +80,7 @@ class Service:
     ) -> None:
         if not cfg.detection.rules:
             # the anomaly service reads every event too: in a consumer group of its own
-            cfg = msgspec.structs.replace(cfg, kafka=msgspec.structs.replace(
-                cfg.kafka, group=cfg.kafka.group + ANOMALY_GROUP_SUFFIX))
+            cfg = in_group(cfg, ANOMALY_GROUP_SUFFIX)
         self.cfg = cfg
         self.engine = engine
         self._stages = list(stages)
@@ -375,9 +372,9 @@ class Service:
                 last_sizes = now
                 m.s_directory.set(len(engine.directory))
                 m.s_subjects.set(len(engine.register))
-                sizes = [r.tracked() for r in engine.rules if hasattr(r, "tracked")]
+                sizes = engine.window_sizes()  # walked once for both gauges
                 m.s_windows.set(sum(sizes))
-                m.accounts.set(max(sizes, default=0))  # what engine.tracked() says
+                m.accounts.set(max(sizes, default=0))
             wm = p.order.watermark()
             if wm != float("-inf"):
                 m.watermark.set(wm)

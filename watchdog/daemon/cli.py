@@ -111,8 +111,7 @@ def run(args: argparse.Namespace) -> int:
         # a refused model must not blind the rules: run without it, and say so
         stages = []
         metrics.on_model("none", False)
-        log.error("model_refused", detail=str(err)[:300],
-                                    consequence="running on rules alone")
+        log.error("model_refused", detail=str(err)[:300], consequence="running on rules alone")
     if demo and key == DEMO_KEY:
         print("watchdog: demo mode: subject pseudonyms use the public demo key",
               file=sys.stderr)

@@ -197,6 +197,13 @@ class Config(_Base):
         return parse_listen(self.listen, "listen")
 
 
+def in_group(cfg: Config, suffix: str) -> Config:
+    """``cfg`` consuming in the group ``<kafka.group><suffix>``: a second reader of every event
+    (the whole-stream reader, the anomaly service) that commits for itself."""
+    return msgspec.structs.replace(cfg, kafka=msgspec.structs.replace(
+        cfg.kafka, group=cfg.kafka.group + suffix))
+
+
 # env var -> (path of the setting, the section that must exist for it)
 ENV_SECRETS: dict[str, tuple[str, ...]] = {
     "WATCHDOG_PSEUDONYM_KEY": ("pseudonym_key",),

@@ -76,8 +76,12 @@ class Engine:
         """Forget window entries older than ``before`` (event time); returns entries dropped."""
         return sum(r.evict(before) for r in self.rules if hasattr(r, "evict"))
 
+    def window_sizes(self) -> list[int]:
+        """Accounts (or keys) each windowed rule keeps state for."""
+        return [r.tracked() for r in self.rules if hasattr(r, "tracked")]
+
     def tracked(self) -> int:
-        return max((r.tracked() for r in self.rules if hasattr(r, "tracked")), default=0)
+        return max(self.window_sizes(), default=0)
 
     # -- detection ---------------------------------------------------------------------
     def _rules_for(self, action: str, facts: int) -> tuple[Rule, ...]:

@@ -43,10 +43,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from watchdog.daemon.config import Config
+from watchdog.daemon.config import Config, in_group
 from watchdog.daemon.delivery import Delivery
 from watchdog.daemon.kafka_client import client_kwargs
 from watchdog.daemon.metrics import Metrics
@@ -61,12 +60,6 @@ RETRY_SECONDS = 5.0  # after a reader that failed to start or stopped with an er
 # after a refused record (a reader is in the group: it commits for itself), try again this
 # much later, not at every commit of the main source
 RECORD_BACKOFF_SECONDS = 30.0
-
-
-def whole_stream_config(cfg: Config) -> Config:
-    """The main config with the reader's own consumer group."""
-    kafka = msgspec.structs.replace(cfg.kafka, group=cfg.kafka.group + GROUP_SUFFIX)
-    return msgspec.structs.replace(cfg, kafka=kafka)
 
 
 class WholeStreamSource(KafkaSource):
@@ -120,7 +113,7 @@ class WholeStream:
         *,
         congested: Callable[[], bool] = lambda: False,
     ) -> None:
-        self.cfg = whole_stream_config(cfg)
+        self.cfg = in_group(cfg, GROUP_SUFFIX)
         self.group = self.cfg.kafka.group
         self.engine = engine
         self.delivery = delivery
