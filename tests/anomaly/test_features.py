@@ -24,18 +24,19 @@ MAIL_IN = {"kind": "email", "domain": "example.co.jp"}
 
 
 def run(docs: list[dict], fz: Featurizer | None = None) -> tuple[Featurizer, list[FeatureBatch]]:
-    """Feed ``docs`` (in time order); returns the featurizer and every committed batch."""
+    """Feed ``docs`` (in time order); returns the featurizer and every committed bucket's
+    batch (the featurizer commits an hour at a time)."""
     fz = fz or Featurizer(make_engine().policy, lambda _u, _t: "customer support",
                           warmup=0.0)
-    out = []
+    out: list[FeatureBatch] = []
     for doc in docs:
         ev = decode(doc)
         b = fz.observe(ev, ev.timestamp.timestamp())
         if b is not None:
-            out.append(b)
+            out.extend(b.by_bucket())
     b = fz.flush()
     if b is not None:
-        out.append(b)
+        out.extend(b.by_bucket())
     return fz, out
 
 

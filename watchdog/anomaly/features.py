@@ -38,7 +38,8 @@ from watchdog.anomaly.peers import PeerBaselines
 from watchdog.events import _NO_DATA, UNSET, AccessEvent
 from watchdog.policy.model import Policy
 
-BUCKET = 600  # seconds per bucket of the 1-hour window (and the scoring cadence)
+BUCKET = 600  # seconds per bucket of the 1-hour window
+SCORING_WINDOW = 1200  # seconds: the stage scores an account's latest vector per window
 PER_HOUR = 3600 // BUCKET
 SLOTS_1H = PER_HOUR  # 10-minute buckets
 SLOTS_24H = 24  # 1-hour buckets
@@ -177,6 +178,7 @@ _M_SELF_J = np.array([j for j, _ in _M_SELF])
 _M_SELF_W = np.array([w for _, w in _M_SELF])
 _BYTEORDER = sys.byteorder
 _CAT_MASKS: dict[tuple[str, ...], int] = {}  # categories of an event -> bit mask
+_NO_BUCKET = -(2**62)
 
 
 class _Open:
@@ -186,7 +188,7 @@ class _Open:
     last event ids. Reused from bucket to bucket (the featurizer keeps a pool): objects
     created per account and bucket would keep the garbage collector busy."""
 
-    __slots__ = ("cats", "eids", "exports", "external", "failed", "n", "nbytes",
+    __slots__ = ("bucket", "cats", "eids", "exports", "external", "failed", "n", "nbytes",
                  "offhours", "records", "res", "row", "src", "subj", "subjects", "t_last",
                  "uid")
 
@@ -194,9 +196,10 @@ class _Open:
         # the last ids only: a busy account's bucket may hold millions of events
         self.eids: deque[str] = deque(maxlen=EIDS_KEPT)
 
-    def start(self, uid: str, row: int, t: float) -> _Open:
+    def start(self, uid: str, row: int, t: float, bucket: int) -> _Open:
         self.uid = uid
         self.row = row
+        self.bucket = bucket
         self.t_last = t
         self.eids.clear()
         self.n = self.exports = self.external = self.offhours = self.failed = 0
@@ -216,7 +219,9 @@ _eids = attrgetter("eids")
 
 
 class FeatureBatch:
-    """Feature vectors of the accounts committed at one bucket boundary.
+    """Feature vectors committed together: one per account and bucket it was active in (the
+    buckets of at most one hour), each as of the end of its bucket. An account's rows are
+    adjacent and in bucket order.
 
     The window values and the baselines they are compared with are kept; the model's inputs
     (and the relative views they are chosen from) are computed from them when first asked
@@ -224,12 +229,13 @@ class FeatureBatch:
     account's latest vector only) computes them for those rows only (:func:`model_inputs`).
     """
 
-    __slots__ = ("_peer_q", "_rel", "bucket", "eid_ends", "eids", "gids", "group_names",
-                 "own_mean", "own_var", "quantiles", "raw", "t_last", "users", "warm")
+    __slots__ = ("_peer_q", "_rel", "accounts", "buckets", "eid_ends", "eids", "gids",
+                 "group_names", "own_mean", "own_var", "quantiles", "raw", "t_last", "users",
+                 "warm")
 
     def __init__(
         self,
-        bucket: int,  # the committed bucket (epoch seconds // BUCKET)
+        buckets: np.ndarray,  # (k,) each row's bucket (epoch seconds // BUCKET)
         users: list[str],
         gids: np.ndarray,  # (k,) peer group index into ``group_names``
         group_names: list[str],  # the peer baselines' names (only ever appended to)
@@ -240,9 +246,11 @@ class FeatureBatch:
         own_var: np.ndarray,
         quantiles: np.ndarray,  # (groups, 3, NW) the peer groups' p10, p50, p99 then
         eids: list[str],  # each account's last EIDS_KEPT event ids in the bucket, in order
-        eid_ends: np.ndarray,  # account after account: account j's end at eid_ends[j]
+        eid_ends: np.ndarray,  # row after row: row j's end at eid_ends[j]
+        accounts: np.ndarray | None = None,  # (k,) the same number for the same account
     ) -> None:
-        self.bucket = bucket
+        self.buckets = buckets
+        self.accounts = accounts if accounts is not None else np.arange(len(users))
         self.users = users
         self.gids = gids
         self.group_names = group_names
@@ -293,6 +301,15 @@ class FeatureBatch:
     def __len__(self) -> int:
         return len(self.users)
 
+    @property
+    def bucket(self) -> int:
+        """The latest bucket of the batch."""
+        return int(self.buckets.max())
+
+    def by_bucket(self) -> list[FeatureBatch]:
+        """The batch split per bucket, in bucket order (as committing bucket by bucket)."""
+        return [self.select(self.buckets == b) for b in np.unique(self.buckets).tolist()]
+
     def group(self, j: int) -> str:
         return self.group_names[int(self.gids[j])]
 
@@ -315,11 +332,12 @@ class FeatureBatch:
         idx = np.flatnonzero(mask)
         pick = idx.tolist()
         return FeatureBatch(
-            self.bucket, [self.users[i] for i in pick], self.gids[idx], self.group_names,
-            self.raw[idx], self.t_last[idx], self.warm[idx], self.own_mean[idx],
-            self.own_var[idx], self.quantiles,
+            self.buckets[idx], [self.users[i] for i in pick], self.gids[idx],
+            self.group_names, self.raw[idx], self.t_last[idx], self.warm[idx],
+            self.own_mean[idx], self.own_var[idx], self.quantiles,
             [e for i in pick for e in self.event_ids(i)],
-            np.cumsum([len(self.event_ids(i)) for i in pick], dtype=np.int64))
+            np.cumsum([len(self.event_ids(i)) for i in pick], dtype=np.int64),
+            self.accounts[idx])
 
 
 def model_inputs(raw: np.ndarray, own_mean: np.ndarray, own_var: np.ndarray,
@@ -383,7 +401,8 @@ class Featurizer:
         self._alloc(capacity)
         self._open: dict[str, _Open] = {}  # the open bucket's accounts
         self._pool: list[_Open] = []  # _Open objects to reuse
-        self._bucket: int | None = None
+        self._bucket = _NO_BUCKET  # the open bucket (none before the first event)
+        self._closed: list[_Open] = []  # closed buckets of this hour, not committed yet
         self._end: float = -math.inf  # event time at which the open bucket closes
         self._m0, self._m1 = math.inf, -math.inf  # the minute ``_off`` was looked up for
         self._off = False
@@ -473,7 +492,7 @@ class Featurizer:
             r = self.rows.get(uid)
             pool = self._pool
             a = self._open[uid] = (pool.pop() if pool else _Open()).start(
-                uid, self._new_row(uid, t) if r is None else r, t)
+                uid, self._new_row(uid, t) if r is None else r, t, self._bucket)
         a.n += 1
         if t > a.t_last:
             a.t_last = t
@@ -528,23 +547,39 @@ class Featurizer:
         return out
 
     def _advance(self, t: float) -> FeatureBatch | None:
-        """Event time reached the end of the open bucket (or this is the first event)."""
+        """Event time reached the end of the open bucket (or this is the first event).
+
+        A closed bucket waits with the others of its hour; they are committed together when
+        the hour ends (or when :meth:`commit` is called), in one vectorised pass whose cost
+        hardly depends on how many buckets it covers.
+        """
         b = int(t // BUCKET)
         out = None
         cur_b = self._bucket
-        if cur_b is None:
+        if cur_b == _NO_BUCKET:
             self._bucket = b
             self._last_sweep = b
             self._last_evict_hour = b // PER_HOUR
             self.peers.rebase(b)
         elif b > cur_b:
-            out = self._commit()
+            self._stash()
             self._bucket = b
-            self._housekeeping(b, t)
-        assert self._bucket is not None
+            if b // PER_HOUR != cur_b // PER_HOUR:
+                out = self._commit()
+                self._housekeeping(b, t)
         # floats: comparing a float with a large int is several times slower
         self._end = float((self._bucket + 1) * BUCKET)
         return out
+
+    def _stash(self) -> None:
+        if self._open:
+            self._closed.extend(self._open.values())
+            self._open.clear()
+
+    @property
+    def open_bucket(self) -> int | None:
+        """The bucket events currently go to (None before the first event)."""
+        return None if self._bucket == _NO_BUCKET else self._bucket
 
     def _minute(self, t: float) -> None:
         minute = int(t // 60)
@@ -559,24 +594,38 @@ class Featurizer:
             return bool(domain) and not self.policy.is_internal_domain(str(domain))
         return False
 
-    def flush(self) -> FeatureBatch | None:
-        """Commit the open bucket now (end of input); later events may still join it."""
+    def commit(self) -> FeatureBatch | None:
+        """Commit the closed buckets not committed yet (the open one stays open)."""
         return self._commit()
 
-    # -- commit: one vectorised pass per bucket -------------------------------------------
+    def flush(self) -> FeatureBatch | None:
+        """Commit the closed buckets and the open one now (end of input); later events may
+        still join the open bucket."""
+        self._stash()
+        return self._commit()
+
+    # -- commit: one vectorised pass per hour -------------------------------------------
     def _commit(self) -> FeatureBatch | None:
-        opened = self._open
-        if not opened:
+        """Commit the stashed buckets (all of one hour): one row per account and bucket.
+
+        An account active in several of them has one row per bucket, adjacent and in bucket
+        order (its *ranks*). Each rank's rows start from the state the previous rank's rows
+        left, so the result is exactly that of committing bucket by bucket; only the state
+        updates loop over ranks (at most six), everything else is one pass over all rows.
+        Within one hour the peers' baselines do not move (they fold in once an hour), and
+        every earlier row of the account is inside both windows of a later one.
+        """
+        closed = self._closed
+        if not closed:
             return None
-        b = self._bucket
-        assert b is not None
-        accs = sorted(opened.values(), key=_row)
-        opened.clear()
-        pool = self._pool  # reused from the next bucket on (read before that)
+        accs = sorted(closed, key=_row)  # stable: an account's buckets stay in order
+        self._closed = []
+        pool = self._pool  # reused from the next bucket on
         cap = min(POOL_MAX, max(POOL_MIN, len(self.rows) // 4))
         pool.extend(accs[:max(0, cap - len(pool))])
         k = len(accs)
         rows = np.fromiter([a.row for a in accs], np.int64, k)
+        bks = np.fromiter([a.bucket for a in accs], np.int64, k)
         t_last = np.fromiter([a.t_last for a in accs], np.float64, k)
         small = np.empty((_NS, k), np.int64)  # counters by column, filled row by row
         small[0] = np.fromiter([a.n for a in accs], np.int64, k)
@@ -595,46 +644,8 @@ class Featurizer:
         bloom = np.frombuffer(b"".join([
             a.res.to_bytes(SEEN_RES_BITS // 8, order) + a.src.to_bytes(SEEN_SRC_BITS // 8, order)
             for a in accs]), np.uint64).reshape(k, _SEEN_WORDS)
-        h = b // PER_HOUR
-        b16, h16 = b & 0xFFFF, h & 0xFFFF
-        u, f, meta = self.u16[rows], self.f32[rows], self.meta[rows]
-
-        # peer groups: looked up again once per account and hour of event time
-        stale = np.flatnonzero(meta[:, 2] != h)
-        if len(stale):
-            group_of, gid_of = self.group_of, self.peers.gid
-            meta[stale, 1] = [gid_of(group_of(accs[j].uid, accs[j].t_last))
-                              for j in stale.tolist()]
-            meta[stale, 2] = h
-        gids = meta[:, 1].astype(np.int64)
-
-        # never-before: resources, sources, categories
-        seen = self.seen[rows]
-        fresh = np.bitwise_count(bloom & ~seen)
-        small[:, 5] = fresh[:, :_RES_WORDS].sum(axis=1)
-        small[:, 7] = fresh[:, _RES_WORDS:].sum(axis=1)
-        self.seen[rows] = seen | bloom
-        seen_c = u[:, _U_CAT].astype(np.int64)
-        small[:, 6] = np.bitwise_count(cats & ~seen_c)
-        u[:, _U_CAT] = seen_c | cats
-
-        # both rings at once (their slots side by side: 1 h, then 24 h): a slot still holding
-        # an older bucket is cleared before adding
-        slots = [b % SLOTS_1H, SLOTS_1H + h % SLOTS_24H]
-        now = np.array([b16, h16], np.uint16)
-        st = u[:, _U_ST1:_U_SM1]
-        small_r = u[:, _U_SM1:_U_SK].reshape(k, _SLOTS, _NS)
-        large_r = f.reshape(k, _SLOTS, _NL)
-        same = (st[:, slots] == now)[:, :, None]
-        st[:, slots] = now
-        small_r[:, slots] = np.minimum(np.where(same, small_r[:, slots], 0) + small[:, None],
-                                       0xFFFF)
-        large_r[:, slots] = np.where(same, large_r[:, slots], 0) + large[:, None]
-        # the slots within each window
-        valid = ((now[_SLOT_WINDOW] - st) < _SLOT_SPAN).astype(np.float32)
-
-        # sketches: slots remember the bucket they were last set in; the resources' and the
-        # sources' slots are the low bits of their bitmap bits
+        # sketch slots touched: subjects; resources, sources, categories (the low bits of the
+        # bitmaps' bits)
         r64 = np.bitwise_or.reduce(bloom[:, :_RES_WORDS], axis=1)
         s64 = np.bitwise_or.reduce(bloom[:, _RES_WORDS:], axis=1)
         s32 = s64 | (s64 >> 32)
@@ -645,38 +656,103 @@ class Featurizer:
                            | (cats.astype(np.uint64) << 48))
         touched = np.unpackbits(touched_w.view(np.uint8), axis=1, count=_SK_WIDTH,
                                 bitorder="little").view(bool)
-        sk = u[:, _U_SK:_U_CAT]
-        sk[touched] = b16
-        self.u16[rows] = u
-        self.f32[rows] = f
 
-        # categories the account's peers hardly ever touch (their baseline before this bucket)
-        rare = self.peers.rare_categories(gids)
-        x_win = _window_features(valid, small_r, large_r, np.uint16(b16) - sk, rare)
+        # the accounts: each one's first row, rows -> account, ranks
+        first = np.empty(k, bool)
+        first[0] = True
+        np.not_equal(rows[1:], rows[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        acct = np.cumsum(first) - 1
+        rank = np.arange(k) - starts[acct]
+        ranks = int(rank.max()) + 1
+        by_rank = [starts] + [np.flatnonzero(rank == r) for r in range(1, ranks)]
+        lasts = np.append(starts[1:], k) - 1
+        ur = rows[starts]
+        h = int(bks[0]) // PER_HOUR
+        b16 = (bks & 0xFFFF).astype(np.uint16)
+        now = np.empty((k, 2), np.uint16)  # per row: its bucket and hour stamps
+        now[:, 0] = b16
+        now[:, 1] = h & 0xFFFF
+        ring_cols = np.empty((k, 2), np.intp)  # per row: its 1-hour and 24-hour ring slots
+        ring_cols[:, 0] = bks % SLOTS_1H
+        ring_cols[:, 1] = SLOTS_1H + h % SLOTS_24H
 
-        # learn: own baseline (running mean, then EWMA), peers, bookkeeping
-        own = self.own[rows]
-        own_m = own[:, :NW].astype(np.float64)
-        own_v = own[:, NW:].astype(np.float64)
-        n = meta[:, 0].astype(np.float64)
-        alpha = np.maximum(ALPHA_MIN, 1.0 / (n + 1.0))[:, None]
-        delta = x_win - own_m
-        own[:, :NW] = own_m + alpha * delta
-        own[:, NW:] = np.minimum((1 - alpha) * (own_v + alpha * delta * delta), 6e4)
-        self.own[rows] = own
-        meta[:, 0] = np.minimum(n + 1, 2**31 - 1)
-        self.meta[rows] = meta
-        quantiles = self.peers.quantile_table()  # the peers' baselines before this bucket
+        # peer groups: looked up again once per account and hour of event time
+        meta = self.meta[ur]
+        stale = np.flatnonzero(meta[:, 2] != h)
+        if len(stale):
+            group_of, gid_of = self.group_of, self.peers.gid
+            meta[stale, 1] = [gid_of(group_of(accs[j].uid, accs[j].t_last))
+                              for j in starts[stale].tolist()]
+            meta[stale, 2] = h
+        gids = meta[acct, 1].astype(np.int64)
+
+        # state updates, rank by rank: rings, sketch stamps, never-before bits
+        if ranks == 1:
+            u, f, seen = self.u16[ur], self.f32[ur], self.seen[ur]
+            _update(u, f, seen, small, large, bloom, cats, touched, now, ring_cols)
+        else:
+            u = np.empty((k, _U_WIDTH), np.uint16)
+            f = np.empty((k, _F_WIDTH), np.float32)
+            seen = np.empty((k, _SEEN_WORDS), np.uint64)
+            for r, idx in enumerate(by_rank):
+                src = idx - 1 if r else ur
+                ui, fi, si = ((u[src], f[src], seen[src]) if r else
+                              (self.u16[src], self.f32[src], self.seen[src]))
+                sm = small[idx]
+                _update(ui, fi, si, sm, large[idx], bloom[idx], cats[idx], touched[idx],
+                        now[idx], ring_cols[idx])
+                small[idx] = sm
+                u[idx], f[idx], seen[idx] = ui, fi, si
+        self.u16[ur] = u[lasts]
+        self.f32[ur] = f[lasts]
+        self.seen[ur] = seen[lasts]
+
+        # each row's windows as of the end of its bucket
+        valid = ((now[:, _SLOT_WINDOW] - u[:, _U_ST1:_U_SM1]) < _SLOT_SPAN).astype(np.float32)
+        rare = self.peers.rare_categories(gids)  # what the peers hardly touch (this hour)
+        x_win = _window_features(valid, u[:, _U_SM1:_U_SK].reshape(k, _SLOTS, _NS),
+                                 f.reshape(k, _SLOTS, _NL), b16[:, None] - u[:, _U_SK:_U_CAT],
+                                 rare)
+
+        # learn: own baseline (running mean, then EWMA, stored as float16 between buckets)
+        own = self.own[ur]
+        cur_m = own[:, :NW].astype(np.float64)
+        cur_v = own[:, NW:].astype(np.float64)
+        cur_n = meta[:, 0].astype(np.float64)
+        if ranks == 1:
+            own_m, own_v = cur_m.copy(), cur_v.copy()
+        else:
+            own_m, own_v = np.empty((k, NW)), np.empty((k, NW))
+        for idx in by_rank:
+            a_i = acct[idx]
+            m, v, n = cur_m[a_i], cur_v[a_i], cur_n[a_i]
+            if ranks > 1:
+                own_m[idx], own_v[idx] = m, v
+            alpha = np.maximum(ALPHA_MIN, 1.0 / (n + 1.0))[:, None]
+            delta = x_win[idx] - m
+            cur_m[a_i] = (m + alpha * delta).astype(np.float16)
+            cur_v[a_i] = np.minimum((1 - alpha) * (v + alpha * delta * delta),
+                                    6e4).astype(np.float16)
+            cur_n[a_i] = np.minimum(n + 1, 2**31 - 1)
+        own[:, :NW] = cur_m
+        own[:, NW:] = cur_v
+        self.own[ur] = own
+        meta[:, 0] = cur_n
+        self.meta[ur] = meta
+        quantiles = self.peers.quantile_table()  # the peers' baselines before this hour
         self.peers.add(gids, x_win, cats)
-        self.last_seen[rows] = np.maximum(self.last_seen[rows], t_last)
-        warm = (b + 1) * BUCKET - self.first_seen[rows] >= self.warmup
+        self.last_seen[ur] = np.maximum(self.last_seen[ur], np.maximum.reduceat(t_last, starts))
+        warm = (bks + 1) * BUCKET - self.first_seen[rows] >= self.warmup
         eids = [e for a in accs for e in a.eids]
         ends = np.cumsum(np.fromiter(map(len, map(_eids, accs)), np.int64, k))
-        return FeatureBatch(b, [a.uid for a in accs], gids, self.peers.names, x_win, t_last,
-                            warm, own_m, own_v, quantiles, eids, ends)
+        return FeatureBatch(bks, [a.uid for a in accs], gids, self.peers.names, x_win, t_last,
+                            warm, own_m, own_v, quantiles, eids, ends, rows)
 
     # -- housekeeping -------------------------------------------------------------------
     def _housekeeping(self, b: int, t: float) -> None:
+        """A new hour of event time (nothing stashed): the peers' baselines move, idle
+        accounts go, and now and then stale stamps are swept."""
         hour = b // PER_HOUR
         if hour != self._last_evict_hour:
             self._last_evict_hour = hour
@@ -692,7 +768,7 @@ class Featurizer:
             return 0
         dropped = 0
         row_user = self._row_user
-        busy = {a.row for a in self._open.values()}
+        busy = {a.row for a in self._open.values()} | {a.row for a in self._closed}
         for r in np.flatnonzero(self.last_seen[: self._cap] < before).tolist():
             u = row_user[r]
             if u is None or r in busy:
@@ -712,6 +788,35 @@ class Featurizer:
                         (u[:, _U_ST24:_U_SM1], b // PER_HOUR)):
             age = (np.uint16(now & 0xFFFF) - st).astype(np.int64) & 0xFFFF
             st[age > 2 * WINDOW_BUCKETS["24h"]] = (now - _STALE) & 0xFFFF
+
+
+def _update(u: np.ndarray, f: np.ndarray, seen: np.ndarray, small: np.ndarray,
+            large: np.ndarray, bloom: np.ndarray, cats: np.ndarray, touched: np.ndarray,
+            now: np.ndarray, ring_cols: np.ndarray) -> None:
+    """Add one bucket's sums (``small``, ``large``, bits) to accounts' state rows ``u``, ``f``,
+    ``seen`` in place, one bucket per row (``now``: its bucket and hour stamps, ``ring_cols``:
+    its 1-hour and 24-hour ring slots); fills in ``small``'s never-before counts."""
+    k = len(u)
+    # never-before: resources, sources, categories
+    fresh = np.bitwise_count(bloom & ~seen)
+    small[:, 5] = fresh[:, :_RES_WORDS].sum(axis=1)
+    small[:, 7] = fresh[:, _RES_WORDS:].sum(axis=1)
+    seen |= bloom
+    seen_c = u[:, _U_CAT].astype(np.int64)
+    small[:, 6] = np.bitwise_count(cats & ~seen_c)
+    u[:, _U_CAT] = seen_c | cats
+    # both rings at once (their slots side by side: 1 h, then 24 h): a slot still holding
+    # an older bucket is cleared before adding
+    at = np.arange(k)[:, None], ring_cols
+    st = u[:, _U_ST1:_U_SM1]
+    small_r = u[:, _U_SM1:_U_SK].reshape(k, _SLOTS, _NS)
+    large_r = f.reshape(k, _SLOTS, _NL)
+    same = (st[at] == now)[:, :, None]
+    st[at] = now
+    small_r[at] = np.minimum(np.where(same, small_r[at], 0) + small[:, None], 0xFFFF)
+    large_r[at] = np.where(same, large_r[at], 0) + large[:, None]
+    # sketches: slots remember the bucket they were last set in
+    np.copyto(u[:, _U_SK:_U_CAT], now[:, :1], where=touched)
 
 
 def _window_features(valid: np.ndarray, small_r: np.ndarray, large_r: np.ndarray,

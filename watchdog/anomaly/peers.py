@@ -32,6 +32,7 @@ SHRINK = 20.0  # pseudo-observations of the organisation's distribution in every
 BIN = 0.25  # bin width on the features' log scale
 NBINS = 80  # 0, then (0, 19.75]: e^20 bytes is 485 MB in an hour; more share the last bin
 QUANTILES = (0.1, 0.5, 0.99)  # what ``quantiles`` returns
+_Q = np.array(QUANTILES)
 NCAT = 14  # data categories (bit i of a category mask)
 RARE = 0.01  # a category the group touches in fewer of its active buckets is rare for it
 RARE_AFTER = 200.0  # active buckets the organisation needs before anything counts as rare
@@ -159,16 +160,15 @@ class PeerBaselines:
             cdf = np.cumsum(h, axis=2)
             total = cdf[:, :, -1:]
             cdf = cdf / np.maximum(total, 1e-12)
-            out = np.empty((len(self.names), len(QUANTILES), self.dim))
-            for qi, q in enumerate(QUANTILES):
-                idx = np.minimum((cdf < q).sum(axis=2), NBINS - 1)  # first bin reaching q
-                below = np.take_along_axis(cdf, np.maximum(idx - 1, 0)[..., None],
-                                           axis=2)[..., 0]
-                below = np.where(idx > 0, below, 0.0)
-                at = np.take_along_axis(cdf, idx[..., None], axis=2)[..., 0]
-                frac = np.clip((q - below) / np.maximum(at - below, 1e-12), 0.0, 1.0)
-                out[:, qi, :] = np.where(idx > 0, (idx - 1 + frac) * BIN, 0.0) / self.scale
-            self._q = out
+            # all quantiles at once: (groups, quantiles, dim), the first bin reaching each
+            q = _Q[None, :, None]
+            flat = cdf.reshape(-1, NBINS)
+            idx = np.minimum((cdf[:, None] < q[..., None]).sum(axis=3), NBINS - 1)
+            rows = np.arange(len(flat)).reshape(cdf.shape[0], 1, self.dim)
+            below = np.where(idx > 0, flat[rows, np.maximum(idx - 1, 0)], 0.0)
+            at = flat[rows, idx]
+            frac = np.clip((q - below) / np.maximum(at - below, 1e-12), 0.0, 1.0)
+            self._q = np.where(idx > 0, (idx - 1 + frac) * BIN, 0.0) / self.scale
         return self._q
 
     def rare_categories(self, gids: np.ndarray) -> np.ndarray:

@@ -1,15 +1,16 @@
 """The anomaly stage: features per event, isolation-forest scores per micro-batch, alerts.
 
-The Detector calls :meth:`AnomalyStage.observe` for every event in event-time order. Every
-10 minutes of event time the featurizer commits the accounts active in that bucket (one vector
-each); vectors wait in a micro-batch that is scored with **one** call of the forest when it
-holds ``batch_size`` rows or its oldest vector is ``max_delay`` seconds of event time old
-(whichever comes first), and at :meth:`flush`. Both triggers depend on event time only, so a
-replay and the live daemon raise the same alerts. An account's newer vector supersedes its
-queued one (the model's inputs are computed for the vectors that are scored only), and a
-vector with no behaviour above its baselines at all (all inputs 0) is not sent to the forest:
-its score is the model's constant score of "nothing unusual", checked against the threshold
-when the model is loaded.
+The Detector calls :meth:`AnomalyStage.observe` for every event in event-time order. The
+featurizer turns every 10 minutes of event time into one vector per active account, and
+commits them an hour at a time (or whenever :meth:`drain` asks: the daemon does, every tick, so
+that live alerts do not wait for the hour). Scoring is by **scoring window** (20 minutes of
+event time, aligned): once a window has ended and its buckets are committed, each account's
+latest vector in it is scored, every complete window pending in **one** call of the forest.
+What is scored depends on event time only, not on when commits happen, so a replay and the
+live daemon raise the same alerts. The model's inputs are computed for the scored vectors
+only, and a vector with no behaviour above its baselines at all (all inputs 0) is not sent to
+the forest: its score is the model's constant score of "nothing unusual", checked against the
+threshold when the model is loaded.
 
 An account is scored once it has been tracked for the warm-up (25 hours: its "never before"
 and own-baseline features need a day of history); at most one ``anomaly`` alert per account
@@ -43,6 +44,7 @@ from watchdog.anomaly.features import (
     BUCKET,
     NW,
     PEER_SCALE,
+    SCORING_WINDOW,
     WINDOW_FEATURES,
     FeatureBatch,
     Featurizer,
@@ -57,6 +59,7 @@ from watchdog.events import AccessEvent
 RULE = "anomaly"
 COMMITMENT = "access to personal data is monitored for unusual behaviour"
 _SUBJ_1H = WINDOW_FEATURES.index("subjects_1h")
+_PER_WINDOW = SCORING_WINDOW // BUCKET  # buckets per scoring window
 
 
 class Observer(Protocol):
@@ -74,16 +77,12 @@ class AnomalyStage:
         engine: Engine,
         *,
         observer: Observer | None = None,
-        batch_size: int = 8192,
-        max_delay: float = 1200.0,
         cooldown: float = 3600.0,
         warmup: float = 25 * 3600.0,
         source: str = "",
     ) -> None:
         self.engine = engine
         self.observer = observer
-        self.batch_size = batch_size
-        self.max_delay = max_delay
         self.cooldown = cooldown
         self.source = source
         self._model = model
@@ -91,13 +90,8 @@ class AnomalyStage:
         self.features = Featurizer(engine.policy, self._group_of, warmup=warmup,
                                    peers=_peers_from(model), policy_source=engine)
         self._features_observe = self.features.observe
-        self._pending: list[FeatureBatch] = []
-        self._live: list[np.ndarray] = []  # per pending batch: its rows still to be scored
-        self._latest: dict[str, tuple[int, int]] = {}  # account -> (batch, row) to score
-        self._n_pending = 0
-        # event time of the oldest pending vector's bucket end (inf: none pending; -inf: the
-        # batch is full): scoring is due once ``t - _oldest >= max_delay``
-        self._oldest = math.inf
+        # committed batches with rows to score: (batch, its candidate rows, their windows)
+        self._pending: list[tuple[FeatureBatch, np.ndarray, np.ndarray]] = []
         self._last_alert: dict[str, float] = {}
         self.scored = 0  # vectors scored (the forest's or the constant "nothing unusual")
         self.skipped = 0  # of which all-zero: not sent to the forest
@@ -109,22 +103,23 @@ class AnomalyStage:
     # -- the Stage protocol ---------------------------------------------------------------
     def observe(self, ev: AccessEvent, t: float) -> list[Alert]:
         batch = self._features_observe(ev, t)
-        if batch is not None:
-            self._enqueue(batch)
-        if t - self._oldest >= self.max_delay:  # by time, or -inf: by size
-            return self._score()
-        return []
+        if batch is None:
+            return []
+        return self._take(batch, self._complete_below())
 
     def flush(self) -> list[Alert]:
         """Commit the open bucket and score everything pending (end of a replay, shutdown)."""
-        batch = self.features.flush()
-        if batch is not None:
-            self._enqueue(batch)
-        return self._score()
+        return self._take(self.features.flush(), math.inf)
 
     def drain(self) -> list[Alert]:
-        """Score what is pending without closing the open bucket (the daemon, when idle)."""
-        return self._score()
+        """Commit the closed buckets and score the windows that have ended, without closing
+        the open bucket (the daemon, every tick: live alerts need not wait for the hour)."""
+        return self._take(self.features.commit(), self._complete_below())
+
+    def _complete_below(self) -> float:
+        """Scoring windows before this one have ended (their buckets are all closed)."""
+        b = self.features.open_bucket
+        return -math.inf if b is None else float(b // _PER_WINDOW)
 
     # -- model life cycle ------------------------------------------------------------------
     @property
@@ -160,47 +155,40 @@ class AnomalyStage:
     def _group_of(self, user_id: str, t: float) -> str:
         return group_key(self.engine.directory.at(user_id, t))
 
-    def _enqueue(self, batch: FeatureBatch) -> None:
-        """Queue a bucket's warm vectors; an account's newer vector supersedes its queued one
-        (its windows include everything the older one saw, bar what expired)."""
-        live = batch.warm.copy()
-        warm = np.flatnonzero(live).tolist()
-        if not warm:
-            return
-        if not self._pending:
-            self._oldest = float((batch.bucket + 1) * BUCKET)
-        bi = len(self._pending)
-        latest, lives, users = self._latest, self._live, batch.users
-        added = len(warm)
-        for j in warm:
-            uid = users[j]
-            old = latest.get(uid)
-            if old is not None:
-                lives[old[0]][old[1]] = False
-                added -= 1
-            latest[uid] = (bi, j)
-        self._pending.append(batch)
-        lives.append(live)
-        self._n_pending += added
-        if self._n_pending >= self.batch_size:
-            self._oldest = -math.inf
-
-    def _score(self) -> list[Alert]:
-        pending, lives = self._pending, self._live
-        if not pending:
-            return []
-        self._pending, self._live, self._latest = [], [], {}
-        self._n_pending = 0
-        self._oldest = math.inf
-        batches: list[FeatureBatch] = []
-        rows: list[np.ndarray] = []
-        for b, live in zip(pending, lives, strict=True):
-            idx = np.flatnonzero(live)
+    def _take(self, batch: FeatureBatch | None, complete_below: float) -> list[Alert]:
+        """Queue a committed batch's candidates (each account's latest warm vector per scoring
+        window) and score the windows before ``complete_below``."""
+        if batch is not None and len(batch):
+            win = batch.buckets // _PER_WINDOW
+            acc = batch.accounts
+            latest = np.ones(len(batch), bool)  # the account's last row in the window
+            latest[:-1] = (acc[1:] != acc[:-1]) | (win[1:] != win[:-1])
+            idx = np.flatnonzero(latest & batch.warm)
             if len(idx):
-                batches.append(b)
-                rows.append(idx)
+                self._pending.append((batch, idx, win[idx]))
+        if not self._pending:
+            return []
+        due: list[tuple[FeatureBatch, np.ndarray, np.ndarray]] = []
+        keep: list[tuple[FeatureBatch, np.ndarray, np.ndarray]] = []
+        for b, idx, win in self._pending:
+            done = win < complete_below
+            if done.all():
+                due.append((b, idx, win))
+            elif done.any():
+                due.append((b, idx[done], win[done]))
+                keep.append((b, idx[~done], win[~done]))
+            else:
+                keep.append((b, idx, win))
+        self._pending = keep
+        return self._score(due) if due else []
+
+    def _score(self, due: list[tuple[FeatureBatch, np.ndarray, np.ndarray]]) -> list[Alert]:
+        if len(due) > 1:
+            due = _latest_per_window(due)
+        batches = [b for b, _, _ in due]
+        rows = [idx for _, idx, _ in due]
         model = self._model  # read once: a concurrent swap takes effect at the next batch
-        # the model's inputs of the rows to score only (the superseded ones are not needed)
+        # the model's inputs of the rows to score only
         parts = [b.inputs(idx) for b, idx in zip(batches, rows, strict=True)]
         x = model_inputs(*(np.concatenate(p) for p in zip(*parts, strict=True)))[0]
         busy = x.any(axis=1)
@@ -219,10 +207,12 @@ class AnomalyStage:
         alerts: list[Alert] = []
         hits = np.flatnonzero(scores >= model.threshold)
         if len(hits):
-            offsets = np.cumsum([0] + [len(idx) for idx in rows])
-            for i in hits.tolist():
-                bi = int(np.searchsorted(offsets, i, side="right")) - 1
-                j = int(rows[bi][i - int(offsets[bi])])
+            # in event-time order (the cool-down takes an account's alerts in turn)
+            where = [(bi, j) for bi, idx in enumerate(rows) for j in idx.tolist()]
+            at = [where[i] for i in hits.tolist()]
+            ordered = sorted(zip(hits.tolist(), at, strict=True),
+                             key=lambda h: (int(batches[h[1][0]].buckets[h[1][1]]), h[1]))
+            for i, (bi, j) in ordered:
                 alert = self._alert(model, batches[bi], j, float(scores[i]), x[i])
                 if alert is not None:
                     alerts.append(alert)
@@ -246,6 +236,7 @@ class AnomalyStage:
                x: np.ndarray) -> Alert | None:
         uid = batch.users[j]
         t = float(batch.t_last[j])
+        bucket = int(batch.buckets[j])
         last = self._last_alert.get(uid)
         if last is not None and t - last < self.cooldown:
             return None
@@ -264,7 +255,7 @@ class AnomalyStage:
             "model_kind": model.kind,
             "threshold": round(model.threshold, 4),
             "threshold_high": round(model.threshold_high, 4),
-            "window_end": rfc3339((batch.bucket + 1) * BUCKET),
+            "window_end": rfc3339((bucket + 1) * BUCKET),
             "peer_group": group,
             "drivers": drivers,
             "text": text,
@@ -272,7 +263,7 @@ class AnomalyStage:
         subjects = round(to_natural("subjects_1h", float(batch.raw[j, _SUBJ_1H])))
         eids = batch.event_ids(j)
         return Alert(
-            alert_id=alert_id(RULE, uid, eids[-1], str(batch.bucket)),
+            alert_id=alert_id(RULE, uid, eids[-1], str(bucket)),
             rule=RULE,
             severity=severity,
             ts=rfc3339(t),
@@ -286,6 +277,26 @@ class AnomalyStage:
             explanation=explanation,
             labels={"model_version": model.version},
         )
+
+
+def _latest_per_window(due: list[tuple[FeatureBatch, np.ndarray, np.ndarray]],
+                       ) -> list[tuple[FeatureBatch, np.ndarray, np.ndarray]]:
+    """A window committed in parts (the daemon's ticks) has candidates in several batches:
+    keep each account's latest (the later batch's)."""
+    last: dict[tuple[str, int], tuple[int, int]] = {}
+    for bi, (b, idx, win) in enumerate(due):
+        users = b.users
+        for pos, (j, w) in enumerate(zip(idx.tolist(), win.tolist(), strict=True)):
+            last[users[j], w] = (bi, pos)
+    out = []
+    for bi, (b, idx, win) in enumerate(due):
+        keep = np.zeros(len(idx), bool)
+        users = b.users
+        for pos, (j, w) in enumerate(zip(idx.tolist(), win.tolist(), strict=True)):
+            keep[pos] = last[users[j], w] == (bi, pos)
+        if keep.any():
+            out.append((b, idx[keep], win[keep]))
+    return out
 
 
 def _peers_from(model: AnomalyModel) -> PeerBaselines:

@@ -43,6 +43,7 @@ from watchdog.anomaly.features import (
     BUCKET,
     FEATURE_NAMES,
     FEATURE_VERSION,
+    SCORING_WINDOW,
     FeatureBatch,
     Featurizer,
 )
@@ -53,7 +54,6 @@ from watchdog.events import AccessEvent
 
 DEFAULT_TARGET = 0.5  # false anomaly alerts per 1,000 accounts per day
 MAX_TRAIN_ROWS = 200_000
-SCORING_WINDOW = 1200  # seconds: the stage scores an account's latest vector per ~20 minutes
 
 
 @dataclass
@@ -140,6 +140,10 @@ class Collector:
         self._reservoir = {}
 
     def _take(self, batch: FeatureBatch) -> None:
+        for part in batch.by_bucket():  # in bucket order, as the stage sees time pass
+            self._take_bucket(part)
+
+    def _take_bucket(self, batch: FeatureBatch) -> None:
         hour = batch.bucket * BUCKET // 3600
         if hour != self._hour:
             self._close_hour()

@@ -366,6 +366,7 @@ class Service:
                 tick = getattr(src, "tick", None)
                 if tick is not None:
                     tick(now, mqtt_idle)
+            p.tick()
             m.q_alerts.set(self.delivery.pending)
             m.q_reorder.set(len(p.order))
             if now - last_sizes >= STATE_SIZES_SECONDS:

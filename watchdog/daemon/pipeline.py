@@ -246,6 +246,13 @@ class Pipeline:
         self._account(t0, now)
         return high
 
+    def tick(self) -> None:
+        """Housekeeping: alerts the stages can raise without more events (anomaly scores of the
+        scoring windows that have ended), sent at once rather than at the next batch."""
+        found = self.detector.tick()
+        if found:
+            self._released(found)
+
     def mark_idle(self, pkey: int) -> None:
         """The partition is caught up and quiet: stop waiting for it. When every partition is,
         release the whole buffer (a quiet system must not sit on its last alerts)."""

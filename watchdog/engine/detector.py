@@ -21,7 +21,8 @@ class Stage(Protocol):
     """A stage after the rules (e.g. anomaly scoring): sees every event in event-time order.
 
     ``observe`` may buffer (micro-batches) and return alerts later; ``flush`` returns what is
-    buffered. Both are pure with respect to I/O.
+    buffered. Both are pure with respect to I/O. A stage may also have ``drain() -> list[Alert]``:
+    what is due without waiting for more events (see :meth:`Detector.tick`).
     """
 
     def observe(self, ev: AccessEvent, t: float) -> list[Alert]: ...
@@ -86,6 +87,16 @@ class Detector:
         alerts = self._run(self.order.flush())
         for stage in self.stages:
             alerts.extend(stage.flush())
+        return alerts
+
+    def tick(self) -> list[Alert]:
+        """What the stages can raise now without more events (the daemon calls this every
+        housekeeping tick; what they raise depends on event time only, not on when)."""
+        alerts: list[Alert] = []
+        for stage in self.stages:
+            drain = getattr(stage, "drain", None)
+            if drain is not None:
+                alerts.extend(drain())
         return alerts
 
     def _run(self, released: Released) -> list[Alert]:
