@@ -154,6 +154,9 @@ def test_draining_early_changes_when_not_what(tiny_model: Path) -> None:
     ticked.extend(stage.flush())
     assert any(a.user_id == "u004" for a in hourly)
     assert [encode_alert(a) for a in ticked] == [encode_alert(a) for a in hourly]
+    # scoring at every commit rather than in batches of thousands: the same alerts too
+    eager = run(stage_for(tiny_model, batch_size=1), docs)
+    assert [encode_alert(a) for a in eager] == [encode_alert(a) for a in hourly]
     # a drained alert came out within two buckets of its window's end, not at the hour
     mine = next(a for a in ticked if a.user_id == "u004")
     assert mine.alert_id in first_at

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import sys
-from collections import deque
 from collections.abc import Callable
 from operator import attrgetter
 from typing import Protocol
@@ -103,6 +102,7 @@ M_SUBJ, M_RES, M_SRC = 64, 32, 16  # linear-counting slots
 SEEN_RES_BITS, SEEN_SRC_BITS = 512, 128  # "never before" Bloom bitmaps (one hash)
 MAX_IDS_PER_EVENT = 256  # subject ids hashed per event; the rest count as anonymous
 EIDS_KEPT = 5  # event ids cited by an alert: the account's last ones in the bucket
+_EIDS_TRIM = 3 * EIDS_KEPT
 # open-bucket sums kept for reuse (~0.8 KB each): enough for a bucket's active accounts, which
 # grow with the organisation, so a quarter of the tracked accounts, within these bounds
 POOL_MIN, POOL_MAX = 1024, 16_384
@@ -193,8 +193,9 @@ class _Open:
                  "uid")
 
     def __init__(self) -> None:
-        # the last ids only: a busy account's bucket may hold millions of events
-        self.eids: deque[str] = deque(maxlen=EIDS_KEPT)
+        # the last ids only (a busy account's bucket may hold millions of events), trimmed
+        # now and then: a short list is a fifth of the size of a bounded deque
+        self.eids: list[str] = []
 
     def start(self, uid: str, row: int, t: float, bucket: int) -> _Open:
         self.uid = uid
@@ -218,10 +219,12 @@ def _row(a: _Open) -> int:
 _eids = attrgetter("eids")
 
 
+
+
 class FeatureBatch:
     """Feature vectors committed together: one per account and bucket it was active in (the
-    buckets of at most one hour), each as of the end of its bucket. An account's rows are
-    adjacent and in bucket order.
+    buckets of at most one hour), each as of the end of its bucket. Rows come in no particular
+    order: ``buckets`` and ``accounts`` say whose and when.
 
     The window values and the baselines they are compared with are kept; the model's inputs
     (and the relative views they are chosen from) are computed from them when first asked
@@ -245,7 +248,7 @@ class FeatureBatch:
         own_mean: np.ndarray,  # (k, NW) the account's own baseline before this bucket
         own_var: np.ndarray,
         quantiles: np.ndarray,  # (groups, 3, NW) the peer groups' p10, p50, p99 then
-        eids: list[str],  # each account's last EIDS_KEPT event ids in the bucket, in order
+        eids: list[str],  # each row's last event ids in its bucket (EIDS_KEPT or more), in order
         eid_ends: np.ndarray,  # row after row: row j's end at eid_ends[j]
         accounts: np.ndarray | None = None,  # (k,) the same number for the same account
     ) -> None:
@@ -307,8 +310,11 @@ class FeatureBatch:
         return int(self.buckets.max())
 
     def by_bucket(self) -> list[FeatureBatch]:
-        """The batch split per bucket, in bucket order (as committing bucket by bucket)."""
-        return [self.select(self.buckets == b) for b in np.unique(self.buckets).tolist()]
+        """The batch split per bucket, in bucket order, accounts in order within a bucket (as
+        committing bucket by bucket)."""
+        order = np.lexsort((self.accounts, self.buckets))
+        cuts = np.flatnonzero(np.diff(self.buckets[order])) + 1
+        return [self.select(idx) for idx in np.split(order, cuts)]
 
     def group(self, j: int) -> str:
         return self.group_names[int(self.gids[j])]
@@ -328,8 +334,9 @@ class FeatureBatch:
     def index(self, user_id: str) -> int:
         return self.users.index(user_id)
 
-    def select(self, mask: np.ndarray) -> FeatureBatch:
-        idx = np.flatnonzero(mask)
+    def select(self, which: np.ndarray) -> FeatureBatch:
+        """The rows of a boolean mask, or at the given positions (in that order)."""
+        idx = np.flatnonzero(which) if which.dtype == bool else which
         pick = idx.tolist()
         return FeatureBatch(
             self.buckets[idx], [self.users[i] for i in pick], self.gids[idx],
@@ -497,7 +504,10 @@ class Featurizer:
         if t > a.t_last:
             a.t_last = t
         info = ev.event
-        a.eids.append(info.id)
+        eids = a.eids
+        eids.append(info.id)
+        if len(eids) > _EIDS_TRIM:
+            del eids[:-EIDS_KEPT]
         action = info.action
         if action in EXPORT_ACTIONS:
             a.exports += 1
@@ -608,23 +618,44 @@ class Featurizer:
     def _commit(self) -> FeatureBatch | None:
         """Commit the stashed buckets (all of one hour): one row per account and bucket.
 
-        An account active in several of them has one row per bucket, adjacent and in bucket
-        order (its *ranks*). Each rank's rows start from the state the previous rank's rows
-        left, so the result is exactly that of committing bucket by bucket; only the state
-        updates loop over ranks (at most six), everything else is one pass over all rows.
+        An account active in several of them has a row per bucket; its *rank* counts its
+        earlier ones. Rows go rank by rank (rank 0: every account; rank 1: those with a second
+        bucket; ...), each rank's rows starting from the state its previous rank left, so the
+        result is exactly that of committing bucket by bucket; only the state updates loop
+        over ranks (at most six), on contiguous blocks, and all else is one pass over all rows.
         Within one hour the peers' baselines do not move (they fold in once an hour), and
         every earlier row of the account is inside both windows of a later one.
         """
         closed = self._closed
         if not closed:
             return None
-        accs = sorted(closed, key=_row)  # stable: an account's buckets stay in order
         self._closed = []
+        k = len(closed)
+        # order: account by account, each one's buckets in order (stashed in bucket order)
+        rows0 = np.fromiter([a.row for a in closed], np.int64, k)
+        am = np.argsort(rows0, kind="stable")
+        rows_am = rows0[am]
+        first = np.empty(k, bool)
+        first[0] = True
+        np.not_equal(rows_am[1:], rows_am[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        acct_am = np.cumsum(first) - 1
+        rank_am = np.arange(k) - starts[acct_am]
+        # ... then rank by rank, accounts in order within a rank
+        rm = np.lexsort((acct_am, rank_am))  # rank-major position -> account-major position
+        to_rm = np.empty(k, np.int64)
+        to_rm[rm] = np.arange(k)
+        prev = to_rm[rm - 1]  # each row's previous row of its account (rank > 0 rows only)
+        lasts = to_rm[np.append(starts[1:], k) - 1]  # each account's last row
+        offs = np.concatenate(([0], np.cumsum(np.bincount(rank_am))))
+        ranks = len(offs) - 1
+        perm = am[rm]
+        accs = [closed[i] for i in perm.tolist()]
+        acct = acct_am[rm]
+        rows = rows0[perm]
         pool = self._pool  # reused from the next bucket on
         cap = min(POOL_MAX, max(POOL_MIN, len(self.rows) // 4))
         pool.extend(accs[:max(0, cap - len(pool))])
-        k = len(accs)
-        rows = np.fromiter([a.row for a in accs], np.int64, k)
         bks = np.fromiter([a.bucket for a in accs], np.int64, k)
         t_last = np.fromiter([a.t_last for a in accs], np.float64, k)
         small = np.empty((_NS, k), np.int64)  # counters by column, filled row by row
@@ -657,17 +688,7 @@ class Featurizer:
         touched = np.unpackbits(touched_w.view(np.uint8), axis=1, count=_SK_WIDTH,
                                 bitorder="little").view(bool)
 
-        # the accounts: each one's first row, rows -> account, ranks
-        first = np.empty(k, bool)
-        first[0] = True
-        np.not_equal(rows[1:], rows[:-1], out=first[1:])
-        starts = np.flatnonzero(first)
-        acct = np.cumsum(first) - 1
-        rank = np.arange(k) - starts[acct]
-        ranks = int(rank.max()) + 1
-        by_rank = [starts] + [np.flatnonzero(rank == r) for r in range(1, ranks)]
-        lasts = np.append(starts[1:], k) - 1
-        ur = rows[starts]
+        ur = rows[: offs[1]]  # rank 0: every account once, in order
         h = int(bks[0]) // PER_HOUR
         b16 = (bks & 0xFFFF).astype(np.uint16)
         now = np.empty((k, 2), np.uint16)  # per row: its bucket and hour stamps
@@ -683,27 +704,24 @@ class Featurizer:
         if len(stale):
             group_of, gid_of = self.group_of, self.peers.gid
             meta[stale, 1] = [gid_of(group_of(accs[j].uid, accs[j].t_last))
-                              for j in starts[stale].tolist()]
+                              for j in stale.tolist()]
             meta[stale, 2] = h
         gids = meta[acct, 1].astype(np.int64)
 
-        # state updates, rank by rank: rings, sketch stamps, never-before bits
-        if ranks == 1:
-            u, f, seen = self.u16[ur], self.f32[ur], self.seen[ur]
-            _update(u, f, seen, small, large, bloom, cats, touched, now, ring_cols)
-        else:
-            u = np.empty((k, _U_WIDTH), np.uint16)
-            f = np.empty((k, _F_WIDTH), np.float32)
-            seen = np.empty((k, _SEEN_WORDS), np.uint64)
-            for r, idx in enumerate(by_rank):
-                src = idx - 1 if r else ur
-                ui, fi, si = ((u[src], f[src], seen[src]) if r else
-                              (self.u16[src], self.f32[src], self.seen[src]))
-                sm = small[idx]
-                _update(ui, fi, si, sm, large[idx], bloom[idx], cats[idx], touched[idx],
-                        now[idx], ring_cols[idx])
-                small[idx] = sm
-                u[idx], f[idx], seen[idx] = ui, fi, si
+        # state updates, rank by rank (contiguous blocks, updated in place): rings, sketch
+        # stamps, never-before bits
+        u = np.empty((k, _U_WIDTH), np.uint16)
+        f = np.empty((k, _F_WIDTH), np.float32)
+        seen = np.empty((k, _SEEN_WORDS), np.uint64)
+        for r in range(ranks):
+            lo, hi = int(offs[r]), int(offs[r + 1])
+            if r:
+                src = prev[lo:hi]
+                u[lo:hi], f[lo:hi], seen[lo:hi] = u[src], f[src], seen[src]
+            else:
+                u[lo:hi], f[lo:hi], seen[lo:hi] = self.u16[ur], self.f32[ur], self.seen[ur]
+            _update(u[lo:hi], f[lo:hi], seen[lo:hi], small[lo:hi], large[lo:hi],
+                    bloom[lo:hi], cats[lo:hi], touched[lo:hi], now[lo:hi], ring_cols[lo:hi])
         self.u16[ur] = u[lasts]
         self.f32[ur] = f[lasts]
         self.seen[ur] = seen[lasts]
@@ -720,17 +738,14 @@ class Featurizer:
         cur_m = own[:, :NW].astype(np.float64)
         cur_v = own[:, NW:].astype(np.float64)
         cur_n = meta[:, 0].astype(np.float64)
-        if ranks == 1:
-            own_m, own_v = cur_m.copy(), cur_v.copy()
-        else:
-            own_m, own_v = np.empty((k, NW)), np.empty((k, NW))
-        for idx in by_rank:
-            a_i = acct[idx]
+        own_m, own_v = np.empty((k, NW)), np.empty((k, NW))
+        for r in range(ranks):
+            lo, hi = int(offs[r]), int(offs[r + 1])
+            a_i = acct[lo:hi]
             m, v, n = cur_m[a_i], cur_v[a_i], cur_n[a_i]
-            if ranks > 1:
-                own_m[idx], own_v[idx] = m, v
+            own_m[lo:hi], own_v[lo:hi] = m, v
             alpha = np.maximum(ALPHA_MIN, 1.0 / (n + 1.0))[:, None]
-            delta = x_win[idx] - m
+            delta = x_win[lo:hi] - m
             cur_m[a_i] = (m + alpha * delta).astype(np.float16)
             cur_v[a_i] = np.minimum((1 - alpha) * (v + alpha * delta * delta),
                                     6e4).astype(np.float16)
@@ -742,9 +757,11 @@ class Featurizer:
         self.meta[ur] = meta
         quantiles = self.peers.quantile_table()  # the peers' baselines before this hour
         self.peers.add(gids, x_win, cats)
-        self.last_seen[ur] = np.maximum(self.last_seen[ur], np.maximum.reduceat(t_last, starts))
+        latest = np.full(len(ur), -np.inf)
+        np.maximum.at(latest, acct, t_last)
+        self.last_seen[ur] = np.maximum(self.last_seen[ur], latest)
         warm = (bks + 1) * BUCKET - self.first_seen[rows] >= self.warmup
-        eids = [e for a in accs for e in a.eids]
+        eids = [e for a in accs for e in a.eids]  # at most _EIDS_TRIM each
         ends = np.cumsum(np.fromiter(map(len, map(_eids, accs)), np.int64, k))
         return FeatureBatch(bks, [a.uid for a in accs], gids, self.peers.names, x_win, t_last,
                             warm, own_m, own_v, quantiles, eids, ends, rows)

@@ -5,9 +5,11 @@ featurizer turns every 10 minutes of event time into one vector per active accou
 commits them an hour at a time (or whenever :meth:`drain` asks: the daemon does, every tick, so
 that live alerts do not wait for the hour). Scoring is by **scoring window** (20 minutes of
 event time, aligned): once a window has ended and its buckets are committed, each account's
-latest vector in it is scored, every complete window pending in **one** call of the forest.
-What is scored depends on event time only, not on when commits happen, so a replay and the
-live daemon raise the same alerts. The model's inputs are computed for the scored vectors
+latest vector in it is scored, every complete window pending in **one** call of the forest,
+once ``batch_size`` vectors are pending, at every :meth:`drain` and at :meth:`flush`. What is
+scored depends on event time only, not on when commits or scoring happen, so a replay and the
+live daemon raise the same alerts (a replay raises them later in its output, in bigger
+batches). The model's inputs are computed for the scored vectors
 only, and a vector with no behaviour above its baselines at all (all inputs 0) is not sent to
 the forest: its score is the model's constant score of "nothing unusual", checked against the
 threshold when the model is loaded.
@@ -77,12 +79,14 @@ class AnomalyStage:
         engine: Engine,
         *,
         observer: Observer | None = None,
+        batch_size: int = 4096,
         cooldown: float = 3600.0,
         warmup: float = 25 * 3600.0,
         source: str = "",
     ) -> None:
         self.engine = engine
         self.observer = observer
+        self.batch_size = batch_size
         self.cooldown = cooldown
         self.source = source
         self._model = model
@@ -92,6 +96,7 @@ class AnomalyStage:
         self._features_observe = self.features.observe
         # committed batches with rows to score: (batch, its candidate rows, their windows)
         self._pending: list[tuple[FeatureBatch, np.ndarray, np.ndarray]] = []
+        self._n_pending = 0
         self._last_alert: dict[str, float] = {}
         self.scored = 0  # vectors scored (the forest's or the constant "nothing unusual")
         self.skipped = 0  # of which all-zero: not sent to the forest
@@ -105,16 +110,16 @@ class AnomalyStage:
         batch = self._features_observe(ev, t)
         if batch is None:
             return []
-        return self._take(batch, self._complete_below())
+        return self._take(batch, self._complete_below(), False)
 
     def flush(self) -> list[Alert]:
         """Commit the open bucket and score everything pending (end of a replay, shutdown)."""
-        return self._take(self.features.flush(), math.inf)
+        return self._take(self.features.flush(), math.inf, True)
 
     def drain(self) -> list[Alert]:
         """Commit the closed buckets and score the windows that have ended, without closing
         the open bucket (the daemon, every tick: live alerts need not wait for the hour)."""
-        return self._take(self.features.commit(), self._complete_below())
+        return self._take(self.features.commit(), self._complete_below(), True)
 
     def _complete_below(self) -> float:
         """Scoring windows before this one have ended (their buckets are all closed)."""
@@ -155,18 +160,23 @@ class AnomalyStage:
     def _group_of(self, user_id: str, t: float) -> str:
         return group_key(self.engine.directory.at(user_id, t))
 
-    def _take(self, batch: FeatureBatch | None, complete_below: float) -> list[Alert]:
+    def _take(self, batch: FeatureBatch | None, complete_below: float,
+              now: bool) -> list[Alert]:
         """Queue a committed batch's candidates (each account's latest warm vector per scoring
-        window) and score the windows before ``complete_below``."""
+        window) and score the windows before ``complete_below``, if ``now`` or once
+        ``batch_size`` candidates are pending."""
         if batch is not None and len(batch):
-            win = batch.buckets // _PER_WINDOW
-            acc = batch.accounts
+            order = np.lexsort((batch.buckets, batch.accounts))  # each account's rows in turn
+            win = batch.buckets[order] // _PER_WINDOW
+            acc = batch.accounts[order]
             latest = np.ones(len(batch), bool)  # the account's last row in the window
             latest[:-1] = (acc[1:] != acc[:-1]) | (win[1:] != win[:-1])
-            idx = np.flatnonzero(latest & batch.warm)
+            idx = order[latest & batch.warm[order]]
+            win = batch.buckets[idx] // _PER_WINDOW
             if len(idx):
-                self._pending.append((batch, idx, win[idx]))
-        if not self._pending:
+                self._pending.append((batch, idx, win))
+                self._n_pending += len(idx)
+        if not self._pending or (not now and self._n_pending < self.batch_size):
             return []
         due: list[tuple[FeatureBatch, np.ndarray, np.ndarray]] = []
         keep: list[tuple[FeatureBatch, np.ndarray, np.ndarray]] = []
@@ -180,6 +190,7 @@ class AnomalyStage:
             else:
                 keep.append((b, idx, win))
         self._pending = keep
+        self._n_pending = sum(len(idx) for _, idx, _ in keep)
         return self._score(due) if due else []
 
     def _score(self, due: list[tuple[FeatureBatch, np.ndarray, np.ndarray]]) -> list[Alert]:
@@ -210,8 +221,8 @@ class AnomalyStage:
             # in event-time order (the cool-down takes an account's alerts in turn)
             where = [(bi, j) for bi, idx in enumerate(rows) for j in idx.tolist()]
             at = [where[i] for i in hits.tolist()]
-            ordered = sorted(zip(hits.tolist(), at, strict=True),
-                             key=lambda h: (int(batches[h[1][0]].buckets[h[1][1]]), h[1]))
+            ordered = sorted(zip(hits.tolist(), at, strict=True), key=lambda h: (
+                int(batches[h[1][0]].buckets[h[1][1]]), int(batches[h[1][0]].accounts[h[1][1]])))
             for i, (bi, j) in ordered:
                 alert = self._alert(model, batches[bi], j, float(scores[i]), x[i])
                 if alert is not None:
