@@ -7,11 +7,12 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from tests.anomaly.conftest import T0, decode, event, make_engine
+from tests.anomaly.conftest import T0, baseline, decode, event, make_engine
 from watchdog.anomaly.features import (
     BUCKET,
     FEATURE_NAMES,
     ROW_BYTES,
+    SEGMENT,
     WINDOW_FEATURES,
     FeatureBatch,
     Featurizer,
@@ -315,3 +316,38 @@ def test_a_reloaded_policy_applies_at_once() -> None:
     b = fz.flush()
     assert b is not None
     assert b.values(0)["external_1h"] == pytest.approx(1)  # the first send only
+
+
+def _per_bucket(batches: list[FeatureBatch]) -> list[tuple[int, list[str], np.ndarray]]:
+    return [(p.bucket, p.users, p.raw) for b in batches for p in b.by_bucket()]
+
+
+@pytest.mark.parametrize("segment", [3, SEGMENT])
+def test_lists_at_once_and_small_segments_change_nothing(
+        monkeypatch: pytest.MonkeyPatch, segment: int) -> None:
+    """observe_many (the detector's released lists) == observe one by one; reducing the kept
+    events a few at a time (rows of one account and bucket in several parts) == all at once;
+    commits in between (the daemon's drains) change nothing either."""
+    evs = [decode(d) for d in baseline(n_accounts=12, days=2, seed=4)]
+    items = [(ev, ev.timestamp.timestamp()) for ev in evs]
+
+    def fresh() -> Featurizer:
+        return Featurizer(make_engine().policy, lambda _u, _t: "customer support",
+                          warmup=0.0)
+
+    fz = fresh()
+    singly = [b for ev, t in items if (b := fz.observe(ev, t)) is not None]
+    singly.append(fz.flush())  # type: ignore[arg-type]
+    monkeypatch.setattr("watchdog.anomaly.features.SEGMENT", segment)
+    fz = fresh()
+    listed: list[FeatureBatch] = []
+    for i in range(0, len(items), 97):
+        listed.extend(fz.observe_many(items[i:i + 97]))
+        if i % 3 == 0:
+            listed.extend(b for b in [fz.commit()] if b is not None)
+    listed.append(fz.flush())  # type: ignore[arg-type]
+    a, b = _per_bucket([x for x in singly if x]), _per_bucket([x for x in listed if x])
+    assert len(a) == len(b) > 20
+    for (ba, ua, ra), (bb, ub, rb) in zip(a, b, strict=True):
+        assert (ba, ua) == (bb, ub)
+        assert np.array_equal(ra, rb)

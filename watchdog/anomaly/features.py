@@ -6,12 +6,14 @@ every 10 minutes of event time the buckets of the accounts that were active in t
 the end of that bucket. The vector describes the account's last hour and last 24 hours, the
 same relative to the account's own history (EWMA baseline), and relative to its peers.
 
-Cost: per event, :meth:`Featurizer.observe` only adds to the account's running sums for the
-open bucket (a few integer additions and bit-ors on a reused slotted object, no numpy, no
-per-event allocation the garbage collector tracks); everything else happens once per bucket,
-for all its accounts together, with a fixed number of numpy operations whatever the number of
-accounts (:meth:`Featurizer._commit`). The model's inputs are derived from the window values
-only when asked for (:func:`model_inputs`), for the rows that need them.
+Cost: per event, :meth:`Featurizer.observe` (or :meth:`Featurizer.observe_many`, a list at a
+time) only keeps the event; every few thousand events (and at the end of each hour) the kept
+ones are reduced to one row per account and bucket, column by column (a list comprehension
+per field, then numpy group-by sums and bit-ors: :meth:`Featurizer._absorb`); at the end of
+each hour of event time the hour's rows are committed together, with a number of numpy
+operations that does not depend on the number of accounts (:meth:`Featurizer._commit`). The
+model's inputs are derived from the window values only when asked for (:func:`model_inputs`),
+for the rows that need them.
 
 Memory is bounded: every tracked account is one row of a few fixed-size numpy arrays
 (:data:`ROW_BYTES`, about 1.4 KB) plus its dictionary entry; windows are rings of buckets
@@ -26,15 +28,14 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
-from operator import attrgetter
+from collections.abc import Callable, Sequence
 from typing import Protocol
 from zlib import crc32
 
 import numpy as np
 
 from watchdog.anomaly.peers import PeerBaselines
-from watchdog.events import _NO_DATA, UNSET, AccessEvent
+from watchdog.events import UNSET, AccessEvent, Data
 from watchdog.policy.model import Policy
 
 BUCKET = 600  # seconds per bucket of the 1-hour window
@@ -102,10 +103,7 @@ M_SUBJ, M_RES, M_SRC = 64, 32, 16  # linear-counting slots
 SEEN_RES_BITS, SEEN_SRC_BITS = 512, 128  # "never before" Bloom bitmaps (one hash)
 MAX_IDS_PER_EVENT = 256  # subject ids hashed per event; the rest count as anonymous
 EIDS_KEPT = 5  # event ids cited by an alert: the account's last ones in the bucket
-_EIDS_TRIM = 3 * EIDS_KEPT
-# open-bucket sums kept for reuse (~0.8 KB each): enough for a bucket's active accounts, which
-# grow with the organisation, so a quarter of the tracked accounts, within these bounds
-POOL_MIN, POOL_MAX = 1024, 16_384
+SEGMENT = 8192  # events kept before they are reduced to rows (bounds the memory they hold)
 ALPHA_MIN = 0.01  # own baseline: running mean for 100 commits, then EWMA with this weight
 _STALE = 40_000  # a fresh stamp's age: "never" (well beyond any window, below the wrap)
 _SWEEP_EVERY = 16_384  # buckets (~57 days) between sweeps that keep stamps from wrapping
@@ -177,48 +175,58 @@ _M_PEER_W = np.array([w for _, w in _M_PEER])
 _M_SELF_J = np.array([j for j, _ in _M_SELF])
 _M_SELF_W = np.array([w for _, w in _M_SELF])
 _BYTEORDER = sys.byteorder
-_CAT_MASKS: dict[tuple[str, ...], int] = {}  # categories of an event -> bit mask
+_CAT_MASKS: dict[tuple[str, ...], int] = {(): 0}  # categories of an event -> bit mask
+# what an action counts as: 1 an export, 2 a login (failed ones count), else nothing
+_ACTION_KIND = {**dict.fromkeys(EXPORT_ACTIONS, 1), "login": 2}
 _NO_BUCKET = -(2**62)
 
 
-class _Open:
-    """One account's events in the open bucket, summed up as they arrive: plain ints and
-    floats in slots, the distinct resources, sources and subjects as bits of Python ints
-    (the Bloom bitmaps and the sketch slots, which are the low bits of the same hashes), its
-    last event ids. Reused from bucket to bucket (the featurizer keeps a pool): objects
-    created per account and bucket would keep the garbage collector busy."""
+class _Rows:
+    """Events reduced to one row per account and bucket (the uncommitted part of the open
+    hour), sorted by (account row, bucket); the small counters' never-before columns are
+    filled in at the commit."""
 
-    __slots__ = ("bucket", "cats", "eids", "exports", "external", "failed", "n", "nbytes",
-                 "offhours", "records", "res", "row", "src", "subj", "subjects", "t_last",
-                 "uid")
+    __slots__ = ("bks", "bloom", "cats", "eid_n", "eids", "large", "rows", "small", "subj",
+                 "t_last")
 
-    def __init__(self) -> None:
-        # the last ids only (a busy account's bucket may hold millions of events), trimmed
-        # now and then: a short list is a fifth of the size of a bounded deque
-        self.eids: list[str] = []
+    def __init__(self, rows: np.ndarray, bks: np.ndarray, small: np.ndarray,
+                 large: np.ndarray, cats: np.ndarray, subj: np.ndarray, bloom: np.ndarray,
+                 t_last: np.ndarray, eids: list[str], eid_n: np.ndarray) -> None:
+        self.rows = rows  # (g,) the accounts' rows
+        self.bks = bks  # (g,) buckets
+        self.small = small  # (g, _NS) int64
+        self.large = large  # (g, _NL) float64
+        self.cats = cats  # (g,) int64 category bits
+        self.subj = subj  # (g,) uint64 subject sketch slot bits
+        self.bloom = bloom  # (g, _SEEN_WORDS) "<u8": resource bits, then source bits
+        self.t_last = t_last  # (g,) the last event time
+        self.eids = eids  # the last event ids of each row, row after row
+        self.eid_n = eid_n  # (g,) how many each
 
-    def start(self, uid: str, row: int, t: float, bucket: int) -> _Open:
-        self.uid = uid
-        self.row = row
-        self.bucket = bucket
-        self.t_last = t
-        self.eids.clear()
-        self.n = self.exports = self.external = self.offhours = self.failed = 0
-        self.records = self.nbytes = self.subjects = 0
-        self.cats = 0  # category bits
-        self.res = 0  # bit (hash % SEEN_RES_BITS) of every resource
-        self.src = 0  # bit (hash % SEEN_SRC_BITS) of every source address
-        self.subj = 0  # sketch slot bit of every subject
-        return self
+    def __len__(self) -> int:
+        return len(self.rows)
 
-
-def _row(a: _Open) -> int:
-    return a.row
-
-
-_eids = attrgetter("eids")
+    def take(self, idx: np.ndarray) -> _Rows:
+        ends = np.cumsum(self.eid_n)
+        pos, n = _ranges(ends[idx] - self.eid_n[idx], self.eid_n[idx])
+        eids = self.eids
+        return _Rows(self.rows[idx], self.bks[idx], self.small[idx], self.large[idx],
+                     self.cats[idx], self.subj[idx], self.bloom[idx], self.t_last[idx],
+                     [eids[i] for i in pos.tolist()], n)
 
 
+def _ranges(starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of consecutive ranges (``starts``, ``sizes``), one after the other."""
+    total = int(sizes.sum())
+    ends = np.cumsum(sizes)
+    return np.arange(total) - np.repeat(ends - sizes - starts, sizes), sizes
+
+
+def _tails(sizes: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
+    """Of consecutive groups of ``sizes`` items: the positions of each group's last ``keep``
+    items, and how many that is per group."""
+    n = np.minimum(sizes, keep)
+    return _ranges(np.cumsum(sizes) - n, n)
 
 
 class FeatureBatch:
@@ -232,9 +240,9 @@ class FeatureBatch:
     account's latest vector only) computes them for those rows only (:func:`model_inputs`).
     """
 
-    __slots__ = ("_peer_q", "_rel", "accounts", "buckets", "eid_ends", "eids", "gids",
-                 "group_names", "own_mean", "own_var", "quantiles", "raw", "t_last", "users",
-                 "warm")
+    __slots__ = ("_peer_q", "_rel", "accounts", "buckets", "closed_before", "eid_ends",
+                 "eid_starts", "eids", "gids", "group_names", "own_mean", "own_var",
+                 "quantiles", "raw", "t_last", "users", "warm")
 
     def __init__(
         self,
@@ -248,9 +256,11 @@ class FeatureBatch:
         own_mean: np.ndarray,  # (k, NW) the account's own baseline before this bucket
         own_var: np.ndarray,
         quantiles: np.ndarray,  # (groups, 3, NW) the peer groups' p10, p50, p99 then
-        eids: list[str],  # each row's last event ids in its bucket (EIDS_KEPT or more), in order
-        eid_ends: np.ndarray,  # row after row: row j's end at eid_ends[j]
+        eids: list[str],  # each row's last event ids in its bucket, in order
+        eid_ends: np.ndarray,  # (k,) row j's ids end at eid_ends[j] ...
         accounts: np.ndarray | None = None,  # (k,) the same number for the same account
+        eid_starts: np.ndarray | None = None,  # ... and start here (default: the row before's end)
+        closed_before: float = math.inf,  # every bucket before this one is committed
     ) -> None:
         self.buckets = buckets
         self.accounts = accounts if accounts is not None else np.arange(len(users))
@@ -265,6 +275,9 @@ class FeatureBatch:
         self.quantiles = quantiles
         self.eids = eids
         self.eid_ends = eid_ends
+        self.eid_starts = (eid_starts if eid_starts is not None else
+                           np.concatenate(([0], eid_ends[:-1])).astype(np.int64))
+        self.closed_before = closed_before
         self._peer_q: np.ndarray | None = None
         self._rel: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -323,7 +336,7 @@ class FeatureBatch:
         """Account ``j``'s last ``keep`` (at most EIDS_KEPT) event ids in the bucket, oldest
         first."""
         end = int(self.eid_ends[j])
-        start = int(self.eid_ends[j - 1]) if j else 0
+        start = int(self.eid_starts[j])
         return tuple(self.eids[max(start, end - keep):end]) if keep > 0 else ()
 
     def values(self, j: int) -> dict[str, float]:
@@ -344,7 +357,7 @@ class FeatureBatch:
             self.own_mean[idx], self.own_var[idx], self.quantiles,
             [e for i in pick for e in self.event_ids(i)],
             np.cumsum([len(self.event_ids(i)) for i in pick], dtype=np.int64),
-            self.accounts[idx])
+            self.accounts[idx], closed_before=self.closed_before)
 
 
 def model_inputs(raw: np.ndarray, own_mean: np.ndarray, own_var: np.ndarray,
@@ -368,8 +381,8 @@ def _h(s: str) -> int:
 class Featurizer:
     """Sliding-window features per account; see the module docstring.
 
-    Per event, :meth:`observe` only adds to the account's running sums for the open bucket
-    (:class:`_Open`); everything else is done once per bucket, for all its accounts at once.
+    Per event, :meth:`observe` only keeps the event; the kept ones are reduced column by
+    column a few thousand at a time (:meth:`_absorb`) and committed an hour at a time.
     ``policy_source``: an object whose ``policy`` attribute is the current policy (the
     engine), read where the policy matters, so that a reloaded policy applies at once.
     """
@@ -406,13 +419,11 @@ class Featurizer:
         self._free: list[int] = []
         self._cap = 0
         self._alloc(capacity)
-        self._open: dict[str, _Open] = {}  # the open bucket's accounts
-        self._pool: list[_Open] = []  # _Open objects to reuse
         self._bucket = _NO_BUCKET  # the open bucket (none before the first event)
-        self._closed: list[_Open] = []  # closed buckets of this hour, not committed yet
         self._end: float = -math.inf  # event time at which the open bucket closes
-        self._m0, self._m1 = math.inf, -math.inf  # the minute ``_off`` was looked up for
-        self._off = False
+        self._buf: list[tuple[AccessEvent, float]] = []  # events not reduced to rows yet
+        self._runs: list[tuple[int, int]] = [(0, _NO_BUCKET)]  # (from position, bucket) in it
+        self._parts: list[_Rows] = []  # this hour's rows not committed yet
         self._last_sweep = 0
         self._last_evict_hour = 0
         self._res_bits: dict[str, int] = {}
@@ -421,9 +432,7 @@ class Featurizer:
 
     @property
     def policy(self) -> Policy:
-        if self._policy_source is not None:
-            self._policy = self._policy_source.policy
-        return self._policy
+        return self._policy if self._policy_source is None else self._policy_source.policy
 
     @policy.setter
     def policy(self, policy: Policy) -> None:
@@ -488,137 +497,240 @@ class Featurizer:
 
     # -- per event ----------------------------------------------------------------------
     def observe(self, ev: AccessEvent, t: float) -> FeatureBatch | None:
-        """Account for one event; returns the vectors of the bucket it closed, if any.
+        """Account for one event; returns the vectors of the hour it closed, if any.
 
         An event older than the open bucket (late, out of order) joins the open bucket.
         """
+        if self._policy_source is not None and self._policy_source.policy is not self._policy:
+            self._new_policy()
         out = self._advance(t) if t >= self._end else None
-        uid = ev.user.id
-        a = self._open.get(uid)
-        if a is None:
-            r = self.rows.get(uid)
-            pool = self._pool
-            a = self._open[uid] = (pool.pop() if pool else _Open()).start(
-                uid, self._new_row(uid, t) if r is None else r, t, self._bucket)
-        a.n += 1
-        if t > a.t_last:
-            a.t_last = t
-        info = ev.event
-        eids = a.eids
-        eids.append(info.id)
-        if len(eids) > _EIDS_TRIM:
-            del eids[:-EIDS_KEPT]
-        action = info.action
-        if action in EXPORT_ACTIONS:
-            a.exports += 1
-        elif action == "login" and info.outcome == "failure":
-            a.failed += 1
-        if not self._m0 <= t < self._m1:
-            self._minute(t)
-        if self._off:
-            a.offhours += 1
-        dst = ev.destination
-        if dst and self._external(dst.kind, dst.domain, action):
-            a.external += 1
-        src = ev.source
-        if src:
-            ip = src.ip
-            if ip:
-                a.src |= self._src_bits.get(ip) or _bit(self._src_bits, ip, SEEN_SRC_BITS)
-        d = ev.data
-        if d is _NO_DATA:
+        buf = self._buf
+        buf.append((ev, t))
+        if len(buf) >= SEGMENT:
+            self._absorb()
+        return out
+
+    def observe_many(self, items: Sequence[tuple[AccessEvent, float]]) -> list[FeatureBatch]:
+        """:meth:`observe` of each (event, event time) in turn; the vectors of the hours they
+        closed."""
+        out: list[FeatureBatch] = []
+        n = len(items)
+        if not n:
             return out
-        resource = d.resource
-        if resource:
-            a.res |= self._res_bits.get(resource) or _bit(self._res_bits, resource,
-                                                          SEEN_RES_BITS)
-        cats = d.categories
-        if cats:
-            a.cats |= _CAT_MASKS.get(cats) or _cat_mask(cats)
-        ids = d.subject_ids
-        count = d.subject_count
-        if count is UNSET:
-            if ids:
-                n = len(ids)
-                a.subjects += n
-                if n == 1:
-                    a.subj |= 1 << (crc32(ids[0].encode()) & (M_SUBJ - 1))
-                else:
-                    a.subj |= _slots(ids, info.id, n)
-        elif count:
-            a.subjects += count
-            a.subj |= _slots(ids, info.id, count)
-        records = d.records
-        if records:
-            a.records += records
-        vol = d.bytes
-        if vol:
-            a.nbytes += vol
+        if self._policy_source is not None and self._policy_source.policy is not self._policy:
+            self._new_policy()
+        # where the open bucket closes: the running maximum of event time reaches its end (a
+        # late event never closes a bucket)
+        ts = np.fromiter([it[1] for it in items], np.float64, n)
+        high = np.maximum.accumulate(ts)
+        i = 0
+        while i < n:
+            if high[i] >= self._end:  # item i closes the open bucket (or is the first)
+                batch = self._advance(float(high[i]))
+                if batch is not None:
+                    out.append(batch)
+            j = max(int(np.searchsorted(high, self._end)), i + 1)
+            self._buf.extend(items[i:j])
+            if len(self._buf) >= SEGMENT:
+                self._absorb()
+            i = j
         return out
 
     def _advance(self, t: float) -> FeatureBatch | None:
         """Event time reached the end of the open bucket (or this is the first event).
 
-        A closed bucket waits with the others of its hour; they are committed together when
-        the hour ends (or when :meth:`commit` is called), in one vectorised pass whose cost
-        hardly depends on how many buckets it covers.
+        The closed buckets of an hour are committed together when it ends (or when
+        :meth:`commit` is called), in one vectorised pass.
         """
         b = int(t // BUCKET)
         out = None
         cur_b = self._bucket
         if cur_b == _NO_BUCKET:
-            self._bucket = b
             self._last_sweep = b
             self._last_evict_hour = b // PER_HOUR
             self.peers.rebase(b)
-        elif b > cur_b:
-            self._stash()
+        if b > cur_b:
             self._bucket = b
-            if b // PER_HOUR != cur_b // PER_HOUR:
-                out = self._commit()
+            self._runs.append((len(self._buf), b))
+            if cur_b != _NO_BUCKET and b // PER_HOUR != cur_b // PER_HOUR:
+                out = self._commit(self._closed_rows())
                 self._housekeeping(b, t)
         # floats: comparing a float with a large int is several times slower
         self._end = float((self._bucket + 1) * BUCKET)
         return out
 
-    def _stash(self) -> None:
-        if self._open:
-            self._closed.extend(self._open.values())
-            self._open.clear()
+    def _new_policy(self) -> None:
+        """The policy was reloaded: the events kept so far are judged by the old one."""
+        self._absorb()
+        assert self._policy_source is not None
+        self._policy = self._policy_source.policy
 
     @property
     def open_bucket(self) -> int | None:
         """The bucket events currently go to (None before the first event)."""
         return None if self._bucket == _NO_BUCKET else self._bucket
 
-    def _minute(self, t: float) -> None:
-        minute = int(t // 60)
-        self._m0, self._m1 = float(minute * 60), float(minute * 60 + 60)
-        hours = self.policy.business_hours
-        self._off = hours is not None and not hours.contains(t)
-
     def _external(self, kind: object, domain: object, action: str) -> bool:
         if kind in _EXTERNAL_KINDS:
             return True
         if kind == "email" or action == "email":
-            return bool(domain) and not self.policy.is_internal_domain(str(domain))
+            return bool(domain) and not self._policy.is_internal_domain(str(domain))
         return False
 
     def commit(self) -> FeatureBatch | None:
         """Commit the closed buckets not committed yet (the open one stays open)."""
-        return self._commit()
+        return self._commit(self._closed_rows())
 
     def flush(self) -> FeatureBatch | None:
         """Commit the closed buckets and the open one now (end of input); later events may
         still join the open bucket."""
-        self._stash()
-        return self._commit()
+        rows = self._rows()
+        self._parts = []
+        return self._commit(rows, math.inf)
+
+    # -- events -> rows: column by column ------------------------------------------------
+    def _absorb(self) -> None:
+        """Reduce the kept events to rows (one per account and bucket)."""
+        buf = self._buf
+        n = len(buf)
+        if not n:
+            return
+        runs = self._runs
+        self._buf, self._runs = [], [(0, self._bucket)]
+        starts = [i for i, _ in runs]
+        bks = np.repeat(np.array([b for _, b in runs], np.int64), np.diff([*starts, n]))
+        evs = [e for e, _ in buf]
+        ts = np.fromiter([t for _, t in buf], np.float64, n)
+        # accounts: a new one gets its row at its first event
+        uids = [e.user.id for e in evs]
+        get_row = self.rows.get
+        rows_l = [get_row(u, -1) for u in uids]
+        if -1 in rows_l:
+            for i in [i for i, r in enumerate(rows_l) if r < 0]:
+                r = get_row(uids[i])
+                rows_l[i] = self._new_row(uids[i], buf[i][1]) if r is None else r
+        infos = [e.event for e in evs]
+        eids = [i.id for i in infos]
+        actions = [i.action for i in infos]
+        # counters: events, exports, external, off hours, failed logins
+        flags = np.zeros((n, 5), np.int64)
+        flags[:, 0] = 1
+        kind = _ACTION_KIND.get
+        kinds = np.fromiter([kind(a, 0) for a in actions], np.int8, n)
+        flags[:, 1] = kinds == 1
+        logins = np.flatnonzero(kinds == 2).tolist()
+        if logins:
+            flags[logins, 4] = [infos[i].outcome == "failure" for i in logins]
+        dests = [e.destination for e in evs]
+        sent = [i for i, d in enumerate(dests) if d]
+        if sent:
+            external = self._external
+            flags[sent, 2] = [external(dests[i].kind, dests[i].domain, actions[i])  # type: ignore[union-attr]
+                              for i in sent]
+        hours = self._policy.business_hours
+        if hours is not None:  # looked up once per minute
+            _, first, where = np.unique(ts // 60, return_index=True,
+                                        return_inverse=True)
+            off = [not hours.contains(t) for t in ts[first].tolist()]
+            flags[:, 3] = np.array(off, bool)[where]
+        # never-before bits: the source address's, the resource's (cached per string)
+        ips = [e.source.ip if e.source else None for e in evs]
+        src_bit = _bits(self._src_bits, ips, SEEN_SRC_BITS)
+        datas = [e.data for e in evs]
+        res_bit = _bits(self._res_bits, [d.resource for d in datas], SEEN_RES_BITS)
+        cat_mask = _CAT_MASKS.get
+        cats_l = [d.categories for d in datas]
+        masks = [cat_mask(c, -1) for c in cats_l]
+        if -1 in masks:
+            for i in [i for i, m in enumerate(masks) if m < 0]:
+                masks[i] = _cat_mask(cats_l[i])
+        cats = np.array(masks, np.int64)
+        large = np.empty((n, _NL))
+        large[:, 0] = np.fromiter([d.records or 0 for d in datas], np.float64, n)
+        large[:, 1] = np.fromiter([d.bytes or 0 for d in datas], np.float64, n)
+        subj, large[:, 2] = _subjects(datas, eids)
+
+        # group by (account, bucket), events in order within a group
+        key = np.array(rows_l, np.int64) * 8 + (bks - bks[0])  # an hour: at most 6 buckets
+        order = np.argsort(key, kind="stable")
+        ks = key[order]
+        new = np.empty(n, bool)
+        new[0] = True
+        np.not_equal(ks[1:], ks[:-1], out=new[1:])
+        heads = np.flatnonzero(new)
+        group = np.empty(n, np.int64)
+        group[order] = np.cumsum(new) - 1
+        g = len(heads)
+        small = np.zeros((g, _NS), np.int64)
+        small[:, :5] = np.add.reduceat(flags[order], heads)
+        # bitmaps: set the bits of each group's events, then pack them (little-endian words)
+        bits = np.zeros((g, SEEN_RES_BITS + SEEN_SRC_BITS), bool)
+        has = res_bit >= 0
+        bits[group[has], res_bit[has]] = True
+        has = src_bit >= 0
+        bits[group[has], SEEN_RES_BITS + src_bit[has]] = True
+        bloom = np.packbits(bits, axis=1, bitorder="little").view("<u8")
+        sizes = np.diff(np.append(heads, n))
+        pos, eid_n = _tails(sizes, EIDS_KEPT)
+        self._parts.append(_Rows(
+            ks[heads] // 8, bks[order[heads]], small, np.add.reduceat(large[order], heads),
+            np.bitwise_or.reduceat(cats[order], heads),
+            np.bitwise_or.reduceat(subj[order], heads), bloom,
+            np.maximum.reduceat(ts[order], heads), [eids[i] for i in order[pos].tolist()],
+            eid_n))
+
+    def _rows(self) -> _Rows | None:
+        """Every uncommitted row of the hour, one per account and bucket, sorted."""
+        self._absorb()
+        parts = self._parts
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return parts[0]
+        # the same account and bucket in several parts: add up, in order
+        rows = np.concatenate([p.rows for p in parts])
+        bks = np.concatenate([p.bks for p in parts])
+        key = rows * 8 + (bks - bks.min())
+        order = np.argsort(key, kind="stable")
+        ks = key[order]
+        new = np.empty(len(ks), bool)
+        new[0] = True
+        np.not_equal(ks[1:], ks[:-1], out=new[1:])
+        heads = np.flatnonzero(new)
+        eid_n = np.concatenate([p.eid_n for p in parts])
+        eids = [e for p in parts for e in p.eids]
+        # each group's event ids: its members' in order, then the last EIDS_KEPT
+        member_pos, _ = _ranges((np.cumsum(eid_n) - eid_n)[order], eid_n[order])
+        pos, n = _tails(np.add.reduceat(eid_n[order], heads), EIDS_KEPT)
+        return _Rows(
+            rows[order[heads]], bks[order[heads]],
+            np.add.reduceat(np.concatenate([p.small for p in parts])[order], heads),
+            np.add.reduceat(np.concatenate([p.large for p in parts])[order], heads),
+            np.bitwise_or.reduceat(np.concatenate([p.cats for p in parts])[order], heads),
+            np.bitwise_or.reduceat(np.concatenate([p.subj for p in parts])[order], heads),
+            np.bitwise_or.reduceat(np.concatenate([p.bloom for p in parts])[order], heads),
+            np.maximum.reduceat(np.concatenate([p.t_last for p in parts])[order], heads),
+            [eids[i] for i in member_pos[pos].tolist()], n)
+
+    def _closed_rows(self) -> _Rows | None:
+        """The uncommitted rows of closed buckets; the open bucket's stay for later."""
+        rows = self._rows()
+        self._parts = []
+        if rows is None:
+            return None
+        still = rows.bks >= self._bucket
+        if still.any():
+            self._parts = [rows.take(np.flatnonzero(still))]
+            rows = rows.take(np.flatnonzero(~still)) if not still.all() else None
+        return rows
+
 
     # -- commit: one vectorised pass per hour -------------------------------------------
-    def _commit(self) -> FeatureBatch | None:
-        """Commit the stashed buckets (all of one hour): one row per account and bucket.
+    def _commit(self, part: _Rows | None, closed_before: float | None = None,
+                ) -> FeatureBatch | None:
+        """Commit rows of one hour (sorted by account, then bucket): one vector each.
 
-        An account active in several of them has a row per bucket; its *rank* counts its
+        An account active in several buckets has a row per bucket; its *rank* counts its
         earlier ones. Rows go rank by rank (rank 0: every account; rank 1: those with a second
         bucket; ...), each rank's rows starting from the state its previous rank left, so the
         result is exactly that of committing bucket by bucket; only the state updates loop
@@ -626,15 +738,10 @@ class Featurizer:
         Within one hour the peers' baselines do not move (they fold in once an hour), and
         every earlier row of the account is inside both windows of a later one.
         """
-        closed = self._closed
-        if not closed:
+        if part is None or not len(part):
             return None
-        self._closed = []
-        k = len(closed)
-        # order: account by account, each one's buckets in order (stashed in bucket order)
-        rows0 = np.fromiter([a.row for a in closed], np.int64, k)
-        am = np.argsort(rows0, kind="stable")
-        rows_am = rows0[am]
+        k = len(part)
+        rows_am = part.rows
         first = np.empty(k, bool)
         first[0] = True
         np.not_equal(rows_am[1:], rows_am[:-1], out=first[1:])
@@ -649,39 +756,26 @@ class Featurizer:
         lasts = to_rm[np.append(starts[1:], k) - 1]  # each account's last row
         offs = np.concatenate(([0], np.cumsum(np.bincount(rank_am))))
         ranks = len(offs) - 1
-        perm = am[rm]
-        accs = [closed[i] for i in perm.tolist()]
         acct = acct_am[rm]
-        rows = rows0[perm]
-        pool = self._pool  # reused from the next bucket on
-        cap = min(POOL_MAX, max(POOL_MIN, len(self.rows) // 4))
-        pool.extend(accs[:max(0, cap - len(pool))])
-        bks = np.fromiter([a.bucket for a in accs], np.int64, k)
-        t_last = np.fromiter([a.t_last for a in accs], np.float64, k)
-        small = np.empty((_NS, k), np.int64)  # counters by column, filled row by row
-        small[0] = np.fromiter([a.n for a in accs], np.int64, k)
-        small[1] = np.fromiter([a.exports for a in accs], np.int64, k)
-        small[2] = np.fromiter([a.external for a in accs], np.int64, k)
-        small[3] = np.fromiter([a.offhours for a in accs], np.int64, k)
-        small[4] = np.fromiter([a.failed for a in accs], np.int64, k)
-        large = np.empty((_NL, k))
-        large[0] = np.fromiter([a.records for a in accs], np.float64, k)
-        large[1] = np.fromiter([a.nbytes for a in accs], np.float64, k)
-        large[2] = np.fromiter([a.subjects for a in accs], np.float64, k)
-        small, large = small.T, large.T
-        cats = np.fromiter([a.cats for a in accs], np.int64, k)
-        order = _BYTEORDER
-        # never-before bitmap words of each account: resources, then sources
-        bloom = np.frombuffer(b"".join([
-            a.res.to_bytes(SEEN_RES_BITS // 8, order) + a.src.to_bytes(SEEN_SRC_BITS // 8, order)
-            for a in accs]), np.uint64).reshape(k, _SEEN_WORDS)
+        rows = rows_am[rm]
+        bks = part.bks[rm]
+        t_last = part.t_last[rm]
+        small = part.small[rm]
+        large = part.large[rm]
+        cats = part.cats[rm]
+        bloom = part.bloom[rm]
+        eid_ends = np.cumsum(part.eid_n)
+        eid_starts = (eid_ends - part.eid_n)[rm]
+        eid_ends = eid_ends[rm]
+        row_user = self._row_user
+        users = [row_user[r] for r in rows.tolist()]
         # sketch slots touched: subjects; resources, sources, categories (the low bits of the
         # bitmaps' bits)
         r64 = np.bitwise_or.reduce(bloom[:, :_RES_WORDS], axis=1)
         s64 = np.bitwise_or.reduce(bloom[:, _RES_WORDS:], axis=1)
         s32 = s64 | (s64 >> 32)
         touched_w = np.empty((k, 2), "<u8")  # little-endian: bit i is in byte i // 8
-        touched_w[:, 0] = np.fromiter([a.subj for a in accs], np.uint64, k)
+        touched_w[:, 0] = part.subj[rm]
         touched_w[:, 1] = (((r64 | (r64 >> 32)) & 0xFFFFFFFF)
                            | (((s32 | (s32 >> 16)) & 0xFFFF) << 32)
                            | (cats.astype(np.uint64) << 48))
@@ -703,7 +797,7 @@ class Featurizer:
         stale = np.flatnonzero(meta[:, 2] != h)
         if len(stale):
             group_of, gid_of = self.group_of, self.peers.gid
-            meta[stale, 1] = [gid_of(group_of(accs[j].uid, accs[j].t_last))
+            meta[stale, 1] = [gid_of(group_of(users[j], float(t_last[j])))  # type: ignore[arg-type]
                               for j in stale.tolist()]
             meta[stale, 2] = h
         gids = meta[acct, 1].astype(np.int64)
@@ -761,10 +855,9 @@ class Featurizer:
         np.maximum.at(latest, acct, t_last)
         self.last_seen[ur] = np.maximum(self.last_seen[ur], latest)
         warm = (bks + 1) * BUCKET - self.first_seen[rows] >= self.warmup
-        eids = [e for a in accs for e in a.eids]  # at most _EIDS_TRIM each
-        ends = np.cumsum(np.fromiter(map(len, map(_eids, accs)), np.int64, k))
-        return FeatureBatch(bks, [a.uid for a in accs], gids, self.peers.names, x_win, t_last,
-                            warm, own_m, own_v, quantiles, eids, ends, rows)
+        return FeatureBatch(bks, users, gids, self.peers.names, x_win,  # type: ignore[arg-type]
+                            t_last, warm, own_m, own_v, quantiles, part.eids, eid_ends, rows,
+                            eid_starts, self._bucket if closed_before is None else closed_before)
 
     # -- housekeeping -------------------------------------------------------------------
     def _housekeeping(self, b: int, t: float) -> None:
@@ -785,7 +878,8 @@ class Featurizer:
             return 0
         dropped = 0
         row_user = self._row_user
-        busy = {a.row for a in self._open.values()} | {a.row for a in self._closed}
+        busy = ({r for p in self._parts for r in p.rows.tolist()}
+                | {self.rows.get(e.user.id, -1) for e, _ in self._buf})
         for r in np.flatnonzero(self.last_seen[: self._cap] < before).tolist():
             u = row_user[r]
             if u is None or r in busy:
@@ -877,12 +971,36 @@ def _window_features(valid: np.ndarray, small_r: np.ndarray, large_r: np.ndarray
     return flat
 
 
-def _bit(cache: dict[str, int], s: str, bits: int) -> int:
-    """The bit of ``s`` in a ``bits``-wide bitmap (its hash modulo ``bits``), cached."""
-    if len(cache) >= 100_000:
-        cache.clear()
-    m = cache[s] = 1 << (_h(s) & (bits - 1))
-    return m
+def _bits(cache: dict[str, int], keys: list[str | None], bits: int) -> np.ndarray:
+    """Each key's bit in a ``bits``-wide bitmap (its hash modulo ``bits``; -1 for none),
+    cached per string."""
+    get = cache.get
+    out = [get(k, -2) if k else -1 for k in keys]
+    if -2 in out:
+        if len(cache) >= 100_000:
+            cache.clear()
+        for i in [i for i, v in enumerate(out) if v == -2]:
+            key = keys[i]
+            assert key
+            out[i] = cache[key] = _h(key) & (bits - 1)
+    return np.array(out, np.int64)
+
+
+def _subjects(datas: list[Data], eids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per event: the subject sketch's slot bits and the number of subjects."""
+    ids_l = [d.subject_ids for d in datas]
+    counts_l = [d.subject_count for d in datas]
+    # the common case, a list of one id and no count, in one pass; the others after
+    masks = [1 << (crc32(ids[0].encode()) & (M_SUBJ - 1)) if len(ids) == 1 else 0
+             for ids in ids_l]
+    counts = [len(ids) for ids in ids_l]
+    for i in [i for i, (ids, c) in enumerate(zip(ids_l, counts_l, strict=True))
+              if c is not UNSET or len(ids) > 1]:
+        c = counts_l[i]
+        n = counts[i] if c is UNSET else c
+        counts[i] = n  # type: ignore[assignment]
+        masks[i] = _slots(ids_l[i], eids[i], n) if n else 0  # type: ignore[arg-type]
+    return np.array(masks, np.uint64), np.array(counts, np.float64)
 
 
 def _slots(ids: tuple[str, ...], eid: str, n: int) -> int:

@@ -110,21 +110,24 @@ class AnomalyStage:
         batch = self._features_observe(ev, t)
         if batch is None:
             return []
-        return self._take(batch, self._complete_below(), False)
+        return self._take(batch, False)
+
+    def observe_many(self, items: Sequence[tuple[AccessEvent, float]]) -> list[Alert]:
+        """:meth:`observe` of each (event, event time) in turn (the detector's released
+        lists: no call per event)."""
+        alerts: list[Alert] = []
+        for batch in self.features.observe_many(items):
+            alerts.extend(self._take(batch, False))
+        return alerts
 
     def flush(self) -> list[Alert]:
         """Commit the open bucket and score everything pending (end of a replay, shutdown)."""
-        return self._take(self.features.flush(), math.inf, True)
+        return self._take(self.features.flush(), True)
 
     def drain(self) -> list[Alert]:
         """Commit the closed buckets and score the windows that have ended, without closing
         the open bucket (the daemon, every tick: live alerts need not wait for the hour)."""
-        return self._take(self.features.commit(), self._complete_below(), True)
-
-    def _complete_below(self) -> float:
-        """Scoring windows before this one have ended (their buckets are all closed)."""
-        b = self.features.open_bucket
-        return -math.inf if b is None else float(b // _PER_WINDOW)
+        return self._take(self.features.commit(), True)
 
     # -- model life cycle ------------------------------------------------------------------
     @property
@@ -160,11 +163,16 @@ class AnomalyStage:
     def _group_of(self, user_id: str, t: float) -> str:
         return group_key(self.engine.directory.at(user_id, t))
 
-    def _take(self, batch: FeatureBatch | None, complete_below: float,
-              now: bool) -> list[Alert]:
+    def _take(self, batch: FeatureBatch | None, now: bool) -> list[Alert]:
         """Queue a committed batch's candidates (each account's latest warm vector per scoring
-        window) and score the windows before ``complete_below``, if ``now`` or once
+        window) and score the windows whose buckets are all committed, if ``now`` or once
         ``batch_size`` candidates are pending."""
+        if batch is not None:
+            closed = batch.closed_before
+        else:  # nothing closed was left to commit
+            b = self.features.open_bucket
+            closed = -math.inf if b is None else b
+        complete_below = closed // _PER_WINDOW if math.isfinite(closed) else closed
         if batch is not None and len(batch):
             order = np.lexsort((batch.buckets, batch.accounts))  # each account's rows in turn
             win = batch.buckets[order] // _PER_WINDOW
@@ -194,7 +202,7 @@ class AnomalyStage:
         return self._score(due) if due else []
 
     def _score(self, due: list[tuple[FeatureBatch, np.ndarray, np.ndarray]]) -> list[Alert]:
-        if len(due) > 1:
+        if len(due) > 1 and _split_windows(due):
             due = _latest_per_window(due)
         batches = [b for b, _, _ in due]
         rows = [idx for _, idx, _ in due]
@@ -288,6 +296,14 @@ class AnomalyStage:
             explanation=explanation,
             labels={"model_version": model.version},
         )
+
+
+def _split_windows(due: list[tuple[FeatureBatch, np.ndarray, np.ndarray]]) -> bool:
+    """Whether a scoring window has candidates in more than one batch (committed in parts:
+    the daemon's ticks; an hour's commit holds whole windows)."""
+    wins = [np.unique(win) for _, _, win in due]
+    every = np.concatenate(wins)
+    return len(np.unique(every)) < len(every)
 
 
 def _latest_per_window(due: list[tuple[FeatureBatch, np.ndarray, np.ndarray]],

@@ -22,7 +22,9 @@ class Stage(Protocol):
 
     ``observe`` may buffer (micro-batches) and return alerts later; ``flush`` returns what is
     buffered. Both are pure with respect to I/O. A stage may also have ``drain() -> list[Alert]``:
-    what is due without waiting for more events (see :meth:`Detector.tick`).
+    what is due without waiting for more events (see :meth:`Detector.tick`), and
+    ``observe_many(released) -> list[Alert]``: ``observe`` of a whole released list at once
+    (after the rules have seen it), which the detector then calls instead.
     """
 
     def observe(self, ev: AccessEvent, t: float) -> list[Alert]: ...
@@ -53,6 +55,9 @@ class Detector:
         # not ``reorderer or ...``: an empty Reorderer is falsy (it has __len__)
         self.order = reorderer if reorderer is not None else Reorderer()
         self.stages = list(stages)
+        self._each = [s for s in self.stages if not hasattr(s, "observe_many")]
+        self._many = [s.observe_many for s in self.stages
+                      if hasattr(s, "observe_many")]
         self.processed = 0
         self._since_evict = 0
 
@@ -102,7 +107,7 @@ class Detector:
     def _run(self, released: Released) -> list[Alert]:
         alerts: list[Alert] = []
         process = self.engine.process
-        stages = self.stages
+        stages = self._each
         known = self._known
         rules = self.rules
         found: list[Alert] | None
@@ -120,6 +125,8 @@ class Detector:
                 more = stage.observe(ev, t)
                 if more:
                     alerts.extend(more)
+        for observe_many in self._many:
+            alerts.extend(observe_many(released))
         n = len(released)
         self.processed += n
         self._since_evict += n
