@@ -519,21 +519,22 @@ class Featurizer:
             return out
         if self._policy_source is not None and self._policy_source.policy is not self._policy:
             self._new_policy()
-        # where the open bucket closes: the running maximum of event time reaches its end (a
-        # late event never closes a bucket)
-        ts = np.fromiter([it[1] for it in items], np.float64, n)
-        high = np.maximum.accumulate(ts)
-        i = 0
-        while i < n:
-            if high[i] >= self._end:  # item i closes the open bucket (or is the first)
-                batch = self._advance(float(high[i]))
+        # a plain loop: the daemon's lists are often a few events long
+        buf = self._buf
+        end = self._end
+        start = 0
+        for i, (_, t) in enumerate(items):
+            if t >= end:  # closes the open bucket (or is the first event)
+                buf.extend(items[start:i])
+                start = i
+                batch = self._advance(t)
                 if batch is not None:
                     out.append(batch)
-            j = max(int(np.searchsorted(high, self._end)), i + 1)
-            self._buf.extend(items[i:j])
-            if len(self._buf) >= SEGMENT:
-                self._absorb()
-            i = j
+                buf = self._buf  # a commit starts a new list
+                end = self._end
+        buf.extend(items[start:])
+        if len(buf) >= SEGMENT:
+            self._absorb()
         return out
 
     def _advance(self, t: float) -> FeatureBatch | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
+import numpy as np
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -201,9 +202,28 @@ class Metrics:
         self.score.observe(score)
 
     def on_scores(self, scores: Iterable[float]) -> None:
-        observe = self.score.observe
-        for s in scores:
-            observe(float(s))
+        """A batch of scores at once: a count per bucket, not a call per score (the anomaly
+        stage scores thousands at a time). Falls back to one ``observe`` per score if the
+        histogram's internals (prometheus_client's, stable for years) are not as expected."""
+        h = self.score
+        bounds = getattr(h, "_upper_bounds", None)
+        buckets = getattr(h, "_buckets", None)
+        total = getattr(h, "_sum", None)
+        values = np.asarray(list(scores) if not isinstance(scores, np.ndarray) else scores,
+                            dtype=np.float64)
+        if bounds is None or buckets is None or total is None or len(buckets) != len(bounds):
+            for s in values.tolist():
+                h.observe(s)
+            return
+        if not len(values):
+            return
+        # the first bucket whose bound is >= the score, as observe() does; NaN fits none
+        where, counts = np.unique(np.searchsorted(bounds, values, side="left"),
+                                  return_counts=True)
+        for i, c in zip(where.tolist(), counts.tolist(), strict=True):
+            if i < len(buckets):
+                buckets[i].inc(c)
+        total.inc(float(values.sum()))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
