@@ -28,10 +28,20 @@ the daemon's rate with the raw aiokafka rate of the same run):
   with raw aiokafka at 275-277k msg/s, 0.18-0.27 of the raw rate of the same run); p50 33 ms,
   p99 53-62 ms at 5k events/s; peak RSS 207-240 MB. The GC policy (``watchdog/gc_policy.py``),
   before -> after in pairs: 47.4k -> 53.5k, 52.2k -> 56.3k, 41.8k -> 45.1k.
-- with ``--model models/default``: 39-45% fewer events per CPU-second on the sparse backlog,
-  13-33% fewer on the large organisation's day (27-33% once the rules got faster); ``--split``
-  on these 2 cores (broker included) gives the same wall rate as one process: there is no
-  spare core for the second service.
+- with ``--model models/default`` in one process, 2026-12-04 after the featurizer's rework
+  (column-wise reduction, hourly commits, released lists at once), three interleaved rounds
+  against the code before it: 34.9k, 41.9k, 39.1k events per CPU-second (27-42% fewer than
+  rules only in the same round: 60.6k, 57.6k, 57.5k), before it 34.4k, 39.4k, 28.9k (29-43%
+  fewer); earlier the same day 39-45% fewer. The large organisation's day: 18.1k against
+  29.9k rules only (one pair).
+- ``--split`` (the model as its own service, its own consumer group): the anomaly service
+  needs 3.8-4.0 s of CPU for the 200k sparse events against 3.4 s for the rules service (two
+  runs; 50-53k events per CPU-second against 59k; rules only in one process, same runs:
+  55-62k), so with a core for each service the pair's end-to-end rate is 5-18% below rules
+  only. On the large organisation's day the anomaly service is the faster one (4.6 s against
+  5.7 s): the model costs no end-to-end rate at all, and the split's wall rate (31.9k) was
+  above that of rules only in one process (28.1k). On these 2 cores the broker shares them
+  with both services, so wall rates are no measure of what a core each would give.
 - the large organisation's day, rules only: 25-39k events per CPU-second (more state per
   event: directory bisects, reidentification windows, the subject register's 400k ids).
 """
