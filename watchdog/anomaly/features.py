@@ -27,7 +27,6 @@ wrapping round.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Sequence
 from typing import Protocol
 from zlib import crc32
@@ -174,7 +173,6 @@ _M_PEER_J = np.array([j for j, _ in _M_PEER])
 _M_PEER_W = np.array([w for _, w in _M_PEER])
 _M_SELF_J = np.array([j for j, _ in _M_SELF])
 _M_SELF_W = np.array([w for _, w in _M_SELF])
-_BYTEORDER = sys.byteorder
 _CAT_MASKS: dict[tuple[str, ...], int] = {(): 0}  # categories of an event -> bit mask
 # what an action counts as: 1 an export, 2 a login (failed ones count), else nothing
 _ACTION_KIND = {**dict.fromkeys(EXPORT_ACTIONS, 1), "login": 2}

@@ -9,10 +9,10 @@ latest vector in it is scored, every complete window pending in **one** call of 
 once ``batch_size`` vectors are pending, at every :meth:`drain` and at :meth:`flush`. What is
 scored depends on event time only, not on when commits or scoring happen, so a replay and the
 live daemon raise the same alerts (a replay raises them later in its output, in bigger
-batches). The model's inputs are computed for the scored vectors
-only, and a vector with no behaviour above its baselines at all (all inputs 0) is not sent to
-the forest: its score is the model's constant score of "nothing unusual", checked against the
-threshold when the model is loaded.
+batches). The model's inputs are computed for the scored vectors only, and a vector with no
+behaviour above its baselines at all (all inputs 0) is not sent to the forest: its score is
+the model's constant score of "nothing unusual", checked against the threshold when the model
+is loaded.
 
 An account is scored once it has been tracked for the warm-up (25 hours: its "never before"
 and own-baseline features need a day of history); at most one ``anomaly`` alert per account
@@ -175,12 +175,12 @@ class AnomalyStage:
         complete_below = closed // _PER_WINDOW if math.isfinite(closed) else closed
         if batch is not None and len(batch):
             order = np.lexsort((batch.buckets, batch.accounts))  # each account's rows in turn
-            win = batch.buckets[order] // _PER_WINDOW
+            wins = batch.buckets[order] // _PER_WINDOW
             acc = batch.accounts[order]
             latest = np.ones(len(batch), bool)  # the account's last row in the window
-            latest[:-1] = (acc[1:] != acc[:-1]) | (win[1:] != win[:-1])
-            idx = order[latest & batch.warm[order]]
-            win = batch.buckets[idx] // _PER_WINDOW
+            latest[:-1] = (acc[1:] != acc[:-1]) | (wins[1:] != wins[:-1])
+            keep = latest & batch.warm[order]
+            idx, win = order[keep], wins[keep]
             if len(idx):
                 self._pending.append((batch, idx, win))
                 self._n_pending += len(idx)
@@ -227,11 +227,14 @@ class AnomalyStage:
         hits = np.flatnonzero(scores >= model.threshold)
         if len(hits):
             # in event-time order (the cool-down takes an account's alerts in turn)
-            where = [(bi, j) for bi, idx in enumerate(rows) for j in idx.tolist()]
-            at = [where[i] for i in hits.tolist()]
-            ordered = sorted(zip(hits.tolist(), at, strict=True), key=lambda h: (
-                int(batches[h[1][0]].buckets[h[1][1]]), int(batches[h[1][0]].accounts[h[1][1]])))
-            for i, (bi, j) in ordered:
+            offsets = np.cumsum([0] + [len(idx) for idx in rows])
+            at = []
+            for i in hits.tolist():
+                bi = int(np.searchsorted(offsets, i, side="right")) - 1
+                j = int(rows[bi][i - int(offsets[bi])])
+                b = batches[bi]
+                at.append((int(b.buckets[j]), int(b.accounts[j]), i, bi, j))
+            for _, _, i, bi, j in sorted(at):
                 alert = self._alert(model, batches[bi], j, float(scores[i]), x[i])
                 if alert is not None:
                     alerts.append(alert)
