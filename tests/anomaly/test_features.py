@@ -336,17 +336,17 @@ def test_lists_at_once_and_small_segments_change_nothing(
                           warmup=0.0)
 
     fz = fresh()
-    singly = [b for ev, t in items if (b := fz.observe(ev, t)) is not None]
-    singly.append(fz.flush())  # type: ignore[arg-type]
+    singly = [fz.observe(ev, t) for ev, t in items] + [fz.flush()]
     monkeypatch.setattr("watchdog.anomaly.features.SEGMENT", segment)
     fz = fresh()
-    listed: list[FeatureBatch] = []
+    listed: list[FeatureBatch | None] = []
     for i in range(0, len(items), 97):
         listed.extend(fz.observe_many(items[i:i + 97]))
         if i % 3 == 0:
-            listed.extend(b for b in [fz.commit()] if b is not None)
-    listed.append(fz.flush())  # type: ignore[arg-type]
-    a, b = _per_bucket([x for x in singly if x]), _per_bucket([x for x in listed if x])
+            listed.append(fz.commit())
+    listed.append(fz.flush())
+    a = _per_bucket([x for x in singly if x is not None])
+    b = _per_bucket([x for x in listed if x is not None])
     assert len(a) == len(b) > 20
     for (ba, ua, ra), (bb, ub, rb) in zip(a, b, strict=True):
         assert (ba, ua) == (bb, ub)

@@ -220,6 +220,22 @@ def _ranges(starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.arange(total) - np.repeat(ends - sizes - starts, sizes), sizes
 
 
+def _heads(keys: np.ndarray) -> np.ndarray:
+    """Where each run of equal values starts in sorted ``keys`` (non-empty)."""
+    new = np.empty(len(keys), bool)
+    new[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=new[1:])
+    return np.flatnonzero(new)
+
+
+def _by_account_and_bucket(rows: np.ndarray, bks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stable order that groups items by (account row, bucket) (the buckets of one hour),
+    and where each group starts in it."""
+    key = rows * 8 + (bks - bks.min())  # an hour: at most 6 buckets
+    order = np.argsort(key, kind="stable")
+    return order, _heads(key[order])
+
+
 def _tails(sizes: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
     """Of consecutive groups of ``sizes`` items: the positions of each group's last ``keep``
     items, and how many that is per group."""
@@ -256,12 +272,12 @@ class FeatureBatch:
         quantiles: np.ndarray,  # (groups, 3, NW) the peer groups' p10, p50, p99 then
         eids: list[str],  # each row's last event ids in its bucket, in order
         eid_ends: np.ndarray,  # (k,) row j's ids end at eid_ends[j] ...
-        accounts: np.ndarray | None = None,  # (k,) the same number for the same account
-        eid_starts: np.ndarray | None = None,  # ... and start here (default: the row before's end)
-        closed_before: float = math.inf,  # every bucket before this one is committed
+        eid_starts: np.ndarray,  # ... and start here
+        accounts: np.ndarray,  # (k,) the same number for the same account
+        closed_before: float,  # every bucket before this one is committed
     ) -> None:
         self.buckets = buckets
-        self.accounts = accounts if accounts is not None else np.arange(len(users))
+        self.accounts = accounts
         self.users = users
         self.gids = gids
         self.group_names = group_names
@@ -273,8 +289,7 @@ class FeatureBatch:
         self.quantiles = quantiles
         self.eids = eids
         self.eid_ends = eid_ends
-        self.eid_starts = (eid_starts if eid_starts is not None else
-                           np.concatenate(([0], eid_ends[:-1])).astype(np.int64))
+        self.eid_starts = eid_starts
         self.closed_before = closed_before
         self._peer_q: np.ndarray | None = None
         self._rel: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -349,13 +364,14 @@ class FeatureBatch:
         """The rows of a boolean mask, or at the given positions (in that order)."""
         idx = np.flatnonzero(which) if which.dtype == bool else which
         pick = idx.tolist()
+        ids = [self.event_ids(i) for i in pick]
+        ends = np.cumsum([len(e) for e in ids], dtype=np.int64)
         return FeatureBatch(
             self.buckets[idx], [self.users[i] for i in pick], self.gids[idx],
             self.group_names, self.raw[idx], self.t_last[idx], self.warm[idx],
             self.own_mean[idx], self.own_var[idx], self.quantiles,
-            [e for i in pick for e in self.event_ids(i)],
-            np.cumsum([len(self.event_ids(i)) for i in pick], dtype=np.int64),
-            self.accounts[idx], closed_before=self.closed_before)
+            [e for e_ids in ids for e in e_ids], ends, ends - [len(e) for e in ids],
+            self.accounts[idx], self.closed_before)
 
 
 def model_inputs(raw: np.ndarray, own_mean: np.ndarray, own_var: np.ndarray,
@@ -422,6 +438,7 @@ class Featurizer:
         self._buf: list[tuple[AccessEvent, float]] = []  # events not reduced to rows yet
         self._runs: list[tuple[int, int]] = [(0, _NO_BUCKET)]  # (from position, bucket) in it
         self._parts: list[_Rows] = []  # this hour's rows not committed yet
+        self._committed_open = _NO_BUCKET  # the open bucket at the last commit
         self._last_sweep = 0
         self._last_evict_hour = 0
         self._res_bits: dict[str, int] = {}
@@ -577,7 +594,10 @@ class Featurizer:
         return False
 
     def commit(self) -> FeatureBatch | None:
-        """Commit the closed buckets not committed yet (the open one stays open)."""
+        """Commit the closed buckets not committed yet (the open one stays open). Nothing to
+        do while the open bucket is the one of the last commit (the daemon asks every tick)."""
+        if self._bucket == self._committed_open:
+            return None
         return self._commit(self._closed_rows())
 
     def flush(self) -> FeatureBatch | None:
@@ -585,6 +605,7 @@ class Featurizer:
         still join the open bucket."""
         rows = self._rows()
         self._parts = []
+        self._committed_open = self._bucket
         return self._commit(rows, math.inf)
 
     # -- events -> rows: column by column ------------------------------------------------
@@ -650,16 +671,11 @@ class Featurizer:
         subj, large[:, 2] = _subjects(datas, eids)
 
         # group by (account, bucket), events in order within a group
-        key = np.array(rows_l, np.int64) * 8 + (bks - bks[0])  # an hour: at most 6 buckets
-        order = np.argsort(key, kind="stable")
-        ks = key[order]
-        new = np.empty(n, bool)
-        new[0] = True
-        np.not_equal(ks[1:], ks[:-1], out=new[1:])
-        heads = np.flatnonzero(new)
-        group = np.empty(n, np.int64)
-        group[order] = np.cumsum(new) - 1
+        rows = np.array(rows_l, np.int64)
+        order, heads = _by_account_and_bucket(rows, bks)
         g = len(heads)
+        group = np.empty(n, np.int64)
+        group[order] = np.repeat(np.arange(g), np.diff(np.append(heads, n)))
         small = np.zeros((g, _NS), np.int64)
         small[:, :5] = np.add.reduceat(flags[order], heads)
         # bitmaps: set the bits of each group's events, then pack them (little-endian words)
@@ -672,7 +688,7 @@ class Featurizer:
         sizes = np.diff(np.append(heads, n))
         pos, eid_n = _tails(sizes, EIDS_KEPT)
         self._parts.append(_Rows(
-            ks[heads] // 8, bks[order[heads]], small, np.add.reduceat(large[order], heads),
+            rows[order[heads]], bks[order[heads]], small, np.add.reduceat(large[order], heads),
             np.bitwise_or.reduceat(cats[order], heads),
             np.bitwise_or.reduceat(subj[order], heads), bloom,
             np.maximum.reduceat(ts[order], heads), [eids[i] for i in order[pos].tolist()],
@@ -689,13 +705,7 @@ class Featurizer:
         # the same account and bucket in several parts: add up, in order
         rows = np.concatenate([p.rows for p in parts])
         bks = np.concatenate([p.bks for p in parts])
-        key = rows * 8 + (bks - bks.min())
-        order = np.argsort(key, kind="stable")
-        ks = key[order]
-        new = np.empty(len(ks), bool)
-        new[0] = True
-        np.not_equal(ks[1:], ks[:-1], out=new[1:])
-        heads = np.flatnonzero(new)
+        order, heads = _by_account_and_bucket(rows, bks)
         eid_n = np.concatenate([p.eid_n for p in parts])
         eids = [e for p in parts for e in p.eids]
         # each group's event ids: its members' in order, then the last EIDS_KEPT
@@ -715,12 +725,16 @@ class Featurizer:
         """The uncommitted rows of closed buckets; the open bucket's stay for later."""
         rows = self._rows()
         self._parts = []
+        self._committed_open = self._bucket
         if rows is None:
             return None
         still = rows.bks >= self._bucket
+        if still.all():
+            self._parts = [rows]
+            return None
         if still.any():
             self._parts = [rows.take(np.flatnonzero(still))]
-            rows = rows.take(np.flatnonzero(~still)) if not still.all() else None
+            rows = rows.take(np.flatnonzero(~still))
         return rows
 
 
@@ -741,11 +755,8 @@ class Featurizer:
             return None
         k = len(part)
         rows_am = part.rows
-        first = np.empty(k, bool)
-        first[0] = True
-        np.not_equal(rows_am[1:], rows_am[:-1], out=first[1:])
-        starts = np.flatnonzero(first)
-        acct_am = np.cumsum(first) - 1
+        starts = _heads(rows_am)  # each account's first row
+        acct_am = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, k)))
         rank_am = np.arange(k) - starts[acct_am]
         # ... then rank by rank, accounts in order within a rank
         rm = np.lexsort((acct_am, rank_am))  # rank-major position -> account-major position
@@ -855,8 +866,9 @@ class Featurizer:
         self.last_seen[ur] = np.maximum(self.last_seen[ur], latest)
         warm = (bks + 1) * BUCKET - self.first_seen[rows] >= self.warmup
         return FeatureBatch(bks, users, gids, self.peers.names, x_win,  # type: ignore[arg-type]
-                            t_last, warm, own_m, own_v, quantiles, part.eids, eid_ends, rows,
-                            eid_starts, self._bucket if closed_before is None else closed_before)
+                            t_last, warm, own_m, own_v, quantiles, part.eids, eid_ends,
+                            eid_starts, rows,
+                            self._bucket if closed_before is None else closed_before)
 
     # -- housekeeping -------------------------------------------------------------------
     def _housekeeping(self, b: int, t: float) -> None:
