@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 
 from watchdog.decode import DEFAULT_MAX_BYTES, REASONS, Decoder, Rejection
-from watchdog.events import AccessEvent, DirectoryRecord, SubjectRecord, check_times
+from watchdog.events import (
+    AccessEvent,
+    AccountRecord,
+    DirectoryRecord,
+    SubjectRecord,
+    check_times,
+)
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "watchdog" / "schemas"
 
@@ -28,16 +34,19 @@ def validator(name: str) -> Draft202012Validator:
 EVENT_SCHEMA = validator("access-event")
 DIR_SCHEMA = validator("directory-record")
 SUBJ_SCHEMA = validator("subject-record")
+ACC_SCHEMA = validator("account-record")
 EVENTS = Decoder(AccessEvent, check=check_times)
 DIRS = Decoder(DirectoryRecord, check=check_times)
 SUBJS = Decoder(SubjectRecord, check=check_times)
+ACCS = Decoder(AccountRecord, check=check_times)
 
 ACTIONS = ["login", "logout", "read", "search", "create", "update", "delete", "export",
            "download", "copy", "print", "transfer", "email", "share", "privilege_change"]
 CATEGORIES = ["identity", "contact", "address", "payment", "my_number", "location", "purchase",
               "behavior", "device", "health", "preferences", "employment", "minor",
               "credentials"]
-KINDS = ["internal", "external_media", "email", "third_party", "cloud_storage", "print"]
+KINDS = ["internal", "external_media", "email", "third_party", "cloud_storage", "print",
+         "authority"]
 SUBJECT_TYPES = ["erasure_requested", "suspension_requested", "restricted",
                  "consent_withdrawn", "marketing_opt_out", "consent_granted", "minor", "cleared"]
 
@@ -111,6 +120,7 @@ valid_events = obj(
             "subject_ids": st.lists(text, max_size=5),
             "subject_count": u63, "records": u63, "bytes": u63,
             "purpose": text, "anonymized": st.booleans(), "collected_at": rfc3339(),
+            "legal_basis": st.text(min_size=1, max_size=64),
         }),
         "destination": obj({}, {
             "kind": st.sampled_from(KINDS), "domain": text, "organization": text,
@@ -124,11 +134,18 @@ valid_directory = obj(
     {"user_id": nonempty,
      "status": st.sampled_from(["active", "departed", "transferred", "suspended"]),
      "effective": rfc3339()},
-    {"roles": st.lists(text, max_size=3), "department": text, "manager": text},
+    {"roles": st.lists(text, max_size=3), "department": text, "manager": text,
+     "notice_at": rfc3339()},
 )
 valid_subjects = obj(
     {"subject_id": nonempty, "type": st.sampled_from(SUBJECT_TYPES), "effective": rfc3339()},
-    {"purposes": st.lists(text, max_size=3)},
+    {"purposes": st.lists(text, min_size=1, max_size=3),
+     "categories": st.lists(text, min_size=1, max_size=3),
+     "resources": st.lists(text, min_size=1, max_size=3)},
+)
+valid_accounts = obj(
+    {"user_id": nonempty, "enabled": st.booleans(), "effective": rfc3339()},
+    {"roles": st.lists(text, max_size=3), "password_changed_at": rfc3339()},
 )
 
 
@@ -215,6 +232,31 @@ def test_accepted_records_are_valid_against_the_schema(drec, srec):
         assert [e.message for e in DIR_SCHEMA.iter_errors(drec)] == []
     if isinstance(SUBJS.decode(encode(srec, True)), SubjectRecord):
         assert [e.message for e in SUBJ_SCHEMA.iter_errors(srec)] == []
+
+
+@FAST
+@given(valid_accounts, st.booleans())
+def test_valid_account_records_are_accepted(arec, ascii_only):
+    assert list(ACC_SCHEMA.iter_errors(arec)) == []
+    assert isinstance(ACCS.decode(encode(arec, ascii_only)), AccountRecord)
+
+
+@FAST
+@given(mutated(valid_accounts))
+def test_accepted_account_records_are_valid_against_the_schema(arec):
+    out = ACCS.decode(encode(arec, True))
+    if isinstance(out, AccountRecord):
+        assert [e.message for e in ACC_SCHEMA.iter_errors(arec)] == []
+    else:
+        assert out.reason in REASONS
+
+
+@FAST
+@given(valid_accounts, near_rfc3339(), st.sampled_from(["effective", "password_changed_at"]))
+def test_account_stamp_spellings_agree_with_the_schema(rec, stamp, field):
+    rec[field] = stamp
+    if isinstance(ACCS.decode(encode(rec, True)), AccountRecord):
+        assert not list(ACC_SCHEMA.iter_errors(rec)), stamp
 
 
 def in_range(stamp: str) -> bool:

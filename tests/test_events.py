@@ -15,6 +15,7 @@ from watchdog.decode import Decoder, Rejection
 from watchdog.events import (
     UNSET,
     AccessEvent,
+    AccountRecord,
     Data,
     DirectoryRecord,
     SubjectRecord,
@@ -25,7 +26,8 @@ from watchdog.schemas import load
 
 DECODERS = {"access-events.jsonl": (Decoder(AccessEvent, check=check_times), "access-event"),
             "directory.jsonl": (Decoder(DirectoryRecord, check=check_times), "directory-record"),
-            "subjects.jsonl": (Decoder(SubjectRecord, check=check_times), "subject-record")}
+            "subjects.jsonl": (Decoder(SubjectRecord, check=check_times), "subject-record"),
+            "accounts.jsonl": (Decoder(AccountRecord, check=check_times), "account-record")}
 
 
 @pytest.mark.parametrize("name", sorted(DECODERS))
@@ -39,9 +41,10 @@ def test_contract_examples_decode_and_validate(contract_dir, name):
         assert not isinstance(dec.decode(raw), Rejection)
 
 
-def test_contract_policy_example_validates(contract_dir):
+@pytest.mark.parametrize("name", ["policy.yaml", "policy-commitments.yaml"])
+def test_contract_policy_example_validates(contract_dir, name):
     import yaml
-    doc = yaml.safe_load((contract_dir / "examples" / "policy.yaml").read_text())
+    doc = yaml.safe_load((contract_dir / "examples" / name).read_text())
     validator = Draft202012Validator(load("policy"), format_checker=FormatChecker())
     assert list(validator.iter_errors(doc)) == []
 

@@ -20,6 +20,7 @@ from msgspec import UNSET, UnsetType
 AwareTime = Annotated[datetime, msgspec.Meta(tz=True)]
 NonEmpty256 = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+NonEmptyList = Annotated[tuple[str, ...], msgspec.Meta(min_length=1)]
 
 Action = Literal[
     "login", "logout", "read", "search", "create", "update", "delete", "export",
@@ -32,6 +33,7 @@ Category = Literal[
 ]
 DestinationKind = Literal[
     "internal", "external_media", "email", "third_party", "cloud_storage", "print",
+    "authority",  # 1.1: a public body (police, court, tax office)
 ]
 Country = Annotated[str, msgspec.Meta(pattern="^[A-Z]{2}$")]
 
@@ -68,6 +70,8 @@ class Data(msgspec.Struct, frozen=True, gc=False):
     purpose: str | UnsetType = UNSET
     anonymized: bool = False
     collected_at: AwareTime | UnsetType = UNSET
+    # 1.1: the law or order a disclosure to an authority rests on
+    legal_basis: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)] | UnsetType = UNSET
 
     @property
     def subjects(self) -> int:
@@ -111,6 +115,7 @@ class DirectoryRecord(msgspec.Struct, frozen=True, gc=False):
     roles: tuple[str, ...] | UnsetType = UNSET
     department: str | UnsetType = UNSET
     manager: str | UnsetType = UNSET
+    notice_at: AwareTime | UnsetType = UNSET  # 1.1: notice of leaving given
 
 
 SubjectType = Literal[
@@ -123,7 +128,20 @@ class SubjectRecord(msgspec.Struct, frozen=True, gc=False):
     subject_id: Annotated[str, msgspec.Meta(min_length=1)]
     type: SubjectType
     effective: AwareTime
-    purposes: tuple[str, ...] | UnsetType = UNSET
+    # consent: which purposes; restricted / suspension_requested (1.1): the scope
+    purposes: NonEmptyList | UnsetType = UNSET
+    categories: NonEmptyList | UnsetType = UNSET  # 1.1: restriction scope
+    resources: NonEmptyList | UnsetType = UNSET  # 1.1: erasure_requested: who must delete
+
+
+class AccountRecord(msgspec.Struct, frozen=True, gc=False):
+    """The identity provider's state of one account (1.1)."""
+
+    user_id: Annotated[str, msgspec.Meta(min_length=1)]
+    enabled: bool
+    effective: AwareTime
+    roles: tuple[str, ...] | UnsetType = UNSET  # absent = none
+    password_changed_at: AwareTime | UnsetType = UNSET
 
 
 # msgspec also reads "2026-11-20 09:15:02Z" and "+0900" offsets, which RFC 3339 (the schemas'
@@ -140,6 +158,9 @@ class _EventStamps(msgspec.Struct, frozen=True, gc=False):
 
 class _EffectiveStamp(msgspec.Struct, frozen=True, gc=False):
     effective: str
+    # the other stamps of records (1.1): directory ``notice_at``, account ``password_changed_at``
+    notice_at: str | UnsetType = UNSET
+    password_changed_at: str | UnsetType = UNSET
 
 
 _event_stamps = msgspec.json.Decoder(_EventStamps)
@@ -162,7 +183,14 @@ def _event_stamp_path(raw: bytes) -> str | None:
 
 
 def _effective_stamp_path(raw: bytes) -> str | None:
-    return None if _rfc3339(_effective_stamp.decode(raw).effective) else "$.effective"
+    doc = _effective_stamp.decode(raw)
+    if not _rfc3339(doc.effective):
+        return "$.effective"
+    if doc.notice_at and not _rfc3339(doc.notice_at):
+        return "$.notice_at"
+    if doc.password_changed_at and not _rfc3339(doc.password_changed_at):
+        return "$.password_changed_at"
+    return None
 
 
 # type -> check of an already decoded document's raw bytes: the JSON path of a stamp that is
@@ -171,6 +199,7 @@ RAW_STAMP_CHECKS: dict[type, Callable[[bytes], str | None]] = {
     AccessEvent: _event_stamp_path,
     DirectoryRecord: _effective_stamp_path,
     SubjectRecord: _effective_stamp_path,
+    AccountRecord: _effective_stamp_path,
 }
 
 
@@ -186,7 +215,9 @@ def epoch(ts: datetime) -> float:
     return ts.timestamp()
 
 
-def check_times(doc: AccessEvent | DirectoryRecord | SubjectRecord) -> tuple[str, str] | None:
+def check_times(
+    doc: AccessEvent | DirectoryRecord | SubjectRecord | AccountRecord,
+) -> tuple[str, str] | None:
     """Post-decode check: event times in 1970..2100, effective times in 1900..2100."""
     is_event = isinstance(doc, AccessEvent)
     stamp = doc.timestamp if is_event else doc.effective  # type: ignore[union-attr]

@@ -147,8 +147,8 @@ def test_contract_example_alert_validates(alert_validator, contract_dir):
     assert list(alert_validator.iter_errors(doc)) == []
 
 
-@pytest.mark.parametrize("name", ["access-event", "alert", "directory-record", "policy",
-                                  "subject-record"])
+@pytest.mark.parametrize("name", ["access-event", "account-record", "alert", "directory-record",
+                                  "policy", "subject-record"])
 def test_schema_copies_equal_the_contract(contract_dir, name):
     ours = (SCHEMAS / f"{name}.schema.json").read_bytes()
     assert ours == (contract_dir / f"{name}.schema.json").read_bytes()

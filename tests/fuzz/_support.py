@@ -140,7 +140,8 @@ def schema_strategy(schema: dict[str, Any], overrides: dict[str, st.SearchStrate
         return st.fixed_dictionaries(req, optional=opt)
     if kind == "array":
         items = schema_strategy(schema.get("items", {}), overrides, f"{path}/items", always)
-        return st.lists(items, max_size=min(schema.get("maxItems", 8), 8))
+        return st.lists(items, min_size=schema.get("minItems", 0),
+                        max_size=min(schema.get("maxItems", 8), 8))
     if kind == "string":
         if schema.get("format") == "date-time":
             return rfc3339(T0, T0 + 86400.0)
@@ -182,8 +183,10 @@ CIDRS = ("10.0.0.0/8", "192.168.0.0/16", "fc00::/7", "127.0.0.1", "203.0.113.0/2
 PROCESSORS = ("PayQuick", "MailCloud", "CheapHost")
 
 
-def _subset(items: tuple[str, ...], max_size: int | None = None) -> st.SearchStrategy[list[str]]:
-    return st.lists(st.sampled_from(items), unique=True, max_size=max_size or len(items))
+def _subset(items: tuple[str, ...], max_size: int | None = None,
+            min_size: int = 0) -> st.SearchStrategy[list[str]]:
+    return st.lists(st.sampled_from(items), unique=True, min_size=min_size,
+                    max_size=max_size or len(items))
 
 
 def _hhmm() -> st.SearchStrategy[str]:
@@ -289,7 +292,10 @@ def subject_strategy(span: float = SPAN) -> st.SearchStrategy[dict[str, Any]]:
     return schema_strategy(schemas.load("subject-record"), {
         "/subject_id": st.sampled_from(SUBJECTS),
         "/effective": rfc3339(T0 - 86400.0, T0 + span),
-        "/purposes": _subset(PURPOSES, 3),
+        # 1.1: scopes are non-empty when given
+        "/purposes": _subset(PURPOSES, 3, min_size=1),
+        "/categories": _subset(CATEGORIES, 3, min_size=1),
+        "/resources": _subset(RESOURCES, 3, min_size=1),
     })
 
 

@@ -268,8 +268,8 @@ class AnomalyStage:
         group = batch.group(j)
         drivers, text = explain(model, x, batch.raw[j], batch.own_mean[j], batch.own_var[j],
                                 batch.quantiles[batch.gids[j]], group)
-        cited = policy.clauses.get(RULE)
-        clauses = (cited,) if cited else ()
+        clauses = policy.clauses_for(RULE)
+        breaks = clauses[0] if clauses else COMMITMENT
         base = policy.severities.get(RULE, "medium")
         severity = "high" if score >= model.threshold_high and base != "critical" else base
         explanation: dict[str, Any] = {
@@ -292,7 +292,7 @@ class AnomalyStage:
             user_id=uid,
             event_ids=eids,
             summary=f"Unusual behaviour by account {uid} (score {score:.3f}, threshold "
-                    f"{model.threshold:.3f}): {text}. Breaks: {cited or COMMITMENT}",
+                    f"{model.threshold:.3f}): {text}. Breaks: {breaks}",
             subjects=AlertSubjects(subjects),
             clauses=clauses,
             score=round(score, 4),

@@ -166,8 +166,7 @@ class Engine:
         severity = f.severity or policy.severities.get(f.rule) or rule.severity
         clauses = self._clause_cache.get(f.rule)
         if clauses is None:
-            cited = policy.clauses.get(f.rule)
-            clauses = (cited,) if cited else ()
+            clauses = policy.clauses_for(f.rule)
             self._clause_cache[f.rule] = clauses
         commitment = clauses[0] if clauses else rule.commitment
         pseudonyms = tuple(sorted({self.pseudonymize(s) for s in f.subject_ids}))

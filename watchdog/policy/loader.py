@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,16 @@ import orjson
 import yaml
 
 from watchdog import schemas
-from watchdog.policy.model import BusinessHours, Policy, Processor, Role, Thresholds
+from watchdog.policy.model import (
+    BusinessHours,
+    Commitment,
+    Policy,
+    PolicyException,
+    Processor,
+    Role,
+    Thresholds,
+)
+from watchdog.policy.rule_ids import CONTRACT_RULE_IDS, NEVER_EXCUSED
 
 SEVERITIES = ("critical", "high", "medium", "low")
 # Optional project additions beside the contract's keys.
@@ -46,6 +56,16 @@ def _keys(spec: dict[str, Any]) -> set[str]:
     return set(spec.get("properties", {}))
 
 
+def _check_keys(obj: Any, allowed: set[str], path: str, source: str) -> None:
+    if not isinstance(obj, dict):
+        return
+    for key in obj:
+        if key not in allowed:
+            near = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            raise PolicyError(f"{source}: {path}{key}: unknown key{hint}")
+
+
 def _typo_check(doc: dict[str, Any], source: str) -> None:
     schema = schemas.load("policy")
     props = schema["properties"]
@@ -53,13 +73,7 @@ def _typo_check(doc: dict[str, Any], source: str) -> None:
                      ["categories"]["items"]["enum"])
 
     def check(obj: Any, allowed: set[str], path: str) -> None:
-        if not isinstance(obj, dict):
-            return
-        for key in obj:
-            if key not in allowed:
-                near = difflib.get_close_matches(key, allowed, n=1)
-                hint = f" (did you mean '{near[0]}'?)" if near else ""
-                raise PolicyError(f"{source}: {path}{key}: unknown key{hint}")
+        _check_keys(obj, allowed, path, source)
 
     check(doc, _keys(schema) | _EXTRA_TOP, "")
     check(doc.get("thresholds"), _keys(props["thresholds"]), "thresholds.")
@@ -80,6 +94,7 @@ def _typo_check(doc: dict[str, Any], source: str) -> None:
         check(proc, _keys(props["processors"]["items"]), f"processors[{i}].")
         check_categories(proc.get("categories"), f"processors[{i}].categories")
     check_categories(doc.get("retention_days"), "retention_days")
+    check_categories(doc.get("category_purposes"), "category_purposes")
     severities = doc.get("severities") or {}
     if not isinstance(severities, dict):
         raise PolicyError(f"{source}: severities must be a mapping of rule id to severity")
@@ -96,17 +111,81 @@ def _minutes(hhmm: str, where: str) -> int:
     return int(h) * 60 + int(m)
 
 
+def _rule_name(rule: Any, where: str) -> None:
+    if isinstance(rule, str) and rule not in CONTRACT_RULE_IDS:
+        near = difflib.get_close_matches(rule, CONTRACT_RULE_IDS, n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        raise PolicyError(f"{where}: unknown rule '{rule}'{hint}")
+
+
+def _check_promises(doc: dict[str, Any], source: str) -> None:
+    """Contract 1.1's rules about commitments and exceptions, before the schema: the schema
+    says the same with ``not`` clauses whose messages name no key."""
+    if "clauses" in doc and "commitments" in doc:
+        raise PolicyError(f"{source}: clauses, commitments: a policy has either 'clauses' "
+                          "(version 1) or 'commitments' (1.1), not both")
+    props = schemas.load("policy")["properties"]
+    seen: dict[str, int] = {}
+    commitments = doc.get("commitments")
+    for i, com in enumerate(commitments if isinstance(commitments, list) else ()):
+        if not isinstance(com, dict):
+            continue
+        _check_keys(com, _keys(props["commitments"]["items"]), f"commitments[{i}].", source)
+        cid = com.get("id")
+        if isinstance(cid, str):
+            if cid in seen:
+                raise PolicyError(f"{source}: commitments[{i}].id: '{cid}' is already the id "
+                                  f"of commitments[{seen[cid]}]")
+            seen[cid] = i
+        rules = com.get("rules")
+        for j, rule in enumerate(rules if isinstance(rules, list) else ()):
+            _rule_name(rule, f"{source}: commitments[{i}].rules[{j}]")
+    exceptions = doc.get("exceptions")
+    for i, exc in enumerate(exceptions if isinstance(exceptions, list) else ()):
+        if not isinstance(exc, dict):
+            continue
+        _check_keys(exc, _keys(props["exceptions"]["items"]), f"exceptions[{i}].", source)
+        rule = exc.get("rule")
+        if rule in NEVER_EXCUSED:
+            raise PolicyError(f"{source}: exceptions[{i}].rule: '{rule}' cannot be excused "
+                              "(a leaver's access never is)")
+        _rule_name(rule, f"{source}: exceptions[{i}].rule")
+
+
+def _instant(value: str, where: str) -> float:
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise PolicyError(f"{where}: '{value}' is not an RFC 3339 time") from None
+    if t.tzinfo is None:
+        raise PolicyError(f"{where}: '{value}' has no UTC offset")
+    return t.timestamp()
+
+
+def _exceptions(doc: dict[str, Any], source: str) -> tuple[PolicyException, ...]:
+    return tuple(
+        PolicyException(rule=e["rule"], until=_instant(e["until"], f"{source}: exceptions[{i}]"
+                                                                   ".until"),
+                        reason=e["reason"], user_id=e.get("user_id"),
+                        resource=e.get("resource"),
+                        destination_domain=(e["destination_domain"].lower().rstrip(".")
+                                            if e.get("destination_domain") else None))
+        for i, e in enumerate(doc.get("exceptions") or ())
+    )
+
+
 def parse_policy(doc: Any, source: str = "<policy>") -> Policy:
     """Validate a policy document (already parsed) and compile it."""
     if not isinstance(doc, dict):
         raise PolicyError(f"{source}: the policy must be a mapping, got {type(doc).__name__}")
+    _check_promises(doc, source)
     try:
         _validate(doc)
     except fastjsonschema.JsonSchemaValueException as err:
         msg = err.message
         msg = msg[5:] if msg.startswith("data.") else msg.replace("data", "the policy", 1)
-        if msg.endswith("must be string") and "business_hours" in msg:
-            msg += ' (quote times: "08:00")'
+        if msg.endswith("must be string") and ("business_hours" in msg or "until" in msg):
+            msg += ' (quote times: "08:00", "2026-12-31T00:00:00Z")'
         raise PolicyError(f"{source}: {msg}") from None
     _typo_check(doc, source)
 
@@ -160,6 +239,15 @@ def parse_policy(doc: Any, source: str = "<policy>") -> Policy:
         minor_allowed_purposes=frozenset(doc.get("minor_allowed_purposes", ())),
         thresholds=Thresholds(**doc.get("thresholds", {})),
         severities=dict(doc.get("severities") or {}),
+        commitments=tuple(Commitment(id=c["id"], clause=c["clause"], rules=tuple(c["rules"]),
+                                     quote=c.get("quote"))
+                          for c in doc.get("commitments") or ()),
+        exceptions=_exceptions(doc, source),
+        consent_purposes=frozenset(doc.get("consent_purposes", ())),
+        consent_opt_in=bool(doc.get("consent_opt_in", False)),
+        category_purposes={c: frozenset(ps)
+                           for c, ps in (doc.get("category_purposes") or {}).items()},
+        allow_anonymized_provision=bool(doc.get("allow_anonymized_provision", False)),
         source=source,
         raw=doc,
     )

@@ -87,6 +87,37 @@ class Thresholds:
     reidentification_window_minutes: int = 60
     failed_logins: int = 10
     source_silence_minutes: int = 30
+    # 1.1: obligations with a deadline; exact durations (N x 60 s, N x 86,400 s)
+    revocation_minutes: float = 60
+    erasure_days: float = 30
+    password_max_age_days: float = 90
+
+
+@dataclass(frozen=True, slots=True)
+class Commitment:
+    """One promise of the policy text (1.1) and the rules that enforce it."""
+
+    id: str
+    clause: str
+    rules: tuple[str, ...]
+    quote: str | None = None
+
+    @property
+    def citation(self) -> str:
+        """What an alert's ``clauses`` lists: ``clause: quote``, or the clause alone."""
+        return f"{self.clause}: {self.quote}" if self.quote else self.clause
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyException:
+    """Alerts of ``rule`` matching every given matcher are not raised before ``until`` (1.1)."""
+
+    rule: str
+    until: float  # event time, epoch seconds, exclusive
+    reason: str
+    user_id: str | None = None
+    resource: str | None = None
+    destination_domain: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +164,13 @@ class Policy:
     minor_allowed_purposes: frozenset[str] = frozenset()
     thresholds: Thresholds = Thresholds()
     severities: dict[str, str] = field(default_factory=dict)
+    # 1.1 -----------------------------------------------------------------------------
+    commitments: tuple[Commitment, ...] = ()
+    exceptions: tuple[PolicyException, ...] = ()
+    consent_purposes: frozenset[str] = frozenset()
+    consent_opt_in: bool = False
+    category_purposes: dict[str, frozenset[str]] = field(default_factory=dict)
+    allow_anonymized_provision: bool = False
     source: str = "<policy>"
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     _grants: dict[tuple[str, ...], Grants] = field(
@@ -145,6 +183,23 @@ class Policy:
         default_factory=dict, init=False, compare=False, repr=False)
     _domain_cache: dict[str, bool] = field(
         default_factory=dict, init=False, compare=False, repr=False)
+
+    def runs(self, rule_id: str) -> bool:
+        """Does the policy turn ``rule_id`` on? With commitments (1.1), exactly the rules they
+        name run; without, every rule runs (version 1)."""
+        return not self.commitments or any(rule_id in c.rules for c in self.commitments)
+
+    def enabled_rules(self, known: tuple[str, ...]) -> tuple[str, ...]:
+        """The rules among ``known`` that this policy runs, in ``known``'s order."""
+        return tuple(r for r in known if self.runs(r))
+
+    def clauses_for(self, rule_id: str) -> tuple[str, ...]:
+        """An alert's ``clauses``: every commitment naming the rule, in the policy's order
+        (``clause: quote``); a version 1 policy's single ``clauses`` entry."""
+        if self.commitments:
+            return tuple(c.citation for c in self.commitments if rule_id in c.rules)
+        cited = self.clauses.get(rule_id)
+        return (cited,) if cited else ()
 
     def roles_of(self, names: tuple[str, ...]) -> tuple[Role, ...]:
         """The policy roles among ``names``; unknown role names grant nothing."""

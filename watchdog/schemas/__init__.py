@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-NAMES = ("access-event", "directory-record", "subject-record", "policy", "alert")
+NAMES = ("access-event", "directory-record", "subject-record", "account-record", "policy",
+         "alert")
 
 
 @cache
