@@ -57,18 +57,6 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_policy(args: argparse.Namespace) -> int:
-    from watchdog.policy import PolicyError, load_policy
-
-    try:
-        policy = load_policy(args.policy)
-    except PolicyError as err:
-        return _fail(str(err))
-    print(f"{policy.source}: ok ({policy.organization}: {len(policy.roles)} roles, "
-          f"{len(policy.processors)} processors, {len(policy.clauses)} clauses)")
-    return 0
-
-
 def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("replay", help="run the rules over JSONL files (no servers)")
     p.add_argument("--events", required=True, help="access events JSONL ('-' stdin, .gz ok)")
@@ -125,9 +113,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
               "watchdog.simulate", command)
     _add_lazy(sub, "verify-audit", "check the hash chain of an alert audit trail",
               "watchdog.audit", command)
-    p = sub.add_parser("check-policy", help="validate a policy file and say what is wrong")
-    p.add_argument("policy", nargs="?", help="policy YAML/JSON (default: embedded)")
-    p.set_defaults(func=_check_policy)
+    _add_lazy(sub, "check-policy", "validate a policy, check its quotes, show the rules it runs",
+              "watchdog.check_policy", command)
     return parser
 
 
