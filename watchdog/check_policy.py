@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         missing_quotes,
         purpose_problems,
         rule_matrix,
+        threshold_problems,
         unquoted,
     )
     from watchdog.policy.loader import (
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     fatal = policy_problems(doc)  # the daemon would refuse the file for any of these
     problems = problems + fatal
     if isinstance(doc, dict):
-        problems += purpose_problems(doc)
+        problems += purpose_problems(doc) + threshold_problems(doc)
     # the matrix and the quotes need a policy that compiles; check-policy's own strictness
     # (purposes, duplicate keys) does not stop it from showing them
     policy = compile_policy(doc, source) if not fatal else None

@@ -28,6 +28,12 @@ _SPACE = re.compile(r"\s+")
 # how alike two purpose names must be to count as one misspelt (difflib ratio): one wrong,
 # missing or extra letter in a word of ten or more letters
 _TYPO_RATIO = 0.9
+# Thresholds whose 0 means something: no grace after a restriction, revocation due at once
+# ("immediately invalidating"), every export counts as bulk. Any other 0 switches its rule off
+# (an empty re-identification window) or makes it fire on everything (every login "expired",
+# every source "silent").
+_ZERO_MEANS_SOMETHING = frozenset({"restriction_grace_hours", "revocation_minutes",
+                                   "bulk_export_subjects", "bulk_export_subjects_per_hour"})
 
 
 def normalise(text: str) -> str:
@@ -86,6 +92,16 @@ def purpose_problems(doc: dict[str, Any]) -> list[str]:
                            f"'{a}' (roles.{granted[a]}): misspelt? (rename one if both are "
                            "meant)")
     return out
+
+
+def threshold_problems(doc: dict[str, Any]) -> list[str]:
+    """Zero thresholds that switch a rule off or make it fire on everything (the loader
+    already refuses negative ones)."""
+    thresholds = doc.get("thresholds")
+    return [f"thresholds.{key}: 0 switches its rule off or makes it fire on everything; "
+            "must be more than 0"
+            for key, value in (thresholds.items() if isinstance(thresholds, dict) else ())
+            if key not in _ZERO_MEANS_SOMETHING and value == 0 and not isinstance(value, bool)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,9 +37,6 @@ from watchdog.policy.rule_ids import CONTRACT_RULE_IDS, NEVER_EXCUSED
 SEVERITIES = ("critical", "high", "medium", "low")
 # Optional project additions beside the contract's keys.
 _EXTRA_TOP = {"severities", "description", "version"}
-# Thresholds that may be 0: no grace after a restriction, revocation due at once ("immediately
-# invalidating"). Every other threshold is a count, window or period: 0 or less is a mistake.
-_ZERO_OK = frozenset({"restriction_grace_hours", "revocation_minutes"})
 
 
 # what str.splitlines() breaks on, escaped: keys and values quoted from the file stay on one line
@@ -119,10 +116,10 @@ def _typo_check(doc: dict[str, Any], out: list[str]) -> None:
         if sev not in SEVERITIES:
             out.append(f"severities.{rule}: '{sev}' is not one of {', '.join(SEVERITIES)}")
     for key, value in _items(doc.get("thresholds")):
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if number and (value < 0 or (value == 0 and key not in _ZERO_OK)):
-            least = "0 or more" if key in _ZERO_OK else "more than 0"
-            out.append(f"thresholds.{key}: {value} must be {least}")
+        # no count, window or period is negative (check-policy also flags the zeros that
+        # switch a rule off or make it fire on everything)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            out.append(f"thresholds.{key}: {value} must not be negative")
 
 
 def _minutes(hhmm: str) -> int | None:
