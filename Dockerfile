@@ -9,9 +9,10 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml requirements.lock README.md ./
 COPY watchdog ./watchdog
-RUN python -m pip wheel --wheel-dir /wheels .
+# every dependency at its locked version (make lock), the same set CI tests
+RUN python -m pip wheel --constraint requirements.lock --wheel-dir /wheels .
 
 # -- runtime: no compiler, no sources, no pip cache, not root -----------------
 FROM ${PYTHON_IMAGE} AS runtime

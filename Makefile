@@ -6,16 +6,28 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo demo-replay test test-fast bench lint fuzz model clean
+LOCK := requirements.lock
+LOCK_VENV := .venv-lock
+
+.PHONY: setup demo demo-replay test test-fast bench lint fuzz model clean lock
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/install-system-deps.sh
+# Every dependency at the version in $(LOCK) (the same set CI and the image get).
+$(STAMP): pyproject.toml $(LOCK) scripts/install-system-deps.sh
 	bash scripts/install-system-deps.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -c $(LOCK) -e '.[dev]'
 	touch $(STAMP)
+
+# Re-resolve $(LOCK) from pyproject.toml (after adding or bumping a dependency), in an
+# environment of its own so that pip-tools is no dependency of the project. Commit the result.
+lock:
+	test -x $(LOCK_VENV)/bin/python || $(PY) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q "pip-tools==7.*"
+	$(LOCK_VENV)/bin/pip-compile -q --extra dev --strip-extras --no-emit-index-url \
+	    --no-emit-find-links --allow-unsafe --newline lf --output-file $(LOCK) pyproject.toml
 
 demo: setup
 	bash scripts/demo.sh
@@ -41,4 +53,4 @@ fuzz: setup
 	WATCHDOG_FUZZ_EXAMPLES=1000000 $(BIN)/python -m pytest -q tests/fuzz -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis out
+	rm -rf $(VENV) $(LOCK_VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis out

@@ -38,7 +38,7 @@
 
    - this bench, evaluation part (1,129,060 events), 3 rounds each: in-process 44.8% ->
      37.9% slower; ``watchdog replay`` processes 51.8% -> 44.8% slower;
-   - first quarter of bench/out/sim-2000x30-s7 (320,779 events, models/default), in-process,
+   - first quarter of bench/out/sim-2000x30-s7 (320,779 events, the default model), in-process,
      rules / after / before interleaved, two sessions of 7 rounds: 53.6% -> 45.9% and
      55.7% -> 48.5% slower; the stage's own time after/before: 0.78 and 0.73 (per-round
      medians);

@@ -12,7 +12,7 @@
 4. the daemon's peak RSS (VmHWM).
 
     .venv/bin/python bench/bench_daemon.py [--events 200000] [--rate 5000] [--seconds 20]
-        [--lateness 60] [--model models/default [--split]]
+        [--lateness 60] [--model default [--split]]
 
 ``--seconds 0`` skips the latency part. The default backlog is sparse in event time (10 days of
 a small organisation: ~140 events per 10 minutes), where the anomaly model's per-10-minute work
@@ -28,7 +28,7 @@ the daemon's rate with the raw aiokafka rate of the same run):
   with raw aiokafka at 275-277k msg/s, 0.18-0.27 of the raw rate of the same run); p50 33 ms,
   p99 53-62 ms at 5k events/s; peak RSS 207-240 MB. The GC policy (``watchdog/gc_policy.py``),
   before -> after in pairs: 47.4k -> 53.5k, 52.2k -> 56.3k, 41.8k -> 45.1k.
-- with ``--model models/default`` in one process, 2026-12-04 after the featurizer's rework
+- with ``--model default`` in one process, 2026-12-04 after the featurizer's rework
   (column-wise reduction, hourly commits, released lists at once), three interleaved rounds
   against the code before it: 34.9k, 41.9k, 39.1k events per CPU-second (27-42% fewer than
   rules only in the same round: 60.6k, 57.6k, 57.5k), before it 34.4k, 39.4k, 28.9k (29-43%

@@ -1,4 +1,4 @@
-"""The ``watchdog`` command line: replay, run, train, simulate, check-policy."""
+"""The ``watchdog`` command line: replay, run, train, simulate, check-policy, config."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from watchdog import __version__
+import watchdog
+from watchdog.collision import foreign_watchdog
+
+# PyPI's ``watchdog`` may have overwritten our __init__.py (see watchdog.collision)
+__version__: str = getattr(watchdog, "__version__", "unknown")
 
 
 def _fail(msg: str) -> int:
@@ -115,10 +119,15 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
               "watchdog.audit", command)
     _add_lazy(sub, "check-policy", "validate a policy, check its quotes, show the rules it runs",
               "watchdog.check_policy", command)
+    _add_lazy(sub, "config", "print the example config; where the shipped model and policies are",
+              "watchdog.config_command", command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    clash = foreign_watchdog()
+    if clash:
+        return _fail(clash)
     args = build_parser(argv).parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -5,6 +5,7 @@ the wheel step is run with pip directly)."""
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -64,7 +65,9 @@ def test_dockerfile_shape() -> None:
     assert ("EXPOSE", "9464") in ins
     assert ("ENTRYPOINT", '["watchdog"]') in ins
     runs = " ".join(rest for word, rest in ins if word == "RUN")
-    assert "pip wheel" in runs
+    assert "pip wheel --constraint requirements.lock" in runs
+    assert "COPY pyproject.toml requirements.lock" in " ".join(
+        f"{w} {r}" for w, r in ins if w == "COPY")
     assert "--no-index --find-links /wheels watchdog-privacy" in runs
     assert not any(word == "ADD" for word, _ in ins)
 
@@ -77,7 +80,7 @@ def test_context_builds_the_wheel(tmp_path: Path) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, dest)
     rel = {p.relative_to(ctx).as_posix() for p in ctx.rglob("*") if p.is_file()}
-    assert {"pyproject.toml", "README.md", "watchdog/cli.py"} <= rel
+    assert {"pyproject.toml", "requirements.lock", "README.md", "watchdog/cli.py"} <= rel
     assert not any(r.startswith(("tests/", "deploy/", ".venv/")) for r in rel)
     wheels = tmp_path / "wheels"
     result = subprocess.run(
@@ -90,5 +93,37 @@ def test_context_builds_the_wheel(tmp_path: Path) -> None:
     assert "watchdog/schemas/access-event.schema.json" in names
     assert "watchdog/policies/default.yaml" in names
     assert "watchdog/systemd.py" in names
+    # what the docs point at: the default model and the example config, as package data
+    for shipped in ("models/default/manifest.json", "models/default/model.skops",
+                    "models/default/SHA256SUMS", "daemon/watchdog.example.yaml"):
+        assert f"watchdog/{shipped}" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "watchdog = watchdog.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+
+    # installed in an environment of its own, the command finds them (no source tree)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
+                    "install", "-q", "--no-deps", str(wheel)] if _pip_has_python() else
+                   [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                    str(_site(venv)), str(wheel)], check=True, timeout=300)
+    cmd = [str(venv / "bin" / "python"), "-I", "-m", "watchdog", "config"]
+    example = subprocess.run([*cmd, "example"], capture_output=True, text=True, check=True,
+                             cwd=tmp_path).stdout
+    assert example == (ROOT / "watchdog/daemon/watchdog.example.yaml").read_text()
+    paths = subprocess.run([*cmd, "paths"], capture_output=True, text=True, check=True,
+                           cwd=tmp_path).stdout
+    model_dir = Path(paths.split("default model")[1].split()[0])
+    assert str(model_dir).startswith(str(venv))
+    sums = (model_dir / "SHA256SUMS").read_text().split()
+    assert hashlib.sha256((model_dir / "model.skops").read_bytes()).hexdigest() in sums
+
+
+def _pip_has_python() -> bool:
+    out = subprocess.run([sys.executable, "-m", "pip", "install", "--help"],
+                         capture_output=True, text=True, check=False).stdout
+    return "--python" in out
+
+
+def _site(venv: Path) -> Path:
+    return next((venv / "lib").glob("python3*/site-packages"))

@@ -21,7 +21,7 @@ from watchdog.simulate import SimConfig, add_arguments, build_world, run, write_
 from watchdog.simulate.insiders import INSIDERS, NOT_BEFORE
 from watchdog.simulate.scoring import score, table
 
-MODEL = Path(__file__).resolve().parents[2] / "models" / "default"
+MODEL = Path(__file__).resolve().parents[2] / "watchdog" / "models" / "default"
 # The leaver needs a working day 10 days after the baseline (first 40%): 20 days at least.
 CFG = SimConfig(accounts=200, days=20, violations_per_rule=1)
 SIM_ARGS = ("--accounts", "200", "--days", "20", "--violations-per-rule", "1")

@@ -340,7 +340,9 @@ def _peers_from(model: AnomalyModel) -> PeerBaselines:
 def _peek_version(model_dir: str | Path) -> str:
     """The version a (possibly refused) directory claims, for the observer; never raises."""
     try:
-        doc = json.loads((Path(model_dir) / store.MANIFEST).read_text())
+        from watchdog.packaged import resolve_model
+
+        doc = json.loads((resolve_model(model_dir) / store.MANIFEST).read_text())
         return str(doc.get("model_version", "unknown"))[:100]
     except Exception:  # a refused model may be anything
         return "unknown"

@@ -176,8 +176,11 @@ def _verify(d: Path) -> dict[str, str]:
 
 
 def load(model_dir: str | Path) -> AnomalyModel:
-    """Verify and load a model directory; ``ValueError`` (one line) if it is not usable."""
-    d = Path(model_dir)
+    """Verify and load a model directory (``default``: the packaged model); ``ValueError``
+    (one line) if it is not usable."""
+    from watchdog.packaged import resolve_model
+
+    d = resolve_model(model_dir)
     if not d.is_dir():
         raise ValueError(f"model {d}: no such directory")
     covered = _verify(d)
