@@ -92,13 +92,13 @@ def test_amtool_check_config() -> None:
 @pytest.mark.parametrize(("labels", "receivers"), [
     (["severity=critical", "alertname=WatchdogDown"], "privacy-oncall,privacy-team-channel"),
     (["severity=critical", "alertname=PrivacyCriticalViolation", "rule=external_media"],
-     "privacy-oncall,privacy-team-channel"),
+     "privacy-violations-pager,privacy-violations-channel"),
     (["severity=warning", "alertname=WatchdogNotReady"], "privacy-team-channel"),
     # violations the daemon sends to Alertmanager itself carry the contract's severities
-    (["severity=high", "alertname=external_email", "rule=external_email"],
-     "privacy-team-channel"),
+    (["severity=high", "alertname=external_email", "rule=external_email",
+      "service=watchdog"], "privacy-violations-channel"),
     (["severity=critical", "alertname=revoked_account", "rule=revoked_account",
-      "service=watchdog"], "privacy-oncall,privacy-team-channel"),
+      "service=watchdog"], "privacy-violations-pager,privacy-violations-channel"),
     (["alertname=SomethingElse"], "privacy-team-channel"),
 ])
 def test_alertmanager_routing(labels: list[str], receivers: str) -> None:

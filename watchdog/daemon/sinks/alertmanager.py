@@ -6,10 +6,15 @@ Mapping of a watchdog alert:
   ``alert_id``, and ``dataset`` when the alert has one. Alertmanager identifies an alert by its
   label set, so ``alert_id`` (a hash: no personal data) must be a label, or every alert of a
   rule would merge into one. Labels never carry a user id or subject id.
-- annotations: ``summary``, ``clauses`` (joined by newlines), ``alert_id``, ``user_id`` (the
-  staff account, kept out of labels), ``event_ids``, ``subjects`` (count), ``ts`` (event time).
-- ``startsAt`` = ``detected_at``; ``endsAt`` = ``startsAt`` + ``resolve_after_seconds``
-  (a violation is an event, not a state: it resolves by itself).
+- annotations: ``title`` (a sentence: account, dataset, the clause broken, the rule),
+  ``summary``, ``clauses`` (joined by newlines), ``alert_id``, ``user_id`` (the staff account,
+  kept out of labels), ``event_ids``, ``subjects`` (count), ``pseudonyms`` (the subjects'
+  keyed-hash pseudonyms, comma-separated), ``ts`` (event time), ``runbook_url`` (an anchor of
+  the README; Alertmanager's template makes it absolute from one base URL).
+- ``startsAt`` = ``detected_at``; ``endsAt`` = ``startsAt`` + ``resolve_after_seconds``: how
+  long Alertmanager holds the violation (for inhibiting the Prometheus backstop and for
+  de-duplicating a redelivery). A violation is an event, not a condition: the shipped
+  receivers never notify its end (``send_resolved: false``); a person closes the page.
 """
 
 from __future__ import annotations
@@ -21,7 +26,11 @@ from typing import Any
 import httpx
 
 from watchdog.alerts.model import Alert, now_rfc3339
+from watchdog.alerts.title import alert_title
 from watchdog.daemon.config import AlertmanagerSink as Settings
+
+#: the README's entry on what to do with a violation (acknowledge, silence, exception)
+RUNBOOK = "README.md#runbook-violation"
 
 
 def to_alertmanager(a: Alert, resolve_after: float, generator_url: str | None = None
@@ -35,13 +44,16 @@ def to_alertmanager(a: Alert, resolve_after: float, generator_url: str | None = 
     doc: dict[str, Any] = {
         "labels": labels,
         "annotations": {
+            "title": alert_title(a),
             "summary": a.summary,
             "clauses": "\n".join(a.clauses),
             "alert_id": a.alert_id,
             "user_id": a.user_id,
             "event_ids": ",".join(a.event_ids),
             "subjects": str(a.subjects.count),
+            "pseudonyms": ",".join(a.subjects.pseudonyms),
             "ts": a.ts,
+            "runbook_url": RUNBOOK,
         },
         "startsAt": starts,
         "endsAt": (begin + timedelta(seconds=resolve_after)).isoformat().replace("+00:00", "Z"),
