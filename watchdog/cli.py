@@ -115,6 +115,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
               "watchdog.anomaly.train", command)
     _add_lazy(sub, "simulate", "write a synthetic organisation's logs with known violations",
               "watchdog.simulate", command)
+    _add_lazy(sub, "archive", "write or verify the archive of events, records and alerts",
+              "watchdog.archive.cli", command)
+    _add_lazy(sub, "subject-report", "every access to one data subject, from the archive",
+              "watchdog.archive.report_cli", command)
+    _add_lazy(sub, "evidence", "the bundle of facts an alert rests on, from the archive",
+              "watchdog.archive.evidence_cli", command)
     _add_lazy(sub, "verify-audit", "check the hash chain of an alert audit trail",
               "watchdog.audit", command)
     _add_lazy(sub, "check-policy", "validate a policy, check its quotes, show the rules it runs",

@@ -1,0 +1,217 @@
+"""The manifest: an append-only, hash-chained list of what the archive holds.
+
+Each writer (a daemon instance, an ``archive write`` run) keeps its own chain, one object per
+entry, ``_manifest/<writer>/<seq>.json`` (one object each, so that it works on S3, whose objects
+cannot be appended to, and under S3 Object Lock, which forbids rewriting them)::
+
+    {"at":..,"op":"segments","prev":"<hash of entry seq-1>","segments":[..],"seq":n,
+     "writer":"..","hash":"<sha256 of the entry without its hash, keys sorted>"}
+
+``op`` is ``segments`` (finished segments: path, dataset, day, rows, bytes, sha256, first and
+last event time) or ``drop`` (retention removed whole day partitions: which segments and why).
+The head, ``_manifest/<writer>.head`` (``{"seq":n,"hash":..}``), is replaced after each entry:
+it catches a chain whose last entries were removed together with their segments. Keep a copy
+elsewhere; whoever can rewrite every copy of the head can rewrite history (the chain is unkeyed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from watchdog.archive.layout import MANIFEST_DIR
+from watchdog.archive.store import Store
+
+ZERO = "0" * 64
+_WRITER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_ENTRY = re.compile(r"^(\d{12})\.json$")
+
+
+def check_writer(writer: str) -> str:
+    if not _WRITER.match(writer):
+        raise ValueError(f"archive writer id {writer!r}: letters, digits, '.', '_', '-' only")
+    return writer
+
+
+def entry_hash(body: dict[str, Any]) -> str:
+    doc = {k: v for k, v in body.items() if k != "hash"}
+    return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def entry_path(writer: str, seq: int) -> str:
+    return f"{MANIFEST_DIR}/{writer}/{seq:012d}.json"
+
+
+def head_path(writer: str) -> str:
+    return f"{MANIFEST_DIR}/{writer}.head"
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    path: str
+    dataset: str
+    day: str
+    rows: int
+    bytes: int
+    sha256: str
+    first: str  # RFC 3339, earliest event time in it
+    last: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "dataset": self.dataset, "day": self.day, "rows": self.rows,
+                "bytes": self.bytes, "sha256": self.sha256, "first": self.first,
+                "last": self.last}
+
+
+@dataclass
+class Chain:
+    """One writer's chain as read: its entries in order, and what is wrong with it."""
+
+    writer: str
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def tip(self) -> tuple[int, str]:
+        if not self.entries:
+            return 0, ZERO
+        last = self.entries[-1]
+        return int(last["seq"]), str(last["hash"])
+
+
+def writers(store: Store) -> list[str]:
+    names = set()
+    for rel in store.listdir(MANIFEST_DIR, recursive=True):
+        parts = rel.split("/")
+        if len(parts) == 3:
+            names.add(parts[1])
+        elif len(parts) == 2 and parts[1].endswith(".head"):
+            names.add(parts[1][: -len(".head")])
+    return sorted(names)
+
+
+def read_chain(store: Store, writer: str) -> Chain:
+    """Every entry of ``writer``'s chain, checked: numbering, hashes, links, head."""
+    chain = Chain(writer)
+    files = store.listdir(f"{MANIFEST_DIR}/{writer}")
+    prev, expect = ZERO, 1
+    for rel in files:
+        name = rel.rsplit("/", 1)[-1]
+        m = _ENTRY.match(name)
+        if not m:
+            chain.problems.append(f"manifest {writer}: unexpected file {rel}")
+            continue
+        seq = int(m[1])
+        while expect < seq:
+            chain.problems.append(f"manifest {writer}: entry {expect} was removed")
+            expect += 1
+        try:
+            doc = orjson.loads(store.read_bytes(rel))
+        except orjson.JSONDecodeError:
+            chain.problems.append(f"manifest {writer}: entry {seq} is not JSON (changed)")
+            prev, expect = "?", seq + 1
+            continue
+        if not isinstance(doc, dict) or doc.get("hash") != entry_hash(doc):
+            chain.problems.append(f"manifest {writer}: entry {seq} was changed "
+                                  "(its hash does not match its content)")
+        elif doc.get("seq") != seq:
+            chain.problems.append(f"manifest {writer}: entry {seq} holds entry "
+                                  f"{doc.get('seq')} (reordered or moved)")
+        elif prev != "?" and doc.get("prev") != prev:
+            chain.problems.append(f"manifest {writer}: entry {seq} does not follow entry "
+                                  f"{seq - 1} (an entry was replaced, removed or reordered)")
+        chain.entries.append(doc)
+        prev, expect = str(doc.get("hash")), seq + 1
+    head = head_path(writer)
+    if store.exists(head):
+        try:
+            h = orjson.loads(store.read_bytes(head))
+            hseq, hhash = int(h["seq"]), str(h["hash"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            chain.problems.append(f"manifest {writer}: head is unreadable")
+        else:
+            seq, tip = chain.tip
+            # a crash between an entry and its head leaves the chain one entry ahead
+            if hseq > seq:
+                chain.problems.append(f"manifest {writer}: entries {seq + 1}..{hseq} were "
+                                      "removed (the head records more)")
+            elif hseq == seq and hhash != tip:
+                chain.problems.append(f"manifest {writer}: entry {seq} differs from the head")
+            elif hseq < seq - 1:
+                chain.problems.append(f"manifest {writer}: the head is behind the chain "
+                                      f"({hseq} < {seq})")
+    elif chain.entries:
+        chain.problems.append(f"manifest {writer}: head missing")
+    return chain
+
+
+class ManifestWriter:
+    """Appends entries to one writer's chain (one process per writer id at a time)."""
+
+    def __init__(self, store: Store, writer: str) -> None:
+        self.store = store
+        self.writer = check_writer(writer)
+        chain = read_chain(store, writer)
+        self.seq, self.prev = chain.tip
+
+    def append(self, op: str, **fields: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "seq": self.seq + 1, "prev": self.prev, "writer": self.writer, "op": op,
+            "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **fields}
+        body["hash"] = entry_hash(body)
+        self.store.write_bytes(entry_path(self.writer, body["seq"]),
+                               orjson.dumps(body, option=orjson.OPT_SORT_KEYS) + b"\n")
+        self.seq, self.prev = body["seq"], body["hash"]
+        self.store.write_bytes(head_path(self.writer),
+                               orjson.dumps({"seq": self.seq, "hash": self.prev}) + b"\n")
+        return body
+
+
+@dataclass
+class Contents:
+    """What every chain says the archive holds now: live segments, and dropped days."""
+
+    segments: dict[str, Segment] = field(default_factory=dict)
+    dropped: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> drop entry
+    chains: list[Chain] = field(default_factory=list)
+
+    def of(self, dataset: str, first: str | None = None, last: str | None = None
+           ) -> list[Segment]:
+        """Live segments of ``dataset`` that may hold rows in [first, last] (RFC 3339)."""
+        out = []
+        for s in self.segments.values():
+            if s.dataset != dataset:
+                continue
+            if first is not None and s.last < first:
+                continue
+            if last is not None and s.first > last:
+                continue
+            out.append(s)
+        return sorted(out, key=lambda s: (s.first, s.path))
+
+
+def contents(store: Store) -> Contents:
+    out = Contents()
+    drops: list[dict[str, Any]] = []
+    for w in writers(store):
+        chain = read_chain(store, w)
+        out.chains.append(chain)
+        for entry in chain.entries:
+            op = entry.get("op")
+            if op == "segments":
+                for s in entry.get("segments", ()):
+                    out.segments[s["path"]] = Segment(**s)
+            elif op == "drop":
+                drops.append(entry)
+    # a drop names its segments by path (unique): applied after every chain's segments, so
+    # that the order in which chains are read does not matter
+    for entry in drops:
+        for s in entry.get("segments", ()):
+            out.segments.pop(s["path"], None)
+            out.dropped[s["path"]] = entry
+    return out

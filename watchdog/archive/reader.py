@@ -1,0 +1,67 @@
+"""DuckDB over the archive: each dataset a view of its live segments (those the manifest
+records, never a file merely lying in the prefix), pruned to a time range by the manifest's
+first/last event time per segment. DuckDB reads the pyarrow datasets directly (no network
+extension: the same code reads a directory and S3)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from watchdog.archive import manifest as mf
+from watchdog.archive.layout import DATASETS, SCHEMAS
+from watchdog.archive.store import Store
+
+
+def stamp(t: datetime) -> str:
+    """The manifest's form of a time (RFC 3339 UTC, microseconds), which sorts as text."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    """``--from``/``--to``: RFC 3339 with an offset, or a date (midnight UTC)."""
+    value = text.strip()
+    if len(value) == 10:
+        value += "T00:00:00Z"
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{text!r}: not an RFC 3339 time or a date (YYYY-MM-DD)") from None
+    if t.tzinfo is None:
+        raise ValueError(f"{text!r}: give an offset (e.g. Z)")
+    return t
+
+
+class ArchiveQuery:
+    """``q.sql(...)`` over the views ``events``, ``directory``, ``subjects``, ``accounts``,
+    ``alerts`` (``ranged`` datasets restricted to segments that may hold [first, last))."""
+
+    def __init__(self, store: Store, *, first: datetime | None = None,
+                 last: datetime | None = None, ranged: tuple[str, ...] = ("events",),
+                 contents: mf.Contents | None = None) -> None:
+        self.store = store
+        self.contents = contents or mf.contents(store)
+        self.con = duckdb.connect()
+        self.con.execute("SET TimeZone = 'UTC'")
+        lo = stamp(first) if first else None
+        hi = stamp(last) if last else None
+        for ds in DATASETS:
+            segs = (self.contents.of(ds, lo, hi) if ds in ranged
+                    else self.contents.of(ds))
+            if segs:
+                data: object = pads.dataset([store.path(s.path) for s in segs],
+                                            schema=SCHEMAS[ds], filesystem=store.fs,
+                                            format="parquet")
+            else:
+                data = pa.table({f.name: pa.array([], f.type) for f in SCHEMAS[ds]})
+            self.con.register(ds, data)
+
+    def sql(self, query: str, params: list[object] | None = None) -> list[tuple[Any, ...]]:
+        return self.con.execute(query, params or []).fetchall()
+
+    def close(self) -> None:
+        self.con.close()

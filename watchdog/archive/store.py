@@ -1,0 +1,120 @@
+"""Where an archive lives: a local directory or ``s3://bucket/prefix``, as a pyarrow filesystem.
+
+S3 options ride on the URI's query (``?endpoint=http://127.0.0.1:9000&region=eu-west-1``),
+never the keys: those come from ``WATCHDOG_ARCHIVE_S3_ACCESS_KEY_ID`` /
+``WATCHDOG_ARCHIVE_S3_SECRET_ACCESS_KEY`` or the credentials directory
+(``archive-s3-access-key-id``, ``archive-s3-secret-access-key``), like every other secret of
+the watchdog; without them, the AWS default chain (instance profile, IRSA web identity) applies.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import pyarrow.fs as pafs
+
+from watchdog.systemd import credentials_as_env
+
+ACCESS_KEY_ENV = "WATCHDOG_ARCHIVE_S3_ACCESS_KEY_ID"
+SECRET_KEY_ENV = "WATCHDOG_ARCHIVE_S3_SECRET_ACCESS_KEY"  # noqa: S105 (a variable's name)
+SECRETS = (ACCESS_KEY_ENV, SECRET_KEY_ENV)
+_S3_OPTIONS = {"endpoint", "region"}
+
+
+class ArchiveLocationError(ValueError):
+    """An archive location that cannot be used; ``str()`` is one line."""
+
+
+@dataclass(frozen=True)
+class Store:
+    """A filesystem and the base path of the archive in it (no trailing slash)."""
+
+    fs: pafs.FileSystem
+    base: str
+    uri: str
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
+    def path(self, *parts: str) -> str:
+        return "/".join((self.base, *parts))
+
+    def rel(self, path: str) -> str:
+        """``path`` relative to the archive's base."""
+        return path[len(self.base) + 1:] if path.startswith(self.base + "/") else path
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        path = self.path(rel)
+        if self.is_local:
+            parent = path.rsplit("/", 1)[0]
+            self.fs.create_dir(parent, recursive=True)
+            # write then rename: a crash never leaves a half-written file under the final name
+            tmp = path + ".tmp"
+            with self.fs.open_output_stream(tmp) as f:
+                f.write(data)
+            os.replace(tmp, path)
+        else:
+            with self.fs.open_output_stream(path) as f:  # an S3 PUT is atomic
+                f.write(data)
+
+    def read_bytes(self, rel: str) -> bytes:
+        with self.fs.open_input_stream(self.path(rel)) as f:
+            data: bytes = f.read()
+        return data
+
+    def exists(self, rel: str) -> bool:
+        return bool(self.fs.get_file_info(self.path(rel)).type != pafs.FileType.NotFound)
+
+    def listdir(self, rel: str, *, recursive: bool = False) -> list[str]:
+        """Files under ``rel`` (relative to the base, sorted); [] when there is none."""
+        sel = pafs.FileSelector(self.path(rel), allow_not_found=True, recursive=recursive)
+        infos = self.fs.get_file_info(sel)
+        return sorted(self.rel(i.path) for i in infos if i.type == pafs.FileType.File
+                      and not i.path.endswith(".tmp"))
+
+    def delete(self, rel: str) -> None:
+        self.fs.delete_file(self.path(rel))
+
+
+def open_store(location: str, env: Mapping[str, str] | None = None, *,
+               create: bool = False) -> Store:
+    """The store for ``location`` (a directory, or ``s3://bucket/prefix?endpoint=..``)."""
+    if not location.startswith("s3://"):
+        if "://" in location:
+            raise ArchiveLocationError(f"{location}: only a directory or s3://bucket/prefix")
+        base = os.path.abspath(location)
+        if create:
+            os.makedirs(base, exist_ok=True)
+        elif not os.path.isdir(base):
+            raise ArchiveLocationError(f"{location}: no such archive directory")
+        return Store(pafs.LocalFileSystem(), base, location)
+    parts = urlsplit(location)
+    bucket, prefix = parts.netloc, parts.path.strip("/")
+    if not bucket:
+        raise ArchiveLocationError(f"{location}: no bucket (s3://bucket/prefix)")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = set(query) - _S3_OPTIONS
+    if unknown:
+        raise ArchiveLocationError(f"{location}: unknown option {sorted(unknown)[0]!r} "
+                                   f"(known: {', '.join(sorted(_S3_OPTIONS))}); keys come from "
+                                   f"{ACCESS_KEY_ENV} or the credentials directory")
+    environ = os.environ if env is None else env
+    secrets = {**credentials_as_env(SECRETS, environ), **environ}
+    kwargs: dict[str, object] = {"region": query.get("region", "us-east-1")}
+    endpoint = query.get("endpoint")
+    if endpoint:
+        ep = urlsplit(endpoint if "://" in endpoint else "https://" + endpoint)
+        kwargs["endpoint_override"] = ep.netloc
+        kwargs["scheme"] = ep.scheme or "https"
+    access, secret = secrets.get(ACCESS_KEY_ENV), secrets.get(SECRET_KEY_ENV)
+    if bool(access) != bool(secret):
+        raise ArchiveLocationError(f"{ACCESS_KEY_ENV} and {SECRET_KEY_ENV}: give both or neither")
+    if access:
+        kwargs["access_key"], kwargs["secret_key"] = access, secret
+    fs = pafs.S3FileSystem(**kwargs)
+    base = f"{bucket}/{prefix}" if prefix else bucket
+    return Store(fs, base, location)

@@ -1,0 +1,171 @@
+"""Segments: buffered documents of one dataset and day, written as one Parquet file each.
+
+:class:`ArchiveWriter` is synchronous (the daemon runs :meth:`flush` in a thread). A document is
+added with its id and event time; one whose id the day already holds, in a finished segment or
+in the buffer, is skipped (a Kafka redelivery after a crash, a file archived twice), so a day
+never holds an id twice. Each day's ids are loaded from its segments the first time the day is
+touched and kept for the ``days_cached`` most recently touched days.
+
+A flush writes every buffered day as a segment, then one manifest entry for all of them: only
+then are the documents archived (the daemon commits their offsets after that). Before writing,
+the names about to be written go to ``_manifest/<writer>.pending``: a crash between the segments
+and their entry leaves files that no entry records, and the next writer with that id deletes
+them (their documents were not acknowledged, so they come again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from watchdog.archive import manifest as mf
+from watchdog.archive.layout import MANIFEST_DIR, day_of_epoch, segment_dir, to_table
+from watchdog.archive.store import Store
+
+log = logging.getLogger(__name__)
+
+SEGMENT_ROWS = 200_000  # rows of one day buffered before a flush is due
+_DAY = 86_400
+
+
+@dataclass(slots=True)
+class _Buffer:
+    ids: list[str] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+    raws: list[bytes] = field(default_factory=list)
+
+
+def _rfc3339(t: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def encode_segment(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", row_group_size=64 * 1024)
+    return bytes(sink.getvalue())
+
+
+def pending_path(writer: str) -> str:
+    return f"{MANIFEST_DIR}/{writer}.pending"
+
+
+class ArchiveWriter:
+    def __init__(self, store: Store, writer: str, *, segment_rows: int = SEGMENT_ROWS,
+                 days_cached: int = 8) -> None:
+        self.store = store
+        self.manifest = mf.ManifestWriter(store, writer)
+        self.writer = writer
+        self.segment_rows = segment_rows
+        self.days_cached = days_cached
+        self._buf: dict[tuple[str, int], _Buffer] = {}
+        self._seen: OrderedDict[tuple[str, int], set[str]] = OrderedDict()
+        self._days: dict[int, str] = {}
+        self.pending = 0  # documents buffered
+        self.duplicates = 0  # documents skipped: their id was archived already
+        self._clean_pending()
+
+    # -- in -----------------------------------------------------------------------------------
+    def add(self, dataset: str, doc_id: str, t: float, raw: bytes) -> bool:
+        """Buffer a document; False (and nothing buffered) if its day already has ``doc_id``."""
+        key = (dataset, int(t // _DAY))
+        seen = self._seen.get(key)
+        if seen is None:
+            seen = self._load_day(key)
+        if doc_id in seen:
+            self.duplicates += 1
+            return False
+        seen.add(doc_id)
+        buf = self._buf.get(key)
+        if buf is None:
+            buf = self._buf[key] = _Buffer()
+        buf.ids.append(doc_id)
+        buf.times.append(t)
+        buf.raws.append(raw)
+        self.pending += 1
+        return True
+
+    def full(self) -> bool:
+        return any(len(b.ids) >= self.segment_rows for b in self._buf.values())
+
+    # -- out -------------------------------------------------------------------------------------
+    def flush(self) -> list[mf.Segment]:
+        """Write every buffer as a segment and record them; raise (keeping them) on failure."""
+        if not self._buf:
+            return []
+        seq = self.manifest.seq + 1
+        planned: list[tuple[tuple[str, int], str]] = []
+        for i, key in enumerate(sorted(self._buf)):
+            dataset, day = key[0], self._day(key[1])
+            planned.append((key, f"{segment_dir(dataset, day)}/{self.writer}-{seq:012d}-"
+                                 f"{i:04d}.parquet"))
+        self.store.write_bytes(pending_path(self.writer), orjson.dumps(
+            {"seq": seq, "paths": [p for _k, p in planned]}))
+        segments = []
+        for key, path in planned:
+            buf = self._buf[key]
+            data = encode_segment(to_table(key[0], buf.ids, buf.times, buf.raws))
+            self.store.write_bytes(path, data)
+            segments.append(mf.Segment(
+                path=path, dataset=key[0], day=self._day(key[1]), rows=len(buf.ids),
+                bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                first=_rfc3339(min(buf.times)), last=_rfc3339(max(buf.times))))
+        self.manifest.append("segments", segments=[s.as_dict() for s in segments])
+        self._buf.clear()
+        self.pending = 0
+        self._evict()
+        return segments
+
+    # -- internals -------------------------------------------------------------------------------
+    def _day(self, n: int) -> str:
+        d = self._days.get(n)
+        if d is None:
+            d = self._days[n] = day_of_epoch(n * _DAY)
+        return d
+
+    def _load_day(self, key: tuple[str, int]) -> set[str]:
+        dataset, day = key[0], self._day(key[1])
+        ids: set[str] = set()
+        for seg in mf.contents(self.store).of(dataset):
+            if seg.day == day:
+                try:
+                    t = pq.read_table(self.store.path(seg.path), columns=["id"],
+                                      filesystem=self.store.fs)
+                except (OSError, pa.ArrowInvalid) as err:
+                    # removed or damaged (``verify`` names it): archive rather than refuse
+                    log.warning("archive segment %s unreadable, its ids are not deduplicated "
+                                "against: %s", seg.path, str(err)[:200])
+                    continue
+                ids.update(t.column("id").to_pylist())
+        self._seen[key] = ids
+        self._evict()
+        return ids
+
+    def _evict(self) -> None:
+        seen = self._seen
+        while len(seen) > self.days_cached:
+            for key in seen:
+                if key not in self._buf:
+                    del seen[key]
+                    break
+            else:
+                return
+
+    def _clean_pending(self) -> None:
+        """Delete the segments of a flush that crashed before its manifest entry."""
+        rel = pending_path(self.writer)
+        if not self.store.exists(rel):
+            return
+        doc = orjson.loads(self.store.read_bytes(rel))
+        if int(doc.get("seq", 0)) > self.manifest.seq:
+            for path in doc.get("paths", ()):
+                if self.store.exists(path):
+                    self.store.delete(path)
+        self.store.delete(rel)
