@@ -92,6 +92,8 @@ class Mqtt(_Base):
     subscribe: list[NonEmpty] = msgspec.field(default_factory=list)
     qos: Literal[0, 1, 2] = 1
     clean_session: bool = False  # a persistent session: the broker keeps QoS 1 messages
+    # how long the broker keeps the session (and unacknowledged messages) after a disconnect
+    session_expiry_seconds: PositiveInt = 7 * 86400
     keepalive: PositiveInt = 30
     idle_after_seconds: Positive = 5.0
 

@@ -47,6 +47,19 @@ WHOLE_STREAM_RULES = frozenset({"log_gap"})
 Meta = tuple[PartitionBook | None, int, float, bool]
 
 
+def _lowest(event_ids: Sequence[str], m: Meta, rel: dict[str, Meta],
+            meta: dict[str, Meta]) -> int:
+    """The lowest offset, in the completing record's book, of the alert's evidence still
+    known: held until the alert is delivered, so that an MQTT message (acknowledged: gone for
+    good) is not released while the alert it is evidence of could still be lost."""
+    low = m[1]
+    for eid in event_ids:
+        o = rel.get(eid) or meta.get(eid)
+        if o is not None and o[0] is m[0] and o[1] < low:
+            low = o[1]
+    return low
+
+
 class RecordLike(Protocol):
     """What a source hands in: aiokafka's ConsumerRecord, or :class:`~.sources.base.Raw`."""
 
@@ -146,7 +159,9 @@ class Pipeline:
         self.metrics = metrics
         self.log = log
         self.decoder = Decoder(AccessEvent, check=check_times)
-        self.books: dict[int, PartitionBook] = {}
+        self.books: dict[int, PartitionBook] = {}  # Kafka partitions: committed by the source
+        # streams whose source acknowledges each message itself (MQTT), never committed to Kafka
+        self.stream_books: dict[int, PartitionBook] = {}
         self.live: set[int] = set()  # partition keys that hold the watermark
         self.idle: set[int] = set()
         self._meta: dict[str, Meta] = {}
@@ -167,6 +182,13 @@ class Pipeline:
     def open_partition(self, pkey: int, start: int) -> PartitionBook:
         """A Kafka partition was assigned; its commit will be tracked from ``start``."""
         book = self.books[pkey] = PartitionBook(pkey, start)
+        self.add_stream(pkey)
+        return book
+
+    def track_stream(self, pkey: int) -> PartitionBook:
+        """A stream whose messages the source acknowledges when the book says they are safe
+        (numbered from 0 by the source, as offsets)."""
+        book = self.stream_books[pkey] = PartitionBook(pkey, 0)
         self.add_stream(pkey)
         return book
 
@@ -194,7 +216,7 @@ class Pipeline:
             return high
         t0 = time.perf_counter()
         now = time.monotonic()
-        book = self.books.get(pkey)
+        book = self.books.get(pkey) or self.stream_books.get(pkey)
         self.idle.discard(pkey)
         self.detector.early = self._early and pkey not in self.backlog
         decode = self.decoder.decode
@@ -311,7 +333,7 @@ class Pipeline:
             if m is None:
                 submit(a, None, -1, time.monotonic())
             else:
-                submit(a, m[0], m[1], m[2])
+                submit(a, m[0], _lowest(a.event_ids, m, rel, meta), m[2])
 
     def _reject(self, rej: Rejection, rec: RecordLike, topic: str,
                 book: PartitionBook | None) -> None:

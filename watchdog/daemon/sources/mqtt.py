@@ -1,14 +1,22 @@
-"""Access events over MQTT (aiomqtt): the configured topic filters, QoS 1, same decode path.
+"""Access events over MQTT: the configured topic filters, QoS 1, same decode path.
 
-One MQTT connection is one stream in the reorder buffer (partition key
+At-least-once through a crash: a message is acknowledged (PUBACK) only once its event has
+left the reorder buffer and every alert it completed was accepted by every sink (a rejected
+message: once its dead letter was). The pipeline's :class:`~watchdog.daemon.offsets.
+PartitionBook` says so, as for a Kafka partition: each message gets the next sequence number
+of this stream as its "offset", and acknowledgements follow the book's safe offset, in the
+order the messages came (MQTT wants them in that order). The session is persistent (MQTT v5,
+``session_expiry_seconds``, ``clean_session: false``), so after a ``kill -9`` the broker
+redelivers every message not acknowledged, and keeps what arrives while the daemon is away.
+Redeliveries of events already processed are duplicates to the pipeline (same ``event.id``)
+and alerts already sent are suppressed by their id within this process; across a restart an
+alert may be sent twice, never lost.
+
+One connection is one stream in the reorder buffer (partition key
 :data:`~watchdog.daemon.sources.base.MQTT_STREAM`); it stops holding the watermark after
-``idle_after_seconds`` without a message. A persistent session (``clean_session: false`` and
-a fixed client id) makes the broker keep QoS 1 messages while the daemon is away. MQTT has no
-offsets to commit: a message is acknowledged when it is received (aiomqtt has no manual
-acknowledgement), so delivery is at-least-once up to the daemon, not through a crash of it.
-While sinks are behind, received messages wait in the client's queue (memory, never dropped).
-Several instances should subscribe with shared subscriptions (``$share/watchdog/...``), or
-every instance gets every message. Reconnects with backoff.
+``idle_after_seconds`` without a message. While sinks are behind, received messages wait
+unread (and unacknowledged). Several instances should subscribe with shared subscriptions
+(``$share/watchdog/...``), or every instance gets every message. Reconnects with backoff.
 """
 
 from __future__ import annotations
@@ -16,19 +24,25 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as paho
 
 from watchdog.daemon.config import TLS, Mqtt
+from watchdog.daemon.offsets import PartitionBook
 from watchdog.daemon.pipeline import Pipeline
 from watchdog.daemon.sources.base import MQTT_STREAM, Raw
+from watchdog.daemon.sources.mqtt_session import MqttSessionError, Subscriber
 
 BATCH = 1000
+CLOSE_SECONDS = 2.0
 
 
 def mqtt_client(m: Mqtt, identifier: str) -> aiomqtt.Client:
+    """A publishing client (the MQTT sink): acknowledgements of what it receives don't matter."""
     return aiomqtt.Client(
         m.host, m.port, identifier=identifier, username=m.username, password=m.password,
         clean_session=m.clean_session, keepalive=m.keepalive, tls_context=tls_context(m.tls),
@@ -45,16 +59,6 @@ def tls_context(tls: TLS | None) -> ssl.SSLContext | None:
     return ctx
 
 
-def _payload(p: Any) -> bytes | None:
-    if isinstance(p, bytes):
-        return p
-    if isinstance(p, bytearray | memoryview):
-        return bytes(p)
-    if isinstance(p, str):
-        return p.encode()
-    return None if p is None else str(p).encode()
-
-
 class MqttSource:
     name = "mqtt"
 
@@ -67,15 +71,20 @@ class MqttSource:
         self.log = log.bind(broker=f"{m.host}:{m.port}")
         self.pkey = pkey
         self.stall = stall
-        self.connected = False
         self.received = 0
+        self.acked = 0
+        self._seq = 0  # the next message's number in this stream (its "offset")
+        self._book: PartitionBook | None = None
+        # (number, connection it came on, message) of messages not acknowledged yet, in order
+        self._unacked: deque[tuple[int, Subscriber, paho.MQTTMessage]] = deque()
+        self._sub: Subscriber | None = None
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._last = time.monotonic()
         self._beat = time.monotonic()
 
     async def start(self) -> None:
-        self.pipeline.add_stream(self.pkey)
+        self._book = self.pipeline.track_stream(self.pkey)
 
     def stop(self) -> None:
         self._stopping = True
@@ -83,15 +92,26 @@ class MqttSource:
             self._task.cancel()
 
     async def finish(self) -> None:
-        pass  # nothing to commit: QoS 1 messages were acknowledged on receipt
+        """After the flush and the drain: acknowledge what is handled, then disconnect (what
+        is not stays with the broker for the next start)."""
+        self.acknowledge()
+        await self._close()
 
     def alive(self, now: float) -> bool:
-        # the receive loop blocks while nothing arrives; the watchdog below ticks instead
+        # the receive loop blocks while nothing arrives; the housekeeping tick beats instead
         return self._stopping or now - self._beat < self.stall
+
+    @property
+    def connected(self) -> bool:
+        return self._sub is not None and not self._sub.lost
 
     @property
     def ready(self) -> bool:
         return self.connected
+
+    @property
+    def unacked(self) -> int:
+        return len(self._unacked)
 
     async def run(self) -> None:
         self._task = asyncio.current_task()
@@ -100,10 +120,11 @@ class MqttSource:
             while not self._stopping:
                 try:
                     await self._session()
-                except aiomqtt.MqttError as err:
-                    if self.connected:
-                        self.log.warning("mqtt_disconnected", error=str(err)[:200])
-                    self.connected = False
+                except MqttSessionError as err:
+                    self.log.warning("mqtt_disconnected", error=str(err)[:200],
+                                     unacknowledged=len(self._unacked),
+                                     retry_in=round(delay, 1))
+                    await self._close()
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 30.0)
                 else:
@@ -111,41 +132,75 @@ class MqttSource:
         except asyncio.CancelledError:
             if not self._stopping:
                 raise
-        finally:
-            self.connected = False
+        # on a stop the connection stays open until finish() has acknowledged what is handled
+
+    async def _close(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            try:
+                async with asyncio.timeout(CLOSE_SECONDS):
+                    await sub.__aexit__(None, None, None)
+            except TimeoutError:
+                pass
 
     async def _session(self) -> None:
-        async with mqtt_client(self.m, self.m.client_id) as client:
-            for topic_filter in self.m.subscribe:
-                await client.subscribe(topic_filter, qos=self.m.qos)
-            self.connected = True
-            self._last = time.monotonic()  # quiet is measured from the subscription on
-            self.log.info("mqtt_subscribed", topics=self.m.subscribe, qos=self.m.qos)
-            messages = client.messages
-            it = aiter(messages)
-            while True:
-                msg = await anext(it)
-                while self.congested():  # sinks behind: let messages wait in the queue
-                    self._beat = time.monotonic()
-                    await asyncio.sleep(0.1)
-                batch = [msg]
-                while len(batch) < BATCH and len(messages):
-                    batch.append(await anext(it))
-                self._ingest(batch)
+        sub = Subscriber(self.m, tls_context(self.m.tls))
+        await sub.__aenter__()
+        self._sub = sub
+        await sub.subscribe(self.m.subscribe, self.m.qos)
+        self._last = time.monotonic()  # quiet is measured from the subscription on
+        self.log.info("mqtt_subscribed", topics=self.m.subscribe, qos=self.m.qos,
+                      session_present=sub.session_present)
+        queue = sub.messages
+        while True:
+            msg = await sub.get()
+            while self.congested():  # sinks behind: let messages wait, unacknowledged
+                self._beat = time.monotonic()
+                await asyncio.sleep(0.1)
+            batch = [msg]
+            while len(batch) < BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            self._ingest(sub, batch)
 
-    def _ingest(self, batch: list[aiomqtt.Message]) -> None:
+    def _ingest(self, sub: Subscriber, batch: list[paho.MQTTMessage]) -> None:
         self._last = self._beat = time.monotonic()
         self.received += len(batch)
+        seq = self._seq
+        unacked = self._unacked
+        for msg in batch:
+            unacked.append((seq, sub, msg))
+            seq += 1
         # one topic per call, so dead letters name the topic the message came on
-        start = 0
+        start, first = 0, self._seq
         for i in range(1, len(batch) + 1):
-            if i == len(batch) or batch[i].topic.value != batch[start].topic.value:
-                recs = [Raw(_payload(m.payload)) for m in batch[start:i]]
-                self.pipeline.ingest(self.pkey, recs, batch[start].topic.value)
+            if i == len(batch) or batch[i].topic != batch[start].topic:
+                recs = [Raw(bytes(m.payload), first + j, self.pkey)
+                        for j, m in enumerate(batch[start:i], start)]
+                self.pipeline.ingest(self.pkey, recs, batch[start].topic)
                 start = i
+        self._seq = seq
+        self.acknowledge()
+
+    def acknowledge(self) -> None:
+        """Acknowledge, in order, every message the pipeline has fully handled."""
+        book, unacked = self._book, self._unacked
+        if book is None or not unacked:
+            return
+        safe = book.safe()
+        n = 0
+        while unacked and unacked[0][0] < safe:
+            _, sub, msg = unacked.popleft()
+            # one that came on a lost connection is redelivered on the new one: acked there
+            if not sub.lost:
+                sub.ack(msg)
+            n += 1
+        self.acked += n
 
     def tick(self, now: float, idle_after: float) -> None:
-        """From the service's housekeeping: mark the stream idle when quiet."""
+        """From the service's housekeeping: acknowledge what sinks accepted since; mark the
+        stream idle when quiet."""
         self._beat = now
+        self.acknowledge()
         if now - self._last >= idle_after and self.pkey not in self.pipeline.idle:
             self.pipeline.mark_idle(self.pkey)
+            self.acknowledge()
