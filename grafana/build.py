@@ -255,11 +255,11 @@ def overview() -> dash.Dashboard:
                 "renameByName": {"Value": "alerts"}}))
             .sort_by([common_b.TableSortByFieldState().display_name("alerts").desc(True)])
             .unit("short").decimals(0))
-        .with_panel(ts(15, "Alerts suppressed / s",
+        .with_panel(ts(15, "Alerts deduplicated / s",
                        "Alerts not sent because an identical alert (same alert_id) was already "
                        "sent: replays and redeliveries.",
-                       [q(f"sum(rate(watchdog_alerts_suppressed_total{{{JOB}}}[{RATE}]))",
-                          "suppressed")], unit="ops", w=8))
+                       [q(f"sum(rate(watchdog_alerts_deduplicated_total{{{JOB}}}[{RATE}]))",
+                          "deduplicated")], unit="ops", w=8))
         .with_panel(ts(16, "Accounts tracked",
                        "Accounts with state in the windowed rules and the anomaly features.",
                        [q(f"sum(watchdog_accounts_tracked{{{JOB}}})", "accounts")], w=8))

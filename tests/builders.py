@@ -25,8 +25,16 @@ from watchdog.alerts.model import Alert
 from watchdog.alerts.pseudonym import Pseudonymizer
 from watchdog.decode import Decoder, Rejection
 from watchdog.engine.engine import Engine
-from watchdog.events import AccessEvent, DirectoryRecord, SubjectRecord, check_times, epoch
+from watchdog.events import (
+    AccessEvent,
+    AccountRecord,
+    DirectoryRecord,
+    SubjectRecord,
+    check_times,
+    epoch,
+)
 from watchdog.policy import Policy, parse_policy
+from watchdog.rules import default_rules
 
 KEY = b"test-key-0123456789abcdef"
 # Wednesday 2026-11-18, 10:00 in Asia/Tokyo: inside business hours.
@@ -68,6 +76,7 @@ _ids = itertools.count(1)
 _event_decoder = Decoder(AccessEvent, check=check_times)
 _dir_decoder = Decoder(DirectoryRecord, check=check_times)
 _subj_decoder = Decoder(SubjectRecord, check=check_times)
+_acct_decoder = Decoder(AccountRecord, check=check_times)
 
 
 def at(**delta: float) -> datetime:
@@ -187,11 +196,36 @@ def subject(
     type: str,
     effective: datetime | str = datetime(2026, 1, 1, tzinfo=UTC),
     purposes: list[str] | None = None,
+    *,
+    categories: list[str] | None = None,
+    resources: list[str] | None = None,
 ) -> SubjectRecord:
     doc: dict[str, Any] = {"subject_id": subject_id, "type": type, "effective": stamp(effective)}
     if purposes is not None:
         doc["purposes"] = purposes
+    if categories is not None:
+        doc["categories"] = categories
+    if resources is not None:
+        doc["resources"] = resources
     rec = _subj_decoder.decode(orjson.dumps(doc))
+    assert not isinstance(rec, Rejection), rec
+    return rec
+
+
+def account(
+    user: str = "e1",
+    enabled: bool = True,
+    effective: datetime | str = datetime(2026, 1, 1, tzinfo=UTC),
+    roles: list[str] | None = None,
+    password_changed_at: datetime | str | None = None,
+) -> AccountRecord:
+    """An identity-provider account record (1.1)."""
+    doc: dict[str, Any] = {"user_id": user, "enabled": enabled, "effective": stamp(effective)}
+    if roles is not None:
+        doc["roles"] = roles
+    if password_changed_at is not None:
+        doc["password_changed_at"] = stamp(password_changed_at)
+    rec = _acct_decoder.decode(orjson.dumps(doc))
     assert not isinstance(rec, Rejection), rec
     return rec
 
@@ -219,12 +253,15 @@ def engine(
     *,
     dir_records: Iterable[DirectoryRecord] | None = None,
     subjects: Iterable[SubjectRecord] = (),
+    accounts: Iterable[AccountRecord] = (),
 ) -> Engine:
-    eng = Engine(pol or policy(), Pseudonymizer(KEY))
+    eng = Engine(pol or policy(), Pseudonymizer(KEY), default_rules())
     for rec in default_directory() if dir_records is None else dir_records:
         eng.apply_directory(rec)
     for srec in subjects:
         eng.apply_subject(srec)
+    for arec in accounts:
+        eng.apply_account(arec)
     return eng
 
 
@@ -242,11 +279,13 @@ def run(
     *,
     dir_records: Iterable[DirectoryRecord] | None = None,
     subjects: Iterable[SubjectRecord] = (),
+    accounts: Iterable[AccountRecord] = (),
 ) -> list[Alert]:
     """All alerts of a fresh engine over ``events``."""
     if isinstance(events, AccessEvent):
         events = [events]
-    return feed(engine(pol, dir_records=dir_records, subjects=subjects), events)
+    return feed(engine(pol, dir_records=dir_records, subjects=subjects, accounts=accounts),
+                events)
 
 
 def only(rule: str, alerts: Iterable[Alert]) -> list[Alert]:

@@ -27,7 +27,7 @@ def _replay(args: argparse.Namespace) -> int:
     from watchdog.reporting import replay_progress, replay_summary
 
     for label, path in (("--events", args.events), ("--directory", args.directory),
-                        ("--subjects", args.subjects)):
+                        ("--subjects", args.subjects), ("--accounts", args.accounts)):
         if path and path != "-" and (not Path(path).exists() or Path(path).is_dir()):
             return _fail(f"{label} {path}: no such file")
     try:
@@ -49,7 +49,8 @@ def _replay(args: argparse.Namespace) -> int:
             out = open_output(args.out, stack)
             progress = stack.enter_context(replay_progress(args.events))
             result = replay(args.events, out, engine, directory=args.directory,
-                            subjects=args.subjects, stages=stages, rejected=rejected,
+                            subjects=args.subjects, accounts=args.accounts, stages=stages,
+                            rejected=rejected,
                             progress=progress, freeze_gc=True)
     except InputError as err:
         return _fail(str(err))
@@ -66,6 +67,7 @@ def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--events", required=True, help="access events JSONL ('-' stdin, .gz ok)")
     p.add_argument("--directory", help="directory records JSONL")
     p.add_argument("--subjects", help="subject-register records JSONL")
+    p.add_argument("--accounts", help="identity-provider account records JSONL (1.1)")
     p.add_argument("--policy", help="policy YAML/JSON (default: the embedded default policy)")
     p.add_argument("--model", help="anomaly model directory (from `watchdog train`)")
     p.add_argument("--out", required=True, help="alerts JSONL ('-' for stdout)")

@@ -193,6 +193,13 @@ def _effective_stamp_path(raw: bytes) -> str | None:
     return None
 
 
+def effective_as_written(raw: bytes) -> str:
+    """A valid record's ``effective`` exactly as its document wrote it (obligation alerts cite
+    ``directory/<user_id>/<effective>``; a datetime would lose the writer's offset and
+    precision)."""
+    return _effective_stamp.decode(raw).effective
+
+
 # type -> check of an already decoded document's raw bytes: the JSON path of a stamp that is
 # not RFC 3339, or None (``Decoder`` applies it)
 RAW_STAMP_CHECKS: dict[type, Callable[[bytes], str | None]] = {

@@ -25,9 +25,17 @@ from watchdog.decode import Decoder, Rejection
 from watchdog.engine.detector import Detector, Stage
 from watchdog.engine.engine import Engine
 from watchdog.engine.ordering import Reorderer
-from watchdog.events import AccessEvent, DirectoryRecord, SubjectRecord, check_times
-from watchdog.files.jsonl import RejectedWriter, lines, read_records
+from watchdog.events import (
+    AccessEvent,
+    AccountRecord,
+    DirectoryRecord,
+    SubjectRecord,
+    check_times,
+    effective_as_written,
+)
+from watchdog.files.jsonl import RejectedWriter, lines, read_records, read_records_raw
 from watchdog.policy import Policy
+from watchdog.rules import default_rules
 
 REPLAY_RELEASE_STEP = 60.0  # seconds of event time per batch released to the rules
 
@@ -62,7 +70,7 @@ def build_engine(policy: Policy, key: bytes | None = None) -> Engine:
         print("watchdog: warning: no WATCHDOG_PSEUDONYM_KEY set; subject pseudonyms use the "
               "public demo key", file=sys.stderr)
         key = DEMO_KEY
-    return Engine(policy, Pseudonymizer(key))
+    return Engine(policy, Pseudonymizer(key), default_rules())
 
 
 def replay(
@@ -72,6 +80,7 @@ def replay(
     *,
     directory: str | None = None,
     subjects: str | None = None,
+    accounts: str | None = None,
     stages: list[Stage] | None = None,
     rejected: RejectedWriter,
     progress: Callable[[int], None] | None = None,
@@ -85,12 +94,16 @@ def replay(
     result = ResultCounter(ReplayResult(), rejected)
     started = time.perf_counter()
     if directory:
-        for drec in read_records(directory, Decoder(DirectoryRecord, check=check_times),
-                                 result):
-            engine.apply_directory(drec)
+        for drec, raw in read_records_raw(
+                directory, Decoder(DirectoryRecord, check=check_times), result):
+            engine.apply_directory(drec, effective_as_written(raw))
     if subjects:
-        for srec in read_records(subjects, Decoder(SubjectRecord, check=check_times), result):
-            engine.apply_subject(srec)
+        for srec, raw in read_records_raw(
+                subjects, Decoder(SubjectRecord, check=check_times), result):
+            engine.apply_subject(srec, effective_as_written(raw))
+    if accounts:
+        for arec in read_records(accounts, Decoder(AccountRecord, check=check_times), result):
+            engine.apply_account(arec)
     if freeze_gc:
         gc_policy.settle()
     detector = Detector(engine, Reorderer(release_step=REPLAY_RELEASE_STEP), stages or [])

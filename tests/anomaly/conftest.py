@@ -13,6 +13,7 @@ from watchdog.alerts.pseudonym import Pseudonymizer
 from watchdog.engine.engine import Engine
 from watchdog.events import AccessEvent, DirectoryRecord
 from watchdog.policy import load_policy
+from watchdog.rules import default_rules
 
 T0 = datetime(2026, 11, 2, 0, 0, tzinfo=UTC).timestamp()  # Monday 09:00 JST
 DEPTS = ("customer support", "billing", "marketing")
@@ -123,7 +124,7 @@ def write_jsonl(path: Path, docs: list[dict]) -> Path:
 
 
 def make_engine(n_accounts: int = 30) -> Engine:
-    engine = Engine(load_policy(None), Pseudonymizer(b"test-key-0123456789abcdef"))
+    engine = Engine(load_policy(None), Pseudonymizer(b"test-key-0123456789abcdef"), default_rules())
     for rec in directory_records(n_accounts):
         engine.apply_directory(msgspec.convert(rec, DirectoryRecord))
     return engine

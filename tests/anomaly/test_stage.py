@@ -240,3 +240,25 @@ def test_replay_with_model_via_cli(tiny_model: Path, tiny_inputs: dict[str, Path
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("watchdog: error: model ")
     assert "checksum mismatch" in err[-1]
+
+
+def test_commitments_not_naming_anomaly_silence_it(tiny_model: Path,
+                                                   insider_alerts: list[Alert]) -> None:
+    """Contract 1.1: anomaly raises nothing unless a commitment names it, even with a model."""
+    from tests.builders import policy_doc
+    from watchdog.policy import parse_policy
+
+    assert insider_alerts
+    doc = policy_doc()
+    del doc["clauses"]
+    doc["commitments"] = [{"id": "A", "clause": "§1", "rules": ["external_media"]}]
+    stage = stage_for(tiny_model)
+    stage.engine.set_policy(parse_policy(doc, "p"))
+    assert run(stage, insider_docs()) == []
+    doc["commitments"].append({"id": "B", "clause": "§2", "quote": "we watch",
+                               "rules": ["anomaly"]})
+    stage = stage_for(tiny_model)
+    stage.engine.set_policy(parse_policy(doc, "p"))
+    named = run(stage, insider_docs())
+    assert [a.alert_id for a in named] == [a.alert_id for a in insider_alerts]
+    assert all(a.clauses == ("§2: we watch",) for a in named)

@@ -29,6 +29,7 @@ from watchdog.events import DirectoryRecord, SubjectRecord
 from watchdog.files.jsonl import RejectedWriter
 from watchdog.policy import load_policy
 from watchdog.replay import replay
+from watchdog.rules import default_rules
 from watchdog.simulate import SimConfig, build_world, write_world
 
 KEY = os.environ.get("WATCHDOG_PSEUDONYM_KEY", "test-key-0123456789abcdef")
@@ -46,7 +47,7 @@ class World:
 
     def engine(self) -> Engine:
         """An engine with the policy and the directory/subject state loaded."""
-        engine = Engine(load_policy(str(self.policy)), Pseudonymizer(KEY.encode()))
+        engine = Engine(load_policy(str(self.policy)), Pseudonymizer(KEY.encode()), default_rules())
         dd, sd = Decoder(DirectoryRecord), Decoder(SubjectRecord)
         for raw in self.directory:
             engine.apply_directory(dd.decode(raw))  # type: ignore[arg-type]
@@ -89,7 +90,7 @@ def replay_alerts(events: list[bytes], directory: list[bytes], subjects: list[by
     for name, docs in (("events", events), ("directory", directory), ("subjects", subjects)):
         paths[name] = tmp / f"{name}.jsonl"
         paths[name].write_bytes(b"".join(d + b"\n" for d in docs))
-    engine = Engine(load_policy(str(policy)), Pseudonymizer(KEY.encode()))
+    engine = Engine(load_policy(str(policy)), Pseudonymizer(KEY.encode()), default_rules())
     out = io.BytesIO()
     rejected = RejectedWriter(tmp / "rejected.jsonl")
     replay(str(paths["events"]), out, engine, directory=str(paths["directory"]),
@@ -176,7 +177,7 @@ class HookReceiver:
 
 def service(cfg: Config, world: World) -> Service:
     """A daemon instance in this process (no HTTP listener) with the world's policy."""
-    engine = Engine(load_policy(str(world.policy)), Pseudonymizer(KEY.encode()))
+    engine = Engine(load_policy(str(world.policy)), Pseudonymizer(KEY.encode()), default_rules())
     return Service(cfg, engine, metrics=Metrics(), listen=False)
 
 

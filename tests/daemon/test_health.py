@@ -32,6 +32,7 @@ METRICS = [
     "watchdog_sink_latency_seconds", "watchdog_queue_depth", "watchdog_state_entries",
     "watchdog_ready", "watchdog_watermark_timestamp_seconds",
     "watchdog_source_last_event_timestamp_seconds", "watchdog_alerts_suppressed_total",
+    "watchdog_alerts_deduplicated_total", "watchdog_obligations_open",
     "watchdog_policy_reloads_total", "watchdog_model_info", "watchdog_model_loaded",
     "watchdog_anomaly_score", "watchdog_batch_seconds", "watchdog_events_late_total",
     "watchdog_events_duplicate_total",

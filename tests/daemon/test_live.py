@@ -33,6 +33,7 @@ from watchdog.daemon.app import Service
 from watchdog.daemon.config import load_config
 from watchdog.engine.engine import Engine
 from watchdog.policy import load_policy
+from watchdog.rules import default_rules
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +78,7 @@ async def test_kafka_and_mqtt_give_the_alerts_replay_gives(
         mqtt={"host": mq.host, "port": mq.port, "subscribe": ["logs/+/access"],
               "idle_after_seconds": 30.0, "client_id": "watchdog-test"},
         sinks={"kafka": {}, "mqtt": {"topic": "watchdog/alerts"}})))
-    engine = Engine(load_policy(str(world.policy)), Pseudonymizer(KEY.encode()))
+    engine = Engine(load_policy(str(world.policy)), Pseudonymizer(KEY.encode()), default_rules())
     svc = Service(cfg, engine)
     mqtt_alerts: list[bytes] = []
 

@@ -197,7 +197,7 @@ async def test_restart_rebuilds_windows_without_realerting(world: World) -> None
     await stop(svc, run)
     assert sink.ids == new
     assert svc.pipeline.suppressed == len(old)
-    assert svc.metrics.suppressed._value.get() == len(old)
+    assert svc.metrics.deduplicated._value.get() == len(old)
 
 
 async def test_redelivered_events_are_dropped_and_alert_once(world: World) -> None:

@@ -15,11 +15,11 @@ from watchdog.engine.detector import Detector
 from watchdog.engine.engine import Engine
 from watchdog.engine.ordering import Reorderer
 from watchdog.events import AccessEvent, epoch
-from watchdog.rules import ORDERED, RULE_IDS, SUPERSEDES
+from watchdog.rules import ORDERED, RULE_IDS, SUPERSEDES, default_rules
 
 
 def detector(lateness: float = 300.0, stages=(), early: bool = False) -> Detector:
-    eng = Engine(policy(), Pseudonymizer(KEY))
+    eng = Engine(policy(), Pseudonymizer(KEY), default_rules())
     for rec in DIRECTORY:
         eng.apply_directory(rec)
     for srec in SUBJECTS:

@@ -19,6 +19,7 @@ from watchdog.engine.detector import Detector
 from watchdog.engine.engine import Engine
 from watchdog.engine.ordering import Reorderer
 from watchdog.events import AccessEvent, epoch
+from watchdog.rules import default_rules
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "watchdog" / "schemas"
                      / "alert.schema.json").read_bytes())
@@ -44,7 +45,7 @@ def world_event(draw: st.DrawFn) -> dict:
 def test_engine_never_raises_and_alerts_are_valid(docs):
     eng = Engine(policy(thresholds={"failed_logins": 2, "bulk_export_subjects": 3,
                                     "bulk_export_subjects_per_hour": 5}),
-                 Pseudonymizer(KEY))
+                 Pseudonymizer(KEY), default_rules())
     for rec in DIRECTORY:
         eng.apply_directory(rec)
     for srec in SUBJECTS:

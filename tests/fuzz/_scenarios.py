@@ -29,7 +29,7 @@ from watchdog.engine.engine import Engine
 from watchdog.engine.ordering import Reorderer
 from watchdog.events import AccessEvent, DirectoryRecord, SubjectRecord, check_times, epoch
 from watchdog.policy import parse_policy
-from watchdog.rules import RULE_IDS
+from watchdog.rules import RULE_IDS, default_rules
 
 KEY = b"fuzz-key-0123456789abcdef"
 PSEUDONYM = re.compile(r"s-[0-9a-f]{16}")
@@ -91,6 +91,9 @@ def unique_ids(sc: dict[str, Any]) -> dict[str, Any]:
     return {**sc, "events": [d for d, _ in keep], "plan": [p for _, p in keep]}
 
 
+OBLIGATIONS = {"account_not_revoked": "directory/", "erasure_overdue": "subjects/"}
+
+
 def check_alert(a: Alert, pushed_ids: set[str], accounts: set[str], datasets: set[str]) -> None:
     """The alert validates against alert.schema.json and keeps the contract's promises."""
     doc = orjson.loads(encode_alert(msgspec.structs.replace(
@@ -100,8 +103,12 @@ def check_alert(a: Alert, pushed_ids: set[str], accounts: set[str], datasets: se
     assert ALERT_ID.fullmatch(a.alert_id), a.alert_id
     assert a.alert_id.startswith(a.rule + ":")
     assert a.event_ids, a
-    assert set(a.event_ids) <= pushed_ids, a
-    assert a.user_id in accounts or (a.rule == "log_gap" and a.user_id in datasets), a
+    if a.rule in OBLIGATIONS:  # judged at a deadline: one reference to the starting record
+        assert len(a.event_ids) == 1, a
+        assert a.event_ids[0].startswith(OBLIGATIONS[a.rule]), a
+    else:
+        assert set(a.event_ids) <= pushed_ids, a
+        assert a.user_id in accounts or (a.rule == "log_gap" and a.user_id in datasets), a
     pseudonyms = a.subjects.pseudonyms
     assert all(PSEUDONYM.fullmatch(p) for p in pseudonyms), pseudonyms
     assert list(pseudonyms) == sorted(set(pseudonyms))
@@ -114,7 +121,7 @@ def check_alert(a: Alert, pushed_ids: set[str], accounts: set[str], datasets: se
 
 
 def build(sc: dict[str, Any]) -> tuple[Engine, Detector]:
-    engine = Engine(parse_policy(sc["policy"], "fuzz"), Pseudonymizer(KEY))
+    engine = Engine(parse_policy(sc["policy"], "fuzz"), Pseudonymizer(KEY), default_rules())
     for d in sc["directory"]:
         engine.apply_directory(decode(DIRECTORY, d))
     for s in sc["subjects"]:

@@ -43,6 +43,7 @@ with atheris.instrument_imports(include=["watchdog"]):  # before anything import
         epoch,
     )
     from watchdog.policy import load_policy
+    from watchdog.rules import default_rules
 
 KEY = b"atheris-key-0123456789abcdef"
 POLICY = load_policy(None)
@@ -118,7 +119,7 @@ def test_one_input(data: bytes) -> None:
     assert len(raw) <= limit
     if not isinstance(result, AccessEvent):
         return
-    engine = Engine(POLICY, Pseudonymizer(KEY))
+    engine = Engine(POLICY, Pseudonymizer(KEY), default_rules())
     for rec in STATE:
         engine.apply_directory(rec)  # type: ignore[arg-type]
     for srec in SUBJECTS:

@@ -32,7 +32,9 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "watchdog_ready": ("gauge", ()),
     "watchdog_watermark_timestamp_seconds": ("gauge", ()),
     "watchdog_source_last_event_timestamp_seconds": ("gauge", ("dataset",)),
-    "watchdog_alerts_suppressed": ("counter", ()),
+    "watchdog_alerts_suppressed": ("counter", ("rule",)),
+    "watchdog_alerts_deduplicated": ("counter", ()),
+    "watchdog_obligations_open": ("gauge", ("rule",)),
     "watchdog_policy_reloads": ("counter", ("result",)),
     "watchdog_model_info": ("gauge", ("version",)),
     "watchdog_model_loaded": ("gauge", ()),
@@ -77,7 +79,10 @@ def serve(port: int, max_seconds: float) -> None:
     watermark = Gauge("watchdog_watermark_timestamp_seconds", "Event-time watermark.")
     last_event = Gauge("watchdog_source_last_event_timestamp_seconds", "Newest event time.",
                        ["dataset"])
-    suppressed = Counter("watchdog_alerts_suppressed", "Duplicate alerts not sent.")
+    suppressed = Counter("watchdog_alerts_suppressed", "Alerts excused by an exception.",
+                         ["rule"])
+    deduplicated = Counter("watchdog_alerts_deduplicated", "Duplicate alerts not sent.")
+    obligations = Gauge("watchdog_obligations_open", "Open obligations.", ["rule"])
     reloads = Counter("watchdog_policy_reloads", "Policy reloads.", ["result"])
     model_info = Gauge("watchdog_model_info", "Model.", ["version"])
     model_loaded = Gauge("watchdog_model_loaded", "1 when a model is loaded.")
@@ -137,7 +142,10 @@ def serve(port: int, max_seconds: float) -> None:
         state.labels(state="windows").set(rnd.randint(50, 80))
         ready.set(1)
         watermark.set(now - 2)
-        suppressed.inc(tick % 3 == 0)
+        deduplicated.inc(tick % 3 == 0)
+        suppressed.labels(rule="external_email").inc(tick % 11 == 0)
+        obligations.labels(rule="erasure_overdue").set(3)
+        obligations.labels(rule="account_not_revoked").set(1)
         batch.observe(rnd.expovariate(100))
         late.inc(tick % 5 == 0)
         dup.inc(tick % 7 == 0)

@@ -39,7 +39,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from watchdog.alerts.model import Alert, AlertSubjects, rfc3339
+from watchdog.alerts.model import Alert, rfc3339
 from watchdog.anomaly import store
 from watchdog.anomaly.explain import explain
 from watchdog.anomaly.features import (
@@ -55,8 +55,9 @@ from watchdog.anomaly.features import (
 )
 from watchdog.anomaly.model import AnomalyModel
 from watchdog.anomaly.peers import PeerBaselines, group_key
-from watchdog.engine.engine import Engine, alert_id
+from watchdog.engine.engine import Engine
 from watchdog.events import AccessEvent
+from watchdog.rules.base import Finding
 
 RULE = "anomaly"
 COMMITMENT = "access to personal data is monitored for unusual behaviour"
@@ -262,15 +263,15 @@ class AnomalyStage:
         last = self._last_alert.get(uid)
         if last is not None and t - last < self.cooldown:
             return None
+        if not self.engine.policy.runs(RULE):  # with commitments, only when one names it
+            return None
         self._last_alert[uid] = t
         self.alerted += 1
-        policy = self.engine.policy
         group = batch.group(j)
         drivers, text = explain(model, x, batch.raw[j], batch.own_mean[j], batch.own_var[j],
                                 batch.quantiles[batch.gids[j]], group)
-        clauses = policy.clauses_for(RULE)
-        breaks = clauses[0] if clauses else COMMITMENT
-        base = policy.severities.get(RULE, "medium")
+        factory = self.engine.alerts
+        base = factory.severity(RULE, "medium")
         severity = "high" if score >= model.threshold_high and base != "critical" else base
         explanation: dict[str, Any] = {
             "model_version": model.version,
@@ -283,22 +284,13 @@ class AnomalyStage:
             "text": text,
         }
         subjects = round(to_natural("subjects_1h", float(batch.raw[j, _SUBJ_1H])))
-        eids = batch.event_ids(j)
-        return Alert(
-            alert_id=alert_id(RULE, uid, eids[-1], str(bucket)),
-            rule=RULE,
-            severity=severity,
-            ts=rfc3339(t),
-            user_id=uid,
-            event_ids=eids,
-            summary=f"Unusual behaviour by account {uid} (score {score:.3f}, threshold "
-                    f"{model.threshold:.3f}): {text}. Breaks: {breaks}",
-            subjects=AlertSubjects(subjects),
-            clauses=clauses,
-            score=round(score, 4),
-            explanation=explanation,
-            labels={"model_version": model.version},
-        )
+        finding = Finding(
+            RULE, f"Unusual behaviour by account {uid} (score {score:.3f}, threshold "
+            f"{model.threshold:.3f}): {text}", batch.event_ids(j), subject_count=subjects,
+            key=str(bucket), severity=severity,  # type: ignore[arg-type]
+            labels={"model_version": model.version}, score=round(score, 4),
+            explanation=explanation)
+        return factory.build(finding, t, uid, default_severity="medium", commitment=COMMITMENT)
 
 
 def _split_windows(due: list[tuple[FeatureBatch, np.ndarray, np.ndarray]]) -> bool:

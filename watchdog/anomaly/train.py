@@ -51,6 +51,7 @@ from watchdog.anomaly.peers import group_key
 from watchdog.anomaly.retrain import select_training_rows
 from watchdog.engine.engine import Engine
 from watchdog.events import AccessEvent
+from watchdog.rules import default_rules
 
 DEFAULT_TARGET = 0.5  # false anomaly alerts per 1,000 accounts per day
 MAX_TRAIN_ROWS = 200_000
@@ -267,7 +268,7 @@ def train(
 
     policy = load_policy(policy_path)
     # the rules run too: the windows of behaviour that led to an alert are not "normal"
-    engine = Engine(policy, Pseudonymizer(key_from_env() or DEMO_KEY))
+    engine = Engine(policy, Pseudonymizer(key_from_env() or DEMO_KEY), default_rules())
     collector = Collector(engine, seed=seed, heldout=heldout, warmup=warmup)
     rejected = RejectedWriter(rejected_path_for(str(out_dir).rstrip("/") + ".jsonl"))
     alerts = _AlertTimes()

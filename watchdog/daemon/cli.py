@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from watchdog.daemon.metrics import Metrics
     from watchdog.engine.engine import Engine
     from watchdog.policy import PolicyError, load_policy
+    from watchdog.rules import default_rules
 
     overrides = {"kafka.bootstrap": args.kafka_bootstrap, "policy": args.policy,
                  "listen": args.listen, "model": args.model,
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, PolicyError) as err:
         return _fail(str(err))
     configure(cfg.log_level)
-    engine = Engine(policy, Pseudonymizer(key))
+    engine = Engine(policy, Pseudonymizer(key), default_rules())
     metrics = Metrics()
     log = get_logger("service")
     if cfg.detection.only == "rules" and cfg.model:

@@ -77,6 +77,7 @@ class Topics(_Base):
     access_logs: NonEmpty = "access-logs"
     directory: NonEmpty = "directory"
     subjects: NonEmpty = "subjects"
+    accounts: NonEmpty = "accounts"  # 1.1: the identity provider's account records
     alerts: NonEmpty = "alerts"
     dlq: NonEmpty = "access-logs.dlq"
 

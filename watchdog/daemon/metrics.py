@@ -109,8 +109,14 @@ class Metrics:
         self.last_event = Gauge("watchdog_source_last_event_timestamp_seconds",
                                 "Latest event time seen per dataset", ["dataset"], registry=r)
         self.suppressed = Counter("watchdog_alerts_suppressed_total",
-                                  "Alerts not sent again (same alert_id, or re-read after a "
-                                  "rebalance/restart)", registry=r)
+                                  "Alerts an exception of the policy excused (not raised)",
+                                  ["rule"], registry=r)
+        self.deduplicated = Counter("watchdog_alerts_deduplicated_total",
+                                    "Alerts not sent again (same alert_id, or re-read after a "
+                                    "rebalance/restart)", registry=r)
+        self.obligations_open = Gauge("watchdog_obligations_open",
+                                      "Obligations with a deadline opened and not yet judged",
+                                      ["rule"], registry=r)
         self.reloads = Counter("watchdog_policy_reloads_total", "Policy reloads (SIGHUP)",
                                ["result"], registry=r)
         self.model_info = Gauge("watchdog_model_info", "The loaded anomaly model", ["version"],

@@ -40,8 +40,10 @@ from watchdog.events import AccessEvent, check_times
 
 LOG_FIRST_REJECTIONS = 20
 # rules that judge a whole dataset, whose events are spread over every partition: an instance
-# that owns only some partitions would take the others' events for gaps and silences
-WHOLE_STREAM_RULES = frozenset({"log_gap"})
+# that owns only some partitions would take the others' events for gaps and silences; and the
+# obligations (1.1), judged when the whole stream's event time passes a deadline (on the
+# deletes of every partition): one instance raises each of them
+WHOLE_STREAM_RULES = frozenset({"log_gap", "account_not_revoked", "erasure_overdue"})
 
 # (book or None when untracked, offset, monotonic consume time, re-read to rebuild windows)
 Meta = tuple[PartitionBook | None, int, float, bool]
@@ -142,6 +144,9 @@ class Pipeline:
         invalid records are counted and logged, not dead-lettered (the rules service, reading
         the same records in its own group, does that)."""
         self.engine = engine
+        # an obligation alert cites a record, not an event: it is held to the event whose
+        # processing judged it (a re-read event's obligations were sent before)
+        engine.judged_at = {}
         order = _Capturing(lateness=lateness)
         order.collected = []
         self.order = order
@@ -315,10 +320,13 @@ class Pipeline:
         metrics, submit, sent = self.metrics, self.delivery.submit, self.alert_ids
         partial = self.partial_view
         meta = self._meta
+        judged_at = self.engine.judged_at
         for a in alerts:
             m = None
             if a.event_ids:
                 eid = a.event_ids[-1]
+                if judged_at:
+                    eid = judged_at.pop(a.alert_id, eid)
                 # an early alert's event is still in the reorder buffer: its record is in meta
                 m = rel.get(eid) or meta.get(eid)
             if ((m is not None and m[3]) or (partial and a.rule in WHOLE_STREAM_RULES)
@@ -326,7 +334,7 @@ class Pipeline:
                 # completed by a re-read event (alerted before), judged on a partial view of a
                 # dataset, or sent already
                 if not self.whole_stream:
-                    metrics.suppressed.inc()
+                    metrics.deduplicated.inc()
                 self.suppressed += 1
                 continue
             metrics.count_alert(a.rule, a.severity)

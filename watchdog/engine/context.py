@@ -6,6 +6,7 @@ import msgspec
 
 from watchdog.events import AccessEvent, DirectoryRecord
 from watchdog.policy.model import Grants, Policy, Role
+from watchdog.state.accounts import Accounts
 from watchdog.state.subjects import SubjectRegister, SubjectState
 
 
@@ -19,6 +20,7 @@ class Context(msgspec.Struct, gc=False):
     grants: Grants  # what the actor's roles at t allow (directory's roles win over the event's)
     personal: bool
     register: SubjectRegister
+    accounts: Accounts  # the identity provider's account state (1.1)
 
     @property
     def roles(self) -> tuple[Role, ...]:

@@ -87,10 +87,18 @@ def read_records(
     path: str, decoder: Decoder[T], rejected: RejectedWriter | None = None
 ) -> Iterator[T]:
     """Decoded documents of a JSONL file; bad ones go to ``rejected``."""
+    for doc, _raw in read_records_raw(path, decoder, rejected):
+        yield doc
+
+
+def read_records_raw(
+    path: str, decoder: Decoder[T], rejected: RejectedWriter | None = None
+) -> Iterator[tuple[T, bytes]]:
+    """(decoded document, its line) of a JSONL file; bad ones go to ``rejected``."""
     for n, raw in lines(path):
         doc = decoder.decode(raw)
         if isinstance(doc, Rejection):
             if rejected is not None:
                 rejected.write(path, n, doc)
             continue
-        yield doc
+        yield doc, raw

@@ -10,19 +10,21 @@ from collections import deque
 from typing import ClassVar
 
 from watchdog.engine.context import Context
-from watchdog.rules.base import Finding, Severity
+from watchdog.rules.base import Finding, RuleBase, Severity
 from watchdog.rules.needs import NOTHING
 
 WINDOW = 600.0
 MAX_EVENT_IDS = 20
 
 
-class BruteForce:
+class BruteForce(RuleBase):
     id: ClassVar[str] = "brute_force"
     severity: ClassVar[Severity] = "medium"
     commitment: ClassVar[str] = "access control prevents unauthorised access to accounts"
     actions: ClassVar[frozenset[str] | None] = frozenset({"login"})
     needs: ClassVar[int] = NOTHING
+    ordered: ClassVar[bool] = True
+    windowed: ClassVar[bool] = True
 
     def __init__(self) -> None:
         # account -> (failure times and ids in the window, above-threshold flag)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from watchdog.engine.context import Context
-from watchdog.rules.base import Finding, Severity
+from watchdog.rules.base import Finding, RuleBase, Severity
 from watchdog.rules.needs import PERSONAL
 
 WINDOW = 3600.0
@@ -51,13 +51,15 @@ class _Account:
                     del last_seen[s]
 
 
-class BulkExport:
+class BulkExport(RuleBase):
     id: ClassVar[str] = "bulk_export"
     severity: ClassVar[Severity] = "critical"
     commitment: ClassVar[str] = "the means of taking personal data out are restricted"
     actions: ClassVar[frozenset[str] | None] = frozenset(
         {"export", "download", "copy", "print", "transfer"})
     needs: ClassVar[int] = PERSONAL
+    ordered: ClassVar[bool] = True
+    windowed: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._accounts: dict[str, _Account] = {}

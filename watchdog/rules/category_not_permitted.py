@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 from watchdog.engine.context import Context
-from watchdog.rules.base import Finding, Severity
+from watchdog.rules.base import Finding, RuleBase, Severity
 from watchdog.rules.needs import PERSONAL
 
 
-class CategoryNotPermitted:
+class CategoryNotPermitted(RuleBase):
     id: ClassVar[str] = "category_not_permitted"
     severity: ClassVar[Severity] = "high"
     commitment: ClassVar[str] = "staff access only the personal data their duties require"

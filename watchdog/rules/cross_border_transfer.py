@@ -2,7 +2,8 @@
 
 Applies to any destination with a ``country``. Lawful when the matching processor has
 ``safeguards`` (e.g. SCC). Without an ``adequate_countries`` list the policy states no
-transfer regime and the rule stays silent.
+transfer regime and the rule stays silent. With the policy's ``allow_anonymized_provision``
+(1.1), anonymised data is not judged.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 from watchdog.engine.context import Context
-from watchdog.rules.base import Finding, Severity
+from watchdog.rules.base import Finding, RuleBase, Severity
 from watchdog.rules.needs import DESTINATION, PERSONAL
 
 
-class CrossBorderTransfer:
+class CrossBorderTransfer(RuleBase):
     id: ClassVar[str] = "cross_border_transfer"
     severity: ClassVar[Severity] = "high"
     commitment: ClassVar[str] = ("transfers to third countries only with adequate protection "
@@ -32,6 +33,8 @@ class CrossBorderTransfer:
         if any(p.safeguards for p in policy.processors_for(dest)):
             return None
         d = ctx.ev.data
+        if d.anonymized and policy.allow_anonymized_provision:
+            return None
         who = dest.organization or dest.domain or dest.kind or "a recipient"
         return [Finding(self.id, f"Account {ctx.user_id} sent {d.subjects} subjects' data from "
                         f"{ctx.resource} to {who} in {dest.country}, outside the adequate "

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 from watchdog.engine.context import Context
-from watchdog.rules.base import Finding, Severity
+from watchdog.rules.base import Finding, RuleBase, Severity
 from watchdog.rules.needs import DESTINATION, PERSONAL
 
 
-class ExternalMedia:
+class ExternalMedia(RuleBase):
     id: ClassVar[str] = "external_media"
     severity: ClassVar[Severity] = "critical"
     commitment: ClassVar[str] = "no recording of personal data on external media"

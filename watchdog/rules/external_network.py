@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 from watchdog.engine.context import Context
-from watchdog.rules.base import Finding, Severity
+from watchdog.rules.base import Finding, RuleBase, Severity
 from watchdog.rules.needs import PERSONAL, SOURCE_IP
 
 
-class ExternalNetwork:
+class ExternalNetwork(RuleBase):
     id: ClassVar[str] = "external_network"
     severity: ClassVar[Severity] = "medium"
     commitment: ClassVar[str] = "personal data is reached only from the company network"

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from watchdog.alerts.model import rfc3339
 from watchdog.engine.context import Context
-from watchdog.rules.base import Finding, Severity
+from watchdog.rules.base import Finding, RuleBase, Severity
 from watchdog.rules.needs import DATASET
 
 
@@ -25,12 +25,13 @@ class _Source:
     silence_alerted: bool = False
 
 
-class LogGap:
+class LogGap(RuleBase):
     id: ClassVar[str] = "log_gap"
     severity: ClassVar[Severity] = "high"
     commitment: ClassVar[str] = "access to personal data is logged and the logs are monitored"
     actions: ClassVar[frozenset[str] | None] = None
     needs: ClassVar[int] = DATASET
+    ordered: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._sources: dict[str, _Source] = {}

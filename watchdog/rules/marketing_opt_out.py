@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import ClassVar
 
 from watchdog.engine.context import Context
-from watchdog.rules.base import Finding, Severity
+from watchdog.rules.base import Finding, RuleBase, Severity
 from watchdog.rules.needs import KNOWN_SUBJECT, PERSONAL
 
 
-class MarketingOptOut:
+class MarketingOptOut(RuleBase):
     id: ClassVar[str] = "marketing_opt_out"
     severity: ClassVar[Severity] = "high"
     commitment: ClassVar[str] = "marketing stops for people who opt out"
     actions: ClassVar[frozenset[str] | None] = None
     needs: ClassVar[int] = PERSONAL | KNOWN_SUBJECT
+    # contract 1.1: an event that raises this does not also raise consent_missing
+    supersedes: ClassVar[tuple[str, ...]] = ("consent_missing",)
 
     def check(self, ctx: Context) -> list[Finding] | None:
         if ctx.purpose != "marketing":

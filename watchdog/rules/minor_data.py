@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 from watchdog.engine.context import Context
-from watchdog.rules.base import Finding, Severity
+from watchdog.rules.base import Finding, RuleBase, Severity
 from watchdog.rules.needs import KNOWN_SUBJECT, PERSONAL
 
 
-class MinorData:
+class MinorData(RuleBase):
     id: ClassVar[str] = "minor_data"
     severity: ClassVar[Severity] = "high"
     commitment: ClassVar[str] = "children's data is used only for the purposes allowed for it"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 from watchdog.engine.context import Context
-from watchdog.rules.base import Finding, Severity
+from watchdog.rules.base import Finding, RuleBase, Severity
 from watchdog.rules.needs import PERSONAL
 
 
-class OffHoursAccess:
+class OffHoursAccess(RuleBase):
     id: ClassVar[str] = "off_hours_access"
     severity: ClassVar[Severity] = "low"
     commitment: ClassVar[str] = "personal data is handled during working hours under supervision"

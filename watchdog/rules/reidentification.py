@@ -11,13 +11,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 from watchdog.engine.context import Context
-from watchdog.rules.base import Finding, Severity
+from watchdog.rules.base import Finding, RuleBase, Severity
 from watchdog.rules.needs import RESOURCE
 
 _Seen = tuple[float, str]  # (event time, event id)
 
 
-class Reidentification:
+class Reidentification(RuleBase):
     id: ClassVar[str] = "reidentification"
     severity: ClassVar[Severity] = "high"
     commitment: ClassVar[str] = ("anonymously processed information is never collated with "
@@ -25,6 +25,8 @@ class Reidentification:
     actions: ClassVar[frozenset[str] | None] = None
     # an anonymised extract need not name categories or subjects; the identified side must
     needs: ClassVar[int] = RESOURCE
+    ordered: ClassVar[bool] = True
+    windowed: ClassVar[bool] = True
 
     def __init__(self) -> None:
         # (account, family) -> [last anonymised access, last identified access]

@@ -6,13 +6,13 @@ from typing import ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.events import epoch
-from watchdog.rules.base import Finding, Severity
+from watchdog.rules.base import Finding, RuleBase, Severity
 from watchdog.rules.needs import COLLECTED_AT, PERSONAL
 
 _DAY = 86400.0
 
 
-class RetentionExpired:
+class RetentionExpired(RuleBase):
     id: ClassVar[str] = "retention_expired"
     severity: ClassVar[Severity] = "medium"
     commitment: ClassVar[str] = "personal data is deleted when its retention period ends"

@@ -13,19 +13,24 @@ from typing import ClassVar
 from watchdog.alerts.model import rfc3339
 from watchdog.engine.context import Context
 from watchdog.events import epoch
-from watchdog.rules.base import Finding, Severity
+from watchdog.rules.base import Finding, RuleBase, Severity
 from watchdog.rules.needs import INACTIVE_ACCOUNT, PERSONAL, UNKNOWN_ACCOUNT
 
 _VERB = {"departed": "Departed", "suspended": "Suspended", "transferred": "Transferred"}
+# the rules that judge an account's roles
+ROLE_BASED = ("category_not_permitted", "purpose_violation", "off_hours_access")
 _SINCE = {"departed": "left", "suspended": "suspended", "transferred": "transferred"}
 
 
-class RevokedAccount:
+class RevokedAccount(RuleBase):
     id: ClassVar[str] = "revoked_account"
     severity: ClassVar[Severity] = "critical"
     commitment: ClassVar[str] = "accounts of staff who left or transferred are invalidated at once"
     actions: ClassVar[frozenset[str] | None] = None
     needs: ClassVar[int] = INACTIVE_ACCOUNT
+    # an account that should not act at all gets one alert saying so, not also the alerts
+    # that judge its (meaningless) roles on the same event
+    supersedes: ClassVar[tuple[str, ...]] = ROLE_BASED
 
     def check(self, ctx: Context) -> list[Finding] | None:
         actor = ctx.actor
@@ -52,12 +57,13 @@ class RevokedAccount:
                         ev.data.subjects, labels={"status": actor.status})]
 
 
-class UnknownAccount:
+class UnknownAccount(RuleBase):
     id: ClassVar[str] = "unknown_account"
     severity: ClassVar[Severity] = "high"
     commitment: ClassVar[str] = "only registered, authorised staff access personal data"
     actions: ClassVar[frozenset[str] | None] = None
     needs: ClassVar[int] = PERSONAL | UNKNOWN_ACCOUNT
+    supersedes: ClassVar[tuple[str, ...]] = ROLE_BASED
 
     def check(self, ctx: Context) -> list[Finding] | None:
         if ctx.actor is not None:

@@ -1,7 +1,9 @@
 """subject_restricted: processing a subject who asked for erasure, suspension or restriction.
 
 Anything but ``delete`` of such a subject from the request's ``effective`` time plus
-``thresholds.restriction_grace_hours`` on.
+``thresholds.restriction_grace_hours`` on. A ``restricted`` or ``suspension_requested`` record
+with ``categories`` and/or ``purposes`` (1.1) covers only processing touching one of those
+categories or for one of those purposes (either suffices).
 """
 
 from __future__ import annotations
@@ -9,11 +11,11 @@ from __future__ import annotations
 from typing import ClassVar
 
 from watchdog.engine.context import Context
-from watchdog.rules.base import Finding, Severity
+from watchdog.rules.base import Finding, RuleBase, Severity
 from watchdog.rules.needs import KNOWN_SUBJECT, PERSONAL
 
 
-class SubjectRestricted:
+class SubjectRestricted(RuleBase):
     id: ClassVar[str] = "subject_restricted"
     severity: ClassVar[Severity] = "high"
     commitment: ClassVar[str] = "use of personal information stops when the person asks"
@@ -26,11 +28,12 @@ class SubjectRestricted:
         grace = ctx.policy.thresholds.restriction_grace_hours * 3600.0
         hit: list[str] = []
         kinds: set[str] = set()
+        purpose, cats = ctx.purpose, ctx.ev.data.categories
         for sid, state in ctx.subject_states():
-            since = state.restricted_since()
+            since = state.restricted_since(purpose, cats)
             if since is not None and ctx.t >= since + grace:
                 hit.append(sid)
-                kinds.add(state.restriction() or "restricted")
+                kinds.add(state.restriction(purpose, cats) or "restricted")
         if not hit:
             return None
         kind = ", ".join(sorted(k.replace("_", " ") for k in kinds))

@@ -3,6 +3,9 @@
 Destination kind ``third_party`` or ``cloud_storage`` whose organisation/domain is not a
 processor approved for the event's purpose and every category, unless every touched subject
 has granted consent for that purpose (a bare ``subject_count`` cannot show consent).
+Contract 1.1: ``authority`` is judged as a third party unless the event names a
+``data.legal_basis`` (then it is ``authority_disclosure``'s, never this rule's); with the
+policy's ``allow_anonymized_provision``, anonymised data (``data.anonymized``) is not judged.
 """
 
 from __future__ import annotations
@@ -10,13 +13,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 from watchdog.engine.context import Context
-from watchdog.rules.base import Finding, Severity
+from watchdog.rules.base import Finding, RuleBase, Severity
 from watchdog.rules.needs import DESTINATION, PERSONAL
 
-_KINDS = frozenset({"third_party", "cloud_storage"})
+_KINDS = frozenset({"third_party", "cloud_storage", "authority"})
 
 
-class UnapprovedThirdParty:
+class UnapprovedThirdParty(RuleBase):
     id: ClassVar[str] = "unapproved_third_party"
     severity: ClassVar[Severity] = "critical"
     commitment: ClassVar[str] = "no provision to third parties without consent or a contract"
@@ -28,6 +31,10 @@ class UnapprovedThirdParty:
         if not dest or dest.kind not in _KINDS:
             return None
         d = ctx.ev.data
+        if dest.kind == "authority" and d.legal_basis:
+            return None
+        if d.anonymized and ctx.policy.allow_anonymized_provision:
+            return None
         if ctx.policy.approves(dest, ctx.purpose, d.categories):
             return None
         proc = ctx.policy.processor_for(dest)

@@ -9,23 +9,33 @@ from its ``effective`` instant on, including to an event with the same timestamp
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterator
 
 from watchdog.events import DirectoryRecord, epoch
 
 
 class Directory:
-    __slots__ = ("_accounts",)
+    __slots__ = ("_accounts", "_written")
 
     def __init__(self) -> None:
         # account -> (effective times, records), index for index: one lookup per event
         self._accounts: dict[str, tuple[list[float], list[DirectoryRecord]]] = {}
+        # every record applied, with ``effective`` as written (obligations cite it)
+        self._written: list[tuple[DirectoryRecord, str]] = []
 
-    def apply(self, rec: DirectoryRecord) -> None:
+    def apply(self, rec: DirectoryRecord, written: str = "") -> None:
         t = epoch(rec.effective)
         times, recs = self._accounts.setdefault(rec.user_id, ([], []))
         i = bisect_right(times, t)  # same instant: the later-read record wins
         times.insert(i, t)
         recs.insert(i, rec)
+        if rec.status != "active":  # only these start obligations
+            self._written.append((rec, written))
+
+    def records(self) -> Iterator[tuple[DirectoryRecord, str]]:
+        """The records that are not ``active``, in the order applied, with ``effective`` as
+        written (a second engine over the same state opens the same obligations)."""
+        return iter(list(self._written))
 
     def at(self, user_id: str, t: float) -> DirectoryRecord | None:
         """The account's record in force at ``t``, or None if none is effective yet."""

@@ -1,5 +1,6 @@
-"""The directory and subject register from their compacted topics, read in full by every
-instance: a consumer without a group, from the beginning, then tailing.
+"""The directory, subject register and (1.1) identity-provider accounts from their compacted
+topics, read in full by every instance: a consumer without a group, from the beginning, then
+tailing. The ``accounts`` topic is optional: read when it exists.
 
 Records are applied to the engine as they come; its state is kept on event time (a record
 applies from its ``effective`` instant), so the order of reading does not matter. ``loaded``
@@ -25,7 +26,13 @@ from watchdog.daemon.kafka_client import client_kwargs
 from watchdog.daemon.metrics import Metrics
 from watchdog.decode import Decoder, Rejection
 from watchdog.engine.engine import Engine
-from watchdog.events import DirectoryRecord, SubjectRecord, check_times
+from watchdog.events import (
+    AccountRecord,
+    DirectoryRecord,
+    SubjectRecord,
+    check_times,
+    effective_as_written,
+)
 
 
 class StateTopics:
@@ -41,10 +48,16 @@ class StateTopics:
         t = cfg.topics
         dec_dir = Decoder(DirectoryRecord, check=check_times)
         dec_sub = Decoder(SubjectRecord, check=check_times)
-        self._apply: dict[str, tuple[Decoder[Any], Callable[[Any], None]]] = {
-            t.directory: (dec_dir, engine.apply_directory),
-            t.subjects: (dec_sub, engine.apply_subject),
+        dec_acc = Decoder(AccountRecord, check=check_times)
+        # topic -> (decoder, apply(document, raw bytes))
+        self._apply: dict[str, tuple[Decoder[Any], Callable[[Any, bytes], None]]] = {
+            t.directory: (dec_dir, lambda d, raw: engine.apply_directory(
+                d, effective_as_written(raw))),
+            t.subjects: (dec_sub, lambda d, raw: engine.apply_subject(
+                d, effective_as_written(raw))),
+            t.accounts: (dec_acc, lambda d, raw: engine.apply_account(d)),
         }
+        self._optional = {t.accounts}
         self.consumer: AIOKafkaConsumer | None = None
         self.loaded = asyncio.Event()
         self.broker_ok = False
@@ -62,8 +75,12 @@ class StateTopics:
         for topic in self._apply:
             parts = c.partitions_for_topic(topic)
             if not parts:
-                self.log.warning("state_topic_missing", topic=topic,
-                                 hint="no records of it will be applied until a restart")
+                if topic in self._optional:
+                    self.log.info("state_topic_absent", topic=topic,
+                                  hint="optional; created later, it is read after a restart")
+                else:
+                    self.log.warning("state_topic_missing", topic=topic,
+                                     hint="no records of it will be applied until a restart")
                 continue
             tps.extend(TopicPartition(topic, p) for p in sorted(parts))
         self.broker_ok = True
@@ -118,7 +135,7 @@ class StateTopics:
                 self.dead_letters.put(DeadLetter(rec.value, rec.key, doc.reason, doc.detail,
                                                  tp.topic, tp.partition, rec.offset))
                 continue
-            apply(doc)
+            apply(doc, rec.value)
             self.records += 1
 
     async def probe(self) -> None:

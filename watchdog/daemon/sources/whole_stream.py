@@ -248,9 +248,10 @@ class WholeStream:
         """A pipeline that runs only the whole-stream rules, over the main engine's state."""
         main = self.engine
         engine = Engine(main.policy, main.pseudonymize,
-                        rules=[cls() for cls in RULE_CLASSES if cls.id in WHOLE_STREAM_RULES])
-        # the same directory and subjects (read, never written here): the same alerts
-        engine.directory, engine.register = main.directory, main.register
+                        [cls() for cls in RULE_CLASSES if cls.id in WHOLE_STREAM_RULES])
+        # the same directory, subjects and accounts (read, never written here), and the
+        # obligations their records opened: the same alerts
+        engine.share_state(main)
         return Pipeline(engine, self.delivery, self.main.dead_letters, self.metrics, self.log,
                         lateness=self.main.order.lateness, alert_ids=self.main.alert_ids,
                         whole_stream=True)
