@@ -120,6 +120,23 @@ async def test_lines_are_the_canonical_alert_documents(tmp_path: Path) -> None:
         await sink.send(alerts)
 
 
+async def test_an_excused_alert_is_written_with_the_exception_reason(tmp_path: Path) -> None:
+    sink = AuditSink(tmp_path / "audit.jsonl")
+    await sink.start()
+    await sink.send([alert(1)])
+    sink.note_excused(alert(2), "migration to the new CRM, ticket PRIV-1234",
+                      "2026-12-31T00:00:00.000Z")
+    await sink.close()  # waits for the noted entries
+    lines = (tmp_path / "audit.jsonl").read_bytes().splitlines()
+    assert len(lines) == 2
+    excused = orjson.loads(lines[1])["alert"]
+    assert excused["alert_id"] == alert(2).alert_id
+    assert excused["labels"]["excused_by"] == "exception"
+    assert excused["labels"]["exception_reason"] == "migration to the new CRM, ticket PRIV-1234"
+    assert excused["labels"]["exception_until"] == "2026-12-31T00:00:00.000Z"
+    assert verify(tmp_path / "audit.jsonl", require_head=True).ok
+
+
 async def test_a_timed_out_write_is_not_appended_twice_on_retry(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sink = AuditSink(tmp_path / "audit.jsonl", fsync=False)

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from watchdog import gc_policy
+from watchdog.alerts.model import Alert, rfc3339
 from watchdog.daemon.config import Config, in_group
 from watchdog.daemon.deadletter import DeadLetter, DeadLetters, KafkaDeadLetters, accepted
 from watchdog.daemon.delivery import Delivery, Outbox, RetryPolicy
@@ -48,6 +49,7 @@ from watchdog.daemon.sources.mqtt import MqttSource
 from watchdog.daemon.sources.whole_stream import WholeStream
 from watchdog.engine.detector import Stage
 from watchdog.engine.engine import Engine
+from watchdog.policy.model import PolicyException
 
 SourceFactory = Callable[[Pipeline], Source]
 ANOMALY_GROUP_SUFFIX = ".anomaly"  # the consumer group of ``detection.only: anomaly``
@@ -108,6 +110,8 @@ class Service:
                                  stages=stages, lateness=cfg.detection.lateness_seconds,
                                  dedupe_alert_ids=cfg.delivery.dedupe_alert_ids,
                                  rules=cfg.detection.rules)
+        self._audit = next((s for s in self.sinks if isinstance(s, AuditSink)), None)
+        engine.on_suppressed = self._suppressed
         self.state: StateTopics | None = None
         self.whole_stream: WholeStream | None = None  # with the configured Kafka source
         if kafka:
@@ -376,6 +380,8 @@ class Service:
                 sizes = engine.window_sizes()  # walked once for both gauges
                 m.s_windows.set(sum(sizes))
                 m.accounts.set(max(sizes, default=0))
+                for rule, n in engine.open_obligations().items():
+                    m.obligations_open.labels(rule).set(n)
             wm = p.order.watermark()
             if wm != float("-inf"):
                 m.watermark.set(wm)
@@ -442,6 +448,16 @@ class Service:
                                consequence="the previous model stays in force")
             else:
                 self.log.info("model_swapped", version=version)
+
+    def _suppressed(self, alert: Alert, exc: PolicyException) -> None:
+        """An exception of the policy excused an alert: counted, logged (no personal data:
+        the rule, the alert id and the exception's reason) and written to the audit trail."""
+        self.metrics.suppressed.labels(alert.rule).inc()
+        until = rfc3339(exc.until)
+        self.log.info("alert_excused", rule=alert.rule, alert_id=alert.alert_id,
+                      reason=exc.reason[:200], until=until)
+        if self._audit is not None:
+            self._audit.note_excused(alert, exc.reason, until)
 
     def reload_policy(self) -> None:
         from watchdog.policy import PolicyError, load_policy

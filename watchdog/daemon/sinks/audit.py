@@ -6,6 +6,11 @@ appended to the hash-chained file and its head ``PATH.head`` is replaced; with `
 batch is on disk before it counts as delivered (and before its offset may be committed).
 ``watchdog verify-audit PATH`` checks the chain.
 
+An alert that an exception of the policy excused (contract 1.1) is not sent, but it is written
+here (:meth:`AuditSink.note_excused`): the alert document with the labels ``excused_by``
+(``exception``), ``exception_reason`` and ``exception_until``, so that an investigator sees what
+was excused and why.
+
 The writes (and fsyncs) run in a worker thread, off the event loop. A send that times out
 leaves its thread running: the next send waits for it and skips the alerts it already
 appended, so a retry does not write an alert twice. An alert that fails to append (disk full)
@@ -19,16 +24,20 @@ that was truncated or rewritten, or that another process holds, stops the daemon
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+
+import msgspec
 
 from watchdog.alerts.model import Alert, encode_alert
 from watchdog.audit import AuditTrail
 from watchdog.daemon.sinks.base import PartialDelivery
 
 REMEMBER = 10_000  # alert ids of recent appends, to skip on a retry after a timeout
+log = logging.getLogger(__name__)
 
 
 class AuditSink:
@@ -42,6 +51,8 @@ class AuditSink:
         self._writing: asyncio.Future[None] | None = None  # the thread of the last send
         self._appended: OrderedDict[str, None] = OrderedDict()
         self._guard = threading.Lock()
+        self._excused: list[tuple[str, bytes]] = []  # excused alerts waiting to be written
+        self._excused_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -57,6 +68,31 @@ class AuditSink:
         self._writing = job
         # a timeout cancels the wait, not the thread: the next send waits for it
         await asyncio.shield(job)
+
+    def note_excused(self, alert: Alert, reason: str, until: str) -> None:
+        """Write an alert that an exception excused, with its reason (from the event loop:
+        written by a task of its own, after any send in progress)."""
+        doc = msgspec.structs.replace(alert, labels={
+            **alert.labels, "excused_by": "exception", "exception_reason": reason,
+            "exception_until": until})
+        self._excused.append(("excused:" + alert.alert_id, encode_alert(doc)))
+        if self._excused_task is None or self._excused_task.done():
+            self._excused_task = asyncio.get_running_loop().create_task(self._write_excused())
+
+    async def _write_excused(self) -> None:
+        while self._excused and self.trail is not None:
+            docs, self._excused = self._excused, []
+            await self._settle()
+            trail = self.trail
+            if trail is None:
+                return
+            job = asyncio.ensure_future(asyncio.to_thread(self._append, trail, docs))
+            self._writing = job
+            try:
+                await asyncio.shield(job)
+            except Exception as err:  # the trail is broken: the sends will say so too
+                log.error("audit: excused alerts not written: %s", type(err).__name__)
+                return
 
     def _append(self, trail: AuditTrail, docs: list[tuple[str, bytes]]) -> None:
         for i, (alert_id, doc) in enumerate(docs):
@@ -86,6 +122,9 @@ class AuditSink:
         return None if self.trail is None else self.trail.head()
 
     async def close(self) -> None:
+        task = self._excused_task
+        if task is not None and not task.done():  # excused alerts noted before the shutdown
+            await asyncio.wait({task}, timeout=self.timeout)
         trail, self.trail = self.trail, None
         if trail is None:
             return
