@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -160,3 +161,26 @@ def test_run_only_anomaly_with_a_refused_model_fails_in_one_line(tmp_path: Path)
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("watchdog: error: ")
     assert "nowhere" in proc.stderr
+
+
+@pytest.mark.parametrize("make", ["directory", "binary"])
+def test_an_unreadable_credential_is_a_one_line_error(tmp_path: Path, make: str) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    if make == "directory":  # unreadable even by root (CI runs as root: chmod 000 is not)
+        (creds / "mqtt-password").mkdir()
+    else:
+        (creds / "mqtt-password").write_bytes(b"\xff\xfe secret")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHDOG_")}
+    env["CREDENTIALS_DIRECTORY"] = str(creds)
+    proc = subprocess.run([sys.executable, "-m", "watchdog", "run"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("watchdog: error: ")
+    assert "Traceback" not in proc.stderr
+    if make == "directory":
+        assert "mqtt-password: cannot read: Is a directory" in lines[0]
+    else:
+        assert "not UTF-8" in lines[0]

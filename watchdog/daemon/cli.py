@@ -87,7 +87,13 @@ def run(args: argparse.Namespace) -> int:
                  "listen": args.listen, "model": args.model,
                  "detection.only": getattr(args, "only", None)}
     try:
-        cfg = load_config(args.config, overrides=overrides, env=_environment())
+        env = _environment()
+    except OSError as err:  # there but unreadable: a deployment mistake, said in one line
+        return _fail(f"credential {err.filename}: cannot read: {err.strerror}")
+    except UnicodeDecodeError:
+        return _fail("a credential in $CREDENTIALS_DIRECTORY is not UTF-8 text")
+    try:
+        cfg = load_config(args.config, overrides=overrides, env=env)
     except ConfigError as err:
         return _fail(str(err))
     demo = bool(getattr(args, "demo", False))
