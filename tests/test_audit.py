@@ -284,11 +284,11 @@ def test_truncated_tail_is_detected_with_the_head(trail: Path) -> None:
     assert _problem(trail).startswith("line 1: missing; the head records 5 alerts")
 
 
-def test_truncated_tail_without_head_goes_unseen_unless_required(trail: Path) -> None:
+def test_truncated_tail_without_head_goes_unseen_only_when_waived(trail: Path) -> None:
     _put(trail, _lines(trail)[:3])
     head_path(trail).unlink()
-    assert verify(trail) == audit.VerifyResult(True, 3, None)
-    result = verify(trail, require_head=True)
+    assert verify(trail, require_head=False) == audit.VerifyResult(True, 3, None)
+    result = verify(trail)  # required by default
     assert not result.ok
     assert "no head file" in (result.problem or "")
 
@@ -496,8 +496,9 @@ def test_cli_truncated_with_separate_head(trail: Path, tmp_path: Path,
     kept.write_bytes(head_path(trail).read_bytes())
     head_path(trail).unlink()
     _put(trail, _lines(trail)[:3])
-    assert _cli([str(trail)]) == 0
+    assert _cli([str(trail), "--no-head"]) == 0
     assert "no head file" in capsys.readouterr().err
+    assert _cli([str(trail)]) == 1
     assert _cli([str(trail), "--require-head"]) == 1
     assert _cli([str(trail), "--head", str(kept)]) == 1
     assert "line 4: missing" in capsys.readouterr().out

@@ -225,3 +225,30 @@ def test_config_of_the_audit_sink(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as err:
             load_config(str(yaml), env={})
         assert str(err.value) == f"{yaml}: {message}"
+
+
+async def test_the_key_from_the_credential_makes_a_keyed_trail(
+        world: World, tmp_path: Path) -> None:
+    from watchdog.daemon.config import ENV_SECRETS
+    from watchdog.systemd import credentials_as_env
+
+    trail = tmp_path / "audit.jsonl"
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "audit-key").write_text("0123456789abcdef0123456789abcdef\n")
+    env = credentials_as_env(ENV_SECRETS, {"CREDENTIALS_DIRECTORY": str(creds)})
+    cfg_path = tmp_path / "watchdog.yaml"
+    cfg_path.write_text(f"sinks: {{audit: {{path: '{trail}', fsync: false}}}}\n")
+    cfg = load_config(str(cfg_path), env=env)
+    svc = Service(cfg, world.engine(), dead_letters=MemoryDeadLetters(), sources=[],
+                  kafka=False, listen=False)
+    sink = svc.sinks[0]
+    assert isinstance(sink, AuditSink)
+    await sink.start()
+    await sink.send([alert(1), alert(2)])
+    await sink.close()
+    assert verify(trail, key=b"0123456789abcdef0123456789abcdef").lines == 2
+    assert not verify(trail).ok
+    short = {"WATCHDOG_AUDIT_KEY": "short"}
+    with pytest.raises(ConfigError, match="at least 16 bytes"):
+        load_config(str(cfg_path), env=short)

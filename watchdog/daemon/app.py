@@ -174,7 +174,8 @@ class Service:
         if s.jsonl is not None:
             out.append(JsonlSink(s.jsonl.path))
         if s.audit is not None:
-            out.append(AuditSink(s.audit.path, fsync=s.audit.fsync))
+            key = s.audit.key.encode() if s.audit.key else None
+            out.append(AuditSink(s.audit.path, fsync=s.audit.fsync, key=key))
         return out
 
     def _configured_sources(self) -> list[SourceFactory]:

@@ -130,6 +130,8 @@ class JsonlSink(_Base):
 class AuditSink(_Base):
     path: NonEmpty  # hash-chained JSONL (watchdog.audit); its head is PATH.head
     fsync: bool = True  # each batch durable before it counts as delivered
+    # HMAC key of a keyed chain: env WATCHDOG_AUDIT_KEY (credential audit-key); none: unkeyed
+    key: str | None = None
 
 
 class Sinks(_Base):
@@ -218,6 +220,7 @@ ENV_SECRETS: dict[str, tuple[str, ...]] = {
     "WATCHDOG_WEBHOOK_TOKEN": ("sinks", "webhook", "token"),
     "WATCHDOG_ALERTMANAGER_TOKEN": ("sinks", "alertmanager", "token"),
     "WATCHDOG_HTTP_PASSWORD": ("http", "basic_auth", "password"),
+    "WATCHDOG_AUDIT_KEY": ("sinks", "audit", "key"),
 }
 
 _ALWAYS_PRESENT = {"kafka"}  # sections with defaults; the others are off unless configured
@@ -360,6 +363,10 @@ def _check(cfg: Config, source: str) -> None:
     if s.audit is not None and s.jsonl is not None and (
             Path(s.audit.path).resolve() == Path(s.jsonl.path).resolve()):
         raise ConfigError(f"{source}: sinks.audit.path: the same file as sinks.jsonl.path")
+    if cfg.sinks.audit is not None and cfg.sinks.audit.key is not None and len(
+            cfg.sinks.audit.key.encode()) < 16:
+        raise ConfigError(f"{source}: sinks.audit.key (WATCHDOG_AUDIT_KEY, credential "
+                          "audit-key): at least 16 bytes")
     if not k.consume and not (cfg.mqtt and cfg.mqtt.subscribe):
         raise ConfigError(f"{source}: kafka.consume is false and mqtt.subscribe is empty: "
                           "there is no source of access events")

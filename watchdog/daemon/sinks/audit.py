@@ -4,7 +4,8 @@
 canonical document the other sinks publish (:func:`~watchdog.alerts.model.encode_alert`), is
 appended to the hash-chained file and its head ``PATH.head`` is replaced; with ``fsync`` the
 batch is on disk before it counts as delivered (and before its offset may be committed).
-``watchdog verify-audit PATH`` checks the chain.
+``watchdog verify-audit PATH`` checks the chain. With ``WATCHDOG_AUDIT_KEY`` (the credential
+``audit-key``) the chain is keyed (HMAC-SHA256): ``verify-audit --key-file`` checks it.
 
 An alert that an exception of the policy excused (contract 1.1) is not sent, but it is written
 here (:meth:`AuditSink.note_excused`): the alert document with the labels ``excused_by``
@@ -43,9 +44,11 @@ log = logging.getLogger(__name__)
 class AuditSink:
     name = "audit"
 
-    def __init__(self, path: str | Path, *, fsync: bool = True, timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, *, fsync: bool = True, timeout: float = 30.0,
+                 key: bytes | None = None) -> None:
         self.path = Path(path)
         self.fsync = fsync
+        self.key = key  # a keyed (HMAC) chain
         self.timeout = timeout
         self.trail: AuditTrail | None = None
         self._writing: asyncio.Future[None] | None = None  # the thread of the last send
@@ -56,7 +59,8 @@ class AuditSink:
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.trail = await asyncio.to_thread(AuditTrail, self.path, fsync=self.fsync)
+        self.trail = await asyncio.to_thread(AuditTrail, self.path, fsync=self.fsync,
+                                             key=self.key)
 
     async def send(self, alerts: Sequence[Alert]) -> None:
         trail = self.trail
