@@ -9,7 +9,13 @@ Two dashboards, provisioned by grafana/provisioning/dashboards/watchdog.yaml:
   lag, alerts by rule and severity, the commitments most often broken, sink
   health, anomaly scores and the model in use.
 - operations (uid watchdog-operations): latency histograms, queue depths, state
-  sizes, restarts and the process.
+  sizes, restarts, the process and the whole-stream reader (the SRE's view).
+- promises   (uid watchdog-promises): the privacy analyst's view: alerts today and
+  this week, by commitment with the policy's clause, by rule, by pseudonymous
+  account (top 10).
+
+Totals are increase() over the dashboard's range (the counters exist at 0 from the
+start, so the first alert of a series counts), rounded; trends are rate().
 
 Every query uses only the metric names the daemon exposes (see
 tests/grafana/fake_exporter.py for the list) and Grafana's standard variables
@@ -174,13 +180,13 @@ def overview() -> dash.Dashboard:
                            q(f"sum(rate(watchdog_events_total{{{JOB}}}[{RATE}]))"),
                            unit="ops", steps=((None, "blue"),)))
         .with_panel(single(3, "Alerts in range", "Alerts raised over the dashboard's time range.",
-                           q(f"sum(increase(watchdog_alerts_total{{{JOB}}}[$__range]))",
+                           q(f"round(sum(increase(watchdog_alerts_total{{{JOB}}}[$__range])))",
                              instant=True),
                            steps=((None, "green"), (1, "orange")), calc="last"))
         .with_panel(single(4, "Critical alerts in range",
                            "Critical violations over the dashboard's time range (these page).",
-                           q(f'sum(increase(watchdog_alerts_total{{{JOB}, severity="critical"}}'
-                             f"[$__range])) or vector(0)", instant=True),
+                           q(f'round(sum(increase(watchdog_alerts_total{{{JOB}, '
+                             f'severity="critical"}}[$__range])))', instant=True),
                            steps=((None, "green"), (1, "red")), calc="last"))
         .with_panel(single(5, "Model version",
                            "The anomaly model in use (watchdog_model_info); none: no model.",
@@ -222,14 +228,17 @@ def overview() -> dash.Dashboard:
 
     d = d.with_row(
         row(102, "Violations")
-        .with_panel(ts(11, "Alerts by rule",
-                       "Alerts raised per rule id (each rule enforces a policy commitment).",
-                       [q(f"sum by (rule) (increase(watchdog_alerts_total{{{JOB}}}[{RATE}]))",
-                          "{{rule}}")], stacked=True, bars=True, legend_calcs=("sum",)))
-        .with_panel(ts(12, "Alerts by severity",
-                       "Alerts raised per severity (critical pages the on-call).",
-                       [q(f"sum by (severity) (increase(watchdog_alerts_total{{{JOB}}}[{RATE}]))",
-                          "{{severity}}")], stacked=True, bars=True, legend_calcs=("sum",))
+        .with_panel(ts(11, "Alert rate by rule",
+                       "Trend: alerts per hour per rule id (rate). Totals are in the bar gauge "
+                       "and the table below (increase over the whole range).",
+                       [q(f"sum by (rule) (rate(watchdog_alerts_total{{{JOB}}}[{RATE}])) * 3600",
+                          "{{rule}}")], unit="short", stacked=True,
+                       legend_calcs=("mean", "max")))
+        .with_panel(ts(12, "Alert rate by severity",
+                       "Trend: alerts per hour per severity (critical pages the on-call).",
+                       [q(f"sum by (severity) (rate(watchdog_alerts_total{{{JOB}}}[{RATE}]))"
+                          " * 3600", "{{severity}}")], unit="short", stacked=True,
+                       legend_calcs=("mean", "max"))
                     .override_by_name("critical", [dm.DynamicConfigValue(
                         id_val="color", value={"mode": "fixed", "fixedColor": "red"})]))
         .with_panel(
@@ -237,8 +246,8 @@ def overview() -> dash.Dashboard:
             .description("Top 10 rules by alerts over the time range: the policy commitments "
                          "the organisation breaks most.")
             .datasource(DS).span(12).height(9)
-            .targets([q(f"topk(10, sum by (rule) (increase(watchdog_alerts_total{{{JOB}}}"
-                        f"[$__range])))", "{{rule}}", instant=True)])
+            .targets([q(f"topk(10, round(sum by (rule) (increase(watchdog_alerts_total"
+                        f"{{{JOB}}}[$__range])))) > 0", "{{rule}}", instant=True)])
             .display_mode(common.BarGaugeDisplayMode.GRADIENT)
             .orientation(common.VizOrientation.HORIZONTAL)
             .reduce_options(common_b.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
@@ -248,8 +257,9 @@ def overview() -> dash.Dashboard:
             table.Panel().id(14).title("Alerts by rule and severity")
             .description("Alerts over the time range per rule and severity.")
             .datasource(DS).span(12).height(9)
-            .targets([q(f"sum by (rule, severity) (increase(watchdog_alerts_total{{{JOB}}}"
-                        f"[$__range])) > 0", instant=True, fmt=pm.PromQueryFormat.TABLE)])
+            .targets([q(f"round(sum by (rule, severity) (increase(watchdog_alerts_total"
+                        f"{{{JOB}}}[$__range]))) > 0", instant=True,
+                        fmt=pm.PromQueryFormat.TABLE)])
             .with_transformation(dm.DataTransformerConfig(id_val="organize", options={
                 "excludeByName": {"Time": True},
                 "renameByName": {"Value": "alerts"}}))
@@ -303,10 +313,10 @@ def overview() -> dash.Dashboard:
                            mappings=[dm.ValueMap(options={
                                "0": dm.ValueMappingResult(text="no model", color="orange"),
                                "1": dm.ValueMappingResult(text="loaded", color="green")})]))
-        .with_panel(ts(23, "Anomaly alerts", "Alerts of the anomaly rule by severity.",
-                       [q(f'sum by (severity) (increase(watchdog_alerts_total{{{JOB}, '
-                          f'rule="anomaly"}}[{RATE}])) or sum(watchdog_model_loaded{{{JOB}}}) * 0',
-                          "{{severity}}")], bars=True, w=8))
+        .with_panel(ts(23, "Anomaly alerts / h", "Alerts of the anomaly rule per hour, by "
+                       "severity.",
+                       [q(f'sum by (severity) (rate(watchdog_alerts_total{{{JOB}, '
+                          f'rule="anomaly"}}[{RATE}])) * 3600', "{{severity}}")], w=8))
     )
     return d
 
@@ -405,10 +415,146 @@ def operations() -> dash.Dashboard:
                        [q(f"sum(rate(watchdog_alerts_total{{{JOB}}}[{RATE}]))", "alerts")],
                        unit="ops", w=8))
     )
+
+    d = d.with_row(
+        row(203, "Whole-stream reader (log_gap over every partition)")
+        .with_panel(single(20, "Whole-stream readers",
+                           "Instances running the whole-stream reader (consumer group "
+                           "<group>.whole-stream): exactly 1 is right. 0: no instance checks "
+                           "the logs for gaps across partitions (alert WatchdogWholeStreamReader).",
+                           q(f"sum(watchdog_whole_stream_reader{{{JOB}}})"), w=6, h=8,
+                           steps=((None, "red"), (1, "green"), (2, "orange"))))
+        .with_panel(ts(21, "Whole-stream reader lag by topic",
+                       "Records the whole-stream reader has not read yet, per topic; growing "
+                       "lag delays log_gap alerts.",
+                       [q(f"sum by (topic) (watchdog_whole_stream_lag{{{JOB}}}) or "
+                          f"sum(watchdog_whole_stream_reader{{{JOB}}}) * 0", "{{topic}}")],
+                       w=10, h=8, legend_calcs=("last", "max")))
+        .with_panel(
+            bargauge.Panel().id(22).title("Log gaps in range by dataset")
+            .description("log_gap alerts over the time range per dataset whose log has the "
+                         "gap (alert WatchdogLogGap).")
+            .datasource(DS).span(8).height(8)
+            .targets([q(f"round(sum by (dataset) (increase(watchdog_log_gaps_total{{{JOB}}}"
+                        f"[$__range])))", "{{dataset}}", instant=True)])
+            .display_mode(common.BarGaugeDisplayMode.GRADIENT)
+            .orientation(common.VizOrientation.HORIZONTAL)
+            .reduce_options(common_b.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+            .thresholds(thresholds((None, "green"), (1, "orange")))
+            .unit("short").min(0))
+    )
     return d
 
 
-DASHBOARDS = {"overview.json": overview, "operations.json": operations}
+# -- promises (the privacy analyst's view) -----------------------------------------------
+
+COMMITMENT_CLAUSE = (f"* on (commitment) group_left (clause) "
+                     f"max by (commitment, clause) (watchdog_commitment_info{{{JOB}}})")
+
+
+def _account_alerts(window: str) -> str:
+    """Alerts per pseudonymous account over ``window``: increase() for the series that existed
+    before the window; for a series born inside it (an account's first alert of the day) its
+    value, which increase() would not count."""
+    c = f"watchdog_account_alerts_total{{{JOB}}}"
+    return (f"topk(10, round(sum by (account) ((increase({c}[{window}]) and {c} offset {window})"
+            f" or ({c} unless {c} offset {window})))) > 0")
+
+
+def _by_commitment(pid: int, title: str, desc: str, *, week: bool) -> table.Panel:
+    expr = (f"(round(sum by (commitment) (increase(watchdog_commitment_alerts_total{{{JOB}}}"
+            f"[$__range]))) > 0) {COMMITMENT_CLAUSE}")
+    panel = (table.Panel().id(pid).title(title).description(desc).datasource(DS)
+             .span(12).height(9)
+             .targets([q(expr, instant=True, fmt=pm.PromQueryFormat.TABLE)])
+             .with_transformation(dm.DataTransformerConfig(id_val="organize", options={
+                 "excludeByName": {"Time": True, "job": True, "instance": True},
+                 "indexByName": {"commitment": 0, "clause": 1, "Value": 2},
+                 "renameByName": {"Value": "broken", "clause": "promise (policy clause)"}}))
+             .sort_by([common_b.TableSortByFieldState().display_name("broken").desc(True)])
+             .unit("short").decimals(0))
+    if week:
+        panel = panel.time_from("now/w")
+    return panel
+
+
+def _accounts(pid: int, title: str, *, week: bool) -> table.Panel:
+    panel = (table.Panel().id(pid).title(title)
+             .description("The 10 accounts with the most alerts, as keyed-hash pseudonyms "
+                          "(a- + 16 hex; the alerts carry the account id for those allowed to "
+                          "see it). At most 100 accounts a day are counted by name, the rest "
+                          "as 'other'.")
+             .datasource(DS).span(6).height(9)
+             .targets([q(_account_alerts("$__range"), instant=True,
+                         fmt=pm.PromQueryFormat.TABLE)])
+             .with_transformation(dm.DataTransformerConfig(id_val="organize", options={
+                 "excludeByName": {"Time": True},
+                 "renameByName": {"Value": "alerts", "account": "account (pseudonym)"}}))
+             .sort_by([common_b.TableSortByFieldState().display_name("alerts").desc(True)])
+             .unit("short").decimals(0))
+    if week:
+        panel = panel.time_from("now/w")
+    return panel
+
+
+def promises() -> dash.Dashboard:
+    d = (base("watchdog-promises", "watchdog / promises",
+              "Which promises of the privacy policy were broken today and this week, by which "
+              "rule and which (pseudonymous) accounts.",
+              "watchdog-overview", "watchdog / overview")
+         .time("now/d", "now"))
+    total = f"round(sum(increase(watchdog_alerts_total{{{JOB}}}[$__range])))"
+    crit = f'round(sum(increase(watchdog_alerts_total{{{JOB}, severity="critical"}}[$__range])))'
+    d = d.with_row(
+        row(300, "Broken promises")
+        .with_panel(single(1, "Alerts today", "Every alert since midnight (the dashboard's "
+                           "range: Today so far).", q(total, instant=True), w=6,
+                           steps=((None, "green"), (1, "orange")), calc="last"))
+        .with_panel(single(2, "Critical today", "Critical alerts since midnight (these page).",
+                           q(crit, instant=True), w=6,
+                           steps=((None, "green"), (1, "red")), calc="last"))
+        .with_panel(single(3, "Alerts this week", "Every alert since Monday 00:00.",
+                           q(total, instant=True), w=6,
+                           steps=((None, "green"), (1, "orange")), calc="last")
+                    .time_from("now/w"))
+        .with_panel(single(4, "Critical this week", "Critical alerts since Monday 00:00.",
+                           q(crit, instant=True), w=6,
+                           steps=((None, "green"), (1, "red")), calc="last")
+                    .time_from("now/w"))
+        .with_panel(_by_commitment(
+            5, "Promises broken today",
+            "Alerts per commitment of the policy since midnight, with the clause's words "
+            "(watchdog_commitment_info). An alert counts for every commitment naming its rule.",
+            week=False))
+        .with_panel(_by_commitment(
+            6, "Promises broken this week", "As on the left, since Monday 00:00.", week=True))
+    )
+    d = d.with_row(
+        row(301, "By rule and by account")
+        .with_panel(
+            bargauge.Panel().id(7).title("Rules today")
+            .description("Alerts per rule since midnight (each rule enforces commitments).")
+            .datasource(DS).span(12).height(9)
+            .targets([q(f"round(sum by (rule) (increase(watchdog_alerts_total{{{JOB}}}"
+                        f"[$__range]))) > 0", "{{rule}}", instant=True)])
+            .display_mode(common.BarGaugeDisplayMode.GRADIENT)
+            .orientation(common.VizOrientation.HORIZONTAL)
+            .reduce_options(common_b.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+            .thresholds(thresholds((None, "green"), (1, "orange"), (10, "red")))
+            .unit("short").min(0))
+        .with_panel(_accounts(8, "Top accounts today", week=False))
+        .with_panel(_accounts(9, "Top accounts this week", week=True))
+        .with_panel(ts(10, "Broken promises per hour, by commitment",
+                       "Trend: alerts per hour per commitment (rate).",
+                       [q(f"sum by (commitment) (rate(watchdog_commitment_alerts_total{{{JOB}}}"
+                          f"[{RATE}])) * 3600", "{{commitment}}")], w=24,
+                       legend_calcs=("mean", "max")))
+    )
+    return d
+
+
+DASHBOARDS = {"overview.json": overview, "operations.json": operations,
+              "promises.json": promises}
 
 
 def flatten_rows(model: dict[str, Any]) -> dict[str, Any]:

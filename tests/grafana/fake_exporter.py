@@ -42,6 +42,12 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "watchdog_batch_seconds": ("histogram", ()),
     "watchdog_events_late": ("counter", ()),
     "watchdog_events_duplicate": ("counter", ()),
+    "watchdog_whole_stream_reader": ("gauge", ()),
+    "watchdog_log_gaps": ("counter", ("dataset",)),
+    "watchdog_whole_stream_lag": ("gauge", ("topic", "partition")),
+    "watchdog_commitment_info": ("gauge", ("commitment", "clause")),
+    "watchdog_commitment_alerts": ("counter", ("commitment",)),
+    "watchdog_account_alerts": ("counter", ("account",)),
 }
 
 RULES = {
@@ -92,6 +98,19 @@ def serve(port: int, max_seconds: float) -> None:
     batch = Histogram("watchdog_batch_seconds", "Batch time.", buckets=lat)
     late = Counter("watchdog_events_late", "Events behind the watermark.")
     dup = Counter("watchdog_events_duplicate", "Duplicate events.")
+    whole = Gauge("watchdog_whole_stream_reader", "1 while running the whole-stream reader.")
+    Gauge("watchdog_whole_stream_lag", "Whole-stream reader lag.", ["topic", "partition"])
+    info = Gauge("watchdog_commitment_info", "Commitments.", ["commitment", "clause"])
+    by_commitment = Counter("watchdog_commitment_alerts", "Alerts per commitment.",
+                            ["commitment"])
+    by_account = Counter("watchdog_account_alerts", "Alerts per account.", ["account"])
+    whole.set(1)
+    gaps = Counter("watchdog_log_gaps", "log_gap alerts per dataset.", ["dataset"])
+    for dataset in DATASETS:
+        gaps.labels(dataset=dataset)
+    for rule in RULES:
+        info.labels(commitment=rule, clause=f"the promise {rule} enforces").set(1)
+        by_commitment.labels(commitment=rule)
 
     # Label sets the daemon creates at start (so that series exist at zero).
     build.labels(version="0.1.0").set(1)
@@ -125,6 +144,8 @@ def serve(port: int, max_seconds: float) -> None:
         invalid.labels(reason=rnd.choice(REASONS)).inc()
         rule = rnd.choice(list(RULES))
         alerts.labels(rule=rule, severity=RULES[rule]).inc()
+        by_commitment.labels(commitment=rule).inc()
+        by_account.labels(account=f"a-{rnd.randrange(16):016x}").inc()
         e2a.observe(rnd.expovariate(20))
         for sink in SINKS:
             sent.labels(sink=sink).inc()

@@ -87,6 +87,7 @@ class Service:
         self.engine = engine
         self._stages = list(stages)
         self.metrics = metrics or Metrics()
+        self.metrics.promises.set_policy(engine.policy, engine.pseudonymize)
         self.log = get_logger("service")
         self.notify = Notify(self.log)
         self.stop_requested = asyncio.Event()
@@ -473,6 +474,7 @@ class Service:
                            consequence="the previous policy stays in force")
             return
         self.engine.set_policy(policy)
+        self.metrics.promises.set_policy(policy, self.engine.pseudonymize)
         if self.whole_stream is not None:
             self.whole_stream.set_policy(policy)
         self._swap_model()

@@ -30,6 +30,10 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from watchdog import __version__
+from watchdog.daemon.promise_metrics import PromiseMetrics
+from watchdog.rules import RULE_IDS
+
+SEVERITIES = ("critical", "high", "medium", "low")
 
 MAX_DATASETS = 200
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -70,7 +74,8 @@ class Metrics:
     """Every ``watchdog_*`` metric, in its own registry (several daemons can share a process
     in tests)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None,
+                 rules: Iterable[str] = RULE_IDS) -> None:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
         r = self.registry = registry or CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=r)
@@ -134,9 +139,13 @@ class Metrics:
         self.whole_stream_reader = Gauge(
             "watchdog_whole_stream_reader", "1 while this instance runs the whole-stream "
             "reader (log_gap over every partition, group <group>.whole-stream)", registry=r)
+        self.log_gaps = Counter("watchdog_log_gaps_total", "log_gap alerts per dataset whose log "
+                                "has the gap (the alert's user_id)", ["dataset"], registry=r)
         self.whole_stream_lag = Gauge("watchdog_whole_stream_lag",
                                       "Records behind the partition's end, whole-stream reader",
                                       ["topic", "partition"], registry=r)
+
+        self.promises = PromiseMetrics(r)
 
         self.build.labels(__version__).set(1)
         self.model_loaded_g.set(0)
@@ -154,7 +163,10 @@ class Metrics:
         self.s_windows = self.state.labels("windows")
         self._events: dict[tuple[str, str], Counter] = {}
         self._last: dict[str, Gauge] = {}
-        self._alerts: dict[tuple[str, str], Counter] = {}
+        # every rule x severity exists at 0 from the start: increase() over a range that
+        # holds a series' first alert counts it (a series born at 1 would not be counted)
+        self._alerts: dict[tuple[str, str], Counter] = {
+            (rule, sev): self.alerts.labels(rule, sev) for rule in rules for sev in SEVERITIES}
         self._invalid: dict[str, Counter] = {}
         self._datasets: set[str] = set()
 
@@ -181,14 +193,18 @@ class Metrics:
             child = children.get(dataset)
             if child is None:
                 child = children[dataset] = self.last_event.labels(self._dataset(dataset))
+                self.log_gaps.labels(self._dataset(dataset))  # at 0 before its first gap
             child.set(t)
 
-    def count_alert(self, rule: str, severity: str) -> None:
+    def count_alert(self, rule: str, severity: str, user_id: str = "") -> None:
         key = (rule, severity)
         child = self._alerts.get(key)
         if child is None:
             child = self._alerts[key] = self.alerts.labels(rule, severity)
         child.inc()
+        if rule == "log_gap":  # its user_id names the dataset
+            self.log_gaps.labels(self._dataset(user_id)).inc()
+        self.promises.count(rule, user_id)
 
     def count_invalid(self, reason: str, n: int = 1) -> None:
         child = self._invalid.get(reason)

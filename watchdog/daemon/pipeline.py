@@ -337,7 +337,7 @@ class Pipeline:
                     metrics.deduplicated.inc()
                 self.suppressed += 1
                 continue
-            metrics.count_alert(a.rule, a.severity)
+            metrics.count_alert(a.rule, a.severity, a.user_id)
             if m is None:
                 submit(a, None, -1, time.monotonic())
             else:
