@@ -248,3 +248,26 @@ def test_alert_rules_evaluate_on_the_exposition(prometheus: Prometheus) -> None:
     assert not bad, bad
     assert rules["PrivacyCriticalViolation"]["state"] == "firing"
     assert rules["WatchdogDown"]["state"] == "inactive"
+
+
+def test_render_every_dashboard_to_png(prometheus: Prometheus, tmp_path: Path) -> None:
+    """grafana/render.py draws every panel from this Prometheus; with WATCHDOG_RENDER_DOCS=1
+    the PNGs replace docs/dashboards/*.png (how those were made)."""
+    spec = importlib.util.spec_from_file_location("render", GRAFANA / "render.py")
+    assert spec is not None
+    assert spec.loader is not None
+    render = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render)
+    out = ROOT / "docs" / "dashboards" if os.environ.get("WATCHDOG_RENDER_DOCS") else tmp_path
+    at, range_s = time.time(), 120
+    query = render.prometheus_query(prometheus.url, at, range_s, 2.0)
+    empty = {}
+    for name, board in load_dashboards().items():
+        got = render.render(board, query, lambda e: render.expand(e, JOB, range_s, 15),
+                            out / f"{name}.png")
+        assert len(got) == len([p for p in panels(board) if p["type"] != "row"])
+        empty[name] = sorted(t for t, n in got.items() if not n)
+        assert (out / f"{name}.png").stat().st_size > 10_000
+    # a panel may be empty only where the demo has nothing to show (no restart, no model)
+    assert not empty["promises"], empty
+    assert len(empty["overview"]) + len(empty["operations"]) <= 4, empty
