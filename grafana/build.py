@@ -550,6 +550,30 @@ def promises() -> dash.Dashboard:
                           f"[{RATE}])) * 3600", "{{commitment}}")], w=24,
                        legend_calcs=("mean", "max")))
     )
+    d = d.with_row(
+        row(302, "Obligations and exceptions")
+        .with_panel(ts(11, "Open obligations by rule",
+                       "Obligations with a deadline opened and not yet judged (an erasure "
+                       "request, a leaver's account to revoke, a password to change). One "
+                       "overdue becomes an alert of its rule (erasure_overdue, "
+                       "account_not_revoked, password_expired), counted above.",
+                       [q(f"sum by (rule) (watchdog_obligations_open{{{JOB}}}) or "
+                          f"sum(watchdog_ready{{{JOB}}}) * 0", "{{rule}}")], w=12,
+                       legend_calcs=("last", "max")))
+        .with_panel(
+            bargauge.Panel().id(12).title("Excused by an exception in range")
+            .description("Alerts the policy's exceptions (with an expiry) excused, per rule, "
+                         "over the range; each is in the audit trail with its reason.")
+            .datasource(DS).span(12).height(8)
+            .targets([q(f"round(sum by (rule) (increase(watchdog_alerts_suppressed_total"
+                        f"{{{JOB}}}[$__range]))) or sum(watchdog_ready{{{JOB}}}) * 0",
+                        "{{rule}}", instant=True)])
+            .display_mode(common.BarGaugeDisplayMode.GRADIENT)
+            .orientation(common.VizOrientation.HORIZONTAL)
+            .reduce_options(common_b.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+            .thresholds(thresholds((None, "green"), (1, "blue")))
+            .unit("short").min(0))
+    )
     return d
 
 

@@ -146,6 +146,7 @@ class Metrics:
                                       ["topic", "partition"], registry=r)
 
         self.promises = PromiseMetrics(r)
+        self._rule_ids = tuple(rules)
 
         self.build.labels(__version__).set(1)
         self.model_loaded_g.set(0)
@@ -166,7 +167,10 @@ class Metrics:
         # every rule x severity exists at 0 from the start: increase() over a range that
         # holds a series' first alert counts it (a series born at 1 would not be counted)
         self._alerts: dict[tuple[str, str], Counter] = {
-            (rule, sev): self.alerts.labels(rule, sev) for rule in rules for sev in SEVERITIES}
+            (rule, sev): self.alerts.labels(rule, sev) for rule in self._rule_ids
+            for sev in SEVERITIES}
+        for rule in self._rule_ids:
+            self.suppressed.labels(rule)  # excused alerts too: increase() counts the first
         self._invalid: dict[str, Counter] = {}
         self._datasets: set[str] = set()
 
