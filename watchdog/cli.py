@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -24,16 +25,27 @@ def _replay(args: argparse.Namespace) -> int:
     from watchdog.files.jsonl import InputError, RejectedWriter
     from watchdog.policy import PolicyError, load_policy
     from watchdog.replay import build_engine, open_output, rejected_path_for, replay
-    from watchdog.reporting import replay_progress, replay_summary
+    from watchdog.reporting import (
+        ReplayInputs,
+        replay_progress,
+        replay_summary,
+        replay_summary_json,
+    )
 
     for label, path in (("--events", args.events), ("--directory", args.directory),
                         ("--subjects", args.subjects), ("--accounts", args.accounts)):
         if path and path != "-" and (not Path(path).exists() or Path(path).is_dir()):
             return _fail(f"{label} {path}: no such file")
+    if args.json and args.out == "-":
+        return _fail("--json prints the summary on stdout, which --out - gives to the alerts: "
+                     "write the alerts to a file")
     try:
         policy = load_policy(args.policy)
     except PolicyError as err:
         return _fail(str(err))
+    inputs = ReplayInputs.of(args, policy)
+    for warning in inputs.warnings():  # before the work: a long run should not hide them
+        print(f"watchdog: warning: {warning}", file=sys.stderr)
     engine = build_engine(policy)
     stages = []
     if args.model:
@@ -44,21 +56,34 @@ def _replay(args: argparse.Namespace) -> int:
         except ValueError as err:
             return _fail(str(err))
     rejected = RejectedWriter(rejected_path_for(args.out))
+    # alerts on a terminal and a progress bar on the same terminal would interleave
+    show_progress = not (args.out == "-" and sys.stdout.isatty())
     try:
         with ExitStack() as stack:
             out = open_output(args.out, stack)
-            progress = stack.enter_context(replay_progress(args.events))
+            progress = stack.enter_context(replay_progress(args.events, show_progress))
             result = replay(args.events, out, engine, directory=args.directory,
                             subjects=args.subjects, accounts=args.accounts, stages=stages,
                             rejected=rejected,
                             progress=progress, freeze_gc=True)
+    except BrokenPipeError:
+        # `watchdog replay --out - | head`: the reader has what it wanted; no traceback and no
+        # error line (and no second BrokenPipeError when Python flushes stdout at exit)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except InputError as err:
         return _fail(str(err))
     except OSError as err:
         return _fail(f"{args.out}: {err.strerror}")
     finally:
         rejected.close()
-    replay_summary(result)
+    if args.json:
+        print(replay_summary_json(result, inputs))
+    else:
+        replay_summary(result, inputs)
+    if args.fail_on_alerts and sum(result.alerts.values()):
+        return 1
     return 0
 
 
@@ -71,6 +96,10 @@ def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--policy", help="policy YAML/JSON (default: the embedded default policy)")
     p.add_argument("--model", help="anomaly model directory (from `watchdog train`)")
     p.add_argument("--out", required=True, help="alerts JSONL ('-' for stdout)")
+    p.add_argument("--json", action="store_true",
+                   help="print the summary as one JSON object on stdout (for scripts)")
+    p.add_argument("--fail-on-alerts", action="store_true",
+                   help="exit 1 when any alert was raised (for CI); 2 stays 'could not run'")
     p.set_defaults(func=_replay)
 
 
