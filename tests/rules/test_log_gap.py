@@ -32,6 +32,7 @@ def test_skip_fires_on_the_first_event_after_the_gap():
     assert a.severity == "high"
     assert a.labels["kind"] == "sequence_gap"
     assert "4..4" in a.summary
+    assert "user_id names the dataset" in a.summary
 
 
 def test_backwards_sequence_is_silent():

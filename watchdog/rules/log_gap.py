@@ -56,7 +56,8 @@ class LogGap(RuleBase):
                 missing = seq - last_seq - 1
                 gap = Finding(
                     self.id, f"Dataset {dataset} skipped {missing} sequence number(s) "
-                    f"({last_seq + 1}..{seq - 1}): events are missing from its log",
+                    f"({last_seq + 1}..{seq - 1}): events are missing from its log "
+                    f"(user_id names the dataset: a log_gap alert is about a log source)",
                     (e.id,), key=f"seq:{last_seq + 1}-{seq - 1}", user_id=dataset,
                     labels={"kind": "sequence_gap"})
                 if out is None:
@@ -85,7 +86,8 @@ class LogGap(RuleBase):
                 found.append(Finding(
                     self.id, f"Dataset {name} has sent nothing for {minutes:.0f} minutes of "
                     f"event time (last event {rfc3339(src.last_t)}) while {current} keeps "
-                    "sending: its access log may be lost", (ctx.event_id,),
+                    "sending: its access log may be lost (user_id names the dataset: a log_gap "
+                    "alert is about a log source)", (ctx.event_id,),
                     key=f"silence:{name}:{src.last_t}", user_id=name,
                     labels={"kind": "silence", "dataset": name}))
             else:
