@@ -32,7 +32,10 @@ def test_every_insider_scenario_is_in_the_truth(world) -> None:
 
 def test_rules_they_also_break_are_declared(world) -> None:
     also = {t["rule"] for t in world.ground_truth if t["scenario"] in INSIDERS}
-    assert also == {"anomaly", "off_hours_access", "external_media", "category_not_permitted"}
+    assert also == {"anomaly", "external_media", "category_not_permitted"}
+    # off in the simulated policy (contract 1.1 commitments): declared, expecting nothing
+    off = {t["rule"] for t in world.silent if t["scenario"] in INSIDERS}
+    assert off == {"off_hours_access"}
 
 
 def test_not_registered_by_default() -> None:

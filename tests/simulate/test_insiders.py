@@ -51,7 +51,8 @@ def _digests(out: Path) -> dict[str, str]:
 
 
 def _truth(out: Path) -> list[dict[str, Any]]:
-    return [orjson.loads(x) for x in (out / "truth.jsonl").read_bytes().splitlines()]
+    return [t for x in (out / "truth.jsonl").read_bytes().splitlines()
+            if (t := orjson.loads(x)).get("expected", True)]
 
 
 def test_off_by_default() -> None:
@@ -76,11 +77,14 @@ def test_n_cases_of_each_scenario_join_the_truth(n: int) -> None:
     assert {t["scenario"] for t in truth if t["rule"] == "anomaly"} == set(INSIDERS)
     # the rules they break as well are in their own cases
     assert {t["rule"] for t in truth if t["scenario"] in INSIDERS} == \
-        {"anomaly", "off_hours_access", "external_media", "category_not_permitted"}
+        {"anomaly", "external_media", "category_not_permitted"}
+    # off_hours_access is off in the simulated policy: those lines expect nothing
+    assert {t["rule"] for t in world.silent if t["scenario"] in INSIDERS} == {"off_hours_access"}
     # the first 40% of the period stays a clean baseline to train on
     lo = CFG.start.timestamp() + NOT_BEFORE * CFG.days * 86400
     assert min(min(v) for v in cases.values()) >= lo
-    assert world.planned_event_ids >= {t["event_id"] for t in truth}
+    assert world.planned_event_ids >= {t["event_id"] for t in truth
+                                       if not t["event_id"].startswith(("directory/", "subj"))}
 
 
 def test_same_seed_same_bytes_from_the_cli_and_the_api(

@@ -26,15 +26,17 @@ def test_run_writes_everything(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert code == 0
     names = {p.name for p in out.iterdir()}
     assert names == {"events.jsonl.gz", "directory.jsonl", "subjects.jsonl", "policy.yaml",
-                     "truth.jsonl"}
+                     "truth.jsonl", "accounts.jsonl"}
     events = gzip.decompress((out / "events.jsonl.gz").read_bytes()).splitlines()
     summary = capsys.readouterr().out.strip().splitlines()
     assert len(summary) == 1
     assert f"{len(events):,} events" in summary[0]
     first = orjson.loads(events[0])
     assert first["@timestamp"].startswith("2026-11-0")
-    truth = (out / "truth.jsonl").read_bytes().splitlines()
-    assert f"{len(truth)} expected alerts" in summary[0]
+    truth = [orjson.loads(x) for x in (out / "truth.jsonl").read_bytes().splitlines()]
+    expected = [t for t in truth if t.get("expected", True)]
+    assert f"{len(expected)} expected alerts" in summary[0]
+    assert f"{len(truth) - len(expected)} cases that must raise none" in summary[0]
 
 
 def test_start_without_offset_is_tokyo() -> None:

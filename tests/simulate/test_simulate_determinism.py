@@ -20,7 +20,7 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
     write_world(build_world(CFG), tmp_path / "b")
     a, b = _digests(tmp_path / "a"), _digests(tmp_path / "b")
     assert set(a) == {"events.jsonl", "directory.jsonl", "subjects.jsonl", "policy.yaml",
-                      "truth.jsonl"}
+                      "truth.jsonl", "accounts.jsonl"}
     assert a == b
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from watchdog.simulate import World
-from watchdog.simulate.catalog import RULES
+from watchdog.simulate.catalog import RULES_OFF, RULES_ON
 
 
 def _t(ts: str) -> float:
@@ -51,7 +51,9 @@ def test_sequences_contiguous_except_injected_gaps(
 
 def test_truth_covers_every_rule_but_anomaly(small_world: World) -> None:
     rules = {t["rule"] for t in small_world.ground_truth}
-    assert rules == set(RULES) - {"anomaly"}
+    # the rules the policy leaves off expect nothing; 3 days hold no 14-day erasure window
+    assert rules == set(RULES_ON) - {"anomaly", "erasure_overdue"}
+    assert {t["rule"] for t in small_world.silent if t["why"] == "rule_off"} == set(RULES_OFF)
     per_rule = Counter(t["scenario"] for t in small_world.ground_truth)
     assert per_rule
 
@@ -60,6 +62,9 @@ def test_injected_events_exist(small_world: World, small_events: list[dict[str, 
     by_id = {e["event"]["id"]: e for e in small_events}
     assert small_world.planned_event_ids <= set(by_id)
     for t in small_world.ground_truth:
+        if t["rule"] in ("account_not_revoked", "erasure_overdue"):
+            assert t["event_id"].startswith(("directory/", "subjects/"))
+            continue  # an obligation: no event
         ev = by_id[t["event_id"]]
         assert t["ts"] == ev["@timestamp"]
         assert set(t) == {"event_id", "rule", "user_id", "scenario", "ts"}

@@ -37,7 +37,14 @@ THRESHOLDS = {
     # Every dataset carries steady batch-job traffic (a gap of at most 4 minutes, see
     # ``background``), so 30 minutes of silence never happens in clean traffic.
     "source_silence_minutes": 30,
+    # 1.1 obligations: the identity provider follows the directory within the hour; erasure
+    # within two weeks (so that a month holds whole obligations); passwords every 90 days
+    "revocation_minutes": 60,
+    "erasure_days": 14,
+    "password_max_age_days": 90,
 }
+# Purposes whose legal basis is the subject's consent (consent_missing).
+CONSENT_PURPOSES = ("analytics", "marketing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,11 +208,34 @@ CLAUSES = {
     "anomaly": "Hikari Commerce Privacy Policy §9 Security measures: monitoring of access",
 }
 
-# The contract's rules, in the contract's order.
+CLAUSES.update({
+    "account_not_revoked": "Hikari Commerce Privacy Policy §9 Security measures: accounts of "
+                           "staff who leave, transfer or are suspended are invalidated at once",
+    "erasure_overdue": "Hikari Commerce Privacy Policy §8 Suspension and erasure on request: "
+                       "erased from every system within 14 days",
+    "password_expired": "Hikari Commerce Privacy Policy §9 Security measures: passwords "
+                        "changed at least every 90 days",
+    "consent_missing": "Hikari Commerce Privacy Policy §11 Consent: processing based on "
+                       "consent stops when consent is withdrawn",
+    "authority_disclosure": "Hikari Commerce Privacy Policy §5 Provision to third parties: "
+                            "disclosures required by law are recorded",
+})
+
+# The contract's rules, in the contract's order (1.1's at the end).
 RULES: tuple[str, ...] = (
     "revoked_account", "unknown_account", "bulk_export", "external_media", "external_email",
     "unapproved_third_party", "cross_border_transfer", "purpose_violation",
     "category_not_permitted", "subject_restricted", "marketing_opt_out", "minor_data",
     "reidentification", "retention_expired", "off_hours_access", "external_network",
     "brute_force", "log_gap", "anomaly",
+    "account_not_revoked", "erasure_overdue", "password_expired", "consent_missing",
+    "authority_disclosure",
 )
+# Rules the simulated policy leaves off (no commitment names them): their injected violations
+# must raise nothing, and are written to truth.jsonl as `"expected": false`.
+RULES_OFF: tuple[str, ...] = ("off_hours_access", "external_network")
+RULES_ON: tuple[str, ...] = tuple(r for r in RULES if r not in RULES_OFF)
+# Where a public authority is (authority_disclosure) and the law a disclosure rests on.
+AUTHORITIES = (("Tokyo District Public Prosecutors Office", "JP",
+                "Code of Criminal Procedure Art. 197(2)"),
+               ("Minato Tax Office", "JP", "National Tax Collection Act Art. 141"))

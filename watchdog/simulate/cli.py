@@ -104,8 +104,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"watchdog simulate: error: {args.out}: {err.strerror}", file=sys.stderr)
         return 2
     rules = len({t["rule"] for t in world.ground_truth})
+    if world.skipped:
+        names = sorted(set(world.skipped))
+        print(f"simulate: note: the period has no room for {len(world.skipped)} scenario(s) "
+              f"(e.g. working-day ones in a weekend, erasure deadlines longer than the "
+              f"period), skipped: {', '.join(names)}", file=sys.stderr)
     print(f"simulate: {written[0]:,} events, {world.accounts:,} accounts, "
           f"{cfg.subject_count:,} subjects, {cfg.days} days from {cfg.start.isoformat()}; "
-          f"{len(world.ground_truth)} expected alerts over {rules} rules -> "
+          f"{len(world.ground_truth)} expected alerts over {rules} rules, "
+          f"{len(world.silent)} cases that must raise none -> "
           f"{paths['events'].parent} ({time.perf_counter() - began:.1f}s)")
     return 0

@@ -61,6 +61,11 @@ class Directory:
         i = bisect_right(times, t)
         return times[i] if i < len(times) else None
 
+    @property
+    def size(self) -> int:
+        """Records held (a scenario that adds one changed the directory)."""
+        return sum(len(t) for t in self._times.values())
+
     def changes(self, user_id: str) -> list[Change]:
         return list(self._changes.get(user_id, []))
 

@@ -25,9 +25,20 @@ def build_policy() -> dict[str, Any]:
         if p.safeguards:
             proc["safeguards"] = p.safeguards
         processors.append(proc)
+    # One commitment per clause text of the synthetic policy, naming the rules it enforces;
+    # the rules in C.RULES_OFF are named by none, so they raise nothing (contract 1.1).
+    commitments: dict[str, dict[str, Any]] = {}
+    for rule in C.RULES_ON:
+        section, _, quote = C.CLAUSES[rule].partition(": ")
+        key = C.CLAUSES[rule]
+        if key not in commitments:
+            num = section.split("§")[1].split()[0]
+            commitments[key] = {"id": f"HK-{num}-{len(commitments) + 1:02d}", "clause": section,
+                                **({"quote": quote} if quote else {}), "rules": []}
+        commitments[key]["rules"].append(rule)
     return {
         "organization": C.ORGANIZATION,
-        "clauses": dict(C.CLAUSES),
+        "commitments": list(commitments.values()),
         "internal_domains": list(C.INTERNAL_DOMAINS),
         "internal_networks": list(C.INTERNAL_NETWORKS),
         "business_hours": {"timezone": C.POLICY_TZ, "start": C.BUSINESS_START,
@@ -38,6 +49,7 @@ def build_policy() -> dict[str, Any]:
         "retention_days": dict(C.RETENTION_DAYS),
         "minor_allowed_purposes": list(C.MINOR_ALLOWED_PURPOSES),
         "thresholds": dict(C.THRESHOLDS),
+        "consent_purposes": list(C.CONSENT_PURPOSES),
     }
 
 

@@ -22,6 +22,7 @@ class SubjectRecord:
     type: str
     at: int
     purposes: tuple[str, ...] | None = None
+    resources: tuple[str, ...] | None = None  # erasure_requested: who must delete (1.1)
 
 
 class Register:
@@ -32,9 +33,10 @@ class Register:
         self._claimed: set[int] = set()  # named by a planned event: never registered later
 
     def add(self, subject: int, type_: str, at: int,
-            purposes: tuple[str, ...] | None = None) -> None:
+            purposes: tuple[str, ...] | None = None,
+            resources: tuple[str, ...] | None = None) -> None:
         self._special.add(subject)
-        self.records.append(SubjectRecord(subject, type_, at, purposes))
+        self.records.append(SubjectRecord(subject, type_, at, purposes, resources))
 
     def _free(self, rng: random.Random) -> int:
         for _ in range(10_000):
@@ -68,6 +70,8 @@ class Register:
                                    "effective": iso(r.at, utc=r.subject % 3 == 0)}
             if r.purposes is not None:
                 doc["purposes"] = list(r.purposes)
+            if r.resources is not None:
+                doc["resources"] = list(r.resources)
             rows.append((r.at, r.subject, doc))
         rows.sort(key=lambda x: (x[0], x[1]))
         return [x[2] for x in rows]

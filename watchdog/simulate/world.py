@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -53,8 +54,20 @@ class World:
         self._planned = sorted(ctx.planned, key=lambda p: (p[0], p[1]))
         self._planned_bytes = [(ts, orjson.dumps(ev)) for ts, _, ev in self._planned]
         when = {ev["event"]["id"]: ts for ts, _, ev in self._planned}
-        self.ground_truth: list[dict[str, Any]] = sorted(
-            ctx.truth, key=lambda r: (when[r["event_id"]], r["event_id"], r["rule"]))
+
+        def order(r: dict[str, Any]) -> tuple[int, str, str]:
+            # an obligation's truth names a record, not an event: its time is the deadline
+            ts = when.get(r["event_id"])
+            if ts is None:
+                ts = int(datetime.fromisoformat(r["ts"]).timestamp() * 1000)
+            return ts, r["event_id"], r["rule"]
+
+        # expected alerts; then what must raise nothing (near misses, rules left off)
+        self.ground_truth: list[dict[str, Any]] = sorted(ctx.truth, key=order)
+        self.silent: list[dict[str, Any]] = sorted(ctx.silent, key=order)
+        self.skipped: list[str] = list(ctx.skipped)
+        self.accounts_feed: list[dict[str, Any]] = ctx.idp.docs(
+            staff + services, directory, cal, random.Random(derive(cfg.seed, "idp")))
         self._blackouts = ctx.blackouts
         self._seq_skips = dict(ctx.seq_skips)
         self._silences = list(ctx.silences)

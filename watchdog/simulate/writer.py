@@ -1,5 +1,7 @@
 """Writing a world to files: events.jsonl (optionally .gz), directory.jsonl,
-subjects.jsonl, policy.yaml and truth.jsonl."""
+subjects.jsonl, accounts.jsonl (the identity provider, contract 1.1), policy.yaml and
+truth.jsonl: one line per expected alert, then one per case that must raise nothing (a near
+miss, or a violation of a rule the policy leaves off), marked ``"expected": false``."""
 
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ def write_world(world: World, out_dir: Path, *, gzip: bool = False,
         "events": out_dir / ("events.jsonl.gz" if gzip else "events.jsonl"),
         "directory": out_dir / "directory.jsonl",
         "subjects": out_dir / "subjects.jsonl",
+        "accounts": out_dir / "accounts.jsonl",
         "policy": out_dir / "policy.yaml",
         "truth": out_dir / "truth.jsonl",
     }
@@ -52,8 +55,10 @@ def write_world(world: World, out_dir: Path, *, gzip: bool = False,
         _lines(fh, world.directory)
     with paths["subjects"].open("wb") as fh:
         _lines(fh, world.subjects)
+    with paths["accounts"].open("wb") as fh:
+        _lines(fh, world.accounts_feed)
     with paths["truth"].open("wb") as fh:
-        _lines(fh, world.ground_truth)
+        _lines(fh, [*world.ground_truth, *world.silent])
     paths["policy"].write_text(
         POLICY_HEADER + yaml.safe_dump(world.policy, sort_keys=False, allow_unicode=True,
                                        width=100), encoding="utf-8")

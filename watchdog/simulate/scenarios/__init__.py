@@ -11,6 +11,8 @@ from watchdog.simulate.scenarios import (  # noqa: F401  (registration side effe
     benign,
     exfiltration,
     monitoring,
+    obligations,
+    promises,
     subjects,
 )
 from watchdog.simulate.scenarios.context import Context

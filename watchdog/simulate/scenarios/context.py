@@ -19,12 +19,19 @@ from watchdog.simulate import catalog as C
 from watchdog.simulate.clock import DAY, HOUR, MINUTE, SECOND, Calendar, iso
 from watchdog.simulate.config import SimConfig
 from watchdog.simulate.directory import Change, Directory
+from watchdog.simulate.idp import IdentityProvider
 from watchdog.simulate.ids import INJECTED, EventIds, derive, employee_id
 from watchdog.simulate.org import Account
 from watchdog.simulate.register import Register
 from watchdog.simulate.render import EXPORT_ACTIONS, Factory
 from watchdog.simulate.scenarios.registry import Scenario
 from watchdog.simulate.stream import Silence
+
+
+class NoRoom(ValueError):
+    """The period has no time of the kind a scenario needs (e.g. no working day in a
+    weekend): the planner skips the scenario if it changed nothing yet."""
+
 
 MARGIN = 90 * MINUTE  # longer than any rule's window (bulk_export 60, reidentification 60)
 SHORT_MARGIN = 5 * MINUTE
@@ -44,6 +51,11 @@ class Context:
         self.thresholds = dict(C.THRESHOLDS)
         self.planned: list[tuple[int, int, dict[str, Any]]] = []
         self.truth: list[dict[str, Any]] = []
+        # near misses, and violations of rules the policy leaves off: must raise nothing
+        self.silent: list[dict[str, Any]] = []
+        self.idp = IdentityProvider()
+        # erasure requests deliberately left unfulfilled (subject index, effective)
+        self.overdue_erasures: set[tuple[int, int]] = set()
         self.blackouts: dict[str, list[tuple[int, int]]] = {}
         self.silences: list[Silence] = []
         self.seq_skips: dict[str, int] = {}
@@ -51,6 +63,8 @@ class Context:
         self._ids = EventIds(cfg.seed)
         self._unusable = set(unstable)  # natural churn, and accounts scenarios churned
         self._scenario: Scenario | None = None
+        self._begun: tuple[int, ...] = ()
+        self.skipped: list[str] = []  # scenarios the period had no room for
         self._expected: set[str] = set()
         self._reserved: list[tuple[str, int, int, int]] = []
         self._first_planned = 0
@@ -58,18 +72,32 @@ class Context:
         self._next_idx = len(staff) + len(services)
 
     # -- bookkeeping used by the planner --------------------------------------------------
+    def _size(self) -> tuple[int, ...]:
+        return (len(self.planned), len(self.truth), len(self.silent),
+                len(self.register.records), self.directory.size, len(self.staff),
+                len(self.blackouts), len(self.idp.follow), len(self.idp.passwords))
+
+    def untouched(self) -> bool:
+        """Has the scenario begun with :meth:`begin` changed nothing yet?"""
+        return self._size() == self._begun
+
     def begin(self, sc: Scenario) -> None:
+        self._begun = self._size()
         self._scenario = sc
         self._expected = set()
         self._reserved = []
         self._first_planned = len(self.planned)
 
+    def abandon(self) -> None:
+        """End a scenario that planned nothing (the period had no room for it)."""
+        self._scenario = None
+
     def end(self) -> None:
         sc = self._scenario
         assert sc is not None
-        if sc.rule is None and self._expected:
+        if sc.rule is None and self._expected - set(C.RULES_OFF):
             raise AssertionError(f"benign scenario {sc.name} expects alerts")
-        if sc.rule is not None and (sc.rule not in self._expected
+        if sc.rule is not None and (sc.rule not in self._expected | set(C.RULES_OFF)
                                     or not self._expected <= set(sc.raises)):
             raise AssertionError(f"scenario {sc.name} declares {sorted(sc.raises)} but "
                                  f"expects {sorted(self._expected)}")
@@ -138,8 +166,7 @@ class Context:
         if not windows:
             if kind == "weekend":
                 return self.when(rng, "night", duration)
-            raise ValueError(f"the simulated period has no room for a '{kind}' scenario "
-                             "(it needs at least one working day)")
+            raise NoRoom(f"the simulated period has no room for a '{kind}' scenario")
         for _ in range(500):
             a, b = rng.choice(windows)
             t = rng.randint(a, b)
@@ -275,7 +302,8 @@ class Context:
                dest: dict[str, Any] | None = None, ip: str | None = None,
                host: str | None = None, anonymized: bool = False, collected: int | None = None,
                roles: list[str] | None = None, outcome: str = "success",
-               seq_skip: int = 0, exact: bool = False) -> dict[str, Any]:
+               seq_skip: int = 0, exact: bool = False,
+               legal_basis: str | None = None) -> dict[str, Any]:
         """Plan one event. ``who``: an account, or a bare user id (then give ``ip``).
         Unless ``exact``, a sub-second jitter is added, as clean events have."""
         data: dict[str, Any] = {}
@@ -295,6 +323,8 @@ class Context:
             data["anonymized"] = True
         if collected is not None:
             data["collected_at"] = iso(collected, utc=True)
+        if legal_basis is not None:
+            data["legal_basis"] = legal_basis
         if isinstance(who, Account):
             uid, ip, host = who.user_id, ip or who.ip, host or who.host
         else:
@@ -343,10 +373,33 @@ class Context:
                            seq_skip=seq_skip)
 
     def expect(self, ev: dict[str, Any], rule: str, user_id: str | None = None) -> None:
-        """Declare that ``ev`` completes a violation of ``rule``."""
+        """Declare that ``ev`` completes a violation of ``rule`` (of a rule the policy leaves
+        off: a line of truth that expects nothing)."""
         sc = self._scenario
         assert sc is not None
         self._expected.add(rule)
-        self.truth.append({"event_id": ev["event"]["id"], "rule": rule,
-                           "user_id": user_id or ev["user"]["id"], "scenario": sc.name,
-                           "ts": ev["@timestamp"]})
+        row = {"event_id": ev["event"]["id"], "rule": rule,
+               "user_id": user_id or ev["user"]["id"], "scenario": sc.name,
+               "ts": ev["@timestamp"]}
+        if rule in C.RULES_OFF:
+            self.silent.append({**row, "expected": False, "why": "rule_off"})
+        else:
+            self.truth.append(row)
+
+    def expect_obligation(self, ref: str, rule: str, user_id: str, deadline: int) -> None:
+        """Declare an obligation alert: ``ref`` the record that started it
+        (``directory/<user_id>/<effective>``, ``subjects/<subject>/<effective>``), ``ts``
+        its deadline."""
+        sc = self._scenario
+        assert sc is not None
+        self._expected.add(rule)
+        self.truth.append({"event_id": ref, "rule": rule, "user_id": user_id,
+                           "scenario": sc.name, "ts": iso(deadline, utc=True)})
+
+    def near_miss(self, ref: str, rule: str, user_id: str, at: int) -> None:
+        """A lawful case next to a violation of ``rule``: it must raise nothing."""
+        sc = self._scenario
+        assert sc is not None
+        self.silent.append({"event_id": ref, "rule": rule, "user_id": user_id,
+                            "scenario": sc.name, "ts": iso(at, utc=True), "expected": False,
+                            "why": "near_miss"})
