@@ -28,7 +28,7 @@ def world_dir(accounts: int, days: int, seed: int) -> Path:
     from watchdog.simulate import SimConfig, build_world, write_world
 
     d = OUT / f"sim-{accounts}x{days}-s{seed}"
-    if not (d / "events.jsonl").exists():
+    if not (d / "accounts.jsonl").exists():  # also: a world written before contract 1.1
         d.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
         write_world(build_world(SimConfig(seed=seed, accounts=accounts, days=days)), d)
