@@ -44,7 +44,8 @@ def test_events_validate(small_world: World, small_events: list[dict[str, Any]])
 
 
 @pytest.mark.parametrize(("file", "schema"), [("directory.jsonl", "directory-record"),
-                                              ("subjects.jsonl", "subject-record")])
+                                              ("subjects.jsonl", "subject-record"),
+                                              ("accounts.jsonl", "account-record")])
 def test_records_validate(small_dir: Path, file: str, schema: str) -> None:
     v = _validator(schema)
     docs = [orjson.loads(line) for line in (small_dir / file).read_bytes().splitlines()]
@@ -62,3 +63,17 @@ def test_timestamps_mix_offsets(small_events: list[dict[str, Any]]) -> None:
     stamps = [e["@timestamp"] for e in small_events]
     assert any(s.endswith("Z") for s in stamps)
     assert any(s.endswith("+09:00") for s in stamps)
+
+
+def test_policy_is_commitments_that_check_policy_accepts(small_dir: Path) -> None:
+    from watchdog.policy import load_policy
+    from watchdog.policy.check import purpose_problems, threshold_problems
+    from watchdog.simulate.catalog import RULES, RULES_OFF
+
+    doc = yaml.safe_load((small_dir / "policy.yaml").read_text())
+    assert "commitments" in doc
+    assert "clauses" not in doc
+    assert purpose_problems(doc) == []
+    assert threshold_problems(doc) == []
+    policy = load_policy(small_dir / "policy.yaml")
+    assert {r for r in RULES if not policy.runs(r)} == set(RULES_OFF)
