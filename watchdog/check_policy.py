@@ -11,9 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from watchdog.policy.check import RuleMatrix
+    from watchdog.policy.model import Policy
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def _print_table(source: str, policy: Any, matrix: Any, notes: list[str]) -> None:
+def _print_table(source: str, policy: Policy, matrix: RuleMatrix, notes: list[str]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -100,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         for p in problems:
             print(f"{source}: {p}", file=sys.stderr)
-        if matrix is not None and policy is not None:
+        if policy is not None and matrix is not None:
             _print_table(source, policy, matrix, notes)
         if not problems:
             checked = f", every quote found in {args.text}" if text is not None else ""
