@@ -118,6 +118,7 @@ def test_replay_with_the_default_model_finds_insiders_and_rules_stay_exact(
     alerts_path = tmp_path / "alerts.jsonl"
     assert main(["replay", "--events", str(out / "events.jsonl"), "--directory",
                  str(out / "directory.jsonl"), "--subjects", str(out / "subjects.jsonl"),
+                 "--accounts", str(out / "accounts.jsonl"),
                  "--policy", str(out / "policy.yaml"), "--model", str(MODEL),
                  "--out", str(alerts_path)]) == 0
     truth = _truth(out)
