@@ -35,8 +35,8 @@ def expired_days(c: mf.Contents, retention_days: int) -> list[tuple[str, str]]:
     return sorted({(s.dataset, s.day) for s in c.segments.values() if s.day <= last_whole})
 
 
-def prune(store: Store, writer: str, retention_days: int) -> list[str]:
-    """Drop expired days; returns ``dataset/day`` of each."""
+def prune(store: Store, writer: str | mf.ManifestWriter, retention_days: int) -> list[str]:
+    """Drop expired days (recorded in ``writer``'s chain); returns ``dataset/day`` of each."""
     if retention_days <= 0:
         raise ValueError("retention_days must be positive")
     c = mf.contents(store)
@@ -45,7 +45,8 @@ def prune(store: Store, writer: str, retention_days: int) -> list[str]:
         return []
     wanted = set(days)
     segs = [s for s in c.segments.values() if (s.dataset, s.day) in wanted]
-    mf.ManifestWriter(store, writer).append(
+    chain = writer if isinstance(writer, mf.ManifestWriter) else mf.ManifestWriter(store, writer)
+    chain.append(
         "drop", segments=[s.as_dict() for s in segs],
         reason=f"retention: days wholly older than {retention_days} days before the latest "
                "archived event")

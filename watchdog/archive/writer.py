@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ from watchdog.archive.store import Store
 log = logging.getLogger(__name__)
 
 SEGMENT_ROWS = 200_000  # rows of one day buffered before a flush is due
+CONTENTS_SECONDS = 300.0
 _DAY = 86_400
 
 
@@ -69,6 +71,10 @@ class ArchiveWriter:
         self._seen: OrderedDict[tuple[str, int], set[str]] = OrderedDict()
         self._days: dict[int, str] = {}
         self.pending = 0  # documents buffered
+        # what the archive holds, read once (every chain), then kept up to date with this
+        # writer's own segments; re-read after CONTENTS_SECONDS for other writers' segments
+        self._contents = mf.contents(store)
+        self._contents_at = time.monotonic()
         self.duplicates = 0  # documents skipped: their id was archived already
         self._clean_pending()
 
@@ -118,6 +124,8 @@ class ArchiveWriter:
                 bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
                 first=_rfc3339(min(buf.times)), last=_rfc3339(max(buf.times))))
         self.manifest.append("segments", segments=[s.as_dict() for s in segments])
+        for s in segments:
+            self._contents.segments[s.path] = s
         self._buf.clear()
         self.pending = 0
         self._evict()
@@ -133,7 +141,10 @@ class ArchiveWriter:
     def _load_day(self, key: tuple[str, int]) -> set[str]:
         dataset, day = key[0], self._day(key[1])
         ids: set[str] = set()
-        for seg in mf.contents(self.store).of(dataset):
+        if time.monotonic() - self._contents_at > CONTENTS_SECONDS:
+            self._contents = mf.contents(self.store)
+            self._contents_at = time.monotonic()
+        for seg in self._contents.of(dataset):
             if seg.day == day:
                 try:
                     t = pq.read_table(self.store.path(seg.path), columns=["id"],

@@ -22,7 +22,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watchdog import gc_policy
 from watchdog.alerts.model import Alert, rfc3339
@@ -50,6 +50,9 @@ from watchdog.daemon.sources.whole_stream import WholeStream
 from watchdog.engine.detector import Stage
 from watchdog.engine.engine import Engine
 from watchdog.policy.model import PolicyException
+
+if TYPE_CHECKING:
+    from watchdog.daemon.sinks.archive import DaemonArchive
 
 SourceFactory = Callable[[Pipeline], Source]
 ANOMALY_GROUP_SUFFIX = ".anomaly"  # the consumer group of ``detection.only: anomaly``
@@ -117,6 +120,7 @@ class Service:
         self.whole_stream: WholeStream | None = None  # with the configured Kafka source
         if kafka:
             self.state = StateTopics(cfg, engine, self.dlq, m, get_logger("state"))
+        self.archive = self._configured_archive()
         factories = list(sources) if sources is not None else self._configured_sources()
         self.sources: list[Source] = [f(self.pipeline) for f in factories]
         self.health: HealthServer | None = None
@@ -179,6 +183,21 @@ class Service:
             out.append(AuditSink(s.audit.path, fsync=s.audit.fsync, key=key))
         return out
 
+    def _configured_archive(self) -> DaemonArchive | None:
+        """The archive, in the rules service only (the anomaly service reads the same events)."""
+        cfg = self.cfg
+        if cfg.archive is None or not cfg.detection.rules:
+            return None
+        from watchdog.archive.retention import default_retention_days
+        from watchdog.daemon.sinks.archive import DaemonArchive  # pyarrow: only when used
+
+        archive = DaemonArchive(cfg.archive, cfg.topics, self.metrics, get_logger("archive"),
+                                retention_days=default_retention_days(self.engine.policy))
+        self.pipeline.archive = self.delivery.archive = archive
+        if self.state is not None:
+            self.state.archive = archive
+        return archive
+
     def _configured_sources(self) -> list[SourceFactory]:
         cfg, out = self.cfg, list[SourceFactory]()
         if cfg.kafka.consume:
@@ -209,6 +228,10 @@ class Service:
         """Too many alerts wait for sinks: sources pause (hysteresis: resume at half)."""
         depth = self.delivery.pending + len(self.dlq)
         limit = self.cfg.delivery.max_pending
+        arch = self.cfg.archive
+        if self.archive is not None and arch is not None and self.archive.pending >= (
+                arch.max_pending):
+            depth = limit  # the archive is behind (its store is down): pause as well
         if depth >= limit:
             self._congested = True
         elif depth <= limit // 2:
@@ -228,6 +251,8 @@ class Service:
         for box in self.delivery.outboxes:
             spawn(box.run(), f"sink:{box.name}")
         spawn(self.dlq.run(), "dlq")
+        if self.archive is not None:
+            spawn(self.archive.run(), "archive")
         try:
             if not await self._connect():
                 return  # stopped before the broker was ever reached
@@ -324,9 +349,12 @@ class Service:
             async with asyncio.timeout(budget):
                 await self.delivery.drained()
                 await self.dlq.drained()
+                if self.archive is not None:
+                    await self.archive.drain()
         except TimeoutError:
             self.log.warning("shutdown_undelivered", alerts=self.delivery.pending,
                              dead_letters=len(self.dlq),
+                             archive=self.archive.pending if self.archive else 0,
                              consequence="not committed: read again on the next start")
         # the whole-stream reader's last commit alongside the main one's (each bounded)
         side = asyncio.ensure_future(ws.finish()) if ws is not None else None

@@ -143,6 +143,19 @@ class Sinks(_Base):
     audit: AuditSink | None = None
 
 
+class Archive(_Base):
+    """Every access event, record and alert kept as Parquet (watchdog.archive)."""
+
+    location: NonEmpty  # a directory, or s3://bucket/prefix[?endpoint=URL&region=R]
+    writer: str | None = None  # this instance's manifest chain; default: the host name
+    flush_seconds: Positive = 10.0  # a segment at least this often (offsets wait for it)
+    segment_rows: PositiveInt = 200_000
+    max_pending: PositiveInt = 500_000  # documents not yet written: sources pause above
+    retention_days: PositiveInt | None = None  # default: the policy's longest retention
+    s3_access_key_id: str | None = None  # env WATCHDOG_ARCHIVE_S3_ACCESS_KEY_ID
+    s3_secret_access_key: str | None = None  # env WATCHDOG_ARCHIVE_S3_SECRET_ACCESS_KEY
+
+
 class HttpTLS(_Base):
     certfile: NonEmpty  # PEM: the server certificate (and chain)
     keyfile: NonEmpty  # PEM: its private key, unencrypted
@@ -196,6 +209,7 @@ class Config(_Base):
     sinks: Sinks = msgspec.field(default_factory=lambda: Sinks(kafka=KafkaSink()))
     delivery: Delivery = msgspec.field(default_factory=Delivery)
     detection: Detection = msgspec.field(default_factory=Detection)
+    archive: Archive | None = None
 
     @property
     def listen_address(self) -> tuple[str, int]:
@@ -221,6 +235,8 @@ ENV_SECRETS: dict[str, tuple[str, ...]] = {
     "WATCHDOG_ALERTMANAGER_TOKEN": ("sinks", "alertmanager", "token"),
     "WATCHDOG_HTTP_PASSWORD": ("http", "basic_auth", "password"),
     "WATCHDOG_AUDIT_KEY": ("sinks", "audit", "key"),
+    "WATCHDOG_ARCHIVE_S3_ACCESS_KEY_ID": ("archive", "s3_access_key_id"),
+    "WATCHDOG_ARCHIVE_S3_SECRET_ACCESS_KEY": ("archive", "s3_secret_access_key"),
 }
 
 _ALWAYS_PRESENT = {"kafka"}  # sections with defaults; the others are off unless configured

@@ -165,6 +165,9 @@ class Delivery:
             for s in self.sinks
         ]
         self.pending = 0  # alerts not yet accepted by every sink
+        # the archive (sinks.archive.DaemonArchive), beside the sinks: it holds the alert's
+        # offset until written, without delaying the alert or watchdog_event_to_alert_seconds
+        self.archive: Any = None
         self._observe = metrics.event_to_alert.observe
         self._stamp_at = 0.0
         self._stamp = ""
@@ -182,6 +185,8 @@ class Delivery:
         if now - self._stamp_at >= 0.001:
             self._stamp_at, self._stamp = now, now_rfc3339()
         alert = msgspec.structs.replace(alert, detected_at=self._stamp)
+        if self.archive is not None:
+            self.archive.put_alert(alert, book, offset)
         if not self.outboxes:
             self._observe(now - consumed_at)
             return

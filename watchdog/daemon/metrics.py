@@ -144,6 +144,26 @@ class Metrics:
         self.whole_stream_lag = Gauge("watchdog_whole_stream_lag",
                                       "Records behind the partition's end, whole-stream reader",
                                       ["topic", "partition"], registry=r)
+        # the archive (watchdog.daemon.sinks.archive): dataset is one of five fixed names
+        self.archive_rows = Counter("watchdog_archive_rows_total",
+                                    "Documents written to archive segments", ["dataset"],
+                                    registry=r)
+        self.archive_errors = Counter("watchdog_archive_write_errors_total",
+                                      "Archive flushes that failed (retried)", registry=r)
+        self.archive_pending = Gauge("watchdog_archive_pending",
+                                     "Documents waiting for the next archive segment",
+                                     registry=r)
+        self.archive_flushed = Gauge("watchdog_archive_last_flush_timestamp_seconds",
+                                     "Wall time of the last successful archive flush",
+                                     registry=r)
+        self.archive_days = Gauge("watchdog_archive_days", "Days the archive holds",
+                                  ["dataset"], registry=r)
+        self.archive_missing = Gauge("watchdog_archive_missing_days",
+                                     "Days without a segment between the archive's first and "
+                                     "last day", ["dataset"], registry=r)
+        self.archive_day_rows = Gauge("watchdog_archive_day_rows",
+                                      "Rows archived per day (the last 35 days)",
+                                      ["dataset", "day"], registry=r)
 
         self.promises = PromiseMetrics(r)
         self._rule_ids = tuple(rules)

@@ -181,6 +181,9 @@ class Pipeline:
         self.rejected = 0
         self.suppressed = 0
         self.partial_view = False  # this instance owns only some partitions of the topic
+        # the archive (watchdog.daemon.sinks.archive.DaemonArchive) when configured: each
+        # batch's valid events, holding the batch's commit until they are written
+        self.archive: Any = None
         self.last_progress = time.monotonic()
 
     # -- partitions ----------------------------------------------------------------------
@@ -232,6 +235,10 @@ class Pipeline:
         counts = self._counts
         latest = self._latest
         alerts: list[Alert] = []
+        archive = self.archive
+        archived: list[tuple[str, float, bytes]] | None = (
+            None if archive is None or self.whole_stream else [])
+        archived_from = -1  # offset of the first archived record: holds the batch's commit
         for rec in records:
             off = rec.offset
             raw = rec.value
@@ -250,6 +257,10 @@ class Pipeline:
             if t > latest.get(key[0], 0.0):
                 latest[key[0]] = t
             eid = e.id
+            if archived is not None and not rebuild:  # re-read records were archived before
+                if not archived:
+                    archived_from = off
+                archived.append((eid, t, raw))  # type: ignore[arg-type]  # raw: not None here
             owner = None if rebuild else book  # the book that tracks this record, if any
             fresh = eid not in meta
             if fresh:
@@ -266,6 +277,8 @@ class Pipeline:
                 alerts.extend(found)
         # once per batch, not per event: the books and the sinks see the batch's releases and
         # alerts together (an early alert's event may still be buffered: it is in meta)
+        if archived:
+            archive.put_events(archived, book, archived_from)
         if collected or alerts:
             self._released(alerts)
         if book is not None:

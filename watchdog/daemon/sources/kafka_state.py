@@ -58,6 +58,7 @@ class StateTopics:
             t.accounts: (dec_acc, lambda d, raw: engine.apply_account(d)),
         }
         self._optional = {t.accounts}
+        self.archive: Any = None  # sinks.archive.DaemonArchive, when configured
         self.consumer: AIOKafkaConsumer | None = None
         self.loaded = asyncio.Event()
         self.broker_ok = False
@@ -137,6 +138,8 @@ class StateTopics:
                 continue
             apply(doc, rec.value)
             self.records += 1
+            if self.archive is not None:
+                self.archive.put_record(tp.topic, doc, rec.value)
 
     async def probe(self) -> None:
         """Is the broker reachable? (a metadata request, for /readyz)."""
