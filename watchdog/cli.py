@@ -32,6 +32,12 @@ def _replay(args: argparse.Namespace) -> int:
         replay_summary_json,
     )
 
+    if args.archive:  # the archive's documents as the files below (watchdog.archive.export)
+        from watchdog.archive.export import replay_archive
+
+        return replay_archive(args, _replay)
+    if not args.events:
+        return _fail("give --events (or --archive)")
     for label, path in (("--events", args.events), ("--directory", args.directory),
                         ("--subjects", args.subjects), ("--accounts", args.accounts)):
         if path and path != "-" and (not Path(path).exists() or Path(path).is_dir()):
@@ -89,7 +95,10 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("replay", help="run the rules over JSONL files (no servers)")
-    p.add_argument("--events", required=True, help="access events JSONL ('-' stdin, .gz ok)")
+    p.add_argument("--events", help="access events JSONL ('-' stdin, .gz ok)")
+    p.add_argument("--archive", help="instead of the files: an archive (watchdog archive)")
+    p.add_argument("--from", dest="first", help="with --archive: events from this time")
+    p.add_argument("--to", dest="last", help="with --archive: events before this time")
     p.add_argument("--directory", help="directory records JSONL")
     p.add_argument("--subjects", help="subject-register records JSONL")
     p.add_argument("--accounts", help="identity-provider account records JSONL (1.1)")

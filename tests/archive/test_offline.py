@@ -162,3 +162,36 @@ def test_bad_archive_location_is_one_line(capsys: pytest.CaptureFixture[str],
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "no such archive" in err
+
+
+def _alerts(path: Path) -> list[dict[str, object]]:
+    out = []
+    for line in path.read_text().splitlines():
+        doc = json.loads(line)
+        doc.pop("detected_at", None)
+        out.append(doc)
+    return sorted(out, key=lambda d: str(d["alert_id"]))
+
+
+def test_replay_of_the_archive_gives_the_alerts_of_the_files(
+        archive: Path, world_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "from-archive.jsonl"
+    assert main(["replay", "--archive", str(archive), "--policy",
+                 str(world_dir / "policy.yaml"), "--out", str(out)]) == 0
+    expected = _alerts(world_dir / "alerts.jsonl")
+    assert expected
+    assert _alerts(out) == expected
+
+
+def test_replay_archive_window_and_conflicts(archive: Path, world_dir: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "day.jsonl"
+    assert main(["replay", "--archive", str(archive), "--from", "2026-11-02", "--to",
+                 "2026-11-03", "--policy", str(world_dir / "policy.yaml"),
+                 "--out", str(out)]) == 0
+    assert all("2026-11-02" <= str(a["ts"]) < "2026-11-03" for a in _alerts(out)
+               if a["rule"] not in ("account_not_revoked", "erasure_overdue"))
+    capsys.readouterr()
+    assert main(["replay", "--archive", str(archive), "--events", "x.jsonl",
+                 "--out", str(out)]) == 2
+    assert "--archive replaces --events" in capsys.readouterr().err
