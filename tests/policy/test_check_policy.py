@@ -218,3 +218,15 @@ def test_cli_unreadable_files_exit_2(tmp_path: Path, capsys) -> None:
                           tmp_path / "nope.txt")
     assert rc == 2
     assert "nope.txt: cannot read" in err
+
+
+def test_every_broken_item_of_a_list_or_map_is_its_own_problem() -> None:
+    doc = policy_doc(roles={"a": {"categories": "contact"}, "b": {"purposes": 3},
+                            "c": {"categories": ["contact"], "purposes": ["p"]}},
+                     processors=[{"name": 1}, {"name": "ok"}, {"domains": ["x.example"]}])
+    assert sorted(policy_problems(doc)) == [
+        "processors[0].name must be string",
+        "processors[2] must contain ['name'] properties",
+        "roles.a.categories must be array",
+        "roles.b.purposes must be array",
+    ]

@@ -57,6 +57,11 @@ _validate = fastjsonschema.compile(_SCHEMA)
 # broken `thresholds` and a broken `roles` should hear about both
 _validate_part = {key: fastjsonschema.compile(spec)
                   for key, spec in _SCHEMA["properties"].items()}
+# and one per item of the lists and maps of objects (roles, processors, commitments, ...):
+# two broken roles are two problems
+_validate_item = {key: fastjsonschema.compile(spec.get("items") or spec["additionalProperties"])
+                  for key, spec in _SCHEMA["properties"].items()
+                  if isinstance(spec.get("items") or spec.get("additionalProperties"), dict)}
 
 
 def _keys(spec: dict[str, Any]) -> set[str]:
@@ -182,18 +187,30 @@ def _schema_message(msg: str, part: str | None) -> str:
     return msg
 
 
+def _schema_error(validate: Any, value: Any, path: str) -> str | None:
+    try:
+        validate(value)
+    except fastjsonschema.JsonSchemaValueException as err:
+        return _schema_message(err.message, path)
+    return None
+
+
 def _check_schema(doc: dict[str, Any], out: list[str]) -> None:
-    """Schema errors: the first of the whole document, then the first of each broken key."""
+    """Schema errors: the first of the whole document, then the first of each broken key, or
+    of each broken item when the key is a list or map of objects."""
     try:
         _validate(doc)
     except fastjsonschema.JsonSchemaValueException as err:
         out.append(_schema_message(err.message, None))
         for key, part in _validate_part.items():
-            if key in doc:
-                try:
-                    part(doc[key])
-                except fastjsonschema.JsonSchemaValueException as perr:
-                    out.append(_schema_message(perr.message, key))
+            if key not in doc or (whole := _schema_error(part, doc[key], key)) is None:
+                continue
+            value, item = doc[key], _validate_item.get(key)
+            items = (enumerate(value) if isinstance(value, list) else
+                     value.items() if isinstance(value, dict) else ())
+            found = [msg for name, v in items if item is not None and (msg := _schema_error(
+                item, v, f"{key}[{name}]" if isinstance(value, list) else f"{key}.{name}"))]
+            out.extend(found or [whole])
 
 
 def _instant(value: str) -> float:
