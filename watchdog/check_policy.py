@@ -40,6 +40,8 @@ def _print_table(source: str, policy: Policy, matrix: RuleMatrix, notes: list[st
         for rule in matrix.on:
             table.add_row(rule, policy.clauses.get(rule, "-"))
         console.print(table)
+        for note in notes:
+            console.print(note)
         return
     table = Table("commitment", "clause", "rules it turns on", title=policy.organization,
                   show_lines=True)
@@ -92,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
     problems = list(dict.fromkeys(problems))
     matrix = rule_matrix(policy) if policy is not None else None
     notes = []
-    if policy is not None and text is not None and (ids := unquoted(policy)):
+    if policy is not None and text is not None and not policy.commitments:
+        notes.append("a version 1 'clauses' policy quotes nothing: nothing was checked "
+                     "against the text")
+    elif policy is not None and text is not None and (ids := unquoted(policy)):
         notes.append(f"not checked against the text (no quote): {', '.join(ids)}")
 
     if args.json:
@@ -107,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         if policy is not None and matrix is not None:
             _print_table(source, policy, matrix, notes)
         if not problems:
-            checked = f", every quote found in {args.text}" if text is not None else ""
+            checked = (f", every quote found in {args.text}"
+                       if text is not None and policy is not None and policy.commitments else "")
             print(f"{source}: ok{checked}")
     return 1 if problems else 0

@@ -230,3 +230,13 @@ def test_every_broken_item_of_a_list_or_map_is_its_own_problem() -> None:
         "roles.a.categories must be array",
         "roles.b.purposes must be array",
     ]
+
+
+def test_cli_text_with_a_version_1_policy_says_nothing_was_checked(tmp_path: Path,
+                                                                    capsys) -> None:
+    text = tmp_path / "policy.txt"
+    text.write_text(TEXT)
+    rc, out, _err = check(capsys, write(tmp_path, policy_doc()), "--text", text)
+    assert rc == 0
+    assert "quotes nothing" in out
+    assert "every quote found" not in out
