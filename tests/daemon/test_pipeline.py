@@ -67,7 +67,7 @@ async def test_gives_the_alerts_replay_gives_and_commits_everything(world: World
     assert len(sink.alerts) == len(sink.ids)
     assert all(a.detected_at for a in sink.alerts)
     assert src().committed == {p: len(docs) for p, docs in feed.items() if docs}
-    assert svc.metrics.event_to_alert._sum.get() > 0
+    assert (svc.metrics.registry.get_sample_value("watchdog_event_to_alert_seconds_sum") or 0) > 0
     assert svc.pipeline.order.stats.late == 0
 
 

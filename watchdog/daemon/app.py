@@ -100,6 +100,7 @@ class Service:
         self._tick = time.monotonic()
         self._source_tasks: list[asyncio.Task[None]] = []
         self._congested = False
+        self.joined = False  # the consumer group assigned partitions at least once
 
         m, retry = self.metrics, RetryPolicy(cfg.delivery.retry_initial_seconds,
                                              cfg.delivery.retry_max_seconds)
@@ -207,10 +208,14 @@ class Service:
                 get_logger("whole_stream"), congested=self.congested,
             ) if cfg.detection.rules else None
 
+            def assigned(src: KafkaSource) -> None:
+                self.joined = True  # the group gave this instance its share (maybe none)
+                if ws is not None:
+                    ws.on_view(src)
+
             def kafka(p: Pipeline) -> Source:
                 return KafkaSource(cfg, p, self.metrics, get_logger("kafka"),
-                                   congested=self.congested,
-                                   on_assigned=ws.on_view if ws else None,
+                                   congested=self.congested, on_assigned=assigned,
                                    on_whole_commit=ws.record if ws else None)
 
             out.append(kafka)
@@ -454,6 +459,8 @@ class Service:
         if not self.started.is_set():
             why.append("not consuming yet")
         why.extend(f"{s.name} not connected" for s in self.sources if not s.ready)
+        if not self.joined and any(s.name == "kafka" for s in self.sources):
+            why.append("no partitions assigned yet (joining the consumer group)")
         detail: dict[str, Any] = {"reasons": why} if why else {}
         assignment = getattr(next((s for s in self.sources if s.name == "kafka"), None),
                              "assigned", None)

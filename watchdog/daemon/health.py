@@ -1,18 +1,21 @@
-"""``/metrics``, ``/healthz`` and ``/readyz`` on ``--listen``: a tiny asyncio HTTP/1.1 server.
+"""``/metrics``, ``/healthz`` and ``/readyz`` on ``--listen``, served by aiohttp in the loop.
 
-Why not prometheus_client's WSGI server in a thread: liveness must mean "the event loop and
-the pipeline are making progress", and a server running in the loop itself can only answer
-when the loop does; a thread would keep answering from a wedged daemon. Rendering the
-exposition takes well under a millisecond at this metric count, so the loop does not notice.
-No keep-alive, GET/HEAD only, requests capped at 8 KiB: enough for Prometheus and kubelet.
+Why in the event loop and not prometheus_client's server in a thread: liveness must mean "the
+event loop and the pipeline are making progress", and a server running in the loop itself can
+only answer when the loop does; a thread would keep answering from a wedged daemon. Rendering
+the exposition takes well under a millisecond at this metric count, so the loop does not
+notice. aiohttp does the HTTP (parsing, limits, keep-alive, HEAD, 404/405); this module routes
+and guards.
 
 - ``/healthz``: 200 while the pipeline ticks (the loop is alive), else 503.
-- ``/readyz``: 200 once the directory and subject topics were read to their end and the
-  broker answers; 503 with the reason otherwise (and while shutting down).
+- ``/readyz``: 200 once the directory and subject topics were read to their end, the consumer
+  group gave this instance its partitions and the broker answers; 503 with the reasons
+  otherwise (and while shutting down).
 
 Securing them (``http:`` in the config; docs/operations.md, "Securing the endpoints"):
 
-- ``http.tls`` ({certfile, keyfile}): HTTPS only; a plain-HTTP request fails its handshake.
+- ``http.tls`` ({certfile, keyfile}): HTTPS only; a plain-HTTP request fails its handshake, and
+  a connection that does not complete one within 5 s is dropped.
 - ``http.basic_auth`` ({username, protect_health}; password from ``WATCHDOG_HTTP_PASSWORD``
   or the credential ``http-password``): every path needs the login (401 with
   ``WWW-Authenticate`` otherwise) except the probes ``/healthz`` and ``/readyz``, which stay
@@ -33,10 +36,11 @@ import hashlib
 import hmac
 import ipaddress
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from aiohttp import web
 
 from watchdog.daemon.metrics import CONTENT_TYPE, Metrics
 
@@ -44,9 +48,10 @@ if TYPE_CHECKING:
     from watchdog.daemon.config import Http
 
 Check = Callable[[], tuple[bool, dict[str, Any]]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PROBES = frozenset({"/healthz", "/readyz"})
 REALM = "watchdog"
-MAX_HEADERS = 64
+HANDSHAKE_SECONDS = 5.0
 
 
 def server_context(certfile: str, keyfile: str) -> ssl.SSLContext:
@@ -96,6 +101,7 @@ class HealthServer:
         self.ssl_context = ssl_context
         self._login = None if login is None else _digest(_credentials(*login))
         self.open_paths = frozenset() if login is None or protect_health else PROBES
+        self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
 
     @classmethod
@@ -108,82 +114,82 @@ class HealthServer:
                    login=(auth.username, auth.password or "") if auth is not None else None,
                    protect_health=auth is not None and auth.protect_health)
 
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._guard], client_max_size=8192)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._probe(self.alive))
+        app.router.add_get("/readyz", self._probe(self.ready))
+        return app
+
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._handle, self.host, self.port, limit=8192, ssl=self.ssl_context,
-            ssl_handshake_timeout=5.0 if self.ssl_context is not None else None)
-        sock = self._server.sockets[0].getsockname()
-        self.port = sock[1]
-        tls, auth = self.ssl_context is not None, self._login is not None
+        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False,
+                               shutdown_timeout=1.0)
+        await runner.setup()
+        self._runner = runner
+        # the listening socket is ours (aiohttp's sites do not bound the TLS handshake):
+        # runner.server is aiohttp's request handler factory
+        loop = asyncio.get_running_loop()
+        tls = self.ssl_context
+        handler = runner.server
+        assert handler is not None  # set by setup()
+        self._server = await loop.create_server(
+            handler, self.host, self.port, ssl=tls, reuse_address=True,
+            ssl_handshake_timeout=HANDSHAKE_SECONDS if tls is not None else None)
+        self.port = self._server.sockets[0].getsockname()[1]
+        auth = self._login is not None
         self.log.info("listening", address=f"{self.host}:{self.port}",
-                      paths=["/metrics", "/healthz", "/readyz"], tls=tls, basic_auth=auth,
-                      open_paths=sorted(self.open_paths) if auth else None)
-        why = exposure(self.host, tls=tls, auth=auth)
+                      paths=["/metrics", "/healthz", "/readyz"], tls=tls is not None,
+                      basic_auth=auth, open_paths=sorted(self.open_paths) if auth else None)
+        why = exposure(self.host, tls=tls is not None, auth=auth)
         if why is not None:
             self.log.warning("http_exposed", address=f"{self.host}:{self.port}", detail=why)
 
     async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()  # closes open connections too
+        if server is not None:
+            await server.wait_closed()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            authorization = None
-            async with asyncio.timeout(5.0):
-                line = await reader.readline()
-                for _ in range(MAX_HEADERS):
-                    header = await reader.readline()
-                    if header in (b"\r\n", b"\n", b""):
-                        break
-                    name, _, value = header.partition(b":")
-                    if name.strip().lower() == b"authorization":
-                        authorization = value.strip()
-                else:
-                    return  # too many header lines
-            parts = line.decode("latin-1").split()
-            if len(parts) < 2:
-                return
-            method, path = parts[0], parts[1].split("?", 1)[0]
-            extra = ""
-            if path not in self.open_paths and not self._authorized(authorization):
-                status, ctype, body = "401 Unauthorized", "text/plain", b"login required\n"
-                extra = f'WWW-Authenticate: Basic realm="{REALM}", charset="UTF-8"\r\n'
-            else:
-                status, ctype, body = self._route(method, path)
-            head = (f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n{extra}"
-                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
-            writer.write(head if method == "HEAD" else head + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError, asyncio.LimitOverrunError, ValueError):
-            pass
-        finally:
-            writer.close()
+    # -- handlers ------------------------------------------------------------------------
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in self.open_paths and not self._authorized(
+                request.headers.get("Authorization")):
+            return web.Response(status=401, text="login required\n", headers={
+                "WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'})
+        return await handler(request)
 
-    def _authorized(self, header: bytes | None) -> bool:
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.exposition(), headers={
+            "Content-Type": CONTENT_TYPE})
+
+    @staticmethod
+    def _probe(check: Check) -> Handler:
+        async def probe(_request: web.Request) -> web.Response:
+            ok, detail = check()
+            body = orjson.dumps({"status": "ok" if ok else "unavailable", **detail}) + b"\n"
+            return web.Response(status=200 if ok else 503, body=body,
+                                content_type="application/json")
+
+        return probe
+
+    def _authorized(self, header: str | None) -> bool:
         if self._login is None:
             return True
         given = b""
         if header is not None:
-            scheme, _, token = header.partition(b" ")
-            if scheme.lower() == b"basic":
+            scheme, _, token = header.strip().partition(" ")
+            if scheme.lower() == "basic":
                 try:
                     given = base64.b64decode(token.strip(), validate=True)
                 except (binascii.Error, ValueError):
                     given = b""
         # always compare (same work for a missing, malformed or wrong login)
         return hmac.compare_digest(_digest(given), self._login)
-
-    def _route(self, method: str, path: str) -> tuple[str, str, bytes]:
-        if method not in ("GET", "HEAD"):
-            return "405 Method Not Allowed", "text/plain", b"GET only\n"
-        if path == "/metrics":
-            return "200 OK", CONTENT_TYPE, self.metrics.exposition()
-        if path in ("/healthz", "/readyz"):
-            ok, detail = (self.alive if path == "/healthz" else self.ready)()
-            body = orjson.dumps({"status": "ok" if ok else "unavailable", **detail}) + b"\n"
-            return ("200 OK" if ok else "503 Service Unavailable"), "application/json", body
-        return "404 Not Found", "text/plain", b"try /metrics, /healthz or /readyz\n"
 
 
 def _credentials(username: str, password: str) -> bytes:

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-import numpy as np
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -30,6 +29,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from watchdog import __version__
+from watchdog.daemon.histogram import BatchHistogram
 from watchdog.daemon.promise_metrics import PromiseMetrics
 from watchdog.rules import RULE_IDS
 
@@ -128,8 +128,8 @@ class Metrics:
                                 registry=r)
         self.model_loaded_g = Gauge("watchdog_model_loaded", "1 when an anomaly model is loaded",
                                     registry=r)
-        self.score = Histogram("watchdog_anomaly_score", "Anomaly scores of accounts' behaviour",
-                               buckets=_SCORE, registry=r)
+        self.score = BatchHistogram("watchdog_anomaly_score",
+                                    "Anomaly scores of accounts' behaviour", _SCORE, r)
         self.batch = Histogram("watchdog_batch_seconds", "Processing time of one consumed batch",
                                buckets=_BATCH, registry=r)
         self.late = Counter("watchdog_events_late_total",
@@ -249,27 +249,8 @@ class Metrics:
 
     def on_scores(self, scores: Iterable[float]) -> None:
         """A batch of scores at once: a count per bucket, not a call per score (the anomaly
-        stage scores thousands at a time). Falls back to one ``observe`` per score if the
-        histogram's internals (prometheus_client's, stable for years) are not as expected."""
-        h = self.score
-        bounds = getattr(h, "_upper_bounds", None)
-        buckets = getattr(h, "_buckets", None)
-        total = getattr(h, "_sum", None)
-        values = np.asarray(list(scores) if not isinstance(scores, np.ndarray) else scores,
-                            dtype=np.float64)
-        if bounds is None or buckets is None or total is None or len(buckets) != len(bounds):
-            for s in values.tolist():
-                h.observe(s)
-            return
-        if not len(values):
-            return
-        # the first bucket whose bound is >= the score, as observe() does; NaN fits none
-        where, counts = np.unique(np.searchsorted(bounds, values, side="left"),
-                                  return_counts=True)
-        for i, c in zip(where.tolist(), counts.tolist(), strict=True):
-            if i < len(buckets):
-                buckets[i].inc(c)
-        total.inc(float(values.sum()))
+        stage scores thousands at a time)."""
+        self.score.observe_many(scores)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
