@@ -76,14 +76,15 @@ async def test_acknowledged_only_once_every_sink_accepted(
         await publish(mq.host, mq.port, [*failed_logins(world), b"not json"])
         p = svc.pipeline
         # released (the stream went idle), the alert raised, the sink down: nothing acked
-        await wait_for(lambda: p.detector.processed == 12 and svc.delivery.pending == 1
+        await wait_for(lambda: p.detector.processed == 12 and svc.delivery.pending >= 1
                        and sink.attempts >= 2, within=10, what="alert raised, sink failing")
         assert src.received == 13
         assert src.unacked == 13
         assert src.acked == 0
         sink.down = False
         await wait_for(lambda: src.unacked == 0, within=10, what="every message acknowledged")
-        assert [a.rule for a in sink.alerts] == ["brute_force"]
+        # (the world's state raises other alerts at today's event times too)
+        assert [a.rule for a in sink.alerts].count("brute_force") == 1
         assert src.acked == 13
     finally:
         svc.request_stop()
@@ -129,11 +130,11 @@ async def test_kill_9_loses_no_alert(tansu_broker, mosquitto_broker, world: Worl
                        within=10, interval=0.1, what="the twelve events consumed")
         await asyncio.sleep(2.0)  # the scenario of the issue: a crash two seconds later
         assert first.stop(kill=True) == -signal.SIGKILL
-    assert alerts_in(out) == []  # nothing was alerted before the crash
+    assert "brute_force" not in alerts_in(out)  # still in the reorder buffer at the crash
     # restart: the broker redelivers every message never acknowledged
     second = daemon(config(1.0))
     with second:
         await wait_for(lambda: "brute_force" in alerts_in(out), within=30, interval=0.1,
                        what="the brute_force alert after the restart")
         assert total(scrape(f"{url}/metrics"), "watchdog_events_total") == 12
-    assert alerts_in(out) == ["brute_force"]
+    assert alerts_in(out).count("brute_force") == 1
