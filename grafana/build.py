@@ -443,6 +443,39 @@ def operations() -> dash.Dashboard:
             .thresholds(thresholds((None, "green"), (1, "orange")))
             .unit("short").min(0))
     )
+    ready0 = f"sum(watchdog_ready{{{JOB}}}) * 0"  # 0, not "no data", without an archive
+    d = d.with_row(
+        row(204, "Archive (long-term record of events, records and alerts)")
+        .with_panel(ts(23, "Archived documents / s by dataset",
+                       "Documents written to archive segments (archive sink).",
+                       [q(f"sum by (dataset) (rate(watchdog_archive_rows_total{{{JOB}}}"
+                          f"[{RATE}])) or {ready0}", "{{dataset}}")], unit="ops", w=8))
+        .with_panel(ts(24, "Archive pending and write errors",
+                       "Documents waiting for the next segment, and failed flushes (retried; "
+                       "alert WatchdogArchiveWriteFailing).",
+                       [q(f"sum(watchdog_archive_pending{{{JOB}}})", "pending"),
+                        q(f"sum(increase(watchdog_archive_write_errors_total{{{JOB}}}[{RATE}]))",
+                          "write errors", "B")], w=8))
+        .with_panel(single(25, "Since last archive flush",
+                           "Wall time since the last successful flush (0 flushes yet: no "
+                           "archive sink, or nothing written).",
+                           q(f"time() - max(watchdog_archive_last_flush_timestamp_seconds"
+                             f"{{{JOB}}} > 0) or {ready0}"), unit="s", w=8, h=8,
+                           steps=((None, "green"), (900, "orange"), (3600, "red"))))
+        .with_panel(
+            table.Panel().id(26).title("Archive days and missing days by dataset")
+            .description("Days the archive holds and days missing between its first and last "
+                         "(alert WatchdogArchiveDayMissing); rows of the latest days.")
+            .datasource(DS).span(24).height(8)
+            .targets([q(f"max by (dataset) (watchdog_archive_days{{{JOB}}}) or {ready0}",
+                        "days", "A", instant=True, fmt=pm.PromQueryFormat.TABLE),
+                      q(f"max by (dataset) (watchdog_archive_missing_days{{{JOB}}}) or {ready0}",
+                        "missing", "B", instant=True, fmt=pm.PromQueryFormat.TABLE),
+                      q(f"topk(7, max by (dataset, day) (watchdog_archive_day_rows{{{JOB}}})) "
+                        f"or {ready0}", "rows", "C", instant=True,
+                        fmt=pm.PromQueryFormat.TABLE)])
+            .unit("short").decimals(0))
+    )
     return d
 
 

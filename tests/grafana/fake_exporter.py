@@ -44,6 +44,13 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "watchdog_events_duplicate": ("counter", ()),
     "watchdog_whole_stream_reader": ("gauge", ()),
     "watchdog_log_gaps": ("counter", ("dataset",)),
+    "watchdog_archive_rows": ("counter", ("dataset",)),
+    "watchdog_archive_write_errors": ("counter", ()),
+    "watchdog_archive_pending": ("gauge", ()),
+    "watchdog_archive_last_flush_timestamp_seconds": ("gauge", ()),
+    "watchdog_archive_days": ("gauge", ("dataset",)),
+    "watchdog_archive_missing_days": ("gauge", ("dataset",)),
+    "watchdog_archive_day_rows": ("gauge", ("dataset", "day")),
     "watchdog_whole_stream_lag": ("gauge", ("topic", "partition")),
     "watchdog_commitment_info": ("gauge", ("commitment", "clause")),
     "watchdog_commitment_alerts": ("counter", ("commitment",)),
@@ -105,6 +112,13 @@ def serve(port: int, max_seconds: float) -> None:
                             ["commitment"])
     by_account = Counter("watchdog_account_alerts", "Alerts per account.", ["account"])
     whole.set(1)
+    Counter("watchdog_archive_rows", "Archived documents.", ["dataset"])
+    Counter("watchdog_archive_write_errors", "Failed archive flushes.")
+    Gauge("watchdog_archive_pending", "Documents waiting for a segment.")
+    Gauge("watchdog_archive_last_flush_timestamp_seconds", "Last archive flush.")
+    Gauge("watchdog_archive_days", "Archived days.", ["dataset"])
+    Gauge("watchdog_archive_missing_days", "Missing days.", ["dataset"])
+    Gauge("watchdog_archive_day_rows", "Rows per day.", ["dataset", "day"])
     gaps = Counter("watchdog_log_gaps", "log_gap alerts per dataset.", ["dataset"])
     for dataset in DATASETS:
         gaps.labels(dataset=dataset)
