@@ -145,6 +145,8 @@ def _prune(args: argparse.Namespace) -> int:
         dropped = prune(store, args.writer, days)
     except (ArchiveLocationError, OSError, ValueError) as err:
         return _fail(f"{args.archive}: {err}")
+    shown = ", ".join(dropped[:10]) + (f" and {len(dropped) - 10} more" if len(dropped) > 10
+                                       else "")
     print(f"watchdog: dropped {len(dropped)} day partition(s) older than {days} days"
-          + (": " + ", ".join(dropped) if dropped else ""), file=sys.stderr)
+          + (f": {shown}" if dropped else ""), file=sys.stderr)
     return 0

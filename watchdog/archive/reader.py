@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from watchdog.archive import manifest as mf
-from watchdog.archive.layout import DATASETS, SCHEMAS
+from watchdog.archive.layout import DATASETS, EVENT_VIEW, EVENTS, SCHEMAS
 from watchdog.archive.store import Store
 
 
@@ -58,7 +58,12 @@ class ArchiveQuery:
                                             format="parquet")
             else:
                 data = pa.table({f.name: pa.array([], f.type) for f in SCHEMAS[ds]})
-            self.con.register(ds, data)
+            if ds == EVENTS:  # stored lean: the columns come from the documents
+                self.con.register("events_stored", data)
+                self.con.execute("CREATE TEMP VIEW events AS "
+                                 + EVENT_VIEW.format(source="events_stored"))
+            else:
+                self.con.register(ds, data)
 
     def sql(self, query: str, params: list[object] | None = None) -> list[tuple[Any, ...]]:
         return self.con.execute(query, params or []).fetchall()

@@ -4,7 +4,8 @@ tells a retention drop from a deletion.
 
 "Older" is judged on event time, as everything in the watchdog: against the latest event the
 archive holds, not the wall clock (a restored or lagging archive is not emptied by a clock).
-A day is dropped when all of it is more than ``retention_days`` days before that event.
+A day is dropped when all of it is more than ``retention_days`` days before that event. Only
+access events and alerts are dropped (see :data:`RETAINED`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from watchdog.archive import manifest as mf
-from watchdog.archive.layout import EVENTS
+from watchdog.archive.layout import ALERTS, EVENTS
 from watchdog.archive.store import Store
 from watchdog.policy import Policy
+
+# Records (directory, register, accounts) are the state at any time: an employee hired ten
+# years ago is still active today, and her record is dated then. They are small and are kept;
+# retention drops access events and alerts.
+RETAINED = (EVENTS, ALERTS)
 
 
 def default_retention_days(policy: Policy) -> int | None:
@@ -32,7 +38,8 @@ def expired_days(c: mf.Contents, retention_days: int) -> list[tuple[str, str]]:
     cutoff = (latest - timedelta(days=retention_days)).astimezone(UTC)
     # day D ends at D+1 00:00; it is wholly older when that end is at or before the cutoff
     last_whole = (cutoff - timedelta(days=1)).strftime("%Y-%m-%d")
-    return sorted({(s.dataset, s.day) for s in c.segments.values() if s.day <= last_whole})
+    return sorted({(s.dataset, s.day) for s in c.segments.values()
+                   if s.dataset in RETAINED and s.day <= last_whole})
 
 
 def prune(store: Store, writer: str | mf.ManifestWriter, retention_days: int) -> list[str]:

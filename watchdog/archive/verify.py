@@ -46,7 +46,7 @@ def verify(store: Store) -> Report:
     files = [f for ds in DATASETS for f in store.listdir(ds, recursive=True)]
     on_disk = {f: "" for f in files}
     by_sha = {s.sha256: s.path for s in c.segments.values()}
-    pending = {str(p) for w in c.chains for p in _pending(store, w.writer)}
+    pending = {str(p) for w in c.chains for p in _pending(store, w.writer, w.tip[0])}
     for path, seg in sorted(c.segments.items()):
         if path not in on_disk:
             report.problems.append(f"segment {path}: removed (recorded in manifest "
@@ -75,16 +75,18 @@ def verify(store: Store) -> Report:
     return report
 
 
-def _pending(store: Store, writer: str) -> list[str]:
-    """Segments of a flush in progress (or crashed): not yet recorded, not tampering."""
+def _pending(store: Store, writer: str, tip: int) -> list[str]:
+    """Segments of a flush in progress (or crashed) after the chain's last entry: not yet
+    recorded, not tampering."""
     import orjson
 
     rel = pending_path(writer)
     if not store.exists(rel):
         return []
     try:
-        return list(orjson.loads(store.read_bytes(rel)).get("paths", ()))
-    except (orjson.JSONDecodeError, AttributeError):
+        doc = orjson.loads(store.read_bytes(rel))
+        return list(doc.get("paths", ())) if int(doc.get("seq", 0)) > tip else []
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
         return []
 
 

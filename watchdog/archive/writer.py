@@ -1,4 +1,5 @@
-"""Segments: buffered documents of one dataset and day, written as one Parquet file each.
+"""Segments: buffered documents of one dataset and day, written as one Parquet file each
+(records: one month, see :func:`partition_day`).
 
 :class:`ArchiveWriter` is synchronous (the daemon runs :meth:`flush` in a thread). A document is
 added with its id and event time; one whose id the day already holds, in a finished segment or
@@ -20,17 +21,27 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from watchdog.archive import manifest as mf
-from watchdog.archive.layout import MANIFEST_DIR, day_of_epoch, segment_dir, to_table
+from watchdog.archive.layout import (
+    ACCOUNTS,
+    DIRECTORY,
+    MANIFEST_DIR,
+    SUBJECTS,
+    day_of_epoch,
+    segment_dir,
+    to_table,
+)
 from watchdog.archive.store import Store
 
 log = logging.getLogger(__name__)
 
+RECORDS = (DIRECTORY, SUBJECTS, ACCOUNTS)
 SEGMENT_ROWS = 200_000  # rows of one day buffered before a flush is due
 CONTENTS_SECONDS = 300.0
 _DAY = 86_400
@@ -44,15 +55,30 @@ class _Buffer:
 
 
 def _rfc3339(t: float) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def encode_segment(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd", row_group_size=64 * 1024)
+    # ids and documents are unique: dictionary pages and min/max statistics of them cost
+    # ~40% of the encoding and buy nothing; ``ts`` statistics let readers skip row groups
+    names = table.column_names
+    pq.write_table(table, sink, compression="zstd", row_group_size=64 * 1024,
+                   use_dictionary=[c for c in names if c not in ("id", "raw")],
+                   write_statistics=[c for c in names if c not in ("id", "raw")])
     return bytes(sink.getvalue())
+
+
+def partition_day(dataset: str, t: float) -> int:
+    """The partition of a document (days since the epoch): the day of its event time; for
+    records, the first day of its month. Records are dated when they took effect, years back
+    for a long-serving employee, and are never dropped: by day they would make one tiny file
+    per day of an organisation's history."""
+    day = int(t // _DAY)
+    if dataset in RECORDS:
+        d = datetime.fromtimestamp(day * _DAY, UTC)
+        day = int(datetime(d.year, d.month, 1, tzinfo=UTC).timestamp() // _DAY)
+    return day
 
 
 def pending_path(writer: str) -> str:
@@ -81,7 +107,7 @@ class ArchiveWriter:
     # -- in -----------------------------------------------------------------------------------
     def add(self, dataset: str, doc_id: str, t: float, raw: bytes) -> bool:
         """Buffer a document; False (and nothing buffered) if its day already has ``doc_id``."""
-        key = (dataset, int(t // _DAY))
+        key = (dataset, partition_day(dataset, t))
         seen = self._seen.get(key)
         if seen is None:
             seen = self._load_day(key)
@@ -97,6 +123,41 @@ class ArchiveWriter:
         buf.raws.append(raw)
         self.pending += 1
         return True
+
+    def add_many(self, dataset: str, items: list[tuple[str, float, bytes]]) -> int:
+        """:meth:`add` for a batch of (id, event time, raw); returns how many were new.
+        (The daemon's path: one loop with the day's set and buffer at hand, ~0.3 us per
+        document instead of ~0.8.) Day-partitioned datasets only (not records)."""
+        if dataset in RECORDS:
+            return sum(self.add(dataset, *item) for item in items)
+        added = dups = 0
+        day = -1
+        seen: set[str] = set()
+        ids: list[str] = []
+        times: list[float] = []
+        raws: list[bytes] = []
+        for doc_id, t, raw in items:
+            d = int(t // _DAY)
+            if d != day:
+                day, key = d, (dataset, d)
+                seen = self._seen.get(key) or self._load_day(key)
+                buf = self._buf.get(key)
+                if buf is None:
+                    buf = self._buf[key] = _Buffer()
+                ids, times, raws = buf.ids, buf.times, buf.raws
+            if doc_id in seen:
+                dups += 1
+                continue
+            seen.add(doc_id)
+            ids.append(doc_id)
+            times.append(t)
+            raws.append(raw)
+            added += 1
+        self.pending += added
+        self.duplicates += dups
+        for key in [k for k, b in self._buf.items() if not b.ids]:
+            del self._buf[key]  # a day whose every document was a duplicate
+        return added
 
     def full(self) -> bool:
         return any(len(b.ids) >= self.segment_rows for b in self._buf.values())

@@ -167,11 +167,9 @@ class DaemonArchive:
                 raise
         w = self.writer
         assert w is not None
-        add = w.add
-        for eid, t, raw in events:
-            add(EVENTS, eid, t, raw)
+        w.add_many(EVENTS, events)
         for ds, did, t, raw in docs:
-            add(ds, did, t, raw)
+            w.add(ds, did, t, raw)
         written = w.flush()
         if self.retention_days and time.monotonic() - self._pruned_at >= RETENTION_EVERY:
             self._pruned_at = time.monotonic()

@@ -1,0 +1,272 @@
+"""Benchmark of the archive (watchdog/archive, watchdog/daemon/sinks/archive.py).
+
+1. sink cost: the same backlog (default 200k simulated events, 4 partitions of a real Tansu
+   broker) consumed by ``watchdog run`` without and with ``archive:`` (a local directory, or
+   ``--s3`` a moto server), alternately (``--pairs`` rounds; machine speed drifts, so compare
+   within a round); events per CPU-second of the daemon until every offset is committed (with
+   the archive that includes writing every segment).
+2. size: bytes of Parquet (zstd) per million events, against the JSONL.
+3. subject-report: one subject over a month of a simulated 2,000-account organisation (in
+   process: the DuckDB query; and the whole ``watchdog subject-report`` command), then over
+   ``--big`` events (default 10M): the month's segments copied with shifted days and ids
+   (the same subjects recur, each copy a month later), which is what the query scans.
+
+    .venv/bin/python bench/bench_archive.py [--events 200000] [--pairs 2] [--s3]
+        [--month-accounts 2000] [--big 10000000] [--skip-daemon]
+
+Prints a table; asserts nothing. Results are in the module's docstring of the last run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from datetime import datetime, timedelta
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_daemon import (  # noqa: E402
+    PARTITIONS,
+    _cpu_seconds,
+    _ends,
+    committed_to_end,
+    metric_sum,
+    produce,
+    until,
+    user_key,
+)
+from tests.services.procs import ManagedProcess, free_port, wait_for_http  # noqa: E402
+from tests.services.tansu import MotoS3, TansuBroker, create_topics  # noqa: E402
+from watchdog.alerts.pseudonym import DEMO_KEY, Pseudonymizer  # noqa: E402
+from watchdog.archive import manifest as mf  # noqa: E402
+from watchdog.archive.reader import ArchiveQuery  # noqa: E402
+from watchdog.archive.report import subject_report  # noqa: E402
+from watchdog.archive.store import open_store  # noqa: E402
+from watchdog.archive.writer import encode_segment  # noqa: E402
+from watchdog.simulate import SimConfig, build_world  # noqa: E402
+
+KEY = "bench-key-0123456789abcdef"
+
+
+async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    world = build_world(SimConfig(accounts=max(100, args.events // 220), days=10))
+    events = []
+    for ev in world.events():
+        events.append(orjson.dumps(ev))
+        if len(events) >= args.events:
+            break
+    rows: list[tuple[str, str]] = []
+    with TemporaryDirectory() as tmp, TansuBroker() as broker, ExitStack() as stack:
+        s3 = stack.enter_context(MotoS3()) if args.s3 else None
+        bs = broker.bootstrap_servers
+        await create_topics(bs, ["access-logs"], partitions=PARTITIONS)
+        await create_topics(bs, ["directory", "subjects", "alerts", "access-logs.dlq"])
+        await produce(bs, "directory", [orjson.dumps(d) for d in world.directory],
+                      key=lambda d: str(orjson.loads(d)["user_id"]).encode())
+        await produce(bs, "subjects", [orjson.dumps(d) for d in world.subjects])
+        await produce(bs, "access-logs", events, key=user_key)
+        c = AIOKafkaConsumer(bootstrap_servers=bs)
+        await c.start()
+        tps = [TopicPartition("access-logs", p) for p in range(PARTITIONS)]
+        ends = {tp.partition: off for tp, off in (await _ends(c, tps)).items()}
+        await c.stop()
+        policy = Path(tmp) / "policy.yaml"
+        policy.write_text(yaml.safe_dump(world.policy))
+        env = dict(os.environ, WATCHDOG_PSEUDONYM_KEY=KEY)
+        s3_env = dict(env, WATCHDOG_ARCHIVE_S3_ACCESS_KEY_ID="test",
+                      WATCHDOG_ARCHIVE_S3_SECRET_ACCESS_KEY="test")  # noqa: S106 (moto)
+        results: dict[bool, list[float]] = {False: [], True: []}
+        run = 0
+        for _pair in range(args.pairs):
+            for archived in (False, True):
+                run += 1
+                port = free_port()
+                cfg: dict[str, Any] = {
+                    "kafka": {"bootstrap": bs, "heartbeat_interval_ms": 300,
+                              "session_timeout_ms": 3000, "idle_after_seconds": 1.0,
+                              "max_poll_records": 5000, "group": f"bench-{run}"},
+                    "listen": f"127.0.0.1:{port}", "policy": str(policy),
+                    "delivery": {"max_pending": 100000},
+                    "sinks": {"jsonl": {"path": str(Path(tmp) / f"alerts-{run}.jsonl")}},
+                }
+                if archived:
+                    if s3 is not None:
+                        bucket = s3.create_bucket()
+                        location = f"s3://{bucket}/a?endpoint={s3.endpoint}"
+                    else:
+                        location = str(Path(tmp) / f"archive-{run}")
+                    cfg["archive"] = {"location": location}
+                path = Path(tmp) / f"watchdog-{run}.yaml"
+                path.write_text(yaml.safe_dump(cfg))
+                with ManagedProcess(f"watchdog-{run}", [sys.executable, "-m", "watchdog", "run",
+                                                       "--config", str(path)],
+                                    env=s3_env if archived and s3 else env,
+                                    cwd=ROOT) as proc:
+                    url = f"http://127.0.0.1:{port}/metrics"
+                    wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=proc)
+
+                    async def started(u: str = url) -> bool:
+                        return metric_sum(u, "watchdog_events_total") >= 1
+
+                    await until(started, 0.01)
+                    cpu0 = _cpu_seconds(proc.pid)
+                    await until(lambda g=f"bench-{run}": committed_to_end(bs, ends, g))
+                    cpu = _cpu_seconds(proc.pid) - cpu0
+                results[archived].append(len(events) / cpu)
+                print(f"run {run}: archive={'yes' if archived else 'no '} "
+                      f"{len(events) / cpu:,.0f} events per CPU-second ({cpu:.2f} s)",
+                      file=sys.stderr)
+    for i, (off, on) in enumerate(zip(results[False], results[True], strict=True), 1):
+        rows.append((f"round {i}: events per daemon CPU-second, without / with the archive",
+                     f"{off:,.0f} / {on:,.0f} ({(on - off) / off:+.1%})"))
+    return rows
+
+
+def month(args: argparse.Namespace, tmp: Path) -> tuple[Path, Path, int]:
+    """The month of a 2,000-account organisation: JSONL, and its archive."""
+    d = tmp / "month"
+    subprocess.run([sys.executable, "-m", "watchdog", "simulate", "--out", str(d),
+                    "--accounts", str(args.month_accounts), "--days", "30"], check=True,
+                   cwd=ROOT, stdout=subprocess.DEVNULL)
+    events = d / "events.jsonl"
+    out = tmp / "month-archive"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "watchdog", "archive", "write", "--events",
+                    str(events), "--subjects", str(d / "subjects.jsonl"), "--out", str(out)],
+                   check=True, cwd=ROOT)
+    print(f"archive write of the month: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    n = sum(1 for _ in events.open("rb"))
+    return d, out, n
+
+
+def busiest_subject(events: Path) -> tuple[str, int]:
+    counts: dict[str, int] = {}
+    with events.open("rb") as f:
+        for line in f:
+            for s in orjson.loads(line).get("data", {}).get("subject_ids", ()):
+                counts[s] = counts.get(s, 0) + 1
+    s = max(counts, key=lambda k: counts[k])
+    return s, counts[s]
+
+
+def time_report(archive: Path, subject: str, repeat: int = 3) -> tuple[float, float, int]:
+    """(best in-process query seconds, best whole-command seconds, events found)."""
+    store = open_store(str(archive))
+    pseudonym = Pseudonymizer(DEMO_KEY)(subject)
+    best_q, found = float("inf"), 0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        q = ArchiveQuery(store)
+        found = len(subject_report(q, subject, pseudonym).events)
+        q.close()
+        best_q = min(best_q, time.perf_counter() - t0)
+    best_cmd = float("inf")
+    env = dict(os.environ, WATCHDOG_PSEUDONYM_KEY=KEY,
+               WATCHDOG_AUDIT_TRAIL=str(archive.parent / "access.jsonl"))
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "watchdog", "subject-report", "--archive",
+                        str(archive), "--subject", subject, "--json"], check=True, cwd=ROOT,
+                       env=env, stdout=subprocess.DEVNULL)
+        best_cmd = min(best_cmd, time.perf_counter() - t0)
+    return best_q, best_cmd, found
+
+
+def grow(archive: Path, target: int) -> int:
+    """Copy the month's event segments, shifted by whole months, until ``target`` rows."""
+    store = open_store(str(archive))
+    base = mf.contents(store).of("events")
+    rows = sum(s.rows for s in base)
+    chain = mf.ManifestWriter(store, "bench-grow")
+    k = 0
+    while rows < target:
+        k += 1
+        segs = []
+        for s in base:
+            t = pq.read_table(store.path(s.path))
+            shift = timedelta(days=31 * k)
+            t = t.set_column(0, "id", pc.binary_join_element_wise(t["id"], pa.scalar(f"~{k}"),
+                                                                  ""))
+            t = t.set_column(1, "ts", pc.add(t["ts"], pa.scalar(shift)))
+            day = (datetime.fromisoformat(s.day) + shift).strftime("%Y-%m-%d")
+            data = encode_segment(t)
+            path = f"events/day={day}/bench-grow-{k:04d}-{s.path.rsplit('-', 1)[1]}"
+            store.write_bytes(path, data)
+            first = (datetime.fromisoformat(s.first) + shift).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            last = (datetime.fromisoformat(s.last) + shift).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            segs.append(mf.Segment(path, "events", day, t.num_rows, len(data),
+                                   hashlib.sha256(data).hexdigest(), first, last).as_dict())
+            rows += t.num_rows
+            if rows >= target:
+                break
+        chain.append("segments", segments=segs)
+    return rows
+
+
+def size_rows(out: Path, events: Path, n: int) -> list[tuple[str, str]]:
+    store = open_store(str(out))
+    segs = mf.contents(store).of("events")
+    parquet = sum(s.bytes for s in segs)
+    jsonl = events.stat().st_size
+    return [("archive size per million events (Parquet, zstd, raw kept)",
+             f"{parquet / n * 1e6 / 2**20:,.0f} MiB (JSONL: {jsonl / n * 1e6 / 2**20:,.0f} "
+             f"MiB; {n:,} events in {len(segs)} segments)")]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--events", type=int, default=200_000)
+    p.add_argument("--pairs", type=int, default=2)
+    p.add_argument("--s3", action="store_true", help="the daemon archives to a moto server")
+    p.add_argument("--month-accounts", type=int, default=2000)
+    p.add_argument("--big", type=int, default=10_000_000)
+    p.add_argument("--skip-daemon", action="store_true")
+    args = p.parse_args()
+    rows: list[tuple[str, str]] = []
+    if not args.skip_daemon:
+        rows += asyncio.run(daemon_cost(args))
+    with TemporaryDirectory() as t:
+        tmp = Path(t)
+        d, out, n = month(args, tmp)
+        rows += size_rows(out, d / "events.jsonl", n)
+        subject, count = busiest_subject(d / "events.jsonl")
+        q, cmd, found = time_report(out, subject)
+        assert found == count, (found, count)
+        rows.append((f"subject-report, busiest subject, month of {args.month_accounts:,} "
+                     f"accounts ({n:,} events, {found} hits)",
+                     f"query {q:.2f} s, whole command {cmd:.2f} s"))
+        if args.big:
+            t0 = time.perf_counter()
+            total = grow(out, args.big)
+            print(f"grew to {total:,} events in {time.perf_counter() - t0:.0f} s",
+                  file=sys.stderr)
+            q, cmd, found = time_report(out, subject)
+            rows.append((f"subject-report over {total:,} events ({found} hits)",
+                         f"query {q:.2f} s, whole command {cmd:.2f} s"))
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'measure':<{width}}  value")
+    print(f"{'-' * width}  {'-' * 40}")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
