@@ -69,6 +69,8 @@ async def test_webhook_down_pauses_commits_and_delivers_everything_after(
         # is delivered, nothing at or past it may be committed
         bound = dict(ends)
         for eid in w.expected.values():
+            if eid not in stream.where:  # an obligation cites the record that started it
+                continue
             p, off = stream.where[eid]
             bound[p] = min(bound[p], off)
 
