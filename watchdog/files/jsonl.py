@@ -8,13 +8,15 @@ import io
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import orjson
 
-from watchdog.decode import Decoder, Rejection
+from watchdog.decode import DEFAULT_MAX_BYTES, Decoder, Rejection
 
 T = TypeVar("T")
+SKIP_CHUNK = 1 << 16  # what is read at a time of a line too long to keep
+KEEP_OF_OVERSIZED = 1024  # bytes of an oversized line written to the rejections file
 
 
 class InputError(OSError):
@@ -44,11 +46,44 @@ def size_of(path: str) -> int | None:
         return None
 
 
-def lines(path: str) -> Iterator[tuple[int, bytes]]:
-    """(line number, line without its newline) for every non-blank line."""
+class Oversized(bytes):
+    """The first ``max_bytes + 1`` bytes of a line of ``size`` bytes: over the limit, so every
+    decoder rejects it as ``too_large``, without the whole line ever in memory."""
+
+    size: int
+
+    def __new__(cls, head: bytes, size: int) -> Oversized:
+        obj = super().__new__(cls, head)
+        obj.size = size
+        return obj
+
+
+def _skip_line(f: BinaryIO) -> int:
+    """Read to the end of the current line in bounded chunks; the bytes skipped (without the
+    newline)."""
+    skipped = 0
+    while True:
+        chunk = f.readline(SKIP_CHUNK)
+        if chunk.endswith(b"\n"):
+            return skipped + len(chunk) - 1
+        skipped += len(chunk)
+        if not chunk:
+            return skipped
+
+
+def lines(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[tuple[int, bytes]]:
+    """(line number, line without its newline) for every non-blank line. A line longer than
+    ``max_bytes`` is not read whole: its first bytes come as :class:`Oversized` (memory stays
+    bounded whatever the input: a 100 MB line costs ``max_bytes``, not 100 MB)."""
     f = open_binary(path)
+    limit = max_bytes + 2  # room for the line's own "\r\n"
+    n = 0
     try:
-        for n, line in enumerate(f, 1):
+        while line := f.readline(limit):
+            n += 1
+            if len(line) == limit and not line.endswith(b"\n"):
+                yield n, Oversized(line[:max_bytes + 1], len(line) + _skip_line(f))
+                continue
             stripped = line.strip()
             if stripped:
                 yield n, stripped
@@ -70,12 +105,17 @@ class RejectedWriter:
     def write(self, source: str, line: int, rej: Rejection) -> None:
         if self._f is None:
             self._f = self.path.open("wb")
+        data, detail, extra = rej.raw, rej.detail, {}
+        if isinstance(data, Oversized):  # its size, and its first bytes to find it by
+            detail = (f"line of {data.size} bytes over the limit of {len(data) - 1}; its "
+                      f"first {KEEP_OF_OVERSIZED} bytes kept")
+            data, extra = bytes(data[:KEEP_OF_OVERSIZED]), {"truncated": True}
         try:
-            raw: dict[str, str] = {"raw": rej.raw.decode("utf-8")}
+            raw: dict[str, Any] = {"raw": data.decode("utf-8")}
         except UnicodeDecodeError:
-            raw = {"raw_base64": base64.b64encode(rej.raw).decode()}
+            raw = {"raw_base64": base64.b64encode(data).decode()}
         self._f.write(orjson.dumps({"source": source, "line": line, "reason": rej.reason,
-                                    "detail": rej.detail, **raw}) + b"\n")
+                                    "detail": detail, **raw, **extra}) + b"\n")
         self.count += 1
 
     def close(self) -> None:
