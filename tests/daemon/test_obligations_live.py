@@ -1,0 +1,171 @@
+"""Contract 1.1 live: the daemon, reading the ``accounts`` topic beside the directory and the
+subject register, gives exactly the alerts ``watchdog replay --accounts`` gives (byte for byte
+apart from ``detected_at``), obligations included (judged at the first event after their
+deadline, in event-time order across partitions); a bad account record goes to the dead
+letters and is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import yaml
+
+from tests.builders import POLICY_DOC, event_doc
+from tests.daemon.helpers import KEY, wait_for
+from tests.daemon.kafkautil import daemon_config, produce, read_all
+from tests.services.procs import free_port
+from tests.services.tansu import create_topics
+from watchdog.alerts.pseudonym import Pseudonymizer
+from watchdog.daemon.app import Service
+from watchdog.daemon.config import load_config
+from watchdog.engine.engine import Engine
+from watchdog.files.jsonl import RejectedWriter
+from watchdog.policy import load_policy
+from watchdog.replay import replay
+from watchdog.rules import default_rules
+
+pytestmark = pytest.mark.integration
+
+START = datetime(2026, 11, 18, 0, 0, tzinfo=UTC)
+USERS = ["e1", "e2", "d1", "m1"]
+DETECTED = re.compile(rb',?"detected_at":"[^"]*"')
+
+DIRECTORY = [
+    {"user_id": "e1", "status": "active", "effective": "2025-04-01T00:00:00+09:00",
+     "roles": ["support_agent"]},
+    {"user_id": "e2", "status": "active", "effective": "2025-04-01T00:00:00Z",
+     "roles": ["billing"]},
+    {"user_id": "d1", "status": "active", "effective": "2025-04-01T00:00:00Z", "roles": ["dba"]},
+    {"user_id": "m1", "status": "active", "effective": "2025-04-01T00:00:00Z",
+     "roles": ["marketer"]},
+    # left, still enabled at the deadline: account_not_revoked (effective as written: +09:00)
+    {"user_id": "x1", "status": "departed", "effective": "2026-11-18T09:00:00+09:00"},
+    # suspended and disabled ten minutes later: silent
+    {"user_id": "x2", "status": "suspended", "effective": "2026-11-18T02:00:00Z"},
+    # transferred, keeps a role the directory took away: account_not_revoked
+    {"user_id": "x3", "status": "transferred", "effective": "2026-11-18T04:00:00.5Z",
+     "roles": ["billing"]},
+]
+ACCOUNTS = [
+    {"user_id": "x1", "enabled": True, "effective": "2025-01-01T00:00:00Z"},
+    {"user_id": "x2", "enabled": True, "effective": "2025-01-01T00:00:00Z"},
+    {"user_id": "x2", "enabled": False, "effective": "2026-11-18T02:10:00Z"},
+    {"user_id": "x3", "enabled": True, "effective": "2025-01-01T00:00:00Z",
+     "roles": ["billing", "dba"]},
+    {"user_id": "e1", "enabled": True, "effective": "2025-01-01T00:00:00Z",
+     "password_changed_at": "2026-01-01T00:00:00Z"},
+]
+BAD_ACCOUNT = b'{"user_id":"e2","enabled":"yes","effective":"2025-01-01T00:00:00Z"}'
+SUBJECTS = [
+    # two resources must delete c-9 within a day; only one does
+    {"subject_id": "c-9", "type": "erasure_requested", "effective": "2026-11-18T00:30:00Z",
+     "resources": ["crm.customers", "mail.archive"]},
+    # any one delete fulfils c-8's request
+    {"subject_id": "c-8", "type": "erasure_requested", "effective": "2026-11-18T01:00:00Z"},
+]
+
+
+def events() -> list[bytes]:
+    docs = []
+    for i in range(2 * 24 * 12):  # two days, every five minutes, by turns
+        when = START + timedelta(minutes=5 * i)
+        user = USERS[i % len(USERS)]
+        docs.append(event_doc(id=f"ev-{i}", user=user, when=when, dataset=None,
+                              subject_ids=[f"c-{i % 50}"], roles=None))
+        if i % 40 == 0:
+            docs.append(event_doc(id=f"login-{i}", user="e1", action="login", data=False,
+                                  dataset=None, when=when + timedelta(seconds=1)))
+    docs.append(event_doc(id="del-9", user="d1", action="delete", subject_ids=["c-9"],
+                          purpose="maintenance", categories=["identity"], dataset=None,
+                          when=START + timedelta(hours=5)))
+    docs.append(event_doc(id="del-8", user="d1", action="delete", subject_ids=["c-8"],
+                          resource="billing.invoices", purpose="maintenance",
+                          categories=["identity"], dataset=None,
+                          when=START + timedelta(hours=6)))
+    # one account's events arrive in event-time order (the contract's arrival order)
+    docs.sort(key=lambda d: d["@timestamp"])
+    return [orjson.dumps(d) for d in docs]
+
+
+def jsonl(docs: list[bytes]) -> bytes:
+    return b"".join(d + b"\n" for d in docs)
+
+
+def replay_lines(tmp: Path, evs: list[bytes], policy: Path) -> list[bytes]:
+    paths = {name: tmp / f"{name}.jsonl" for name in ("events", "dir", "subj", "acct")}
+    paths["events"].write_bytes(jsonl(evs))
+    paths["dir"].write_bytes(jsonl([orjson.dumps(d) for d in DIRECTORY]))
+    paths["subj"].write_bytes(jsonl([orjson.dumps(d) for d in SUBJECTS]))
+    paths["acct"].write_bytes(jsonl([*(orjson.dumps(d) for d in ACCOUNTS), BAD_ACCOUNT]))
+    engine = Engine(load_policy(str(policy)), Pseudonymizer(KEY.encode()), default_rules())
+    out = io.BytesIO()
+    rejected = RejectedWriter(tmp / "rejected.jsonl")
+    result = replay(str(paths["events"]), out, engine, directory=str(paths["dir"]),
+                    subjects=str(paths["subj"]), accounts=str(paths["acct"]),
+                    rejected=rejected)
+    rejected.close()
+    assert dict(result.invalid) == {"invalid_value": 1}
+    return sorted(DETECTED.sub(b"", ln) for ln in out.getvalue().splitlines())
+
+
+async def test_the_daemon_gives_replays_alerts_with_accounts_and_obligations(
+        tansu_broker, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump({**POLICY_DOC, "thresholds": {
+        **POLICY_DOC["thresholds"], "erasure_days": 1, "revocation_minutes": 30}}))
+    evs = events()
+    expected = replay_lines(tmp_path, evs, policy)
+    rules = {orjson.loads(x)["rule"] for x in expected}
+    assert {"account_not_revoked", "erasure_overdue", "password_expired"} <= rules
+    refs = {orjson.loads(x)["event_ids"][0] for x in expected
+            if orjson.loads(x)["rule"] == "account_not_revoked"}
+    assert refs == {"directory/x1/2026-11-18T09:00:00+09:00",
+                    "directory/x3/2026-11-18T04:00:00.5Z"}
+
+    bs = tansu_broker.bootstrap_servers
+    await create_topics(bs, ["access-logs"], partitions=4)
+    await create_topics(bs, ["directory", "subjects", "accounts", "alerts", "access-logs.dlq"],
+                        partitions=1)
+    await produce(bs, "directory", [orjson.dumps(d) for d in DIRECTORY], key="directory")
+    await produce(bs, "subjects", [orjson.dumps(d) for d in SUBJECTS], key="subject")
+    await produce(bs, "accounts", [*(orjson.dumps(d) for d in ACCOUNTS), BAD_ACCOUNT],
+                  key="directory")
+    await produce(bs, "access-logs", evs, key="user", event_time=True)
+    listen = f"127.0.0.1:{free_port()}"
+    cfg = load_config(str(daemon_config(tmp_path / "watchdog.yaml", bs, listen=listen,
+                                        sinks={"kafka": {}})))
+    engine = Engine(load_policy(str(policy)), Pseudonymizer(KEY.encode()), default_rules())
+    svc = Service(cfg, engine)
+    run = asyncio.create_task(svc.run())
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{listen}") as http:
+            p = svc.pipeline
+            await wait_for(lambda: p.detector.processed + len(p.order) == len(evs),
+                           within=60, what="every event consumed")
+            await wait_for(lambda: len(engine.accounts) == 4, within=10,
+                           what="the account records applied")
+            metrics = (await http.get("/metrics")).text
+        svc.request_stop()
+        assert await asyncio.wait_for(run, 15) == 0
+    finally:
+        svc.request_stop()
+        if not run.done():
+            run.cancel()
+
+    got = sorted(DETECTED.sub(b"", r.value) for r in await read_all(bs, "alerts"))
+    assert got == expected  # byte for byte apart from detected_at: no missing, no extra
+    dlq = await read_all(bs, "access-logs.dlq")
+    bad = [r for r in dlq if r.value == BAD_ACCOUNT]
+    assert len(bad) == 1
+    assert dict(bad[0].headers)["source_topic"] == b"accounts"
+    assert 'watchdog_events_invalid_total{reason="invalid_value"} 1.0' in metrics
+    assert "watchdog_obligations_open{" in metrics
+    assert engine.open_obligations() == {"account_not_revoked": 0, "erasure_overdue": 0}
