@@ -46,6 +46,7 @@ class ReplayResult:
     invalid: Counter[str] = field(default_factory=Counter)
     alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
     duplicates: int = 0
+    excused: Counter[str] = field(default_factory=Counter)  # by rule: the policy's exceptions
     late: int = 0
     seconds: float = 0.0
     rejected_path: Path | None = None
@@ -131,6 +132,7 @@ def replay(
             emit(found)
     res.events += accepted
     emit(detector.flush())
+    res.excused.update(engine.suppressed)
     res.duplicates = detector.order.stats.duplicates
     res.late = detector.order.stats.late
     res.seconds = time.perf_counter() - started

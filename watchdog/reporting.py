@@ -92,6 +92,9 @@ def replay_summary(r: ReplayResult, inputs: ReplayInputs | None = None) -> None:
             f"policy {inputs.policy} ({inputs.organization}) · directory "
             f"{inputs.directory or none} · subjects {inputs.subjects or none} · accounts "
             f"{inputs.accounts or none} · model {inputs.model or 'none'}", highlight=False)
+    if r.excused:
+        by_rule = ", ".join(f"{k} {v}" for k, v in sorted(r.excused.items()))
+        _console.print(f"excused by the policy's exceptions: {by_rule}", highlight=False)
 
 
 def replay_summary_json(r: ReplayResult, inputs: ReplayInputs) -> str:
@@ -106,6 +109,7 @@ def replay_summary_json(r: ReplayResult, inputs: ReplayInputs) -> str:
         "alerts_total": sum(r.alerts.values()),
         "alerts": [{"rule": rule, "severity": sev, "count": n}
                    for (rule, sev), n in sorted(r.alerts.items())],
+        "excused": dict(sorted(r.excused.items())),
         "rejected_path": str(r.rejected_path) if r.rejected_path else None,
         "seconds": round(r.seconds, 3),
     }, ensure_ascii=False)

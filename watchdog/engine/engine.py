@@ -162,10 +162,11 @@ class Engine:
         key = (action, facts)
         rules = self._dispatch.get(key)
         if rules is None:
-            runs = self.policy.runs
+            policy = self.policy
             rules = tuple(r for r in self.rules
                           if (r.actions is None or action in r.actions)
-                          and r.needs & facts == r.needs and runs(r.id))
+                          and r.needs & facts == r.needs and policy.runs(r.id)
+                          and r.enabled(policy))
             self._dispatch[key] = rules
         return rules
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from watchdog.engine.context import Context
     from watchdog.engine.facts import Facts
     from watchdog.events import AccountRecord, DirectoryRecord, SubjectRecord
+    from watchdog.policy.model import Policy
 
 Severity = Literal["critical", "high", "medium", "low"]
 
@@ -68,6 +69,11 @@ class RuleBase:
 
     def check(self, ctx: Context) -> list[Finding] | None:
         raise NotImplementedError
+
+    def enabled(self, policy: Policy) -> bool:
+        """Can this policy make the rule fire at all? (False: the engine does not call it:
+        e.g. no ``consent_purposes``, nothing for ``consent_missing`` to judge)"""
+        return True
 
     def evict(self, before: float) -> int:
         """Forget window entries idle since before ``before`` (event time); how many."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from watchdog.engine.context import Context
+from watchdog.policy.model import Policy
 from watchdog.rules.base import Finding, RuleBase, Severity
 from watchdog.rules.needs import PERSONAL
 
@@ -22,6 +23,9 @@ class ConsentMissing(RuleBase):
     commitment: ClassVar[str] = ("personal data is processed for consent-based purposes only "
                                  "with the person's consent")
     needs: ClassVar[int] = PERSONAL
+
+    def enabled(self, policy: Policy) -> bool:
+        return bool(policy.consent_purposes)
 
     def check(self, ctx: Context) -> list[Finding] | None:
         d = ctx.ev.data

@@ -252,6 +252,7 @@ class WholeStream:
         # the same directory, subjects and accounts (read, never written here), and the
         # obligations their records opened: the same alerts
         engine.share_state(main)
+        engine.on_suppressed = main.on_suppressed
         return Pipeline(engine, self.delivery, self.main.dead_letters, self.metrics, self.log,
                         lateness=self.main.order.lateness, alert_ids=self.main.alert_ids,
                         whole_stream=True)
