@@ -43,7 +43,7 @@ class Detector:
         rules: bool = True,
     ) -> None:
         """``early``: run the rules that judge an event alone as soon as it is pushed, and only
-        the ordered rules (:data:`watchdog.rules.ORDERED`) when the buffer releases it. The
+        the ordered rules (``Rule.ordered``; obligations too) when the buffer releases it. The
         same alerts, most of them ``lateness`` sooner (the daemon); without it every rule runs
         on release, so alerts come out in event-time order (replay). ``rules=False``: the stages
         only (a service that runs the anomaly model alone)."""
