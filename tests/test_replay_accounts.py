@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import orjson
+import pytest
 import yaml
 
 from tests.builders import POLICY_DOC, event_doc
@@ -91,3 +92,29 @@ def test_a_bad_account_record_is_rejected_with_its_path(tmp_path, capsys):
     assert len(rejected) == 1
     assert b'\\"yes\\"' in rejected[0]
     assert "account_not_revoked" in {a["rule"] for a in alerts(tmp_path)}  # the rest read
+
+
+BAD_POLICIES = [
+    ({"exceptions": [{"rule": "revoked_account", "until": "2026-12-31T00:00:00Z",
+                      "reason": "x"}]}, "exceptions[0].rule"),
+    ({"commitments": [{"id": "A", "clause": "§1", "rules": ["revoked_acount"]}]},
+     "commitments[0].rules[0]"),
+    ({"commitments": [{"id": "A", "clause": "§1", "rules": ["brute_force"]}],
+      "clauses": {"brute_force": "§1"}}, "clauses, commitments"),
+]
+
+
+@pytest.mark.parametrize(("extra", "path"), BAD_POLICIES)
+@pytest.mark.parametrize("command", ["replay", "run"])
+def test_a_bad_policy_is_one_line_naming_the_file_and_path(tmp_path, capsys, extra, path,
+                                                           command):
+    doc = {k: v for k, v in POLICY_DOC.items() if k != "clauses"}
+    doc.update(extra)
+    argv = setup(tmp_path, doc)
+    if command == "run":  # the daemon fails the same way before it connects to anything
+        argv = ["run", "--policy", str(tmp_path / "policy.yaml"), "--listen",
+                "127.0.0.1:0"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    assert f"{tmp_path / 'policy.yaml'}: {path}" in err
