@@ -32,17 +32,19 @@ class PurposeViolation(RuleBase):
         purpose = d.purpose or None  # ctx.purpose without the property call (every event)
         cats = d.categories
         bad = self._by_roles(ctx, purpose, cats)
+        who = "its roles do"
         limits = ctx.policy.category_purposes
         if limits and cats:
             outside = {c for c in cats if c in limits and purpose not in limits[c]}
             if outside:
+                who = "the policy does" if not bad else "its roles and the policy do"
                 bad = sorted(outside.union(bad or ()))
         if bad is None:
             return None
         if purpose is None:
             what = "without a stated purpose"
         else:
-            what = f"for purpose {purpose}, which is not allowed" + (
+            what = f"for purpose {purpose}, which {who} not allow" + (
                 f" for {', '.join(bad)}" if bad else "")
         return [Finding(self.id, f"Account {ctx.user_id} {ctx.action} of {ctx.resource} "
                         f"{what}", (ctx.event_id,), d.subject_ids, d.subjects,
