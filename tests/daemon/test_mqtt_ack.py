@@ -18,7 +18,6 @@ from pathlib import Path
 import aiomqtt
 import orjson
 import pytest
-import yaml
 
 from tests.builders import event_doc
 from tests.daemon.helpers import World, wait_for
@@ -31,7 +30,6 @@ from watchdog.daemon.deadletter import MemoryDeadLetters
 from watchdog.daemon.logging import get_logger
 from watchdog.daemon.sinks.memory import MemorySink
 from watchdog.daemon.sources.mqtt import MqttSource
-from watchdog.policy import load_policy
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,17 +49,6 @@ def failed_logins(world: World, n: int = 12) -> list[bytes]:
     return [orjson.dumps(event_doc(action="login", outcome="failure", data=False,
                                    dataset="idp.auth", user=user,
                                    when=start + timedelta(seconds=i))) for i in range(n)]
-
-
-def brute_force_policy(world: World, tmp_path: Path) -> Path:
-    """The world's policy with one commitment, to ``brute_force``: logins stamped now are long
-    past the world's obligations' deadlines (erasure_overdue would fire too, contract 1.1)."""
-    doc = yaml.safe_load(world.policy.read_text())
-    doc.pop("clauses", None)
-    doc["commitments"] = [{"id": "T-1", "clause": "Test §1", "rules": ["brute_force"]}]
-    path = tmp_path / "policy.yaml"
-    path.write_text(yaml.safe_dump(doc, allow_unicode=True))
-    return path
 
 
 async def publish(host: str, port: int, docs: list[bytes]) -> None:
@@ -86,9 +73,7 @@ async def test_acknowledged_only_once_every_sink_accepted(
     sink.down = True
     assert cfg.mqtt is not None
     m = cfg.mqtt
-    engine = world.engine()
-    engine.set_policy(load_policy(str(brute_force_policy(world, tmp_path))))
-    svc = Service(cfg, engine, sinks=[sink], dead_letters=MemoryDeadLetters(),
+    svc = Service(cfg, world.engine(), sinks=[sink], dead_letters=MemoryDeadLetters(),
                   sources=[lambda p: MqttSource(m, p, get_logger("mqtt"))], kafka=False,
                   listen=False)
     src = svc.sources[0]
@@ -136,8 +121,7 @@ async def test_kill_9_loses_no_alert(tansu_broker, mosquitto_broker, world: Worl
 
     def config(idle_after: float) -> Path:
         return daemon_config(
-            tmp_path / "watchdog.yaml", bs, listen=f"127.0.0.1:{port}",
-            policy=str(brute_force_policy(world, tmp_path)),
+            tmp_path / "watchdog.yaml", bs, listen=f"127.0.0.1:{port}", policy=str(world.policy),
             kafka={"consume": False},
             mqtt={"host": mq.host, "port": mq.port, "subscribe": [TOPIC],
                   "client_id": "watchdog-kill9", "idle_after_seconds": idle_after},
