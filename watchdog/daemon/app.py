@@ -24,13 +24,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from aiokafka.errors import KafkaConnectionError
+
 from watchdog import gc_policy
 from watchdog.alerts.model import Alert, rfc3339
 from watchdog.daemon.config import Config, in_group
 from watchdog.daemon.deadletter import DeadLetter, DeadLetters, KafkaDeadLetters, accepted
 from watchdog.daemon.delivery import Delivery, Outbox, RetryPolicy
 from watchdog.daemon.health import HealthServer
-from watchdog.daemon.kafka_client import start_producer
+from watchdog.daemon.kafka_client import connection_problem, start_producer
 from watchdog.daemon.logging import get_logger
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.notify import Notify
@@ -310,8 +312,12 @@ class Service:
                 await self.state.start()
                 return True
             except Exception as err:
+                # once per retry interval, with the reason (aiokafka says only "Unable to
+                # bootstrap"); nothing about idempotence or unclosed clients
+                cause = (await connection_problem(self.cfg.kafka.bootstrap)
+                         if isinstance(err, KafkaConnectionError) else None)
                 self.log.warning("kafka_unreachable", bootstrap=self.cfg.kafka.bootstrap,
-                                 error=type(err).__name__, detail=str(err)[:200],
+                                 error=type(err).__name__, detail=(cause or str(err))[:300],
                                  retry_in=round(delay, 1))
                 if self.producer is not None:
                     with contextlib.suppress(Exception):

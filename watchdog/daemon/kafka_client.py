@@ -6,13 +6,18 @@ SASL mechanisms are passed through to aiokafka as configured (``PLAIN``, ``SCRAM
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 from aiokafka.helpers import create_ssl_context
 
 from watchdog.daemon.config import Kafka
+
+PROBE_SECONDS = 3.0
 
 
 def client_kwargs(k: Kafka) -> dict[str, Any]:
@@ -51,6 +56,9 @@ async def start_producer(k: Kafka, log: Any) -> AIOKafkaProducer:
             sender_log.setLevel(logging.CRITICAL)
         try:
             await producer.start()
+        except KafkaConnectionError:  # the broker is unreachable: nothing said about idempotence
+            await producer.stop()
+            raise
         except Exception as err:
             await producer.stop()
             if k.idempotence == "on":
@@ -63,5 +71,32 @@ async def start_producer(k: Kafka, log: Any) -> AIOKafkaProducer:
         finally:
             sender_log.setLevel(level)
     producer = AIOKafkaProducer(**base)
-    await producer.start()
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()  # else "Unclosed AIOKafkaProducer" at every retry
+        raise
     return producer
+
+
+async def connection_problem(bootstrap: str) -> str | None:
+    """Why the bootstrap servers cannot be reached over TCP (e.g. ``127.0.0.1:9092: Connect
+    call failed ... Connection refused``), or None when one answers: aiokafka's error says only
+    "Unable to bootstrap", and an operator needs the reason, once per retry."""
+    problems = []
+    for server in (s.strip() for s in bootstrap.split(",") if s.strip()):
+        host, _, port = server.rpartition(":")
+        try:
+            async with asyncio.timeout(PROBE_SECONDS):
+                _, writer = await asyncio.open_connection(host.strip("[]") or server,
+                                                          int(port or 9092))
+        except TimeoutError:
+            problems.append(f"{server}: no answer within {PROBE_SECONDS:.0f} s")
+        except OSError as err:  # "Connection refused", "Name or service not known", ...
+            problems.append(f"{server}: {os.strerror(err.errno) if err.errno else err}")
+        except ValueError as err:
+            problems.append(f"{server}: {err}")
+        else:
+            writer.close()
+            return None
+    return "; ".join(problems) or None
