@@ -86,7 +86,7 @@ def _write(args: argparse.Namespace) -> int:
                 if isinstance(got, str):
                     _reject(rejected, path, line, Rejection("invalid_value", got, raw))
                     continue
-                if writer.add(ds, got[0], got[1], raw):
+                if writer.add(ds, got[0], got[1], raw, got[2]):
                     n += 1
                 if writer.pending >= 2 * args.segment_rows or writer.full():
                     writer.flush()

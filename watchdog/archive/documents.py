@@ -30,14 +30,16 @@ def _digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def event_key(ev: AccessEvent) -> tuple[str, float]:
-    return ev.event.id, ev.timestamp.timestamp()
+Key = tuple[str, float, tuple[str, ...]]  # id, event time, subject ids (events only)
 
 
-def record_key(rec: DirectoryRecord | SubjectRecord | AccountRecord, raw: bytes
-               ) -> tuple[str, float]:
+def event_key(ev: AccessEvent) -> Key:
+    return ev.event.id, ev.timestamp.timestamp(), ev.data.subject_ids
+
+
+def record_key(rec: DirectoryRecord | SubjectRecord | AccountRecord, raw: bytes) -> Key:
     key = f"{rec.subject_id}/{rec.type}" if isinstance(rec, SubjectRecord) else rec.user_id
-    return f"{key}/{rec.effective.isoformat()}/{_digest(raw)}", rec.effective.timestamp()
+    return f"{key}/{rec.effective.isoformat()}/{_digest(raw)}", rec.effective.timestamp(), ()
 
 
 class _AlertHead(msgspec.Struct, gc=False):
@@ -48,7 +50,7 @@ class _AlertHead(msgspec.Struct, gc=False):
 _alert_head = msgspec.json.Decoder(_AlertHead)
 
 
-def alert_key(raw: bytes) -> tuple[str, float] | str:
+def alert_key(raw: bytes) -> Key | str:
     """(alert_id, ts) of an alert document, or why it is not one."""
     try:
         head = _alert_head.decode(raw)
@@ -62,20 +64,21 @@ def alert_key(raw: bytes) -> tuple[str, float] | str:
         return "not an alert: ts is not RFC 3339"
     if ts.tzinfo is None:
         return "not an alert: ts has no offset"
-    return head.alert_id, ts.timestamp()
+    return head.alert_id, ts.timestamp(), ()
 
 
-Keyer = Callable[[bytes], "tuple[str, float] | Rejection | str"]
+Keyer = Callable[[bytes], "Key | Rejection | str"]
 
 
 def keyer(dataset: str) -> Keyer:
-    """bytes -> (id, event time), or a Rejection/reason for a document that is not valid."""
+    """bytes -> (id, event time, subject ids), or a Rejection/reason for a document that is
+    not valid."""
     if dataset == ALERTS:
         return alert_key
     if dataset == EVENTS:
         dec: Decoder[Any] = Decoder(AccessEvent, check=check_times)
 
-        def of_event(raw: bytes) -> tuple[str, float] | Rejection:
+        def of_event(raw: bytes) -> Key | Rejection:
             doc = dec.decode(raw)
             return doc if isinstance(doc, Rejection) else event_key(doc)
 
@@ -84,7 +87,7 @@ def keyer(dataset: str) -> Keyer:
                               ACCOUNTS: AccountRecord}
     rdec: Decoder[Any] = Decoder(types[dataset], check=check_times)
 
-    def of_record(raw: bytes) -> tuple[str, float] | Rejection:
+    def of_record(raw: bytes) -> Key | Rejection:
         doc = rdec.decode(raw)
         return doc if isinstance(doc, Rejection) else record_key(doc, raw)
 

@@ -31,10 +31,10 @@ _l = pa.list_(pa.string())
 # dataset -> (column, JSON path, type). ``id``, ``ts`` and ``raw`` come from the writer: ``ts``
 # from the decoded document (pyarrow's reader takes neither nanoseconds nor every RFC 3339 form)
 COLUMNS: dict[str, tuple[tuple[str, tuple[str, ...], pa.DataType], ...]] = {
-    # access events: only id, ts and raw are stored. Parsing ~400 bytes of JSON per event into
-    # columns cost the daemon ~3.4 us per event (a quarter of its whole cost); the query
-    # columns are derived from ``raw`` by DuckDB (:data:`EVENT_VIEW`), which reads only the
-    # candidate rows of a subject's report (a substring prefilter, then JSON)
+    # access events: id, ts, subject_ids (from the decoded event: what subject reports search)
+    # and raw are stored. Parsing ~400 bytes of JSON per event into columns cost the daemon
+    # ~3.4 us per event (a quarter of its whole cost); the other columns are derived from
+    # ``raw`` by DuckDB (:data:`EVENT_VIEW`) for the rows a query selects
     EVENTS: (),
     DIRECTORY: (("user_id", ("user_id",), _s),
                 ("status", ("status",), _s)),
@@ -68,7 +68,8 @@ _PARSE = {ds: pj.ParseOptions(explicit_schema=_parse_schema(cols),
                               unexpected_field_behavior="ignore")
           for ds, cols in COLUMNS.items() if cols}
 SCHEMAS: dict[str, pa.Schema] = {
-    ds: pa.schema([("id", _s), ("ts", TS), *((n, t) for n, _p, t in cols), ("raw", _s)])
+    ds: pa.schema([("id", _s), ("ts", TS), *((n, t) for n, _p, t in cols),
+                   *([("subject_ids", _l)] if ds == EVENTS else []), ("raw", _s)])
     for ds, cols in COLUMNS.items()
 }
 
@@ -89,7 +90,6 @@ EVENT_COLUMNS_SQL = {
     "user_id": "json_extract_string(raw, '$.user.id')",
     "resource": "json_extract_string(raw, '$.data.resource')",
     "categories": "CAST(json_extract(raw, '$.data.categories') AS VARCHAR[])",
-    "subject_ids": "CAST(json_extract(raw, '$.data.subject_ids') AS VARCHAR[])",
     "subject_count": "CAST(json_extract(raw, '$.data.subject_count') AS BIGINT)",
     "purpose": "json_extract_string(raw, '$.data.purpose')",
     "legal_basis": "json_extract_string(raw, '$.data.legal_basis')",
@@ -99,7 +99,7 @@ EVENT_COLUMNS_SQL = {
     "dest_country": "json_extract_string(raw, '$.destination.country')",
     "source_ip": "json_extract_string(raw, '$.source.ip')",
 }
-EVENT_VIEW = ("SELECT id, ts, raw, "  # noqa: S608 (fixed names)
+EVENT_VIEW = ("SELECT id, ts, subject_ids, raw, "  # noqa: S608 (fixed names)
               + ", ".join(f"{sql} AS {name}" for name, sql in EVENT_COLUMNS_SQL.items())
               + " FROM {source}")
 
@@ -123,7 +123,8 @@ def _one_line(raw: bytes) -> bytes:
     return orjson.dumps(orjson.loads(raw)) if b"\n" in raw or b"\r" in raw else raw
 
 
-def to_table(dataset: str, ids: list[str], times: list[float], raws: list[bytes]) -> pa.Table:
+def to_table(dataset: str, ids: list[str], times: list[float], raws: list[bytes],
+             subjects: list[tuple[str, ...]] | None = None) -> pa.Table:
     """The segment table of already validated documents: their ids, event times (seconds
     since the epoch) and bytes (kept byte for byte)."""
     micros = (np.asarray(times, dtype=np.float64) * 1e6).round().astype(np.int64)
@@ -140,6 +141,8 @@ def to_table(dataset: str, ids: list[str], times: list[float], raws: list[bytes]
             dotted = ".".join(path)
             arrays.append(flat.column(dotted) if dotted in names
                           else pa.nulls(len(ids), typ))
+    if dataset == EVENTS:
+        arrays.append(pa.array(subjects if subjects is not None else [()] * len(ids), _l))
     arrays.append(_raw_array(raws))
     return pa.Table.from_arrays(arrays, schema=SCHEMAS[dataset])
 

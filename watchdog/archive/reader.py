@@ -52,18 +52,23 @@ class ArchiveQuery:
         for ds in DATASETS:
             segs = (self.contents.of(ds, lo, hi) if ds in ranged
                     else self.contents.of(ds))
-            if segs:
-                data: object = pads.dataset([store.path(s.path) for s in segs],
-                                            schema=SCHEMAS[ds], filesystem=store.fs,
-                                            format="parquet")
+            name = "events_stored" if ds == EVENTS else ds
+            if segs and store.is_local:
+                # DuckDB's own Parquet reader: parallel, and several times faster than a
+                # pyarrow dataset (which S3 needs: DuckDB's httpfs is a download)
+                files = ", ".join("'" + store.path(s.path).replace("'", "''") + "'"
+                                  for s in segs)
+                self.con.execute(f"CREATE TEMP VIEW {name} AS SELECT * "  # noqa: S608
+                                 f"FROM read_parquet([{files}])")
             else:
-                data = pa.table({f.name: pa.array([], f.type) for f in SCHEMAS[ds]})
+                data: object = (pads.dataset([store.path(s.path) for s in segs],
+                                             schema=SCHEMAS[ds], filesystem=store.fs,
+                                             format="parquet") if segs else
+                                pa.table({f.name: pa.array([], f.type) for f in SCHEMAS[ds]}))
+                self.con.register(name, data)
             if ds == EVENTS:  # stored lean: the columns come from the documents
-                self.con.register("events_stored", data)
                 self.con.execute("CREATE TEMP VIEW events AS "
                                  + EVENT_VIEW.format(source="events_stored"))
-            else:
-                self.con.register(ds, data)
 
     def sql(self, query: str, params: list[object] | None = None) -> list[tuple[Any, ...]]:
         return self.con.execute(query, params or []).fetchall()

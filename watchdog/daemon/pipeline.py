@@ -236,7 +236,7 @@ class Pipeline:
         latest = self._latest
         alerts: list[Alert] = []
         archive = self.archive
-        archived: list[tuple[str, float, bytes]] | None = (
+        archived: list[tuple[str, float, bytes, tuple[str, ...]]] | None = (
             None if archive is None or self.whole_stream else [])
         archived_from = -1  # offset of the first archived record: holds the batch's commit
         for rec in records:
@@ -260,7 +260,7 @@ class Pipeline:
             if archived is not None and not rebuild:  # re-read records were archived before
                 if not archived:
                     archived_from = off
-                archived.append((eid, t, raw))  # type: ignore[arg-type]  # raw: not None here
+                archived.append((eid, t, raw, ev.data.subject_ids))  # type: ignore[arg-type]
             owner = None if rebuild else book  # the book that tracks this record, if any
             fresh = eid not in meta
             if fresh:

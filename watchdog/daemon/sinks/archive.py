@@ -52,7 +52,7 @@ class DaemonArchive:
         self.retention_days = cfg.retention_days or retention_days
         self._datasets = {topics.directory: DIRECTORY, topics.subjects: SUBJECTS,
                           topics.accounts: ACCOUNTS}
-        self._events: list[tuple[str, float, bytes]] = []
+        self._events: list[tuple[str, float, bytes, tuple[str, ...]]] = []
         self._docs: list[tuple[str, str, float, bytes]] = []
         self._holds: list[Hold] = []
         self._first_at = 0.0
@@ -81,9 +81,10 @@ class DaemonArchive:
             self._first_at = time.monotonic()
             self._wake.set()
 
-    def put_events(self, batch: list[tuple[str, float, bytes]], book: PartitionBook | None,
-                   offset: int) -> None:
-        """A batch of (event.id, event time, raw document); ``offset``: its first record's."""
+    def put_events(self, batch: list[tuple[str, float, bytes, tuple[str, ...]]],
+                   book: PartitionBook | None, offset: int) -> None:
+        """A batch of (event.id, event time, raw document, subject ids); ``offset``: its
+        first record's."""
         self._events.extend(batch)
         self._hold(book, offset)
         if len(self._events) >= self.cfg.segment_rows:
@@ -102,7 +103,7 @@ class DaemonArchive:
         dataset = self._datasets.get(topic)
         if dataset is None:
             return
-        rid, t = record_key(doc, raw)
+        rid, t, _ = record_key(doc, raw)
         self._docs.append((dataset, rid, t, raw))
         self._hold(None, -1)
 
@@ -154,7 +155,7 @@ class DaemonArchive:
             self._now = False
         return True
 
-    def _write(self, events: list[tuple[str, float, bytes]],
+    def _write(self, events: list[tuple[str, float, bytes, tuple[str, ...]]],
                docs: list[tuple[str, str, float, bytes]]) -> list[mf.Segment]:
         """In a thread: add the staged documents to the writer and flush it."""
         if self.writer is None:
