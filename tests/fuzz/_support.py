@@ -54,7 +54,8 @@ SHARES: dict[str, float] = {
     "order_reorderer": 0.01,  # (18 ms) random push/idle/assign sequences
     "order_partitions": 0.003,  # (38 ms) partitioning does not change the alerts
     "order_redelivery": 0.003,  # (33 ms) redeliveries are dropped once
-    "atheris": 0.5407,  # (0.03 ms) coverage-guided inputs, in a subprocess
+    "order_live": 0.003,  # (60 ms) the daemon's pipeline against replay, strays and pauses
+    "atheris": 0.5377,  # (0.03 ms) coverage-guided inputs, in a subprocess
 }
 
 

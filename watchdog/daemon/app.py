@@ -115,6 +115,7 @@ class Service:
             batch_max=cfg.delivery.batch_max, timeout=dl.timeout, retry=retry)
         self.pipeline = Pipeline(engine, self.delivery, self.dlq, m, get_logger("pipeline"),
                                  stages=stages, lateness=cfg.detection.lateness_seconds,
+                                 future=cfg.detection.future_seconds,
                                  dedupe_alert_ids=cfg.delivery.dedupe_alert_ids,
                                  rules=cfg.detection.rules)
         self._audit = next((s for s in self.sinks if isinstance(s, AuditSink)), None)

@@ -185,6 +185,9 @@ class Delivery(_Base):
 class Detection(_Base):
     # disorder tolerated within one partition (seconds of event time); alerts wait this long
     lateness_seconds: Annotated[float, msgspec.Meta(ge=0)] = 60.0
+    # an event further ahead of the present than this (a wrong clock) is held apart: it moves
+    # no watermark (watchdog_events_future_total); nearer, it counts as the stream moving on
+    future_seconds: Positive = 3600.0
     # one instance does both (default); or, to give the anomaly model its own cores, one
     # service runs the rules and another (consumer group ``<kafka.group>.anomaly``) the model
     only: Literal["rules", "anomaly"] | None = None

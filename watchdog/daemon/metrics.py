@@ -136,6 +136,13 @@ class Metrics:
                             "Events behind the watermark, processed out of order", registry=r)
         self.duplicate = Counter("watchdog_events_duplicate_total",
                                  "Redelivered events (same event.id) dropped", registry=r)
+        self.future = Counter("watchdog_events_future_total",
+                              "Events held apart on arrival, further than "
+                              "detection.future_seconds ahead of the present (a wrong clock; "
+                              "or a stream resuming after a longer quiet spell, for a few "
+                              "events)", registry=r)
+        self.future_held = Gauge("watchdog_events_future_held",
+                                 "Events held ahead of the present now", registry=r)
         self.whole_stream_reader = Gauge(
             "watchdog_whole_stream_reader", "1 while this instance runs the whole-stream "
             "reader (log_gap over every partition, group <group>.whole-stream)", registry=r)

@@ -35,10 +35,11 @@ from watchdog.daemon.offsets import PartitionBook
 from watchdog.decode import Decoder, Rejection
 from watchdog.engine.detector import Detector, Stage
 from watchdog.engine.engine import Engine
-from watchdog.engine.ordering import Released, Reorderer
+from watchdog.engine.ordering import AHEAD, DUPLICATE, Released, Reorderer
 from watchdog.events import AccessEvent, check_times
 
 LOG_FIRST_REJECTIONS = 20
+HELD_NAMED = 20  # events held ahead of the present named in the log
 # rules that judge a whole dataset, whose events are spread over every partition: an instance
 # that owns only some partitions would take the others' events for gaps and silences; and the
 # obligations (1.1), judged when the whole stream's event time passes a deadline (on the
@@ -99,6 +100,11 @@ class _Capturing(Reorderer):
         self.collected.extend(out)
         return out
 
+    def flush_present(self) -> Released:
+        out = Reorderer.flush_present(self)
+        self.collected.extend(out)
+        return out
+
 
 class AlertIds:
     """A bounded set of alert ids already sent (oldest forgotten first)."""
@@ -135,6 +141,7 @@ class Pipeline:
         *,
         stages: Sequence[Stage] = (),
         lateness: float = 60.0,
+        future: float = 3600.0,
         dedupe_alert_ids: int = 100_000,
         alert_ids: AlertIds | None = None,
         whole_stream: bool = False,
@@ -147,7 +154,7 @@ class Pipeline:
         # an obligation alert cites a record, not an event: it is held to the event whose
         # processing judged it (a re-read event's obligations were sent before)
         engine.judged_at = {}
-        order = _Capturing(lateness=lateness)
+        order = _Capturing(lateness=lateness, future=future)
         order.collected = []
         self.order = order
         # early: alerts that need no other event are raised on arrival, not after the lateness
@@ -179,12 +186,18 @@ class Pipeline:
         self._late = self._dups = 0
         self._flushed_at = 0  # detector.processed at the last full flush
         self.rejected = 0
+        # events held ahead of the present (Reorderer.future): where the first few are
+        self._held_at: dict[str, tuple[int, int, float]] = {}
+        self._held_logged = 0
         self.suppressed = 0
         self.partial_view = False  # this instance owns only some partitions of the topic
         # the archive (watchdog.daemon.sinks.archive.DaemonArchive) when configured: each
         # batch's valid events, holding the batch's commit until they are written
         self.archive: Any = None
         self.last_progress = time.monotonic()
+        # when records came again after every partition was idle: a source counts the quiet
+        # time of each partition from here (they are waited for again)
+        self.woken_at = float("-inf")
 
     # -- partitions ----------------------------------------------------------------------
     def open_partition(self, pkey: int, start: int) -> PartitionBook:
@@ -225,13 +238,14 @@ class Pipeline:
         t0 = time.perf_counter()
         now = time.monotonic()
         book = self.books.get(pkey) or self.stream_books.get(pkey)
-        self.idle.discard(pkey)
+        if pkey in self.idle:
+            self._wake(pkey, now)
         self.detector.early = self._early and pkey not in self.backlog
         decode = self.decoder.decode
         push = self.detector.push
         meta = self._meta
-        collected = self.order.collected
-        stats = self.order.stats
+        order = self.order
+        collected = order.collected
         counts = self._counts
         latest = self._latest
         alerts: list[Alert] = []
@@ -267,12 +281,15 @@ class Pipeline:
                 meta[eid] = (owner, off, now, rebuild)
                 if owner is not None:
                     owner.hold(off)
-            dups = stats.duplicates
             found = push(ev, t, pkey)
-            if fresh and stats.duplicates != dups:  # a redelivery of an event already released
-                del meta[eid]
-                if owner is not None:
-                    owner.release(off)
+            last = order.last
+            if last and fresh:
+                if last == DUPLICATE:  # a redelivery of an event already released
+                    del meta[eid]
+                    if owner is not None:
+                        owner.release(off)
+                elif last == AHEAD:
+                    self._ahead(ev, t, rec, meta, owner)
             if found:
                 alerts.extend(found)
         # once per batch, not per event: the books and the sinks see the batch's releases and
@@ -285,6 +302,20 @@ class Pipeline:
             book.consumed(records[-1].offset + 1)
         self._account(t0, now)
         return high
+
+    def _wake(self, pkey: int, now: float) -> None:
+        """Records again after a pause. If every partition was quiet, the others wait to be
+        heard from again (or idle again) before the watermark moves: what was produced after
+        the pause reaches every partition at once, and the first batch read must not make the
+        others' events late."""
+        idle = self.idle
+        if idle >= self.live:
+            others = idle - {pkey}
+            self.order.expect(others)
+            idle.clear()
+            self.woken_at = now
+        else:
+            idle.discard(pkey)
 
     def tick(self) -> None:
         """Housekeeping: alerts the stages can raise without more events (anomaly scores of the
@@ -302,8 +333,10 @@ class Pipeline:
         found = self.detector.idle(pkey)
         if self.idle >= self.live and (len(self.order) or
                                        self.detector.processed != self._flushed_at):
-            found.extend(self.detector.flush())
+            # not the events held ahead of the present: they would make what follows late
+            found.extend(self.detector.flush_present())
             self._flushed_at = self.detector.processed
+            self._log_held()
         if self.order.collected or found:
             self._released(found)
 
@@ -356,6 +389,42 @@ class Pipeline:
             else:
                 submit(a, m[0], _lowest(a.event_ids, m, rel, meta), m[2])
 
+    def _ahead(self, ev: AccessEvent, t: float, rec: RecordLike, meta: dict[str, Meta],
+               owner: PartitionBook | None) -> None:
+        """An event far ahead of the present is held apart, possibly for long (a year 2099
+        clock): it must not hold its partition's commit back meanwhile. It is processed when
+        the present reaches it or at a shutdown's flush; a crash before that loses it from
+        the live view (the log at the next idle pause says where it is)."""
+        eid = ev.event.id
+        m = meta[eid]
+        meta[eid] = (None, m[1], m[2], m[3])
+        if owner is not None:
+            owner.release(m[1])
+        if self.whole_stream:
+            return  # the main pipeline counts and logs the same record
+        self.metrics.future.inc()
+        held = self._held_at
+        if len(held) < HELD_NAMED:
+            held[eid] = (rec.partition, rec.offset, t)
+
+    def _log_held(self) -> None:
+        """Every partition is quiet and some events are still held ahead of everything read:
+        strays, not a stream that moved on. Said once per change, with where they are."""
+        n = self.order.held()
+        if n == self._held_logged or self.whole_stream:
+            return
+        self._held_logged = n
+        if not n:
+            return
+        held = self._held_at
+        for eid in [e for e in held if e not in self._meta]:
+            del held[eid]  # released since
+        self.log.warning(
+            "events_held_ahead", held=n, present=self.order.present(),
+            where=[{"partition": p, "offset": o, "event_time": t} for p, o, t in held.values()],
+            consequence="they move no watermark; processed when the stream reaches their "
+                        "time or at shutdown")
+
     def _reject(self, rej: Rejection, rec: RecordLike, topic: str,
                 book: PartitionBook | None) -> None:
         self.rejected += 1
@@ -400,4 +469,5 @@ class Pipeline:
         # with the events it counts (the housekeeping tick also sets it, up to 0.25 s later): a
         # scrape that sees a batch's events counted sees the buffer they left behind
         m.q_reorder.set(len(self.order))
+        m.future_held.set(self.order.held())
         m.batch.observe(time.perf_counter() - t0)

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from watchdog.alerts.model import Alert
 from watchdog.engine.engine import ALONE, IN_ORDER, Engine, Known
-from watchdog.engine.ordering import Released, Reorderer
+from watchdog.engine.ordering import DUPLICATE, Released, Reorderer
 from watchdog.events import AccessEvent
 
 EVICT_EVERY = 50_000  # events between evictions of idle window state
@@ -72,10 +72,8 @@ class Detector:
         if not self.early:
             released = order.push(ev, t, partition)
             return self._run(released) if released else []
-        stats = order.stats
-        dups = stats.duplicates
         released = order.push(ev, t, partition)
-        if stats.duplicates == dups:
+        if order.last != DUPLICATE:
             engine = self.engine
             self._known[ev.event.id] = known = engine.known(ev, t)
             alerts = engine.process(ev, t, ALONE, known)
@@ -89,7 +87,15 @@ class Detector:
         return self._run(self.order.idle(partition))
 
     def flush(self) -> list[Alert]:
-        alerts = self._run(self.order.flush())
+        """Everything, events held ahead of the present too (end of a replay, shutdown)."""
+        return self._flushed(self._run(self.order.flush()))
+
+    def flush_present(self) -> list[Alert]:
+        """Everything up to the present (every partition idle): not the events held ahead of
+        it (:meth:`Reorderer.flush_present`)."""
+        return self._flushed(self._run(self.order.flush_present()))
+
+    def _flushed(self, alerts: list[Alert]) -> list[Alert]:
         for stage in self.stages:
             alerts.extend(stage.flush())
         return alerts

@@ -6,11 +6,23 @@ passed their time (minus the allowed lateness) and released in a total order tha
 on the events themselves — (time, dataset, sequence, id) — never on arrival, so the daemon and
 ``watchdog replay`` process the same events in the same order and raise the same alerts.
 Redelivered events (same ``event.id``) are dropped here.
+
+No single event can move the point before which others are late: an event more than
+``future`` seconds ahead of the present (a host with a wrong clock, a test event dated 2099)
+is held apart (:attr:`OrderStats.ahead`). The present is judged robustly, by the lower median of
+the last few arrival times (overall, and on its partition): one or two stray events never move
+it, a stream that really moved on (after a quiet spell) does within a few events. A held
+event moves no watermark and no flush of a quiet system releases it; it joins the others once
+the present reaches it (or the watermark passes it), or at the final flush. So it is processed
+where replay, which orders by time, processes it. (An event less than ``future`` ahead is not
+told from a partition that moved on: it may make up to ``future`` of later events late after an
+idle flush; the very first event of all defines the present.)
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
 from operator import itemgetter
@@ -25,6 +37,16 @@ Released = list[tuple[AccessEvent, float]]
 # max_remembered), which would otherwise compare the events themselves (TypeError)
 _Entry = tuple[float, str, int, str, int, AccessEvent]
 _TIME, _EVENT = itemgetter(0), itemgetter(5)
+# arrival times a present is judged on: the lower median of five ignores two strays
+_RECENT = 5
+# what a push did (:attr:`Reorderer.last`)
+QUEUED, DUPLICATE, LATE, AHEAD = 0, 1, 2, 3
+
+
+def _median(times: Iterable[float]) -> float:
+    """The lower median (-inf for none)."""
+    s = sorted(times)
+    return s[(len(s) - 1) // 2] if s else _NEG_INF
 
 
 @dataclass(slots=True)
@@ -32,6 +54,7 @@ class OrderStats:
     released: int = 0
     duplicates: int = 0
     late: int = 0  # arrived behind the watermark: processed at once, out of order
+    ahead: int = 0  # arrived more than ``future`` ahead of the present: held apart
 
 
 @dataclass(slots=True)
@@ -43,6 +66,10 @@ class Reorderer:
     # processes events in batches of that much event time instead of one call per event; the
     # daemon (0) releases each event as soon as it may. The order is the same either way.
     release_step: float = 0.0
+    # how far ahead of the present (seconds of event time) an event may be and still move the
+    # watermark; further ahead, it is held apart until the present comes (see module doc)
+    future: float = 3600.0
+    max_ahead: int = 100_000  # events held ahead at most
     stats: OrderStats = field(default_factory=OrderStats)
     # Pending entries: a sorted run per partition (Kafka keeps a partition's records in order,
     # and a replayed file is in time order: an entry later than its run's last is appended,
@@ -61,6 +88,13 @@ class Reorderer:
     _released_upto: float = _NEG_INF
     _upto: float = _NEG_INF  # the watermark, kept up to date with _high
     _pushes: int = 0
+    last: int = QUEUED  # what the last push did: QUEUED, DUPLICATE, LATE or AHEAD
+    # events held apart (see ``future``), a heap of (entry, partition); the earliest time
+    _ahead: list[tuple[_Entry, int]] = field(default_factory=list)
+    _ahead_min: float = _INF
+    # the latest arrival times (duplicates and late events aside), overall and per partition
+    _recent: deque[float] = field(default_factory=lambda: deque(maxlen=_RECENT))
+    _recent_p: dict[int, deque[float]] = field(default_factory=dict)
 
     def watermark(self) -> float:
         """Events at or before this time may be released."""
@@ -75,10 +109,23 @@ class Reorderer:
         seen = self._seen
         if eid in seen or eid in self._seen_old:
             self.stats.duplicates += 1
+            self.last = DUPLICATE
             return []
         seen.add(eid)
+        recent_p = self._recent_p.get(partition)
+        if recent_p is None:
+            recent_p = self._recent_p[partition] = deque(maxlen=_RECENT)
         high = self._high
-        if t > high.get(partition, _NEG_INF):
+        hp = high.get(partition, _NEG_INF)
+        future = self.future
+        if t > hp + future and self._beyond(t, recent_p):
+            return self._hold(ev, t, partition, recent_p)
+        self._recent.append(t)
+        recent_p.append(t)
+        if t >= self._ahead_min:  # the present may have reached events held ahead
+            self._promote(self._present(recent_p))
+            hp = high.get(partition, _NEG_INF)
+        if t > hp:
             high[partition] = t
             # the watermark moves only when a partition's high does
             upto = self._upto = (t if len(high) == 1 else min(high.values())) - self.lateness
@@ -88,7 +135,9 @@ class Reorderer:
             # too late to be ordered: process now rather than lose it
             self.stats.late += 1
             self.stats.released += 1
+            self.last = LATE
             return [(ev, t)]
+        self.last = QUEUED
         seq = e.sequence
         self._pushes = n = self._pushes + 1
         entry = (t, e.dataset or "", seq if seq.__class__ is int else -1, eid, n, ev)
@@ -128,13 +177,86 @@ class Reorderer:
         return self._release(self._upto) if self._high else []
 
     def flush(self) -> Released:
-        """Release everything (end of a replay, shutdown)."""
+        """Release everything, held events too (end of a replay, shutdown)."""
         return self._release(float("inf"))
 
+    def flush_present(self) -> Released:
+        """Release everything up to the present, not the events held ahead of it (a quiet
+        system, every partition idle: it must not sit on its last alerts, nor let a stray
+        event dated ahead make everything after the pause late)."""
+        latest = max((run[-1][0] for run in self._runs.values() if run), default=_NEG_INF)
+        if self._heap:
+            latest = max(latest, max(entry[0] for entry in self._heap))
+        return self._release(latest)
+
+    def held(self) -> int:
+        """Events held ahead of the present (see ``future``)."""
+        return len(self._ahead)
+
     def __len__(self) -> int:
+        """Events waiting for the watermark (not those held ahead: :meth:`held`)."""
         return sum(map(len, self._runs.values())) + len(self._heap)
 
+    def present(self) -> float:
+        """The present as judged on recent arrivals overall (-inf before any)."""
+        return _median(self._recent)
+
+    def _present(self, recent_p: deque[float]) -> float:
+        """The present, judged on recent arrivals: no one or two strays move it. A partition's
+        own arrivals count once there are enough of them (a backlog's partitions may be days
+        apart: the one ahead is not wrong)."""
+        present = _median(self._recent)
+        if len(recent_p) == _RECENT:
+            return max(present, _median(recent_p))
+        return present
+
+    def _beyond(self, t: float, recent_p: deque[float]) -> bool:
+        """``t`` is further than ``future`` ahead of the present (none yet: it is the present)."""
+        if not self._recent:
+            return False
+        return t > self._present(recent_p) + self.future
+
+    def _hold(self, ev: AccessEvent, t: float, partition: int, recent_p: deque[float]) -> Released:
+        e = ev.event
+        seq = e.sequence
+        self._pushes = n = self._pushes + 1
+        entry = (t, e.dataset or "", seq if seq.__class__ is int else -1, e.id, n, ev)
+        heappush(self._ahead, (entry, partition))
+        self._ahead_min = self._ahead[0][0][0]
+        self.stats.ahead += 1
+        self.last = AHEAD
+        if len(self._ahead) > self.max_ahead:
+            # a flood, not a stray: the earliest held joins the others (memory stays bounded)
+            self._promote(self._ahead_min)
+        self._recent.append(t)
+        recent_p.append(t)
+        # a stream that really moved on (most recent arrivals ahead): the present follows it
+        self._promote(self._present(recent_p))
+        if self._oldest > self._upto - self.release_step:
+            return []
+        return self._release(self._upto)
+
+    def _promote(self, upto: float) -> None:
+        """Held events at or before ``upto`` join the others (in the total order)."""
+        ahead = self._ahead
+        high = self._high
+        moved = False
+        while ahead and ahead[0][0][0] <= upto:
+            entry, p = heappop(ahead)
+            t = entry[0]
+            heappush(self._heap, entry)
+            if t < self._oldest:
+                self._oldest = t
+            if p in high and t > high[p]:  # (not for a partition idle or revoked since)
+                high[p] = t
+                moved = True
+        self._ahead_min = ahead[0][0][0] if ahead else _INF
+        if moved:
+            self._upto = self.watermark()
+
     def _release(self, upto: float) -> Released:
+        if self._ahead_min <= upto:  # the watermark passed them: they are not ahead
+            self._promote(upto)
         if self._oldest > upto:
             return []
         runs, heap = self._runs, self._heap
@@ -199,4 +321,5 @@ class Reorderer:
         # ids still pending must stay known while they wait (a backlog may hold them long)
         self._seen = {entry[3] for run in self._runs.values() for entry in run}
         self._seen.update(entry[3] for entry in self._heap)
+        self._seen.update(entry[3] for entry, _ in self._ahead)
         self._generation_ends = self._released_upto + self.dedupe_horizon

@@ -227,7 +227,9 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             if polled is None:
                 continue
             polled_at = now - max(0.0, wall_ms - polled) / 1000
-            if polled_at - self._last_record.get(p, now) >= idle_after:
+            # (quiet since the later of its last record and the end of a pause of all)
+            quiet_since = max(self._last_record.get(p, now), self.pipeline.woken_at)
+            if polled_at - quiet_since >= idle_after:
                 self.pipeline.mark_idle(p)
 
     def _apply_pauses(self, c: AIOKafkaConsumer) -> None:

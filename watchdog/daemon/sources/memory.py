@@ -86,7 +86,7 @@ class MemorySource:
             if not self.paused:
                 for p, q in self._queue.items():
                     if not q:
-                        if now - self._last[p] >= self.idle_after:
+                        if now - max(self._last[p], self.pipeline.woken_at) >= self.idle_after:
                             self.pipeline.mark_idle(p)
                         continue
                     recs = [q.popleft() for _ in range(min(self.batch, len(q)))]

@@ -201,6 +201,7 @@ class MqttSource:
         stream idle when quiet."""
         self._beat = now
         self.acknowledge()
-        if now - self._last >= idle_after and self.pkey not in self.pipeline.idle:
+        quiet_since = max(self._last, self.pipeline.woken_at)  # (see Pipeline._wake)
+        if now - quiet_since >= idle_after and self.pkey not in self.pipeline.idle:
             self.pipeline.mark_idle(self.pkey)
             self.acknowledge()

@@ -254,7 +254,8 @@ class WholeStream:
         engine.share_state(main)
         engine.on_suppressed = main.on_suppressed
         return Pipeline(engine, self.delivery, self.main.dead_letters, self.metrics, self.log,
-                        lateness=self.main.order.lateness, alert_ids=self.main.alert_ids,
+                        lateness=self.main.order.lateness, future=self.main.order.future,
+                        alert_ids=self.main.alert_ids,
                         whole_stream=True)
 
     async def _stop_reader(self) -> None:
