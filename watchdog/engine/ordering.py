@@ -118,7 +118,8 @@ class Reorderer:
         high = self._high
         hp = high.get(partition, _NEG_INF)
         future = self.future
-        if t > hp + future and self._beyond(t, recent_p):
+        # (not one behind what was released: that is late, whatever the present)
+        if t > hp + future and t >= self._released_upto and self._beyond(t, recent_p):
             return self._hold(ev, t, partition, recent_p)
         self._recent.append(t)
         recent_p.append(t)
@@ -230,6 +231,11 @@ class Reorderer:
             self._promote(self._ahead_min)
         self._recent.append(t)
         recent_p.append(t)
+        # its partition was heard from: it holds the watermark back (until it idles), or the
+        # others' events could pass what it sends next, behind this one
+        if partition not in self._high:
+            self._high[partition] = _NEG_INF
+            self._upto = _NEG_INF
         # a stream that really moved on (most recent arrivals ahead): the present follows it
         self._promote(self._present(recent_p))
         if self._oldest > self._upto - self.release_step:
