@@ -82,7 +82,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from watchdog.alerts.pseudonym import DEMO_KEY, Pseudonymizer  # noqa: E402
-from watchdog.anomaly import features as F  # noqa: E402
+from watchdog.anomaly.featurizer import Featurizer  # noqa: E402
+from watchdog.anomaly.layout import ROW_BYTES  # noqa: E402
 from watchdog.anomaly.stage import load_stage  # noqa: E402
 from watchdog.anomaly.train import train  # noqa: E402
 from watchdog.decode import Decoder  # noqa: E402
@@ -310,14 +311,14 @@ def memory(accounts: int = 50_000) -> dict:
         docs.append(dec.decode(orjson.dumps(doc)))
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    fz = F.Featurizer(engine.policy, lambda _u, _t: "customer support", capacity=accounts)
+    fz = Featurizer(engine.policy, lambda _u, _t: "customer support", capacity=accounts)
     for ev in docs:
         fz.observe(ev, ev.timestamp.timestamp())
     fz.flush()
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     per = (after - before) / accounts
-    return {"accounts": accounts, "bytes_per_account": per, "row_bytes": F.ROW_BYTES,
+    return {"accounts": accounts, "bytes_per_account": per, "row_bytes": ROW_BYTES,
             "gb_for_1m_accounts": per * 1_000_000 / 1e9}
 
 

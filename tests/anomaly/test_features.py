@@ -8,16 +8,10 @@ import numpy as np
 import pytest
 
 from tests.anomaly.conftest import T0, baseline, decode, event, make_engine
-from watchdog.anomaly.features import (
-    BUCKET,
-    FEATURE_NAMES,
-    ROW_BYTES,
-    SEGMENT,
-    WINDOW_FEATURES,
-    FeatureBatch,
-    Featurizer,
-    model_inputs,
-)
+from watchdog.anomaly.batch import FeatureBatch, model_inputs
+from watchdog.anomaly.featurizer import SEGMENT, Featurizer
+from watchdog.anomaly.layout import ROW_BYTES
+from watchdog.anomaly.vocabulary import BUCKET, FEATURE_NAMES, WINDOW_FEATURES
 
 USB = {"kind": "external_media"}
 MAIL_OUT = {"kind": "email", "domain": "gmail.example"}
@@ -337,7 +331,7 @@ def test_lists_at_once_and_small_segments_change_nothing(
 
     fz = fresh()
     singly = [fz.observe(ev, t) for ev, t in items] + [fz.flush()]
-    monkeypatch.setattr("watchdog.anomaly.features.SEGMENT", segment)
+    monkeypatch.setattr("watchdog.anomaly.featurizer.SEGMENT", segment)
     fz = fresh()
     listed: list[FeatureBatch | None] = []
     for i in range(0, len(items), 97):

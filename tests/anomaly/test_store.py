@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from watchdog.anomaly import store
-from watchdog.anomaly.features import FEATURE_NAMES, FEATURE_VERSION
 from watchdog.anomaly.model import fit
+from watchdog.anomaly.vocabulary import FEATURE_NAMES, FEATURE_VERSION
 
 
 def _resum(d: Path) -> None:

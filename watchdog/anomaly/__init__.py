@@ -2,7 +2,11 @@
 
 One concept per module:
 
-- ``features``: per-account sliding-window features on event time (pure, bounded memory);
+- ``vocabulary``: the features' names, windows, units and version;
+- ``featurizer``: per-account sliding-window features on event time (pure, bounded memory),
+  built on ``reduction`` (events to rows per account and bucket), ``layout`` (an account's
+  state as one row of fixed-size arrays), ``own_baseline`` and ``batch`` (the vectors committed
+  together and the model's inputs read from them);
 - ``peers``: peer groups (department or role) and their running baselines;
 - ``model``: the isolation forest (or the z-score baseline) with its calibrated threshold;
 - ``store``: the model directory on disk (skops with an allow-list, manifest, SHA-256 sums);

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from watchdog.anomaly.features import FEATURE_NAMES, SHARE_FEATURES, WINDOW_FEATURES, to_natural
 from watchdog.anomaly.model import AnomalyModel
+from watchdog.anomaly.vocabulary import FEATURE_NAMES, SHARE_FEATURES, WINDOW_FEATURES, to_natural
 
 MAX_DRIVERS = 3
 

@@ -41,20 +41,19 @@ import numpy as np
 
 from watchdog.alerts.model import Alert, rfc3339
 from watchdog.anomaly import store
+from watchdog.anomaly.batch import FeatureBatch, model_inputs
 from watchdog.anomaly.explain import explain
-from watchdog.anomaly.features import (
+from watchdog.anomaly.featurizer import Featurizer
+from watchdog.anomaly.model import AnomalyModel
+from watchdog.anomaly.peers import PeerBaselines, group_key
+from watchdog.anomaly.vocabulary import (
     BUCKET,
     NW,
     PEER_SCALE,
     SCORING_WINDOW,
     WINDOW_FEATURES,
-    FeatureBatch,
-    Featurizer,
-    model_inputs,
     to_natural,
 )
-from watchdog.anomaly.model import AnomalyModel
-from watchdog.anomaly.peers import PeerBaselines, group_key
 from watchdog.engine.engine import Engine
 from watchdog.events import AccessEvent
 from watchdog.rules.base import Finding
@@ -171,8 +170,8 @@ class AnomalyStage:
         if batch is not None:
             closed = batch.closed_before
         else:  # nothing closed was left to commit
-            b = self.features.open_bucket
-            closed = -math.inf if b is None else b
+            open_b = self.features.open_bucket
+            closed = -math.inf if open_b is None else open_b
         complete_below = closed // _PER_WINDOW if math.isfinite(closed) else closed
         if batch is not None and len(batch):
             order = np.lexsort((batch.buckets, batch.accounts))  # each account's rows in turn
@@ -180,8 +179,8 @@ class AnomalyStage:
             acc = batch.accounts[order]
             latest = np.ones(len(batch), bool)  # the account's last row in the window
             latest[:-1] = (acc[1:] != acc[:-1]) | (wins[1:] != wins[:-1])
-            keep = latest & batch.warm[order]
-            idx, win = order[keep], wins[keep]
+            scored = latest & batch.warm[order]
+            idx, win = order[scored], wins[scored]
             if len(idx):
                 self._pending.append((batch, idx, win))
                 self._n_pending += len(idx)

@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 
-from watchdog.anomaly.features import FEATURE_NAMES, FEATURE_VERSION
 from watchdog.anomaly.model import (
     KINDS,
     QUANTILES,
@@ -46,6 +45,7 @@ from watchdog.anomaly.model import (
     _FastForest,
     average_path_length,
 )
+from watchdog.anomaly.vocabulary import FEATURE_NAMES, FEATURE_VERSION
 
 FORMAT = "watchdog-anomaly/1"
 MANIFEST = "manifest.json"

@@ -39,16 +39,11 @@ import numpy as np
 from watchdog.alerts.model import Alert, rfc3339
 from watchdog.anomaly import model as M
 from watchdog.anomaly import store
-from watchdog.anomaly.features import (
-    BUCKET,
-    FEATURE_NAMES,
-    FEATURE_VERSION,
-    SCORING_WINDOW,
-    FeatureBatch,
-    Featurizer,
-)
+from watchdog.anomaly.batch import FeatureBatch
+from watchdog.anomaly.featurizer import Featurizer
 from watchdog.anomaly.peers import group_key
 from watchdog.anomaly.retrain import select_training_rows
+from watchdog.anomaly.vocabulary import BUCKET, FEATURE_NAMES, FEATURE_VERSION, SCORING_WINDOW
 from watchdog.engine.engine import Engine
 from watchdog.events import AccessEvent
 from watchdog.rules import default_rules

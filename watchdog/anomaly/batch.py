@@ -1,0 +1,171 @@
+"""The batch type: the feature vectors of accounts committed together (:class:`FeatureBatch`)
+and how the model's inputs are read from them (:func:`model_inputs`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from watchdog.anomaly.vocabulary import (
+    FEATURE_NAMES,
+    FLOOR,
+    MODEL_FEATURES,
+    WINDOW_FEATURES,
+    to_natural,
+)
+
+EIDS_KEPT = 5  # event ids cited by an alert: the account's last ones in the bucket
+
+_FLOOR_VAR = FLOOR**2
+# the model's columns: (model column, window value column) against the peers, then self
+_WIDX = {n: i for i, n in enumerate(WINDOW_FEATURES)}
+_M_PEER = [(j, _WIDX[w]) for j, (w, k) in enumerate(MODEL_FEATURES) if k == "peers"]
+_M_SELF = [(j, _WIDX[w]) for j, (w, k) in enumerate(MODEL_FEATURES) if k == "self"]
+_M_PEER_J = np.array([j for j, _ in _M_PEER])
+_M_PEER_W = np.array([w for _, w in _M_PEER])
+_M_SELF_J = np.array([j for j, _ in _M_SELF])
+_M_SELF_W = np.array([w for _, w in _M_SELF])
+
+
+class FeatureBatch:
+    """Feature vectors committed together: one per account and bucket it was active in (the
+    buckets of at most one hour), each as of the end of its bucket. Rows come in no particular
+    order: ``buckets`` and ``accounts`` say whose and when.
+
+    The window values and the baselines they are compared with are kept; the model's inputs
+    (and the relative views they are chosen from) are computed from them when first asked
+    for, so that a consumer that needs them for only some rows (the stage scores an
+    account's latest vector only) computes them for those rows only (:func:`model_inputs`).
+    """
+
+    __slots__ = ("_peer_q", "_rel", "accounts", "buckets", "closed_before", "eid_ends",
+                 "eid_starts", "eids", "gids", "group_names", "own_mean", "own_var",
+                 "quantiles", "raw", "t_last", "users", "warm")
+
+    def __init__(
+        self,
+        buckets: np.ndarray,  # (k,) each row's bucket (epoch seconds // BUCKET)
+        users: list[str],
+        gids: np.ndarray,  # (k,) peer group index into ``group_names``
+        group_names: list[str],  # the peer baselines' names (only ever appended to)
+        raw: np.ndarray,  # (k, NW) the window values (log scale; shares as they are)
+        t_last: np.ndarray,  # (k,) event time of each account's last event in the bucket
+        warm: np.ndarray,  # (k,) bool: account tracked for longer than the warm-up
+        own_mean: np.ndarray,  # (k, NW) the account's own baseline before this bucket
+        own_var: np.ndarray,
+        quantiles: np.ndarray,  # (groups, 3, NW) the peer groups' p10, p50, p99 then
+        eids: list[str],  # each row's last event ids in its bucket, in order
+        eid_ends: np.ndarray,  # (k,) row j's ids end at eid_ends[j] ...
+        eid_starts: np.ndarray,  # ... and start here
+        accounts: np.ndarray,  # (k,) the same number for the same account
+        closed_before: float,  # every bucket before this one is committed
+    ) -> None:
+        self.buckets = buckets
+        self.accounts = accounts
+        self.users = users
+        self.gids = gids
+        self.group_names = group_names
+        self.raw = raw
+        self.t_last = t_last
+        self.warm = warm
+        self.own_mean = own_mean
+        self.own_var = own_var
+        self.quantiles = quantiles
+        self.eids = eids
+        self.eid_ends = eid_ends
+        self.eid_starts = eid_starts
+        self.closed_before = closed_before
+        self._peer_q: np.ndarray | None = None
+        self._rel: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def peer_q(self) -> np.ndarray:
+        """(k, 3, NW) each account's peer group's p10, p50, p99 (log scale)."""
+        if self._peer_q is None:
+            self._peer_q = self.quantiles[self.gids]
+        return self._peer_q
+
+    def _relative(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._rel is None:
+            self._rel = model_inputs(self.raw, self.own_mean, self.own_var, self.peer_q)
+        return self._rel
+
+    @property
+    def x(self) -> np.ndarray:
+        """(k, len(FEATURE_NAMES)) float32: the model's input."""
+        return self._relative()[0]
+
+    @property
+    def rel_self(self) -> np.ndarray:
+        """(k, NW) sd above the account's own baseline, beyond 1 (>= 0)."""
+        return self._relative()[1].astype(np.float32)
+
+    @property
+    def rel_peer(self) -> np.ndarray:
+        """(k, NW) how far above the peers' 99th percentile (>= 0)."""
+        return self._relative()[2].astype(np.float32)
+
+    def inputs(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Rows ``idx``' window values, own baseline and peer quantiles: what
+        :func:`model_inputs` computes the model's input from."""
+        return (self.raw[idx], self.own_mean[idx], self.own_var[idx],
+                self.quantiles[self.gids[idx]])
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    @property
+    def bucket(self) -> int:
+        """The latest bucket of the batch."""
+        return int(self.buckets.max())
+
+    def by_bucket(self) -> list[FeatureBatch]:
+        """The batch split per bucket, in bucket order, accounts in order within a bucket (as
+        committing bucket by bucket)."""
+        order = np.lexsort((self.accounts, self.buckets))
+        cuts = np.flatnonzero(np.diff(self.buckets[order])) + 1
+        return [self.select(idx) for idx in np.split(order, cuts)]
+
+    def group(self, j: int) -> str:
+        return self.group_names[int(self.gids[j])]
+
+    def event_ids(self, j: int, keep: int = EIDS_KEPT) -> tuple[str, ...]:
+        """Account ``j``'s last ``keep`` (at most EIDS_KEPT) event ids in the bucket, oldest
+        first."""
+        end = int(self.eid_ends[j])
+        start = int(self.eid_starts[j])
+        return tuple(self.eids[max(start, end - keep):end]) if keep > 0 else ()
+
+    def values(self, j: int) -> dict[str, float]:
+        """Account ``j``'s window values in natural units (counts, bytes, shares)."""
+        return {n: to_natural(n, float(v)) for n, v in zip(WINDOW_FEATURES, self.raw[j],
+                                                             strict=True)}
+
+    def index(self, user_id: str) -> int:
+        return self.users.index(user_id)
+
+    def select(self, which: np.ndarray) -> FeatureBatch:
+        """The rows of a boolean mask, or at the given positions (in that order)."""
+        idx = np.flatnonzero(which) if which.dtype == bool else which
+        pick = idx.tolist()
+        ids = [self.event_ids(i) for i in pick]
+        ends = np.cumsum([len(e) for e in ids], dtype=np.int64)
+        return FeatureBatch(
+            self.buckets[idx], [self.users[i] for i in pick], self.gids[idx],
+            self.group_names, self.raw[idx], self.t_last[idx], self.warm[idx],
+            self.own_mean[idx], self.own_var[idx], self.quantiles,
+            [e for e_ids in ids for e in e_ids], ends, ends - [len(e) for e in ids],
+            self.accounts[idx], self.closed_before)
+
+
+def model_inputs(raw: np.ndarray, own_mean: np.ndarray, own_var: np.ndarray,
+                 peer_q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the model's input (float32), rel_self, rel_peer) of window values ``raw`` against
+    the account's own baseline and its peers' quantiles (row by row, for any rows)."""
+    p50, p99 = peer_q[:, 1], peer_q[:, 2]
+    # beyond one standard deviation above the account's usual (most hours are within it)
+    x_self = np.maximum((raw - own_mean) / np.sqrt(own_var + _FLOOR_VAR) - 1.0, 0.0)
+    x_peer = np.maximum(raw - p99, 0.0) / (p99 - p50 + FLOOR)
+    x = np.empty((len(raw), len(FEATURE_NAMES)), np.float32)
+    x[:, _M_PEER_J] = x_peer[:, _M_PEER_W]
+    x[:, _M_SELF_J] = x_self[:, _M_SELF_W]
+    return x, x_self, x_peer

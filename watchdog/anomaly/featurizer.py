@@ -1,0 +1,409 @@
+"""Per-account behaviour over sliding windows of event time (1 hour and 24 hours).
+
+Pure: no I/O, no clock, no asyncio. Events go in in event-time order (:meth:`Featurizer.observe`);
+every 10 minutes of event time the buckets of the accounts that were active in them are
+*committed*, and one feature vector per such account comes out (:class:`FeatureBatch`), as of
+the end of that bucket: the account's last hour and last 24 hours, relative to its own history
+and to its peers.
+
+Cost: per event, only keeping it; every few thousand events (and at the end of each hour) the
+kept ones are reduced to one row per account and bucket (:mod:`~watchdog.anomaly.reduction`);
+at the end of each hour of event time its rows are committed together, with a number of numpy
+operations that does not depend on the number of accounts (:meth:`Featurizer._commit`).
+Memory: one row of a few fixed-size arrays per tracked account (:mod:`~watchdog.anomaly.layout`)
+plus its dictionary entry; accounts idle for ``idle_ttl`` are evicted and their rows reused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from watchdog.anomaly import own_baseline
+from watchdog.anomaly.batch import FeatureBatch
+from watchdog.anomaly.layout import (
+    F_WIDTH,
+    ROW_BYTES,
+    SEEN_WORDS,
+    U_WIDTH,
+    advance,
+    fresh_row,
+    read_windows,
+    stamps,
+    sweep,
+    touched_slots,
+)
+from watchdog.anomaly.peers import PeerBaselines
+from watchdog.anomaly.reduction import Rows, by_rank, merge, reduce_events
+from watchdog.anomaly.vocabulary import BUCKET, NW, PEER_SCALE, PER_HOUR
+from watchdog.events import AccessEvent
+from watchdog.policy.model import Policy
+
+SEGMENT = 8192  # events kept before they are reduced to rows (bounds the memory they hold)
+_SWEEP_EVERY = 16_384  # buckets (~57 days) between sweeps that keep stamps from wrapping
+_NO_BUCKET = -(2**62)
+
+
+class _HasPolicy(Protocol):
+    @property
+    def policy(self) -> Policy: ...
+
+
+class Featurizer:
+    """Sliding-window features per account; see the module docstring.
+
+    Per event, :meth:`observe` only keeps the event; the kept ones are reduced column by
+    column a few thousand at a time (:meth:`_absorb`) and committed an hour at a time.
+    ``policy_source``: an object whose ``policy`` attribute is the current policy (the
+    engine), read where the policy matters, so that a reloaded policy applies at once.
+    """
+
+    # the row arrays (see _alloc)
+    u16: np.ndarray
+    f32: np.ndarray
+    seen: np.ndarray
+    own: np.ndarray
+    meta: np.ndarray
+    first_seen: np.ndarray
+    last_seen: np.ndarray
+
+
+    def __init__(
+        self,
+        policy: Policy,
+        group_of: Callable[[str, float], str],
+        *,
+        peers: PeerBaselines | None = None,
+        warmup: float = 25 * 3600.0,
+        idle_ttl: float = 14 * 86400.0,
+        capacity: int = 1024,
+        policy_source: _HasPolicy | None = None,
+    ) -> None:
+        self._policy = policy
+        self._policy_source = policy_source
+        self.group_of = group_of
+        self.peers = peers if peers is not None else PeerBaselines(NW, BUCKET, PEER_SCALE)
+        self.warmup = warmup
+        self.idle_ttl = idle_ttl
+        self.rows: dict[str, int] = {}  # user id -> row
+        self._row_user: list[str | None] = []  # row -> user id (None: free)
+        self._free: list[int] = []
+        self._cap = 0
+        self._alloc(capacity)
+        self._bucket = _NO_BUCKET  # the open bucket (none before the first event)
+        self._end: float = -math.inf  # event time at which the open bucket closes
+        self._buf: list[tuple[AccessEvent, float]] = []  # events not reduced to rows yet
+        self._runs: list[tuple[int, int]] = [(0, _NO_BUCKET)]  # (from position, bucket) in it
+        self._parts: list[Rows] = []  # this hour's rows not committed yet
+        self._committed_open = _NO_BUCKET  # the open bucket at the last commit
+        self._last_sweep = 0
+        self._last_evict_hour = 0
+        self._res_bits: dict[str, int] = {}
+        self._src_bits: dict[str, int] = {}
+        self.evicted = 0
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy if self._policy_source is None else self._policy_source.policy
+
+    @policy.setter
+    def policy(self, policy: Policy) -> None:
+        self._policy = policy
+
+    # -- storage: one row of each array per account (a commit gathers and scatters each once)
+    def _alloc(self, cap: int) -> None:
+        old = self._cap
+
+        def grow(name: str, shape: tuple[int, ...], dtype: type, fill: int | float = 0) -> None:
+            new: np.ndarray = np.full((cap, *shape), fill, dtype=dtype)
+            if old:
+                new[:old] = getattr(self, name)
+            setattr(self, name, new)
+
+        grow("u16", (U_WIDTH,), np.uint16)
+        grow("f32", (F_WIDTH,), np.float32)
+        grow("seen", (SEEN_WORDS,), np.uint64)
+        grow("own", (2 * NW,), np.float16)  # own baseline: mean, variance (log scale)
+        grow("meta", (3,), np.int32)  # commits, peer group, hour of event time looked up
+        grow("first_seen", (), np.float64)
+        grow("last_seen", (), np.float64, np.inf)  # free rows are never idle
+        self._free.extend(range(cap - 1, old - 1, -1))
+        self._row_user.extend([None] * (cap - old))
+        self._cap = cap
+
+    def _new_row(self, uid: str, t: float) -> int:
+        if not self._free:
+            self._alloc(max(1024, self._cap * 3 // 2))
+        r = self._free.pop()
+        self.rows[uid] = r
+        self._row_user[r] = uid
+        bucket = int(t // BUCKET)
+        u = self.u16[r]
+        u[:] = 0
+        fresh_row(u, bucket)
+        self.f32[r] = 0
+        self.seen[r] = 0
+        # a new account starts from its peers' baseline, not from zero
+        gid = self.peers.gid(self.group_of(uid, t))
+        mean, var = self.peers.moments(gid)
+        own = self.own[r]
+        own[:NW] = mean
+        own[NW:] = np.minimum(var, 6e4)
+        self.meta[r] = (0, gid, bucket // PER_HOUR)
+        self.first_seen[r] = t
+        self.last_seen[r] = t
+        return r
+
+    def tracked(self) -> int:
+        return len(self.rows)
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the row arrays (all capacity, used or not)."""
+        return self._cap * ROW_BYTES
+
+    # -- per event ----------------------------------------------------------------------
+    def observe(self, ev: AccessEvent, t: float) -> FeatureBatch | None:
+        """Account for one event; returns the vectors of the hour it closed, if any.
+
+        An event older than the open bucket (late, out of order) joins the open bucket.
+        """
+        if self._policy_source is not None and self._policy_source.policy is not self._policy:
+            self._new_policy()
+        out = self._advance(t) if t >= self._end else None
+        buf = self._buf
+        buf.append((ev, t))
+        if len(buf) >= SEGMENT:
+            self._absorb()
+        return out
+
+    def observe_many(self, items: Sequence[tuple[AccessEvent, float]]) -> list[FeatureBatch]:
+        """:meth:`observe` of each (event, event time) in turn; the vectors of the hours they
+        closed."""
+        out: list[FeatureBatch] = []
+        n = len(items)
+        if not n:
+            return out
+        if self._policy_source is not None and self._policy_source.policy is not self._policy:
+            self._new_policy()
+        # a plain loop: the daemon's lists are often a few events long
+        buf = self._buf
+        end = self._end
+        start = 0
+        for i, (_, t) in enumerate(items):
+            if t >= end:  # closes the open bucket (or is the first event)
+                buf.extend(items[start:i])
+                start = i
+                batch = self._advance(t)
+                if batch is not None:
+                    out.append(batch)
+                buf = self._buf  # a commit starts a new list
+                end = self._end
+        buf.extend(items[start:])
+        if len(buf) >= SEGMENT:
+            self._absorb()
+        return out
+
+    def _advance(self, t: float) -> FeatureBatch | None:
+        """Event time reached the end of the open bucket (or this is the first event).
+
+        The closed buckets of an hour are committed together when it ends (or when
+        :meth:`commit` is called), in one vectorised pass.
+        """
+        b = int(t // BUCKET)
+        out = None
+        cur_b = self._bucket
+        if cur_b == _NO_BUCKET:
+            self._last_sweep = b
+            self._last_evict_hour = b // PER_HOUR
+            self.peers.rebase(b)
+        if b > cur_b:
+            self._bucket = b
+            self._runs.append((len(self._buf), b))
+            if cur_b != _NO_BUCKET and b // PER_HOUR != cur_b // PER_HOUR:
+                out = self._commit(self._closed_rows())
+                self._housekeeping(b, t)
+        # floats: comparing a float with a large int is several times slower
+        self._end = float((self._bucket + 1) * BUCKET)
+        return out
+
+    def _new_policy(self) -> None:
+        """The policy was reloaded: the events kept so far are judged by the old one."""
+        self._absorb()
+        assert self._policy_source is not None
+        self._policy = self._policy_source.policy
+
+    @property
+    def open_bucket(self) -> int | None:
+        """The bucket events currently go to (None before the first event)."""
+        return None if self._bucket == _NO_BUCKET else self._bucket
+
+    def commit(self) -> FeatureBatch | None:
+        """Commit the closed buckets not committed yet (the open one stays open). Nothing to
+        do while the open bucket is the one of the last commit (the daemon asks every tick)."""
+        if self._bucket == self._committed_open:
+            return None
+        return self._commit(self._closed_rows())
+
+    def flush(self) -> FeatureBatch | None:
+        """Commit the closed buckets and the open one now (end of input); later events may
+        still join the open bucket."""
+        rows = self._rows()
+        self._parts = []
+        self._committed_open = self._bucket
+        return self._commit(rows, math.inf)
+
+    # -- events -> rows: column by column ------------------------------------------------
+    def _absorb(self) -> None:
+        """Reduce the kept events to rows (one per account and bucket)."""
+        buf = self._buf
+        if not buf:
+            return
+        runs = self._runs
+        self._buf, self._runs = [], [(0, self._bucket)]
+        # accounts: a new one gets its row at its first event
+        uids = [e.user.id for e, _ in buf]
+        get_row = self.rows.get
+        rows_l = [get_row(u, -1) for u in uids]
+        if -1 in rows_l:
+            for i in [i for i, r in enumerate(rows_l) if r < 0]:
+                r = get_row(uids[i])
+                rows_l[i] = self._new_row(uids[i], buf[i][1]) if r is None else r
+        self._parts.append(reduce_events(buf, runs, rows_l, self._policy, self._res_bits,
+                                         self._src_bits))
+
+    def _rows(self) -> Rows | None:
+        """Every uncommitted row of the hour, one per account and bucket, sorted."""
+        self._absorb()
+        parts = self._parts
+        if not parts:
+            return None
+        return merge(parts)
+
+    def _closed_rows(self) -> Rows | None:
+        """The uncommitted rows of closed buckets; the open bucket's stay for later."""
+        rows = self._rows()
+        self._parts = []
+        self._committed_open = self._bucket
+        if rows is None:
+            return None
+        still = rows.bks >= self._bucket
+        if still.all():
+            self._parts = [rows]
+            return None
+        if still.any():
+            self._parts = [rows.take(np.flatnonzero(still))]
+            rows = rows.take(np.flatnonzero(~still))
+        return rows
+
+
+    # -- commit: one vectorised pass per hour -------------------------------------------
+    def _commit(self, part: Rows | None, closed_before: float | None = None,
+                ) -> FeatureBatch | None:
+        """Commit rows of one hour (sorted by account, then bucket): one vector each.
+
+        An account active in several buckets has a row per bucket; its *rank* counts its
+        earlier ones. Rows go rank by rank (rank 0: every account; rank 1: those with a second
+        bucket; ...), each rank's rows starting from the state its previous rank left, so the
+        result is exactly that of committing bucket by bucket; only the state updates loop
+        over ranks (at most six), on contiguous blocks, and all else is one pass over all rows.
+        Within one hour the peers' baselines do not move (they fold in once an hour), and
+        every earlier row of the account is inside both windows of a later one.
+        """
+        if part is None or not len(part):
+            return None
+        rm, prev, lasts, offs, acct = by_rank(part.rows)
+        rows = part.rows[rm]
+        bks = part.bks[rm]
+        t_last = part.t_last[rm]
+        cats = part.cats[rm]
+        bloom = part.bloom[rm]
+        eid_ends = np.cumsum(part.eid_n)
+        eid_starts = (eid_ends - part.eid_n)[rm]
+        eid_ends = eid_ends[rm]
+        row_user = self._row_user
+        users: list[str] = [row_user[r] for r in rows.tolist()]  # rows in use: not None
+        touched = touched_slots(part.subj[rm], bloom, cats)
+
+        ur = rows[: offs[1]]  # rank 0: every account once, in order
+        h = int(bks[0]) // PER_HOUR
+        now, ring_cols = stamps(bks)
+
+        # peer groups: looked up again once per account and hour of event time
+        meta = self.meta[ur]
+        stale = np.flatnonzero(meta[:, 2] != h)
+        if len(stale):
+            group_of, gid_of = self.group_of, self.peers.gid
+            meta[stale, 1] = [gid_of(group_of(users[j], float(t_last[j])))
+                              for j in stale.tolist()]
+            meta[stale, 2] = h
+        gids = meta[acct, 1].astype(np.int64)
+
+        # state updates, rank by rank (contiguous blocks, updated in place): rings, sketch
+        # stamps, never-before bits
+        u, f, seen = advance((self.u16[ur], self.f32[ur], self.seen[ur]), prev, offs,
+                             part.small[rm], part.large[rm], bloom, cats, touched, now,
+                             ring_cols)
+        self.u16[ur] = u[lasts]
+        self.f32[ur] = f[lasts]
+        self.seen[ur] = seen[lasts]
+
+        # each row's windows as of the end of its bucket; the peers' rare categories: what
+        # they hardly touch (this hour)
+        x_win = read_windows(u, f, now, self.peers.rare_categories(gids))
+
+        # learn: the own baseline
+        own = self.own[ur]
+        own_m, own_v, meta[:, 0] = own_baseline.learn(own, meta[:, 0], x_win, acct, offs)
+        self.own[ur] = own
+        self.meta[ur] = meta
+        quantiles = self.peers.quantile_table()  # the peers' baselines before this hour
+        self.peers.add(gids, x_win, cats)
+        latest = np.full(len(ur), -np.inf)
+        np.maximum.at(latest, acct, t_last)
+        self.last_seen[ur] = np.maximum(self.last_seen[ur], latest)
+        warm = (bks + 1) * BUCKET - self.first_seen[rows] >= self.warmup
+        return FeatureBatch(bks, users, gids, self.peers.names, x_win,
+                            t_last, warm, own_m, own_v, quantiles, part.eids, eid_ends,
+                            eid_starts, rows,
+                            self._bucket if closed_before is None else closed_before)
+
+    # -- housekeeping -------------------------------------------------------------------
+    def _housekeeping(self, b: int, t: float) -> None:
+        """A new hour of event time (nothing stashed): the peers' baselines move, idle
+        accounts go, and now and then stale stamps are swept."""
+        hour = b // PER_HOUR
+        if hour != self._last_evict_hour:
+            self._last_evict_hour = hour
+            self.peers.refresh(b)
+            self.evict(t - self.idle_ttl)
+        if b - self._last_sweep >= _SWEEP_EVERY:
+            self._last_sweep = b
+            self._sweep(b)
+
+    def evict(self, before: float) -> int:
+        """Forget accounts whose last event is before ``before``; returns how many."""
+        if not self.rows:
+            return 0
+        dropped = 0
+        row_user = self._row_user
+        busy = ({r for p in self._parts for r in p.rows.tolist()}
+                | {self.rows.get(e.user.id, -1) for e, _ in self._buf})
+        for r in np.flatnonzero(self.last_seen[: self._cap] < before).tolist():
+            u = row_user[r]
+            if u is None or r in busy:
+                continue
+            del self.rows[u]
+            row_user[r] = None
+            self.last_seen[r] = np.inf  # free rows are never idle
+            self._free.append(r)
+            dropped += 1
+        self.evicted += dropped
+        return dropped
+
+    def _sweep(self, b: int) -> None:
+        """Re-stamp slots older than any window as "never", before their age wraps."""
+        sweep(self.u16, b)
+

@@ -1,0 +1,241 @@
+"""The row layout: how an account's state is kept as one row of a few fixed-size numpy arrays
+(:data:`ROW_BYTES`, about 1.4 KB), and the two operations on it, pure and vectorised over
+rows: adding a bucket's sums (:func:`update`) and reading the windows (:func:`window_values`).
+
+Windows are rings of buckets (6 x 10 minutes, 24 x 1 hour); distinct counts are
+linear-counting sketches whose slots keep the bucket they were last set in (so one sketch
+answers for any window); "never touched before" is a small Bloom bitmap. Stamps are 16-bit
+bucket numbers modulo 65536; :func:`sweep` keeps stale ones from wrapping round.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from watchdog.anomaly.vocabulary import (
+    BASE,
+    CATEGORIES,
+    LOGGED,
+    NW,
+    PER_HOUR,
+    SLOTS_1H,
+    SLOTS_24H,
+    WINDOW_BUCKETS,
+    WINDOWS,
+)
+
+# counters kept per bucket: small ones saturate at 65535, large ones are float32
+SMALL = ("events", "exports", "external", "offhours", "failed", "new_res", "new_cat",
+         "new_src")
+LARGE = ("records", "bytes", "subjects_sum")
+NS, NL = len(SMALL), len(LARGE)
+M_SUBJ, M_RES, M_SRC = 64, 32, 16  # linear-counting slots
+SEEN_RES_BITS, SEEN_SRC_BITS = 512, 128  # "never before" Bloom bitmaps (one hash)
+STALE = 40_000  # a fresh stamp's age: "never" (well beyond any window, below the wrap)
+
+# The sketches of one account are one row of uint16 stamps: subjects, resources, sources, and
+# the bucket each category was last touched in.
+_SK_SUBJ, _SK_RES, _SK_SRC, _SK_CAT = 0, M_SUBJ, M_SUBJ + M_RES, M_SUBJ + M_RES + M_SRC
+SK_WIDTH = _SK_CAT + len(CATEGORIES)
+# "never before" bitmaps, one row of uint64 words: resources, then sources
+RES_WORDS, _SRC_WORDS = SEEN_RES_BITS // 64, SEEN_SRC_BITS // 64
+SEEN_WORDS = RES_WORDS + _SRC_WORDS
+# an account's row of uint16: ring stamps (1 h, 24 h), ring counters (1 h, 24 h), sketch and
+# category stamps, seen categories; and of float32: the rings' large counters (1 h, 24 h)
+U_ST1 = 0
+U_ST24 = U_ST1 + SLOTS_1H
+U_SM1 = U_ST24 + SLOTS_24H
+U_SM24 = U_SM1 + SLOTS_1H * NS
+U_SK = U_SM24 + SLOTS_24H * NS
+U_CAT = U_SK + SK_WIDTH
+U_WIDTH = U_CAT + 1
+F_WIDTH = (SLOTS_1H + SLOTS_24H) * NL
+# the rings' slots side by side: which window each belongs to, and that window's length
+SLOTS = SLOTS_1H + SLOTS_24H
+SLOT_WINDOW = np.repeat([0, 1], [SLOTS_1H, SLOTS_24H])
+SLOT_SPAN = np.repeat(np.array([SLOTS_1H, SLOTS_24H], np.uint16), [SLOTS_1H, SLOTS_24H])
+_SLOT_IN = np.equal.outer(np.arange(len(WINDOWS)), SLOT_WINDOW).astype(np.float32)
+# per window: which sketch slots and categories count (their stamps' age in buckets)
+_SPANS = np.array([WINDOW_BUCKETS[w] for w in WINDOWS], np.uint16)
+
+ROW_BYTES = (
+    2 * (SLOTS_1H + SLOTS_24H)  # bucket stamps
+    + (SLOTS_1H + SLOTS_24H) * (2 * NS + 4 * NL)  # counters
+    + 2 * (M_SUBJ + M_RES + M_SRC + len(CATEGORIES))  # sketches, category stamps
+    + (SEEN_RES_BITS + SEEN_SRC_BITS) // 8 + 2  # seen resources, sources, categories
+    + 2 * 2 * NW  # own baseline (float16 mean and variance)
+    + 8 + 8 + 4 + 4 + 4  # first and last seen, commits, peer group and when looked up
+)
+
+
+def _linear_count(empty: np.ndarray, m: int) -> np.ndarray:
+    """Distinct items from the number of empty slots (inf when saturated)."""
+    with np.errstate(divide="ignore"):
+        return np.where(empty > 0, -m * np.log(np.maximum(empty, 1) / m), np.inf)
+
+
+# _linear_count of every possible number of empty slots, for the three sketches side by side:
+# the estimate of sketch i with e empty slots is _LC_TABLE[_LC_OFFSETS[i] + e]
+_LC_TABLE = np.concatenate([_linear_count(np.arange(m + 1, dtype=np.float64), m)
+                            for m in (M_SUBJ, M_RES, M_SRC)])
+_LC_OFFSETS = np.array([0, M_SUBJ + 1, M_SUBJ + M_RES + 2])
+
+# where the window values come from, per window block of len(BASE) columns
+_NB = len(BASE)
+_FROM_SMALL = (np.array([BASE.index(n) for n in (
+    "events", "exports", "external", "failed_logins", "new_resources", "new_categories",
+    "new_sources")]), np.array([SMALL.index(n) for n in (
+        "events", "exports", "external", "failed", "new_res", "new_cat", "new_src")]))
+_FROM_LARGE = (np.array([BASE.index("records"), BASE.index("bytes")]),
+               np.array([LARGE.index("records"), LARGE.index("bytes")]))
+_SKETCHED = np.array([BASE.index(n) for n in ("subjects", "resources", "sources")])
+
+
+def touched_slots(subj: np.ndarray, bloom: np.ndarray, cats: np.ndarray) -> np.ndarray:
+    """(k, SK_WIDTH) bool: the sketch slots rows set (subjects; resources, sources,
+    categories: the low bits of the bitmaps' bits) from their subject slot bits, never-before
+    bitmaps and category bits."""
+    k = len(subj)
+    r64 = np.bitwise_or.reduce(bloom[:, :RES_WORDS], axis=1)
+    s64 = np.bitwise_or.reduce(bloom[:, RES_WORDS:], axis=1)
+    s32 = s64 | (s64 >> 32)
+    touched_w = np.empty((k, 2), "<u8")  # little-endian: bit i is in byte i // 8
+    touched_w[:, 0] = subj
+    touched_w[:, 1] = (((r64 | (r64 >> 32)) & 0xFFFFFFFF)
+                       | (((s32 | (s32 >> 16)) & 0xFFFF) << 32)
+                       | (cats.astype(np.uint64) << 48))
+    return np.unpackbits(touched_w.view(np.uint8), axis=1, count=SK_WIDTH,
+                         bitorder="little").view(bool)
+
+
+def update(u: np.ndarray, f: np.ndarray, seen: np.ndarray, small: np.ndarray,
+            large: np.ndarray, bloom: np.ndarray, cats: np.ndarray, touched: np.ndarray,
+            now: np.ndarray, ring_cols: np.ndarray) -> None:
+    """Add one bucket's sums (``small``, ``large``, bits) to accounts' state rows ``u``, ``f``,
+    ``seen`` in place, one bucket per row (``now``: its bucket and hour stamps, ``ring_cols``:
+    its 1-hour and 24-hour ring slots); fills in ``small``'s never-before counts."""
+    k = len(u)
+    # never-before: resources, sources, categories
+    fresh = np.bitwise_count(bloom & ~seen)
+    small[:, 5] = fresh[:, :RES_WORDS].sum(axis=1)
+    small[:, 7] = fresh[:, RES_WORDS:].sum(axis=1)
+    seen |= bloom
+    seen_c = u[:, U_CAT].astype(np.int64)
+    small[:, 6] = np.bitwise_count(cats & ~seen_c)
+    u[:, U_CAT] = seen_c | cats
+    # both rings at once (their slots side by side: 1 h, then 24 h): a slot still holding
+    # an older bucket is cleared before adding
+    at = np.arange(k)[:, None], ring_cols
+    st = u[:, U_ST1:U_SM1]
+    small_r = u[:, U_SM1:U_SK].reshape(k, SLOTS, NS)
+    large_r = f.reshape(k, SLOTS, NL)
+    same = (st[at] == now)[:, :, None]
+    st[at] = now
+    small_r[at] = np.minimum(np.where(same, small_r[at], 0) + small[:, None], 0xFFFF)
+    large_r[at] = np.where(same, large_r[at], 0) + large[:, None]
+    # sketches: slots remember the bucket they were last set in
+    np.copyto(u[:, U_SK:U_CAT], now[:, :1], where=touched)
+
+
+def window_values(valid: np.ndarray, small_r: np.ndarray, large_r: np.ndarray,
+                     ages: np.ndarray, rare: np.ndarray) -> np.ndarray:
+    """(k, NW) window values from the rings (``valid``: (k, SLOTS) 1 for a slot within its
+    window), the sketch stamps' ages and each account's peers' rare categories."""
+    k = len(valid)
+    out = np.empty((k, len(WINDOWS), _NB))
+    # counters: exact sums (integers below 2**24) of the slots within each window
+    s = np.matmul(valid[:, None, :] * _SLOT_IN, small_r.astype(np.float32)).astype(np.float64)
+    # large counters: float32 sums, window by window as a (1, slots) x (slots, 3) product
+    lg = np.empty((k, len(WINDOWS), NL))
+    for w, (lo, hi) in enumerate(((0, SLOTS_1H), (SLOTS_1H, SLOTS))):
+        lg[:, w] = np.matmul(np.ascontiguousarray(valid[:, None, lo:hi]),
+                             np.ascontiguousarray(large_r[:, lo:hi]))[:, 0]
+    # sketch slots and categories set within each window (uint16 ages wrap as stamps do), as
+    # bits of two little-endian words: subjects; resources, sources, categories (_SK_* order)
+    inside = np.packbits(ages[:, None, :] < _SPANS[:, None], axis=-1, bitorder="little")
+    words = inside.view("<u8")  # (k, windows, 2)
+    low, high = words[..., 0], words[..., 1]
+    empty = np.empty((k, len(WINDOWS), 3), np.int64)
+    empty[..., 0] = M_SUBJ - np.bitwise_count(low)
+    empty[..., 1] = M_RES - np.bitwise_count(high & 0xFFFFFFFF)
+    empty[..., 2] = M_SRC - np.bitwise_count((high >> 32) & 0xFFFF)
+    cats = high >> 48
+    events = s[..., 0]
+    out[..., _FROM_SMALL[0]] = s[..., _FROM_SMALL[1]]
+    out[..., _FROM_LARGE[0]] = lg[..., _FROM_LARGE[1]]
+    # subjects: at most the subjects counted; a saturated sketch cannot count further than
+    # one resource or source per event
+    out[..., _SKETCHED] = np.minimum(np.stack((lg[..., 2], events, events), axis=-1),
+                                     _LC_TABLE[empty + _LC_OFFSETS])
+    out[..., BASE.index("offhours_share")] = np.divide(
+        s[..., SMALL.index("offhours")], events, out=np.zeros((k, len(WINDOWS))),
+        where=events > 0)
+    out[..., BASE.index("categories")] = np.bitwise_count(cats)
+    out[..., BASE.index("rare_categories")] = np.bitwise_count(
+        cats & rare.astype(np.uint64)[:, None])
+    flat = out.reshape(k, NW)
+    flat[:, LOGGED] = np.log1p(flat[:, LOGGED])
+    return flat
+
+
+def sweep(u: np.ndarray, b: int) -> None:
+    """Re-stamp slots of state rows ``u`` older than any window as "never", before their age
+    wraps (``b``: the current bucket)."""
+    for st, now in ((u[:, U_ST1:U_ST24], b), (u[:, U_SK:U_CAT], b),
+                    (u[:, U_ST24:U_SM1], b // PER_HOUR)):
+        age = (np.uint16(now & 0xFFFF) - st).astype(np.int64) & 0xFFFF
+        st[age > 2 * WINDOW_BUCKETS["24h"]] = (now - STALE) & 0xFFFF
+
+
+
+def fresh_row(u: np.ndarray, bucket: int) -> None:
+    """A new account's row of uint16 ``u`` (zeroed): every stamp "never" as of ``bucket``."""
+    u[U_ST1:U_ST24] = u[U_SK:U_CAT] = (bucket - STALE) & 0xFFFF
+    u[U_ST24:U_SM1] = (bucket // PER_HOUR - STALE) & 0xFFFF
+
+
+def stamps(bks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of buckets ``bks`` (of one hour): its bucket and hour stamps, and its 1-hour
+    and 24-hour ring slots."""
+    k = len(bks)
+    h = int(bks[0]) // PER_HOUR
+    now = np.empty((k, 2), np.uint16)
+    now[:, 0] = (bks & 0xFFFF).astype(np.uint16)
+    now[:, 1] = h & 0xFFFF
+    ring_cols = np.empty((k, 2), np.intp)
+    ring_cols[:, 0] = bks % SLOTS_1H
+    ring_cols[:, 1] = SLOTS_1H + h % SLOTS_24H
+    return now, ring_cols
+
+
+def read_windows(u: np.ndarray, f: np.ndarray, now: np.ndarray, rare: np.ndarray) -> np.ndarray:
+    """(k, NW) each state row's windows as of the end of its bucket (``now``: its stamps, see
+    :func:`stamps`; ``rare``: its peers' rare categories)."""
+    k = len(u)
+    valid = ((now[:, SLOT_WINDOW] - u[:, U_ST1:U_SM1]) < SLOT_SPAN).astype(np.float32)
+    return window_values(valid, u[:, U_SM1:U_SK].reshape(k, SLOTS, NS),
+                         f.reshape(k, SLOTS, NL), now[:, :1] - u[:, U_SK:U_CAT], rare)
+
+
+def advance(state: tuple[np.ndarray, np.ndarray, np.ndarray], prev: np.ndarray,
+            offs: np.ndarray, small: np.ndarray, large: np.ndarray, bloom: np.ndarray,
+            cats: np.ndarray, touched: np.ndarray, now: np.ndarray,
+            ring_cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Accounts' state rows (uint16, float32, never-before words) after each of their rows of
+    one hour, rank by rank (rank ``r`` is ``offs[r]:offs[r + 1]``; ``prev``: each row's
+    previous row of its account), each from the state its previous rank left (rank 0: from
+    ``state``, one row per account in order); fills in ``small``'s never-before counts."""
+    k = len(small)
+    u = np.empty((k, U_WIDTH), np.uint16)
+    f = np.empty((k, F_WIDTH), np.float32)
+    seen = np.empty((k, SEEN_WORDS), np.uint64)
+    for r in range(len(offs) - 1):
+        lo, hi = int(offs[r]), int(offs[r + 1])
+        if r:
+            src = prev[lo:hi]
+            u[lo:hi], f[lo:hi], seen[lo:hi] = u[src], f[src], seen[src]
+        else:
+            u[lo:hi], f[lo:hi], seen[lo:hi] = state
+        update(u[lo:hi], f[lo:hi], seen[lo:hi], small[lo:hi], large[lo:hi],
+               bloom[lo:hi], cats[lo:hi], touched[lo:hi], now[lo:hi], ring_cols[lo:hi])
+    return u, f, seen

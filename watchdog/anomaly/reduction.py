@@ -1,0 +1,295 @@
+"""The reduction: kept events to one row per account and bucket (:class:`Rows`), column by
+column (a list comprehension per field, then numpy group-by sums and bit-ors), a few thousand
+events at a time (:func:`reduce_events`); rows of the same account and bucket reduced in
+several parts are added up in order (:func:`merge`). Pure: no state but string caches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+from zlib import crc32
+
+import numpy as np
+from msgspec import UNSET, UnsetType
+
+from watchdog.anomaly.batch import EIDS_KEPT
+from watchdog.anomaly.layout import M_SUBJ, NL, NS, SEEN_RES_BITS, SEEN_SRC_BITS
+from watchdog.anomaly.vocabulary import CATEGORIES, EXPORT_ACTIONS
+from watchdog.events import AccessEvent, Data
+from watchdog.policy.model import Policy
+
+MAX_IDS_PER_EVENT = 256  # subject ids hashed per event; the rest count as anonymous
+_EXTERNAL_KINDS = frozenset({"external_media", "third_party", "cloud_storage"})
+_CAT_BIT = {c: 1 << i for i, c in enumerate(CATEGORIES)}
+
+# distinct pseudo-random slots for subjects counted without ids (by a hash of the event id)
+_PSEUDO = tuple(tuple((h + 37 * i) & (M_SUBJ - 1) for i in range(M_SUBJ)) for h in range(M_SUBJ))
+# ... as slot masks: _PSEUDO_MASK[h][k] has the first k of _PSEUDO[h]
+_PSEUDO_MASK = tuple(
+    tuple(sum(1 << s for s in set(slots[:k])) for k in range(M_SUBJ + 1)) for slots in _PSEUDO)
+_CAT_MASKS: dict[tuple[str, ...], int] = {(): 0}  # categories of an event -> bit mask
+# what an action counts as: 1 an export, 2 a login (failed ones count), else nothing
+_ACTION_KIND = {**dict.fromkeys(EXPORT_ACTIONS, 1), "login": 2}
+
+
+class Rows:
+    """Events reduced to one row per account and bucket (the uncommitted part of the open
+    hour), sorted by (account row, bucket); the small counters' never-before columns are
+    filled in at the commit."""
+
+    __slots__ = ("bks", "bloom", "cats", "eid_n", "eids", "large", "rows", "small", "subj",
+                 "t_last")
+
+    def __init__(self, rows: np.ndarray, bks: np.ndarray, small: np.ndarray,
+                 large: np.ndarray, cats: np.ndarray, subj: np.ndarray, bloom: np.ndarray,
+                 t_last: np.ndarray, eids: list[str], eid_n: np.ndarray) -> None:
+        self.rows = rows  # (g,) the accounts' rows
+        self.bks = bks  # (g,) buckets
+        self.small = small  # (g, NS) int64
+        self.large = large  # (g, NL) float64
+        self.cats = cats  # (g,) int64 category bits
+        self.subj = subj  # (g,) uint64 subject sketch slot bits
+        self.bloom = bloom  # (g, SEEN_WORDS) "<u8": resource bits, then source bits
+        self.t_last = t_last  # (g,) the last event time
+        self.eids = eids  # the last event ids of each row, row after row
+        self.eid_n = eid_n  # (g,) how many each
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def take(self, idx: np.ndarray) -> Rows:
+        ends = np.cumsum(self.eid_n)
+        pos, n = ranges(ends[idx] - self.eid_n[idx], self.eid_n[idx])
+        eids = self.eids
+        return Rows(self.rows[idx], self.bks[idx], self.small[idx], self.large[idx],
+                     self.cats[idx], self.subj[idx], self.bloom[idx], self.t_last[idx],
+                     [eids[i] for i in pos.tolist()], n)
+
+
+def ranges(starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of consecutive ranges (``starts``, ``sizes``), one after the other."""
+    total = int(sizes.sum())
+    ends = np.cumsum(sizes)
+    return np.arange(total) - np.repeat(ends - sizes - starts, sizes), sizes
+
+
+def heads(keys: np.ndarray) -> np.ndarray:
+    """Where each run of equal values starts in sorted ``keys`` (non-empty)."""
+    new = np.empty(len(keys), bool)
+    new[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=new[1:])
+    return np.flatnonzero(new)
+
+
+def by_account_and_bucket(rows: np.ndarray, bks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stable order that groups items by (account row, bucket) (the buckets of one hour),
+    and where each group starts in it."""
+    key = rows * 8 + (bks - bks.min())  # an hour: at most 6 buckets
+    order = np.argsort(key, kind="stable")
+    return order, heads(key[order])
+
+
+def tails(sizes: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
+    """Of consecutive groups of ``sizes`` items: the positions of each group's last ``keep``
+    items, and how many that is per group."""
+    n = np.minimum(sizes, keep)
+    return ranges(np.cumsum(sizes) - n, n)
+
+
+
+def _h(s: str) -> int:
+    return crc32(s.encode())
+
+
+
+def _external(policy: Policy, kind: object, domain: object, action: str) -> bool:
+    if kind in _EXTERNAL_KINDS:
+        return True
+    if kind == "email" or action == "email":
+        return bool(domain) and not policy.is_internal_domain(str(domain))
+    return False
+
+
+def reduce_events(buf: list[tuple[AccessEvent, float]], runs: list[tuple[int, int]],
+                  rows_l: list[int], policy: Policy, res_bits: dict[str, int],
+                  src_bits: dict[str, int]) -> Rows:
+    """Kept (event, event time)s to rows, one per account and bucket: ``runs`` are the
+    (from position, bucket) runs of ``buf``, ``rows_l`` each event's account row; ``policy``
+    says what is internal and what business hours are; ``res_bits`` and ``src_bits`` cache
+    the never-before bits per string."""
+    n = len(buf)
+    starts = [i for i, _ in runs]
+    bks = np.repeat(np.array([b for _, b in runs], np.int64), np.diff([*starts, n]))
+    evs = [e for e, _ in buf]
+    ts = np.fromiter([t for _, t in buf], np.float64, n)
+    infos = [e.event for e in evs]
+    eids = [i.id for i in infos]
+    actions = [i.action for i in infos]
+    # counters: events, exports, external, off hours, failed logins
+    flags = np.zeros((n, 5), np.int64)
+    flags[:, 0] = 1
+    kind = _ACTION_KIND.get
+    kinds = np.fromiter([kind(a, 0) for a in actions], np.int8, n)
+    flags[:, 1] = kinds == 1
+    logins = np.flatnonzero(kinds == 2).tolist()
+    if logins:
+        flags[logins, 4] = [infos[i].outcome == "failure" for i in logins]
+    dests = [e.destination for e in evs]
+    sent = [i for i, d in enumerate(dests) if d]
+    if sent:
+        flags[sent, 2] = [_external(policy, dests[i].kind, dests[i].domain, actions[i])  # type: ignore[union-attr]
+                          for i in sent]
+    hours = policy.business_hours
+    if hours is not None:  # looked up once per minute
+        _, first, where = np.unique(ts // 60, return_index=True,
+                                    return_inverse=True)
+        off = [not hours.contains(t) for t in ts[first].tolist()]
+        flags[:, 3] = np.array(off, bool)[where]
+    # never-before bits: the source address's, the resource's (cached per string)
+    ips = [e.source.ip if e.source else None for e in evs]
+    src_bit = _bits(src_bits, ips, SEEN_SRC_BITS)
+    datas = [e.data for e in evs]
+    res_bit = _bits(res_bits, [d.resource for d in datas], SEEN_RES_BITS)
+    cat_mask = _CAT_MASKS.get
+    cats_l = [d.categories for d in datas]
+    masks = [cat_mask(c, -1) for c in cats_l]
+    if -1 in masks:
+        for i in [i for i, m in enumerate(masks) if m < 0]:
+            masks[i] = _cat_mask(cats_l[i])
+    cats = np.array(masks, np.int64)
+    large = np.empty((n, NL))
+    large[:, 0] = np.fromiter([d.records or 0 for d in datas], np.float64, n)
+    large[:, 1] = np.fromiter([d.bytes or 0 for d in datas], np.float64, n)
+    subj, large[:, 2] = _subjects(datas, eids)
+
+    # group by (account, bucket), events in order within a group
+    rows = np.array(rows_l, np.int64)
+    order, heads = by_account_and_bucket(rows, bks)
+    g = len(heads)
+    group = np.empty(n, np.int64)
+    group[order] = np.repeat(np.arange(g), np.diff(np.append(heads, n)))
+    small = np.zeros((g, NS), np.int64)
+    small[:, :5] = np.add.reduceat(flags[order], heads)
+    # bitmaps: set the bits of each group's events, then pack them (little-endian words)
+    bits = np.zeros((g, SEEN_RES_BITS + SEEN_SRC_BITS), bool)
+    has = res_bit >= 0
+    bits[group[has], res_bit[has]] = True
+    has = src_bit >= 0
+    bits[group[has], SEEN_RES_BITS + src_bit[has]] = True
+    bloom = np.packbits(bits, axis=1, bitorder="little").view("<u8")
+    sizes = np.diff(np.append(heads, n))
+    pos, eid_n = tails(sizes, EIDS_KEPT)
+    return Rows(
+        rows[order[heads]], bks[order[heads]], small, np.add.reduceat(large[order], heads),
+        np.bitwise_or.reduceat(cats[order], heads),
+        np.bitwise_or.reduceat(subj[order], heads), bloom,
+        np.maximum.reduceat(ts[order], heads), [eids[i] for i in order[pos].tolist()],
+        eid_n)
+
+
+def merge(parts: list[Rows]) -> Rows:
+    """Rows reduced in several parts as one, sorted (the same account and bucket in several
+    parts: added up, in order)."""
+    if len(parts) == 1:
+        return parts[0]
+    rows = np.concatenate([p.rows for p in parts])
+    bks = np.concatenate([p.bks for p in parts])
+    order, heads = by_account_and_bucket(rows, bks)
+    eid_n = np.concatenate([p.eid_n for p in parts])
+    eids = [e for p in parts for e in p.eids]
+    # each group's event ids: its members' in order, then the last EIDS_KEPT
+    member_pos, _ = ranges((np.cumsum(eid_n) - eid_n)[order], eid_n[order])
+    pos, n = tails(np.add.reduceat(eid_n[order], heads), EIDS_KEPT)
+    return Rows(
+        rows[order[heads]], bks[order[heads]],
+        np.add.reduceat(np.concatenate([p.small for p in parts])[order], heads),
+        np.add.reduceat(np.concatenate([p.large for p in parts])[order], heads),
+        np.bitwise_or.reduceat(np.concatenate([p.cats for p in parts])[order], heads),
+        np.bitwise_or.reduceat(np.concatenate([p.subj for p in parts])[order], heads),
+        np.bitwise_or.reduceat(np.concatenate([p.bloom for p in parts])[order], heads),
+        np.maximum.reduceat(np.concatenate([p.t_last for p in parts])[order], heads),
+        [eids[i] for i in member_pos[pos].tolist()], n)
+
+
+def _bits(cache: dict[str, int], keys: Sequence[str | UnsetType | None], bits: int,
+          ) -> np.ndarray:
+    """Each key's bit in a ``bits``-wide bitmap (its hash modulo ``bits``; -1 for none),
+    cached per string."""
+    get = cache.get
+    out = [get(k, -2) if k else -1 for k in keys]
+    if -2 in out:
+        if len(cache) >= 100_000:
+            cache.clear()
+        for i in [i for i, v in enumerate(out) if v == -2]:
+            key = keys[i]
+            assert isinstance(key, str)
+            out[i] = cache[key] = _h(key) & (bits - 1)
+    return np.array(out, np.int64)
+
+
+def _subjects(datas: list[Data], eids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per event: the subject sketch's slot bits and the number of subjects."""
+    ids_l = [d.subject_ids for d in datas]
+    counts_l = [d.subject_count for d in datas]
+    # the common case, a list of one id and no count, in one pass; the others after
+    masks = [1 << (crc32(ids[0].encode()) & (M_SUBJ - 1)) if len(ids) == 1 else 0
+             for ids in ids_l]
+    counts = [len(ids) for ids in ids_l]
+    for i in [i for i, (ids, c) in enumerate(zip(ids_l, counts_l, strict=True))
+              if c is not UNSET or len(ids) > 1]:
+        c = counts_l[i]
+        n = counts[i] if c is UNSET else c
+        counts[i] = n
+        masks[i] = _slots(ids_l[i], eids[i], n) if n else 0
+    return np.array(masks, np.uint64), np.array(counts, np.float64)
+
+
+def _slots(ids: tuple[str, ...], eid: str, n: int) -> int:
+    """The subject sketch's slots for an event's ``n`` subjects: by id for the first
+    ``MAX_IDS_PER_EVENT`` ids, pseudo-random distinct ones for the rest (by the event id)."""
+    m = 0
+    for sid in ids if len(ids) <= MAX_IDS_PER_EVENT else ids[:MAX_IDS_PER_EVENT]:
+        m |= 1 << (crc32(sid.encode()) & (M_SUBJ - 1))
+    extra = n - min(len(ids), MAX_IDS_PER_EVENT)
+    if extra > 0:
+        m |= _PSEUDO_MASK[_h(eid) & (M_SUBJ - 1)][min(extra, M_SUBJ)]
+    return m
+
+
+def _cat_mask(cats: tuple[str, ...]) -> int:
+    mask = 0
+    for c in cats:
+        mask |= _CAT_BIT.get(c, 0)
+    if len(_CAT_MASKS) < 4096:
+        _CAT_MASKS[cats] = mask
+    return mask
+
+
+
+class Ranks(NamedTuple):
+    """Rows sorted by account then bucket (*account-major*), reordered rank by rank (rank 0:
+    every account's first row; rank 1: the second rows of those with one; ...), accounts in
+    order within a rank (*rank-major*)."""
+
+    rm: np.ndarray  # rank-major position -> account-major position
+    prev: np.ndarray  # each row's previous row of its account (rank > 0 rows only)
+    lasts: np.ndarray  # each account's last row
+    offs: np.ndarray  # rank r is offs[r]:offs[r + 1]
+    acct: np.ndarray  # each row's account (0, 1, ... in account-major order)
+
+
+def by_rank(rows_am: np.ndarray) -> Ranks:
+    """The rank-major order of account-major rows ``rows_am`` (non-empty)."""
+    k = len(rows_am)
+    starts = heads(rows_am)  # each account's first row
+    acct_am = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, k)))
+    rank_am = np.arange(k) - starts[acct_am]
+    # ... then rank by rank, accounts in order within a rank
+    rm = np.lexsort((acct_am, rank_am))  # rank-major position -> account-major position
+    to_rm = np.empty(k, np.int64)
+    to_rm[rm] = np.arange(k)
+    prev = to_rm[rm - 1]  # each row's previous row of its account (rank > 0 rows only)
+    lasts = to_rm[np.append(starts[1:], k) - 1]  # each account's last row
+    offs = np.concatenate(([0], np.cumsum(np.bincount(rank_am))))
+    return Ranks(rm, prev, lasts, offs, acct_am[rm])
