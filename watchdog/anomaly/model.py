@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -46,7 +46,8 @@ class AnomalyModel:
     info: dict[str, Any] = field(default_factory=dict)  # the manifest, once saved or loaded
     version: str = "unsaved"
 
-    _fast: Any = None  # the forest's trees as plain arrays, when they check out
+    # the forest's trees as plain arrays, when they check out (False: they did not)
+    _fast: _FastForest | Literal[False] | None = None
     _zero: float | None = None
 
     @property
@@ -350,11 +351,11 @@ def _threshold_for(
     """The lowest threshold giving at most ``allowed`` alerts on these rows."""
     # block maxima per account-hour: each block above the threshold is about one alert
     keys: dict[tuple[str, int], float] = {}
-    for u, t, s in zip(users, (times // cooldown).astype(np.int64).tolist(), scores.tolist(),
-                       strict=True):
-        k = (u, t)
-        if s > keys.get(k, -math.inf):
-            keys[k] = s
+    for user, block, s in zip(users, (times // cooldown).astype(np.int64).tolist(),
+                              scores.tolist(), strict=True):
+        key = (user, block)
+        if s > keys.get(key, -math.inf):
+            keys[key] = s
     blocks = np.sort(np.fromiter(keys.values(), np.float64, len(keys)))[::-1]
     if allowed >= 20 and allowed < len(blocks):
         # empirical: walk down the candidate thresholds while the count stays allowed
@@ -399,7 +400,7 @@ def gpd_excess(excess: np.ndarray, ratio: float) -> float:
     sigma = 2 * a0 * a1 / denom
     if abs(k) < 1e-6:
         return sigma * math.log(ratio)
-    return sigma / k * (1 - ratio ** (-k))
+    return sigma / k * (1 - float(ratio ** (-k)))
 
 
 def calibrate(

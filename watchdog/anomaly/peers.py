@@ -22,8 +22,9 @@ import math
 from typing import Any
 
 import numpy as np
+from msgspec import UNSET
 
-from watchdog.events import UNSET, DirectoryRecord
+from watchdog.events import DirectoryRecord
 
 ALL = "(organisation)"  # index 0: every account
 UNKNOWN = "(not in the directory)"
@@ -102,7 +103,7 @@ class PeerBaselines:
         gids = np.concatenate([p[0] for p in self._pending])
         x = np.concatenate([p[1] for p in self._pending])
         cats = (None if any(p[2] is None for p in self._pending)
-                else np.concatenate([p[2] for p in self._pending]))  # type: ignore[misc]
+                else np.concatenate([p[2] for p in self._pending]))
         self._pending = []
         self.update(gids, x, bucket, cats)
 
@@ -150,7 +151,8 @@ class PeerBaselines:
 
     def quantiles(self, gids: np.ndarray) -> np.ndarray:
         """(k, len(QUANTILES), dim): each row's group's p10, p50, p99 (feature scale)."""
-        return self.quantile_table()[gids]
+        table: np.ndarray = self.quantile_table()[gids]
+        return table
 
     def quantile_table(self) -> np.ndarray:
         """(groups, len(QUANTILES), dim): every group's p10, p50, p99 (feature scale), as of
@@ -182,7 +184,8 @@ class PeerBaselines:
                 freq = (self.cats + SHRINK * org[None]) / (self.weight[:, None] + SHRINK)
                 rare = freq < RARE
                 self._rare = (rare.astype(np.int64) << np.arange(NCAT)).sum(axis=1)
-        return self._rare[gids]
+        masks: np.ndarray = self._rare[gids]
+        return masks
 
     def moments(self, gid: int) -> tuple[np.ndarray, np.ndarray]:
         """A group's mean and variance per feature (feature scale), from its histogram
