@@ -75,8 +75,9 @@ class MqttSource:
         self.acked = 0
         self._seq = 0  # the next message's number in this stream (its "offset")
         self._book: PartitionBook | None = None
-        # (number, connection it came on, message) of messages not acknowledged yet, in order
-        self._unacked: deque[tuple[int, Subscriber, paho.MQTTMessage]] = deque()
+        # (number, connection it came on, its mid, qos) of messages not acknowledged yet, in
+        # order (not the messages: up to 65535 of them may wait)
+        self._unacked: deque[tuple[int, Subscriber, int, int]] = deque()
         self._sub: Subscriber | None = None
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -151,15 +152,14 @@ class MqttSource:
         self._last = time.monotonic()  # quiet is measured from the subscription on
         self.log.info("mqtt_subscribed", topics=self.m.subscribe, qos=self.m.qos,
                       session_present=sub.session_present)
-        queue = sub.messages
         while True:
             msg = await sub.get()
             while self.congested():  # sinks behind: let messages wait, unacknowledged
                 self._beat = time.monotonic()
                 await asyncio.sleep(0.1)
             batch = [msg]
-            while len(batch) < BATCH and not queue.empty():
-                batch.append(queue.get_nowait())
+            while len(batch) < BATCH and (more := sub.get_nowait()) is not None:
+                batch.append(more)
             self._ingest(sub, batch)
 
     def _ingest(self, sub: Subscriber, batch: list[paho.MQTTMessage]) -> None:
@@ -168,7 +168,7 @@ class MqttSource:
         seq = self._seq
         unacked = self._unacked
         for msg in batch:
-            unacked.append((seq, sub, msg))
+            unacked.append((seq, sub, msg.mid, msg.qos))
             seq += 1
         # one topic per call, so dead letters name the topic the message came on
         start, first = 0, self._seq
@@ -189,10 +189,10 @@ class MqttSource:
         safe = book.safe()
         n = 0
         while unacked and unacked[0][0] < safe:
-            _, sub, msg = unacked.popleft()
+            _, sub, mid, qos = unacked.popleft()
             # one that came on a lost connection is redelivered on the new one: acked there
             if not sub.lost:
-                sub.ack(msg)
+                sub.ack(mid, qos)
             n += 1
         self.acked += n
 

@@ -47,9 +47,12 @@ class Subscriber:
         self.m = m
         self.timeout = timeout
         self._loop = asyncio.get_running_loop()
-        self.messages: asyncio.Queue[paho.MQTTMessage] = asyncio.Queue()
+        # None after the last message: the connection was lost (cheaper than racing every
+        # get against the loss: messages come thousands a second)
+        self.messages: asyncio.Queue[paho.MQTTMessage | None] = asyncio.Queue()
         self._connected: asyncio.Future[None] = self._loop.create_future()
         self._lost: asyncio.Future[None] = self._loop.create_future()
+        self._lost.add_done_callback(lambda _f: self.messages.put_nowait(None))
         self._subscribed: dict[int, asyncio.Future[list[ReasonCode]]] = {}
         self._misc: asyncio.Task[None] | None = None
         self.session_present = False
@@ -112,15 +115,27 @@ class Subscriber:
 
     async def get(self) -> paho.MQTTMessage:
         """The next message; raises :class:`MqttSessionError` when the connection is lost."""
-        if not self.messages.empty():
-            return self.messages.get_nowait()
-        msg: paho.MQTTMessage = await self._either(asyncio.ensure_future(self.messages.get()))
+        msg = await self.messages.get()
+        if msg is None:
+            self.messages.put_nowait(None)  # for the next caller too
+            err = self._lost.exception()
+            raise MqttSessionError(str(err) if err else "connection lost")
         return msg
 
-    def ack(self, msg: paho.MQTTMessage) -> None:
-        """Acknowledge (PUBACK for QoS 1): the broker may forget the message."""
-        if msg.qos > 0 and not self._lost.done():
-            self._client.ack(msg.mid, msg.qos)
+    def get_nowait(self) -> paho.MQTTMessage | None:
+        """The next message if one is waiting (None: none, or the connection is lost)."""
+        q = self.messages
+        if q.empty():
+            return None
+        msg = q.get_nowait()
+        if msg is None:
+            q.put_nowait(None)
+        return msg
+
+    def ack(self, mid: int, qos: int) -> None:
+        """Acknowledge message ``mid`` (PUBACK for QoS 1): the broker may forget it."""
+        if qos > 0 and not self._lost.done():
+            self._client.ack(mid, qos)
 
     @property
     def lost(self) -> bool:
