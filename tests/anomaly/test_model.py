@@ -5,15 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from watchdog.anomaly.calibration import calibrate, count_alerts, gpd_excess
 from watchdog.anomaly.model import (
     LEVELWISE_ROWS,
     Forest,
     _FastForest,
     average_path_length,
-    calibrate,
-    count_alerts,
     fit,
-    gpd_excess,
 )
 
 

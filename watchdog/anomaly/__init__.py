@@ -8,7 +8,8 @@ One concept per module:
   state as one row of fixed-size arrays), ``own_baseline`` and ``batch`` (the vectors committed
   together and the model's inputs read from them);
 - ``peers``: peer groups (department or role) and their running baselines;
-- ``model``: the isolation forest (or the z-score baseline) with its calibrated threshold;
+- ``model``: the isolation forest (or the z-score baseline);
+- ``calibration``: its alert threshold, calibrated on held-out baseline rows;
 - ``store``: the model directory on disk (skops with an allow-list, manifest, SHA-256 sums);
 - ``explain``: what drove a score, in words an analyst understands;
 - ``stage``: the Detector stage that scores in micro-batches and raises ``anomaly`` alerts;

@@ -40,6 +40,7 @@ from watchdog.alerts.model import Alert, rfc3339
 from watchdog.anomaly import model as M
 from watchdog.anomaly import store
 from watchdog.anomaly.batch import FeatureBatch
+from watchdog.anomaly.calibration import calibrate
 from watchdog.anomaly.featurizer import Featurizer
 from watchdog.anomaly.peers import group_key
 from watchdog.anomaly.retrain import select_training_rows
@@ -298,7 +299,7 @@ def train(
         x = x[np.sort(rng.choice(len(x), MAX_TRAIN_ROWS, replace=False))]
     model = M.fit(x, FEATURE_NAMES, kind=kind, seed=seed, n_estimators=trees)
     say(f"fitted {kind} on {len(x):,} rows; calibrating on held-out baseline")
-    cal = M.calibrate(model.score(hx), husers, ht, account_days=len(got.held_days),
+    cal = calibrate(model.score(hx), husers, ht, account_days=len(got.held_days),
                       target=target, ceiling=1.0 if kind == "isolation_forest" else None)
     model.threshold, model.threshold_high = cal.threshold, cal.threshold_high
     manifest: dict[str, Any] = {

@@ -1,0 +1,141 @@
+"""The alert threshold: calibrated on held-out baseline rows to a target number of false
+alerts per 1,000 accounts per day, counting alerts the way the stage raises them (one per
+account per cool-down); empirical when the rows show enough alerts, else a tail fit
+(generalised Pareto) never below what the rows show."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+def count_alerts(
+    scores: np.ndarray, users: Sequence[str], times: np.ndarray, threshold: float,
+    cooldown: float = 3600.0,
+) -> int:
+    """Alerts the stage would raise: scores >= threshold, one per account per cool-down."""
+    hit = np.flatnonzero(scores >= threshold)
+    if not len(hit):
+        return 0
+    order = sorted(hit.tolist(), key=lambda i: (users[i], times[i]))
+    n = 0
+    last_user, last_t = None, -math.inf
+    for i in order:
+        u, t = users[i], float(times[i])
+        if u != last_user or t - last_t >= cooldown:
+            n += 1
+            last_user, last_t = u, t
+    return n
+
+
+@dataclass(frozen=True)
+class Calibration:
+    threshold: float
+    threshold_high: float
+    target: float  # false alerts per 1,000 accounts per day
+    heldout_rate: float  # observed on the held-out rows at ``threshold``
+    heldout_alerts: int
+    heldout_rows: int
+    account_days: int
+    method: str  # "empirical" or "tail fit"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target_false_alerts_per_1000_accounts_per_day": self.target,
+            "heldout_false_alerts_per_1000_accounts_per_day": round(self.heldout_rate, 4),
+            "heldout_alerts": self.heldout_alerts,
+            "heldout_rows": self.heldout_rows,
+            "heldout_account_days": self.account_days,
+            "method": self.method,
+        }
+
+
+def _threshold_for(
+    scores: np.ndarray, users: Sequence[str], times: np.ndarray, allowed: float,
+    cooldown: float,
+) -> tuple[float, str]:
+    """The lowest threshold giving at most ``allowed`` alerts on these rows."""
+    # block maxima per account-hour: each block above the threshold is about one alert
+    keys: dict[tuple[str, int], float] = {}
+    for user, block, s in zip(users, (times // cooldown).astype(np.int64).tolist(),
+                              scores.tolist(), strict=True):
+        key = (user, block)
+        if s > keys.get(key, -math.inf):
+            keys[key] = s
+    blocks = np.sort(np.fromiter(keys.values(), np.float64, len(keys)))[::-1]
+    if allowed >= 20 and allowed < len(blocks):
+        # empirical: walk down the candidate thresholds while the count stays allowed
+        lo, hi = 0, min(len(blocks) - 1, int(allowed * 3))
+        while lo < hi:  # largest index whose threshold still gives <= allowed alerts
+            mid = (lo + hi + 1) // 2
+            if count_alerts(scores, users, times, blocks[mid], cooldown) <= allowed:
+                lo = mid
+            else:
+                hi = mid - 1
+        return float(blocks[lo]), "empirical"
+    # Fewer allowed alerts than the held-out rows can show directly: fit the tail (peaks
+    # over a threshold, excesses as a generalised Pareto distribution, probability-weighted
+    # moments; scores are bounded above, so the shape is usually negative and the fit does
+    # not run off past the largest reachable score), but never below what the rows show:
+    # at most floor(allowed) of them may be above the threshold.
+    n_u = min(max(30, len(blocks) // 50), 1000, len(blocks) - 1)
+    u = float(blocks[n_u])
+    fitted = u + gpd_excess(blocks[:n_u] - u, n_u / max(allowed, 1e-6))
+    k = int(allowed)
+    floor_ = float(np.nextafter(blocks[k], np.inf)) if k < len(blocks) else float(blocks[-1])
+    while k > 0 and count_alerts(scores, users, times, floor_, cooldown) > allowed:
+        k -= 1
+        floor_ = float(np.nextafter(blocks[k], np.inf))
+    return max(fitted, floor_), "tail fit"
+
+
+def gpd_excess(excess: np.ndarray, ratio: float) -> float:
+    """The excess over the fitting threshold exceeded ``1/ratio`` as often as the threshold
+    itself, under a generalised Pareto fit of ``excess`` (Hosking and Wallis' PWM)."""
+    y = np.sort(np.asarray(excess, dtype=np.float64))
+    n = len(y)
+    a0 = float(y.mean())
+    if n < 5 or a0 <= 0:
+        return float(y.max(initial=0.0))
+    p = (np.arange(1, n + 1) - 0.35) / n
+    a1 = float(((1 - p) * y).mean())
+    denom = a0 - 2 * a1
+    if denom <= 0:
+        return float(y.max())
+    k = a0 / denom - 2  # Hosking's shape (xi = -k)
+    sigma = 2 * a0 * a1 / denom
+    if abs(k) < 1e-6:
+        return sigma * math.log(ratio)
+    return sigma / k * (1 - float(ratio ** (-k)))
+
+
+def calibrate(
+    scores: np.ndarray,
+    users: Sequence[str],
+    times: np.ndarray,
+    *,
+    account_days: int,
+    target: float = 0.5,
+    cooldown: float = 3600.0,
+    high_factor: float = 20.0,
+    ceiling: float | None = None,
+) -> Calibration:
+    """Thresholds for ``target`` false alerts per 1,000 accounts per day (and target/20 for
+    severity high, at most half-way to ``ceiling``, the largest possible score), from held-out
+    baseline rows scored by the model."""
+    if len(scores) < 50 or account_days < 1:
+        raise ValueError("too little held-out baseline to calibrate "
+                         f"({len(scores)} rows, {account_days} account-days)")
+    allowed = target * account_days / 1000.0
+    thr, method = _threshold_for(scores, users, times, allowed, cooldown)
+    high, _ = _threshold_for(scores, users, times, allowed / high_factor, cooldown)
+    high = max(high, thr + 0.02)
+    if ceiling is not None:  # scores cannot exceed it: keep "high" reachable
+        high = min(high, thr + (ceiling - thr) / 2)
+    alerts = count_alerts(scores, users, times, thr, cooldown)
+    return Calibration(thr, high, target, 1000.0 * alerts / account_days, alerts,
+                       len(scores), account_days, method)
