@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from watchdog.anomaly import store
+from watchdog.anomaly import skops_forest, store
 from watchdog.anomaly.model import fit
 from watchdog.anomaly.vocabulary import FEATURE_NAMES, FEATURE_VERSION
 
@@ -190,7 +190,7 @@ def test_an_archive_that_does_not_check_out_is_left_to_skops(tiny_model: Path,
     with zipfile.ZipFile(d / "model.skops", "w") as z:
         for n, data in files.items():
             z.writestr(n, data)
-    assert store.read_forest(d / "model.skops", len(FEATURE_NAMES)) is None
+    assert skops_forest.read_forest(d / "model.skops", len(FEATURE_NAMES)) is None
     _resum(d)
     model = store.load(d)
     assert model.forest is None

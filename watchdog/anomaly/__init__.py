@@ -10,7 +10,8 @@ One concept per module:
 - ``peers``: peer groups (department or role) and their running baselines;
 - ``model``: the isolation forest (or the z-score baseline);
 - ``calibration``: its alert threshold, calibrated on held-out baseline rows;
-- ``store``: the model directory on disk (skops with an allow-list, manifest, SHA-256 sums);
+- ``store``: the model directory on disk (skops with an allow-list, manifest, SHA-256 sums),
+  whose forest ``skops_forest`` reads without scikit-learn;
 - ``explain``: what drove a score, in words an analyst understands;
 - ``stage``: the Detector stage that scores in micro-batches and raises ``anomaly`` alerts;
 - ``retrain``: which rows a periodic retraining may use;
