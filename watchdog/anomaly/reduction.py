@@ -136,10 +136,10 @@ def reduce_events(buf: list[tuple[AccessEvent, float]], runs: list[tuple[int, in
     if logins:
         flags[logins, 4] = [infos[i].outcome == "failure" for i in logins]
     dests = [e.destination for e in evs]
-    sent = [i for i, d in enumerate(dests) if d]
+    sent = [(i, d) for i, d in enumerate(dests) if d]
     if sent:
-        flags[sent, 2] = [_external(policy, dests[i].kind, dests[i].domain, actions[i])  # type: ignore[union-attr]
-                          for i in sent]
+        flags[[i for i, _ in sent], 2] = [_external(policy, d.kind, d.domain, actions[i])
+                                          for i, d in sent]
     hours = policy.business_hours
     if hours is not None:  # looked up once per minute
         _, first, where = np.unique(ts // 60, return_index=True,
