@@ -169,3 +169,64 @@ async def test_the_daemon_gives_replays_alerts_with_accounts_and_obligations(
     assert 'watchdog_events_invalid_total{reason="invalid_value"} 1.0' in metrics
     assert "watchdog_obligations_open{" in metrics
     assert engine.open_obligations() == {"account_not_revoked": 0, "erasure_overdue": 0}
+
+
+async def test_two_instances_raise_each_obligation_once(tansu_broker, tmp_path: Path) -> None:
+    """With the partitions split over two instances, neither main pipeline sees the whole
+    stream: they hold the obligations back, and the owner of partition 0's whole-stream reader
+    raises each once, judged on every partition's events (the deletes included)."""
+    from collections import Counter
+
+    from tests.daemon.helpers import join_in_turn
+    from watchdog.daemon.metrics import Metrics
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump({**POLICY_DOC, "thresholds": {
+        **POLICY_DOC["thresholds"], "erasure_days": 1, "revocation_minutes": 30}}))
+    evs = events()
+    expected = replay_lines(tmp_path, evs, policy)
+    obligations = {orjson.loads(x)["alert_id"] for x in expected
+                   if orjson.loads(x)["rule"] in ("account_not_revoked", "erasure_overdue")}
+    assert len(obligations) == 3
+
+    bs = tansu_broker.bootstrap_servers
+    await create_topics(bs, ["access-logs"], partitions=4)
+    await create_topics(bs, ["directory", "subjects", "accounts", "alerts", "access-logs.dlq"],
+                        partitions=1)
+    await produce(bs, "directory", [orjson.dumps(d) for d in DIRECTORY], key="directory")
+    await produce(bs, "subjects", [orjson.dumps(d) for d in SUBJECTS], key="subject")
+    await produce(bs, "accounts", [orjson.dumps(d) for d in ACCOUNTS], key="directory")
+    cfg = load_config(str(daemon_config(tmp_path / "watchdog.yaml", bs, sinks={"kafka": {}})))
+    services = [Service(cfg, Engine(load_policy(str(policy)), Pseudonymizer(KEY.encode()),
+                                    default_rules()), metrics=Metrics(), listen=False)
+                for _ in range(2)]
+    runs: list[asyncio.Task[int]] = []
+    try:
+        await join_in_turn(services, runs, 4)
+        owner = next(s for s in services if 0 in s.sources[0].assigned)
+        await wait_for(lambda: owner.whole_stream is not None
+                       and owner.whole_stream.reader is not None
+                       and len(owner.whole_stream.reader.assigned) == 4,
+                       within=40, what="the owner of partition 0 reads every partition")
+        await produce(bs, "access-logs", evs, key="user", event_time=True)
+        await wait_for(lambda: sum(s.pipeline.detector.processed + len(s.pipeline.order)
+                                   for s in services) == len(evs), within=60,
+                       what="every event consumed by one of the instances")
+
+        async def arrived() -> bool:
+            keys = {r.key.decode() for r in await read_all(bs, "alerts")}
+            return obligations <= keys
+
+        from tests.daemon.helpers import wait_async
+        await wait_async(arrived, within=60, what="the obligation alerts")
+        for s in services:
+            s.request_stop()
+        assert await asyncio.wait_for(asyncio.gather(*runs), 30) == [0, 0]
+    finally:
+        for s in services:
+            s.request_stop()
+        for r in runs:
+            if not r.done():
+                r.cancel()
+    sent = Counter(r.key.decode() for r in await read_all(bs, "alerts"))
+    assert all(sent[a] == 1 for a in obligations), sent
