@@ -8,6 +8,7 @@ stderr, or in ``--summary FILE``. The run is written to the audit trail (:mod:`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -16,7 +17,13 @@ import orjson
 from watchdog.alerts.pseudonym import DEMO_KEY, Pseudonymizer, key_from_env
 from watchdog.archive.access_log import record_access, trail_path
 from watchdog.archive.reader import ArchiveQuery, parse_time
-from watchdog.archive.report import event_json, render_table, subject_report, summary_json
+from watchdog.archive.report import (
+    SubjectReport,
+    event_json,
+    render_table,
+    subject_report,
+    summary_json,
+)
 from watchdog.archive.store import ArchiveLocationError, open_store
 from watchdog.audit import AuditError
 
@@ -67,16 +74,24 @@ def run(args: argparse.Namespace) -> int:
         q.close()
     except OSError as err:
         return _fail(f"{args.archive}: {err}")
+    try:
+        _print(rep, args)
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def _print(rep: SubjectReport, args: argparse.Namespace) -> None:
     out = sys.stdout
     if not args.json:
         out.write(render_table(rep, args.subject))
-        return 0
+        return
     buf = out.buffer
     for e in rep.events:
         buf.write(orjson.dumps(event_json(e, rep.erasure_effective)) + b"\n")
+    buf.flush()
     summary = orjson.dumps(summary_json(rep))
     if args.summary:
         Path(args.summary).write_bytes(summary + b"\n")
     else:
         sys.stderr.buffer.write(summary + b"\n")
-    return 0
