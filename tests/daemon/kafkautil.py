@@ -44,10 +44,12 @@ def _key(kind: str | None, doc: Any) -> bytes | None:
 
 
 async def produce(bootstrap: str, topic: str, docs: list[bytes], *,
-                  key: str | None = None, event_time: bool = False) -> None:
+                  key: str | None = None, event_time: bool = False,
+                  max_request_size: int = 1 << 20) -> None:
     """Send ``docs``; ``key``: "user" (user.id), "directory", "subject"; timestamps = event
     time when ``event_time`` (as a log shipper would stamp them)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                                max_request_size=max_request_size)
     await producer.start()
     try:
         futures = []

@@ -1,16 +1,19 @@
-"""One event dated far ahead, then an idle pause: the daemon still gives replay's alerts.
+"""One event dated far ahead, a 10 MB document, then an idle pause: replay's alerts still.
 
 Against the real broker (Tansu): an organisation's days produced in two halves; between them
 one login dated 2099 (a host with a wrong clock), or one day ahead, and a pause long enough
 for every partition to go idle (the buffer is flushed). Before the fix the flush released the
 stray event, everything after the pause was late, processed in arrival order, and ``log_gap``
 flooded (hundreds of false alerts). The stray must be held, counted, and processed where
-replay processes it; every offset ends up committed.
+replay processes it; every offset ends up committed. The 10 MB document (``too_large``) used
+to jam the dead-letter producer (aiokafka's 1 MiB limit, retried forever, every commit behind
+it): it must reach the dead letters as a reference to where it is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -83,7 +86,10 @@ async def test_a_stray_event_and_a_pause_change_no_alert(
     state = _W()
     state.directory, state.subjects = directory, subjects  # type: ignore[attr-defined]
     await produce_state(bs, state)
-    await produce(bs, "access-logs", [*first, stray], key="user", event_time=True)
+    big = b'{"@timestamp":"2026-11-01T00:00:00Z","padding":"' + b"x" * (10 << 20) + b'"}'
+    await produce(bs, "access-logs", first, key="user", event_time=True)
+    await produce(bs, "access-logs", [big], max_request_size=12 << 20)
+    await produce(bs, "access-logs", [stray], key="user", event_time=True)
     cfg = load_config(str(daemon_config(
         tmp_path / "watchdog.yaml", bs, kafka={"idle_after_seconds": 1.0},
         sinks={"kafka": {}})))
@@ -120,3 +126,14 @@ async def test_a_stray_event_and_a_pause_change_no_alert(
     for r in await read_all(bs, "access-logs"):
         ends[r.partition] = max(ends[r.partition], r.offset + 1)
     assert await committed(bs, cfg.kafka.group, "access-logs", PARTITIONS) == ends
+    (letter,) = await read_all(bs, "access-logs.dlq")
+    headers = dict(letter.headers)
+    assert headers["reason"] == b"too_large"
+    assert headers["reference"] == b"true"
+    ref = orjson.loads(letter.value)["dead_letter_reference"]
+    assert ref["size"] == len(big)
+    assert ref["sha256"] == hashlib.sha256(big).hexdigest()
+    assert ref["source_topic"] == "access-logs"
+    original = await read_all(bs, "access-logs")
+    assert [r.value for r in original if (r.partition, r.offset) == (
+        ref["source_partition"], ref["source_offset"])] == [big]  # findable where it says

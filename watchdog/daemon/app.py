@@ -29,7 +29,13 @@ from aiokafka.errors import KafkaConnectionError
 from watchdog import gc_policy
 from watchdog.alerts.model import Alert, rfc3339
 from watchdog.daemon.config import Config, in_group
-from watchdog.daemon.deadletter import DeadLetter, DeadLetters, KafkaDeadLetters, accepted
+from watchdog.daemon.deadletter import (
+    PRODUCER_MAX_REQUEST,
+    DeadLetter,
+    DeadLetters,
+    KafkaDeadLetters,
+    accepted,
+)
 from watchdog.daemon.delivery import Delivery, Outbox, RetryPolicy
 from watchdog.daemon.health import HealthServer
 from watchdog.daemon.kafka_client import connection_problem, start_producer
@@ -309,7 +315,8 @@ class Service:
         delay = 0.5
         while not self.stop_requested.is_set():
             try:
-                self.producer = await start_producer(self.cfg.kafka, self.log)
+                self.producer = await start_producer(self.cfg.kafka, self.log,
+                                                     PRODUCER_MAX_REQUEST)
                 await self.state.start()
                 return True
             except Exception as err:
@@ -427,6 +434,8 @@ class Service:
             wm = p.order.watermark()
             if wm != float("-inf"):
                 m.watermark.set(wm)
+            for box in self._outboxes():
+                m.sink_stalled.labels(box.name).set(box.stalled_for(now))
             ready, _ = self.readiness()
             m.ready.set(1 if ready else 0)
             progressing = self.started.is_set() and all(s.alive(now) for s in self.sources)
@@ -454,6 +463,10 @@ class Service:
             stalled.append("housekeeping")
         return not stalled, {"stalled": stalled} if stalled else {}
 
+    def _outboxes(self) -> list[Outbox[Any]]:
+        """Every destination's queue: the sinks' and the dead letters'."""
+        return [*self.delivery.outboxes, self.dlq]
+
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         why = []
         if self.stopping:
@@ -466,6 +479,11 @@ class Service:
         if not self.started.is_set():
             why.append("not consuming yet")
         why.extend(f"{s.name} not connected" for s in self.sources if not s.ready)
+        now = time.monotonic()
+        limit = self.cfg.delivery.stall_seconds
+        why.extend(f"sink {box.name} accepted nothing for {box.stalled_for(now):.0f}s "
+                   "(offsets wait for it)" for box in self._outboxes()
+                   if box.stalled_for(now) >= limit)
         if not self.joined and any(s.name == "kafka" for s in self.sources):
             why.append("no partitions assigned yet (joining the consumer group)")
         detail: dict[str, Any] = {"reasons": why} if why else {}

@@ -180,6 +180,9 @@ class Delivery(_Base):
     retry_initial_seconds: Positive = 0.2
     retry_max_seconds: Positive = 30.0
     dedupe_alert_ids: PositiveInt = 100_000
+    # a sink (or the dead-letter topic) that accepts nothing this long while items wait turns
+    # /readyz to 503 (watchdog_sink_stalled_seconds; alert WatchdogSinkStalled): commits wait
+    stall_seconds: Positive = 300.0
 
 
 class Detection(_Base):

@@ -5,15 +5,33 @@ rejected and where it came from: ``reason`` (the ``watchdog_events_invalid_total
 ``detail`` (one line naming the JSON path, never a value), ``source_topic``,
 ``source_partition`` and ``source_offset`` (-1 for MQTT, which has neither). A rejected
 record's offset is committed only after its dead letter is accepted.
+
+A document larger than the decoder accepts (``too_large``), or one the broker refuses as too
+large, is forwarded as a reference instead, so that it cannot jam the queue (a send retried
+forever, every later dead letter and every commit behind it): a JSON value naming where the
+original is (source topic, partition, offset), its size, SHA-256 and first bytes, and the
+reason; header ``reference: true``. The original stays findable in the source topic.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
+
 from watchdog.daemon.offsets import PartitionBook
+from watchdog.decode import DEFAULT_MAX_BYTES
+
+HEAD_BYTES = 512  # of a document forwarded as a reference
+# the dead-letter producer's max_request_size: a document the decoder accepts (1 MiB) goes
+# through whole with its headers; anything larger goes as a reference
+PRODUCER_MAX_REQUEST = DEFAULT_MAX_BYTES + (64 << 10)
+_TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 
 
 @dataclass(slots=True)
@@ -36,6 +54,23 @@ class DeadLetter:
             ("source_offset", str(self.offset).encode()),
         ]
 
+    def reference(self) -> bytes:
+        """What is forwarded instead of a document too large to forward: where it is."""
+        raw = self.raw
+        return orjson.dumps({"dead_letter_reference": {
+            "source_topic": self.topic, "source_partition": self.partition,
+            "source_offset": self.offset, "size": len(raw),
+            "sha256": hashlib.sha256(raw).hexdigest(),
+            "head_base64": base64.b64encode(raw[:HEAD_BYTES]).decode(),
+            "reason": self.reason}})
+
+    def message(self, max_value: int, whole: bool = True) -> tuple[bytes, list[tuple[str, bytes]]]:
+        """(value, headers) to send: the document itself, or its reference when it is over
+        ``max_value`` bytes or not ``whole`` (the broker refused it)."""
+        if whole and len(self.raw) <= max_value:
+            return self.raw, self.headers()
+        return self.reference(), [*self.headers(), ("reference", b"true")]
+
 
 def accepted(letters: list[DeadLetter]) -> None:
     """Outbox callback: the DLQ accepted these, so their offsets may be committed."""
@@ -56,16 +91,30 @@ class KafkaDeadLetters:
 
     name = "dlq"
 
-    def __init__(self, producer: Any, topic: str, timeout: float = 30.0) -> None:
+    def __init__(self, producer: Any, topic: str, timeout: float = 30.0,
+                 max_value: int = DEFAULT_MAX_BYTES) -> None:
         self.producer = producer
         self.topic = topic
         self.timeout = timeout
+        self.max_value = max_value  # larger documents are forwarded as references
 
     async def send(self, letters: list[DeadLetter]) -> None:
-        send = self.producer.send
-        futures = [await send(self.topic, value=d.raw, key=d.key, headers=d.headers())
-                   for d in letters]
-        await asyncio.gather(*futures)
+        futures = [await self._send(d, whole=True) for d in letters]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for d, res in zip(letters, results, strict=True):
+            if isinstance(res, _TOO_LARGE):  # the broker's limit is lower than ours
+                await (await self._send(d, whole=False))
+            elif isinstance(res, BaseException):
+                raise res
+
+    async def _send(self, d: DeadLetter, *, whole: bool) -> Any:
+        value, headers = d.message(self.max_value, whole)
+        try:
+            return await self.producer.send(self.topic, value=value, key=d.key, headers=headers)
+        except _TOO_LARGE:
+            if not whole:
+                raise
+            return await self._send(d, whole=False)
 
 
 class MemoryDeadLetters:

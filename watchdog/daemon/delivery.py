@@ -76,6 +76,8 @@ class Outbox(Generic[T]):
         self._latency = metrics.sink_latency.labels(name)
         self._log = log.bind(sink=name)
         self.failing = False
+        # monotonic time since which items wait and none was accepted (None: progressing)
+        self.stuck_since: float | None = None
 
     def put(self, item: T) -> None:
         self._items.append(item)
@@ -117,9 +119,15 @@ class Outbox(Generic[T]):
                 self.failing = False
                 self._log.info("sink_recovered")
 
+    def stalled_for(self, now: float) -> float:
+        """Seconds this destination has accepted nothing while items wait (0: progressing)."""
+        since = self.stuck_since
+        return 0.0 if since is None or not self._items else max(0.0, now - since)
+
     def _accept(self, batch: list[T]) -> None:
         if not batch:
             return
+        self.stuck_since = None
         for _ in batch:
             self._items.popleft()
         self._sent.inc(len(batch))
@@ -127,6 +135,8 @@ class Outbox(Generic[T]):
 
     async def _failed(self, err: BaseException, delay: float) -> None:
         self._errors.inc()
+        if self.stuck_since is None:
+            self.stuck_since = time.monotonic()
         if not self.failing:  # log the first failure of a run of them, not every retry
             self._log.warning("sink_failed", error=type(err).__name__, detail=str(err)[:200],
                               pending=len(self._items))

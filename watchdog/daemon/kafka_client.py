@@ -44,10 +44,13 @@ def client_kwargs(k: Kafka) -> dict[str, Any]:
     return kw
 
 
-async def start_producer(k: Kafka, log: Any) -> AIOKafkaProducer:
+async def start_producer(k: Kafka, log: Any,
+                         max_request_size: int = (1 << 20) + (64 << 10)) -> AIOKafkaProducer:
     """acks=all; idempotent when the broker supports it (``idempotence: auto`` tries, and
     falls back: Tansu 0.6 answers InitProducerId with an error)."""
-    base = dict(client_kwargs(k), acks="all", linger_ms=5)
+    # max_request_size: a dead letter of a document the decoder accepts fits whole (bigger
+    # ones go as references, watchdog.daemon.deadletter); aiokafka's default is 1 MiB
+    base = dict(client_kwargs(k), acks="all", linger_ms=5, max_request_size=max_request_size)
     if k.idempotence != "off":
         producer = AIOKafkaProducer(**base, enable_idempotence=True)
         sender_log = logging.getLogger("aiokafka.producer.sender")

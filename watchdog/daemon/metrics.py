@@ -136,6 +136,10 @@ class Metrics:
                             "Events behind the watermark, processed out of order", registry=r)
         self.duplicate = Counter("watchdog_events_duplicate_total",
                                  "Redelivered events (same event.id) dropped", registry=r)
+        self.sink_stalled = Gauge("watchdog_sink_stalled_seconds",
+                                  "Seconds a sink (or the dead-letter topic) has accepted "
+                                  "nothing while items wait for it (0: progressing)", ["sink"],
+                                  registry=r)
         self.future = Counter("watchdog_events_future_total",
                               "Events held apart on arrival, further than "
                               "detection.future_seconds ahead of the present (a wrong clock; "
