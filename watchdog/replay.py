@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +82,7 @@ def replay(
     directory: str | None = None,
     subjects: str | None = None,
     accounts: str | None = None,
-    stages: list[Stage] | None = None,
+    stages: Sequence[Stage] | None = None,
     rejected: RejectedWriter,
     progress: Callable[[int], None] | None = None,
     freeze_gc: bool = False,
