@@ -89,3 +89,17 @@ async def test_a_destination_that_accepts_nothing_is_reported_stalled() -> None:
         assert box.stalled_for(loop.time() + 100) == 0.0  # progressing again
     finally:
         task.cancel()
+
+
+def test_dataset_labels_only_from_the_configured_names() -> None:
+    m = Metrics()
+    m.name_datasets(["crm.audit"])
+    m.count_events({("crm.audit", "read"): 2, ("c-SECRET-0001", "read"): 1,
+                    ("c-SECRET-0002", "read"): 4})
+    m.last_event_times({"crm.audit": 100.0, "c-SECRET-0001": 50.0, "c-SECRET-0002": 70.0})
+    text = m.exposition().decode()
+    assert "SECRET" not in text
+    assert 'watchdog_events_total{action="read",dataset="crm.audit"} 2.0' in text
+    assert 'watchdog_events_total{action="read",dataset="other"} 5.0' in text
+    assert 'watchdog_source_last_event_timestamp_seconds{dataset="other"} 70.0' in text
+    assert not m._events.keys() - {("crm.audit", "read")}  # no id from an event kept

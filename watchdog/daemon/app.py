@@ -98,6 +98,7 @@ class Service:
         self.engine = engine
         self._stages = list(stages)
         self.metrics = metrics or Metrics()
+        self.metrics.name_datasets(cfg.metrics.datasets)
         self.metrics.promises.set_policy(engine.policy, engine.pseudonymize)
         self.log = get_logger("service")
         self.notify = Notify(self.log)

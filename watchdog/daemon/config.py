@@ -200,6 +200,12 @@ class Detection(_Base):
         return self.only != "anomaly"
 
 
+class MetricsConfig(_Base):
+    # the datasets (event.dataset) that may be metric label values: any other is "other" (an
+    # event's dataset is not trusted to be a fit label: it could carry anything)
+    datasets: list[NonEmpty] = msgspec.field(default_factory=list)
+
+
 class Config(_Base):
     listen: NonEmpty = "127.0.0.1:9464"
     policy: str | None = None
@@ -215,6 +221,7 @@ class Config(_Base):
     sinks: Sinks = msgspec.field(default_factory=lambda: Sinks(kafka=KafkaSink()))
     delivery: Delivery = msgspec.field(default_factory=Delivery)
     detection: Detection = msgspec.field(default_factory=Detection)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     archive: Archive | None = None
 
     @property

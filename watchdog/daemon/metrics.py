@@ -1,8 +1,9 @@
 """Prometheus metrics: the only module that imports prometheus_client.
 
 The names and labels are ops-facing (dashboards and alert rules are built on them): change
-none. No label ever carries a user id or subject id; ``dataset`` comes from the events, so its
-distinct values are capped (:data:`MAX_DATASETS`, then ``other``).
+none. No label ever carries a user id or subject id; ``dataset`` comes from the events, so a
+value is used only if it is named in the configuration (``metrics.datasets``: an event's
+dataset could be anything, ``c-SECRET-0001`` included); every other dataset is ``other``.
 
 Hot paths count per batch through pre-bound children (``inc(n)``): a labelled ``.inc()`` per
 event would cost more than the detection itself (see notes/performance.md).
@@ -35,7 +36,8 @@ from watchdog.rules import RULE_IDS
 
 SEVERITIES = ("critical", "high", "medium", "low")
 
-MAX_DATASETS = 200
+MAX_DATASETS = 200  # names allowed as label values at most
+OTHER = "other"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -203,32 +205,40 @@ class Metrics:
         for rule in self._rule_ids:
             self.suppressed.labels(rule)  # excused alerts too: increase() counts the first
         self._invalid: dict[str, Counter] = {}
-        self._datasets: set[str] = set()
+        self._datasets: frozenset[str] = frozenset()  # label values allowed (name_datasets)
+        self._last_t: dict[str, float] = {}
 
     # -- per batch -------------------------------------------------------------------
+    def name_datasets(self, names: Iterable[str]) -> None:
+        """The datasets that may be label values (the configuration's); others are ``other``."""
+        self._datasets = frozenset(list(names)[:MAX_DATASETS])
+
     def _dataset(self, name: str) -> str:
-        if name in self._datasets:
-            return name
-        if len(self._datasets) >= MAX_DATASETS:
-            return "other"
-        self._datasets.add(name)
-        return name
+        return name if name in self._datasets else OTHER
 
     def count_events(self, counts: Mapping[tuple[str, str], int]) -> None:
-        children = self._events
+        children = self._events  # by (dataset, action) as seen: named datasets only
         for key, n in counts.items():
             child = children.get(key)
             if child is None:
-                child = children[key] = self.events.labels(self._dataset(key[0]), key[1])
+                label = self._dataset(key[0])
+                child = self.events.labels(label, key[1])
+                if label != OTHER:  # an id from an event is not kept as a key
+                    children[key] = child
             child.inc(n)
 
     def last_event_times(self, latest: Mapping[str, float]) -> None:
-        children = self._last
+        children = self._last  # by label: bounded by the named datasets + other
         for dataset, t in latest.items():
-            child = children.get(dataset)
+            label = self._dataset(dataset)
+            child = children.get(label)
             if child is None:
-                child = children[dataset] = self.last_event.labels(self._dataset(dataset))
-                self.log_gaps.labels(self._dataset(dataset))  # at 0 before its first gap
+                child = children[label] = self.last_event.labels(label)
+                self.log_gaps.labels(label)  # at 0 before its first gap
+                self._last_t[label] = t
+            elif label == OTHER and t <= self._last_t[label]:
+                continue  # other: the latest of them all
+            self._last_t[label] = t
             child.set(t)
 
     def count_alert(self, rule: str, severity: str, user_id: str = "") -> None:
