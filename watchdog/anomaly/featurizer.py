@@ -277,10 +277,7 @@ class Featurizer:
     def _rows(self) -> Rows | None:
         """Every uncommitted row of the hour, one per account and bucket, sorted."""
         self._absorb()
-        parts = self._parts
-        if not parts:
-            return None
-        return merge(parts)
+        return merge(self._parts) if self._parts else None
 
     def _closed_rows(self) -> Rows | None:
         """The uncommitted rows of closed buckets; the open bucket's stay for later."""
@@ -289,15 +286,9 @@ class Featurizer:
         self._committed_open = self._bucket
         if rows is None:
             return None
-        still = rows.bks >= self._bucket
-        if still.all():
-            self._parts = [rows]
-            return None
-        if still.any():
-            self._parts = [rows.take(np.flatnonzero(still))]
-            rows = rows.take(np.flatnonzero(~still))
-        return rows
-
+        closed, still_open = rows.split(self._bucket)
+        self._parts = [] if still_open is None else [still_open]
+        return closed
 
     # -- commit: one vectorised pass per hour -------------------------------------------
     def _commit(self, part: Rows | None, closed_before: float | None = None,

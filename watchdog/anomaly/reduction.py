@@ -58,6 +58,15 @@ class Rows:
     def __len__(self) -> int:
         return len(self.rows)
 
+    def split(self, bucket: int) -> tuple[Rows | None, Rows | None]:
+        """(the rows of buckets before ``bucket``, the others): None for none."""
+        still = self.bks >= bucket
+        if still.all():
+            return None, self
+        if not still.any():
+            return self, None
+        return self.take(np.flatnonzero(~still)), self.take(np.flatnonzero(still))
+
     def take(self, idx: np.ndarray) -> Rows:
         ends = np.cumsum(self.eid_n)
         pos, n = ranges(ends[idx] - self.eid_n[idx], self.eid_n[idx])
