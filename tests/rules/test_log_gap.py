@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 
-from tests.builders import at, event, login, only, policy, run
+from tests.builders import at, engine, event, feed, login, only, policy, run
+from watchdog.rules import log_gap
 
 
 def seq_events(dataset: str, seqs: list[int], start: float = 0.0):
@@ -106,3 +107,21 @@ def test_silence_threshold_follows_the_policy():
     pol = policy(thresholds={"source_silence_minutes": 90})
     assert gaps([ds("a", 0), ds("b", 60)], pol) == []
     assert len(gaps([ds("a", 0), ds("b", 91)], pol)) == 1
+
+
+def test_a_burst_of_new_datasets_is_bounded_in_state_and_alerts(monkeypatch) -> None:
+    """Datasets come from events: many distinct ones, then an event past the silence, raise
+    at most SILENCES_PER_MINUTE alerts (the rest counted), and at most MAX_DATASETS are kept
+    (the longest silent dropped, counted)."""
+    monkeypatch.setattr(log_gap, "MAX_DATASETS", 500)
+    n = 2_000
+    evs = [event(dataset=f"c-{i:05d}", when=at(seconds=i * 0.001)) for i in range(n)]
+    evs.append(event(dataset="late", when=at(minutes=180)))
+    eng = engine()
+    alerts = feed(eng, evs)
+    silences = [a for a in only("log_gap", alerts) if a.labels.get("kind") == "silence"]
+    rule = next(r for r in eng.rules if r.id == "log_gap")
+    assert len(silences) == log_gap.SILENCES_PER_MINUTE
+    assert rule.datasets() <= 500
+    assert rule.dropped >= n - 500
+    assert rule.suppressed == rule.datasets() - 1 - len(silences)

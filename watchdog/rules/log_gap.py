@@ -5,6 +5,13 @@ event after the gap. A dataset silent for longer than ``thresholds.source_silenc
 event time while others keep sending is alerted once per silence, at the first event from
 another dataset that shows it. ``user_id`` of the alert is the dataset's name. A sequence
 that goes backwards is disorder or a restart of the source, not a gap.
+
+Datasets come from the events, so what is kept of them is bounded: at most
+:data:`MAX_DATASETS` are tracked (past it, the longest silent are dropped, counted in
+``dropped``); one already alerted silent is forgotten after :data:`FORGET_AFTER` more seconds
+of silence (``forgotten``); and at most :data:`SILENCES_PER_MINUTE` silence alerts are raised
+per minute of event time, the rest counted in ``suppressed`` (200,000 datasets, then one event,
+raised 200,001 alerts). All on event time: replay and the daemon keep and drop the same.
 """
 
 from __future__ import annotations
@@ -16,6 +23,10 @@ from watchdog.alerts.model import rfc3339
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, RuleBase, Severity
 from watchdog.rules.needs import DATASET
+
+MAX_DATASETS = 10_000
+FORGET_AFTER = 7 * 86400.0
+SILENCES_PER_MINUTE = 100
 
 
 @dataclass(slots=True)
@@ -36,6 +47,11 @@ class LogGap(RuleBase):
     def __init__(self) -> None:
         self._sources: dict[str, _Source] = {}
         self._next_check = float("inf")  # no dataset can be silent before this event time
+        self.dropped = 0  # datasets dropped past MAX_DATASETS
+        self.forgotten = 0  # alerted silent, then silent FORGET_AFTER more
+        self.suppressed = 0  # silence alerts past SILENCES_PER_MINUTE
+        self._minute = float("-inf")  # the event-time minute of the budget
+        self._budget = SILENCES_PER_MINUTE
 
     def check(self, ctx: Context) -> list[Finding] | None:
         e = ctx.ev.event
@@ -49,6 +65,8 @@ class LogGap(RuleBase):
         src = self._sources.get(dataset)
         seq = e.sequence if isinstance(e.sequence, int) else None
         if src is None:
+            if len(self._sources) >= MAX_DATASETS:
+                self._drop_oldest()
             src = self._sources[dataset] = _Source(t, seq)
         else:
             last_seq = src.last_seq
@@ -73,15 +91,36 @@ class LogGap(RuleBase):
             self._next_check = next_check
         return out or None
 
+    def _drop_oldest(self) -> None:
+        """Past the cap: the eighth of the datasets silent longest are dropped (at once, so
+        that a burst of new ids sorts once per thousand of them, not per id)."""
+        by_age = sorted(self._sources.items(), key=lambda kv: kv[1].last_t)
+        gone = by_age[:max(1, len(by_age) // 8)]
+        for name, _ in gone:
+            del self._sources[name]
+        self.dropped += len(gone)
+
     def _silent(self, ctx: Context, current: str, silence: float) -> list[Finding]:
         t = ctx.t
         found: list[Finding] = []
         next_check = float("inf")
+        minute = t // 60
+        if minute != self._minute:
+            self._minute, self._budget = minute, SILENCES_PER_MINUTE
+        forget: list[str] = []
         for name, src in self._sources.items():
-            if name == current or src.silence_alerted:
+            if name == current:
+                continue
+            if src.silence_alerted:
+                if t - src.last_t > silence + FORGET_AFTER:
+                    forget.append(name)
                 continue
             if t - src.last_t > silence:
                 src.silence_alerted = True
+                if self._budget <= 0:
+                    self.suppressed += 1
+                    continue
+                self._budget -= 1
                 minutes = (t - src.last_t) / 60
                 found.append(Finding(
                     self.id, f"Dataset {name} has sent nothing for {minutes:.0f} minutes of "
@@ -92,6 +131,9 @@ class LogGap(RuleBase):
                     labels={"kind": "silence", "dataset": name}))
             else:
                 next_check = min(next_check, src.last_t + silence)
+        for name in forget:
+            del self._sources[name]
+        self.forgotten += len(forget)
         self._next_check = next_check
         return found
 
