@@ -21,7 +21,7 @@ from tests.fuzz._support import (
     subject_strategy,
 )
 from watchdog import schemas
-from watchdog.alerts.model import Alert, encode_alert
+from watchdog.alerts.model import Alert, encode_alert, safe_text
 from watchdog.alerts.pseudonym import Pseudonymizer
 from watchdog.decode import Decoder, Rejection
 from watchdog.engine.detector import Detector
@@ -107,8 +107,10 @@ def check_alert(a: Alert, pushed_ids: set[str], accounts: set[str], datasets: se
         assert len(a.event_ids) == 1, a
         assert a.event_ids[0].startswith(OBLIGATIONS[a.rule]), a
     else:
-        assert set(a.event_ids) <= pushed_ids, a
-        assert a.user_id in accounts or (a.rule == "log_gap" and a.user_id in datasets), a
+        # (ids and names as alerts carry them: control characters escaped)
+        assert set(a.event_ids) <= {safe_text(i) for i in pushed_ids}, a
+        assert a.user_id in {safe_text(u) for u in accounts} or (
+            a.rule == "log_gap" and a.user_id in {safe_text(d) for d in datasets}), a
     pseudonyms = a.subjects.pseudonyms
     assert all(PSEUDONYM.fullmatch(p) for p in pseudonyms), pseudonyms
     assert list(pseudonyms) == sorted(set(pseudonyms))
