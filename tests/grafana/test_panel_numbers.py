@@ -65,6 +65,7 @@ def scraped() -> Iterator[tuple[Prometheus, float, int]]:
     """(Prometheus, evaluation time, range in seconds) once the stream is scraped."""
     m = Metrics()
     m.promises.set_policy(POLICY, PSEUDO)
+    m.name_datasets(["crm.audit"])  # as metrics.datasets in the configuration
     m.last_event_times({"crm.audit": time.time()})  # the dataset is known before its gap
     port = free_port()
     server, thread = start_http_server(port, addr="127.0.0.1", registry=m.registry)
