@@ -74,8 +74,8 @@ class PromiseMetrics:
         self._by_rule = by_rule
 
     def count(self, rule: str, user_id: str) -> None:
-        for child in self._by_rule.get(rule, ()):
-            child.inc()
+        for commitment in self._by_rule.get(rule, ()):
+            commitment.inc()
         if self._pseudonymize is None or not user_id or rule == "log_gap":
             return  # log_gap's user_id is a dataset, not an account
         day = int(self._clock() // 86400)
