@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from watchdog.policy.rule_ids import CONTRACT_RULE_IDS
+
 ORGANIZATION = "Hikari Commerce K.K. (synthetic)"
 POLICY_TZ = "Asia/Tokyo"
 BUSINESS_START = "08:00"
@@ -222,15 +224,7 @@ CLAUSES.update({
 })
 
 # The contract's rules, in the contract's order (1.1's at the end).
-RULES: tuple[str, ...] = (
-    "revoked_account", "unknown_account", "bulk_export", "external_media", "external_email",
-    "unapproved_third_party", "cross_border_transfer", "purpose_violation",
-    "category_not_permitted", "subject_restricted", "marketing_opt_out", "minor_data",
-    "reidentification", "retention_expired", "off_hours_access", "external_network",
-    "brute_force", "log_gap", "anomaly",
-    "account_not_revoked", "erasure_overdue", "password_expired", "consent_missing",
-    "authority_disclosure",
-)
+RULES: tuple[str, ...] = CONTRACT_RULE_IDS
 # Rules the simulated policy leaves off (no commitment names them): their injected violations
 # must raise nothing, and are written to truth.jsonl as `"expected": false`.
 RULES_OFF: tuple[str, ...] = ("off_hours_access", "external_network")
