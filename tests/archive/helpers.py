@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from watchdog.archive.store import ACCESS_KEY_ENV, SECRET_KEY_ENV
 from watchdog.cli import main
 from watchdog.simulate import SimConfig, build_world, write_world
 
@@ -26,3 +27,15 @@ def write_archive(world: Path, out: Path, *extra: str) -> int:
                  "--directory", str(world / "directory.jsonl"),
                  "--subjects", str(world / "subjects.jsonl"),
                  "--alerts", str(world / "alerts.jsonl"), "--out", str(out), *extra])
+
+
+def s3_keys_in_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The S3 keys in a credentials directory (as systemd LoadCredential= or a Kubernetes
+    Secret volume gives them), none in the environment: as the daemon and commands take them."""
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "archive-s3-access-key-id").write_text("test")
+    (creds / "archive-s3-secret-access-key").write_text("test")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    monkeypatch.delenv(ACCESS_KEY_ENV, raising=False)
+    monkeypatch.delenv(SECRET_KEY_ENV, raising=False)

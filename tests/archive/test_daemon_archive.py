@@ -17,6 +17,7 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
+from tests.archive.helpers import s3_keys_in_credentials
 from tests.faults.harness import (
     Daemon,
     FaultWorld,
@@ -36,15 +37,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def s3_location(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    """A fresh bucket; the keys in a credentials directory (as systemd LoadCredential= or a
-    Kubernetes Secret volume gives them), not in the config."""
-    creds = tmp_path / "creds"
-    creds.mkdir()
-    (creds / "archive-s3-access-key-id").write_text("test")
-    (creds / "archive-s3-secret-access-key").write_text("test")
-    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
-    monkeypatch.delenv(ACCESS_KEY_ENV, raising=False)
-    monkeypatch.delenv(SECRET_KEY_ENV, raising=False)
+    """A fresh bucket; the keys in a credentials directory, not in the config."""
+    s3_keys_in_credentials(monkeypatch, tmp_path)
     return f"s3://{moto_s3.create_bucket()}/archive?endpoint={moto_s3.endpoint}"
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.archive.helpers import s3_keys_in_credentials
 from tests.services.tansu import MotoS3
-from watchdog.archive.store import ACCESS_KEY_ENV, SECRET_KEY_ENV, open_store
+from watchdog.archive.store import open_store
 from watchdog.cli import main
 
 pytestmark = pytest.mark.integration
@@ -16,14 +17,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def s3_archive(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    # the keys from the credentials directory, as the daemon and the commands take them
-    creds = tmp_path / "creds"
-    creds.mkdir()
-    (creds / "archive-s3-access-key-id").write_text("test")
-    (creds / "archive-s3-secret-access-key").write_text("test")
-    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
-    monkeypatch.delenv(ACCESS_KEY_ENV, raising=False)
-    monkeypatch.delenv(SECRET_KEY_ENV, raising=False)
+    s3_keys_in_credentials(monkeypatch, tmp_path)
     monkeypatch.setenv("WATCHDOG_AUDIT_TRAIL", str(tmp_path / "audit.jsonl"))
     bucket = moto_s3.create_bucket()
     return f"s3://{bucket}/watchdog?endpoint={moto_s3.endpoint}"

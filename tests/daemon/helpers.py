@@ -193,3 +193,19 @@ async def join_in_turn(services: list[Service], runs: list[asyncio.Task[int]],
     await wait_for(lambda: all(s.sources[0].assigned for s in services)
                    and sum(len(s.sources[0].assigned) for s in services) == partitions,
                    within=40, what="the group rebalanced over every instance")
+
+
+async def stop_all(services: list[Service], runs: list[asyncio.Task[int]], within: float) -> None:
+    """Ask every service to stop and expect each run to end with 0 within ``within`` s."""
+    for s in services:
+        s.request_stop()
+    assert await asyncio.wait_for(asyncio.gather(*runs), within) == [0] * len(runs)
+
+
+def cancel_all(services: list[Service], runs: list[asyncio.Task[int]]) -> None:
+    """Clean-up after a failure: stop what runs, cancel what did not end."""
+    for s in services:
+        s.request_stop()
+    for r in runs:
+        if not r.done():
+            r.cancel()

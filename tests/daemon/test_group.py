@@ -20,7 +20,15 @@ import orjson
 import pytest
 import yaml
 
-from tests.daemon.helpers import World, join_in_turn, replay_alerts, service, wait_for
+from tests.daemon.helpers import (
+    World,
+    cancel_all,
+    join_in_turn,
+    replay_alerts,
+    service,
+    stop_all,
+    wait_for,
+)
 from tests.daemon.kafkautil import daemon_config, make_topics, produce, produce_state, read_all
 from watchdog.daemon.config import load_config
 
@@ -83,15 +91,9 @@ async def test_two_instances_split_partitions_and_catch_an_hour_long_bulk_export
                                       >= len(events)) and not r.behind()
 
         await wait_for(read_all_again, within=60, what="the whole-stream reader caught up")
-        for s in services:
-            s.request_stop()
-        assert await asyncio.wait_for(asyncio.gather(*runs), 20) == [0, 0]
+        await stop_all(services, runs, 20)
     finally:
-        for s in services:
-            s.request_stop()
-        for r in runs:
-            if not r.done():
-                r.cancel()
+        cancel_all(services, runs)
 
     alerts = {r.key.decode(): orjson.loads(r.value) for r in await read_all(bs, "alerts")}
     assert set(alerts) == set(expected)

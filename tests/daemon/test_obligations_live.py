@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.builders import POLICY_DOC, event_doc
-from tests.daemon.helpers import KEY, wait_for
+from tests.daemon.helpers import KEY, cancel_all, join_in_turn, stop_all, wait_async, wait_for
 from tests.daemon.kafkautil import daemon_config, produce, read_all
 from tests.services.procs import free_port
 from tests.services.tansu import create_topics
@@ -177,7 +177,6 @@ async def test_two_instances_raise_each_obligation_once(tansu_broker, tmp_path: 
     raises each once, judged on every partition's events (the deletes included)."""
     from collections import Counter
 
-    from tests.daemon.helpers import join_in_turn
     from watchdog.daemon.metrics import Metrics
 
     policy = tmp_path / "policy.yaml"
@@ -217,16 +216,9 @@ async def test_two_instances_raise_each_obligation_once(tansu_broker, tmp_path: 
             keys = {r.key.decode() for r in await read_all(bs, "alerts")}
             return obligations <= keys
 
-        from tests.daemon.helpers import wait_async
         await wait_async(arrived, within=60, what="the obligation alerts")
-        for s in services:
-            s.request_stop()
-        assert await asyncio.wait_for(asyncio.gather(*runs), 30) == [0, 0]
+        await stop_all(services, runs, 30)
     finally:
-        for s in services:
-            s.request_stop()
-        for r in runs:
-            if not r.done():
-                r.cancel()
+        cancel_all(services, runs)
     sent = Counter(r.key.decode() for r in await read_all(bs, "alerts"))
     assert all(sent[a] == 1 for a in obligations), sent

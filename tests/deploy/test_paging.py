@@ -32,6 +32,15 @@ CLAUSE = ("§10: we restrict the means of taking personal information out of the
           "such as recording on external media")
 
 
+def fast_routes(route: dict[str, Any]) -> None:
+    """Group waits and intervals of a route tree at 1 s (a test, not a pager's rhythm)."""
+    for k in ("group_wait", "group_interval"):
+        if k in route:
+            route[k] = "1s"
+    for sub in route.get("routes", []):
+        fast_routes(sub)
+
+
 def shipped_config(tmp_path: Path, pager_url: str, slack_url: str) -> dict[str, Any]:
     """deploy/alertmanager/alertmanager.yml with its secret files filled in for the local
     receivers, the template path made absolute and every wait shortened to a second."""
@@ -42,14 +51,7 @@ def shipped_config(tmp_path: Path, pager_url: str, slack_url: str) -> dict[str, 
     slack.write_text(slack_url)
     cfg["templates"] = [str(AM_DIR / t) for t in cfg["templates"]]
 
-    def fast(route: dict[str, Any]) -> None:
-        for k in ("group_wait", "group_interval"):
-            if k in route:
-                route[k] = "1s"
-        for sub in route.get("routes", []):
-            fast(sub)
-
-    fast(cfg["route"])
+    fast_routes(cfg["route"])
     cfg["route"].update(group_wait="1s", group_interval="1s")
     for r in cfg["receivers"]:
         for pd in r.get("pagerduty_configs", []):
@@ -168,14 +170,7 @@ async def test_pagerduty_severity_is_mapped(alertmanager_factory, tmp_path: Path
         base = shipped_config(tmp_path, pager.url, slack.url)
         base["route"] = {**base["route"], "routes": cfg["route"]["routes"]}
 
-        def fast(route: dict[str, Any]) -> None:
-            for k in ("group_wait", "group_interval"):
-                if k in route:
-                    route[k] = "1s"
-            for sub in route.get("routes", []):
-                fast(sub)
-
-        fast(base["route"])
+        fast_routes(base["route"])
         am = await asyncio.to_thread(alertmanager_factory, config=base)
         sink = AlertmanagerSink(Settings(url=am.url))
         await sink.send([violation(9, "external_media", severity, "u0001")])

@@ -10,6 +10,8 @@ import pytest
 import yaml
 
 from tests.builders import policy_doc
+from tests.policy.test_loader import error_of as loader_error_of
+from tests.policy.test_loader import write
 from watchdog.policy import PolicyError, load_policy
 
 COMMITMENTS = [
@@ -27,14 +29,7 @@ def doc_with(**extra: Any) -> dict[str, Any]:
 
 
 def error_of(tmp_path: Path, doc: dict[str, Any]) -> str:
-    path = tmp_path / "policy.yaml"
-    path.write_text(yaml.safe_dump(doc, allow_unicode=True))
-    with pytest.raises(PolicyError) as info:
-        load_policy(path)
-    msg = str(info.value)
-    assert "\n" not in msg
-    assert msg.startswith(f"{path}: ")
-    return msg[len(f"{path}: "):]
+    return loader_error_of(write(tmp_path, doc))
 
 
 def test_commitments_turn_on_exactly_the_rules_they_name(tmp_path):
