@@ -118,6 +118,17 @@ def heat(pid: int, title: str, desc: str, target: prom.Dataquery, *, unit: str,
             .cell_values(heatmap.CellValues().unit("short")))
 
 
+def bars(pid: int, title: str, desc: str, target: prom.Dataquery, *, w: int, h: int,
+         steps: tuple[tuple[float | None, str], ...]) -> bargauge.Panel:
+    """Horizontal bars of an instant query (totals over the range, per label)."""
+    return (bargauge.Panel().id(pid).title(title).description(desc)
+            .datasource(DS).span(w).height(h).targets([target])
+            .display_mode(common.BarGaugeDisplayMode.GRADIENT)
+            .orientation(common.VizOrientation.HORIZONTAL)
+            .reduce_options(common_b.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+            .thresholds(thresholds(*steps)).unit("short").min(0))
+
+
 def quantiles(metric: str, by: str = "", legend_prefix: str = "") -> list[prom.Dataquery]:
     """p50/p95/p99 of a histogram (``by``: extra grouping labels, e.g. "sink")."""
     group = f"{by}, le" if by else "le"
@@ -241,18 +252,12 @@ def overview() -> dash.Dashboard:
                        legend_calcs=("mean", "max"))
                     .override_by_name("critical", [dm.DynamicConfigValue(
                         id_val="color", value={"mode": "fixed", "fixedColor": "red"})]))
-        .with_panel(
-            bargauge.Panel().id(13).title("Commitments most often broken")
-            .description("Top 10 rules by alerts over the time range: the policy commitments "
-                         "the organisation breaks most.")
-            .datasource(DS).span(12).height(9)
-            .targets([q(f"topk(10, round(sum by (rule) (increase(watchdog_alerts_total"
-                        f"{{{JOB}}}[$__range])))) > 0", "{{rule}}", instant=True)])
-            .display_mode(common.BarGaugeDisplayMode.GRADIENT)
-            .orientation(common.VizOrientation.HORIZONTAL)
-            .reduce_options(common_b.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-            .thresholds(thresholds((None, "green"), (1, "orange"), (10, "red")))
-            .unit("short").min(0))
+        .with_panel(bars(13, "Commitments most often broken",
+                         "Top 10 rules by alerts over the time range: the policy commitments "
+                         "the organisation breaks most.",
+                         q(f"topk(10, round(sum by (rule) (increase(watchdog_alerts_total"
+                           f"{{{JOB}}}[$__range])))) > 0", "{{rule}}", instant=True),
+                         w=12, h=9, steps=((None, "green"), (1, "orange"), (10, "red"))))
         .with_panel(
             table.Panel().id(14).title("Alerts by rule and severity")
             .description("Alerts over the time range per rule and severity.")
@@ -430,18 +435,12 @@ def operations() -> dash.Dashboard:
                        [q(f"sum by (topic) (watchdog_whole_stream_lag{{{JOB}}}) or "
                           f"sum(watchdog_whole_stream_reader{{{JOB}}}) * 0", "{{topic}}")],
                        w=10, h=8, legend_calcs=("last", "max")))
-        .with_panel(
-            bargauge.Panel().id(22).title("Log gaps in range by dataset")
-            .description("log_gap alerts over the time range per dataset whose log has the "
-                         "gap (alert WatchdogLogGap).")
-            .datasource(DS).span(8).height(8)
-            .targets([q(f"round(sum by (dataset) (increase(watchdog_log_gaps_total{{{JOB}}}"
-                        f"[$__range])))", "{{dataset}}", instant=True)])
-            .display_mode(common.BarGaugeDisplayMode.GRADIENT)
-            .orientation(common.VizOrientation.HORIZONTAL)
-            .reduce_options(common_b.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-            .thresholds(thresholds((None, "green"), (1, "orange")))
-            .unit("short").min(0))
+        .with_panel(bars(22, "Log gaps in range by dataset",
+                         "log_gap alerts over the time range per dataset whose log has the "
+                         "gap (alert WatchdogLogGap).",
+                         q(f"round(sum by (dataset) (increase(watchdog_log_gaps_total{{{JOB}}}"
+                           f"[$__range])))", "{{dataset}}", instant=True),
+                         w=8, h=8, steps=((None, "green"), (1, "orange"))))
     )
     ready0 = f"sum(watchdog_ready{{{JOB}}}) * 0"  # 0, not "no data", without an archive
     d = d.with_row(
@@ -564,17 +563,11 @@ def promises() -> dash.Dashboard:
     )
     d = d.with_row(
         row(301, "By rule and by account")
-        .with_panel(
-            bargauge.Panel().id(7).title("Rules today")
-            .description("Alerts per rule since midnight (each rule enforces commitments).")
-            .datasource(DS).span(12).height(9)
-            .targets([q(f"round(sum by (rule) (increase(watchdog_alerts_total{{{JOB}}}"
-                        f"[$__range]))) > 0", "{{rule}}", instant=True)])
-            .display_mode(common.BarGaugeDisplayMode.GRADIENT)
-            .orientation(common.VizOrientation.HORIZONTAL)
-            .reduce_options(common_b.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-            .thresholds(thresholds((None, "green"), (1, "orange"), (10, "red")))
-            .unit("short").min(0))
+        .with_panel(bars(7, "Rules today",
+                         "Alerts per rule since midnight (each rule enforces commitments).",
+                         q(f"round(sum by (rule) (increase(watchdog_alerts_total{{{JOB}}}"
+                           f"[$__range]))) > 0", "{{rule}}", instant=True),
+                         w=12, h=9, steps=((None, "green"), (1, "orange"), (10, "red"))))
         .with_panel(_accounts(8, "Top accounts today", week=False))
         .with_panel(_accounts(9, "Top accounts this week", week=True))
         .with_panel(ts(10, "Broken promises per hour, by commitment",
@@ -593,19 +586,13 @@ def promises() -> dash.Dashboard:
                        [q(f"sum by (rule) (watchdog_obligations_open{{{JOB}}}) or "
                           f"sum(watchdog_ready{{{JOB}}}) * 0", "{{rule}}")], w=12,
                        legend_calcs=("last", "max")))
-        .with_panel(
-            bargauge.Panel().id(12).title("Excused by an exception in range")
-            .description("Alerts the policy's exceptions (with an expiry) excused, per rule, "
-                         "over the range; each is in the audit trail with its reason.")
-            .datasource(DS).span(12).height(8)
-            .targets([q(f"round(sum by (rule) (increase(watchdog_alerts_suppressed_total"
-                        f"{{{JOB}}}[$__range]))) or sum(watchdog_ready{{{JOB}}}) * 0",
-                        "{{rule}}", instant=True)])
-            .display_mode(common.BarGaugeDisplayMode.GRADIENT)
-            .orientation(common.VizOrientation.HORIZONTAL)
-            .reduce_options(common_b.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-            .thresholds(thresholds((None, "green"), (1, "blue")))
-            .unit("short").min(0))
+        .with_panel(bars(12, "Excused by an exception in range",
+                         "Alerts the policy's exceptions (with an expiry) excused, per rule, "
+                         "over the range; each is in the audit trail with its reason.",
+                         q(f"round(sum by (rule) (increase(watchdog_alerts_suppressed_total"
+                           f"{{{JOB}}}[$__range]))) or sum(watchdog_ready{{{JOB}}}) * 0",
+                           "{{rule}}", instant=True),
+                         w=12, h=8, steps=((None, "green"), (1, "blue"))))
     )
     return d
 
