@@ -121,7 +121,7 @@ async def test_not_ready_while_the_broker_is_away_and_stops_cleanly(world: World
 
 def test_liveness_fails_when_the_loop_stalls(world: World) -> None:
     svc = memory_service(world, f"127.0.0.1:{free_port()}")
-    svc._tick -= 1000
+    svc.tick_at -= 1000
     ok, detail = svc.alive()
     assert not ok
     assert detail == {"stalled": ["housekeeping"]}

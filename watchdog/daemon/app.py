@@ -9,7 +9,8 @@ instance partition 0 and not every partition, it also runs the whole-stream read
 Shutdown (SIGTERM/SIGINT), within ``shutdown_timeout_seconds``: stop consuming, flush the
 Detector, wait for every sink to accept the alerts, commit offsets, disconnect, exit 0. If a
 sink stays down, what it has not accepted is not committed: those events are read again on the
-next start. SIGHUP reloads the policy (windows and state are kept).
+next start (:mod:`.shutdown`). SIGHUP reloads the policy (windows and state are kept:
+:mod:`.policy_reload`). Periodic work: :mod:`.housekeeping`; health: :mod:`.service_health`.
 
 A task that fails unexpectedly ends the group: the daemon exits 1 and the supervisor restarts
 it; sinks and brokers that fail are retried, never fatal.
@@ -27,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 from aiokafka.errors import KafkaConnectionError
 
 from watchdog import gc_policy
-from watchdog.alerts.model import Alert, rfc3339
 from watchdog.daemon.config import Config, in_group
 from watchdog.daemon.deadletter import (
     PRODUCER_MAX_REQUEST,
@@ -38,37 +38,31 @@ from watchdog.daemon.deadletter import (
 )
 from watchdog.daemon.delivery import Delivery, Outbox, RetryPolicy
 from watchdog.daemon.health import HealthServer
+from watchdog.daemon.housekeeping import housekeeping, probe
 from watchdog.daemon.kafka_client import connection_problem, start_producer
 from watchdog.daemon.logging import get_logger
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.notify import Notify
 from watchdog.daemon.pipeline import Pipeline
-from watchdog.daemon.sinks.alertmanager import AlertmanagerSink
+from watchdog.daemon.policy_reload import PolicyReload
+from watchdog.daemon.service_health import alive, readiness
+from watchdog.daemon.shutdown import close, shutdown
 from watchdog.daemon.sinks.audit import AuditSink
 from watchdog.daemon.sinks.base import Sink
-from watchdog.daemon.sinks.jsonl import JsonlSink
-from watchdog.daemon.sinks.kafka import KafkaSink
-from watchdog.daemon.sinks.mqtt import MqttSink
-from watchdog.daemon.sinks.webhook import WebhookSink
+from watchdog.daemon.sinks.configured import ProducerRef, configured_sinks
 from watchdog.daemon.sources.base import Source
-from watchdog.daemon.sources.kafka import FINISH_STEP, KafkaSource
+from watchdog.daemon.sources.kafka import KafkaSource
 from watchdog.daemon.sources.kafka_state import StateTopics
 from watchdog.daemon.sources.mqtt import MqttSource
 from watchdog.daemon.sources.whole_stream import WholeStream
 from watchdog.engine.detector import Stage
 from watchdog.engine.engine import Engine
-from watchdog.policy.model import PolicyException
 
 if TYPE_CHECKING:
     from watchdog.daemon.sinks.archive import DaemonArchive
 
 SourceFactory = Callable[[Pipeline], Source]
 ANOMALY_GROUP_SUFFIX = ".anomaly"  # the consumer group of ``detection.only: anomaly``
-HOUSEKEEPING = 0.25  # seconds between ticks: idle streams, gauges, systemd watchdog
-# state sizes walk the rules' windows (distinct accounts of a large organisation's windows:
-# milliseconds); a gauge that moves slowly needs no update four times a second
-STATE_SIZES_SECONDS = 2.0
-CLOSE_SECONDS = 2.0  # for disconnecting every client at the end
 
 
 class Service:
@@ -96,7 +90,6 @@ class Service:
             cfg = in_group(cfg, ANOMALY_GROUP_SUFFIX)
         self.cfg = cfg
         self.engine = engine
-        self._stages = list(stages)
         self.metrics = metrics or Metrics()
         self.metrics.name_datasets(cfg.metrics.datasets)
         self.metrics.promises.set_policy(engine.policy, engine.pseudonymize)
@@ -106,17 +99,18 @@ class Service:
         self.started = asyncio.Event()  # consuming (ready once state is loaded)
         self.stopping = False
         self.producer: Any = None  # started in _connect (it needs the running loop)
-        self._tick = time.monotonic()
-        self._source_tasks: list[asyncio.Task[None]] = []
+        self.tick_at = time.monotonic()  # the housekeeping loop's last tick
+        self.source_tasks: list[asyncio.Task[None]] = []
         self._congested = False
         self.joined = False  # the consumer group assigned partitions at least once
 
         m, retry = self.metrics, RetryPolicy(cfg.delivery.retry_initial_seconds,
                                              cfg.delivery.retry_max_seconds)
-        self.sinks: list[Sink] = list(sinks) if sinks is not None else self._configured_sinks()
+        self.sinks: list[Sink] = (list(sinks) if sinks is not None
+                                  else configured_sinks(cfg, ProducerRef(self)))
         self.delivery = Delivery(self.sinks, m, get_logger("delivery"),
                                  batch_max=cfg.delivery.batch_max, retry=retry)
-        dl = dead_letters or KafkaDeadLetters(_ProducerRef(self), cfg.topics.dlq)
+        dl = dead_letters or KafkaDeadLetters(ProducerRef(self), cfg.topics.dlq)
         self.dlq: Outbox[DeadLetter] = Outbox(
             dl.name, dl.send, accepted, m, get_logger("delivery"),
             batch_max=cfg.delivery.batch_max, timeout=dl.timeout, retry=retry)
@@ -125,8 +119,10 @@ class Service:
                                  future=cfg.detection.future_seconds,
                                  dedupe_alert_ids=cfg.delivery.dedupe_alert_ids,
                                  rules=cfg.detection.rules)
-        self._audit = next((s for s in self.sinks if isinstance(s, AuditSink)), None)
-        engine.on_suppressed = self._suppressed
+        self.policy = PolicyReload(cfg, engine, m, self.notify, self.log, stages=stages,
+                                   audit=next((s for s in self.sinks
+                                               if isinstance(s, AuditSink)), None))
+        engine.on_suppressed = self.policy.excused
         self.state: StateTopics | None = None
         self.whole_stream: WholeStream | None = None  # with the configured Kafka source
         if kafka:
@@ -177,23 +173,6 @@ class Service:
         return installed
 
     # -- assembly ------------------------------------------------------------------------------
-    def _configured_sinks(self) -> list[Sink]:
-        s, out = self.cfg.sinks, list[Sink]()
-        if s.kafka is not None:
-            out.append(KafkaSink(_ProducerRef(self), s.kafka.topic or self.cfg.topics.alerts))
-        if s.alertmanager is not None:
-            out.append(AlertmanagerSink(s.alertmanager))
-        if s.webhook is not None:
-            out.append(WebhookSink(s.webhook))
-        if s.mqtt is not None and self.cfg.mqtt is not None:
-            out.append(MqttSink(self.cfg.mqtt, s.mqtt))
-        if s.jsonl is not None:
-            out.append(JsonlSink(s.jsonl.path))
-        if s.audit is not None:
-            key = s.audit.key.encode() if s.audit.key else None
-            out.append(AuditSink(s.audit.path, fsync=s.audit.fsync, key=key))
-        return out
-
     def _configured_archive(self) -> DaemonArchive | None:
         """The archive, in the rules service only (the anomaly service reads the same events)."""
         cfg = self.cfg
@@ -262,7 +241,7 @@ class Service:
 
         if self.health is not None:
             await self.health.start()
-        spawn(self._housekeeping(), "housekeeping")
+        spawn(housekeeping(self), "housekeeping")
         for box in self.delivery.outboxes:
             spawn(box.run(), f"sink:{box.name}")
         spawn(self.dlq.run(), "dlq")
@@ -275,7 +254,7 @@ class Service:
                 await sink.start()
             if self.state is not None:
                 spawn(self.state.run(), "state")
-                spawn(self._probe(), "broker-probe")
+                spawn(probe(self.state), "broker-probe")
                 if not await self._until(self.state.loaded.wait()):
                     return
             gc_policy.settle()  # state loaded: keep the collector off it
@@ -283,7 +262,7 @@ class Service:
                 spawn(self.whole_stream.run(), "whole-stream")
             for src in self.sources:
                 await src.start()
-                self._source_tasks.append(tg.create_task(src.run(), name=f"source:{src.name}"))
+                self.source_tasks.append(tg.create_task(src.run(), name=f"source:{src.name}"))
             self.started.set()
             self.notify.ready()
             self.log.info("started", only=self.cfg.detection.only or "rules and model",
@@ -292,11 +271,11 @@ class Service:
                           sinks=[s.name for s in self.sinks],
                           lateness_seconds=self.cfg.detection.lateness_seconds)
             await self.stop_requested.wait()
-            await self._shutdown()
+            await shutdown(self)
         finally:
             for task in background:
                 task.cancel()
-            await self._close()
+            await close(self)
 
     async def _until(self, aw: Any) -> bool:
         """Await ``aw`` unless a stop comes first; True if it completed."""
@@ -336,227 +315,18 @@ class Service:
                 delay = min(delay * 2, 10.0)
         return False
 
-    async def _shutdown(self) -> None:
-        cfg = self.cfg
-        deadline = time.monotonic() + cfg.shutdown_timeout_seconds
-        self.stopping = True
-        self.metrics.ready.set(0)
-        self.notify.stopping()
-        ws = self.whole_stream
-        for src in self.sources:
-            src.stop()
-        if ws is not None:
-            ws.stop()
-        if self._source_tasks:
-            await asyncio.wait(self._source_tasks, timeout=max(0.1, deadline - time.monotonic()))
-        if ws is not None:  # its buffer processed too (unless behind), before the drain
-            await ws.settle(max(0.1, min(FINISH_STEP, deadline - time.monotonic())))
-        behind = [s.name for s in self.sources if getattr(s, "behind", _never)()]
-        if behind and all(hasattr(s, "behind") for s in self.sources):
-            # a backlog: partitions may be hours apart in event time, and a flush would process
-            # their events out of order (spurious log_gap alerts, windows judged on half the
-            # events). Held events keep their offsets uncommitted: read again on the next start.
-            # (Not with a source that cannot re-read, e.g. MQTT: its buffered events would be
-            # lost, so those setups still flush.)
-            self.log.info("shutdown_without_flush", sources=behind,
-                          buffered=len(self.pipeline.order),
-                          consequence="buffered events are read again on the next start")
-        else:
-            self.pipeline.flush()
-        # leave time for the last commit, leaving the group and disconnecting
-        budget = max(0.1, deadline - time.monotonic() - 2 * FINISH_STEP - CLOSE_SECONDS)
-        try:
-            async with asyncio.timeout(budget):
-                await self.delivery.drained()
-                await self.dlq.drained()
-                if self.archive is not None:
-                    await self.archive.drain()
-        except TimeoutError:
-            self.log.warning("shutdown_undelivered", alerts=self.delivery.pending,
-                             dead_letters=len(self.dlq),
-                             archive=self.archive.pending if self.archive else 0,
-                             consequence="not committed: read again on the next start")
-        # the whole-stream reader's last commit alongside the main one's (each bounded)
-        side = asyncio.ensure_future(ws.finish()) if ws is not None else None
-        for src in self.sources:  # each bounds its own steps (FINISH_STEP)
-            try:
-                await src.finish()
-            except Exception as err:
-                self.log.warning("source_finish_failed", source=src.name,
-                                 error=type(err).__name__)
-        if side is not None:
-            await side
-        self.log.info("stopped", processed=self.pipeline.detector.processed,
-                      suppressed=self.pipeline.suppressed, rejected=self.pipeline.rejected,
-                      pending_alerts=self.delivery.pending)
-
-    async def _close(self) -> None:
-        """Disconnect everything at once, within a short bound (the broker may be gone)."""
-        closers = [sink.close() for sink in self.sinks]
-        if self.whole_stream is not None:
-            closers.append(self.whole_stream.close())
-        if self.state is not None:
-            closers.append(self.state.close())
-        if self.producer is not None:
-            closers.append(self.producer.stop())
-        if self.health is not None:
-            closers.append(self.health.close())
-        tasks = [asyncio.ensure_future(c) for c in closers]
-        _, late = await asyncio.wait(tasks, timeout=CLOSE_SECONDS)
-        for t in late:
-            t.cancel()
-        if late:
-            self.log.warning("close_timed_out", clients=len(late))
-
-    # -- periodic -------------------------------------------------------------------------------
-    async def _housekeeping(self) -> None:
-        m, p = self.metrics, self.pipeline
-        engine = self.engine
-        mqtt_idle = self.cfg.mqtt.idle_after_seconds if self.cfg.mqtt else 5.0
-        last_status = last_sizes = 0.0
-        while True:
-            now = self._tick = time.monotonic()
-            for src in self.sources:
-                tick = getattr(src, "tick", None)
-                if tick is not None:
-                    tick(now, mqtt_idle)
-            p.tick()
-            m.q_alerts.set(self.delivery.pending)
-            m.q_reorder.set(len(p.order))
-            if now - last_sizes >= STATE_SIZES_SECONDS:
-                last_sizes = now
-                m.s_directory.set(len(engine.directory))
-                m.s_subjects.set(len(engine.register))
-                sizes = engine.window_sizes()  # walked once for both gauges
-                m.s_windows.set(sum(sizes))
-                m.accounts.set(max(sizes, default=0))
-                for rule, n in engine.open_obligations().items():
-                    m.obligations_open.labels(rule).set(n)
-            wm = p.order.watermark()
-            if wm != float("-inf"):
-                m.watermark.set(wm)
-            for box in self._outboxes():
-                m.sink_stalled.labels(box.name).set(box.stalled_for(now))
-            ready, _ = self.readiness()
-            m.ready.set(1 if ready else 0)
-            progressing = self.started.is_set() and all(s.alive(now) for s in self.sources)
-            self.notify.tick(progressing)
-            if now - last_status >= 10.0:
-                last_status = now
-                self.notify.status(f"processed {p.detector.processed} events, "
-                                   f"{self.delivery.pending} alerts pending")
-            await asyncio.sleep(HOUSEKEEPING)
-
-    async def _probe(self) -> None:
-        assert self.state is not None
-        while True:
-            await asyncio.sleep(5.0)
-            await self.state.probe()
-
     # -- health --------------------------------------------------------------------------------
     def alive(self) -> tuple[bool, dict[str, Any]]:
-        now = time.monotonic()
-        stall = self.cfg.stall_seconds
-        stalled = [s.name for s in self.sources if not s.alive(now)]
-        if self.state is not None and self.started.is_set() and not self.state.alive(now):
-            stalled.append("state")
-        if now - self._tick >= stall:
-            stalled.append("housekeeping")
-        return not stalled, {"stalled": stalled} if stalled else {}
+        return alive(self)
 
-    def _outboxes(self) -> list[Outbox[Any]]:
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        return readiness(self)
+
+    def outboxes(self) -> list[Outbox[Any]]:
         """Every destination's queue: the sinks' and the dead letters'."""
         return [*self.delivery.outboxes, self.dlq]
 
-    def readiness(self) -> tuple[bool, dict[str, Any]]:
-        why = []
-        if self.stopping:
-            why.append("shutting down")
-        if self.state is not None:
-            if not self.state.loaded.is_set():
-                why.append("directory/subjects not read to their end yet")
-            if not self.state.broker_ok:
-                why.append("kafka broker unreachable")
-        if not self.started.is_set():
-            why.append("not consuming yet")
-        why.extend(f"{s.name} not connected" for s in self.sources if not s.ready)
-        now = time.monotonic()
-        limit = self.cfg.delivery.stall_seconds
-        why.extend(f"sink {box.name} accepted nothing for {box.stalled_for(now):.0f}s "
-                   "(offsets wait for it)" for box in self._outboxes()
-                   if box.stalled_for(now) >= limit)
-        if not self.joined and any(s.name == "kafka" for s in self.sources):
-            why.append("no partitions assigned yet (joining the consumer group)")
-        detail: dict[str, Any] = {"reasons": why} if why else {}
-        assignment = getattr(next((s for s in self.sources if s.name == "kafka"), None),
-                             "assigned", None)
-        if assignment is not None:
-            detail["partitions"] = sorted(assignment)
-        return not why, detail
-
     # -- policy ---------------------------------------------------------------------------------
-    def _swap_model(self) -> None:
-        """SIGHUP also reloads the model directory (a new ``watchdog train`` output in place);
-        a refused model keeps the running one."""
-        if not self.cfg.model:
-            return
-        for stage in self._stages:
-            swap = getattr(stage, "swap", None)
-            if swap is None:
-                continue
-            try:
-                version = swap(self.cfg.model)
-            except (ValueError, OSError) as err:
-                self.log.error("model_swap_refused", detail=str(err)[:300],
-                               consequence="the previous model stays in force")
-            else:
-                self.log.info("model_swapped", version=version)
-
-    def _suppressed(self, alert: Alert, exc: PolicyException) -> None:
-        """An exception of the policy excused an alert: counted, logged (no personal data:
-        the rule, the alert id and the exception's reason) and written to the audit trail."""
-        self.metrics.suppressed.labels(alert.rule).inc()
-        until = rfc3339(exc.until)
-        self.log.info("alert_excused", rule=alert.rule, alert_id=alert.alert_id,
-                      reason=exc.reason[:200], until=until)
-        if self._audit is not None:
-            self._audit.note_excused(alert, exc.reason, until)
-
     def reload_policy(self) -> None:
-        from watchdog.policy import PolicyError, load_policy
-
-        self.notify.reloading()
-        try:
-            policy = load_policy(self.cfg.policy)
-        except PolicyError as err:
-            self.notify.ready()
-            self.metrics.reloads.labels("error").inc()
-            self.log.error("policy_reload_failed", detail=str(err)[:300],
-                           consequence="the previous policy stays in force")
-            return
-        self.engine.set_policy(policy)
-        self.metrics.promises.set_policy(policy, self.engine.pseudonymize)
-        if self.whole_stream is not None:
-            self.whole_stream.set_policy(policy)
-        self._swap_model()
-        self.notify.ready()
-        self.metrics.reloads.labels("ok").inc()
-        self.log.info("policy_reloaded", source=str(policy.source),
-                      organization=policy.organization)
-
-
-def _never() -> bool:
-    return False
-
-
-class _ProducerRef:
-    """The service's producer, resolved when used (it is started after assembly)."""
-
-    def __init__(self, service: Service) -> None:
-        self._service = service
-
-    def __getattr__(self, name: str) -> Any:
-        producer = self._service.producer
-        if producer is None:
-            raise ConnectionError("kafka producer not started")
-        return getattr(producer, name)
+        self.policy.whole_stream = self.whole_stream
+        self.policy.reload()

@@ -1,0 +1,64 @@
+"""The service's periodic work, four times a second: idle streams, stages' ticks, gauges of
+queues and state, the systemd watchdog and status; and the broker probe for ``/readyz``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from watchdog.daemon.app import Service
+    from watchdog.daemon.sources.kafka_state import StateTopics
+
+HOUSEKEEPING = 0.25  # seconds between ticks: idle streams, gauges, systemd watchdog
+# state sizes walk the rules' windows (distinct accounts of a large organisation's windows:
+# milliseconds); a gauge that moves slowly needs no update four times a second
+STATE_SIZES_SECONDS = 2.0
+PROBE_SECONDS = 5.0
+
+
+async def housekeeping(svc: Service) -> None:
+    m, p = svc.metrics, svc.pipeline
+    engine = svc.engine
+    mqtt_idle = svc.cfg.mqtt.idle_after_seconds if svc.cfg.mqtt else 5.0
+    last_status = last_sizes = 0.0
+    while True:
+        now = svc.tick_at = time.monotonic()
+        for src in svc.sources:
+            tick = getattr(src, "tick", None)
+            if tick is not None:
+                tick(now, mqtt_idle)
+        p.tick()
+        m.q_alerts.set(svc.delivery.pending)
+        m.q_reorder.set(len(p.order))
+        if now - last_sizes >= STATE_SIZES_SECONDS:
+            last_sizes = now
+            m.s_directory.set(len(engine.directory))
+            m.s_subjects.set(len(engine.register))
+            sizes = engine.window_sizes()  # walked once for both gauges
+            m.s_windows.set(sum(sizes))
+            m.accounts.set(max(sizes, default=0))
+            for rule, n in engine.open_obligations().items():
+                m.obligations_open.labels(rule).set(n)
+        wm = p.order.watermark()
+        if wm != float("-inf"):
+            m.watermark.set(wm)
+        for box in svc.outboxes():
+            m.sink_stalled.labels(box.name).set(box.stalled_for(now))
+        ready, _ = svc.readiness()
+        m.ready.set(1 if ready else 0)
+        progressing = svc.started.is_set() and all(s.alive(now) for s in svc.sources)
+        svc.notify.tick(progressing)
+        if now - last_status >= 10.0:
+            last_status = now
+            svc.notify.status(f"processed {p.detector.processed} events, "
+                              f"{svc.delivery.pending} alerts pending")
+        await asyncio.sleep(HOUSEKEEPING)
+
+
+async def probe(state: StateTopics) -> None:
+    """Is the broker reachable? Asked every few seconds for ``/readyz``."""
+    while True:
+        await asyncio.sleep(PROBE_SECONDS)
+        await state.probe()
