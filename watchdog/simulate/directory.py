@@ -27,6 +27,7 @@ class Change:
     roles: tuple[str, ...]
     department: str | None
     manager: str | None
+    notice_at: int | None = None  # contract 1.1: the employee gave notice of leaving then
 
     @property
     def acting(self) -> bool:
@@ -85,6 +86,8 @@ class Directory:
                     doc["department"] = ch.department
                 if ch.manager:
                     doc["manager"] = ch.manager
+                if ch.notice_at is not None:
+                    doc["notice_at"] = iso(ch.notice_at)
                 rows.append((ch.at, uid, doc))
         rows.sort(key=lambda r: (r[0], r[1]))
         return [r[2] for r in rows]

@@ -1,0 +1,129 @@
+"""Scoring alerts against the drawn cases.
+
+- A case is *found* by an ``anomaly`` alert on its account from 10 minutes before its first
+  injected event to 24 hours after its last; time to first alert = that alert's event time
+  minus the first injected event.
+- A leaver's time between giving notice and the case's first event is neither a case nor
+  clean: alerts then count neither way.
+- Every other ``anomaly`` alert of the evaluated part is *false*; the rate is per 1,000
+  account-days of the evaluated part (every account in the directory, every day).
+- Targets (issue 13): bursts of 5x or more lasting an hour or more found within an hour,
+  recall >= 0.9; sustained changes of 2x-3x over 5 working days or more found within two
+  days, recall >= 0.8; at most 1 false alert per 1,000 account-days.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bench.anomaly_eval.detect import Found
+from watchdog.simulate.drawn import FAMILIES, Case
+
+BEFORE = 600.0
+AFTER = 86400.0
+HOUR = 3600.0
+# within this of the first injected event counts as "in time" (issue 13's deadlines)
+DEADLINE = {"burst": HOUR, "sustained": 2 * 86400.0, "low_and_slow": 2 * 86400.0,
+            "off_pattern": HOUR}
+MAX_FALSE = 1.0
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    family: str
+    goal: float
+    select: Callable[[Case], bool]
+    words: str
+
+
+TARGETS = (
+    Target("burst>=5x,>=1h", "burst", 0.9,
+           lambda c: c.intensity >= 5 and c.duration_ms >= 3_600_000,
+           "bursts >= 5x lasting >= 1 h, first alert within 1 h: recall >= 0.9"),
+    Target("sustained 2-3x,>=5d", "sustained", 0.8,
+           lambda c: 2 <= c.intensity <= 3 and c.workdays >= 5,
+           "sustained 2-3x over >= 5 working days, first alert within 2 days: recall >= 0.8"),
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One case as one detector saw it."""
+
+    case: Case
+    world: str
+    ttd: float | None  # seconds from the first injected event to the first alert
+
+    @property
+    def found(self) -> bool:
+        return self.ttd is not None
+
+    @property
+    def in_time(self) -> bool:
+        return self.ttd is not None and self.ttd <= DEADLINE[self.case.family]
+
+
+def match(cases: Sequence[Case], alerts: Sequence[Found], world: str, t0: float
+          ) -> tuple[list[Outcome], int]:
+    """Outcomes of ``cases`` and the number of false alerts at or after ``t0``."""
+    by_user: dict[str, list[Case]] = defaultdict(list)
+    for c in cases:
+        by_user[c.user_id].append(c)
+    first: dict[str, float] = {}
+    false = 0
+    for a in alerts:
+        if a.t < t0:
+            continue
+        hit = neutral = False
+        for c in by_user.get(a.user_id, ()):
+            s, e = c.start_ms / 1000, c.end_ms / 1000
+            if s - BEFORE <= a.t <= e + AFTER:
+                hit = True
+                first[c.case_id] = min(first.get(c.case_id, a.t), a.t)
+            elif c.notice_at_ms is not None and c.notice_at_ms / 1000 <= a.t < s:
+                neutral = True
+        if not (hit or neutral):
+            false += 1
+    out = [Outcome(c, world, first[c.case_id] - c.start_ms / 1000 if c.case_id in first
+                   else None) for c in cases]
+    return out, false
+
+
+def _q(values: list[float], q: float) -> float | None:
+    return float(np.quantile(values, q)) if values else None
+
+
+def summarize(outcomes: Sequence[Outcome], false: int, account_days: float) -> dict[str, Any]:
+    """Per family: recall, recall in time, time to first alert; targets; false-alert rate."""
+    fams: dict[str, Any] = {}
+    for fam in FAMILIES:
+        mine = [o for o in outcomes if o.case.family == fam]
+        ttd = [o.ttd / HOUR for o in mine if o.ttd is not None]
+        fams[fam] = {
+            "cases": len(mine),
+            "found": sum(o.found for o in mine),
+            "recall": sum(o.found for o in mine) / len(mine) if mine else None,
+            "recall_in_time": sum(o.in_time for o in mine) / len(mine) if mine else None,
+            "deadline_h": DEADLINE[fam] / HOUR,
+            "ttd_median_h": _q(ttd, 0.5),
+            "ttd_p90_h": _q(ttd, 0.9),
+        }
+    rate = 1000.0 * false / account_days if account_days else 0.0
+    targets: dict[str, Any] = {}
+    for t in TARGETS:
+        sel = [o for o in outcomes if o.case.family == t.family and t.select(o.case)]
+        got = sum(o.in_time for o in sel) / len(sel) if sel else None
+        targets[t.name] = {"cases": len(sel), "recall_in_time": got, "goal": t.goal,
+                           "pass": got is not None and got >= t.goal, "words": t.words}
+    targets["false/1000 account-days"] = {"value": rate, "goal": MAX_FALSE,
+                                          "pass": rate <= MAX_FALSE,
+                                          "words": "<= 1 false anomaly alert per 1,000 "
+                                                   "account-days"}
+    return {"families": fams, "targets": targets, "false_alerts": false,
+            "account_days": account_days, "false_per_1000_account_days": rate}
