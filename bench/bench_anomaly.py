@@ -20,10 +20,12 @@ REPORT, fixed in ``bench/anomaly_eval/worlds.py``; never report on tuning seeds)
 4. score per family: recall, recall within the issue's deadline, time to first alert, false
    ``anomaly`` alerts per 1,000 account-days, and the issue-13 targets marked PASS/FAIL
    (``bench/anomaly_eval/score.py`` says exactly what counts); print markdown, optionally
-   write JSON and the detection envelope PNG (recall over intensity x duration).
+   write JSON and the detection envelope PNG (recall over intensity x duration);
+5. cost (``bench/anomaly_eval/cost.py``): events per CPU-second of the replay with the model
+   against rules only, interleaved rounds on the largest world's evaluated part (goal: at
+   least 75%), and the shipped stage's memory per tracked account (goal: at most 2 KB).
 
 Worlds are cached under ``--work`` (by their parameters); models are retrained every run.
-Throughput and memory of the stage are measured by ``bench/bench_replay.py``.
 """
 
 from __future__ import annotations
@@ -39,12 +41,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.anomaly_eval import cost  # noqa: E402
 from bench.anomaly_eval import worlds as W  # noqa: E402
 from bench.anomaly_eval.baselines import BASELINES, fit_baselines  # noqa: E402
 from bench.anomaly_eval.detect import run_world  # noqa: E402
 from bench.anomaly_eval.envelope import draw, envelope_doc  # noqa: E402
 from bench.anomaly_eval.report import markdown  # noqa: E402
-from bench.anomaly_eval.score import Outcome, match, summarize  # noqa: E402
+from bench.anomaly_eval.score import Outcome, examples, match, summarize  # noqa: E402
 
 SHIPPED = "shipped"
 
@@ -69,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-baselines", action="store_true")
     p.add_argument("--work", type=Path,
                    default=Path(tempfile.gettempdir()) / "watchdog-bench-anomaly")
+    p.add_argument("--throughput-rounds", type=int, default=None,
+                   help="interleaved replays (rules only / with the model) of the largest "
+                   "world's evaluated part (default 3; --quick 1; 0 skips)")
+    p.add_argument("--memory-accounts", type=int, default=None,
+                   help="accounts for the stage's memory per account (default 200,000; "
+                   "--quick 20,000; 0 skips)")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--md", type=Path, help="write the markdown tables here")
     p.add_argument("--png", type=Path, help="draw the detection envelope here")
@@ -77,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         args.sizes, args.days = W.QUICK["sizes"], W.QUICK["days"]
         args.n_seeds = args.n_seeds or W.QUICK["seeds"]
     args.seeds = args.seeds or ("tuning" if args.quick else "report")
+    if args.throughput_rounds is None:
+        args.throughput_rounds = 1 if args.quick else 3
+    if args.memory_accounts is None:
+        args.memory_accounts = 20_000 if args.quick else 200_000
     seeds = {"report": W.REPORT_SEEDS, "tuning": W.TUNING_SEEDS}.get(args.seeds)
     seed_set = args.seeds if seeds else "explicit"
     seeds = seeds or _ints(args.seeds)
@@ -90,12 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     false = dict.fromkeys(dets, 0)
     account_days = 0.0
     worlds: list[dict[str, Any]] = []
+    largest: W.WorldFiles | None = None
+    found_examples: dict[str, str] = {}
     began = time.perf_counter()
     for size in args.sizes:
         for seed in seeds:
             w = W.make_world(args.work, size, seed, days=args.days, train_days=args.train_days,
                              per_family=args.per_family)
             run = run_world(w, rows=not args.no_baselines)
+            if largest is None or size >= largest.accounts:
+                largest = w
             alerts = {SHIPPED: run.anomaly}
             if not args.no_baselines:
                 fitted = fit_baselines(run.x, run.users, run.times, w.train_end,
@@ -110,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                                    "rule_alerts": dict(run.rule_counts),
                                    "seconds": run.seconds,
                                    "alert_examples": [a.summary for a in run.anomaly[:3]]}
+            for fam, text in examples(w.cases, run.anomaly).items():
+                found_examples.setdefault(fam, text)
             for d in dets:
                 outs, f = match(w.cases, alerts[d], w.root.name, w.train_end)
                 outcomes[d].extend(outs)
@@ -122,11 +141,16 @@ def main(argv: list[str] | None = None) -> int:
         "config": {"sizes": list(args.sizes), "seeds": list(seeds), "seed_set": seed_set,
                    "days": args.days, "train_days": args.train_days,
                    "per_family": args.per_family, "work": str(args.work)},
-        "summary": summary, "worlds": worlds, "envelope": envelope_doc(outcomes),
+        "summary": summary, "worlds": worlds, "alert_examples": found_examples,
+        "envelope": envelope_doc(outcomes),
         "cases": [{"detector": d, "world": o.world, "ttd_s": o.ttd, **o.case.to_doc()}
                   for d in dets for o in outcomes[d]],
         "seconds": time.perf_counter() - began,
     }
+    if args.throughput_rounds and largest is not None:
+        results["throughput"] = cost.throughput(largest, args.throughput_rounds)
+    if args.memory_accounts:
+        results["memory"] = cost.memory(args.memory_accounts)
     text = markdown(results)
     print(text)
     if args.md:

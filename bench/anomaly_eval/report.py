@@ -39,7 +39,9 @@ def targets_table(summary: Mapping[str, Any]) -> str:
             if "value" in r:
                 cells.append(f"{r['value']:.2f} {mark}")
             else:
-                cells.append(f"{_f(r['recall_in_time'])} of {r['cases']} {mark}")
+                ci = r.get("ci95")
+                band = f" [{ci[0]:.2f}-{ci[1]:.2f}]" if ci else ""
+                cells.append(f"{_f(r['recall_in_time'])}{band} of {r['cases']} {mark}")
         rows.append(f"| {t['words']} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -65,4 +67,20 @@ def markdown(results: Mapping[str, Any]) -> str:
              f"{results['config']['sizes']}, {results['config']['days']} days "
              f"({results['config']['train_days']} training)", "", targets_table(s), "",
              families_table(s), "", worlds_table(results["worlds"])]
+    if results.get("alert_examples"):
+        parts += ["", "What the shipped detector's first alert on a case of each family says:"]
+        parts += [f"- {fam}: {text}" for fam, text in results["alert_examples"].items()]
+    tp, mem = results.get("throughput"), results.get("memory")
+    if tp:
+        parts += ["", f"throughput ({tp['world']}, {tp['events']:,} events, median of "
+                  f"{tp['rounds']} interleaved rounds, CPU time): rules only "
+                  f"{tp['rules_only_events_per_cpu_s']:,.0f} events/s, with the model "
+                  f"{tp['with_model_events_per_cpu_s']:,.0f} events/s = "
+                  f"{100 * tp['share']:.0f}% of rules only (goal >= 75%: "
+                  f"{'PASS' if tp['pass'] else 'FAIL'})"]
+    if mem:
+        parts += ["", f"memory: {mem['bytes_per_account']:,.0f} bytes per tracked account "
+                  f"({mem['accounts']:,} accounts, the shipped stage) -> "
+                  f"{mem['gb_for_1m_accounts']:.2f} GB for 1,000,000 (goal <= 2 KB: "
+                  f"{'PASS' if mem['pass'] else 'FAIL'})"]
     return "\n".join(parts)

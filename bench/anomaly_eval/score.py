@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -95,6 +96,29 @@ def match(cases: Sequence[Case], alerts: Sequence[Found], world: str, t0: float
     return out, false
 
 
+def examples(cases: Sequence[Case], alerts: Sequence[Found]) -> dict[str, str]:
+    """Per family, what the first alert that found one of its cases says (the words an
+    analyst reads)."""
+    out: dict[str, str] = {}
+    for a in sorted(alerts, key=lambda a: a.t):
+        for c in cases:
+            if (c.family not in out and c.user_id == a.user_id
+                    and c.start_ms / 1000 - BEFORE <= a.t <= c.end_ms / 1000 + AFTER):
+                out[c.family] = a.summary
+    return out
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """95% interval of a recall of ``k`` in ``n`` (few cases: the interval says how few)."""
+    if not n:
+        return None
+    p = k / n
+    d = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / d
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, mid - half), min(1.0, mid + half)
+
+
 def _q(values: list[float], q: float) -> float | None:
     return float(np.quantile(values, q)) if values else None
 
@@ -118,8 +142,10 @@ def summarize(outcomes: Sequence[Outcome], false: int, account_days: float) -> d
     targets: dict[str, Any] = {}
     for t in TARGETS:
         sel = [o for o in outcomes if o.case.family == t.family and t.select(o.case)]
-        got = sum(o.in_time for o in sel) / len(sel) if sel else None
-        targets[t.name] = {"cases": len(sel), "recall_in_time": got, "goal": t.goal,
+        k = sum(o.in_time for o in sel)
+        got = k / len(sel) if sel else None
+        targets[t.name] = {"cases": len(sel), "recall_in_time": got, "ci95": wilson(k, len(sel)),
+                           "goal": t.goal,
                            "pass": got is not None and got >= t.goal, "words": t.words}
     targets["false/1000 account-days"] = {"value": rate, "goal": MAX_FALSE,
                                           "pass": rate <= MAX_FALSE,

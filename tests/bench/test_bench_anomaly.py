@@ -22,7 +22,8 @@ def test_bench_anomaly_runs_at_tiny_size(tmp_path: Path) -> None:
         [sys.executable, str(ROOT / "bench" / "bench_anomaly.py"), "--sizes", "100",
          "--seeds", "101", "--days", "20", "--train-days", "10", "--per-family", "2",
          "--work", str(tmp_path / "work"), "--json", str(out), "--png", str(png),
-         "--md", str(md)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+         "--md", str(md), "--throughput-rounds", "1", "--memory-accounts", "2000"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
     assert set(res["summary"]) == {"shipped", "robust_z", "hbos"}
@@ -35,6 +36,9 @@ def test_bench_anomaly_runs_at_tiny_size(tmp_path: Path) -> None:
     (world,) = res["worlds"]
     assert world["rule_alerts"] == {}  # the cases break no rule: only the model can see them
     assert len(res["cases"]) == 3 * 2 * len(FAMILIES)
+    assert res["throughput"]["rules_only_events_per_cpu_s"] > 0
+    assert res["throughput"]["with_model_events_per_cpu_s"] > 0
+    assert res["memory"]["bytes_per_account"] > 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = md.read_text()
     assert "| burst | shipped | 2 |" in text
