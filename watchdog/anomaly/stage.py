@@ -46,6 +46,7 @@ from watchdog.anomaly.explain import explain
 from watchdog.anomaly.featurizer import Featurizer
 from watchdog.anomaly.model import AnomalyModel
 from watchdog.anomaly.peers import PeerBaselines, group_key
+from watchdog.anomaly.risk_alerts import RiskHook
 from watchdog.anomaly.vocabulary import (
     BUCKET,
     NW,
@@ -102,6 +103,7 @@ class AnomalyStage:
         self.skipped = 0  # of which all-zero: not sent to the forest
         self.batches = 0  # calls of the forest
         self.alerted = 0
+        self.risk = RiskHook(model, engine)  # person-level risk over days (risk.py)
         if observer is not None:
             observer.on_model(model.version, True)
 
@@ -122,7 +124,12 @@ class AnomalyStage:
 
     def flush(self) -> list[Alert]:
         """Commit the open bucket and score everything pending (end of a replay, shutdown)."""
-        return self._take(self.features.flush(), True)
+        return self._take(self.features.flush(), True) + self.risk.flush()
+
+    def observe_alerts(self, alerts: Sequence[Alert]) -> None:
+        """The rules' alerts (the Detector hands them over before the events' windows are
+        scored): they add to the accounts' risk."""
+        self.risk.observe_alerts(alerts)
 
     def drain(self) -> list[Alert]:
         """Commit the closed buckets and score the windows that have ended, without closing
@@ -151,6 +158,7 @@ class AnomalyStage:
                 self.observer.on_model(_peek_version(model_dir), False)
             raise
         self._model = new  # atomic: _score reads the attribute once per batch
+        self.risk.set_model(new)
         self.source = str(model_dir)
         if self.observer is not None:
             self.observer.on_model(new.version, True)
@@ -238,6 +246,7 @@ class AnomalyStage:
                 alert = self._alert(model, batches[bi], j, float(scores[i]), x[i])
                 if alert is not None:
                     alerts.append(alert)
+        alerts.extend(self.risk.scored(model, batches, rows, scores, x))
         if len(self._last_alert) > 100_000:
             horizon = max(self._last_alert.values()) - self.cooldown
             self._last_alert = {u: t for u, t in self._last_alert.items() if t > horizon}
@@ -264,11 +273,13 @@ class AnomalyStage:
             return None
         if not self.engine.policy.runs(RULE):  # with commitments, only when one names it
             return None
-        self._last_alert[uid] = t
-        self.alerted += 1
         group = batch.group(j)
         drivers, text = explain(model, x, batch.raw[j], batch.own_mean[j], batch.own_var[j],
                                 batch.quantiles[batch.gids[j]], group)
+        if self.risk.suppressed(uid, [d["feature"] for d in drivers], t):
+            return None  # an analyst's false-positive label damps this pattern
+        self._last_alert[uid] = t
+        self.alerted += 1
         factory = self.engine.alerts
         base = factory.severity(RULE, "medium")
         severity = "high" if score >= model.threshold_high and base != "critical" else base

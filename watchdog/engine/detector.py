@@ -58,6 +58,9 @@ class Detector:
         self._each = [s for s in self.stages if not hasattr(s, "observe_many")]
         self._many = [s.observe_many for s in self.stages
                       if hasattr(s, "observe_many")]
+        # stages that weigh the rules' alerts (the anomaly stage's person-level risk)
+        self._alerts_to = [s.observe_alerts for s in self.stages
+                           if hasattr(s, "observe_alerts")]
         self.processed = 0
         self._since_evict = 0
 
@@ -77,6 +80,9 @@ class Detector:
             engine = self.engine
             self._known[ev.event.id] = known = engine.known(ev, t)
             alerts = engine.process(ev, t, ALONE, known)
+            if alerts:
+                for observe_alerts in self._alerts_to:
+                    observe_alerts(alerts)
         else:
             alerts = []
         if released:
@@ -131,6 +137,9 @@ class Detector:
                 more = stage.observe(ev, t)
                 if more:
                     alerts.extend(more)
+        if alerts:  # before the stages score the windows these events fall in
+            for observe_alerts in self._alerts_to:
+                observe_alerts(alerts)
         for observe_many in self._many:
             alerts.extend(observe_many(released))
         n = len(released)
