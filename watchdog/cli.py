@@ -61,6 +61,13 @@ def _replay(args: argparse.Namespace) -> int:
             stages.append(load_stage(args.model, engine))
         except ValueError as err:
             return _fail(str(err))
+        if args.labels:  # the analysts' labels, as the daemon reads them
+            from watchdog.anomaly.labels_file import read_labels
+
+            try:
+                stages[0].risk.set_labels(read_labels(args.labels))
+            except ValueError as err:
+                return _fail(str(err))
     rejected = RejectedWriter(rejected_path_for(args.out))
     # alerts on a terminal and a progress bar on the same terminal would interleave
     show_progress = not (args.out == "-" and sys.stdout.isatty())
@@ -104,6 +111,7 @@ def _add_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--accounts", help="identity-provider account records JSONL (1.1)")
     p.add_argument("--policy", help="policy YAML/JSON (default: the embedded default policy)")
     p.add_argument("--model", help="anomaly model directory (from `watchdog train`)")
+    p.add_argument("--labels", help="with --model: analysts' labels file (watchdog label)")
     p.add_argument("--out", required=True, help="alerts JSONL ('-' for stdout)")
     p.add_argument("--json", action="store_true",
                    help="print the summary as one JSON object on stdout (for scripts)")
@@ -153,6 +161,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
               command)
     _add_lazy(sub, "train", "fit the anomaly model on a baseline period",
               "watchdog.anomaly.train", command)
+    _add_lazy(sub, "label", "an analyst's verdict on an alert (false or true positive)",
+              "watchdog.anomaly.label_command", command)
     _add_lazy(sub, "simulate", "write a synthetic organisation's logs with known violations",
               "watchdog.simulate", command)
     _add_lazy(sub, "archive", "write or verify the archive of events, records and alerts",

@@ -155,4 +155,5 @@ def _rfc3339(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-__all__: Sequence[str] = ("DEFAULT_DAMP_DAYS", "VERDICTS", "Label", "Labels", "behaviours_of")
+__all__: Sequence[str] = ("DEFAULT_DAMP_DAYS", "MAX_NOTE", "VERDICTS", "Label", "Labels",
+                          "behaviours_of")

@@ -39,6 +39,7 @@ from watchdog.daemon.deadletter import (
 from watchdog.daemon.delivery import Delivery, Outbox, RetryPolicy
 from watchdog.daemon.health import HealthServer
 from watchdog.daemon.housekeeping import housekeeping, probe
+from watchdog.daemon.labels_watch import LabelsWatch
 from watchdog.daemon.kafka_client import connection_problem, start_producer
 from watchdog.daemon.logging import get_logger
 from watchdog.daemon.metrics import Metrics
@@ -123,6 +124,10 @@ class Service:
                                    audit=next((s for s in self.sinks
                                                if isinstance(s, AuditSink)), None))
         engine.on_suppressed = self.policy.excused
+        self.labels = (LabelsWatch(cfg.labels, stages, get_logger("labels"))
+                       if cfg.labels else None)
+        if self.labels is not None:
+            self.labels.check(time.monotonic())  # in force from the first event
         self.state: StateTopics | None = None
         self.whole_stream: WholeStream | None = None  # with the configured Kafka source
         if kafka:

@@ -198,6 +198,7 @@ class Config(_Base):
     listen: NonEmpty = "127.0.0.1:9464"
     policy: str | None = None
     model: str | None = None
+    labels: str | None = None  # analysts' labels (watchdog label), re-read when changed
     pseudonym_key: str | None = None  # prefer env WATCHDOG_PSEUDONYM_KEY
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_timeout_seconds: Positive = 8.0
