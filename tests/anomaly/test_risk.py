@@ -94,22 +94,30 @@ def test_notice_at_raises_the_weight() -> None:
     assert all(c.leaver for c in got["leaver"][0].contributions)
 
 
-def test_rule_alerts_add_once_in_event_time_order() -> None:
+def test_rule_alerts_add_once_a_day_each_in_event_time_order() -> None:
     ledger = RiskLedger(CFG)
     t = T0 + 10 * 3600
-    # known early (the daemon judges some rules on arrival), counted once event time is there
+    # known early (the daemon judges some rules on arrival), counted once event time is there;
+    # a redelivered alert once, a rule's further alerts that day listed but not counted
     for k in range(4):
         ledger.add_rule_alert("u1", t + k * 60, "bulk_export", "high", f"bulk_export:{k}")
         ledger.add_rule_alert("u1", t + k * 60, "bulk_export", "high", f"bulk_export:{k}")
     assert ledger.value("u1", t) == 0.0
-    out = ledger.add_windows([(t + 600, "u2", 0.4, (), ())])
-    assert len(out) == 1 and out[0].user_id == "u1"
-    (c,) = out[0].contributions
+    assert ledger.add_windows([(t + 600, "u2", 0.4, (), ())]) == []
+    assert abs(ledger.value("u1", t + 600) - 1.0) < 0.01
+    (c,) = ledger.contributions("u1")
     assert c.kind == "rule" and c.what == ("bulk_export",) and c.count == 4
     assert c.ids == ("bulk_export:0", "bulk_export:1", "bulk_export:2", "bulk_export:3")
+    # distinct rules add up
+    ledger.add_rule_alert("u1", t + 900, "external_media", "high", "external_media:1")
+    ledger.add_rule_alert("u1", t + 960, "off_hours_access", "critical", "off_hours_access:1")
+    out = ledger.advance(t + 3600)
+    assert len(out) == 1 and out[0].user_id == "u1"
+    assert {c.what for c in out[0].contributions} == {
+        ("bulk_export",), ("external_media",), ("off_hours_access",)}
     # the cool-down: no second risk alert for days
-    for k in range(4, 8):
-        ledger.add_rule_alert("u1", t + k * 60, "bulk_export", "high", f"bulk_export:{k}")
+    for k, rule in enumerate(("a", "b", "c", "d")):
+        ledger.add_rule_alert("u1", t + 4000 + k, rule, "critical", f"{rule}:{k}")
     assert ledger.advance(t + DAY) == []
 
 

@@ -9,7 +9,9 @@ and that halves every ``half_life_days`` of event time:
   0 below ``floor`` (the calibrated level where "slightly unusual" begins) and 1 at the
   per-window alert threshold; at most ``window_day_cap`` points per account per day, so one
   busy day cannot make a trend;
-- **rule alerts**: each adds points by severity (``rule_points``), once per alert id;
+- **rule alerts**: a rule adds points by severity (``rule_points``) once per account and
+  day (its further alerts that day are listed, not counted again: a rule that fires a
+  hundred times for one mistake is one signal; distinct rules add up);
 - **the leaver period**: from the directory's ``notice_at`` (contract 1.1) on, every signal
   weighs ``leaver_factor`` times as much.
 
@@ -227,7 +229,10 @@ class RiskLedger:
         if leaver:
             points *= cfg.leaver_factor
         day = int(t // DAY)
-        if window:
+        if not window and any(c.day == day and c.kind == kind and c.what == what
+                              for c in acc.contribs):
+            points = 0.0  # the rule already counted today: listed, not counted again
+        elif window:
             if day != acc.day:
                 acc.day, acc.day_points = day, 0.0
             points = min(points, cfg.window_day_cap - acc.day_points)

@@ -108,11 +108,11 @@ class RiskHook:
                     what.append(b)
             items.append((float(times[k]), users[k], float(scores[k]),
                           tuple(sorted(what[:MAX_BEHAVIOURS])), event_ids(k)))
-        return [self._alert(r) for r in self.ledger.add_windows(items)]
+        return self._alerts(self.ledger.add_windows(items))
 
     def flush(self) -> list[Alert]:
         """Apply every queued rule alert (end of a replay)."""
-        return [self._alert(r) for r in self.ledger.advance(float("inf"))]
+        return self._alerts(self.ledger.advance(float("inf")))
 
     def suppressed(self, user_id: str, behaviours: Sequence[str], t: float) -> bool:
         """Whether a per-window alert on these behaviours is damped by a label."""
@@ -130,6 +130,11 @@ class RiskHook:
         if not labels:
             return False
         return labels.damped(self.engine.pseudonymize(user), behaviours, t)
+
+    def _alerts(self, raised: list[RiskAlert]) -> list[Alert]:
+        if not raised or not self.engine.policy.runs(RULE):  # with commitments: if named
+            return []
+        return [self._alert(r) for r in raised]
 
     def _alert(self, r: RiskAlert) -> Alert:
         cfg = self.ledger.config
