@@ -90,7 +90,7 @@ def test_labels_file_is_a_verifiable_audit_trail(tmp_path: Path) -> None:
     text = path.read_text().replace('"damp_days":3,', '"damp_days":300,')
     assert text != path.read_text()
     path.write_text(text)
-    with pytest.raises(ValueError, match="labels .*") as err:
+    with pytest.raises(ValueError, match=r"labels .*") as err:
         read_labels(path)
     assert "\n" not in str(err.value)
 
@@ -128,11 +128,13 @@ def test_label_false_positive(tmp_path: Path, alerts_file: Path,
     assert rc == 0, out
     assert "damped until 2026-11-09 10:00 UTC" in out
     raw = labels.read_text()
-    assert "alice" not in raw and "alice" not in out  # the account's pseudonym only
+    assert "alice" not in raw
+    assert "alice" not in out
     lab = read_labels(labels).by_alert["anomaly:0011223344556677"]
     assert lab.account == Pseudonymizer(b"label-test-key-0123456789")("alice.example")
     assert lab.behaviours == ("exports_24h", "subjects_1h")
-    assert lab.damp_days == 7 and lab.note == "quarter-end report"
+    assert lab.damp_days == 7
+    assert lab.note == "quarter-end report"
     assert main(["verify-audit", str(labels)]) == 0
     # then a true positive on the risk alert, in the same trail
     assert label("anomaly:8899aabbccddeeff", "true_positive", "--labels", str(labels),
@@ -165,7 +167,8 @@ def test_label_refuses_with_one_line(args: list[str], error: str, tmp_path: Path
     labels = tmp_path / "labels.jsonl"
     assert label(*args, "--labels", str(labels), "--alerts", str(alerts_file)) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("watchdog: error: ") and error in err[-1], err
+    assert err[-1].startswith("watchdog: error: "), err
+    assert error in err[-1], err
     assert not labels.exists()
 
 
@@ -182,7 +185,8 @@ def test_label_refuses_a_broken_labels_file_or_missing_inputs(
                  "--alerts", str(tmp_path / "none.jsonl")) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert [ln for ln in lines if ln.startswith("watchdog: error:")] == lines[-3:]
-    assert "no labels file" in lines[-2] and "no such file" in lines[-1]
+    assert "no labels file" in lines[-2]
+    assert "no such file" in lines[-1]
 
 
 def test_demo_key_is_the_default_pseudonym_key(tmp_path: Path, alerts_file: Path,

@@ -106,13 +106,16 @@ def test_rule_alerts_add_once_a_day_each_in_event_time_order() -> None:
     assert ledger.add_windows([(t + 600, "u2", 0.4, (), ())]) == []
     assert abs(ledger.value("u1", t + 600) - 1.0) < 0.01
     (c,) = ledger.contributions("u1")
-    assert c.kind == "rule" and c.what == ("bulk_export",) and c.count == 4
+    assert c.kind == "rule"
+    assert c.what == ("bulk_export",)
+    assert c.count == 4
     assert c.ids == ("bulk_export:0", "bulk_export:1", "bulk_export:2", "bulk_export:3")
     # distinct rules add up
     ledger.add_rule_alert("u1", t + 900, "external_media", "high", "external_media:1")
     ledger.add_rule_alert("u1", t + 960, "off_hours_access", "critical", "off_hours_access:1")
     out = ledger.advance(t + 3600)
-    assert len(out) == 1 and out[0].user_id == "u1"
+    assert len(out) == 1
+    assert out[0].user_id == "u1"
     assert {c.what for c in out[0].contributions} == {
         ("bulk_export",), ("external_media",), ("off_hours_access",)}
     # the cool-down: no second risk alert for days

@@ -53,14 +53,16 @@ def test_rule_alerts_and_small_anomalies_add_up_to_a_risk_alert(insider: list[Al
     assert expl["risk"] >= expl["threshold"] > 0
     # every contribution is traceable: rule alerts by id, behaviours by event id
     rule_ids = {x.alert_id for x in insider if x.rule != "anomaly"}
-    assert expl["rule_alerts"] and set(expl["rule_alerts"]) <= rule_ids
+    assert expl["rule_alerts"]
+    assert set(expl["rule_alerts"]) <= rule_ids
     events = {d["event"]["id"] for d in insider_docs()}
     for c in expl["contributions"]:
         assert c["alert_ids" if c["kind"] == "rule" else "event_ids"]
         assert set(c.get("event_ids", ())) <= events
         assert c["text"].startswith(c["day"])
     assert set(a.event_ids) <= events
-    assert "accumulated to" in a.summary and expl["text"] in a.summary
+    assert "accumulated to" in a.summary
+    assert expl["text"] in a.summary
 
 
 def test_live_equals_replay_with_risk(tiny_model: Path, insider: list[Alert]) -> None:
@@ -81,8 +83,10 @@ def test_a_leaver_weighs_more(tiny_model: Path, insider: list[Alert]) -> None:
     alerts = [a for a in detect(stage, insider_docs()) if is_risk(a)]
     before = next(a for a in insider if is_risk(a))
     (a,) = alerts
-    assert a.explanation and a.explanation["leaver"]
-    assert a.severity == "high" and "notice period" in a.summary
+    assert a.explanation
+    assert a.explanation["leaver"]
+    assert a.severity == "high"
+    assert "notice period" in a.summary
     assert a.ts <= before.ts
     assert all(c["leaver"] for c in a.explanation["contributions"])
     first = {c["day"]: c["points"] for c in a.explanation["contributions"]
