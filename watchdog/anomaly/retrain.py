@@ -8,9 +8,11 @@ the alert (the 24-hour window the features look at) and the cool-down after it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from watchdog.anomaly.labels import Labels
 
 
 def select_training_rows(
@@ -55,3 +57,34 @@ def select_training_rows(
         near_prev = (pos > 0) & (tt - prv <= after)
         keep[ii[near_next | near_prev]] = False
     return keep
+
+
+def alerts_to_leave_out(
+    found: Mapping[str, Sequence[tuple[float, str]]],
+    labels: Labels,
+    pseudonym: Callable[[str], str],
+    accounts: Iterable[str],
+) -> tuple[dict[str, list[float]], int, int]:
+    """The alert times per account whose windows training leaves out, from the baseline's
+    alerts ``found`` (account -> (event time, alert id)) and the labels; also how many alerts
+    a false-positive label let back in and how many true positives were added."""
+    false_ids = labels.ids("false_positive")
+    out: dict[str, list[float]] = {}
+    let_in = 0
+    for user, alerts in found.items():
+        for t, alert_id in alerts:
+            if alert_id in false_ids:
+                let_in += 1
+            else:
+                out.setdefault(user, []).append(t)
+    by_pseudonym: dict[str, list[float]] = {}
+    for lab in labels.of_verdict("true_positive"):
+        by_pseudonym.setdefault(lab.account, []).append(lab.alert_time)
+    added = 0
+    if by_pseudonym:
+        for user in accounts:
+            times = by_pseudonym.get(pseudonym(user))
+            if times:
+                out.setdefault(user, []).extend(times)
+                added += len(times)
+    return out, let_in, added

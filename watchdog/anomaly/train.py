@@ -43,7 +43,8 @@ from watchdog.anomaly.batch import FeatureBatch
 from watchdog.anomaly.calibration import calibrate
 from watchdog.anomaly.featurizer import Featurizer
 from watchdog.anomaly.peers import group_key
-from watchdog.anomaly.retrain import select_training_rows
+from watchdog.anomaly.retrain import alerts_to_leave_out, select_training_rows
+from watchdog.anomaly.risk_calibration import calibrate_risk
 from watchdog.anomaly.vocabulary import BUCKET, FEATURE_NAMES, FEATURE_VERSION, SCORING_WINDOW
 from watchdog.engine.engine import Engine
 from watchdog.events import AccessEvent
@@ -168,10 +169,13 @@ class Collector:
 
 
 class _AlertTimes:
-    """Stands in for replay's output file: keeps each account's rule-alert times."""
+    """Stands in for replay's output file: keeps each account's rule alerts (time and id for
+    retraining with labels; rule and severity for the risk's calibration)."""
 
     def __init__(self) -> None:
         self.by_user: dict[str, list[float]] = {}
+        self.found: dict[str, list[tuple[float, str]]] = {}
+        self.rules: dict[str, list[tuple[float, str, str]]] = {}
         self.count = 0
         self._dec = msgspec.json.Decoder(_AlertDoc)
 
@@ -179,6 +183,8 @@ class _AlertTimes:
         doc = self._dec.decode(line)
         t = datetime.fromisoformat(doc.ts.replace("Z", "+00:00")).timestamp()
         self.by_user.setdefault(doc.user_id, []).append(t)
+        self.found.setdefault(doc.user_id, []).append((t, doc.alert_id))
+        self.rules.setdefault(doc.user_id, []).append((t, doc.rule, doc.severity))
         self.count += 1
         return len(line)
 
@@ -186,6 +192,9 @@ class _AlertTimes:
 class _AlertDoc(msgspec.Struct):
     user_id: str
     ts: str
+    alert_id: str = ""
+    rule: str = ""
+    severity: str = ""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -195,6 +204,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subjects", help="subject-register records JSONL")
     p.add_argument("--policy", help="policy YAML/JSON (default: the embedded default policy)")
     p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--labels", help="analysts' labels (watchdog label): false positives are "
+                   "learnt as normal, true positives left out")
     p.add_argument("--target-false-rate", type=float, default=DEFAULT_TARGET,
                    metavar="N", help="false anomaly alerts per 1,000 accounts per day to "
                    f"calibrate the threshold to (default {DEFAULT_TARGET})")
@@ -252,16 +263,19 @@ def train(
     warmup: float = 25 * 3600.0,
     progress: Callable[[int], None] | None = None,
     say: Callable[[str], None] = lambda _m: None,
+    labels: str | None = None,
 ) -> tuple[M.AnomalyModel, dict[str, Any]]:
     """Read a baseline, fit, calibrate, save; returns the model and its manifest.
 
     Raises ``ValueError`` (too little data), ``PolicyError``, ``InputError``.
     """
     from watchdog.alerts.pseudonym import DEMO_KEY, Pseudonymizer, key_from_env
+    from watchdog.anomaly.labels_file import read_labels
     from watchdog.files.jsonl import RejectedWriter
     from watchdog.policy import load_policy
     from watchdog.replay import rejected_path_for, replay
 
+    labelled = read_labels(labels) if labels else None  # a bad file fails before the work
     policy = load_policy(policy_path)
     # the rules run too: the windows of behaviour that led to an alert are not "normal"
     engine = Engine(policy, Pseudonymizer(key_from_env() or DEMO_KEY), default_rules())
@@ -278,11 +292,17 @@ def train(
     x = got.train_matrix()
     hx, husers, ht = got.held_matrix()
     n_x, n_hx = len(x), len(hx)
-    if alerts.by_user:
-        keep = select_training_rows(got.train_users, np.asarray(got.train_t), alerts.by_user,
+    leave_out, let_in, added = alerts.by_user, 0, 0
+    if labelled:
+        leave_out, let_in, added = alerts_to_leave_out(alerts.found, labelled,
+                                                       engine.pseudonymize, got.accounts)
+        say(f"labels: {let_in:,} alert(s) labelled false positive learnt as normal, "
+            f"{added:,} true positive(s) left out")
+    if leave_out:
+        keep = select_training_rows(got.train_users, np.asarray(got.train_t), leave_out,
                                     now=None)
         x = x[keep]
-        hkeep = select_training_rows(husers, ht, alerts.by_user, now=None)
+        hkeep = select_training_rows(husers, ht, leave_out, now=None)
         hx, ht = hx[hkeep], ht[hkeep]
         husers = [u for u, k in zip(husers, hkeep.tolist(), strict=True) if k]
     say(f"read {result.events:,} events ({sum(result.invalid.values()):,} rejected) from "
@@ -299,9 +319,13 @@ def train(
         x = x[np.sort(rng.choice(len(x), MAX_TRAIN_ROWS, replace=False))]
     model = M.fit(x, FEATURE_NAMES, kind=kind, seed=seed, n_estimators=trees)
     say(f"fitted {kind} on {len(x):,} rows; calibrating on held-out baseline")
-    cal = calibrate(model.score(hx), husers, ht, account_days=len(got.held_days),
+    held_scores = model.score(hx)
+    cal = calibrate(held_scores, husers, ht, account_days=len(got.held_days),
                       target=target, ceiling=1.0 if kind == "isolation_forest" else None)
     model.threshold, model.threshold_high = cal.threshold, cal.threshold_high
+    risk = calibrate_risk(held_scores, husers, ht, window_threshold=cal.threshold,
+                          days=got.held_days, rule_alerts=alerts.rules, target=target,
+                          seed=seed)
     manifest: dict[str, Any] = {
         "training": {
             "start": rfc3339(got.first) if got.vectors else None,
@@ -314,6 +338,7 @@ def train(
             "heldout_rows": len(hx),
             "rule_alerts": alerts.count,
             "rows_left_out_near_rule_alerts": n_x - len(x) + n_hx - len(hx),
+            "labels": {"false_positives_learnt": let_in, "true_positives_left_out": added},
             "heldout_share": heldout,
             "seed": seed,
             "inputs": {k: Path(v).name for k, v in (("events", events),
@@ -326,6 +351,7 @@ def train(
         "config": {"bucket_seconds": BUCKET, "warmup_hours": warmup / 3600,
                    "cooldown_seconds": 3600, "feature_version": FEATURE_VERSION},
         "peers": collector.features.peers.to_dict(),
+        "risk": risk.to_dict(),
     }
     store.save(model, out_dir, manifest)
     return model, model.info
@@ -354,7 +380,7 @@ def run(args: argparse.Namespace) -> int:
                 args.events, args.out, policy_path=args.policy, directory=args.directory,
                 subjects=args.subjects, target=args.target_false_rate, seed=args.seed,
                 kind=args.kind, trees=args.trees, heldout=args.heldout,
-                warmup=args.warmup_hours * 3600, progress=progress,
+                warmup=args.warmup_hours * 3600, progress=progress, labels=args.labels,
                 say=lambda m: console.print(f"train: {m}", highlight=False))
     except PolicyError as err:
         return _fail(str(err))
@@ -387,7 +413,9 @@ def summary_rows(doc: dict[str, Any], version: str, threshold: float, threshold_
         ("false alerts /1000 accounts/day",
          f"target {cal['target_false_alerts_per_1000_accounts_per_day']}, held-out "
          f"{cal['heldout_false_alerts_per_1000_accounts_per_day']} ({cal['method']})"),
-    ]
+    ] + ([("person-level risk threshold",
+           f"{doc['risk']['threshold']:.2f} points (windows above {doc['risk']['floor']:.4f})")]
+         if "risk" in doc else [])
 
 
 def calibration_note(cal: dict[str, Any]) -> str:

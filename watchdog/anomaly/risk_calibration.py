@@ -1,0 +1,142 @@
+"""The person-level risk's floor and threshold, calibrated on the training baseline (pure).
+
+Like the per-window threshold (:mod:`watchdog.anomaly.calibration`), the risk threshold is set
+for a target number of false alerts per 1,000 account-days on the held-out baseline, which is
+assumed normal:
+
+1. **floor**: the ``floor_quantile`` (99th percentile) of the held-out windows' scores: a
+   window scoring above what 99 in 100 ordinary windows score is a "small anomaly";
+2. **daily points** of each held-out account-day, as the ledger counts them: the windows'
+   points (capped per day) plus each rule that raised an alert that day, once;
+3. **threshold**: the lowest one at which the accumulated risk (decaying with the half-life)
+   crosses no more often than ``target`` per 1,000 account-days, over long sequences of days
+   drawn from each account's own held-out days (a bootstrap: the held-out days are ~30% of the
+   baseline, scattered, so they cannot be replayed as runs of days; each account keeps its own
+   level, a busy account stays busy). Small baselines (100 accounts x 2 weeks gives ~400
+   held-out account-days, fewer than one false alert at the target) are why it is simulated:
+   the draws give ``sim_account_days`` account-days whatever the baseline's size. Never below
+   ``min_threshold`` (more than one day's capped points: a single busy day is the per-window
+   detector's job, a trend needs two days or more).
+
+Known limit: days are drawn independently, so noise that comes in runs of days (month-end
+reports) is under-represented; label such alerts false positives and they are damped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from watchdog.anomaly.risk import DAY, RiskConfig
+
+SIM_ACCOUNT_DAYS = 200_000
+
+
+@dataclass(frozen=True)
+class RiskCalibration:
+    config: RiskConfig
+    heldout_account_days: int
+    simulated_account_days: int
+    simulated_alerts: int
+    target: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {**self.config.to_dict(), "calibration": {
+            "target_false_alerts_per_1000_account_days": self.target,
+            "heldout_account_days": self.heldout_account_days,
+            "simulated_account_days": self.simulated_account_days,
+            "simulated_false_alerts_per_1000_account_days":
+                round(1000.0 * self.simulated_alerts / max(self.simulated_account_days, 1), 4),
+            "method": "bootstrap of each account's held-out days"}}
+
+
+def daily_points(
+    scores: np.ndarray, users: Sequence[str], times: np.ndarray, cfg: RiskConfig,
+    days: set[tuple[str, int]],
+    rule_alerts: Mapping[str, Sequence[tuple[float, str, str]]] | None = None,
+) -> dict[str, list[float]]:
+    """Per account, the points of each of its account-days in ``days`` (user, day index)."""
+    pts: dict[tuple[str, int], float] = dict.fromkeys(days, 0.0)
+    for s, u, t in zip(scores.tolist(), users, times.tolist(), strict=True):
+        key = (u, int(t // DAY))
+        if key in pts:
+            pts[key] = min(cfg.window_day_cap, pts[key] + cfg.window_points(s))
+    for u, alerts in (rule_alerts or {}).items():
+        seen: set[tuple[int, str]] = set()
+        for t, rule, severity in sorted(alerts):
+            key = (u, int(t // DAY))
+            if key in pts and (key[1], rule) not in seen:
+                seen.add((key[1], rule))
+                pts[key] += cfg.rule_points.get(severity, 0.0)
+    out: dict[str, list[float]] = {}
+    for (u, _), p in sorted(pts.items()):
+        out.setdefault(u, []).append(p)
+    return out
+
+
+def count_crossings(draws: np.ndarray, threshold: float, cfg: RiskConfig) -> int:
+    """Risk alerts over ``draws`` (accounts x days of points), counted as the ledger raises
+    them: at the end of each day, reset after an alert, none within the cool-down."""
+    keep = float(2.0 ** (-1.0 / cfg.half_life_days))
+    cool = int(np.ceil(cfg.cooldown_days))
+    r = np.zeros(draws.shape[0])
+    quiet = np.zeros(draws.shape[0], dtype=np.int64)  # days left in the cool-down
+    n = 0
+    for d in range(draws.shape[1]):
+        r = r * keep + draws[:, d]
+        hit = (r >= threshold) & (quiet <= 0)
+        n += int(hit.sum())
+        r[hit] = 0.0
+        quiet = np.where(hit, cool, quiet - 1)
+    return n
+
+
+def calibrate_risk(
+    scores: np.ndarray, users: Sequence[str], times: np.ndarray, *,
+    window_threshold: float,
+    days: set[tuple[str, int]],
+    rule_alerts: Mapping[str, Sequence[tuple[float, str, str]]] | None = None,
+    target: float = 0.5,
+    base: RiskConfig | None = None,
+    floor_quantile: float = 0.99,
+    min_threshold: float | None = None,
+    sim_account_days: int = SIM_ACCOUNT_DAYS,
+    seed: int = 0,
+) -> RiskCalibration:
+    """Floor and threshold of the risk for ``target`` false alerts per 1,000 account-days,
+    from the held-out rows (``scores`` of ``users`` at ``times``) and account-days ``days``."""
+    if not len(scores) or not days:
+        raise ValueError("too little held-out baseline to calibrate the risk")
+    base = base or RiskConfig()
+    floor = float(np.quantile(scores, floor_quantile))
+    floor = min(floor, window_threshold - 1e-6)
+    cfg = replace(base, floor=floor, window_threshold=window_threshold)
+    per_account = daily_points(scores, users, times, cfg, days, rule_alerts)
+    accounts = sorted(per_account)
+    n_days = max(30, -(-sim_account_days // len(accounts)))
+    rng = np.random.default_rng(seed)
+    draws = np.vstack([rng.choice(np.asarray(per_account[u]), n_days) for u in accounts])
+    total = draws.size
+    allowed = target * total / 1000.0
+    lo = min_threshold if min_threshold is not None else 1.25 * cfg.window_day_cap
+    hi = max(lo, float(draws.sum(axis=1).max()) + 1.0)
+    if count_crossings(draws, lo, cfg) <= allowed:
+        thr = lo
+    else:
+        for _ in range(40):  # the lowest threshold within the allowance, to 1e-12 of the span
+            mid = (lo + hi) / 2
+            if count_crossings(draws, mid, cfg) <= allowed:
+                hi = mid
+            else:
+                lo = mid
+        thr = hi
+    final = replace(cfg, threshold=math.ceil(thr * 1e4) / 1e4)  # rounded up: still within
+    return RiskCalibration(final, len(days), total, count_crossings(draws, final.threshold, cfg),
+                           target)
+
+
+__all__: Sequence[str] = ("RiskCalibration", "calibrate_risk", "count_crossings",
+                          "daily_points")
