@@ -39,8 +39,8 @@ from watchdog.daemon.deadletter import (
 from watchdog.daemon.delivery import Delivery, Outbox, RetryPolicy
 from watchdog.daemon.health import HealthServer
 from watchdog.daemon.housekeeping import housekeeping, probe
-from watchdog.daemon.labels_watch import LabelsWatch
 from watchdog.daemon.kafka_client import connection_problem, start_producer
+from watchdog.daemon.labels_watch import LabelsWatch
 from watchdog.daemon.logging import get_logger
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.notify import Notify
