@@ -252,11 +252,15 @@ def main() -> None:
     p.add_argument("--month-accounts", type=int, default=2000)
     p.add_argument("--big", type=int, default=10_000_000)
     p.add_argument("--skip-daemon", action="store_true")
+    p.add_argument("--skip-month", action="store_true", help="the daemon's cost only")
     args = p.parse_args()
     rows: list[tuple[str, str]] = []
     if not args.skip_daemon:
         rows += asyncio.run(daemon_cost(args))
     with TemporaryDirectory() as t:
+        if args.skip_month:
+            _print(rows)
+            return
         tmp = Path(t)
         d, out, n = month(args, tmp)
         rows += size_rows(out, d / "events.jsonl", n)
@@ -274,6 +278,10 @@ def main() -> None:
             q, cmd, found = time_report(out, subject)
             rows.append((f"subject-report over {total:,} events ({found} hits)",
                          f"query {q:.2f} s, whole command {cmd:.2f} s"))
+    _print(rows)
+
+
+def _print(rows: list[tuple[str, str]]) -> None:
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measure':<{width}}  value")
     print(f"{'-' * width}  {'-' * 40}")

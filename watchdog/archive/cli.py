@@ -125,6 +125,9 @@ def _verify(args: argparse.Namespace) -> int:
     status = "ok" if report.ok else f"FAILED ({len(report.problems)} problem(s))"
     print(f"{args.archive}: {status}: {report.segments} segments, {report.rows} rows, "
           f"{report.entries} manifest entries", file=sys.stderr if report.ok else sys.stdout)
+    for ds, n in report.copies.items():
+        print(f"{args.archive}: note: {n} {ds} row(s) repeat an id stored already (two writers "
+              "at once); every query reads each id once", file=sys.stderr)
     return 0 if report.ok else 1
 
 

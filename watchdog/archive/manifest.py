@@ -84,6 +84,31 @@ class Chain:
         return int(last["seq"]), str(last["hash"])
 
 
+def heads(store: Store) -> dict[str, int]:
+    """Each writer's last entry number, from the heads alone (one listing of the manifest's top
+    level and one read per writer: what a writer checks before each flush)."""
+    out: dict[str, int] = {}
+    for rel in store.listdir(MANIFEST_DIR):
+        name = rel.rsplit("/", 1)[-1]
+        if not name.endswith(".head"):
+            continue
+        try:
+            out[name[: -len(".head")]] = int(orjson.loads(store.read_bytes(rel))["seq"])
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue  # being replaced, or broken (``verify`` says so): the next look
+    return out
+
+
+def read_entry(store: Store, writer: str, seq: int) -> dict[str, Any] | None:
+    """One entry of ``writer``'s chain, unchecked (``verify`` checks chains); None if absent or
+    unreadable."""
+    try:
+        doc = orjson.loads(store.read_bytes(entry_path(writer, seq)))
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def writers(store: Store) -> list[str]:
     names = set()
     for rel in store.listdir(MANIFEST_DIR, recursive=True):

@@ -1,7 +1,14 @@
 """DuckDB over the archive: each dataset a view of its live segments (those the manifest
 records, never a file merely lying in the prefix), pruned to a time range by the manifest's
 first/last event time per segment. DuckDB reads the pyarrow datasets directly (no network
-extension: the same code reads a directory and S3)."""
+extension: the same code reads a directory and S3).
+
+Each id once, whatever is stored: the writers skip an id their day already holds, but two
+daemon instances that flush the same redelivered event at the same moment (a rebalance while
+both were writing) can each store it. So every view here keeps one row per id (``<dataset>``),
+the first by time then document; ``<dataset>_stored`` is what the files hold, copies included.
+:data:`ONCE` is that rule, for a query that filters first (same result: copies of an id are
+the same delivered document)."""
 
 from __future__ import annotations
 
@@ -15,6 +22,9 @@ import pyarrow.dataset as pads
 from watchdog.archive import manifest as mf
 from watchdog.archive.layout import DATASETS, EVENT_VIEW, EVENTS, SCHEMAS
 from watchdog.archive.store import Store
+
+# one row per id: appended to a query over a ``*_stored`` view (before its ORDER BY)
+ONCE = "QUALIFY row_number() OVER (PARTITION BY id ORDER BY ts, raw) = 1"
 
 
 def stamp(t: datetime) -> str:
@@ -38,7 +48,8 @@ def parse_time(text: str) -> datetime:
 
 class ArchiveQuery:
     """``q.sql(...)`` over the views ``events``, ``directory``, ``subjects``, ``accounts``,
-    ``alerts`` (``ranged`` datasets restricted to segments that may hold [first, last))."""
+    ``alerts``, each id once (``ranged`` datasets restricted to segments that may hold
+    [first, last)); ``events_all``: the events as stored, with their query columns."""
 
     def __init__(self, store: Store, *, first: datetime | None = None,
                  last: datetime | None = None, ranged: tuple[str, ...] = ("events",),
@@ -52,7 +63,7 @@ class ArchiveQuery:
         for ds in DATASETS:
             segs = (self.contents.of(ds, lo, hi) if ds in ranged
                     else self.contents.of(ds))
-            name = "events_stored" if ds == EVENTS else ds
+            name = f"{ds}_stored"
             if segs and store.is_local:
                 # DuckDB's own Parquet reader: parallel, and several times faster than a
                 # pyarrow dataset (which S3 needs: DuckDB's httpfs is a download)
@@ -67,8 +78,11 @@ class ArchiveQuery:
                                 pa.table({f.name: pa.array([], f.type) for f in SCHEMAS[ds]}))
                 self.con.register(name, data)
             if ds == EVENTS:  # stored lean: the columns come from the documents
-                self.con.execute("CREATE TEMP VIEW events AS "
+                self.con.execute("CREATE TEMP VIEW events_all AS "
                                  + EVENT_VIEW.format(source="events_stored"))
+                name = "events_all"
+            self.con.execute(f"CREATE TEMP VIEW {ds} AS SELECT * "  # noqa: S608 (fixed)
+                             f"FROM {name} {ONCE}")
 
     def sql(self, query: str, params: list[object] | None = None) -> list[tuple[Any, ...]]:
         return self.con.execute(query, params or []).fetchall()

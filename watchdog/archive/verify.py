@@ -3,7 +3,11 @@
 Names what happened: a segment changed (its SHA-256 differs), removed (recorded, absent),
 reordered or moved (its bytes are another recorded segment's), slipped in (a file no entry
 records); a manifest entry changed, removed, reordered, or cut off the end (see
-:mod:`.manifest`). Rows are not read: the hash covers every byte of a segment.
+:mod:`.manifest`). Rows are not read for that: the hash covers every byte of a segment.
+
+It also counts ids stored more than once (``copies``: two daemon instances that flushed the
+same redelivered event at the same moment). Not a problem: every query reads an id once
+(:mod:`.reader`); said so that the stored row counts are not taken for event counts.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ class Report:
     rows: int = 0
     entries: int = 0
     problems: list[str] = field(default_factory=list)
+    copies: dict[str, int] = field(default_factory=dict)  # dataset -> rows beyond the first
 
     @property
     def ok(self) -> bool:
@@ -72,7 +77,26 @@ def verify(store: Store) -> Report:
             report.problems.append(f"segment {path}: dropped by retention but still present")
         else:
             report.problems.append(f"segment {path}: recorded in no manifest (slipped in)")
+    if report.ok:  # (a removed segment would fail the query)
+        report.copies = copies(store, c)
     return report
+
+
+def copies(store: Store, c: mf.Contents) -> dict[str, int]:
+    """Per dataset, how many stored rows repeat an id already stored (DuckDB, ids only)."""
+    from watchdog.archive.reader import ArchiveQuery
+
+    q = ArchiveQuery(store, contents=c)
+    try:
+        out = {}
+        for ds in DATASETS:
+            (extra,) = q.sql("SELECT count(*) - count(DISTINCT id) "  # noqa: S608 (fixed)
+                             f"FROM {ds}_stored")[0]
+            if extra:
+                out[ds] = int(extra)
+        return out
+    finally:
+        q.close()
 
 
 def _pending(store: Store, writer: str, tip: int) -> list[str]:

@@ -8,9 +8,10 @@ entry: offsets are committed only once the archive has the events. A crash befor
 re-reads them, and the writer's per-day ids drop what was archived already (no duplicates).
 
 A flush runs in a thread every ``flush_seconds``, or sooner when ``segment_rows`` documents
-wait; one that fails (the bucket unreachable) is retried with backoff, counted in
-``watchdog_archive_write_errors_total``, and its documents are kept; above ``max_pending`` the
-sources pause. Retention drops whole days at most once an hour, after a flush.
+wait or every source is caught up (:meth:`DaemonArchive.quiet`); one that fails (the bucket
+unreachable) is retried with backoff, counted in ``watchdog_archive_write_errors_total``, and
+its documents are kept; above ``max_pending`` the sources pause. Retention drops whole days
+at most once an hour, after a flush.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from watchdog.archive.documents import alert_key, record_key
 from watchdog.archive.layout import ACCOUNTS, ALERTS, DATASETS, DIRECTORY, EVENTS, SUBJECTS
 from watchdog.archive.retention import prune
 from watchdog.archive.store import ACCESS_KEY_ENV, SECRET_KEY_ENV, Store, open_store
-from watchdog.archive.writer import ArchiveWriter
+from watchdog.archive.writer import ArchiveWriter, warm_up
 from watchdog.daemon.config import Archive, Topics
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.offsets import PartitionBook
@@ -189,6 +190,7 @@ class DaemonArchive:
         self.writer = ArchiveWriter(store, self.writer_id, segment_rows=self.cfg.segment_rows)
         self.store = store
         self._day_rows = self._count(mf.contents(store))
+        warm_up()
         self.log.info("archive_opened", location=store.uri, writer=self.writer_id,
                       manifest_entry=self.writer.manifest.seq)
 
@@ -227,6 +229,12 @@ class DaemonArchive:
         for ds, d in self._labelled - keep:  # bounded series: older days leave the gauge
             m.archive_day_rows.remove(ds, d)
         self._labelled = keep
+
+    def quiet(self) -> None:
+        """Every source is caught up: flush what is staged now (from the event loop)."""
+        if not self._idle.is_set():
+            self._now = True
+            self._wake.set()
 
     # -- shutdown ------------------------------------------------------------------------------
     async def drain(self) -> bool:
