@@ -71,7 +71,7 @@ def test_bundle_holds_the_cited_events_state_policy_and_audit(
 def test_unknown_alert_is_one_line(archive: Path, tmp_path: Path,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evidence", "--archive", str(archive), "no-such-alert", "--out",
-                 str(tmp_path / "b")]) == 2
+                 str(tmp_path / "b"), "--audit", str(tmp_path / "audit.jsonl")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "not in the archive" in err

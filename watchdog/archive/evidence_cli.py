@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from watchdog.archive.access_log import record_access, trail_path
+from watchdog.archive.access_log import record_access, trail_of
 from watchdog.archive.evidence import EvidenceError, build
 from watchdog.archive.reader import ArchiveQuery
 from watchdog.archive.store import ArchiveLocationError, open_store
@@ -26,7 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="bundle directory (created; must be empty)")
     p.add_argument("--policy", help="the policy file in force (copied, with its SHA-256)")
     p.add_argument("--audit-trail", help="the daemon's alert audit trail (sinks.audit.path)")
-    p.add_argument("--audit", help="audit trail that records this run (see docs)")
+    p.add_argument("--config", help="the daemon's watchdog.yaml: this run is recorded in its "
+                   "audit trail (sinks.audit)")
+    p.add_argument("--audit", help="the audit trail that records this run (default: "
+                   "$WATCHDOG_AUDIT_TRAIL, else --config's)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,10 +38,11 @@ def run(args: argparse.Namespace) -> int:
             return _fail(f"{label} {path}: no such file")
     try:
         store = open_store(args.archive)
-    except ArchiveLocationError as err:
+        trail = trail_of(args.audit, args.config, store)
+    except (ArchiveLocationError, ValueError) as err:
         return _fail(str(err))
     try:
-        record_access(trail_path(args.audit, store), "evidence", store, alert=args.alert_id)
+        record_access(trail, "evidence", store, alert=args.alert_id)
     except (AuditError, OSError) as err:
         return _fail(f"cannot write the audit trail, refusing to read the archive: {err}")
     try:

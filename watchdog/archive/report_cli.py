@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 
 from watchdog.alerts.pseudonym import DEMO_KEY, Pseudonymizer, key_from_env
-from watchdog.archive.access_log import record_access, trail_path
+from watchdog.archive.access_log import record_access, trail_of
 from watchdog.archive.reader import ArchiveQuery, parse_time
 from watchdog.archive.report import (
     SubjectReport,
@@ -40,7 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to", dest="last", help="until this time, exclusive")
     p.add_argument("--json", action="store_true", help="one JSON object per event per line")
     p.add_argument("--summary", help="with --json: write register/erasure/alerts here")
-    p.add_argument("--audit", help="audit trail that records this run (see docs)")
+    p.add_argument("--config", help="the daemon's watchdog.yaml: this run is recorded in its "
+                   "audit trail (sinks.audit)")
+    p.add_argument("--audit", help="the audit trail that records this run (default: "
+                   "$WATCHDOG_AUDIT_TRAIL, else --config's)")
 
 
 def pseudonymizer() -> Pseudonymizer:
@@ -59,12 +62,13 @@ def run(args: argparse.Namespace) -> int:
         first = parse_time(args.first) if args.first else None
         last = parse_time(args.last) if args.last else None
         store = open_store(args.archive)
+        trail = trail_of(args.audit, args.config, store)
         pseudonym = pseudonymizer()(args.subject)
     except (ArchiveLocationError, ValueError) as err:
         return _fail(str(err))
     try:
         # the access is recorded before any personal data is shown
-        record_access(trail_path(args.audit, store), "subject-report", store,
+        record_access(trail, "subject-report", store,
                       subject=pseudonym, **{"from": args.first, "to": args.last})
     except (AuditError, OSError) as err:
         return _fail(f"cannot write the audit trail, refusing to report: {err}")

@@ -43,6 +43,7 @@ class VerifyResult:
     lines: int  # lines read whose chain checked out (all of them when ok)
     problem: str | None = None  # one line: "line N: what is wrong", or None when ok
     note: str | None = None  # ok, but worth saying (the last line is not sealed by the head)
+    accesses: int = 0  # of the lines, records of a look into the archive (watchdog.archive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,31 @@ def check_line(n: int, line: bytes, prev_line: bytes | None,
     return rec
 
 
+ACCESS_KIND = b'"kind":"archive_access"'
+ACCESS_COMMANDS = ("subject-report", "evidence")
+_PSEUDONYM = re.compile(r"s-[0-9a-f]{16}")
+
+
+def check_access(entry: bytes) -> str | None:
+    """What is wrong with an archive access record (:mod:`watchdog.archive.access_log`), or
+    None: who, when, which command, and whom it was about (a pseudonym, never a raw id).
+    "" for an entry that is not one."""
+    doc = _json.decode(entry)
+    if doc.get("kind") != "archive_access":
+        return ""
+    if doc.get("command") not in ACCESS_COMMANDS:
+        return f"archive access record of an unknown command {doc.get('command')!r}"
+    for name in ("by", "at", "archive"):
+        if not isinstance(doc.get(name), str) or not doc[name]:
+            return f"archive access record without {name!r}"
+    if doc["command"] == "subject-report" and not _PSEUDONYM.fullmatch(
+            str(doc.get("subject", ""))):
+        return "archive access record whose subject is not a pseudonym"
+    if doc["command"] == "evidence" and not isinstance(doc.get("alert"), str):
+        return "archive access record of evidence without its alert"
+    return None
+
+
 def parse_head(data: bytes, name: str) -> Head | str:
     """A head record, or what is wrong with it (``name`` says which file, for the message)."""
     try:
@@ -164,6 +190,7 @@ class ChainCheck:
     def __init__(self, key: bytes | None = None) -> None:
         self.key = key
         self.n = 0
+        self.accesses = 0
         self.problem: str | None = None
         self._prev: bytes | None = None
         self._last: Record | None = None
@@ -186,6 +213,12 @@ class ChainCheck:
         if isinstance(rec, str):
             self.problem = f"line {n}: {rec}"
             return False
+        if ACCESS_KIND in rec.alert:
+            wrong = check_access(rec.alert)
+            if wrong:
+                self.problem = f"line {n}: {wrong}"
+                return False
+            self.accesses += wrong is None
         self.n, self._prev, self._before_last, self._last = n, line, self._last, rec
         return True
 
@@ -199,7 +232,7 @@ class ChainCheck:
             if require_head:
                 return VerifyResult(False, n, f"no head file {head_name}: truncation of the "
                                     "tail cannot be ruled out (--no-head to check without it)")
-            return VerifyResult(True, n)
+            return VerifyResult(True, n, accesses=self.accesses)
         if isinstance(head, str):
             return VerifyResult(False, n, head)
         if head.keyed and self.key is None:
@@ -216,7 +249,7 @@ class ChainCheck:
             if have != head.hash:
                 return VerifyResult(False, n, f"line {n}: hash differs from the head's: the "
                                     "trail was rewritten")
-            return VerifyResult(True, n)
+            return VerifyResult(True, n, accesses=self.accesses)
         if n - head.seq > 1:
             return VerifyResult(False, n, f"line {head.seq + 2}: {n - head.seq} lines after the "
                                 f"head's last seq {head.seq}: appended behind the writer's back")
@@ -227,6 +260,7 @@ class ChainCheck:
         if sealed != head.hash:
             return VerifyResult(False, n, f"line {head.seq}: hash differs from the head's: the "
                                 "trail was rewritten")
-        return VerifyResult(True, n, note=f"line {n} is not sealed by the head (seq "
+        return VerifyResult(True, n, accesses=self.accesses,
+                            note=f"line {n} is not sealed by the head (seq "
                             f"{head.seq}): written just before a crash, or appended by someone "
                             "else")

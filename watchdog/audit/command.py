@@ -1,5 +1,7 @@
 """``watchdog verify-audit FILE``: check an audit trail's chain and its head.
 
+Archive access records (each ``subject-report`` and ``evidence`` run, chained into the same
+trail) are counted and checked: who, when, which command, about whom (a pseudonym only).
 Exit 0 when intact, 1 with one line naming the first problem, 2 for a usage error (no such
 file, unreadable key). The head is required unless ``--no-head`` (a truncated tail is then
 unseen); a keyed trail needs its key (``--key-file``, e.g. the credential ``audit-key``).
@@ -55,5 +57,9 @@ def run(args: argparse.Namespace) -> int:
               "detected", file=sys.stderr)
     if result.note:
         print(f"watchdog: warning: {path}: {result.note}", file=sys.stderr)
-    print(f"ok: {result.lines} alerts, chain intact{' (keyed)' if key else ''}")
+    what = f"{result.lines} alerts"
+    if result.accesses:
+        what = (f"{result.lines} entries ({result.accesses} archive access record(s): "
+                "subject-report, evidence)")
+    print(f"ok: {what}, chain intact{' (keyed)' if key else ''}")
     return 0

@@ -6,6 +6,13 @@ alerts name accounts by pseudonym, and whoever can read the head can fake a shor
 The head is replaced atomically after every append, once the line is durable; a crash can
 leave the file at most one line ahead of its head, which :func:`verify` accepts (with a note)
 and :class:`AuditTrail` repairs when it reopens the file.
+
+Two kinds of writer share one trail: its *owner* (the daemon's audit sink: one at a time, held
+by a lock on ``PATH.lock`` for as long as it is open) and short-lived appenders that record an
+act in the same chain while the owner runs (``subject-report`` and ``evidence`` record each
+look into the archive). Every append locks the trail file itself, and a writer that finds the
+file grown since its own last line (another writer appended) reads the new tail back, checks it
+against the head and its key, and chains onto it: one chain, whoever writes.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +46,7 @@ from watchdog.audit.chain import (
 
 log = logging.getLogger(__name__)
 MODE = 0o600
+LOCK_WAIT = 10.0  # seconds an append waits for another writer's append
 
 
 class AuditError(Exception):
@@ -46,6 +55,30 @@ class AuditError(Exception):
 
 def head_path(path: Path) -> Path:
     return path.with_name(path.name + ".head")
+
+
+def owner_lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+@contextlib.contextmanager
+def _file_locked(fd: int, path: Path, wait: float = LOCK_WAIT) -> Iterator[None]:
+    """The trail file locked for one append (or the check at open)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise AuditError(f"{path}: another writer has held the audit trail for "
+                                 f"{wait:.0f} s") from None
+            time.sleep(0.005)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def read_head(path: Path) -> Head | str | None:
@@ -94,35 +127,56 @@ class AuditTrail:
     ``key``: a keyed chain (HMAC-SHA256); a trail is keyed from its first line or never.
     Reopening an existing trail resumes its chain from the last line (checked against the
     head); a torn last line without its newline (a crash mid-write, never acknowledged) is cut
-    off. One writer at a time: the file is locked while open. Thread-safe.
+    off. ``owner``: one owner at a time (``PATH.lock`` is held while open); appenders that are
+    not owners (``owner=False``) may write between its lines (see the module). Thread-safe.
 
     :meth:`append` takes an alert document's bytes; :meth:`append_entry` any JSON object
     (e.g. a recorded exception), both chained the same way.
     """
 
-    def __init__(self, path: Path | str, *, fsync: bool = True, key: bytes | None = None) -> None:
+    def __init__(self, path: Path | str, *, fsync: bool = True, key: bytes | None = None,
+                 owner: bool = True) -> None:
         self.path = Path(path)
         self.head_path = head_path(self.path)
         self.fsync = fsync
         self.key = key
         self._lock = threading.Lock()
+        self._owner_fd: int | None = None
+        if owner:
+            self._owner_fd = os.open(owner_lock_path(self.path), os.O_RDWR | os.O_CREAT, MODE)
+            try:
+                fcntl.flock(self._owner_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(self._owner_fd)
+                raise AuditError(f"{self.path}: another writer holds the audit trail") from None
         self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, MODE)
         try:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise AuditError(f"{self.path}: another writer holds the audit trail") from None
-            mode = stat.S_IMODE(os.fstat(self._fd).st_mode)
-            if mode & 0o077:
-                log.warning("audit trail %s: narrowing its mode %o to 600", self.path, mode)
-                os.fchmod(self._fd, MODE)
-            self.seq, self._last = self._resume()
-            self._last_hash = ZERO if self._last is None else hash_field(self._last)
-            _write_head(self.head_path, self._head(), fsync=fsync)
+            with _file_locked(self._fd, self.path):
+                mode = stat.S_IMODE(os.fstat(self._fd).st_mode)
+                if mode & 0o077:
+                    log.warning("audit trail %s: narrowing its mode %o to 600", self.path, mode)
+                    os.fchmod(self._fd, MODE)
+                self._sync()
+                _write_head(self.head_path, self._head(), fsync=fsync)
         except BaseException:
             os.close(self._fd)
             self._fd = None
+            self._release_owner()
             raise
+
+    def _sync(self) -> None:
+        """Resume the chain from the file's last line (at open; after another writer's)."""
+        self.seq, self._last = self._resume()
+        self._last_hash = ZERO if self._last is None else hash_field(self._last)
+        assert self._fd is not None
+        self._size = os.fstat(self._fd).st_size
+
+    def _release_owner(self) -> None:
+        fd, self._owner_fd = self._owner_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     def _head(self) -> Head:
         return Head(self.seq, self._last_hash, self.key is not None)
@@ -181,26 +235,35 @@ class AuditTrail:
         with self._lock:
             if self._fd is None:
                 raise AuditError(f"{self.path}: the audit trail is closed")
-            seq = self.seq + 1
-            prev = ZERO if self._last is None else sha(self._last)
-            line = render(seq, prev, alert, self.key)
-            data = line + b"\n"
-            size = os.fstat(self._fd).st_size
-            try:
-                written = os.write(self._fd, data)
-                if written != len(data):  # O_APPEND on a regular file: the disk is full
-                    raise OSError(f"{self.path}: short write ({written} of {len(data)} bytes)")
-                if self.fsync:
-                    os.fsync(self._fd)
-            except OSError:
-                # leave no torn or unsealed line behind: the chain continues from the old end
-                with contextlib.suppress(OSError):
-                    os.ftruncate(self._fd, size)
-                raise
-            self.seq, self._last = seq, line
-            self._last_hash = hash_field(line)
-            _write_head(self.head_path, self._head(), fsync=self.fsync)
-            return seq
+            with _file_locked(self._fd, self.path):
+                return self._append_locked(alert)
+
+    def _append_locked(self, alert: bytes) -> int:
+        assert self._fd is not None
+        size = os.fstat(self._fd).st_size
+        if size != self._size:  # another writer appended: chain onto its last line
+            self._sync()
+            size = self._size
+        seq = self.seq + 1
+        prev = ZERO if self._last is None else sha(self._last)
+        line = render(seq, prev, alert, self.key)
+        data = line + b"\n"
+        try:
+            written = os.write(self._fd, data)
+            if written != len(data):  # O_APPEND on a regular file: the disk is full
+                raise OSError(f"{self.path}: short write ({written} of {len(data)} bytes)")
+            if self.fsync:
+                os.fsync(self._fd)
+        except OSError:
+            # leave no torn or unsealed line behind: the chain continues from the old end
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, size)
+            raise
+        self.seq, self._last = seq, line
+        self._last_hash = hash_field(line)
+        self._size = size + len(data)
+        _write_head(self.head_path, self._head(), fsync=self.fsync)
+        return seq
 
     def append_entry(self, entry: Mapping[str, Any]) -> int:
         """Append any JSON object (e.g. ``{"kind": "exception", ...}``); returns its seq."""
@@ -214,9 +277,8 @@ class AuditTrail:
         with self._lock:
             if self._fd is not None:
                 fd, self._fd = self._fd, None
-                with contextlib.suppress(OSError):
-                    fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
+            self._release_owner()
 
     def __enter__(self) -> AuditTrail:
         return self
