@@ -43,14 +43,15 @@ def last_values(batches: list[FeatureBatch], uid: str) -> dict[str, float]:
 
 
 def test_every_window_feature_and_its_relative_views() -> None:
-    assert len(WINDOW_FEATURES) == 30
+    assert len(WINDOW_FEATURES) == 45
     for base in ("events", "subjects", "resources", "records", "bytes", "exports", "external",
                  "offhours_share", "failed_logins", "new_resources", "new_categories",
                  "categories", "sources", "new_sources", "rare_categories"):
         assert f"{base}_1h" in WINDOW_FEATURES
         assert f"{base}_24h" in WINDOW_FEATURES
+        assert f"{base}_7d" in WINDOW_FEATURES
     # the model's inputs are relative views of window features, named after them
-    assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES)) == 17
+    assert len(FEATURE_NAMES) == len(set(FEATURE_NAMES)) == 19
     for name in FEATURE_NAMES:
         window, kind = name.rsplit("_vs_", 1)
         assert window in WINDOW_FEATURES

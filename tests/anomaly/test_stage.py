@@ -81,7 +81,8 @@ def test_explanation_names_features_values_and_ranges(insider_alerts: list[Alert
     assert ex["peer_group"] == "billing"
     assert 1 <= len(ex["drivers"]) <= 3
     for d in ex["drivers"]:
-        assert d["feature"] in {s.rsplit("_vs_", 1)[0] for s in d["signals"]}
+        assert (d["signals"] == ["tail"]
+                or d["feature"] in {s.rsplit("_vs_", 1)[0] for s in d["signals"]})
         assert isinstance(d["value"], int | float)
         lo, hi = d["account_usual"]
         assert lo <= hi
@@ -105,8 +106,13 @@ def test_no_raw_subject_id_in_alerts(insider_alerts: list[Alert]) -> None:
               for s in d.get("data", {}).get("subject_ids", ()) if s.encode() in blob}
     assert len({s for d in insider_docs() for s in d.get("data", {}).get("subject_ids", ())}) > 1000
     assert not leaked
+    # the subjects of the events an alert cites, as keyed-hash pseudonyms (at most ten)
+    mine = [a for a in insider_alerts if a.user_id == "u004"]
+    assert any(a.subjects.pseudonyms for a in mine)
     for a in insider_alerts:
-        assert a.subjects.pseudonyms == ()
+        assert len(a.subjects.pseudonyms) <= 10
+        assert all(p.startswith("s-") and len(p) == 18 for p in a.subjects.pseudonyms)
+        assert a.subjects.count >= len(a.subjects.pseudonyms)
 
 
 def test_scoring_happens_in_batches(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from watchdog.anomaly.own_baseline import beyond
 from watchdog.anomaly.vocabulary import (
     FEATURE_NAMES,
     FLOOR,
     MODEL_FEATURES,
+    NOVELTY_COLS,
     WINDOW_FEATURES,
     to_natural,
 )
 
 EIDS_KEPT = 5  # event ids cited by an alert: the account's last ones in the bucket
+MAX_SUBJECTS = 10  # subjects (pseudonymised) an alert lists: those of its cited events
 
 _FLOOR_VAR = FLOOR**2
 # the model's columns: (model column, window value column) against the peers, then self
@@ -39,7 +42,7 @@ class FeatureBatch:
 
     __slots__ = ("_peer_q", "_rel", "accounts", "buckets", "closed_before", "eid_ends",
                  "eid_starts", "eids", "gids", "group_names", "own_mean", "own_var",
-                 "quantiles", "raw", "t_last", "users", "warm")
+                 "quantiles", "raw", "sids", "t_last", "users", "warm")
 
     def __init__(
         self,
@@ -58,6 +61,7 @@ class FeatureBatch:
         eid_starts: np.ndarray,  # ... and start here
         accounts: np.ndarray,  # (k,) the same number for the same account
         closed_before: float,  # every bucket before this one is committed
+        sids: list[tuple[str, ...]] | None = None,  # the subject ids of the events of ``eids``
     ) -> None:
         self.buckets = buckets
         self.accounts = accounts
@@ -74,6 +78,7 @@ class FeatureBatch:
         self.eid_ends = eid_ends
         self.eid_starts = eid_starts
         self.closed_before = closed_before
+        self.sids = sids if sids is not None else [()] * len(eids)
         self._peer_q: np.ndarray | None = None
         self._rel: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -86,7 +91,8 @@ class FeatureBatch:
 
     def _relative(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._rel is None:
-            self._rel = model_inputs(self.raw, self.own_mean, self.own_var, self.peer_q)
+            self._rel = model_inputs(self.raw, self.own_mean, self.own_var, self.peer_q,
+                                     ~self.warm)
         return self._rel
 
     @property
@@ -104,11 +110,17 @@ class FeatureBatch:
         """(k, NW) how far above the peers' 99th percentile (>= 0)."""
         return self._relative()[2].astype(np.float32)
 
-    def inputs(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Rows ``idx``' window values, own baseline and peer quantiles: what
-        :func:`model_inputs` computes the model's input from."""
+    def inputs(self, idx: np.ndarray,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Rows ``idx``' window values, own baseline, peer quantiles and whether they are
+        cold (no history of their own yet): what :func:`model_inputs` computes the model's
+        input from."""
         return (self.raw[idx], self.own_mean[idx], self.own_var[idx],
-                self.quantiles[self.gids[idx]])
+                self.quantiles[self.gids[idx]], ~self.warm[idx])
+
+    def tail(self) -> tuple[np.ndarray, np.ndarray]:
+        """(k,) the tail deviation of every row and the window value it comes from."""
+        return tail_inputs(*self.inputs(np.arange(len(self))))
 
     def __len__(self) -> int:
         return len(self.users)
@@ -135,6 +147,18 @@ class FeatureBatch:
         start = int(self.eid_starts[j])
         return tuple(self.eids[max(start, end - keep):end]) if keep > 0 else ()
 
+    def subject_ids(self, j: int, keep: int = MAX_SUBJECTS) -> tuple[str, ...]:
+        """The raw subject ids of account ``j``'s cited events (:meth:`event_ids`), newest
+        event first, at most ``keep`` distinct ones: an alert pseudonymises them."""
+        end, start = int(self.eid_ends[j]), int(self.eid_starts[j])
+        out: dict[str, None] = {}
+        for ids in reversed(self.sids[start:end]):
+            for sid in ids:
+                out[sid] = None
+                if len(out) >= keep:
+                    return tuple(out)
+        return tuple(out)
+
     def values(self, j: int) -> dict[str, float]:
         """Account ``j``'s window values in natural units (counts, bytes, shares)."""
         return {n: to_natural(n, float(v)) for n, v in zip(WINDOW_FEATURES, self.raw[j],
@@ -147,25 +171,45 @@ class FeatureBatch:
         """The rows of a boolean mask, or at the given positions (in that order)."""
         idx = np.flatnonzero(which) if which.dtype == bool else which
         pick = idx.tolist()
-        ids = [self.event_ids(i) for i in pick]
+        spans = [(max(int(self.eid_starts[i]), int(self.eid_ends[i]) - EIDS_KEPT),
+                  int(self.eid_ends[i])) for i in pick]
+        ids = [self.eids[a:b] for a, b in spans]
         ends = np.cumsum([len(e) for e in ids], dtype=np.int64)
         return FeatureBatch(
             self.buckets[idx], [self.users[i] for i in pick], self.gids[idx],
             self.group_names, self.raw[idx], self.t_last[idx], self.warm[idx],
             self.own_mean[idx], self.own_var[idx], self.quantiles,
             [e for e_ids in ids for e in e_ids], ends, ends - [len(e) for e in ids],
-            self.accounts[idx], self.closed_before)
+            self.accounts[idx], self.closed_before,
+            [s for a, b in spans for s in self.sids[a:b]])
 
 
 def model_inputs(raw: np.ndarray, own_mean: np.ndarray, own_var: np.ndarray,
-                 peer_q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 peer_q: np.ndarray, cold: np.ndarray | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(the model's input (float32), rel_self, rel_peer) of window values ``raw`` against
-    the account's own baseline and its peers' quantiles (row by row, for any rows)."""
+    the account's own baseline and its peers' quantiles (row by row, for any rows). A
+    ``cold`` row (an account tracked for less than the warm-up) is compared with its peers
+    only, and what it never did before counts for nothing (everything is new to a new hire)."""
     p50, p99 = peer_q[:, 1], peer_q[:, 2]
     # beyond one standard deviation above the account's usual (most hours are within it)
     x_self = np.maximum((raw - own_mean) / np.sqrt(own_var + _FLOOR_VAR) - 1.0, 0.0)
     x_peer = np.maximum(raw - p99, 0.0) / (p99 - p50 + FLOOR)
+    if cold is not None and cold.any():
+        x_self[cold] = 0.0
+        x_peer[np.ix_(np.flatnonzero(cold), NOVELTY_COLS)] = 0.0
     x = np.empty((len(raw), len(FEATURE_NAMES)), np.float32)
     x[:, _M_PEER_J] = x_peer[:, _M_PEER_W]
     x[:, _M_SELF_J] = x_self[:, _M_SELF_W]
     return x, x_self, x_peer
+
+
+def tail_inputs(raw: np.ndarray, own_mean: np.ndarray, own_var: np.ndarray,
+                peer_q: np.ndarray, cold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: how far (log scale) its most deviant count is above both the top of its own
+    usual range and its peers' 99th percentile (a cold row: its peers' only; its never-before
+    counts left out), and which window value that is (see :func:`own_baseline.beyond`)."""
+    if cold.any():
+        raw = raw.copy()
+        raw[np.ix_(np.flatnonzero(cold), NOVELTY_COLS)] = 0.0
+    return beyond(raw, own_mean, own_var, peer_q[:, 2], cold)

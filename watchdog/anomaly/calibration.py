@@ -1,7 +1,8 @@
 """The alert threshold: calibrated on held-out baseline rows to a target number of false
 alerts per 1,000 accounts per day, counting alerts the way the stage raises them (one per
 account per cool-down); empirical when the rows show enough alerts, else a tail fit
-(generalised Pareto) never below what the rows show."""
+(generalised Pareto) never below what the rows show. With the tail score
+(:func:`calibrate_with_tail`) the tail takes at most half the target, the forest the rest."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from watchdog.anomaly.model import TAIL_MAX, TAIL_MIN, tail_on_scale
 
 
 def count_alerts(
@@ -42,6 +45,8 @@ class Calibration:
     heldout_rows: int
     account_days: int
     method: str  # "empirical" or "tail fit"
+    tail_threshold: float | None = None  # the tail score's (log scale), if it has one
+    tail_calibrated: float | None = None  # ... as calibrated, before TAIL_MIN/TAIL_MAX
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +56,10 @@ class Calibration:
             "heldout_rows": self.heldout_rows,
             "heldout_account_days": self.account_days,
             "method": self.method,
+            **({"tail_threshold": round(self.tail_threshold, 4),
+                "tail_threshold_times": round(math.exp(self.tail_threshold), 2),
+                "tail_calibrated": round(self.tail_calibrated or 0.0, 4)}
+               if self.tail_threshold is not None else {}),
         }
 
 
@@ -139,3 +148,36 @@ def calibrate(
     alerts = count_alerts(scores, users, times, thr, cooldown)
     return Calibration(thr, high, target, 1000.0 * alerts / account_days, alerts,
                        len(scores), account_days, method)
+
+
+def calibrate_with_tail(
+    forest: np.ndarray,
+    tail: np.ndarray,
+    users: Sequence[str],
+    times: np.ndarray,
+    *,
+    account_days: int,
+    target: float = 0.5,
+    cooldown: float = 3600.0,
+    high_factor: float = 20.0,
+) -> Calibration:
+    """The tail score's threshold for half of ``target``, kept within [TAIL_MIN, TAIL_MAX] (a
+    10x deviation always alerts, however noisy the baseline), and the forest's for what the
+    tail's held-out alerts leave of it; "high" and the held-out rate are those of the combined score
+    (:meth:`~watchdog.anomaly.model.AnomalyModel.combine`)."""
+    cal_t = calibrate(tail, users, times, account_days=account_days, target=target / 2,
+                      cooldown=cooldown)
+    t_thr = min(max(cal_t.threshold, TAIL_MIN), TAIL_MAX)
+    # the forest gets what the tail leaves of the target (at least half of it)
+    tail_rate = 1000.0 * count_alerts(tail, users, times, t_thr, cooldown) / account_days
+    cal_f = calibrate(forest, users, times, account_days=account_days,
+                      target=max(target - tail_rate, target / 2), cooldown=cooldown,
+                      ceiling=1.0)
+    thr = cal_f.threshold
+    combined = np.maximum(forest, tail_on_scale(tail, thr, t_thr))
+    high, _ = _threshold_for(combined, users, times,
+                             target * account_days / 1000.0 / high_factor, cooldown)
+    high = max(high, thr + 0.02, cal_f.threshold_high)
+    alerts = count_alerts(combined, users, times, thr, cooldown)
+    return Calibration(thr, high, target, 1000.0 * alerts / account_days, alerts,
+                       len(forest), account_days, cal_f.method, t_thr, cal_t.threshold)

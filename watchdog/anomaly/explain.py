@@ -41,7 +41,7 @@ WHAT = {
     "new_sources": "source addresses this account never used before",
     "rare_categories": "data categories its peers hardly ever touch",
 }
-WHEN = {"1h": "in the last hour", "24h": "in the last 24 hours"}
+WHEN = {"1h": "in the last hour", "24h": "in the last 24 hours", "7d": "in the last 7 days"}
 
 _BASE_OF = {n: n.split("_vs_")[0] for n in FEATURE_NAMES}
 _WIN_INDEX = {n: i for i, n in enumerate(WINDOW_FEATURES)}
@@ -99,9 +99,14 @@ def explain(
     own_var: np.ndarray,
     peer_q: np.ndarray,
     group: str,
+    *,
+    first: int | None = None,
+    cold: bool = False,
 ) -> tuple[list[dict[str, Any]], str]:
     """(drivers, one-sentence text) for one scored vector ``x`` (model features), its window
-    values ``raw`` and the baselines it was compared with."""
+    values ``raw`` and the baselines it was compared with. ``first``: the window value the
+    tail score alerted on (named first, with how many times beyond the usual it is);
+    ``cold``: an account within its warm-up, compared with its peers only."""
     u = model.unusualness(x[None, :])[0]
     best: dict[str, tuple[float, list[str]]] = {}
     for i, name in enumerate(FEATURE_NAMES):
@@ -112,6 +117,10 @@ def explain(
         best[base] = (max(score, float(u[i])), signals)
     ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))
     chosen = [kv for kv in ranked if kv[1][0] > 1.0][:MAX_DRIVERS] or ranked[:1]
+    if first is not None:
+        name = WINDOW_FEATURES[first]
+        others = [kv for kv in chosen if kv[0] != name][:MAX_DRIVERS - 1]
+        chosen = [(name, (best.get(name, (0.0, []))[0], ["tail"])), *others]
     drivers: list[dict[str, Any]] = []
     phrases: list[str] = []
     for feature, (score, signals) in chosen:
@@ -120,6 +129,8 @@ def explain(
         own = usual_range(feature, float(own_mean[wi]), float(own_var[wi]))
         peers = peer_range(feature, float(peer_q[0, wi]), float(peer_q[-1, wi]))
         base, window = _split(feature)
+        top = peers[1] if cold else max(own[1], peers[1])
+        times = (value + 1.0) / (top + 1.0) if feature not in SHARE_FEATURES else None
         drivers.append({
             "feature": feature,
             "description": f"{WHAT[base]} {WHEN[window]}",
@@ -128,13 +139,20 @@ def explain(
             "peers_usual": [_rounded(feature, peers[0]), _rounded(feature, peers[1])],
             "unusualness": round(score, 2),
             "signals": signals or [f"{feature}_vs_self"],
+            **({"times_usual": round(times, 1)} if times is not None else {}),
         })
         ratio = ""
         own_typical = to_natural(feature, float(own_mean[wi]))
-        if feature not in SHARE_FEATURES and value >= 3 * max(own_typical, 1.0):
+        if feature not in SHARE_FEATURES and value >= 3 * max(own_typical, 1.0) and not cold:
             ratio = f", {value / max(own_typical, 1.0):.0f}x this account's usual"
+        mine = ("a new account" if cold else
+                f"usually {fmt(feature, own[0])}-{fmt(feature, own[1])} for this account"
+                f"{ratio}")
+        beyond = (f"; {times:.0f}x the top of both ranges" if times is not None and times >= 3
+                  and not cold else f"; {times:.0f}x its peers' top" if times is not None
+                  and times >= 3 else "")
         phrases.append(
-            f"{WHAT[base]} {WHEN[window]}: {fmt(feature, value)} (usually "
-            f"{fmt(feature, own[0])}-{fmt(feature, own[1])} for this account{ratio}; "
-            f"{fmt(feature, peers[0])}-{fmt(feature, peers[1])} for its peers in {group})")
+            f"{WHAT[base]} {WHEN[window]}: {fmt(feature, value)} ({mine}; "
+            f"{fmt(feature, peers[0])}-{fmt(feature, peers[1])} for its peers in {group}"
+            f"{beyond})")
     return drivers, "; ".join(phrases)

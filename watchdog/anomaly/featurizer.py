@@ -1,9 +1,9 @@
-"""Per-account behaviour over sliding windows of event time (1 hour and 24 hours).
+"""Per-account behaviour over sliding windows of event time (1 hour, 24 hours, 7 days).
 
 Pure: no I/O, no clock, no asyncio. Events go in in event-time order (:meth:`Featurizer.observe`);
 every 10 minutes of event time the buckets of the accounts that were active in them are
 *committed*, and one feature vector per such account comes out (:class:`FeatureBatch`), as of
-the end of that bucket: the account's last hour and last 24 hours, relative to its own history
+the end of that bucket: the account's last hour, 24 hours and 7 days, relative to its own history
 and to its peers.
 
 Cost: per event, only keeping it; every few thousand events (and at the end of each hour) the
@@ -69,7 +69,6 @@ class Featurizer:
     meta: np.ndarray
     first_seen: np.ndarray
     last_seen: np.ndarray
-
 
     def __init__(
         self,
@@ -345,21 +344,27 @@ class Featurizer:
         # they hardly touch (this hour)
         x_win = read_windows(u, f, now, self.peers.rare_categories(gids))
 
-        # learn: the own baseline
+        # learn: the own baseline (not from what is far beyond it and the peers)
+        quantiles = self.peers.quantile_table()  # the peers' baselines before this hour
+        age = (bks + 1) * BUCKET - self.first_seen[rows]
         own = self.own[ur]
-        own_m, own_v, meta[:, 0] = own_baseline.learn(own, meta[:, 0], x_win, acct, offs)
+        own_m, own_v, meta[:, 0], usual = own_baseline.learn(
+            own, meta[:, 0], x_win, acct, offs, quantiles[gids, 2], age)
         self.own[ur] = own
         self.meta[ur] = meta
-        quantiles = self.peers.quantile_table()  # the peers' baselines before this hour
-        self.peers.add(gids, x_win, cats)
+        if usual.all():
+            self.peers.add(gids, x_win, cats)
+        else:
+            self.peers.add(gids[usual], x_win[usual], cats[usual])
         latest = np.full(len(ur), -np.inf)
         np.maximum.at(latest, acct, t_last)
         self.last_seen[ur] = np.maximum(self.last_seen[ur], latest)
-        warm = (bks + 1) * BUCKET - self.first_seen[rows] >= self.warmup
+        warm = age >= self.warmup
         return FeatureBatch(bks, users, gids, self.peers.names, x_win,
                             t_last, warm, own_m, own_v, quantiles, part.eids, eid_ends,
                             eid_starts, rows,
-                            self._bucket if closed_before is None else closed_before)
+                            self._bucket if closed_before is None else closed_before,
+                            part.sids)
 
     # -- housekeeping -------------------------------------------------------------------
     def _housekeeping(self, b: int, t: float) -> None:

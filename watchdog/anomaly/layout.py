@@ -1,14 +1,16 @@
 """The row layout: how an account's state is kept as one row of a few fixed-size numpy arrays
-(:data:`ROW_BYTES`, about 1.4 KB), and the two operations on it, pure and vectorised over
+(:data:`ROW_BYTES`, about 1.6 KB), and the two operations on it, pure and vectorised over
 rows: adding a bucket's sums (:func:`update`) and reading the windows (:func:`window_values`).
 
-Windows are rings of buckets (6 x 10 minutes, 24 x 1 hour); distinct counts are
+Windows are rings of buckets (6 x 10 minutes, 24 x 1 hour, 7 x 1 day); distinct counts are
 linear-counting sketches whose slots keep the bucket they were last set in (so one sketch
 answers for any window); "never touched before" is a small Bloom bitmap. Stamps are 16-bit
 bucket numbers modulo 65536; :func:`sweep` keeps stale ones from wrapping round.
 """
 
 from __future__ import annotations
+
+from itertools import pairwise
 
 import numpy as np
 
@@ -17,8 +19,10 @@ from watchdog.anomaly.vocabulary import (
     CATEGORIES,
     LOGGED,
     NW,
+    PER_DAY,
     PER_HOUR,
     SLOTS_1H,
+    SLOTS_7D,
     SLOTS_24H,
     WINDOW_BUCKETS,
     WINDOWS,
@@ -40,27 +44,30 @@ SK_WIDTH = _SK_CAT + len(CATEGORIES)
 # "never before" bitmaps, one row of uint64 words: resources, then sources
 RES_WORDS, _SRC_WORDS = SEEN_RES_BITS // 64, SEEN_SRC_BITS // 64
 SEEN_WORDS = RES_WORDS + _SRC_WORDS
-# an account's row of uint16: ring stamps (1 h, 24 h), ring counters (1 h, 24 h), sketch and
-# category stamps, seen categories; and of float32: the rings' large counters (1 h, 24 h)
+# the rings (1 h of 10-minute buckets, 24 h of hours, 7 days of days) side by side
+RING_SLOTS = (SLOTS_1H, SLOTS_24H, SLOTS_7D)
+RING_OFFS = np.concatenate(([0], np.cumsum(RING_SLOTS))).tolist()
+SLOTS = int(RING_OFFS[-1])
+# an account's row of uint16: ring stamps, ring counters, sketch and category stamps, seen
+# categories; and of float32: the rings' large counters
 U_ST1 = 0
-U_ST24 = U_ST1 + SLOTS_1H
-U_SM1 = U_ST24 + SLOTS_24H
-U_SM24 = U_SM1 + SLOTS_1H * NS
-U_SK = U_SM24 + SLOTS_24H * NS
+U_SM1 = U_ST1 + SLOTS
+U_SK = U_SM1 + SLOTS * NS
 U_CAT = U_SK + SK_WIDTH
 U_WIDTH = U_CAT + 1
-F_WIDTH = (SLOTS_1H + SLOTS_24H) * NL
-# the rings' slots side by side: which window each belongs to, and that window's length
-SLOTS = SLOTS_1H + SLOTS_24H
-SLOT_WINDOW = np.repeat([0, 1], [SLOTS_1H, SLOTS_24H])
-SLOT_SPAN = np.repeat(np.array([SLOTS_1H, SLOTS_24H], np.uint16), [SLOTS_1H, SLOTS_24H])
+F_WIDTH = SLOTS * NL
+# the rings' slots: which window each belongs to, and that window's length in its units
+SLOT_WINDOW = np.repeat(np.arange(len(RING_SLOTS)), RING_SLOTS)
+SLOT_SPAN = np.repeat(np.array(RING_SLOTS, np.uint16), RING_SLOTS)
+# a ring's stamps count its own units (buckets, hours, days)
+_UNIT = (1, PER_HOUR, PER_DAY)
 _SLOT_IN = np.equal.outer(np.arange(len(WINDOWS)), SLOT_WINDOW).astype(np.float32)
 # per window: which sketch slots and categories count (their stamps' age in buckets)
 _SPANS = np.array([WINDOW_BUCKETS[w] for w in WINDOWS], np.uint16)
 
 ROW_BYTES = (
-    2 * (SLOTS_1H + SLOTS_24H)  # bucket stamps
-    + (SLOTS_1H + SLOTS_24H) * (2 * NS + 4 * NL)  # counters
+    2 * SLOTS  # bucket stamps
+    + SLOTS * (2 * NS + 4 * NL)  # counters
     + 2 * (M_SUBJ + M_RES + M_SRC + len(CATEGORIES))  # sketches, category stamps
     + (SEEN_RES_BITS + SEEN_SRC_BITS) // 8 + 2  # seen resources, sources, categories
     + 2 * 2 * NW  # own baseline (float16 mean and variance)
@@ -147,7 +154,7 @@ def window_values(valid: np.ndarray, small_r: np.ndarray, large_r: np.ndarray,
     s = np.matmul(valid[:, None, :] * _SLOT_IN, small_r.astype(np.float32)).astype(np.float64)
     # large counters: float32 sums, window by window as a (1, slots) x (slots, 3) product
     lg = np.empty((k, len(WINDOWS), NL))
-    for w, (lo, hi) in enumerate(((0, SLOTS_1H), (SLOTS_1H, SLOTS))):
+    for w, (lo, hi) in enumerate(pairwise(RING_OFFS)):
         lg[:, w] = np.matmul(np.ascontiguousarray(valid[:, None, lo:hi]),
                              np.ascontiguousarray(large_r[:, lo:hi]))[:, 0]
     # sketch slots and categories set within each window (uint16 ages wrap as stamps do), as
@@ -181,30 +188,36 @@ def window_values(valid: np.ndarray, small_r: np.ndarray, large_r: np.ndarray,
 def sweep(u: np.ndarray, b: int) -> None:
     """Re-stamp slots of state rows ``u`` older than any window as "never", before their age
     wraps (``b``: the current bucket)."""
-    for st, now in ((u[:, U_ST1:U_ST24], b), (u[:, U_SK:U_CAT], b),
-                    (u[:, U_ST24:U_SM1], b // PER_HOUR)):
+    groups = [(u[:, U_SK:U_CAT], b, 2 * WINDOW_BUCKETS["7d"])]
+    groups += [(u[:, U_ST1 + lo:U_ST1 + hi], b // unit, 2 * n)
+               for lo, hi, unit, n in zip(RING_OFFS[:-1], RING_OFFS[1:], _UNIT, RING_SLOTS,
+                                          strict=True)]
+    for st, now, limit in groups:
         age = (np.uint16(now & 0xFFFF) - st).astype(np.int64) & 0xFFFF
-        st[age > 2 * WINDOW_BUCKETS["24h"]] = (now - STALE) & 0xFFFF
-
+        st[age > limit] = (now - STALE) & 0xFFFF
 
 
 def fresh_row(u: np.ndarray, bucket: int) -> None:
     """A new account's row of uint16 ``u`` (zeroed): every stamp "never" as of ``bucket``."""
-    u[U_ST1:U_ST24] = u[U_SK:U_CAT] = (bucket - STALE) & 0xFFFF
-    u[U_ST24:U_SM1] = (bucket // PER_HOUR - STALE) & 0xFFFF
+    u[U_SK:U_CAT] = (bucket - STALE) & 0xFFFF
+    for lo, hi, unit in zip(RING_OFFS[:-1], RING_OFFS[1:], _UNIT, strict=True):
+        u[U_ST1 + lo:U_ST1 + hi] = (bucket // unit - STALE) & 0xFFFF
 
 
 def stamps(bks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of buckets ``bks`` (of one hour): its bucket and hour stamps, and its 1-hour
-    and 24-hour ring slots."""
+    """Per row of buckets ``bks`` (of one hour): its bucket, hour and day stamps, and its
+    slot in each ring."""
     k = len(bks)
     h = int(bks[0]) // PER_HOUR
-    now = np.empty((k, 2), np.uint16)
+    d = int(bks[0]) // PER_DAY
+    now = np.empty((k, 3), np.uint16)
     now[:, 0] = (bks & 0xFFFF).astype(np.uint16)
     now[:, 1] = h & 0xFFFF
-    ring_cols = np.empty((k, 2), np.intp)
+    now[:, 2] = d & 0xFFFF
+    ring_cols = np.empty((k, 3), np.intp)
     ring_cols[:, 0] = bks % SLOTS_1H
-    ring_cols[:, 1] = SLOTS_1H + h % SLOTS_24H
+    ring_cols[:, 1] = RING_OFFS[1] + h % SLOTS_24H
+    ring_cols[:, 2] = RING_OFFS[2] + d % SLOTS_7D
     return now, ring_cols
 
 

@@ -11,6 +11,17 @@ Two kinds behind one interface, so that the evaluation compares them on equal te
 
 Higher is more anomalous for both; the alert threshold is calibrated on held-out baseline
 rows (:mod:`watchdog.anomaly.calibration`).
+
+The forest's score saturates: it dilutes one huge deviation across every other dimension in
+which ordinary hours are occasionally rare (a billing account reading 15-40x its peers' and
+its own number of customers scored 0.58-0.65 against a threshold of 0.69). The isolation
+forest model therefore reads its score together with a **tail score**: how many times the
+account's most deviant count exceeds both the top of its own usual range and its peers' 99th
+percentile (:func:`watchdog.anomaly.own_baseline.beyond`, log scale). The tail score is put
+on the forest's scale (:meth:`AnomalyModel.combine`: equal to the threshold at the tail
+threshold, linear in the log of the deviation above it), and the higher of the two is the
+score: it grows with the deviation, and a deviation past the tail threshold (calibrated, and
+never above 10x) alerts whatever the other features say.
 """
 
 from __future__ import annotations
@@ -24,6 +35,8 @@ import numpy as np
 
 KINDS = ("isolation_forest", "zscore")
 ZSCORE_FLOOR = 0.25  # the smallest spread (log units) a z-score divides by
+TAIL_MAX = math.log(10.0)  # 10x beyond the account's and its peers' usual ranges always alerts
+TAIL_MIN = math.log(3.0)  # ... and less than 3x never does by the tail alone
 QUANTILES = (0.5, 0.9, 0.99)
 LEVELWISE_ROWS = 256  # rows that descend all trees at once (see _FastForest)
 
@@ -41,6 +54,7 @@ class AnomalyModel:
     scale: np.ndarray | None = None  # zscore: training spread (floored)
     threshold: float = math.inf
     threshold_high: float = math.inf
+    tail_threshold: float = math.inf  # the tail deviation (log scale) that alerts by itself
     quantiles: np.ndarray | None = None  # (len(QUANTILES), n_features) of the training rows
     info: dict[str, Any] = field(default_factory=dict)  # the manifest, once saved or loaded
     version: str = "unsaved"
@@ -86,6 +100,14 @@ class AnomalyModel:
         z = (x - self.center) / self.scale
         return np.asarray(np.max(z, axis=1), dtype=np.float64)
 
+    def combine(self, forest: np.ndarray, tail: np.ndarray) -> np.ndarray:
+        """The score the stage compares with the threshold: the forest's, or the tail
+        deviation on the forest's scale, whichever is higher (see the module docstring)."""
+        if not (math.isfinite(self.tail_threshold) and math.isfinite(self.threshold)):
+            return forest
+        tail_score = tail_on_scale(tail, self.threshold, self.tail_threshold)
+        return np.asarray(np.maximum(forest, tail_score), dtype=np.float64)
+
     def unusualness(self, x: np.ndarray) -> np.ndarray:
         """Per feature, how far above the baseline's median, in units of (p99 - median)."""
         if self.quantiles is None:
@@ -93,6 +115,11 @@ class AnomalyModel:
         med, p99 = self.quantiles[0], self.quantiles[-1]
         spread = np.maximum(p99 - med, ZSCORE_FLOOR)
         return np.asarray((x - med) / spread, dtype=np.float64)
+
+
+def tail_on_scale(tail: np.ndarray, threshold: float, tail_threshold: float) -> np.ndarray:
+    """Tail deviations on the score's scale: ``threshold`` at ``tail_threshold``, 0 at none."""
+    return np.asarray(threshold * np.maximum(tail, 0.0) / tail_threshold, dtype=np.float64)
 
 
 @dataclass(frozen=True)

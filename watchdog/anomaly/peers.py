@@ -93,8 +93,9 @@ class PeerBaselines:
         return np.where(x > 0, np.clip(b, 1, NBINS - 1), 0)
 
     def add(self, gids: np.ndarray, x: np.ndarray, cats: np.ndarray | None = None) -> None:
-        """Queue rows for the next :meth:`refresh` (the baselines move once an hour)."""
-        self._pending.append((gids, x, cats))
+        """Queue rows for the next :meth:`refresh` (the baselines move once an hour), as their
+        bins (a byte per value: an hour of a million accounts' rows is held until then)."""
+        self._pending.append((gids, self._bins(x).astype(np.uint8), cats))
 
     def refresh(self, bucket: int) -> None:
         """Fold the queued rows in, as of ``bucket``."""
@@ -105,12 +106,16 @@ class PeerBaselines:
         cats = (None if any(p[2] is None for p in self._pending)
                 else np.concatenate([p[2] for p in self._pending]))
         self._pending = []
-        self.update(gids, x, bucket, cats)
+        self._fold(gids, x.astype(np.int64), bucket, cats)
 
     def update(self, gids: np.ndarray, x: np.ndarray, bucket: int,
                cats: np.ndarray | None = None) -> None:
         """Add the rows ``x`` (one per account, groups ``gids``) committed at ``bucket``;
         ``cats``: each row's category mask in the bucket."""
+        self._fold(gids, self._bins(x), bucket, cats)
+
+    def _fold(self, gids: np.ndarray, bins: np.ndarray, bucket: int,
+              cats: np.ndarray | None) -> None:
         present = np.unique(np.append(gids, 0))
         age = np.maximum(bucket - self.last[present], 0)
         keep = np.exp(-age * self._decay_per_bucket)
@@ -128,7 +133,6 @@ class PeerBaselines:
             self.cats[0] += bits.sum(axis=0)
         self._rare = None
         self.last[present] = bucket
-        bins = self._bins(x)  # (k, dim)
         cell = np.arange(self.dim) * NBINS + bins  # (k, dim) within one group's block
         block = self.dim * NBINS
         n = len(self.names)
@@ -191,6 +195,8 @@ class PeerBaselines:
         """A group's mean and variance per feature (feature scale), from its histogram
         (cached until the baselines move: every new account of the group starts from it)."""
         got = self._moments.get(gid)
+        if got is None and self.weight[0] < RARE_AFTER:  # nothing known yet: no prior
+            got = self._moments[gid] = (np.zeros(self.dim), np.zeros(self.dim))
         if got is None:
             h = self.hist[gid] + SHRINK * self._prior()
             centres = np.maximum(np.arange(NBINS) - 0.5, 0.0) * BIN

@@ -38,12 +38,13 @@ class Rows:
     hour), sorted by (account row, bucket); the small counters' never-before columns are
     filled in at the commit."""
 
-    __slots__ = ("bks", "bloom", "cats", "eid_n", "eids", "large", "rows", "small", "subj",
-                 "t_last")
+    __slots__ = ("bks", "bloom", "cats", "eid_n", "eids", "large", "rows", "sids", "small",
+                 "subj", "t_last")
 
     def __init__(self, rows: np.ndarray, bks: np.ndarray, small: np.ndarray,
                  large: np.ndarray, cats: np.ndarray, subj: np.ndarray, bloom: np.ndarray,
-                 t_last: np.ndarray, eids: list[str], eid_n: np.ndarray) -> None:
+                 t_last: np.ndarray, eids: list[str], eid_n: np.ndarray,
+                 sids: list[tuple[str, ...]]) -> None:
         self.rows = rows  # (g,) the accounts' rows
         self.bks = bks  # (g,) buckets
         self.small = small  # (g, NS) int64
@@ -54,6 +55,7 @@ class Rows:
         self.t_last = t_last  # (g,) the last event time
         self.eids = eids  # the last event ids of each row, row after row
         self.eid_n = eid_n  # (g,) how many each
+        self.sids = sids  # the subject ids of those events (raw: pseudonymised in alerts)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -70,10 +72,10 @@ class Rows:
     def take(self, idx: np.ndarray) -> Rows:
         ends = np.cumsum(self.eid_n)
         pos, n = ranges(ends[idx] - self.eid_n[idx], self.eid_n[idx])
-        eids = self.eids
+        eids, sids, at = self.eids, self.sids, pos.tolist()
         return Rows(self.rows[idx], self.bks[idx], self.small[idx], self.large[idx],
                      self.cats[idx], self.subj[idx], self.bloom[idx], self.t_last[idx],
-                     [eids[i] for i in pos.tolist()], n)
+                     [eids[i] for i in at], n, [sids[i] for i in at])
 
 
 def ranges(starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -189,12 +191,13 @@ def reduce_events(buf: list[tuple[AccessEvent, float]], runs: list[tuple[int, in
     bloom = np.packbits(bits, axis=1, bitorder="little").view("<u8")
     sizes = np.diff(np.append(heads, n))
     pos, eid_n = tails(sizes, EIDS_KEPT)
+    kept = order[pos].tolist()
     return Rows(
         rows[order[heads]], bks[order[heads]], small, np.add.reduceat(large[order], heads),
         np.bitwise_or.reduceat(cats[order], heads),
         np.bitwise_or.reduceat(subj[order], heads), bloom,
-        np.maximum.reduceat(ts[order], heads), [eids[i] for i in order[pos].tolist()],
-        eid_n)
+        np.maximum.reduceat(ts[order], heads), [eids[i] for i in kept],
+        eid_n, [datas[i].subject_ids for i in kept])
 
 
 def merge(parts: list[Rows]) -> Rows:
@@ -207,9 +210,11 @@ def merge(parts: list[Rows]) -> Rows:
     order, heads = by_account_and_bucket(rows, bks)
     eid_n = np.concatenate([p.eid_n for p in parts])
     eids = [e for p in parts for e in p.eids]
+    sids = [e for p in parts for e in p.sids]
     # each group's event ids: its members' in order, then the last EIDS_KEPT
     member_pos, _ = ranges((np.cumsum(eid_n) - eid_n)[order], eid_n[order])
     pos, n = tails(np.add.reduceat(eid_n[order], heads), EIDS_KEPT)
+    at = member_pos[pos].tolist()
     return Rows(
         rows[order[heads]], bks[order[heads]],
         np.add.reduceat(np.concatenate([p.small for p in parts])[order], heads),
@@ -218,7 +223,7 @@ def merge(parts: list[Rows]) -> Rows:
         np.bitwise_or.reduceat(np.concatenate([p.subj for p in parts])[order], heads),
         np.bitwise_or.reduceat(np.concatenate([p.bloom for p in parts])[order], heads),
         np.maximum.reduceat(np.concatenate([p.t_last for p in parts])[order], heads),
-        [eids[i] for i in member_pos[pos].tolist()], n)
+        [eids[i] for i in at], n, [sids[i] for i in at])
 
 
 def _bits(cache: dict[str, int], keys: Sequence[str | UnsetType | None], bits: int,

@@ -14,9 +14,13 @@ behaviour above its baselines at all (all inputs 0) is not sent to the forest: i
 the model's constant score of "nothing unusual", checked against the threshold when the model
 is loaded.
 
-An account is scored once it has been tracked for the warm-up (25 hours: its "never before"
-and own-baseline features need a day of history); at most one ``anomaly`` alert per account
-per ``cooldown`` (an hour of event time). Severity is ``medium`` (or the policy's override),
+The score is the forest's read together with the tail score
+(:meth:`~watchdog.anomaly.model.AnomalyModel.combine`): a count far beyond both the account's
+own usual range and its peers' alerts whatever the other features say. Every account is
+scored from its first hour: within the warm-up (25 hours: its "never before" and own-baseline
+features need a day of history) against its peers only. At most one ``anomaly`` alert per
+account per ``cooldown`` (an hour of event time); it lists the pseudonyms of the subjects of
+the events it cites (at most ten), never raw ids. Severity is ``medium`` (or the policy's override),
 ``high`` past the model's extreme threshold.
 
 Metrics go through an optional observer (no metrics library here)::
@@ -41,7 +45,7 @@ import numpy as np
 
 from watchdog.alerts.model import Alert, rfc3339
 from watchdog.anomaly import store
-from watchdog.anomaly.batch import FeatureBatch, model_inputs
+from watchdog.anomaly.batch import FeatureBatch, model_inputs, tail_inputs
 from watchdog.anomaly.explain import explain
 from watchdog.anomaly.featurizer import Featurizer
 from watchdog.anomaly.model import AnomalyModel
@@ -53,6 +57,8 @@ from watchdog.anomaly.vocabulary import (
     PEER_SCALE,
     SCORING_WINDOW,
     WINDOW_FEATURES,
+    WINDOW_OF,
+    WINDOW_SECONDS,
     to_natural,
 )
 from watchdog.engine.engine import Engine
@@ -63,6 +69,9 @@ RULE = "anomaly"
 COMMITMENT = "access to personal data is monitored for unusual behaviour"
 _SUBJ_1H = WINDOW_FEATURES.index("subjects_1h")
 _PER_WINDOW = SCORING_WINDOW // BUCKET  # buckets per scoring window
+_BASE_OF = [n.rpartition("_")[0] for n in WINDOW_FEATURES]
+_SPAN_OF = WINDOW_SECONDS[WINDOW_OF].tolist()
+_WEEK = 7 * 86400.0
 
 
 class Observer(Protocol):
@@ -99,6 +108,8 @@ class AnomalyStage:
         self._pending: list[tuple[FeatureBatch, np.ndarray, np.ndarray]] = []
         self._n_pending = 0
         self._last_alert: dict[str, float] = {}
+        # per account, its last alert by the tail score: (window value, deviation, time)
+        self._last_tail: dict[str, tuple[int, float, float]] = {}
         self.scored = 0  # vectors scored (the forest's or the constant "nothing unusual")
         self.skipped = 0  # of which all-zero: not sent to the forest
         self.batches = 0  # calls of the forest
@@ -187,8 +198,7 @@ class AnomalyStage:
             acc = batch.accounts[order]
             latest = np.ones(len(batch), bool)  # the account's last row in the window
             latest[:-1] = (acc[1:] != acc[:-1]) | (wins[1:] != wins[:-1])
-            scored = latest & batch.warm[order]
-            idx, win = order[scored], wins[scored]
+            idx, win = order[latest], wins[latest]
             if len(idx):
                 self._pending.append((batch, idx, win))
                 self._n_pending += len(idx)
@@ -217,18 +227,21 @@ class AnomalyStage:
         model = self._model  # read once: a concurrent swap takes effect at the next batch
         # the model's inputs of the rows to score only
         parts = [b.inputs(idx) for b, idx in zip(batches, rows, strict=True)]
-        x = model_inputs(*(np.concatenate(p) for p in zip(*parts, strict=True)))[0]
+        inputs = [np.concatenate(p) for p in zip(*parts, strict=True)]
+        x = model_inputs(*inputs)[0]
+        tail, tail_col = tail_inputs(*inputs)
         busy = x.any(axis=1)
         quiet = model.zero_score()
         if quiet < model.threshold and not busy.all():
-            scores = np.full(len(x), quiet)
+            forest = np.full(len(x), quiet)
             if busy.any():
-                scores[busy] = model.score(x[busy])
+                forest[busy] = model.score(x[busy])
                 self.batches += 1
             self.skipped += int(len(x) - busy.sum())
         else:
-            scores = model.score(x)
+            forest = model.score(x)
             self.batches += 1
+        scores = model.combine(forest, tail)
         self.scored += len(scores)
         self._observe_scores(scores)
         alerts: list[Alert] = []
@@ -243,14 +256,39 @@ class AnomalyStage:
                 b = batches[bi]
                 at.append((int(b.buckets[j]), int(b.accounts[j]), i, bi, j))
             for _, _, i, bi, j in sorted(at):
-                alert = self._alert(model, batches[bi], j, float(scores[i]), x[i])
+                score = float(scores[i])
+                by_tail = int(tail_col[i]) if scores[i] > forest[i] else None
+                b = batches[bi]
+                if by_tail is not None and self._repeats(b.users[j], by_tail, float(tail[i]),
+                                                         float(b.t_last[j])):
+                    if forest[i] < model.threshold:
+                        continue
+                    by_tail, score = None, float(forest[i])
+                alert = self._alert(model, b, j, score, x[i], by_tail)
+                if alert is not None and by_tail is not None:
+                    self._last_tail[b.users[j]] = (by_tail, float(tail[i]),
+                                                   float(b.t_last[j]))
                 if alert is not None:
                     alerts.append(alert)
         alerts.extend(self.risk.scored(model, batches, rows, scores, x))
         if len(self._last_alert) > 100_000:
             horizon = max(self._last_alert.values()) - self.cooldown
             self._last_alert = {u: t for u, t in self._last_alert.items() if t > horizon}
+        if len(self._last_tail) > 100_000:
+            horizon = max(t for _, _, t in self._last_tail.values()) - _WEEK
+            self._last_tail = {u: v for u, v in self._last_tail.items() if v[2] > horizon}
         return alerts
+
+    def _repeats(self, uid: str, col: int, dev: float, t: float) -> bool:
+        """Whether a tail-score hit only repeats the account's last tail alert: the same
+        behaviour, within the hit's window (a burst stays in the 24-hour and 7-day windows
+        for that long), and not twice as far beyond as then."""
+        last = self._last_tail.get(uid)
+        if last is None:
+            return False
+        l_col, l_dev, l_t = last
+        return (_BASE_OF[l_col] == _BASE_OF[col] and t - l_t < _SPAN_OF[col]
+                and dev < l_dev + math.log(2.0))
 
     def _observe_scores(self, scores: np.ndarray) -> None:
         obs = self.observer
@@ -264,7 +302,7 @@ class AnomalyStage:
                 obs.on_score(s)
 
     def _alert(self, model: AnomalyModel, batch: FeatureBatch, j: int, score: float,
-               x: np.ndarray) -> Alert | None:
+               x: np.ndarray, by_tail: int | None) -> Alert | None:
         uid = batch.users[j]
         t = float(batch.t_last[j])
         bucket = int(batch.buckets[j])
@@ -275,7 +313,8 @@ class AnomalyStage:
             return None
         group = batch.group(j)
         drivers, text = explain(model, x, batch.raw[j], batch.own_mean[j], batch.own_var[j],
-                                batch.quantiles[batch.gids[j]], group)
+                                batch.quantiles[batch.gids[j]], group, first=by_tail,
+                                cold=not batch.warm[j])
         if self.risk.suppressed(uid, [d["feature"] for d in drivers], t):
             return None  # an analyst's false-positive label damps this pattern
         self._last_alert[uid] = t
@@ -288,6 +327,9 @@ class AnomalyStage:
             "model_kind": model.kind,
             "threshold": round(model.threshold, 4),
             "threshold_high": round(model.threshold_high, 4),
+            "tail_threshold_times": round(math.exp(model.tail_threshold), 2)
+            if math.isfinite(model.tail_threshold) else None,
+            "scored_by": "tail" if by_tail is not None else "forest",
             "window_end": rfc3339((bucket + 1) * BUCKET),
             "peer_group": group,
             "drivers": drivers,
@@ -296,7 +338,8 @@ class AnomalyStage:
         subjects = round(to_natural("subjects_1h", float(batch.raw[j, _SUBJ_1H])))
         finding = Finding(
             RULE, f"Unusual behaviour by account {uid} (score {score:.3f}, threshold "
-            f"{model.threshold:.3f}): {text}", batch.event_ids(j), subject_count=subjects,
+            f"{model.threshold:.3f}): {text}", batch.event_ids(j),
+            subject_ids=batch.subject_ids(j), subject_count=subjects,
             key=str(bucket), severity=severity,  # type: ignore[arg-type]
             labels={"model_version": model.version}, score=round(score, 4),
             explanation=explanation)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -105,6 +106,8 @@ def save(model: AnomalyModel, out_dir: str | Path, manifest: dict[str, Any]) -> 
         "library_versions": library_versions(),
         "threshold": round(model.threshold, 6),
         "threshold_high": round(model.threshold_high, 6),
+        **({"tail_threshold": round(model.tail_threshold, 6)}
+           if math.isfinite(model.tail_threshold) else {}),
         "quantiles": {"levels": list(QUANTILES), "values": _floats(model.quantiles)},
         **({"zscore": {"center": _floats(model.center), "scale": _floats(model.scale)}}
            if model.kind == "zscore" else {}),
@@ -188,12 +191,15 @@ def load(model_dir: str | Path) -> AnomalyModel:
     try:
         threshold = float(doc["threshold"])
         threshold_high = float(doc["threshold_high"])
+        tail_threshold = float(doc.get("tail_threshold", math.inf))
+        if not tail_threshold > 0:
+            raise ValueError
         q = doc["quantiles"]["values"]
         quantiles = np.asarray(q, dtype=np.float64) if q is not None else None
     except (KeyError, TypeError, ValueError):
         raise ValueError(f"model {d}: {MANIFEST} lacks a usable threshold") from None
     model = AnomalyModel(kind, features, threshold=threshold, threshold_high=threshold_high,
-                         quantiles=quantiles, info=doc,
+                         tail_threshold=tail_threshold, quantiles=quantiles, info=doc,
                          version=str(doc.get("model_version", "unknown")))
     if kind == "isolation_forest":
         if MODEL_FILE not in covered:

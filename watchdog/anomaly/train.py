@@ -14,187 +14,37 @@ would inflate the false-alert estimate.
 
 Each account's active 10-minute buckets give feature vectors; account-days are split (by a
 hash, so the split is reproducible) into training and held-out. The forest is fit on one
-vector per account-hour of the training days; the threshold is calibrated on the vectors of
+vector per account-hour of the training days; the thresholds are calibrated on the vectors of
 the held-out days that the stage would score (an account's latest per ~20 minutes) to
 ``--target-false-rate`` false alerts per 1,000 accounts per day, counted as the stage counts
-them (one per account per hour).
+them (one per account per hour): the tail score's for at most half of it (never above 10x
+beyond the usual ranges), the forest's for the rest (:func:`calibrate_with_tail`).
 """
 
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zlib import crc32
 
-import msgspec
 import numpy as np
 
-from watchdog.alerts.model import Alert, rfc3339
+from watchdog.alerts.model import rfc3339
 from watchdog.anomaly import model as M
 from watchdog.anomaly import store
-from watchdog.anomaly.batch import FeatureBatch
-from watchdog.anomaly.calibration import calibrate
-from watchdog.anomaly.featurizer import Featurizer
-from watchdog.anomaly.peers import group_key
+from watchdog.anomaly.calibration import calibrate, calibrate_with_tail
+from watchdog.anomaly.collect import AlertTimes, Collector
 from watchdog.anomaly.retrain import alerts_to_leave_out, select_training_rows
 from watchdog.anomaly.risk_calibration import calibrate_risk
-from watchdog.anomaly.vocabulary import BUCKET, FEATURE_NAMES, FEATURE_VERSION, SCORING_WINDOW
+from watchdog.anomaly.vocabulary import BUCKET, FEATURE_NAMES, FEATURE_VERSION
 from watchdog.engine.engine import Engine
-from watchdog.events import AccessEvent
 from watchdog.rules import default_rules
 
 DEFAULT_TARGET = 0.5  # false anomaly alerts per 1,000 accounts per day
 MAX_TRAIN_ROWS = 200_000
-
-
-@dataclass
-class Collected:
-    """Vectors gathered from a baseline: training sample and held-out rows."""
-
-    train_x: list[np.ndarray] = field(default_factory=list)
-    train_users: list[str] = field(default_factory=list)
-    train_t: list[float] = field(default_factory=list)
-    held_x: list[np.ndarray] = field(default_factory=list)
-    held_users: list[str] = field(default_factory=list)
-    held_t: list[np.ndarray] = field(default_factory=list)
-    held_days: set[tuple[str, int]] = field(default_factory=set)
-    accounts: set[str] = field(default_factory=set)
-    first: float = float("inf")
-    last: float = float("-inf")
-    vectors: int = 0
-
-    def train_matrix(self) -> np.ndarray:
-        if not self.train_x:
-            return np.zeros((0, len(FEATURE_NAMES)), np.float32)
-        return np.vstack(self.train_x).astype(np.float32)
-
-    def held_matrix(self) -> tuple[np.ndarray, list[str], np.ndarray]:
-        if not self.held_x:
-            return np.zeros((0, len(FEATURE_NAMES)), np.float32), [], np.zeros(0)
-        return (np.vstack(self.held_x).astype(np.float32), self.held_users,
-                np.concatenate(self.held_t))
-
-
-class Collector:
-    """A Detector stage that featurizes and keeps vectors for training; raises nothing."""
-
-    def __init__(self, engine: Engine, *, seed: int = 0, heldout: float = 0.3,
-                 warmup: float = 25 * 3600.0) -> None:
-        self.engine = engine
-        self.heldout = heldout
-        self.features = Featurizer(engine.policy, self._group_of, warmup=warmup)
-        self.out = Collected()
-        self._rng = random.Random(seed)
-        self._hour: int | None = None
-        # this hour's reservoir of one vector per account: (vectors seen, kept, its time)
-        self._reservoir: dict[str, tuple[int, np.ndarray, float]] = {}
-        # held-out: the latest vector per account in each scoring window, as the stage keeps
-        self._window: int | None = None
-        self._held: dict[str, tuple[np.ndarray, float]] = {}
-
-    def _group_of(self, user_id: str, t: float) -> str:
-        return group_key(self.engine.directory.at(user_id, t))
-
-    def observe(self, ev: AccessEvent, t: float) -> list[Alert]:
-        out = self.out
-        if t < out.first:
-            out.first = t
-        if t > out.last:
-            out.last = t
-        batch = self.features.observe(ev, t)
-        if batch is not None:
-            self._take(batch)
-        return []
-
-    def flush(self) -> list[Alert]:
-        batch = self.features.flush()
-        if batch is not None:
-            self._take(batch)
-        self._close_hour()
-        self._close_window()
-        return []
-
-    def _close_window(self) -> None:
-        out = self.out
-        if self._held:
-            out.held_x.append(np.vstack([x for x, _ in self._held.values()]))
-            out.held_users.extend(self._held)
-            out.held_t.append(np.array([t for _, t in self._held.values()]))
-        self._held = {}
-
-    def _close_hour(self) -> None:
-        out = self.out
-        for uid, (_, x, t) in self._reservoir.items():
-            out.train_x.append(x[None, :])
-            out.train_users.append(uid)
-            out.train_t.append(t)
-        self._reservoir = {}
-
-    def _take(self, batch: FeatureBatch) -> None:
-        for part in batch.by_bucket():  # in bucket order, as the stage sees time pass
-            self._take_bucket(part)
-
-    def _take_bucket(self, batch: FeatureBatch) -> None:
-        hour = batch.bucket * BUCKET // 3600
-        if hour != self._hour:
-            self._close_hour()
-            self._hour = hour
-        window = batch.bucket * BUCKET // SCORING_WINDOW
-        if window != self._window:
-            self._close_window()
-            self._window = window
-        day = batch.bucket * BUCKET // 86400
-        out = self.out
-        for j, uid in enumerate(batch.users):
-            out.accounts.add(uid)
-            if not batch.warm[j]:
-                continue
-            out.vectors += 1
-            if crc32(f"{uid}\x1f{day}".encode()) % 1000 < self.heldout * 1000:
-                self._held[uid] = (batch.x[j], float(batch.t_last[j]))
-                out.held_days.add((uid, day))
-                continue
-            seen, kept, kept_t = self._reservoir.get(uid, (0, batch.x[j], 0.0))
-            seen += 1
-            if seen == 1 or self._rng.random() < 1.0 / seen:
-                kept, kept_t = batch.x[j], float(batch.t_last[j])
-            self._reservoir[uid] = (seen, kept, kept_t)
-
-
-class _AlertTimes:
-    """Stands in for replay's output file: keeps each account's rule alerts (time and id for
-    retraining with labels; rule and severity for the risk's calibration)."""
-
-    def __init__(self) -> None:
-        self.by_user: dict[str, list[float]] = {}
-        self.found: dict[str, list[tuple[float, str]]] = {}
-        self.rules: dict[str, list[tuple[float, str, str]]] = {}
-        self.count = 0
-        self._dec = msgspec.json.Decoder(_AlertDoc)
-
-    def write(self, line: bytes) -> int:
-        doc = self._dec.decode(line)
-        t = datetime.fromisoformat(doc.ts.replace("Z", "+00:00")).timestamp()
-        self.by_user.setdefault(doc.user_id, []).append(t)
-        self.found.setdefault(doc.user_id, []).append((t, doc.alert_id))
-        self.rules.setdefault(doc.user_id, []).append((t, doc.rule, doc.severity))
-        self.count += 1
-        return len(line)
-
-
-class _AlertDoc(msgspec.Struct):
-    user_id: str
-    ts: str
-    alert_id: str = ""
-    rule: str = ""
-    severity: str = ""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -281,7 +131,7 @@ def train(
     engine = Engine(policy, Pseudonymizer(key_from_env() or DEMO_KEY), default_rules())
     collector = Collector(engine, seed=seed, heldout=heldout, warmup=warmup)
     rejected = RejectedWriter(rejected_path_for(str(out_dir).rstrip("/") + ".jsonl"))
-    alerts = _AlertTimes()
+    alerts = AlertTimes()
     try:
         result = replay(events, alerts, engine, directory=directory,  # type: ignore[arg-type]
                         subjects=subjects, stages=[collector], rejected=rejected,
@@ -290,7 +140,7 @@ def train(
         rejected.close()
     got = collector.out
     x = got.train_matrix()
-    hx, husers, ht = got.held_matrix()
+    hx, husers, ht, htail = got.held_matrix()
     n_x, n_hx = len(x), len(hx)
     leave_out, let_in, added = alerts.by_user, 0, 0
     if labelled:
@@ -303,26 +153,33 @@ def train(
                                     now=None)
         x = x[keep]
         hkeep = select_training_rows(husers, ht, leave_out, now=None)
-        hx, ht = hx[hkeep], ht[hkeep]
+        hx, ht, htail = hx[hkeep], ht[hkeep], htail[hkeep]
         husers = [u for u, k in zip(husers, hkeep.tolist(), strict=True) if k]
     say(f"read {result.events:,} events ({sum(result.invalid.values()):,} rejected) from "
-        f"{len(got.accounts):,} accounts; {got.vectors:,} account-bucket vectors after "
-        f"warm-up: {len(x):,} account-hours for training, {len(hx):,} held out "
+        f"{len(got.accounts):,} accounts; {got.vectors:,} account-bucket vectors: "
+        f"{len(x):,} account-hours for training, {len(hx):,} held out "
         f"({n_x - len(x) + n_hx - len(hx):,} left out near {alerts.count:,} rule alerts)")
     if len(x) < 100 or len(hx) < 50:
         raise ValueError(
             f"too little baseline to train on ({len(x)} training rows, {len(hx)} held-out "
-            "rows after the warm-up): give more days of events (at least 3 days are needed, "
+            "rows): give more days of events (at least 3 days are needed, "
             "2 weeks or more are better)")
     rng = np.random.default_rng(seed)
     if len(x) > MAX_TRAIN_ROWS:
         x = x[np.sort(rng.choice(len(x), MAX_TRAIN_ROWS, replace=False))]
     model = M.fit(x, FEATURE_NAMES, kind=kind, seed=seed, n_estimators=trees)
     say(f"fitted {kind} on {len(x):,} rows; calibrating on held-out baseline")
-    held_scores = model.score(hx)
-    cal = calibrate(held_scores, husers, ht, account_days=len(got.held_days),
-                      target=target, ceiling=1.0 if kind == "isolation_forest" else None)
+    if kind == "isolation_forest":
+        cal = calibrate_with_tail(model.score(hx), htail, husers, ht,
+                                  account_days=len(got.held_days), target=target)
+        assert cal.tail_threshold is not None
+        model.tail_threshold = cal.tail_threshold
+    else:  # the baseline as it is
+        cal = calibrate(model.score(hx), husers, ht, account_days=len(got.held_days),
+                        target=target)
     model.threshold, model.threshold_high = cal.threshold, cal.threshold_high
+    # the risk adds up the scores the stage reads (the forest's with the tail's)
+    held_scores = model.combine(model.score(hx), htail)
     risk = calibrate_risk(held_scores, husers, ht, window_threshold=cal.threshold,
                           days=got.held_days, rule_alerts=alerts.rules, target=target,
                           seed=seed)

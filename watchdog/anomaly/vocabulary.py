@@ -1,8 +1,9 @@
 """The feature vocabulary: the time grid, the window values' names, the model's inputs' names
 and version, and the units each is kept in.
 
-A window value describes an account's last hour or last 24 hours of event time (one of
-:data:`BASE` per window). The model sees a selection of them (:data:`MODEL_FEATURES`), each
+A window value describes an account's last hour, last 24 hours or last 7 days of event time
+(one of :data:`BASE` per window): a burst shows in the hour, a slow change over days in the
+week. The model sees a selection of them (:data:`MODEL_FEATURES`), each
 relative to the account's own history or to its peers; :data:`FEATURE_VERSION` says when a
 feature's meaning changed without its name changing (a model trained on another version is
 refused).
@@ -19,7 +20,9 @@ SCORING_WINDOW = 1200  # seconds: the stage scores an account's latest vector pe
 PER_HOUR = 3600 // BUCKET
 SLOTS_1H = PER_HOUR  # 10-minute buckets
 SLOTS_24H = 24  # 1-hour buckets
-WINDOW_BUCKETS = {"1h": SLOTS_1H, "24h": SLOTS_24H * PER_HOUR}
+SLOTS_7D = 7  # 1-day buckets (UTC days)
+PER_DAY = 24 * PER_HOUR
+WINDOW_BUCKETS = {"1h": SLOTS_1H, "24h": SLOTS_24H * PER_HOUR, "7d": SLOTS_7D * PER_DAY}
 
 # window values and the model's inputs -----------------------------------------------------
 BASE = (
@@ -27,7 +30,7 @@ BASE = (
     "offhours_share", "failed_logins", "new_resources", "new_categories", "categories",
     "sources", "new_sources", "rare_categories",
 )
-WINDOWS = ("1h", "24h")
+WINDOWS = ("1h", "24h", "7d")
 WINDOW_FEATURES = tuple(f"{b}_{w}" for w in WINDOWS for b in BASE)
 # Every window feature is computed relative to the account's own history (``rel_self``: how many
 # standard deviations above its running baseline, beyond the first) and to its peers
@@ -46,10 +49,13 @@ MODEL_FEATURES: tuple[tuple[str, str], ...] = (
     ("new_resources_1h", "peers"), ("new_categories_1h", "peers"), ("new_sources_1h", "peers"),
     ("rare_categories_1h", "peers"), ("rare_categories_24h", "peers"),
     ("events_1h", "self"), ("exports_24h", "self"), ("new_sources_1h", "self"),
+    # the week: a sustained change over days (more customers, many small exports) is a
+    # deviation from the account's own weeks, and from its peers'
+    ("subjects_7d", "self"), ("exports_7d", "self"),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f"{w}_vs_{k}" for w, k in MODEL_FEATURES)
 # Bump when the meaning of a feature changes without its name changing.
-FEATURE_VERSION = 6
+FEATURE_VERSION = 7  # 7: the week window, robust own baseline, tail score
 
 NW = len(WINDOW_FEATURES)
 SHARE_FEATURES = frozenset(f"offhours_share_{w}" for w in WINDOWS)  # not log-scaled
@@ -57,6 +63,19 @@ LOGGED = np.array([n not in SHARE_FEATURES for n in WINDOW_FEATURES])
 # the smallest spread a baseline is credited with: log units, or a share for the shares
 FLOOR = np.where(LOGGED, 0.5, 0.15)
 PEER_SCALE = np.where(LOGGED, 1.0, 10.0)  # onto the peers' histogram bins
+WINDOW_OF = np.array([WINDOWS.index(n.rpartition("_")[2]) for n in WINDOW_FEATURES])
+WINDOW_SECONDS = np.array([WINDOW_BUCKETS[w] * BUCKET for w in WINDOWS], np.float64)
+# The tail score reads these counts directly: how many times the account's value exceeds both
+# the top of its own usual range and its peers' 99th percentile (log scale: a difference).
+# Shares and category counts (at most 14) have no "times".
+TAIL_BASE = ("events", "subjects", "resources", "records", "bytes", "exports", "external",
+             "failed_logins", "new_resources", "sources", "new_sources")
+TAIL_COLS = np.array([i for i, n in enumerate(WINDOW_FEATURES)
+                      if n.rpartition("_")[0] in TAIL_BASE])
+# never-before counts: meaningless for an account without history (all is new to a new hire)
+NOVELTY_COLS = np.array([i for i, n in enumerate(WINDOW_FEATURES)
+                         if n.rpartition("_")[0] in ("new_resources", "new_categories",
+                                                     "new_sources")])
 
 EXPORT_ACTIONS = frozenset({"export", "download", "copy", "print", "transfer"})
 CATEGORIES = (

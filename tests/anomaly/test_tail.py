@@ -1,0 +1,160 @@
+"""Scores that grow with the deviation (the tail score beside the forest), baselines that do
+not learn the attack, the week window, new accounts scored against their peers at once."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.anomaly.conftest import T0, baseline, decode, event, make_engine
+from tests.anomaly.test_features import last_values, run
+from watchdog.alerts.model import Alert
+from watchdog.anomaly import own_baseline
+from watchdog.anomaly.calibration import calibrate_with_tail
+from watchdog.anomaly.featurizer import Featurizer
+from watchdog.anomaly.model import TAIL_MAX, TAIL_MIN, AnomalyModel
+from watchdog.anomaly.stage import load_stage
+from watchdog.anomaly.vocabulary import NW, WINDOW_FEATURES
+
+SUBJ_1H = WINDOW_FEATURES.index("subjects_1h")
+EVENTS_1H = WINDOW_FEATURES.index("events_1h")
+
+
+def test_beyond_reads_the_top_of_both_ranges() -> None:
+    raw = np.zeros((3, NW))
+    mean, var, p99 = np.zeros((3, NW)), np.zeros((3, NW)), np.zeros((3, NW))
+    mean[:, SUBJ_1H] = math.log1p(20)  # usually 20 customers an hour, no spread
+    p99[:, SUBJ_1H] = math.log1p(40)  # peers: up to 40
+    raw[:, SUBJ_1H] = [math.log1p(410), math.log1p(30), math.log1p(410)]
+    d, col = own_baseline.beyond(raw, mean, var, p99, np.array([False, False, True]))
+    assert col[0] == SUBJ_1H
+    assert math.exp(d[0]) == pytest.approx(411 / 41)  # 10x the peers' top, the higher one
+    assert d[1] <= 0  # within the peers' range
+    # a new account: against its peers only
+    assert math.exp(d[2]) == pytest.approx(411 / 41)
+    mean[2, SUBJ_1H] = math.log1p(400)  # its own "usual" is ignored while it is cold
+    d2, _ = own_baseline.beyond(raw, mean, var, p99, np.array([False, False, True]))
+    assert d2[2] == d[2]
+
+
+def test_the_score_grows_with_the_deviation_whatever_the_forest_says() -> None:
+    model = AnomalyModel("isolation_forest", (), threshold=0.65,
+                         tail_threshold=math.log(10))
+    forest = np.full(4, 0.45)  # an ordinary-looking vector for the forest
+    tail = np.log([2.0, 10.0, 20.0, 50.0])
+    s = model.combine(forest, tail)
+    assert s[0] == 0.45  # 2x: the forest decides
+    assert s[1] >= model.threshold  # 10x beyond both ranges alerts
+    assert s[1] < s[2] < s[3]  # and more is more
+    # a forest that isolates the vector wins
+    assert model.combine(np.array([0.9]), np.array([0.0]))[0] == 0.9
+
+
+def test_tail_threshold_never_above_10x_nor_below_3x() -> None:
+    rng = np.random.default_rng(0)
+    n = 20_000
+    users = [f"u{i % 500}" for i in range(n)]
+    times = np.arange(n) * 60.0
+    forest = rng.uniform(0.3, 0.6, n)
+    noisy = rng.exponential(1.5, n)  # a baseline full of huge deviations
+    cal = calibrate_with_tail(forest, noisy, users, times, account_days=2000, target=0.5)
+    assert cal.tail_threshold == TAIL_MAX
+    assert cal.tail_calibrated is not None
+    assert cal.tail_calibrated > TAIL_MAX
+    quiet = rng.uniform(0.0, 0.2, n)
+    cal = calibrate_with_tail(forest, quiet, users, times, account_days=2000, target=0.5)
+    assert cal.tail_threshold == TAIL_MIN
+    assert cal.to_dict()["tail_threshold_times"] == 3.0
+
+
+def test_a_bucket_far_beyond_is_not_learnt_and_steps_are_clipped() -> None:
+    own = np.zeros((1, 2 * NW), np.float16)
+    own[0, :NW] = math.log1p(20)
+    own[0, NW:] = 0.25
+    p99 = np.full((1, NW), math.log1p(40))
+    age = np.array([30 * 86400.0])
+    sweep = np.full((1, NW), math.log1p(20))
+    sweep[0, SUBJ_1H] = math.log1p(500)  # 12x the top of both ranges
+    counts = np.array([1000])
+    acct, offs = np.array([0]), np.array([0, 1])
+    own_baseline.learn(own, counts, sweep, acct, offs, p99, age)
+    assert own[0, SUBJ_1H] == np.float16(math.log1p(20))  # not learnt at all
+    # a busier hour within the peers' range is learnt, by a clipped step
+    busy = np.full((1, NW), math.log1p(20))
+    busy[0, SUBJ_1H] = math.log1p(39)
+    before = float(own[0, SUBJ_1H])
+    own_baseline.learn(own, counts, busy, acct, offs, p99, age)
+    step = float(own[0, SUBJ_1H]) - before
+    assert 0 < step <= own_baseline.ALPHA_MIN[SUBJ_1H] * own_baseline.CLIP * 0.6
+
+
+def test_a_sweep_does_not_become_the_accounts_usual() -> None:
+    """Five hours of 300-500 customers an hour leave the account's usual range where it was
+    (it grew from 1-51 to 0-943 when every bucket was learnt)."""
+    docs = baseline(n_accounts=30, days=3, seed=2)
+    t0 = T0 + 3 * 86400
+    for h in range(5):
+        for i in range(60):
+            t = t0 + h * 3600 + i * 55
+            docs.append(event(t, "u001", f"s{h}-{i}", "read", resource="billing.invoices",
+                              categories=("identity",),
+                              ids=tuple(f"c7{h}{i:03d}{k}" for k in range(7)), records=7))
+    docs.sort(key=lambda d: d["@timestamp"])
+    _, batches = run(docs, Featurizer(make_engine().policy, lambda _u, _t: "billing",
+                                       warmup=0.0))
+    before = [b for b in batches if "u001" in b.users and b.bucket * 600 < t0][-1]
+    after = [b for b in batches if "u001" in b.users][-1]
+    mean_before = float(before.own_mean[before.index("u001"), SUBJ_1H])
+    mean_after = float(after.own_mean[after.index("u001"), SUBJ_1H])
+    assert after.raw[after.index("u001"), SUBJ_1H] > math.log1p(250)
+    assert abs(mean_after - mean_before) < 0.05, (mean_before, mean_after)
+
+
+def test_the_week_window_adds_up_days() -> None:
+    docs = [event(T0 + d * 86400 + i * 300, "u1", f"w{d}-{i}", "read", resource="crm.customers",
+                  categories=("identity",), ids=(f"c{d}{i}",), records=1)
+            for d in range(5) for i in range(10)]
+    _, batches = run(docs)
+    v = last_values(batches, "u1")
+    assert v["events_7d"] == pytest.approx(50)
+    assert v["events_24h"] == pytest.approx(10)
+    assert v["records_7d"] == pytest.approx(50)
+    # eight days later the first day has left the week
+    late = [*docs, *[event(T0 + 8 * 86400 + i * 300, "u1", f"l{i}", "read",
+                           resource="crm.customers", records=1) for i in range(3)]]
+    _, batches = run(late)
+    v = last_values(batches, "u1")
+    # days 2, 3, 4 and today (days 0 and 1 have left)
+    assert v["events_7d"] == pytest.approx(3 + 10 * 3)
+
+
+def _alerts(model: Path, docs: list[dict]) -> list[Alert]:
+    stage = load_stage(model, make_engine(), warmup=6 * 3600.0)
+    out: list[Alert] = []
+    for doc in docs:
+        ev = decode(doc)
+        out.extend(stage.observe(ev, ev.timestamp.timestamp()))
+    return out + stage.flush()
+
+
+def test_a_new_hire_is_compared_with_peers_from_the_first_hour(tiny_model: Path) -> None:
+    """u029 (billing) appears for the first time and reads 600 customers in an hour: an
+    alert within that hour, against its peers (it has no history of its own)."""
+    docs = [d for d in baseline(n_accounts=30, days=2, seed=9) if d["user"]["id"] != "u029"]
+    t = T0 + 86400 + 3 * 3600
+    burst = [event(t + i * 30, "u029", f"n{i}", "read", resource="billing.invoices",
+                   categories=("identity", "payment"),
+                   ids=tuple(f"c8{i:03d}{k}" for k in range(10)), records=10)
+             for i in range(60)]
+    alerts = [a for a in _alerts(tiny_model, sorted([*docs, *burst],
+                                                    key=lambda d: d["@timestamp"]))
+              if a.user_id == "u029"]
+    assert alerts
+    a = alerts[0]
+    assert a.ts < "2026-11-03T04:00"
+    assert isinstance(a.explanation, dict)
+    assert "a new account" in a.explanation["text"]
+    assert a.subjects.pseudonyms
