@@ -15,5 +15,6 @@ One concept per module:
 - ``explain``: what drove a score, in words an analyst understands;
 - ``stage``: the Detector stage that scores in micro-batches and raises ``anomaly`` alerts;
 - ``retrain``: which rows a periodic retraining may use;
+- ``collect``: the vectors a baseline gives for training and calibration;
 - ``train``: the ``watchdog train`` command.
 """
