@@ -89,14 +89,16 @@ def test_a_leaver_weighs_more(tiny_model: Path, insider: list[Alert]) -> None:
     assert "notice period" in a.summary
     assert a.ts <= before.ts
     assert all(c["leaver"] for c in a.explanation["contributions"])
-    first = {c["day"]: c["points"] for c in a.explanation["contributions"]
-             if c["kind"] == "behaviour"}
+    # the same contributions count twice (the leaver's alert may come before the behaviour
+    # adds to it: compare what both have; rule points decay a little between the two alerts)
+    first = {(c["day"], c["kind"], tuple(c["what"])): c["points"]
+             for c in a.explanation["contributions"]}
     assert before.explanation
-    then = {c["day"]: c["points"] for c in before.explanation["contributions"]
-            if c["kind"] == "behaviour"}
+    then = {(c["day"], c["kind"], tuple(c["what"])): c["points"]
+            for c in before.explanation["contributions"]}
     common = sorted(set(first) & set(then))
     assert common
-    assert [first[d] for d in common] == pytest.approx([2 * then[d] for d in common], abs=0.002)
+    assert [first[d] for d in common] == pytest.approx([2 * then[d] for d in common], rel=0.02)
 
 
 def test_a_false_positive_label_damps_the_repeat_and_expires(
