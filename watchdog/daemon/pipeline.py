@@ -18,28 +18,34 @@ Bookkeeping per event, so that at-least-once holds:
   the whole-stream reader (:mod:`.sources.whole_stream`) sends them instead, from a second
   pipeline (``whole_stream=True``) that sees every partition. That pipeline counts and
   dead-letters nothing (the main one does, for the same records) and shares the main one's
-  alert ids, so that an alert one of them sent is not sent again by the other.
+  alert ids, so that an alert one of them sent is not sent again by the other;
+- a record this process processed before (its partition revoked and assigned back, re-read
+  from before its committed offset) is skipped. What is known of each partition is in
+  :attr:`Pipeline.partitions`; :mod:`.partitions` decides over it.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from watchdog.alerts.model import Alert
+from watchdog.daemon.alert_ids import AlertIds
+from watchdog.daemon.capturing import CapturingReorderer
 from watchdog.daemon.deadletter import DeadLetter
 from watchdog.daemon.delivery import Delivery, Outbox
+from watchdog.daemon.held_ahead import HeldAhead
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.offsets import PartitionBook
+from watchdog.daemon.partitions import PartitionPlan, PartitionState
+from watchdog.daemon.rejections import RecordLike, Rejections
 from watchdog.decode import Decoder, Rejection
 from watchdog.engine.detector import Detector, Stage
 from watchdog.engine.engine import Engine
-from watchdog.engine.ordering import AHEAD, DUPLICATE, Released, Reorderer
+from watchdog.engine.ordering import AHEAD, DUPLICATE
 from watchdog.events import AccessEvent, check_times
 
-LOG_FIRST_REJECTIONS = 20
-HELD_NAMED = 20  # events held ahead of the present named in the log
 # rules that judge a whole dataset, whose events are spread over every partition: an instance
 # that owns only some partitions would take the others' events for gaps and silences; and the
 # obligations (1.1), judged when the whole stream's event time passes a deadline (on the
@@ -61,69 +67,6 @@ def _lowest(event_ids: Sequence[str], m: Meta, rel: dict[str, Meta],
         if o is not None and o[0] is m[0] and o[1] < low:
             low = o[1]
     return low
-
-
-class RecordLike(Protocol):
-    """What a source hands in: aiokafka's ConsumerRecord, or :class:`~.sources.base.Raw`."""
-
-    @property
-    def value(self) -> bytes | None: ...
-
-    @property
-    def key(self) -> bytes | None: ...
-
-    @property
-    def offset(self) -> int: ...
-
-    @property
-    def partition(self) -> int: ...
-
-
-class _Capturing(Reorderer):
-    """A Reorderer that also keeps what it released, for the pipeline's bookkeeping."""
-
-    collected: Released
-
-    def push(self, ev: AccessEvent, t: float, partition: int = 0) -> Released:
-        out = Reorderer.push(self, ev, t, partition)
-        if out:
-            self.collected.extend(out)
-        return out
-
-    def idle(self, partition: int) -> Released:
-        out = Reorderer.idle(self, partition)
-        self.collected.extend(out)
-        return out
-
-    def flush(self) -> Released:
-        out = Reorderer.flush(self)
-        self.collected.extend(out)
-        return out
-
-    def flush_present(self) -> Released:
-        out = Reorderer.flush_present(self)
-        self.collected.extend(out)
-        return out
-
-
-class AlertIds:
-    """A bounded set of alert ids already sent (oldest forgotten first)."""
-
-    __slots__ = ("_ids", "size")
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._ids: dict[str, None] = {}
-
-    def seen(self, alert_id: str) -> bool:
-        """True if already sent; otherwise remember it and return False."""
-        ids = self._ids
-        if alert_id in ids:
-            return True
-        ids[alert_id] = None
-        if len(ids) > self.size:
-            del ids[next(iter(ids))]
-        return False
 
 
 _NEG_INF = float("-inf")
@@ -154,7 +97,7 @@ class Pipeline:
         # an obligation alert cites a record, not an event: it is held to the event whose
         # processing judged it (a re-read event's obligations were sent before)
         engine.judged_at = {}
-        order = _Capturing(lateness=lateness, future=future)
+        order = CapturingReorderer(lateness=lateness, future=future)
         order.collected = []
         self.order = order
         # early: alerts that need no other event are raised on arrival, not after the lateness
@@ -162,20 +105,15 @@ class Pipeline:
         self._early = rules and not whole_stream
         self.detector = Detector(engine, order, stages, early=self._early, rules=rules)
         self.rules = rules
-        # partitions with a backlog (records known to be unread): their events are not judged
-        # on arrival. At a shutdown in a backlog the buffer is not flushed, and its events are
-        # read again after the restart: had they been alerted on arrival, they would be again.
-        self.backlog: set[int] = set()
         self.delivery = delivery
         self.dead_letters = dead_letters
         self.metrics = metrics
         self.log = log
         self.decoder = Decoder(AccessEvent, check=check_times)
-        self.books: dict[int, PartitionBook] = {}  # Kafka partitions: committed by the source
-        # streams whose source acknowledges each message itself (MQTT), never committed to Kafka
-        self.stream_books: dict[int, PartitionBook] = {}
-        self.live: set[int] = set()  # partition keys that hold the watermark
-        self.idle: set[int] = set()
+        # every partition (Kafka) and stream (MQTT) read, which the watermark waits for
+        self.partitions: dict[int, PartitionState] = {}
+        self.plan = PartitionPlan()
+        self.skipped = 0  # records skipped: processed by this process before (redelivered)
         self._meta: dict[str, Meta] = {}
         # alert ids sent, by this pipeline or by the one it shares them with
         self.alert_ids = alert_ids if alert_ids is not None else AlertIds(dedupe_alert_ids)
@@ -185,10 +123,10 @@ class Pipeline:
         self._latest: dict[str, float] = {}
         self._late = self._dups = 0
         self._flushed_at = 0  # detector.processed at the last full flush
-        self.rejected = 0
+        self.rejections = Rejections(dead_letters, metrics, log, counted=not whole_stream,
+                                     dead_letter=rules)
         # events held ahead of the present (Reorderer.future): where the first few are
-        self._held_at: dict[str, tuple[int, int, float]] = {}
-        self._held_logged = 0
+        self.held_ahead = HeldAhead(metrics, log, counted=not whole_stream)
         self.suppressed = 0
         self.partial_view = False  # this instance owns only some partitions of the topic
         # the archive (watchdog.daemon.sinks.archive.DaemonArchive) when configured: each
@@ -200,36 +138,51 @@ class Pipeline:
         self.woken_at = float("-inf")
 
     # -- partitions ----------------------------------------------------------------------
-    def open_partition(self, pkey: int, start: int) -> PartitionBook:
-        """A Kafka partition was assigned; its commit will be tracked from ``start``."""
-        book = self.books[pkey] = PartitionBook(pkey, start)
-        self.add_stream(pkey)
-        return book
+    def open_partition(self, pkey: int, committed: int, *, start: int | None = None,
+                       resume: int = -1) -> PartitionState:
+        """A Kafka partition was assigned; its commit is tracked from ``committed``, reading
+        starts at ``start`` (default: there); records below ``resume`` rebuild windows only."""
+        st = PartitionState(pkey, PartitionBook(pkey, committed), resume=resume,
+                            start=committed if start is None else start)
+        st.pos = st.start
+        self._add(st)
+        self.plan.opened(st)
+        return st
 
     def track_stream(self, pkey: int) -> PartitionBook:
         """A stream whose messages the source acknowledges when the book says they are safe
         (numbered from 0 by the source, as offsets)."""
-        book = self.stream_books[pkey] = PartitionBook(pkey, 0)
-        self.add_stream(pkey)
+        book = PartitionBook(pkey, 0)
+        self._add(PartitionState(pkey, book, kafka=False))
         return book
 
-    def add_stream(self, pkey: int) -> None:
+    def _add(self, st: PartitionState) -> None:
         """A partition or stream whose events must be waited for before the watermark moves."""
-        self.live.add(pkey)
-        self.idle.discard(pkey)
-        self.order.expect({pkey})
+        self.partitions[st.key] = st
+        self.order.expect({st.key})
 
     def close_partitions(self, pkeys: Iterable[int]) -> None:
         """Revoked: stop tracking; their events still in the buffer are processed anyway."""
+        parts = self.partitions
         for p in pkeys:
-            self.books.pop(p, None)
-            self.live.discard(p)
-            self.idle.discard(p)
-        self.order.assign(self.live)
+            parts.pop(p, None)
+        self.order.assign(set(parts))
+
+    @property
+    def books(self) -> dict[int, PartitionBook]:
+        """The Kafka partitions' books (committed by the source)."""
+        return {p: st.book for p, st in self.partitions.items()
+                if st.kafka and st.book is not None}
+
+    def all_idle(self) -> bool:
+        return self.plan.all_idle(self.partitions)
+
+    @property
+    def rejected(self) -> int:
+        return self.rejections.count
 
     # -- records in ------------------------------------------------------------------------
-    def ingest(self, pkey: int, records: Sequence[RecordLike], topic: str,
-               resume: int = -1) -> float:
+    def ingest(self, pkey: int, records: Sequence[RecordLike], topic: str) -> float:
         """Process one batch of records from one partition, in offset order; returns the
         latest event time in it (-inf if none was valid)."""
         high = _NEG_INF
@@ -237,10 +190,19 @@ class Pipeline:
             return high
         t0 = time.perf_counter()
         now = time.monotonic()
-        book = self.books.get(pkey) or self.stream_books.get(pkey)
-        if pkey in self.idle:
-            self._wake(pkey, now)
-        self.detector.early = self._early and pkey not in self.backlog
+        st = self.partitions.get(pkey)
+        book, resume = (st.book, st.resume) if st is not None else (None, -1)
+        seen_lo = seen_hi = 0  # offsets processed before by this process: skipped
+        if st is not None:
+            if st.kafka:
+                seen_lo, seen_hi = self.plan.fed.get(pkey, (0, 0))
+            if st.idle:
+                self._wake(pkey, now)
+        # a partition with a backlog (records known to be unread) is not judged on arrival: at
+        # a shutdown in a backlog the buffer is not flushed, and its events are read again
+        # after the restart; had they been alerted on arrival, they would be again
+        self.detector.early = self._early and not (st is not None and st.behind)
+        skipped = 0
         decode = self.decoder.decode
         push = self.detector.push
         meta = self._meta
@@ -255,12 +217,15 @@ class Pipeline:
         archived_from = -1  # offset of the first archived record: holds the batch's commit
         for rec in records:
             off = rec.offset
+            if seen_lo <= off < seen_hi:  # a redelivery of a record processed before
+                skipped += 1
+                continue
             raw = rec.value
             ev = decode(raw) if raw is not None else _TOMBSTONE
             rebuild = off < resume
             if isinstance(ev, Rejection):
                 if not rebuild:
-                    self._reject(ev, rec, topic, book)
+                    self.rejections.reject(ev, rec, topic, book)
                 continue
             e = ev.event
             key = (e.dataset or "", e.action)
@@ -298,24 +263,24 @@ class Pipeline:
             archive.put_events(archived, book, archived_from)
         if collected or alerts:
             self._released(alerts)
+        upto = records[-1].offset + 1
         if book is not None:
-            book.consumed(records[-1].offset + 1)
+            book.consumed(upto)
+        if st is not None and st.kafka:
+            self.plan.read(st, upto)
+        if skipped:
+            self.skipped += skipped
+            if not self.whole_stream:
+                self.metrics.duplicate.inc(skipped)
         self._account(t0, now)
         return high
 
     def _wake(self, pkey: int, now: float) -> None:
-        """Records again after a pause. If every partition was quiet, the others wait to be
-        heard from again (or idle again) before the watermark moves: what was produced after
-        the pause reaches every partition at once, and the first batch read must not make the
-        others' events late."""
-        idle = self.idle
-        if idle >= self.live:
-            others = idle - {pkey}
+        """Records again after a pause (see :meth:`PartitionPlan.wake`)."""
+        others = self.plan.wake(self.partitions, pkey)
+        if others is not None:
             self.order.expect(others)
-            idle.clear()
             self.woken_at = now
-        else:
-            idle.discard(pkey)
 
     def tick(self) -> None:
         """Housekeeping: alerts the stages can raise without more events (anomaly scores of the
@@ -327,20 +292,22 @@ class Pipeline:
     def mark_idle(self, pkey: int) -> None:
         """The partition is caught up and quiet: stop waiting for it. When every partition is,
         release the whole buffer (a quiet system must not sit on its last alerts)."""
-        if pkey in self.idle:
+        st = self.partitions.get(pkey)
+        if st is None or st.idle:
             return
-        self.idle.add(pkey)
+        st.idle = True
         found = self.detector.idle(pkey)
-        if self.idle >= self.live and self.archive is not None:
+        if self.archive is not None and self.plan.all_idle(self.partitions):
             # caught up: the archive writes what it holds now rather than after flush_seconds
             # (the offsets of a quiet stream are not held back, and no idle second is spent)
             self.archive.quiet()
-        if self.idle >= self.live and (len(self.order) or
-                                       self.detector.processed != self._flushed_at):
+        if self.plan.flush_when_idle(self.partitions, buffered=len(self.order),
+                                     processed_since_flush=(
+                                         self.detector.processed != self._flushed_at)):
             # not the events held ahead of the present: they would make what follows late
             found.extend(self.detector.flush_present())
             self._flushed_at = self.detector.processed
-            self._log_held()
+            self.held_ahead.quiet(self.order, self._meta)
         if self.order.collected or found:
             self._released(found)
 
@@ -404,51 +371,7 @@ class Pipeline:
         meta[eid] = (None, m[1], m[2], m[3])
         if owner is not None:
             owner.release(m[1])
-        if self.whole_stream:
-            return  # the main pipeline counts and logs the same record
-        self.metrics.future.inc()
-        held = self._held_at
-        if len(held) < HELD_NAMED:
-            held[eid] = (rec.partition, rec.offset, t)
-
-    def _log_held(self) -> None:
-        """Every partition is quiet and some events are still held ahead of everything read:
-        strays, not a stream that moved on. Said once per change, with where they are."""
-        n = self.order.held()
-        if n == self._held_logged or self.whole_stream:
-            return
-        self._held_logged = n
-        if not n:
-            return
-        held = self._held_at
-        for eid in [e for e in held if e not in self._meta]:
-            del held[eid]  # released since
-        self.log.warning(
-            "events_held_ahead", held=n, present=self.order.present(),
-            where=[{"partition": p, "offset": o, "event_time": t} for p, o, t in held.values()],
-            consequence="they move no watermark; processed when the stream reaches their "
-                        "time or at shutdown")
-
-    def _reject(self, rej: Rejection, rec: RecordLike, topic: str,
-                book: PartitionBook | None) -> None:
-        self.rejected += 1
-        if self.whole_stream:
-            return  # the main pipeline counts, logs and dead-letters the same record
-        self.metrics.count_invalid(rej.reason)
-        if self.rejected <= LOG_FIRST_REJECTIONS:
-            self.log.warning("rejected", reason=rej.reason, detail=rej.detail[:200],
-                             topic=topic, partition=rec.partition, offset=rec.offset)
-        elif self.rejected == LOG_FIRST_REJECTIONS + 1:
-            self.log.warning("rejections_not_logged_further",
-                             hint="counted in watchdog_events_invalid_total; " + (
-                                 "all in the DLQ" if self.rules else
-                                 "the rules service dead-letters them"))
-        if not self.rules:
-            return
-        if book is not None:
-            book.add_inflight(rec.offset)
-        self.dead_letters.put(DeadLetter(rec.value or b"", rec.key, rej.reason, rej.detail,
-                                         topic, rec.partition, rec.offset, book))
+        self.held_ahead.held(eid, rec.partition, rec.offset, t)
 
     def _account(self, t0: float, now: float) -> None:
         self.last_progress = now

@@ -36,9 +36,9 @@ from aiokafka.errors import KafkaError
 from watchdog.daemon.config import Config
 from watchdog.daemon.kafka_client import client_kwargs
 from watchdog.daemon.metrics import Metrics
+from watchdog.daemon.partitions import PartitionState
 from watchdog.daemon.pipeline import Pipeline
 
-_NEG_INF = float("-inf")
 FINISH_STEP = 2.0  # seconds for the last commit, and for leaving the group, at shutdown
 # How long the broker may hold a fetch that finds nothing new. aiokafka's default (500 ms) is
 # fine for a broker that answers as soon as records arrive, but Tansu answers only when the
@@ -81,16 +81,9 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         self._seeker: AIOKafkaConsumer | None = None
         self._stopping = False
         self._beat = time.monotonic()
-        self._pos: dict[int, int] = {}  # next offset to read, per partition
-        self._resume: dict[int, int] = {}  # offsets below this were alerted before
-        self._last_record: dict[int, float] = {}
-        self._high: dict[int, float] = {}  # latest event time read, per partition
-        self._paused: set[int] = set()
-        self._aligning = False
-        self._lag: dict[int, Any] = {}
-        self._ends: dict[int, int] = {}  # end offsets asked for while paused
+        # what is known of each partition is the pipeline's PartitionState (position, lag,
+        # pause, idleness), and what to do about it its PartitionPlan's
         self._next_ends = 0.0
-        self._behind: set[int] = set()  # partitions with records known to be unread
         self.assigned: set[int] = set()
         self.rebalances = 0
 
@@ -133,7 +126,12 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
     def behind(self) -> bool:
         """Records known to be unread (a backlog): the partitions may be far apart in event
         time, so the reorder buffer must not be flushed at shutdown."""
-        return bool(self._behind & self.assigned)
+        parts = self.pipeline.partitions
+        return any(parts[p].behind for p in self.assigned if p in parts)
+
+    def _mine(self) -> list[PartitionState]:
+        parts = self.pipeline.partitions
+        return [parts[p] for p in self.assigned if p in parts]
 
     @property
     def ready(self) -> bool:
@@ -156,34 +154,32 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
                 continue
             now = time.monotonic()
             pipeline = self.pipeline  # looked up each time: a subclass may start a new one
-            books = pipeline.books
-            behind = pipeline.backlog = self._behind  # no alert on arrival while catching up
+            parts = pipeline.partitions
             for tp, recs in data.items():
-                p = tp.partition
-                if p not in books or not recs:
+                st = parts.get(tp.partition)
+                if st is None or not st.kafka or not recs:
                     continue  # revoked while the fetch was in flight
                 hw = c.highwater(tp)  # as of this fetch: more records than it returned?
-                if hw is not None and hw > recs[-1].offset + 1:
-                    behind.add(p)
-                else:
-                    behind.discard(p)
-                high = pipeline.ingest(p, recs, self.topic, self._resume.get(p, -1))
-                self._pos[p] = recs[-1].offset + 1
-                self._last_record[p] = now
-                if high > self._high.get(p, _NEG_INF):
-                    self._high[p] = high
-            if self._paused and now >= self._next_ends:
+                # a backlog: no alert on arrival while catching up
+                st.behind = hw is not None and hw > recs[-1].offset + 1
+                high = pipeline.ingest(tp.partition, recs, self.topic)
+                st.pos = recs[-1].offset + 1
+                st.last_record = now
+                if high > st.high:
+                    st.high = high
+            if now >= self._next_ends and any(st.paused for st in parts.values()):
                 self._next_ends = now + ENDS_REFRESH_SECONDS
                 await self._refresh_ends(c)
             self._housekeeping(c, now)
-            if now >= next_commit or (self._caught_up() and self._uncommitted()):
+            if pipeline.plan.commit_now(parts, self.assigned, now=now, due=next_commit):
                 # caught up: commit what became safe at once (a quiet loop turns every poll
                 # timeout), not up to a commit interval after the last alert was accepted
                 next_commit = now + k.commit_interval_seconds
                 await self.commit()
 
     async def _refresh_ends(self, c: AIOKafkaConsumer) -> None:
-        tps = [TopicPartition(self.topic, p) for p in self._paused]
+        parts = self.pipeline.partitions
+        tps = [TopicPartition(self.topic, st.key) for st in self._mine() if st.paused]
         try:
             async with asyncio.timeout(FINISH_STEP):
                 ends = await c.end_offsets(tps)
@@ -191,91 +187,65 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             self.log.debug("end_offsets_failed", error=type(err).__name__)
             return
         for tp, end in ends.items():
-            self._ends[tp.partition] = end
-
-    def _caught_up(self) -> bool:
-        """Every assigned partition is idle: its buffered events were released."""
-        return bool(self.assigned) and self.assigned <= self.pipeline.idle
-
-    def _uncommitted(self) -> bool:
-        return any(b.safe() > b.committed for b in self.pipeline.books.values())
+            st = parts.get(tp.partition)
+            if st is not None:
+                st.end = end
 
     def _housekeeping(self, c: AIOKafkaConsumer, now: float) -> None:
-        idle_after = self.cfg.idle_after_seconds
+        """Lag gauges, and which partitions went idle (see :meth:`PartitionPlan.goes_idle`)."""
+        pipeline = self.pipeline
+        plan, idle_after = pipeline.plan, self.cfg.idle_after_seconds
         wall_ms = time.time() * 1000
-        for p in self.assigned:
-            tp = TopicPartition(self.topic, p)
-            hw = c.highwater(tp)
-            if p in self._paused and p in self._ends:
-                hw = max(hw or 0, self._ends[p])
-            if hw is None:
-                continue
-            lag = max(0, hw - self._pos.get(p, hw))
-            child = self._lag.get(p)
-            if child is not None:
-                child.set(lag)
-            if lag:
-                self._behind.add(p)
-            else:
-                self._behind.discard(p)
-            if lag or p in self._paused or p in self.pipeline.idle:
-                continue
-            # idle only if a fetch answered idle_after seconds after the last record that there
-            # was nothing more: while the broker is away the highwater is stale, and records
-            # produced just before the outage would arrive behind the watermark (disorder)
+        for st in self._mine():
+            tp = TopicPartition(self.topic, st.key)
+            lag = plan.lag(st, c.highwater(tp))
+            if lag is not None and st.lag_gauge is not None:
+                st.lag_gauge.set(lag)
             polled = c.last_poll_timestamp(tp)
-            if polled is None:
-                continue
-            polled_at = now - max(0.0, wall_ms - polled) / 1000
-            # (quiet since the later of its last record and the end of a pause of all)
-            quiet_since = max(self._last_record.get(p, now), self.pipeline.woken_at)
-            if polled_at - quiet_since >= idle_after:
-                self.pipeline.mark_idle(p)
+            polled_at = None if polled is None else now - max(0.0, wall_ms - polled) / 1000
+            if plan.goes_idle(st, lag, polled_at=polled_at, woken_at=pipeline.woken_at,
+                              idle_after=idle_after):
+                pipeline.mark_idle(st.key)
 
     def _apply_pauses(self, c: AIOKafkaConsumer) -> None:
         order = self.pipeline.order
-        limit = self.cfg.max_buffered_events
-        self._aligning = len(order) >= limit or (self._aligning and len(order) > limit // 2)
-        if self.congested():
-            want = set(self.assigned)
-        elif self._aligning:  # only the partitions behind the watermark may move
-            ahead = order.watermark() + order.lateness
-            want = {p for p in self.assigned if self._high.get(p, _NEG_INF) > ahead}
-        else:
-            want = set()
-        if want == self._paused:
+        mine = self._mine()
+        congested = self.congested()
+        want = self.pipeline.plan.pauses(
+            mine, buffered=len(order), limit=self.cfg.max_buffered_events,
+            ahead_of=order.watermark() + order.lateness, congested=congested)
+        paused = {st.key for st in mine if st.paused}
+        if want == paused:
             return
-        if on := want - self._paused:
+        if on := want - paused:
             c.pause(*(TopicPartition(self.topic, p) for p in on))
-        if off := self._paused - want:
+        if off := paused - want:
             c.resume(*(TopicPartition(self.topic, p) for p in off))
-            for p in off:  # fetched again: the highwater is fresh
-                self._ends.pop(p, None)
-        if not self._paused and want == self.assigned and want:
-            self.log.info("paused", why="sinks behind" if self.congested() else "buffer full")
-        self._paused = want
+        for st in mine:
+            st.paused = st.key in want
+            if st.key in off:  # fetched again: the highwater is fresh
+                st.end = None
+        if not paused and want == self.assigned and want:
+            self.log.info("paused", why="sinks behind" if congested else "buffer full")
 
     async def commit(self) -> None:
         if self.consumer is not None:
             await self._commit(self.consumer)
 
     async def _commit(self, c: AIOKafkaConsumer) -> None:
-        todo = {}
-        for p, book in self.pipeline.books.items():
-            safe = book.safe()
-            if safe > book.committed:
-                todo[TopicPartition(self.topic, p)] = (book, safe)
+        todo = self.pipeline.plan.commits(self.pipeline.partitions.values())
         if not todo:
             return
         try:
-            await c.commit({tp: safe for tp, (_b, safe) in todo.items()})
+            await c.commit({TopicPartition(self.topic, p): safe
+                            for p, (_b, safe) in todo.items()})
         except KafkaError as err:  # e.g. a rebalance in progress: the next commit catches up
             self.log.warning("commit_failed", error=type(err).__name__, detail=str(err)[:200])
             return
         for book, safe in todo.values():
             book.committed = max(book.committed, safe)
         if self.on_whole_commit is not None and not self.pipeline.partial_view:
-            await self.on_whole_commit({tp.partition: safe for tp, (_b, safe) in todo.items()})
+            await self.on_whole_commit({p: safe for p, (_b, safe) in todo.items()})
 
     # -- rebalance ------------------------------------------------------------------------------
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
@@ -303,18 +273,17 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             else:
                 plan[p] = (committed, committed, await self._rebuild_from(tp, committed))
         self._drop(self.assigned - mine)
-        self._paused = set()  # a new assignment starts unpaused
-        self._ends.clear()
         now = time.monotonic()
+        parts = self.pipeline.partitions
         for p in kept:  # carry on where we were, with the windows we have
-            c.seek(TopicPartition(self.topic, p), self._pos[p])
-            self._last_record[p] = now
+            st = parts[p]
+            st.paused, st.end = False, None  # a new assignment starts unpaused
+            c.seek(TopicPartition(self.topic, p), st.pos)
+            st.last_record = now
         for p, (book_start, resume, start) in plan.items():
-            self.pipeline.open_partition(p, book_start)
-            self._resume[p] = resume
-            self._pos[p] = start
-            self._last_record[p] = now
-            self._lag[p] = self.lag_gauge.labels(self.topic, str(p))
+            st = self.pipeline.open_partition(p, book_start, start=start, resume=resume)
+            st.last_record = now
+            st.lag_gauge = self.lag_gauge.labels(self.topic, str(p))
             c.seek(TopicPartition(self.topic, p), start)
         self.assigned = mine
         if partial and not self.pipeline.partial_view:
@@ -332,12 +301,12 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _drop(self, gone: set[int]) -> None:
         """Forget revoked partitions (their buffered events are still processed)."""
-        self.pipeline.close_partitions(gone)
+        parts = self.pipeline.partitions
         for p in gone:
-            for d in (self._pos, self._resume, self._last_record, self._high):
-                d.pop(p, None)
-            if self._lag.pop(p, None) is not None:
+            st = parts.get(p)
+            if st is not None and st.lag_gauge is not None:
                 self.lag_gauge.remove(self.topic, str(p))
+        self.pipeline.close_partitions(gone)
 
     async def _rebuild_from(self, tp: TopicPartition, committed: int) -> int:
         """Where to re-read from: one window horizon before ``committed``."""

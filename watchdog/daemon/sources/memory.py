@@ -52,7 +52,8 @@ class MemorySource:
         below them are re-read only to rebuild windows, as after a restart)."""
         for p in range(self.partitions):
             start = self._start.get(p, 0)
-            self.pipeline.open_partition(p, self.resume.get(p, start))
+            self.pipeline.open_partition(p, self.resume.get(p, start), start=start,
+                                         resume=self.resume.get(p, -1))
             q = self._queue[p]
             while q and q[0].offset < start:
                 q.popleft()
@@ -90,7 +91,7 @@ class MemorySource:
                             self.pipeline.mark_idle(p)
                         continue
                     recs = [q.popleft() for _ in range(min(self.batch, len(q)))]
-                    self.pipeline.ingest(p, recs, self.topic, self.resume.get(p, -1))
+                    self.pipeline.ingest(p, recs, self.topic)
                     self.consumed += len(recs)
                     self._last[p] = now
                     moved = True

@@ -202,6 +202,7 @@ class MqttSource:
         self._beat = now
         self.acknowledge()
         quiet_since = max(self._last, self.pipeline.woken_at)  # (see Pipeline._wake)
-        if now - quiet_since >= idle_after and self.pkey not in self.pipeline.idle:
+        st = self.pipeline.partitions.get(self.pkey)
+        if now - quiet_since >= idle_after and st is not None and not st.idle:
             self.pipeline.mark_idle(self.pkey)
             self.acknowledge()
