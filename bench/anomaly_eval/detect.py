@@ -29,8 +29,9 @@ import orjson
 
 from bench.anomaly_eval.worlds import WorldFiles
 from watchdog.alerts.pseudonym import DEMO_KEY
+from watchdog.anomaly.collect import Collector
 from watchdog.anomaly.stage import load_stage
-from watchdog.anomaly.train import Collector, train
+from watchdog.anomaly.train import train
 from watchdog.files.jsonl import RejectedWriter
 from watchdog.policy import load_policy
 from watchdog.replay import build_engine, replay
@@ -109,7 +110,7 @@ def run_world(w: WorldFiles, *, rows: bool = True) -> Run:
         rejected.close()
     out.seconds["replay"] = time.perf_counter() - began
     if collector is not None:
-        x, users, times = collector.out.held_matrix()
+        x, users, times, _ = collector.out.held_matrix()
         out.x, out.users, out.times = x, list(users), np.asarray(times, dtype=np.float64)
     print(f"{w.root.name}: trained in {out.seconds['train']:.0f}s (threshold "
           f"{out.threshold:.3f}); replayed {res.events:,} events in "

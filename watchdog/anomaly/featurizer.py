@@ -377,7 +377,7 @@ class Featurizer:
             self.evict(t - self.idle_ttl)
         if b - self._last_sweep >= _SWEEP_EVERY:
             self._last_sweep = b
-            self._sweep(b)
+            sweep(self.u16, b)  # re-stamp stale slots before their age wraps
 
     def evict(self, before: float) -> int:
         """Forget accounts whose last event is before ``before``; returns how many."""
@@ -398,8 +398,3 @@ class Featurizer:
             dropped += 1
         self.evicted += dropped
         return dropped
-
-    def _sweep(self, b: int) -> None:
-        """Re-stamp slots older than any window as "never", before their age wraps."""
-        sweep(self.u16, b)
-
