@@ -31,6 +31,7 @@ TUNING_SEEDS = (101, 102, 103)
 REPORT_SEEDS = (201, 202, 203)
 DAYS = 38  # two weeks of training, then 24 days: room for a three-week case and its aftermath
 TRAIN_DAYS = 14
+GENERATION = 2  # bump when the worlds' generator changes: cached worlds are then rebuilt
 QUICK = {"sizes": (100, 500), "days": 26, "seeds": 1}
 
 
@@ -95,7 +96,7 @@ def _before(src: Path, dst: Path, cut: float) -> None:
 def make_world(work: Path, accounts: int, seed: int, *, days: int = DAYS,
                train_days: int = TRAIN_DAYS, per_family: int | None = None) -> WorldFiles:
     per = per_family if per_family is not None else default_per_family(accounts)
-    root = work / f"world-a{accounts}-s{seed}-d{days}-t{train_days}-p{per}"
+    root = work / f"world-g{GENERATION}-a{accounts}-s{seed}-d{days}-t{train_days}-p{per}"
     meta = root / "meta.json"
     if not meta.exists():
         began = time.perf_counter()

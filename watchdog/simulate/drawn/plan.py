@@ -6,10 +6,11 @@
                                          violations_per_rule=0, benign_per_kind=0),
                                per_family=8, train_days=14)
 
-Each case has its own seed (``derive(seed, "drawn", family, k)``), so the cases of one family
-do not move when another family's count changes. Long cases (they make an account a leaver)
-are planned first; a case the period or the staff has no room for is skipped and named in
-the returned list's absence (``skipped``), never half planned.
+Each case has its own seed (``derive(seed, "drawn", accounts, family, k)``), so the cases of
+one family do not move when another family's count changes, and organisations of different
+sizes with the same seed draw different cases (not the same first few again). Long cases
+(they make an account a leaver) are planned first; a case the period or the staff has no room
+for is skipped and named in ``Planned.skipped``, never half planned.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def plan_cases(ctx: Context, seed: int, per_family: int, not_before: int,
     order = sorted(((f, k) for f in families for k in range(per_family)),
                    key=lambda fk: (fk[0] not in LONG, fk[1], fk[0]))
     for family, k in order:
-        rng = random.Random(derive(seed, "drawn", family, k))
+        rng = random.Random(derive(seed, "drawn", ctx.cfg.accounts, family, k))
         case_id = f"{family}-{k}"
         try:
             p = draw(rng, family, max_workdays=len(work))
