@@ -124,9 +124,12 @@ def _one_line(raw: bytes) -> bytes:
 
 
 def to_table(dataset: str, ids: list[str], times: list[float], raws: list[bytes],
-             subjects: list[tuple[str, ...]] | None = None) -> pa.Table:
+             subjects: list[tuple[str, ...]] | None = None,
+             raw: pa.ChunkedArray | None = None) -> pa.Table:
     """The segment table of already validated documents: their ids, event times (seconds
-    since the epoch) and bytes (kept byte for byte)."""
+    since the epoch) and bytes (kept byte for byte). ``raw``: the documents as a column
+    already (:meth:`watchdog.archive.buffer.Buffer.raw_column`); ``raws`` are then needed
+    only by datasets with parsed columns (records, alerts)."""
     micros = (np.asarray(times, dtype=np.float64) * 1e6).round().astype(np.int64)
     arrays = [pa.array(ids, _s), pa.array(micros, pa.int64()).cast(TS)]
     cols = COLUMNS[dataset]
@@ -143,7 +146,7 @@ def to_table(dataset: str, ids: list[str], times: list[float], raws: list[bytes]
                           else pa.nulls(len(ids), typ))
     if dataset == EVENTS:
         arrays.append(pa.array(subjects if subjects is not None else [()] * len(ids), _l))
-    arrays.append(_raw_array(raws))
+    arrays.append(_raw_array(raws) if raw is None else raw)
     return pa.Table.from_arrays(arrays, schema=SCHEMAS[dataset])
 
 

@@ -1,5 +1,5 @@
 """Segments: buffered documents of one dataset and day, written as one Parquet file each
-(records: one month, see :func:`partition_day`).
+(records: one year, see :func:`partition_day`).
 
 :class:`ArchiveWriter` is synchronous (the daemon runs :meth:`flush` in a thread). A document is
 added with its id and event time; one whose id the day already holds, in a finished segment or
@@ -26,10 +26,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
-import operator
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -38,8 +36,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from watchdog.archive import manifest as mf
+from watchdog.archive.buffer import Buffer, Chunk, Item
 from watchdog.archive.layout import (
     ACCOUNTS,
+    COLUMNS,
     DIRECTORY,
     EVENTS,
     MANIFEST_DIR,
@@ -56,15 +56,6 @@ RECORDS = (DIRECTORY, SUBJECTS, ACCOUNTS)
 SEGMENT_ROWS = 200_000  # rows of one day buffered before a flush is due
 CONTENTS_SECONDS = 300.0
 _DAY = 86_400
-_ID, _TIME, _RAW, _SUBJECTS = (operator.itemgetter(i) for i in range(4))
-
-
-@dataclass(slots=True)
-class _Buffer:
-    ids: list[str] = field(default_factory=list)
-    times: list[float] = field(default_factory=list)
-    raws: list[bytes] = field(default_factory=list)
-    subjects: list[tuple[str, ...]] = field(default_factory=list)  # access events only
 
 
 def _rfc3339(t: float) -> str:
@@ -88,19 +79,22 @@ def warm_up() -> None:
     """Pay pyarrow's first-use costs (compute kernels registered, the JSON reader, the Parquet
     writer: ~0.1 s of CPU) at start, not in the first flush of a stream."""
     for dataset in (EVENTS, DIRECTORY):
-        raw = b'{"user_id":"u","status":"active"}'
-        encode_segment(to_table(dataset, ["x"], [0.0], [raw], [("s",)]))
+        buf = Buffer()
+        buf.add_run(Chunk.of([("x", 0.0, b'{"user_id":"u","status":"active"}', ("s",))]), 0, 1)
+        encode_segment(to_table(dataset, buf.ids, buf.times, buf.docs(), buf.subjects,
+                                raw=buf.raw_column()))
 
 
 def partition_day(dataset: str, t: float) -> int:
     """The partition of a document (days since the epoch): the day of its event time; for
-    records, the first day of its month. Records are dated when they took effect, years back
-    for a long-serving employee, and are never dropped: by day they would make one tiny file
-    per day of an organisation's history."""
+    records, the first day of its year. Records are dated when they took effect, years back
+    for a long-serving employee, and are never dropped: by day (or month: a daemon's first
+    flush of a directory with 10 years of history wrote 148 files, 0.14 s of CPU) they would
+    make a tiny file per day of an organisation's history."""
     day = int(t // _DAY)
     if dataset in RECORDS:
         d = datetime.fromtimestamp(day * _DAY, UTC)
-        day = int(datetime(d.year, d.month, 1, tzinfo=UTC).timestamp() // _DAY)
+        day = int(datetime(d.year, 1, 1, tzinfo=UTC).timestamp() // _DAY)
     return day
 
 
@@ -120,7 +114,7 @@ class ArchiveWriter:
         self.writer = writer
         self.segment_rows = segment_rows
         self.days_cached = days_cached
-        self._buf: dict[tuple[str, int], _Buffer] = {}
+        self._buf: dict[tuple[str, int], Buffer] = {}
         self._seen: OrderedDict[tuple[str, int], set[str]] = OrderedDict()
         self._days: dict[int, str] = {}
         self.pending = 0  # documents buffered
@@ -148,34 +142,26 @@ class ArchiveWriter:
         seen.add(doc_id)
         buf = self._buf.get(key)
         if buf is None:
-            buf = self._buf[key] = _Buffer()
-        buf.ids.append(doc_id)
-        buf.times.append(t)
-        buf.raws.append(raw)
-        buf.subjects.append(subjects)
+            buf = self._buf[key] = Buffer()
+        buf.add(doc_id, t, raw, subjects)
         self.pending += 1
         return True
 
-    def add_many(self, dataset: str,
-                 items: list[tuple[str, float, bytes, tuple[str, ...]]]) -> int:
+    def add_many(self, dataset: str, items: list[Item]) -> int:
         """:meth:`add` for a batch of (id, event time, raw, subject ids); returns how many
-        were new. Day-partitioned datasets only (not records).
-
-        The daemon's path, in bulk: the batch is cut into runs of one day (numpy), and a run
-        whose ids are all new and distinct (the rule: a redelivery is the exception) goes into
-        the day's buffer with C-level set and list operations, ~0.1 us per document; a run
-        with a duplicate is filtered one document at a time."""
+        were new."""
         if dataset in RECORDS:
             return sum(self.add(dataset, *item) for item in items)
-        if not items:
-            return 0
-        # columns of the batch (``zip(*items)`` would be 20 times slower: an iterator per item)
-        ids = list(map(_ID, items))
-        times = list(map(_TIME, items))
-        raws = list(map(_RAW, items))
-        subjects = list(map(_SUBJECTS, items))
-        days = (np.asarray(times, dtype=np.float64) // _DAY).astype(np.int64)
-        cuts = [0, *(np.flatnonzero(days[1:] != days[:-1]) + 1).tolist(), len(items)]
+        return self.add_chunk(dataset, Chunk.of(items)) if items else 0
+
+    def add_chunk(self, dataset: str, chunk: Chunk) -> int:
+        """The daemon's path, in bulk (day-partitioned datasets): the batch is cut into runs of
+        one day (numpy), and a run whose ids are all new and distinct (the rule: a redelivery
+        is the exception) joins the day's buffer whole, with C-level set and list operations;
+        a run with a duplicate is filtered one document at a time. Returns how many were new."""
+        ids = chunk.ids
+        days = (np.asarray(chunk.times, dtype=np.float64) // _DAY).astype(np.int64)
+        cuts = [0, *(np.flatnonzero(days[1:] != days[:-1]) + 1).tolist(), len(ids)]
         added = 0
         for a, b in itertools.pairwise(cuts):
             key = (dataset, int(days[a]))
@@ -185,15 +171,12 @@ class ArchiveWriter:
             run_ids = ids[a:b]
             buf = self._buf.get(key)
             if buf is None:
-                buf = self._buf[key] = _Buffer()
+                buf = self._buf[key] = Buffer()
             if seen.isdisjoint(run_ids):
                 before = len(seen)
                 seen.update(run_ids)
                 if len(seen) - before == b - a:  # no id twice within the run either
-                    buf.ids.extend(run_ids)
-                    buf.times.extend(times[a:b])
-                    buf.raws.extend(raws[a:b])
-                    buf.subjects.extend(subjects[a:b])
+                    buf.add_run(chunk, a, b)
                     added += b - a
                     continue
                 seen.difference_update(run_ids)  # back out, then one at a time
@@ -202,13 +185,10 @@ class ArchiveWriter:
                 if doc_id in seen:
                     continue
                 seen.add(doc_id)
-                buf.ids.append(doc_id)
-                buf.times.append(times[i])
-                buf.raws.append(raws[i])
-                buf.subjects.append(subjects[i])
+                buf.add(doc_id, chunk.times[i], chunk.doc(i), chunk.subjects[i])
                 added += 1
         self.pending += added
-        self.duplicates += len(items) - added
+        self.duplicates += len(ids) - added
         for key in [k for k, buf in self._buf.items() if not buf.ids]:
             del self._buf[key]  # a day whose every document was a duplicate
         return added
@@ -235,8 +215,9 @@ class ArchiveWriter:
         segments = []
         for key, path in planned:
             buf = self._buf[key]
-            data = encode_segment(to_table(key[0], buf.ids, buf.times, buf.raws,
-                                           buf.subjects))
+            data = encode_segment(to_table(
+                key[0], buf.ids, buf.times, buf.docs() if COLUMNS[key[0]] else [],
+                buf.subjects, raw=buf.raw_column()))
             self.store.write_bytes(path, data)
             segments.append(mf.Segment(
                 path=path, dataset=key[0], day=self._day(key[1]), rows=len(buf.ids),
@@ -287,12 +268,10 @@ class ArchiveWriter:
                     if buf is not None and not ids.isdisjoint(buf.ids):
                         self._drop_from(key, buf, ids)
 
-    def _drop_from(self, key: tuple[str, int], buf: _Buffer, ids: set[str]) -> None:
-        keep = [i for i, doc_id in enumerate(buf.ids) if doc_id not in ids]
-        dropped = len(buf.ids) - len(keep)
-        self._buf[key] = _Buffer([buf.ids[i] for i in keep], [buf.times[i] for i in keep],
-                                 [buf.raws[i] for i in keep], [buf.subjects[i] for i in keep])
-        if not keep:
+    def _drop_from(self, key: tuple[str, int], buf: Buffer, ids: set[str]) -> None:
+        kept = self._buf[key] = buf.without(ids)
+        dropped = len(buf.ids) - len(kept.ids)
+        if not kept.ids:
             del self._buf[key]
         self.pending -= dropped
         self.duplicates += dropped

@@ -1,11 +1,13 @@
 """The daemon's archive: every access event, state record and alert, written as Parquet.
 
 The pipeline hands each consumed batch's valid events over (:meth:`DaemonArchive.put_events`,
-one call per batch: the cost per event is a list append), the state reader its records, the
-delivery its alerts. Each batch holds back its partition's commit (the offset of its first
-archived record stays in flight) until a flush has written the segments *and* their manifest
-entry: offsets are committed only once the archive has the events. A crash before that
-re-reads them, and the writer's per-day ids drop what was archived already (no duplicates).
+one call per batch), joined at once into one piece (:class:`~watchdog.archive.buffer.Chunk`:
+while the documents are in the CPU's cache; the segment's column is made of such pieces); the
+state reader hands over its records, the delivery its alerts. Each batch holds back its
+partition's commit (the offset of its first archived record stays in flight) until a flush
+has written the segments *and* their manifest entry: offsets are committed only once the
+archive has the events. A crash before that re-reads them, and the writer's per-day ids drop
+what was archived already (no duplicates).
 
 A flush runs in a thread every ``flush_seconds``, or sooner when ``segment_rows`` documents
 wait or every source is caught up (:meth:`DaemonArchive.quiet`); one that fails (the bucket
@@ -26,6 +28,7 @@ from typing import Any
 
 from watchdog.alerts.model import Alert, encode_alert
 from watchdog.archive import manifest as mf
+from watchdog.archive.buffer import Chunk
 from watchdog.archive.documents import alert_key, record_key
 from watchdog.archive.layout import ACCOUNTS, ALERTS, DATASETS, DIRECTORY, EVENTS, SUBJECTS
 from watchdog.archive.retention import prune
@@ -41,6 +44,10 @@ DAY_ROWS_DAYS = 35  # days exported in watchdog_archive_day_rows
 Hold = tuple[PartitionBook, int]
 
 
+class _NotOpened(Exception):
+    """The store could not be opened: nothing was handed to a writer."""
+
+
 class DaemonArchive:
     name = "archive"
 
@@ -53,7 +60,8 @@ class DaemonArchive:
         self.retention_days = cfg.retention_days or retention_days
         self._datasets = {topics.directory: DIRECTORY, topics.subjects: SUBJECTS,
                           topics.accounts: ACCOUNTS}
-        self._events: list[tuple[str, float, bytes, tuple[str, ...]]] = []
+        self._events: list[Chunk] = []
+        self._staged = 0  # documents in self._events
         self._docs: list[tuple[str, str, float, bytes]] = []
         self._holds: list[Hold] = []
         self._first_at = 0.0
@@ -71,7 +79,7 @@ class DaemonArchive:
     # -- in (event loop, hot) ---------------------------------------------------------------
     @property
     def pending(self) -> int:
-        return len(self._events) + len(self._docs) + (self.writer.pending if self.writer else 0)
+        return self._staged + len(self._docs) + (self.writer.pending if self.writer else 0)
 
     def _hold(self, book: PartitionBook | None, offset: int) -> None:
         if book is not None and offset >= 0:
@@ -86,9 +94,10 @@ class DaemonArchive:
                    book: PartitionBook | None, offset: int) -> None:
         """A batch of (event.id, event time, raw document, subject ids); ``offset``: its
         first record's."""
-        self._events.extend(batch)
+        self._events.append(Chunk.of(batch))
+        self._staged += len(batch)
         self._hold(book, offset)
-        if len(self._events) >= self.cfg.segment_rows:
+        if self._staged >= self.cfg.segment_rows:
             self._wake.set()
 
     def put_alert(self, alert: Alert, book: PartitionBook | None, offset: int) -> None:
@@ -117,7 +126,7 @@ class DaemonArchive:
                 await self._wake.wait()
                 continue
             due = self._first_at + self.cfg.flush_seconds
-            if not self._now and len(self._events) < self.cfg.segment_rows:
+            if not self._now and self._staged < self.cfg.segment_rows:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(),
@@ -134,10 +143,17 @@ class DaemonArchive:
     async def _flush(self) -> bool:
         events, docs, holds = self._events, self._docs, self._holds
         self._events, self._docs, self._holds = [], [], []
+        staged, self._staged = self._staged, 0
         self._first_at = time.monotonic()
         try:
             written = await asyncio.to_thread(self._write, events, docs)
         except Exception as err:  # the store failed: keep everything, retry
+            if isinstance(err, _NotOpened):
+                # nothing was added: the staged documents wait for the next attempt
+                self._events[:0] = events
+                self._docs[:0] = docs
+                self._staged += staged
+                err = err.__cause__ if isinstance(err.__cause__, Exception) else err
             self.metrics.archive_errors.inc()
             if not self.failing:
                 self.log.warning("archive_flush_failed", error=type(err).__name__,
@@ -156,20 +172,18 @@ class DaemonArchive:
             self._now = False
         return True
 
-    def _write(self, events: list[tuple[str, float, bytes, tuple[str, ...]]],
-               docs: list[tuple[str, str, float, bytes]]) -> list[mf.Segment]:
+    def _write(self, events: list[Chunk], docs: list[tuple[str, str, float, bytes]]
+               ) -> list[mf.Segment]:
         """In a thread: add the staged documents to the writer and flush it."""
         if self.writer is None:
             try:
                 self._open()
-            except Exception:
-                # nothing was added: put the staged documents back for the next attempt
-                self._events[:0] = events
-                self._docs[:0] = docs
-                raise
+            except Exception as err:
+                raise _NotOpened from err
         w = self.writer
         assert w is not None
-        w.add_many(EVENTS, events)
+        for chunk in events:
+            w.add_chunk(EVENTS, chunk)
         for ds, did, t, raw in docs:
             w.add(ds, did, t, raw)
         written = w.flush()
