@@ -119,6 +119,13 @@ class DaemonArchive:
 
     # -- the writer task -----------------------------------------------------------------------
     async def run(self) -> None:
+        try:  # at start: the store's state read and pyarrow's first-use costs paid before
+            # the stream (a store that fails now is tried again at the first flush)
+            await asyncio.to_thread(self._open)
+        except Exception as err:
+            self.metrics.archive_errors.inc()
+            self.log.warning("archive_open_failed", error=type(err).__name__,
+                             detail=str(err)[:200])
         backoff = 0.5
         while True:
             if self._idle.is_set():
