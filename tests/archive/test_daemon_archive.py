@@ -26,9 +26,11 @@ from tests.faults.harness import (
     Stream,
     event_id,
     prepare_broker,
+    until,
 )
 from tests.services.tansu import MotoS3
 from watchdog.archive.manifest import contents
+from watchdog.archive.reader import ArchiveQuery
 from watchdog.archive.store import ACCESS_KEY_ENV, SECRET_KEY_ENV, Store, open_store
 from watchdog.archive.verify import verify
 
@@ -138,3 +140,53 @@ async def test_kill9_mid_stream_leaves_no_gap_and_no_duplicate(
         print(f"\narchive after kill -9: {len(archived(store, 'events'))} events in "
               f"{len(contents(store).of('events'))} segments, {len(chain.entries)} entries; "
               f"log: {orjson.dumps(run.daemon.log_events('archive_opened')).decode()[:300]}")
+
+
+async def test_two_instances_and_rebalances_read_each_event_once(
+        tansu_broker, fault_world: FaultWorld, tmp_path: Path, s3_location: str) -> None:
+    """Two daemons of one group archive into one bucket: a second instance joins mid-stream
+    (the first gives up partitions it archived but had not committed), then the first is
+    killed (the second re-reads what it had not committed). Each writer drops what the other
+    archived meanwhile; what a query reads holds each event exactly once (docs: the guarantee)."""
+    bs = tansu_broker.bootstrap_servers
+    await prepare_broker(bs, fault_world)
+
+    def instance(name: str) -> Daemon:
+        return Daemon(tmp_path, bs, fault_world, name=name, archive={
+            "location": s3_location, "writer": name, "flush_seconds": 0.5})
+
+    first, second = instance("daemon-1"), instance("daemon-2")
+    run = Run(fault_world, bs, first, Stream(bs, fault_world.events, rate=600), Offsets(bs))
+    try:
+        first.start()
+        await first.wait_consuming()
+        run.stream.start()
+        await run.until_committed(0.2)
+        second.start()  # a rebalance
+        await run.until_committed(0.5)
+        first.proc.stop(kill=True)  # another: the second takes every partition over
+        await second.wait_consuming()
+        await run.stream.done()
+        ends = run.stream.ends()
+        await until(lambda: run.offsets.reached(ends), within=90,
+                    what="the second instance to commit the whole stream")
+        store = open_store(s3_location, {ACCESS_KEY_ENV: "test", SECRET_KEY_ENV: "test"})
+        c = contents(store)
+        assert {ch.writer for ch in c.chains} == {"daemon-1", "daemon-2"}
+        stored = archived(store, "events")
+        produced = {event_id(e) for e in fault_world.events}
+        assert set(stored) == produced
+        q = ArchiveQuery(store)
+        total, distinct = q.sql("SELECT count(*), count(DISTINCT id) FROM events")[0]
+        q.close()
+        assert total == distinct == len(produced)
+        report = verify(store)
+        assert report.ok, report.problems
+        print(f"\ntwo instances: {len(stored)} events stored for {len(produced)} produced "
+              f"(copies: {report.copies or 'none'})")
+        assert second.proc.stop() == 0
+    finally:
+        await run.stream.close()
+        await run.offsets.reset()
+        await first.aclose()
+        await second.aclose()
