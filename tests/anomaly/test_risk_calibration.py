@@ -59,3 +59,14 @@ def test_crossings_reset_and_cool_down() -> None:
     draws = np.full((1, 10), 1.0)
     # 1 point a day, no decay, threshold 3: day 3 alerts, reset; cool-down 2 days
     assert count_crossings(draws, 2.99, cfg) == 3  # days 3, 6, 9
+
+
+def test_one_unusual_day_is_not_taken_for_a_habit() -> None:
+    """Two weeks give an account 3-4 held-out days: one busy day among them is a third of its
+    days; drawn alone, it would be a habit and lift the threshold for everyone."""
+    s, u, t, held = heldout(0.03, accounts=200, days=3)
+    s = s.copy()
+    first = np.array([x in {"a0", "a1"} for x in u]) & (t < (20_000 + 1) * DAY)
+    s[first] = 0.6  # a0 and a1: one day at the per-window threshold
+    cal = calibrate_risk(s, u, t, window_threshold=0.6, days=held)
+    assert cal.config.threshold == 2.5

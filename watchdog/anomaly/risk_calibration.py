@@ -10,9 +10,11 @@ assumed normal:
    points (capped per day) plus each rule that raised an alert that day, once;
 3. **threshold**: the lowest one at which the accumulated risk (decaying with the half-life)
    crosses no more often than ``target`` per 1,000 account-days, over long sequences of days
-   drawn from each account's own held-out days (a bootstrap: the held-out days are ~30% of the
-   baseline, scattered, so they cannot be replayed as runs of days; each account keeps its own
-   level, a busy account stays busy). Small baselines (100 accounts x 2 weeks gives ~400
+   drawn from the held-out days (a bootstrap: the held-out days are ~30% of the baseline,
+   scattered, so they cannot be replayed as runs of days): each day one of the account's own
+   with probability n / (n + 7) for an account with n held-out days, else anyone's, so that a
+   busy account stays busy once its days show it, and one unusual day of an account with
+   three is not taken for its habit. Small baselines (100 accounts x 2 weeks gives ~400
    held-out account-days, fewer than one false alert at the target) are why it is simulated:
    the draws give ``sim_account_days`` account-days whatever the baseline's size. Never below
    ``min_threshold`` (more than one day's capped points: a single busy day is the per-window
@@ -33,6 +35,7 @@ import numpy as np
 from watchdog.anomaly.risk import DAY, RiskConfig
 
 SIM_ACCOUNT_DAYS = 200_000
+SHRINK_DAYS = 7.0  # an account's own days are drawn with probability n / (n + SHRINK_DAYS)
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class RiskCalibration:
             "simulated_account_days": self.simulated_account_days,
             "simulated_false_alerts_per_1000_account_days":
                 round(1000.0 * self.simulated_alerts / max(self.simulated_account_days, 1), 4),
-            "method": "bootstrap of each account's held-out days"}}
+            "method": "bootstrap of held-out days, own days weighted n/(n+7)"}}
 
 
 def daily_points(
@@ -104,6 +107,7 @@ def calibrate_risk(
     floor_quantile: float = 0.99,
     min_threshold: float | None = None,
     sim_account_days: int = SIM_ACCOUNT_DAYS,
+    shrink_days: float = SHRINK_DAYS,
     seed: int = 0,
 ) -> RiskCalibration:
     """Floor and threshold of the risk for ``target`` false alerts per 1,000 account-days,
@@ -117,8 +121,7 @@ def calibrate_risk(
     per_account = daily_points(scores, users, times, cfg, days, rule_alerts)
     accounts = sorted(per_account)
     n_days = max(30, -(-sim_account_days // len(accounts)))
-    rng = np.random.default_rng(seed)
-    draws = np.vstack([rng.choice(np.asarray(per_account[u]), n_days) for u in accounts])
+    draws = _draws(per_account, accounts, n_days, shrink_days, seed)
     total = draws.size
     allowed = target * total / 1000.0
     lo = min_threshold if min_threshold is not None else 1.25 * cfg.window_day_cap
@@ -136,6 +139,23 @@ def calibrate_risk(
     final = replace(cfg, threshold=math.ceil(thr * 1e4) / 1e4)  # rounded up: still within
     return RiskCalibration(final, len(days), total, count_crossings(draws, final.threshold, cfg),
                            target)
+
+
+def _draws(per_account: Mapping[str, list[float]], accounts: Sequence[str], n_days: int,
+           shrink_days: float, seed: int) -> np.ndarray:
+    """Simulated days (accounts x n_days): each day one of the account's own held-out days
+    with probability n / (n + shrink_days) (n: how many it has), else any account's. With the
+    3-4 held-out days a two-week baseline gives an account, drawing only its own would turn
+    one unusual day into a third of its life, a trend it never had; with many days its own
+    level dominates."""
+    rng = np.random.default_rng(seed)
+    pool = np.concatenate([np.asarray(per_account[u]) for u in accounts])
+    rows = []
+    for u in accounts:
+        own = np.asarray(per_account[u])
+        mine = rng.random(n_days) < len(own) / (len(own) + shrink_days)
+        rows.append(np.where(mine, rng.choice(own, n_days), rng.choice(pool, n_days)))
+    return np.vstack(rows)
 
 
 __all__: Sequence[str] = ("RiskCalibration", "calibrate_risk", "count_crossings",
