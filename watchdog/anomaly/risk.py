@@ -250,9 +250,11 @@ class RiskLedger:
         if self._applied % 65536 == 0:
             self._prune(t)
         if acc.value >= cfg.threshold and t - acc.last_alert >= cfg.cooldown_days * DAY:
+            # what still weighs (a contribution decayed to nothing explains nothing)
+            weighs = [c for c in acc.contribs if c.weight_at(t, cfg) >= 0.01 * cfg.threshold]
             alert = RiskAlert(user, t, acc.value, cfg.threshold,
-                              tuple(sorted(acc.contribs, key=lambda c: (-c.weight_at(t, cfg),
-                                                                        c.t_first))),
+                              tuple(sorted(weighs, key=lambda c: (-c.weight_at(t, cfg),
+                                                                  c.t_first))),
                               leaver)
             acc.value, acc.contribs, acc.last_alert = 0.0, [], t
             self.alerts += 1
