@@ -199,3 +199,27 @@ def test_demo_key_is_the_default_pseudonym_key(tmp_path: Path, alerts_file: Path
     assert "demo key" in capsys.readouterr().err
     assert read_labels(labels).by_alert["bulk_export:0123"].account == Pseudonymizer(
         DEMO_KEY)("carol.example")
+
+
+def test_label_is_recorded_in_the_daemons_audit_trail_while_it_runs(
+        tmp_path: Path, alerts_file: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("WATCHDOG_AUDIT_KEY", raising=False)
+    audit, labels = tmp_path / "audit.jsonl", tmp_path / "labels.jsonl"
+    key = b"audit-key-0123456789abcdef"
+    with AuditTrail(audit, key=key) as daemon:  # the daemon's sink owns the trail
+        daemon.append(json.dumps(WINDOW_ALERT).encode())
+        # a keyed trail without its key: refused, and the label not taken either
+        assert label("anomaly:0011223344556677", "false_positive", "--labels", str(labels),
+                     "--alerts", str(audit), "--audit", str(audit)) == 2
+        assert "key" in capsys.readouterr().err
+        assert not labels.exists()
+        monkeypatch.setenv("WATCHDOG_AUDIT_KEY", key.decode())
+        assert label("anomaly:0011223344556677", "false_positive", "--labels", str(labels),
+                     "--alerts", str(audit), "--audit", str(audit)) == 0
+        daemon.append(json.dumps(RULE_ALERT).encode())  # and the daemon goes on
+    assert verify(audit, key=key).ok
+    entries = [json.loads(line)["alert"] for line in audit.read_text().splitlines()]
+    assert [e.get("kind") for e in entries] == [None, "label", None]
+    assert entries[1] == read_labels(labels).by_alert["anomaly:0011223344556677"].to_entry()
+    assert "alice" not in json.dumps(entries[1])

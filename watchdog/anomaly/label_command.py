@@ -9,7 +9,11 @@ The alert is looked up by its id in ``--alerts`` (alerts JSONL files or alert au
 default: the configuration's ``sinks.audit.path`` and ``sinks.jsonl.path``) for its account,
 rule, time and pattern; the label is appended to the labels file (``--labels``, default the
 configuration's ``labels``), a hash-chained audit trail that ``watchdog verify-audit`` checks
-and that the daemon (re-read on change) and ``watchdog train --labels`` read. The label names
+and that the daemon (re-read on change) and ``watchdog train --labels`` read. The same entry
+is first appended to the daemon's audit trail, when one is named (``--audit``,
+``$WATCHDOG_AUDIT_TRAIL``, the configuration's ``sinks.audit.path``; its key from
+``$WATCHDOG_AUDIT_KEY``, the credential ``audit-key`` or ``sinks.audit.key``), also while the
+daemon runs. The label names
 the account by its keyed-hash pseudonym (``WATCHDOG_PSEUDONYM_KEY`` or the configuration's
 ``pseudonym_key``: the daemon's key, else the damping never matches). Exit 0 labelled, 2 with
 one line saying why not.
@@ -18,6 +22,7 @@ one line saying why not.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -30,6 +35,9 @@ from watchdog.anomaly.labels import (
     behaviours_of,
     parse_time,
 )
+
+AUDIT_ENV = "WATCHDOG_AUDIT_TRAIL"
+AUDIT_KEY_ENV = "WATCHDOG_AUDIT_KEY"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,6 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alerts", action="append", default=[], metavar="FILE",
                    help="alerts JSONL or alert audit trail holding the alert (repeatable; "
                    "default: the configuration's sinks.audit.path and sinks.jsonl.path)")
+    p.add_argument("--audit", help="the daemon's audit trail to record the label in (default "
+                   "$WATCHDOG_AUDIT_TRAIL, else the configuration's sinks.audit.path)")
     p.add_argument("--config", help="the daemon's configuration (watchdog.yaml)")
 
 
@@ -55,7 +65,7 @@ def _fail(msg: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from watchdog.alerts.pseudonym import DEMO_KEY, Pseudonymizer, key_from_env
     from watchdog.anomaly.labels_file import append_label, find_alert, read_labels
-    from watchdog.audit import AuditError
+    from watchdog.audit import AuditError, AuditTrail
 
     if args.verdict not in VERDICTS:
         return _fail(f"label {args.verdict!r}: give false_positive or true_positive")
@@ -63,18 +73,25 @@ def run(args: argparse.Namespace) -> int:
         return _fail("--days must be between 0 and 3650")
     if len(args.note) > MAX_NOTE:
         return _fail(f"--note: at most {MAX_NOTE} characters ({len(args.note)} given)")
+    from watchdog.systemd import credentials_as_env
+
+    env = {**credentials_as_env([AUDIT_KEY_ENV]), **os.environ}
     labels, alerts, key = args.labels, list(args.alerts), key_from_env()
+    audit, audit_key = args.audit or env.get(AUDIT_ENV) or None, env.get(AUDIT_KEY_ENV) or None
     if args.config:
         from watchdog.daemon.config import ConfigError, load_config
 
         try:
-            cfg = load_config(args.config)
+            cfg = load_config(args.config, env=env)
         except ConfigError as err:
             return _fail(str(err))
         labels = labels or cfg.labels
         if not alerts:
             alerts = [s.path for s in (cfg.sinks.audit, cfg.sinks.jsonl) if s is not None]
         key = key or key_from_env(cfg.pseudonym_key)
+        if cfg.sinks.audit is not None:
+            audit = audit or cfg.sinks.audit.path
+            audit_key = audit_key or cfg.sinks.audit.key
     if not labels:
         return _fail("no labels file: give --labels FILE (or --config with labels: set)")
     if not alerts:
@@ -103,10 +120,14 @@ def run(args: argparse.Namespace) -> int:
     except (KeyError, ValueError) as err:
         return _fail(f"alert {args.alert_id!r}: not an alert document ({err})")
     try:
+        if audit:  # recorded first: a label that takes effect is always in the trail
+            with AuditTrail(audit, key=audit_key.encode() if audit_key else None,
+                            owner=False) as trail:
+                trail.append_entry(label.to_entry())
         seq = append_label(labels, label)
     except (AuditError, OSError) as err:
         return _fail(str(err) if isinstance(err, AuditError) else
-                     f"{labels}: {err.strerror}")
+                     f"{err.filename or labels}: {err.strerror}")
     what = ", ".join(label.behaviours) or "nothing"
     if label.verdict == "false_positive":
         until = _day(label.damps_until)
