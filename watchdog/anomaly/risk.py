@@ -103,6 +103,7 @@ class Contribution:
     count: int  # windows or alerts merged here
     ids: tuple[str, ...]  # event ids (behaviour) or alert ids (rule), at most MAX_IDS
     leaver: bool
+    events: tuple[str, ...] = ()  # rule: the event completing each alert, at most MAX_IDS
 
     def weight_at(self, t: float, cfg: RiskConfig) -> float:
         return self.points * cfg.decay(t - self.t_last)
@@ -157,8 +158,9 @@ class RiskLedger:
         self.leaver = leaver
         self.damped = damped
         self._accounts: dict[str, _Account] = {}
-        # rule alerts waiting for event time to reach them: (t, alert id, user, rule, severity)
-        self._pending: list[tuple[float, str, str, str, str]] = []
+        # rule alerts waiting for event time to reach them:
+        # (t, alert id, user, rule, severity, the event completing it)
+        self._pending: list[tuple[float, str, str, str, str, str]] = []
         self._seen: dict[str, float] = {}  # alert ids taken (redeliveries), by time
         self._clock = -math.inf
         self._applied = 0
@@ -166,12 +168,13 @@ class RiskLedger:
 
     # -- input ------------------------------------------------------------------------------
     def add_rule_alert(self, user: str, t: float, rule: str, severity: str,
-                       alert_id: str) -> None:
-        """Queue a rule alert; it counts once event time reaches ``t``."""
+                       alert_id: str, event_id: str = "") -> None:
+        """Queue a rule alert (``event_id``: the event completing it); it counts once event
+        time reaches ``t``."""
         if alert_id in self._seen or not self.config.rule_points.get(severity, 0.0) > 0:
             return
         self._seen[alert_id] = t
-        heapq.heappush(self._pending, (t, alert_id, user, rule, severity))
+        heapq.heappush(self._pending, (t, alert_id, user, rule, severity, event_id))
 
     def add_windows(
         self, windows: Iterable[tuple[float, str, float, Sequence[str], Sequence[str]]],
@@ -194,11 +197,11 @@ class RiskLedger:
         out: list[RiskAlert] = []
         pending = self._pending
         while pending and pending[0][0] <= t:
-            ta, aid, user, rule, severity = heapq.heappop(pending)
+            ta, aid, user, rule, severity, eid = heapq.heappop(pending)
             if self.damped(user, (f"rule:{rule}",), ta):
                 continue
             out.extend(self._add(user, ta, "rule", (rule,), self.config.rule_points[severity],
-                                 (aid,), window=False))
+                                 (aid,), window=False, events=(eid,) if eid else ()))
         if t > self._clock and math.isfinite(t):
             self._clock = t
         return out
@@ -220,7 +223,8 @@ class RiskLedger:
 
     # -- internals ---------------------------------------------------------------------------
     def _add(self, user: str, t: float, kind: str, what: tuple[str, ...], points: float,
-             ids: Sequence[str], *, window: bool) -> list[RiskAlert]:
+             ids: Sequence[str], *, window: bool, events: tuple[str, ...] = (),
+             ) -> list[RiskAlert]:
         cfg = self.config
         acc = self._accounts.get(user)
         if acc is None:
@@ -245,7 +249,7 @@ class RiskLedger:
         else:  # an earlier signal (same time, or a rule alert's own time): decayed to now
             acc.value += points * cfg.decay(acc.t - t)
         self._remember(acc, Contribution(day, kind, what, points, t, t, 1,
-                                         tuple(ids)[:MAX_IDS], leaver))
+                                         tuple(ids)[:MAX_IDS], leaver, events))
         self._applied += 1
         if self._applied % 65536 == 0:
             self._prune(t)
@@ -267,12 +271,11 @@ class RiskLedger:
         contribs = acc.contribs
         for i, old in enumerate(contribs):
             if old.day == c.day and old.kind == c.kind and old.what == c.what:
-                ids = old.ids if len(old.ids) >= MAX_IDS else (
-                    old.ids + tuple(x for x in c.ids if x not in old.ids))[:MAX_IDS]
                 contribs[i] = Contribution(
                     c.day, c.kind, c.what, old.points * self.config.decay(c.t_last - old.t_last)
                     + c.points, min(old.t_first, c.t_first), max(old.t_last, c.t_last),
-                    old.count + c.count, ids, old.leaver or c.leaver)
+                    old.count + c.count, _merged(old.ids, c.ids), old.leaver or c.leaver,
+                    _merged(old.events, c.events))
                 return
         contribs.append(c)
         if len(contribs) > self.config.max_contributions:
@@ -290,6 +293,13 @@ class RiskLedger:
                           if a.value * cfg.decay(now - a.t) > eps or now - a.last_alert < cool}
         horizon = self._clock - DAY
         self._seen = {k: v for k, v in self._seen.items() if v >= horizon}
+
+
+def _merged(old: tuple[str, ...], new: tuple[str, ...]) -> tuple[str, ...]:
+    """The first MAX_IDS distinct ids of both."""
+    if len(old) >= MAX_IDS or not new:
+        return old
+    return (old + tuple(x for x in new if x not in old))[:MAX_IDS]
 
 
 __all__: Sequence[str] = ("Contribution", "RiskAlert", "RiskConfig", "RiskLedger")

@@ -68,7 +68,8 @@ class RiskHook:
         add = self.ledger.add_rule_alert
         for a in alerts:
             if a.rule != RULE:
-                add(a.user_id, _epoch(a.ts), a.rule, a.severity, a.alert_id)
+                add(a.user_id, _epoch(a.ts), a.rule, a.severity, a.alert_id,
+                    a.event_ids[-1] if a.event_ids else "")
 
     def scored(self, model: AnomalyModel, batches: Sequence[FeatureBatch],
                rows: Sequence[np.ndarray], scores: np.ndarray, x: np.ndarray) -> list[Alert]:
@@ -142,9 +143,9 @@ class RiskHook:
         days = sorted({c.day for c in r.contributions})
         text = "; ".join(c["text"] for c in contribs)
         eids: list[str] = []
-        for c in r.contributions:
-            if c.kind == "behaviour":
-                eids.extend(i for i in c.ids if i not in eids)
+        for c in r.contributions:  # the windows' events, and the events completing rule alerts
+            eids.extend(i for i in (c.ids if c.kind == "behaviour" else c.events)
+                        if i not in eids)
         rule_ids = [i for c in r.contributions if c.kind == "rule" for i in c.ids]
         refs = tuple(eids[:MAX_EVENT_IDS]) or tuple(rule_ids[:MAX_EVENT_IDS]) or ("risk",)
         factory = self.engine.alerts
@@ -191,6 +192,7 @@ def _describe(c: Contribution, t: float, cfg: RiskConfig) -> dict[str, Any]:
         "points": round(c.points, 3), "points_now": round(weight, 3),
         "first": rfc3339(c.t_first), "last": rfc3339(c.t_last), "leaver": c.leaver,
         ("alert_ids" if c.kind == "rule" else "event_ids"): list(c.ids),
+        **({"event_ids": list(c.events)} if c.kind == "rule" else {}),
         "text": f"{day}: {what}, {weight:.2f} points" + (" (leaver x"
                                                            f"{cfg.leaver_factor:g})"
                                                            if c.leaver else ""),
