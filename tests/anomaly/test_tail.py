@@ -13,6 +13,7 @@ from tests.anomaly.conftest import T0, baseline, decode, event, make_engine
 from tests.anomaly.test_features import last_values, run
 from watchdog.alerts.model import Alert
 from watchdog.anomaly import own_baseline
+from watchdog.anomaly.batch import model_inputs, tail_inputs
 from watchdog.anomaly.calibration import calibrate_with_tail
 from watchdog.anomaly.featurizer import Featurizer
 from watchdog.anomaly.model import TAIL_MAX, TAIL_MIN, AnomalyModel
@@ -158,3 +159,24 @@ def test_a_new_hire_is_compared_with_peers_from_the_first_hour(tiny_model: Path)
     assert isinstance(a.explanation, dict)
     assert "a new account" in a.explanation["text"]
     assert a.subjects.pseudonyms
+
+
+def test_the_stage_reads_the_same_inputs_and_tail_as_the_batch() -> None:
+    """What the stage scores (only the model's columns, per batch) equals the batch's full
+    computation, warm and cold rows alike."""
+    fz = Featurizer(make_engine().policy, lambda u, _t: "billing", warmup=5 * 3600.0)
+    docs = baseline(n_accounts=12, days=1, seed=4)
+    late = T0 + 8 * 3600 + 1800  # a new account, in the day's last hour
+    docs += [event(late + i * 60, "u099", f"n{i}", "read", resource="billing.invoices",
+                   categories=("payment",), ids=(f"c{i}",), records=1) for i in range(5)]
+    _, batches = run(sorted(docs, key=lambda d: d["@timestamp"]), fz)
+    b = next(b for b in reversed(batches) if "u099" in b.users)
+    assert b.warm.any()
+    assert not b.warm.all()
+    idx = np.arange(len(b))[::-1]
+    x, d, col = b.scoring(idx)
+    want_x = model_inputs(*b.inputs(idx))[0]
+    want_d, want_col = tail_inputs(*b.inputs(idx))
+    np.testing.assert_allclose(x, want_x, rtol=1e-6)
+    np.testing.assert_allclose(d, want_d)
+    np.testing.assert_array_equal(col, want_col)

@@ -27,6 +27,9 @@ _M_PEER_J = np.array([j for j, _ in _M_PEER])
 _M_PEER_W = np.array([w for _, w in _M_PEER])
 _M_SELF_J = np.array([j for j, _ in _M_SELF])
 _M_SELF_W = np.array([w for _, w in _M_SELF])
+_FLOOR_P, _FLOOR_S = FLOOR[_M_PEER_W], _FLOOR_VAR[_M_SELF_W]
+# the model's peer columns of never-before counts (0 for an account within its warm-up)
+_M_NOVEL_J = np.array([j for j, w in _M_PEER if w in set(NOVELTY_COLS.tolist())])
 
 
 class FeatureBatch:
@@ -118,6 +121,24 @@ class FeatureBatch:
         return (self.raw[idx], self.own_mean[idx], self.own_var[idx],
                 self.quantiles[self.gids[idx]], ~self.warm[idx])
 
+    def scoring(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows ``idx``' model inputs (float32), tail deviations and the window values they
+        come from: what the stage scores (only the columns the model reads are computed)."""
+        raw, own_m, own_v = self.raw[idx], self.own_mean[idx], self.own_var[idx]
+        q = self.quantiles[:, 1:][self.gids[idx]]  # p50, p99
+        cold = ~self.warm[idx]
+        x = np.empty((len(idx), len(FEATURE_NAMES)), np.float32)
+        p50, p99 = q[:, 0, _M_PEER_W], q[:, 1, _M_PEER_W]
+        x[:, _M_PEER_J] = np.maximum(raw[:, _M_PEER_W] - p99, 0.0) / (p99 - p50 + _FLOOR_P)
+        x[:, _M_SELF_J] = np.maximum((raw[:, _M_SELF_W] - own_m[:, _M_SELF_W])
+                                     / np.sqrt(own_v[:, _M_SELF_W] + _FLOOR_S) - 1.0, 0.0)
+        if cold.any():
+            at = np.flatnonzero(cold)
+            x[at[:, None], _M_SELF_J] = 0.0
+            x[at[:, None], _M_NOVEL_J] = 0.0
+        d, col = tail_inputs(raw, own_m, own_v, q, cold, p99_at=1)
+        return x, d, col
+
     def tail(self) -> tuple[np.ndarray, np.ndarray]:
         """(k,) the tail deviation of every row and the window value it comes from."""
         return tail_inputs(*self.inputs(np.arange(len(self))))
@@ -205,11 +226,12 @@ def model_inputs(raw: np.ndarray, own_mean: np.ndarray, own_var: np.ndarray,
 
 
 def tail_inputs(raw: np.ndarray, own_mean: np.ndarray, own_var: np.ndarray,
-                peer_q: np.ndarray, cold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                peer_q: np.ndarray, cold: np.ndarray, p99_at: int = 2,
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Per row: how far (log scale) its most deviant count is above both the top of its own
     usual range and its peers' 99th percentile (a cold row: its peers' only; its never-before
     counts left out), and which window value that is (see :func:`own_baseline.beyond`)."""
     if cold.any():
         raw = raw.copy()
         raw[np.ix_(np.flatnonzero(cold), NOVELTY_COLS)] = 0.0
-    return beyond(raw, own_mean, own_var, peer_q[:, 2], cold)
+    return beyond(raw, own_mean, own_var, peer_q[:, p99_at], cold)

@@ -34,6 +34,8 @@ CLIP = 2.0  # standard deviations a step may move the mean by
 VAR_MAX = 6e4  # float16 holds up to 65504
 _FLOOR_VAR = FLOOR**2
 _TAIL_1H = WINDOW_OF[TAIL_COLS] == 0  # the tail's counts of the last hour
+_ALPHA32 = ALPHA_MIN.astype(np.float32)
+_FLOOR_VAR32 = _FLOOR_VAR.astype(np.float32)
 
 
 def excess(raw: np.ndarray, mean: np.ndarray, var: np.ndarray, p99: np.ndarray,
@@ -68,25 +70,27 @@ def learn(own: np.ndarray, counts: np.ndarray, x_win: np.ndarray, acct: np.ndarr
     each. Returns each row's baseline before its own bucket (mean, variance), the accounts'
     new commit counts, and which rows were within the gate (the peers learn those only)."""
     k = len(x_win)
-    cur_m = own[:, :NW].astype(np.float64)
-    cur_v = own[:, NW:].astype(np.float64)
-    cur_n = counts.astype(np.float64)
-    own_m, own_v = np.empty((k, NW)), np.empty((k, NW))
+    # float32 arithmetic: the baseline is kept as float16
+    cur_m = own[:, :NW].astype(np.float32)
+    cur_v = own[:, NW:].astype(np.float32)
+    cur_n = counts.astype(np.float32)
+    own_m, own_v = np.empty((k, NW), np.float32), np.empty((k, NW), np.float32)
+    x32 = x_win.astype(np.float32)
     usual = np.empty(k, bool)
     for r in range(len(offs) - 1):
         lo, hi = int(offs[r]), int(offs[r + 1])
         a_i = acct[lo:hi]
         m, v, n = cur_m[a_i], cur_v[a_i], cur_n[a_i]
         own_m[lo:hi], own_v[lo:hi] = m, v
-        x = x_win[lo:hi]
+        x = x32[lo:hi]
         learn = age[lo:hi, None] >= WINDOW_SECONDS[WINDOW_OF][None, :]
         far = excess(x, m, v, p99[lo:hi]) >= GATE
         learn[:, TAIL_COLS] &= ~far
         usual[lo:hi] = ~far[:, _TAIL_1H].any(axis=1)
-        alpha = np.maximum(ALPHA_MIN[None, :], 1.0 / (n[:, None] + 1.0 + PRIOR))
-        alpha = np.where(learn, alpha, 0.0)
-        sd = np.sqrt(v + _FLOOR_VAR)
-        delta = np.clip(x - m, -CLIP * sd, CLIP * sd)
+        alpha = np.maximum(_ALPHA32[None, :], (1.0 / (n + 1.0 + PRIOR))[:, None])
+        alpha *= learn
+        lim = CLIP * np.sqrt(v + _FLOOR_VAR32)
+        delta = np.minimum(np.maximum(x - m, -lim), lim)
         cur_m[a_i] = (m + alpha * delta).astype(np.float16)
         cur_v[a_i] = np.minimum((1 - alpha) * (v + alpha * delta * delta),
                                 VAR_MAX).astype(np.float16)

@@ -45,7 +45,7 @@ import numpy as np
 
 from watchdog.alerts.model import Alert, rfc3339
 from watchdog.anomaly import store
-from watchdog.anomaly.batch import FeatureBatch, model_inputs, tail_inputs
+from watchdog.anomaly.batch import FeatureBatch
 from watchdog.anomaly.explain import explain
 from watchdog.anomaly.featurizer import Featurizer
 from watchdog.anomaly.model import AnomalyModel
@@ -226,10 +226,8 @@ class AnomalyStage:
         rows = [idx for _, idx, _ in due]
         model = self._model  # read once: a concurrent swap takes effect at the next batch
         # the model's inputs of the rows to score only
-        parts = [b.inputs(idx) for b, idx in zip(batches, rows, strict=True)]
-        inputs = [np.concatenate(p) for p in zip(*parts, strict=True)]
-        x = model_inputs(*inputs)[0]
-        tail, tail_col = tail_inputs(*inputs)
+        parts = [b.scoring(idx) for b, idx in zip(batches, rows, strict=True)]
+        x, tail, tail_col = (np.concatenate(p) for p in zip(*parts, strict=True))
         busy = x.any(axis=1)
         quiet = model.zero_score()
         if quiet < model.threshold and not busy.all():
