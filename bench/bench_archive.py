@@ -17,17 +17,22 @@
 Prints a table; asserts nothing. Measured 2026-12-06 (2 shared vCPUs, other engineers' test
 suites running; local-directory archive):
 
-- daemon cost, 200k events, three interleaved rounds without / with the archive:
-  53.1k / 40.4k (-23.8%), 56.2k / 46.2k (-17.8%), 61.0k / 46.5k (-23.7%) events per
-  CPU-second: ~4 us per event, above the 10% target. Before the lean segments (JSON parsed
-  into columns by pyarrow, a Python bytes->string cast) it was -40% and -65%; the rest is the
-  flush (ids, subject ids and documents into Arrow arrays, zstd, ~2-3 us per event in a
-  micro-benchmark), the per-batch hand-over, and the state records written once at start.
-- size: 64 MiB of Parquet per million events (the JSONL: 359 MiB), documents kept whole.
+- daemon cost, 200k events, four interleaved rounds without / with the archive:
+  63.3k / 48.9k (-22.7%), 64.3k / 52.8k (-17.9%), 65.4k / 46.7k (-28.5%),
+  63.9k / 48.8k (-23.7%) events per CPU-second: above the 10% target. The segment writer's
+  thread: 0.47-0.61 s of CPU per 200k events (was 0.87-1.07 s, when rounds measured
+  59.2k / 46.8k, 55.7k / 44.5k, 61.0k / 43.1k: -20% to -29%): per-batch pieces joined while
+  in cache instead of one 75 MB join per flush, records by year (148 -> 14 files), bulk
+  dedupe, pyarrow warmed at start. What it does is Parquet + zstd of the documents: ~1.2 us
+  an event alone (encode 0.75, arrays 0.45), about twice that beside the event loop. The
+  event loop's own extra varies from run to run (0.2-0.6 s). Before the lean segments (JSON
+  parsed into columns) it was -40% and -65%.
+- size: 65 MiB of Parquet per million events (the JSONL: 359 MiB), documents kept whole.
 - subject-report, the busiest subject of a month of 2,000 accounts (1.28M events, 115 hits):
-  0.66 s for the DuckDB query, 1.49 s for the whole command (Python start, imports, the audit
+  0.81 s for the DuckDB query, 1.52 s for the whole command (Python start, imports, the audit
   entry): under the 2 s target. Over 10.04M events (the month copied 7 times, 907 hits):
-  3.4 s query, 3.6 s command. ``archive write`` of the month: 24-41 s.
+  3.8 s query, 5.4 s command (3.4 s / 3.6 s the run before). ``archive write`` of the month:
+  24-41 s.
 """
 
 from __future__ import annotations
