@@ -31,7 +31,8 @@ suites running; local-directory archive):
 - subject-report, the busiest subject of a month of 2,000 accounts (1.28M events, 115 hits):
   0.81 s for the DuckDB query, 1.52 s for the whole command (Python start, imports, the audit
   entry): under the 2 s target. Over 10.04M events (the month copied 7 times, 907 hits):
-  3.8 s query, 5.4 s command (3.4 s / 3.6 s the run before). ``archive write`` of the month:
+  3.8-4.8 s query, 5.2-6.0 s command, measured with a load average of 8 on the 2 cores
+  (3.4 s / 3.6 s on a quieter machine the session before). ``archive write`` of the month:
   24-41 s.
 """
 
