@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DAY = 86400.0
-MAX_IDS = 5  # event or alert ids kept per contribution
+MAX_IDS = 3  # event or alert ids kept per contribution
 RULE_POINTS: Mapping[str, float] = {"low": 0.25, "medium": 0.5, "high": 1.0, "critical": 1.5}
 
 
@@ -53,7 +53,7 @@ class RiskConfig:
     rule_points: Mapping[str, float] = field(default_factory=lambda: dict(RULE_POINTS))
     leaver_factor: float = 2.0
     cooldown_days: float = 3.0
-    max_contributions: int = 8
+    max_contributions: int = 6
 
     def window_points(self, score: float) -> float:
         """Points of one scored window (before the leaver factor and the day cap)."""
