@@ -65,7 +65,8 @@ class Featurizer:
     u16: np.ndarray
     f32: np.ndarray
     seen: np.ndarray
-    own: np.ndarray
+    own_mean: np.ndarray
+    own_var: np.ndarray
     meta: np.ndarray
     first_seen: np.ndarray
     last_seen: np.ndarray
@@ -125,7 +126,10 @@ class Featurizer:
         grow("u16", (U_WIDTH,), np.uint16)
         grow("f32", (F_WIDTH,), np.float32)
         grow("seen", (SEEN_WORDS,), np.uint64)
-        grow("own", (2 * NW,), np.float16)  # own baseline: mean, variance (log scale)
+        # own baseline (log scale): the mean in float32 (the slow 24-hour and 7-day steps are
+        # below float16's resolution), the variance in float16
+        grow("own_mean", (NW,), np.float32)
+        grow("own_var", (NW,), np.float16)
         grow("meta", (3,), np.int32)  # commits, peer group, hour of event time looked up
         grow("first_seen", (), np.float64)
         grow("last_seen", (), np.float64, np.inf)  # free rows are never idle
@@ -148,9 +152,8 @@ class Featurizer:
         # a new account starts from its peers' baseline, not from zero
         gid = self.peers.gid(self.group_of(uid, t))
         mean, var = self.peers.moments(gid)
-        own = self.own[r]
-        own[:NW] = mean
-        own[NW:] = np.minimum(var, 6e4)
+        self.own_mean[r] = mean
+        self.own_var[r] = np.minimum(var, 6e4)
         self.meta[r] = (0, gid, bucket // PER_HOUR)
         self.first_seen[r] = t
         self.last_seen[r] = t
@@ -347,10 +350,10 @@ class Featurizer:
         # learn: the own baseline (not from what is far beyond it and the peers)
         quantiles = self.peers.quantile_table()  # the peers' baselines before this hour
         age = (bks + 1) * BUCKET - self.first_seen[rows]
-        own = self.own[ur]
+        mean, var = self.own_mean[ur], self.own_var[ur]
         own_m, own_v, meta[:, 0], usual = own_baseline.learn(
-            own, meta[:, 0], x_win, acct, offs, quantiles[gids, 2], age)
-        self.own[ur] = own
+            mean, var, meta[:, 0], x_win, acct, offs, quantiles[gids, 2], age)
+        self.own_mean[ur], self.own_var[ur] = mean, var
         self.meta[ur] = meta
         if usual.all():
             self.peers.add(gids, x_win, cats)

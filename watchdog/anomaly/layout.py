@@ -1,5 +1,5 @@
 """The row layout: how an account's state is kept as one row of a few fixed-size numpy arrays
-(:data:`ROW_BYTES`, about 1.6 KB), and the two operations on it, pure and vectorised over
+(:data:`ROW_BYTES`, about 1.7 KB), and the two operations on it, pure and vectorised over
 rows: adding a bucket's sums (:func:`update`) and reading the windows (:func:`window_values`).
 
 Windows are rings of buckets (6 x 10 minutes, 24 x 1 hour, 7 x 1 day); distinct counts are
@@ -70,7 +70,7 @@ ROW_BYTES = (
     + SLOTS * (2 * NS + 4 * NL)  # counters
     + 2 * (M_SUBJ + M_RES + M_SRC + len(CATEGORIES))  # sketches, category stamps
     + (SEEN_RES_BITS + SEEN_SRC_BITS) // 8 + 2  # seen resources, sources, categories
-    + 2 * 2 * NW  # own baseline (float16 mean and variance)
+    + (4 + 2) * NW  # own baseline (float32 mean, float16 variance)
     + 8 + 8 + 4 + 4 + 4  # first and last seen, commits, peer group and when looked up
 )
 

@@ -1,5 +1,5 @@
-"""The account's own baseline: a running mean and variance of each window value, kept as
-float16 between buckets (part of the account's row, :mod:`watchdog.anomaly.layout`).
+"""The account's own baseline: a running mean (float32) and variance (float16) of each window
+value (part of the account's row, :mod:`watchdog.anomaly.layout`).
 
 It must not learn the attack it should flag (an account's "usual" 1-51 customers an hour grew
 to 0-943 within five hours of a sweep when every bucket was folded in as it came):
@@ -60,19 +60,18 @@ def beyond(raw: np.ndarray, mean: np.ndarray, var: np.ndarray, p99: np.ndarray,
     return d[np.arange(len(d)), j], TAIL_COLS[j]
 
 
-def learn(own: np.ndarray, counts: np.ndarray, x_win: np.ndarray, acct: np.ndarray,
-          offs: np.ndarray, p99: np.ndarray, age: np.ndarray,
+def learn(mean: np.ndarray, var: np.ndarray, counts: np.ndarray, x_win: np.ndarray,
+          acct: np.ndarray, offs: np.ndarray, p99: np.ndarray, age: np.ndarray,
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Fold window values ``x_win`` (rank-major rows: rank ``r`` is ``offs[r]:offs[r + 1]``,
     of accounts ``acct``; ``p99``: their peers' 99th percentiles; ``age``: seconds each
-    account has been tracked at the end of the row's bucket) into accounts' baselines ``own``
-    ((accounts, 2 * NW) float16: mean, variance; updated in place) after ``counts`` commits
+    account has been tracked at the end of the row's bucket) into accounts' baselines
+    (``mean`` float32, ``var`` float16, (accounts, NW); updated in place) after ``counts`` commits
     each. Returns each row's baseline before its own bucket (mean, variance), the accounts'
     new commit counts, and which rows were within the gate (the peers learn those only)."""
     k = len(x_win)
-    # float32 arithmetic: the baseline is kept as float16
-    cur_m = own[:, :NW].astype(np.float32)
-    cur_v = own[:, NW:].astype(np.float32)
+    cur_m = mean.astype(np.float32)
+    cur_v = var.astype(np.float32)
     cur_n = counts.astype(np.float32)
     own_m, own_v = np.empty((k, NW), np.float32), np.empty((k, NW), np.float32)
     x32 = x_win.astype(np.float32)
@@ -91,10 +90,10 @@ def learn(own: np.ndarray, counts: np.ndarray, x_win: np.ndarray, acct: np.ndarr
         alpha *= learn
         lim = CLIP * np.sqrt(v + _FLOOR_VAR32)
         delta = np.minimum(np.maximum(x - m, -lim), lim)
-        cur_m[a_i] = (m + alpha * delta).astype(np.float16)
+        cur_m[a_i] = m + alpha * delta
         cur_v[a_i] = np.minimum((1 - alpha) * (v + alpha * delta * delta),
                                 VAR_MAX).astype(np.float16)
         cur_n[a_i] = np.minimum(n + 1, 2**31 - 1)
-    own[:, :NW] = cur_m
-    own[:, NW:] = cur_v
+    mean[:] = cur_m
+    var[:] = cur_v
     return own_m, own_v, cur_n, usual
