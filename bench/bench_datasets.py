@@ -58,7 +58,7 @@ def main() -> None:
     det.flush()
     mid = _rss_mb()
     last_t = T0 + args.datasets * 0.01 + 4 * 3600
-    alerts = det.push(_event(args.datasets, last_t, "late"), last_t) + det.flush()
+    alerts = [*det.push(_event(args.datasets, last_t, "late"), last_t).alerts, *det.flush()]
     rule = next(r for r in eng.rules if isinstance(r, log_gap.LogGap))
     print(f"datasets pushed                {args.datasets:,} in {time.perf_counter() - t0:.1f} s")
     print(f"peak RSS before / after        {start:.0f} MB / {mid:.0f} MB")

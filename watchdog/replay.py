@@ -112,7 +112,7 @@ def replay(
     write = out.write
     res = result.result
 
-    def emit(alerts: list[Alert]) -> None:
+    def emit(alerts: Sequence[Alert]) -> None:
         stamp = now_rfc3339()
         for a in alerts:
             res.alerts[(a.rule, a.severity)] += 1
@@ -127,7 +127,7 @@ def replay(
             result.write(events, n, ev)
             continue
         accepted += 1
-        found = push(ev, ev.timestamp.timestamp())
+        found = push(ev, ev.timestamp.timestamp()).alerts
         if found:
             emit(found)
     res.events += accepted

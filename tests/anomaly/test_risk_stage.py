@@ -24,7 +24,7 @@ def detect(stage: AnomalyStage, docs: list[dict], *, early: bool = False,
     alerts: list[Alert] = []
     for n, doc in enumerate(docs, 1):
         ev = decode(doc)
-        alerts += det.push(ev, ev.timestamp.timestamp())
+        alerts += det.push(ev, ev.timestamp.timestamp()).alerts
         if tick_every and n % tick_every == 0:
             alerts += det.tick()
     return alerts + det.flush()

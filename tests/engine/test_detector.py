@@ -13,7 +13,7 @@ from watchdog.alerts.model import Alert, encode_alert
 from watchdog.alerts.pseudonym import Pseudonymizer
 from watchdog.engine.detector import Detector
 from watchdog.engine.engine import Engine
-from watchdog.engine.ordering import Reorderer
+from watchdog.engine.ordering import DUPLICATE, LATE, QUEUED, Reorderer
 from watchdog.events import AccessEvent, epoch
 from watchdog.rules import ORDERED, RULE_IDS, SUPERSEDES, default_rules
 
@@ -34,7 +34,7 @@ def run_detector(evs, partitions=None, lateness: float = 300.0,
         det.order.expect(set(partitions))  # assigned: wait for each before moving on
     out: list[Alert] = []
     for i, e in enumerate(evs):
-        out += det.push(e, epoch(e.timestamp), partitions[i] if partitions else 0)
+        out += det.push(e, epoch(e.timestamp), partitions[i] if partitions else 0).alerts
     out += det.flush()
     return [encode_alert(a) for a in out]
 
@@ -87,12 +87,34 @@ def test_the_given_reorderer_is_used():
 def test_late_events_still_raise_their_alerts():
     det = detector(lateness=0)
     first = event(when=at(minutes=10), dataset=None)
-    assert det.push(first, epoch(first.timestamp)) == []
+    assert not det.push(first, epoch(first.timestamp)).alerts
     late = event(when=at(minutes=1), dataset=None, dest={"kind": "external_media"},
                  action="copy")
-    alerts = det.push(late, epoch(late.timestamp))
-    assert [a.rule for a in alerts] == ["external_media"]
+    pushed = det.push(late, epoch(late.timestamp))
+    assert [a.rule for a in pushed.alerts] == ["external_media"]
+    assert pushed.outcome == LATE
+    assert [ev for ev, _ in pushed.released] == [late]
     assert det.order.stats.late == 1
+
+
+def test_push_says_what_it_did():
+    det = detector(lateness=60)
+    first = event(when=at(minutes=1), dataset=None, dest={"kind": "external_media"},
+                  action="copy")
+    queued = det.push(first, epoch(first.timestamp))
+    assert (queued.outcome, queued.alerts, queued.released) == (QUEUED, (), ())
+    redelivered = det.push(first, epoch(first.timestamp))
+    assert redelivered.duplicate
+    assert redelivered.outcome == DUPLICATE
+    assert not redelivered.alerts
+    assert not redelivered.released
+    later = event(when=at(minutes=5), dataset=None)
+    released = det.push(later, epoch(later.timestamp))  # moves the watermark past the first
+    assert not released.duplicate
+    assert released.outcome == QUEUED
+    assert [ev for ev, _ in released.released] == [first]
+    assert [a.rule for a in released.alerts] == ["external_media"]
+    assert det.order.stats.duplicates == 1
 
 
 class Recorder:
@@ -145,13 +167,13 @@ def test_early_alerts_do_not_wait_for_the_buffer():
     det = detector(lateness=300, early=True)
     copy = event(when=at(minutes=1), dataset=None, dest={"kind": "external_media"},
                  action="copy")
-    alerts = det.push(copy, epoch(copy.timestamp))
+    alerts = det.push(copy, epoch(copy.timestamp)).alerts
     assert [a.rule for a in alerts] == ["external_media"]
     assert len(det.order) == 1  # still buffered: the ordered rules have not seen it yet
     assert [a.rule for a in det.flush()] == []  # and nothing twice on release
     # without early, the same alert waits for the release
     det = detector(lateness=300)
-    assert det.push(copy, epoch(copy.timestamp)) == []
+    assert not det.push(copy, epoch(copy.timestamp)).alerts
     assert [a.rule for a in det.flush()] == ["external_media"]
 
 
@@ -161,7 +183,7 @@ def test_ordered_rules_wait_for_the_buffer_even_early():
     # failed logins past the brute-force threshold: a window rule, judged in order only
     for i in range(30):
         ev = login(outcome="failure", when=at(minutes=1, seconds=i))
-        out += det.push(ev, epoch(ev.timestamp))
+        out += det.push(ev, epoch(ev.timestamp)).alerts
     assert "brute_force" not in {a.rule for a in out}
     assert "brute_force" in {a.rule for a in det.flush()}
 
@@ -190,7 +212,7 @@ def test_early_may_be_turned_on_and_off_between_pushes():
     out: list[Alert] = []
     for i, e in enumerate(jitter(evs, random.Random(7), 200)):
         det.early = (i // 7) % 2 == 0
-        out += det.push(e, epoch(e.timestamp))
+        out += det.push(e, epoch(e.timestamp)).alerts
     out += det.flush()
     assert sorted(encode_alert(a) for a in out) == expected
     assert det._known == {}

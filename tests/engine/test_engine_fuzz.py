@@ -55,7 +55,7 @@ def test_engine_never_raises_and_alerts_are_valid(docs):
     for doc in docs:
         ev = EVENTS.decode(json.dumps(doc).encode())
         assert isinstance(ev, AccessEvent), ev
-        alerts += det.push(ev, epoch(ev.timestamp))
+        alerts += det.push(ev, epoch(ev.timestamp)).alerts
     alerts += det.flush()
     for a in alerts:
         raw = encode_alert(a)

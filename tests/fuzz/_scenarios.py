@@ -166,7 +166,7 @@ def run_scenario(sc: dict[str, Any],
         accounts.add(ev.user.id)
         if ev.event.dataset:
             datasets.add(ev.event.dataset)
-        alerts.extend(detector.push(ev, t, partition))
+        alerts.extend(detector.push(ev, t, partition).alerts)
         last_t = max(last_t, t)
     alerts.extend(detector.flush())
     stats = detector.order.stats

@@ -126,8 +126,10 @@ def test_one_input(data: bytes) -> None:
         engine.apply_subject(srec)  # type: ignore[arg-type]
     detector = Detector(engine)
     t = epoch(result.timestamp)
-    alerts = detector.push(result, t, 0)
-    alerts += detector.push(result, t, 1)  # a redelivery: dropped
+    alerts = list(detector.push(result, t, 0).alerts)
+    redelivered = detector.push(result, t, 1)  # a redelivery: dropped
+    assert redelivered.duplicate
+    assert not redelivered.alerts
     alerts += detector.flush()
     assert detector.order.stats.duplicates == 1
     assert detector.processed == 1

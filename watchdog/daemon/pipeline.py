@@ -246,8 +246,8 @@ class Pipeline:
                 meta[eid] = (owner, off, now, rebuild)
                 if owner is not None:
                     owner.hold(off)
-            found = push(ev, t, pkey)
-            last = order.last
+            pushed = push(ev, t, pkey)
+            last = pushed.outcome
             if last and fresh:
                 if last == DUPLICATE:  # a redelivery of an event already released
                     del meta[eid]
@@ -255,8 +255,8 @@ class Pipeline:
                         owner.release(off)
                 elif last == AHEAD:
                     self._ahead(ev, t, rec, meta, owner)
-            if found:
-                alerts.extend(found)
+            if pushed.alerts:
+                alerts.extend(pushed.alerts)
         # once per batch, not per event: the books and the sinks see the batch's releases and
         # alerts together (an early alert's event may still be buffered: it is in meta)
         if archived:

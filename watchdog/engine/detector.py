@@ -7,14 +7,32 @@ back; only where events come from and where alerts go differ.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from watchdog.alerts.model import Alert
 from watchdog.engine.engine import ALONE, IN_ORDER, Engine, Known
-from watchdog.engine.ordering import DUPLICATE, Released, Reorderer
+from watchdog.engine.ordering import AHEAD, DUPLICATE, LATE, QUEUED, Released, Reorderer
 from watchdog.events import AccessEvent
 
 EVICT_EVERY = 50_000  # events between evictions of idle window state
+
+
+class Pushed(NamedTuple):
+    """What one :meth:`Detector.push` did."""
+
+    alerts: Sequence[Alert]  # raised by this push: on the event's arrival and by what it released
+    released: Sequence[tuple[AccessEvent, float]]  # events it released to the rules, in order
+    # what the reorder buffer did with the event: QUEUED, DUPLICATE (same id, same content:
+    # dropped), LATE (processed at once, out of order) or AHEAD (held apart)
+    outcome: int
+
+    @property
+    def duplicate(self) -> bool:
+        return self.outcome == DUPLICATE
+
+
+# a push that raised and released nothing (most of them) returns one of these: no allocation
+_NOTHING = {o: Pushed((), (), o) for o in (QUEUED, DUPLICATE, LATE, AHEAD)}
 
 
 class Stage(Protocol):
@@ -70,12 +88,13 @@ class Detector:
         return max(3600.0, th.reidentification_window_minutes * 60.0,
                    th.source_silence_minutes * 60.0) + self.order.lateness
 
-    def push(self, ev: AccessEvent, t: float, partition: int = 0) -> list[Alert]:
+    def push(self, ev: AccessEvent, t: float, partition: int = 0) -> Pushed:
         order = self.order
-        if not self.early:
-            released = order.push(ev, t, partition)
-            return self._run(released) if released else []
         released = order.push(ev, t, partition)
+        if not self.early:
+            if released:
+                return Pushed(self._run(released), released, order.last)
+            return _NOTHING[order.last]
         if order.last != DUPLICATE:
             engine = self.engine
             self._known[ev.event.id] = known = engine.known(ev, t)
@@ -87,7 +106,9 @@ class Detector:
             alerts = []
         if released:
             alerts.extend(self._run(released))
-        return alerts
+        elif not alerts:
+            return _NOTHING[order.last]
+        return Pushed(alerts, released, order.last)
 
     def idle(self, partition: int) -> list[Alert]:
         return self._run(self.order.idle(partition))
