@@ -219,12 +219,15 @@ def overview() -> dash.Dashboard:
                           "{{dataset}}")], unit="ops", stacked=True, legend_calcs=("mean", "max")))
         .with_panel(ts(8, "Invalid, late and duplicate input / s",
                        "Documents rejected to the dead-letter topic (by reason), events behind "
-                       "the watermark, and redeliveries dropped as duplicates.",
+                       "the watermark, redeliveries dropped as duplicates, and events that "
+                       "reused a known event.id with other content (processed).",
                        [q(f"sum by (reason) (rate(watchdog_events_invalid_total{{{JOB}}}[{RATE}]))",
                           "invalid: {{reason}}"),
                         q(f"sum(rate(watchdog_events_late_total{{{JOB}}}[{RATE}]))", "late", "B"),
                         q(f"sum(rate(watchdog_events_duplicate_total{{{JOB}}}[{RATE}]))",
-                          "duplicate", "C")], unit="ops"))
+                          "duplicate", "C"),
+                        q(f"sum(rate(watchdog_events_id_conflicts_total{{{JOB}}}[{RATE}]))",
+                          "id conflict", "D")], unit="ops"))
         .with_panel(ts(9, "Consumer lag by topic and partition",
                        "Messages not yet read. Growing lag: the watchdog falls behind.",
                        [q(f"sum by (topic, partition) (watchdog_consumer_lag{{{JOB}}})",

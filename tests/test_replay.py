@@ -256,3 +256,23 @@ def test_replay_imports_only_what_it_runs():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == ""
+
+
+def test_a_redelivery_is_a_duplicate_and_a_reused_id_a_conflict(files, tmp_path, capsys):
+    usb = GOOD_EVENTS[2]
+    # the same document written otherwise (key order, spacing): a redelivery, dropped
+    redelivered = b'{ "user": ' + orjson.dumps(usb["user"]) + b', ' + orjson.dumps(
+        {k: v for k, v in usb.items() if k != "user"})[1:]
+    # its id reused by another copy to external media, with another subject: processed
+    reused = {**usb, "data": {**usb["data"], "subject_ids": ["c-3"]}}
+    files["events"].write_bytes(jsonl(GOOD_EVENTS) + redelivered + b"\n" + jsonl([reused]))
+    out = tmp_path / "alerts.jsonl"
+    assert replay(files, out) == 0
+    alerts = alerts_of(out)
+    assert sorted(a["rule"] for a in alerts) == sorted([*EXPECTED_RULES, "external_media"])
+    media = [a for a in alerts if a["rule"] == "external_media"]
+    assert [a["event_ids"] for a in media] == [[usb["event"]["id"]]] * 2
+    assert media[0]["alert_id"] != media[1]["alert_id"]
+    summary = capsys.readouterr()
+    assert "duplicates 1" in summary.out + summary.err
+    assert "id conflicts 1" in summary.out + summary.err

@@ -63,6 +63,7 @@ def test_json_summary_and_fail_on_alerts(inputs, tmp_path, capsys):
     assert len(doc["warnings"]) == 1
     assert "built-in" in doc["warnings"][0]
     assert doc["events"] == len(GOOD_EVENTS)
+    assert (doc["duplicates"], doc["conflicts"]) == (0, 0)
     assert doc["alerts_total"] == sum(a["count"] for a in doc["alerts"]) > 0
     assert main([*argv, "--fail-on-alerts"]) == 1
     inputs["events"].write_bytes(jsonl(GOOD_EVENTS[:1]))  # a clean access: no alert

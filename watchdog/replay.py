@@ -46,6 +46,7 @@ class ReplayResult:
     invalid: Counter[str] = field(default_factory=Counter)
     alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
     duplicates: int = 0
+    conflicts: int = 0  # a known event.id with different content: processed, not dropped
     excused: Counter[str] = field(default_factory=Counter)  # by rule: the policy's exceptions
     late: int = 0
     seconds: float = 0.0
@@ -134,6 +135,7 @@ def replay(
     emit(detector.flush())
     res.excused.update(engine.suppressed)
     res.duplicates = detector.order.stats.duplicates
+    res.conflicts = detector.order.stats.conflicts
     res.late = detector.order.stats.late
     res.seconds = time.perf_counter() - started
     res.rejected_path = rejected.path if rejected.count else None

@@ -83,7 +83,10 @@ def replay_summary(r: ReplayResult, inputs: ReplayInputs | None = None) -> None:
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(r.invalid.items()))
     _console.print(
         f"events read {r.events:,} · invalid {invalid:,}{f' ({reasons})' if reasons else ''}"
-        f" · duplicates {r.duplicates:,} · late {r.late:,} · {r.rate:,.0f} events/s"
+        f" · duplicates {r.duplicates:,}"
+        + (f" · id conflicts {r.conflicts:,} (an event.id reused with other content: "
+           "processed)" if r.conflicts else "")
+        + f" · late {r.late:,} · {r.rate:,.0f} events/s"
         + (f" · rejected documents in {r.rejected_path}" if r.rejected_path else ""),
         highlight=False)
     if inputs is not None:
@@ -105,6 +108,7 @@ def replay_summary_json(r: ReplayResult, inputs: ReplayInputs) -> str:
         "events": r.events,
         "invalid": dict(sorted(r.invalid.items())),
         "duplicates": r.duplicates,
+        "conflicts": r.conflicts,
         "late": r.late,
         "alerts_total": sum(r.alerts.values()),
         "alerts": [{"rule": rule, "severity": sev, "count": n}

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from tests.daemon.helpers import World, wait_for
+from tests.daemon.helpers import World, replay_alerts, wait_for
 from watchdog.daemon.app import Service
 from watchdog.daemon.config import load_config
 from watchdog.daemon.deadletter import MemoryDeadLetters
@@ -266,3 +267,28 @@ async def test_a_failing_sink_is_retried_until_it_accepts(world: World, failures
     await stop(svc, run)
     assert sink.ids == set(world.expected)
     assert svc.metrics.sink_errors.labels("memory")._value.get() == failures
+
+
+async def test_a_reused_event_id_with_other_content_is_processed_and_counted(
+        world: World, tmp_path: Path) -> None:
+    events = list(world.events[:2000])
+    doc = orjson.loads(events[-1])
+    # a redelivery written otherwise (key order): dropped; the id reused for a copy to a USB
+    # stick: processed, and its alert is sent as replay sends it
+    redelivered = orjson.dumps(dict(reversed(list(doc.items()))))
+    reused = orjson.dumps({**doc, "event": {**doc["event"], "action": "copy"},
+                           "destination": {"kind": "external_media"}})
+    stream = [*events, redelivered, reused]
+    expected = replay_alerts(stream, world.directory, world.subjects, world.policy,
+                             tmp_path / "a")
+    assert set(expected) - set(replay_alerts(events, world.directory, world.subjects,
+                                             world.policy, tmp_path / "b"))  # its own alert
+    sink = MemorySink()
+    svc, src = service(world, {0: stream}, sinks=[sink])  # type: ignore[arg-type]
+    run = asyncio.create_task(svc.run())
+    await wait_for(lambda: sink.ids >= set(expected), what="every alert")
+    await wait_for(lambda: src().committed.get(0) == len(stream), what="commit to the end")
+    await stop(svc, run)
+    assert sink.ids == set(expected)
+    assert svc.metrics.duplicate._value.get() == 1
+    assert svc.metrics.id_conflicts._value.get() == 1

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import random
 
+import msgspec
 import orjson
+import pytest
 
 from tests.builders import KEY, at, event, login, policy
 from tests.engine.scenario import DIRECTORY, SUBJECTS, events
@@ -216,3 +218,51 @@ def test_early_may_be_turned_on_and_off_between_pushes():
     out += det.flush()
     assert sorted(encode_alert(a) for a in out) == expected
     assert det._known == {}
+
+
+# -- a reused event.id with other content: processed, counted, told apart -------------------
+
+
+@pytest.mark.parametrize("early", [False, True])
+def test_a_reused_id_with_other_content_raises_its_own_alerts(early: bool):
+    det = detector(lateness=60, early=early)
+    first = event(id="same", when=at(minutes=1), dataset=None, action="copy",
+                  dest={"kind": "external_media"})
+    other = event(id="same", when=at(minutes=1), dataset=None, action="copy",
+                  dest={"kind": "external_media"}, subject_ids=["c-2"])
+    out = list(det.push(first, epoch(first.timestamp)).alerts)
+    pushed = det.push(other, epoch(other.timestamp))
+    assert pushed.conflict
+    assert not pushed.duplicate
+    out += pushed.alerts
+    again = det.push(other, epoch(other.timestamp))  # its redelivery: a duplicate
+    assert again.duplicate
+    assert not again.conflict
+    out += again.alerts
+    out += det.flush()
+    assert [a.rule for a in out] == ["external_media", "external_media"]
+    assert len({a.alert_id for a in out}) == 2  # not taken for the first version's alert
+    assert all(a.event_ids == ("same",) for a in out)
+    assert det.order.stats.conflicts == 1
+    assert det.processed == 2
+
+
+def test_a_conflicts_alerts_are_the_same_early_or_not():
+    """Which version of an id is "the conflict" is the one that arrives later: for one arrival
+    order, early (the daemon) and not (replay) raise the same alerts; in any order, the same
+    rules."""
+    evs = events()
+    reused = [msgspec.structs.replace(e, event=msgspec.structs.replace(
+        e.event, id=evs[0].event.id)) for e in evs[1:6]]
+    stream = [*evs, *reused]
+    expected = run_detector(stream)
+    assert len(expected) > len(run_detector(evs))  # the reused ids raised alerts of their own
+    assert sorted(run_detector(stream, early=True)) == sorted(expected)
+
+    def rules(alerts: list[bytes]) -> list[str]:
+        return sorted(orjson.loads(a)["rule"] for a in alerts)
+
+    for seed in range(3):
+        shuffled = jitter(stream, random.Random(seed), 299)
+        assert sorted(run_detector(shuffled, early=True)) == sorted(run_detector(shuffled))
+        assert rules(run_detector(shuffled)) == rules(expected)

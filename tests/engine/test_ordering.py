@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import random
 
+import orjson
 import pytest
 
-from tests.builders import at, event, login
-from watchdog.engine.ordering import Reorderer
+from tests.builders import at, decode_event, event, event_doc, login
+from watchdog.decode import Decoder
+from watchdog.engine.ordering import DUPLICATE, Reorderer
 from watchdog.events import AccessEvent, epoch
+
+decode = Decoder(AccessEvent).decode
 
 
 def ev(seconds: float, **kw) -> AccessEvent:
@@ -136,10 +140,54 @@ def test_duplicates_are_dropped_pending_or_released():
     assert r2.stats.duplicates == 1
 
 
-def test_a_redelivery_with_another_time_is_still_a_duplicate():
+def test_a_redelivery_is_the_same_content_however_it_is_written():
     r = Reorderer(lateness=0)
-    r.push(ev(0, id="same"), t_of(ev(0)))
-    assert r.push(ev(5, id="same"), t_of(ev(5))) == []
+    doc = event_doc(id="same", when="2026-11-18T10:00:00+09:00")
+    first = decode_event(doc)
+    assert len(r.push(first, t_of(first))) == 1
+    # other key order, other spacing, the same instant in another offset, an unknown field
+    raw = (b'{ "user": {"id": "e1"}, "extra": 1, "@timestamp": "2026-11-18T01:00:00Z", '
+           + orjson.dumps({k: v for k, v in doc.items() if k not in ("user", "@timestamp")})[1:])
+    again = decode(raw)
+    assert again is not first
+    assert r.push(again, t_of(again)) == []
+    assert (r.stats.duplicates, r.stats.conflicts, r.conflict) == (1, 0, False)
+
+
+@pytest.mark.parametrize("lateness", [0.0, 60.0])  # the first released, or still pending
+def test_a_reused_id_with_other_content_is_a_conflict_and_processed(lateness: float):
+    r = Reorderer(lateness=lateness)
+    first = event(id="same", when=at(seconds=0))
+    other = event(id="same", when=at(seconds=0), action="export")  # one field differs
+    r.push(first, t_of(first))
+    r.push(other, t_of(other))
+    assert r.conflict
+    assert r.last != DUPLICATE
+    assert (r.stats.duplicates, r.stats.conflicts) == (0, 1)
+    # a redelivery of either version is a duplicate; a third version is another conflict
+    assert r.push(other, t_of(other)) == []
+    assert r.push(first, t_of(first)) == []
+    assert not r.conflict
+    third = event(id="same", when=at(seconds=5))  # another time is other content
+    r.push(third, t_of(third))
+    assert r.conflict
+    released = r.flush() if lateness else []
+    assert r.stats.released == 3
+    assert (r.stats.duplicates, r.stats.conflicts) == (2, 2)
+    assert len(released) == (3 if lateness else 0)
+
+
+def test_a_conflict_is_known_across_a_new_generation_of_remembered_ids():
+    r = Reorderer(lateness=0, dedupe_horizon=60)
+    first = event(id="same", when=at(seconds=0))
+    other = event(id="same", when=at(seconds=0), action="export")
+    r.push(first, t_of(first))
+    r.push(other, t_of(other))
+    later = ev(61)
+    r.push(later, t_of(later))  # a new generation: "same" is remembered in the old one
+    assert r.push(other, t_of(other)) == []
+    assert r.push(first, t_of(first)) == []
+    assert r.stats.duplicates == 2
 
 
 def test_ids_are_forgotten_after_the_dedupe_horizon():

@@ -42,6 +42,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "watchdog_batch_seconds": ("histogram", ()),
     "watchdog_events_late": ("counter", ()),
     "watchdog_events_duplicate": ("counter", ()),
+    "watchdog_events_id_conflicts": ("counter", ()),
     "watchdog_whole_stream_reader": ("gauge", ()),
     "watchdog_log_gaps": ("counter", ("dataset",)),
     "watchdog_archive_rows": ("counter", ("dataset",)),
@@ -106,6 +107,7 @@ def serve(port: int, max_seconds: float) -> None:
     batch = Histogram("watchdog_batch_seconds", "Batch time.", buckets=lat)
     late = Counter("watchdog_events_late", "Events behind the watermark.")
     dup = Counter("watchdog_events_duplicate", "Duplicate events.")
+    Counter("watchdog_events_id_conflicts", "Known event ids with other content.")
     whole = Gauge("watchdog_whole_stream_reader", "1 while running the whole-stream reader.")
     Gauge("watchdog_whole_stream_lag", "Whole-stream reader lag.", ["topic", "partition"])
     info = Gauge("watchdog_commitment_info", "Commitments.", ["commitment", "clause"])

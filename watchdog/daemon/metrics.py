@@ -137,7 +137,11 @@ class Metrics:
         self.late = Counter("watchdog_events_late_total",
                             "Events behind the watermark, processed out of order", registry=r)
         self.duplicate = Counter("watchdog_events_duplicate_total",
-                                 "Redelivered events (same event.id) dropped", registry=r)
+                                 "Redelivered events (same event.id, same content) dropped",
+                                 registry=r)
+        self.id_conflicts = Counter("watchdog_events_id_conflicts_total",
+                                    "Events that reused a known event.id with different "
+                                    "content: processed, not dropped as duplicates", registry=r)
         self.sink_stalled = Gauge("watchdog_sink_stalled_seconds",
                                   "Seconds a sink (or the dead-letter topic) has accepted "
                                   "nothing while items wait for it (0: progressing)", ["sink"],

@@ -36,6 +36,7 @@ from watchdog.daemon.capturing import CapturingReorderer
 from watchdog.daemon.deadletter import DeadLetter
 from watchdog.daemon.delivery import Delivery, Outbox
 from watchdog.daemon.held_ahead import HeldAhead
+from watchdog.daemon.id_conflicts import IdConflicts
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.offsets import PartitionBook
 from watchdog.daemon.partitions import PartitionPlan, PartitionState
@@ -127,6 +128,7 @@ class Pipeline:
                                      dead_letter=rules)
         # events held ahead of the present (Reorderer.future): where the first few are
         self.held_ahead = HeldAhead(metrics, log, counted=not whole_stream)
+        self.id_conflicts = IdConflicts(metrics, log, counted=not whole_stream)
         self.suppressed = 0
         self.partial_view = False  # this instance owns only some partitions of the topic
         # the archive (watchdog.daemon.sinks.archive.DaemonArchive) when configured: each
@@ -255,6 +257,8 @@ class Pipeline:
                         owner.release(off)
                 elif last == AHEAD:
                     self._ahead(ev, t, rec, meta, owner)
+            if pushed.conflict:
+                self.id_conflicts.conflict(topic, rec.partition, rec.offset)
             if pushed.alerts:
                 alerts.extend(pushed.alerts)
         # once per batch, not per event: the books and the sinks see the batch's releases and

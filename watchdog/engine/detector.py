@@ -2,15 +2,23 @@
 
 Both ``watchdog replay`` and the daemon push decoded events into a Detector and get alerts
 back; only where events come from and where alerts go differ.
+
+An event that reuses a known ``event.id`` with different content (:class:`Reorderer`) is
+processed like any other; its alerts' ids also depend on its content (:func:`variant`), so that
+they are told from those of the first version (``alert_id`` derives from the event id), the
+same in replay and the daemon.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
+import msgspec
+
 from watchdog.alerts.model import Alert
-from watchdog.engine.engine import ALONE, IN_ORDER, Engine, Known
+from watchdog.engine.engine import ALL, ALONE, IN_ORDER, Engine, Known
 from watchdog.engine.ordering import AHEAD, DUPLICATE, LATE, QUEUED, Released, Reorderer
 from watchdog.events import AccessEvent
 
@@ -25,6 +33,8 @@ class Pushed(NamedTuple):
     # what the reorder buffer did with the event: QUEUED, DUPLICATE (same id, same content:
     # dropped), LATE (processed at once, out of order) or AHEAD (held apart)
     outcome: int
+    # the event reused a known event.id with different content: processed, not dropped
+    conflict: bool = False
 
     @property
     def duplicate(self) -> bool:
@@ -33,6 +43,12 @@ class Pushed(NamedTuple):
 
 # a push that raised and released nothing (most of them) returns one of these: no allocation
 _NOTHING = {o: Pushed((), (), o) for o in (QUEUED, DUPLICATE, LATE, AHEAD)}
+
+
+def variant(ev: AccessEvent) -> str:
+    """A stable digest of an event's content (its canonical JSON): part of the alert key of an
+    event that reused a known id, so that its alerts are not taken for the first version's."""
+    return hashlib.blake2b(msgspec.json.encode(ev), digest_size=6).hexdigest()
 
 
 class Stage(Protocol):
@@ -68,8 +84,11 @@ class Detector:
         self.engine = engine
         self.rules = rules
         self.early = early  # may change between pushes (the daemon turns it off in a backlog)
-        # early: what the engine looked up on arrival, by event id, until the release
-        self._known: dict[str, Known] = {}
+        # early: what the engine looked up on arrival, by event object (two versions of one id
+        # may be pending), until the release
+        self._known: dict[int, Known] = {}
+        # events pending that reused a known id with other content (by object): their variant
+        self._variants: dict[int, str] = {}
         # not ``reorderer or ...``: an empty Reorderer is falsy (it has __len__)
         self.order = reorderer if reorderer is not None else Reorderer()
         self.stages = list(stages)
@@ -91,13 +110,16 @@ class Detector:
     def push(self, ev: AccessEvent, t: float, partition: int = 0) -> Pushed:
         order = self.order
         released = order.push(ev, t, partition)
+        last = order.last
+        if last != DUPLICATE and order.conflict:
+            return self._conflict(ev, t, released, last)
         if not self.early:
             if released:
-                return Pushed(self._run(released), released, order.last)
-            return _NOTHING[order.last]
-        if order.last != DUPLICATE:
+                return Pushed(self._run(released), released, last)
+            return _NOTHING[last]
+        if last != DUPLICATE:
             engine = self.engine
-            self._known[ev.event.id] = known = engine.known(ev, t)
+            self._known[id(ev)] = known = engine.known(ev, t)
             alerts = engine.process(ev, t, ALONE, known)
             if alerts:
                 for observe_alerts in self._alerts_to:
@@ -107,8 +129,22 @@ class Detector:
         if released:
             alerts.extend(self._run(released))
         elif not alerts:
-            return _NOTHING[order.last]
-        return Pushed(alerts, released, order.last)
+            return _NOTHING[last]
+        return Pushed(alerts, released, last)
+
+    def _conflict(self, ev: AccessEvent, t: float, released: Released, last: int) -> Pushed:
+        """The push of an event that reused a known id with other content (rare): processed
+        with its variant (released already if late, else when the buffer releases it)."""
+        v = variant(ev)
+        alerts: list[Alert] = []
+        if self.early:
+            engine = self.engine
+            self._known[id(ev)] = known = engine.known(ev, t)
+            alerts = engine.process(ev, t, ALONE, known, v)
+        self._variants[id(ev)] = v
+        if released:
+            alerts.extend(self._run(released))
+        return Pushed(alerts, released, last, True)
 
     def idle(self, partition: int) -> list[Alert]:
         return self._run(self.order.idle(partition))
@@ -142,13 +178,19 @@ class Detector:
         process = self.engine.process
         stages = self._each
         known = self._known
+        variants = self._variants
         rules = self.rules
         found: list[Alert] | None
         for ev, t in released:
             if not rules:
                 found = None
+            elif variants and id(ev) in variants:
+                k = known.pop(id(ev), None)
+                v = variants.pop(id(ev))
+                found = process(ev, t, ALL, None, v) if k is None else process(
+                    ev, t, IN_ORDER, k, v)
             elif known:  # some events were judged on arrival: those get only the ordered rules
-                k = known.pop(ev.event.id, None)
+                k = known.pop(id(ev), None)
                 found = process(ev, t) if k is None else process(ev, t, IN_ORDER, k)
             else:
                 found = process(ev, t)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from msgspec import UNSET
 
@@ -193,7 +194,9 @@ class Engine:
         return actor, role_names, facts_of(ev, register) | account
 
     def process(self, ev: AccessEvent, t: float, phase: int = ALL,
-                known: Known | None = None) -> list[Alert]:
+                known: Known | None = None, variant: str | None = None) -> list[Alert]:
+        """``variant``: the event reused a known id with other content; its findings' keys
+        carry this digest of its content (their alert ids differ from the first version's)."""
         f = self.facts
         register = f.register
         if known is None:  # inline rather than a call to known(): replay runs this per event
@@ -240,6 +243,8 @@ class Engine:
             dropped = {r for x in findings for r in by_id[x.rule].supersedes}
             if dropped:
                 findings = [x for x in findings if x.rule not in dropped]
+        if variant is not None:
+            findings = [replace(x, key=f"{x.key}~{variant}") for x in findings]
         dataset = ev.event.dataset
         labels = {"dataset": dataset} if dataset else None
         out.extend(self._alert(x, t, x.user_id or ev.user.id, labels) for x in findings)

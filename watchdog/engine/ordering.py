@@ -5,7 +5,12 @@ that may be hours apart while a backlog is read. Events are held until every liv
 passed their time (minus the allowed lateness) and released in a total order that depends only
 on the events themselves — (time, dataset, sequence, id) — never on arrival, so the daemon and
 ``watchdog replay`` process the same events in the same order and raise the same alerts.
-Redelivered events (same ``event.id``) are dropped here.
+Redelivered events (same ``event.id``, same content) are dropped here. An ``event.id`` reused
+with different content is not a redelivery: it is processed and counted as a conflict
+(:attr:`OrderStats.conflicts`). "Same content" is the decoded document: every field the
+contract defines, equal as values (a timestamp as an instant), whatever the formatting, key
+order or unknown fields of the bytes; it is remembered as its ``hash`` per id (64 bits, this
+process: the remembered ids are not kept across restarts).
 
 No single event can move the point before which others are late: an event more than
 ``future`` seconds ahead of the present (a host with a wrong clock, a test event dated 2099)
@@ -41,6 +46,12 @@ _TIME, _EVENT = itemgetter(0), itemgetter(5)
 _RECENT = 5
 # what a push did (:attr:`Reorderer.last`)
 QUEUED, DUPLICATE, LATE, AHEAD = 0, 1, 2, 3
+# content hashes remembered for one id: its first version and a few conflicting ones (so that a
+# redelivery of a conflicting version is a duplicate too); past that, each further version is
+# processed as a conflict
+_VERSIONS = 4
+# an id's remembered content: the hash of its one version, or a tuple of the versions seen
+_Content = int | tuple[int, ...]
 
 
 def _median(times: Iterable[float]) -> float:
@@ -53,6 +64,7 @@ def _median(times: Iterable[float]) -> float:
 class OrderStats:
     released: int = 0
     duplicates: int = 0
+    conflicts: int = 0  # a known event.id with different content: processed, not dropped
     late: int = 0  # arrived behind the watermark: processed at once, out of order
     ahead: int = 0  # arrived more than ``future`` ahead of the present: held apart
 
@@ -79,16 +91,18 @@ class Reorderer:
     _runs: dict[int, deque[_Entry]] = field(default_factory=dict)
     _heap: list[_Entry] = field(default_factory=list)
     _oldest: float = _INF  # the earliest time pending (inf: none)
-    # ids pending or released recently, in two generations: an id is remembered for one to two
-    # dedupe horizons (event time) and forgetting is dropping a whole set, not one id at a time
-    _seen: set[str] = field(default_factory=set)
-    _seen_old: set[str] = field(default_factory=set)
+    # ids pending or released recently with their content's hash, in two generations: an id is
+    # remembered for one to two dedupe horizons (event time) and forgetting is dropping a whole
+    # dict, not one id at a time
+    _seen: dict[str, _Content] = field(default_factory=dict)
+    _seen_old: dict[str, _Content] = field(default_factory=dict)
     _generation_ends: float = _NEG_INF
     _high: dict[int, float] = field(default_factory=dict)  # partition -> max event time seen
     _released_upto: float = _NEG_INF
     _upto: float = _NEG_INF  # the watermark, kept up to date with _high
     _pushes: int = 0
     last: int = QUEUED  # what the last push did: QUEUED, DUPLICATE, LATE or AHEAD
+    conflict: bool = False  # the last push reused a known id with different content
     # events held apart (see ``future``), a heap of (entry, partition); the earliest time
     _ahead: list[tuple[_Entry, int]] = field(default_factory=list)
     _ahead_min: float = _INF
@@ -107,11 +121,20 @@ class Reorderer:
         e = ev.event
         eid = e.id
         seen = self._seen
-        if eid in seen or eid in self._seen_old:
+        content = hash(ev)
+        known = seen.get(eid)
+        if known is None and self._seen_old:
+            known = self._seen_old.get(eid)
+        if known is None:
+            seen[eid] = content
+            self.conflict = False
+        elif known == content or (isinstance(known, tuple) and content in known):
             self.stats.duplicates += 1
             self.last = DUPLICATE
+            self.conflict = False
             return []
-        seen.add(eid)
+        else:
+            self._conflicting(eid, known, content)
         recent_p = self._recent_p.get(partition)
         if recent_p is None:
             recent_p = self._recent_p[partition] = deque(maxlen=_RECENT)
@@ -155,6 +178,14 @@ class Reorderer:
         if oldest > upto - self.release_step:
             return []  # the common case: nothing old enough yet
         return self._release(upto)
+
+    def _conflicting(self, eid: str, known: _Content, content: int) -> None:
+        """``eid`` is known with other content: the event is processed (counted); its content
+        is remembered too, so that its own redelivery is a duplicate."""
+        self.stats.conflicts += 1
+        self.conflict = True
+        versions = known if isinstance(known, tuple) else (known,)
+        self._seen[eid] = (*versions, content) if len(versions) < _VERSIONS else versions
 
     def expect(self, partitions: set[int]) -> None:
         """These partitions hold the watermark back even before their first event (until idle):
@@ -323,9 +354,10 @@ class Reorderer:
         return list(zip(map(_EVENT, due), map(_TIME, due), strict=True))
 
     def _next_generation(self) -> None:
-        self._seen_old = self._seen
+        old = self._seen_old = self._seen
         # ids still pending must stay known while they wait (a backlog may hold them long)
-        self._seen = {entry[3] for run in self._runs.values() for entry in run}
-        self._seen.update(entry[3] for entry in self._heap)
-        self._seen.update(entry[3] for entry, _ in self._ahead)
+        pending = [entry[3] for run in self._runs.values() for entry in run]
+        pending.extend(entry[3] for entry in self._heap)
+        pending.extend(entry[3] for entry, _ in self._ahead)
+        self._seen = {eid: old[eid] for eid in pending if eid in old}
         self._generation_ends = self._released_upto + self.dedupe_horizon
