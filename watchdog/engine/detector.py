@@ -19,7 +19,15 @@ import msgspec
 
 from watchdog.alerts.model import Alert
 from watchdog.engine.engine import ALL, ALONE, IN_ORDER, Engine, Known
-from watchdog.engine.ordering import AHEAD, DUPLICATE, LATE, QUEUED, Released, Reorderer
+from watchdog.engine.ordering import (
+    AHEAD,
+    CONFLICT,
+    DUPLICATE,
+    LATE,
+    QUEUED,
+    Released,
+    Reorderer,
+)
 from watchdog.events import AccessEvent
 
 EVICT_EVERY = 50_000  # events between evictions of idle window state
@@ -111,8 +119,8 @@ class Detector:
         order = self.order
         released = order.push(ev, t, partition)
         last = order.last
-        if last != DUPLICATE and order.conflict:
-            return self._conflict(ev, t, released, last)
+        if last & CONFLICT:
+            return self._conflict(ev, t, released, last & ~CONFLICT)
         if not self.early:
             if released:
                 return Pushed(self._run(released), released, last)

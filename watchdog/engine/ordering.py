@@ -9,7 +9,7 @@ Redelivered events (same ``event.id``, same content) are dropped here. An ``even
 with different content is not a redelivery: it is processed and counted as a conflict
 (:attr:`OrderStats.conflicts`). "Same content" is the decoded document: every field the
 contract defines, equal as values (a timestamp as an instant), whatever the formatting, key
-order or unknown fields of the bytes; it is remembered as its ``hash`` per id (64 bits, this
+order or unknown fields of the bytes; it is remembered as a ``hash`` per id (64 bits, this
 process: the remembered ids are not kept across restarts).
 
 No single event can move the point before which others are late: an event more than
@@ -46,6 +46,8 @@ _TIME, _EVENT = itemgetter(0), itemgetter(5)
 _RECENT = 5
 # what a push did (:attr:`Reorderer.last`)
 QUEUED, DUPLICATE, LATE, AHEAD = 0, 1, 2, 3
+# or'ed onto QUEUED, LATE or AHEAD: the event reused a known id with other content
+CONFLICT = 4
 # content hashes remembered for one id: its first version and a few conflicting ones (so that a
 # redelivery of a conflicting version is a duplicate too); past that, each further version is
 # processed as a conflict
@@ -101,8 +103,9 @@ class Reorderer:
     _released_upto: float = _NEG_INF
     _upto: float = _NEG_INF  # the watermark, kept up to date with _high
     _pushes: int = 0
-    last: int = QUEUED  # what the last push did: QUEUED, DUPLICATE, LATE or AHEAD
-    conflict: bool = False  # the last push reused a known id with different content
+    # what the last push did: QUEUED, DUPLICATE, LATE or AHEAD, with CONFLICT or'ed on when
+    # it reused a known id with other content
+    last: int = QUEUED
     # events held apart (see ``future``), a heap of (entry, partition); the earliest time
     _ahead: list[tuple[_Entry, int]] = field(default_factory=list)
     _ahead_min: float = _INF
@@ -121,20 +124,22 @@ class Reorderer:
         e = ev.event
         eid = e.id
         seen = self._seen
-        content = hash(ev)
+        # the content as values: ``t`` stands for the timestamp (the instant; hashing the
+        # datetime would cost as much again)
+        content = hash((t, e, ev.user, ev.data, ev.destination, ev.source, ev.host))
         known = seen.get(eid)
         if known is None and self._seen_old:
             known = self._seen_old.get(eid)
         if known is None:
             seen[eid] = content
-            self.conflict = False
+            flag = QUEUED
         elif known == content or (isinstance(known, tuple) and content in known):
             self.stats.duplicates += 1
             self.last = DUPLICATE
-            self.conflict = False
             return []
         else:
             self._conflicting(eid, known, content)
+            flag = CONFLICT
         recent_p = self._recent_p.get(partition)
         if recent_p is None:
             recent_p = self._recent_p[partition] = deque(maxlen=_RECENT)
@@ -143,7 +148,9 @@ class Reorderer:
         future = self.future
         # (not one behind what was released: that is late, whatever the present)
         if t > hp + future and t >= self._released_upto and self._beyond(t, recent_p):
-            return self._hold(ev, t, partition, recent_p)
+            out = self._hold(ev, t, partition, recent_p)
+            self.last |= flag
+            return out
         self._recent.append(t)
         recent_p.append(t)
         if t >= self._ahead_min:  # the present may have reached events held ahead
@@ -159,9 +166,9 @@ class Reorderer:
             # too late to be ordered: process now rather than lose it
             self.stats.late += 1
             self.stats.released += 1
-            self.last = LATE
+            self.last = LATE | flag
             return [(ev, t)]
-        self.last = QUEUED
+        self.last = flag  # QUEUED, or QUEUED | CONFLICT
         seq = e.sequence
         self._pushes = n = self._pushes + 1
         entry = (t, e.dataset or "", seq if seq.__class__ is int else -1, eid, n, ev)
@@ -179,11 +186,15 @@ class Reorderer:
             return []  # the common case: nothing old enough yet
         return self._release(upto)
 
+    @property
+    def conflict(self) -> bool:
+        """The last push reused a known id with other content (processed, not dropped)."""
+        return bool(self.last & CONFLICT)
+
     def _conflicting(self, eid: str, known: _Content, content: int) -> None:
         """``eid`` is known with other content: the event is processed (counted); its content
         is remembered too, so that its own redelivery is a duplicate."""
         self.stats.conflicts += 1
-        self.conflict = True
         versions = known if isinstance(known, tuple) else (known,)
         self._seen[eid] = (*versions, content) if len(versions) < _VERSIONS else versions
 
