@@ -369,9 +369,13 @@ def operations() -> dash.Dashboard:
                        [q(f"sum by (queue) (watchdog_queue_depth{{{JOB}}})", "{{queue}}")],
                        w=8, legend_calcs=("last", "max")))
         .with_panel(ts(6, "State entries",
-                       "Directory records, subject-register entries and open windows held in "
-                       "memory.",
-                       [q(f"sum by (state) (watchdog_state_entries{{{JOB}}})", "{{state}}")],
+                       "Directory records, subject-register entries, accounts' open windows and "
+                       "datasets (log_gap) held in memory; and keys from events forgotten per "
+                       "hour: idle past their window (changes nothing) or dropped past a cap "
+                       "(windows cut short: alerts may be missed).",
+                       [q(f"sum by (state) (watchdog_state_entries{{{JOB}}})", "{{state}}"),
+                        q(f"sum by (state, reason) (increase(watchdog_state_dropped_total"
+                          f"{{{JOB}}}[1h]))", "forgotten/h: {{state}} ({{reason}})", "B")],
                        w=8, legend_calcs=("last", "max")))
         .with_panel(ts(7, "Accounts tracked", "Accounts with windowed or anomaly state.",
                        [q(f"sum by (instance) (watchdog_accounts_tracked{{{JOB}}})",

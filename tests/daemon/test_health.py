@@ -36,6 +36,7 @@ METRICS = [
     "watchdog_policy_reloads_total", "watchdog_model_info", "watchdog_model_loaded",
     "watchdog_anomaly_score", "watchdog_batch_seconds", "watchdog_events_late_total",
     "watchdog_events_duplicate_total", "watchdog_events_id_conflicts_total",
+    "watchdog_state_dropped_total",
 ]
 
 

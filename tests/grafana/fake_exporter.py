@@ -29,6 +29,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "watchdog_sink_latency_seconds": ("histogram", ("sink",)),
     "watchdog_queue_depth": ("gauge", ("queue",)),
     "watchdog_state_entries": ("gauge", ("state",)),
+    "watchdog_state_dropped": ("counter", ("state", "reason")),
     "watchdog_ready": ("gauge", ()),
     "watchdog_watermark_timestamp_seconds": ("gauge", ()),
     "watchdog_source_last_event_timestamp_seconds": ("gauge", ("dataset",)),
@@ -90,6 +91,11 @@ def serve(port: int, max_seconds: float) -> None:
     sink_lat = Histogram("watchdog_sink_latency_seconds", "Send latency.", ["sink"], buckets=lat)
     queue = Gauge("watchdog_queue_depth", "Queue depth.", ["queue"])
     state = Gauge("watchdog_state_entries", "State entries.", ["state"])
+    dropped = Counter("watchdog_state_dropped", "Keys from events forgotten.",
+                      ["state", "reason"])
+    for kind in ("windows", "datasets"):
+        for reason in ("idle", "cap"):
+            dropped.labels(state=kind, reason=reason)
     ready = Gauge("watchdog_ready", "1 when ready.")
     watermark = Gauge("watchdog_watermark_timestamp_seconds", "Event-time watermark.")
     last_event = Gauge("watchdog_source_last_event_timestamp_seconds", "Newest event time.",
@@ -178,6 +184,8 @@ def serve(port: int, max_seconds: float) -> None:
         state.labels(state="directory").set(200)
         state.labels(state="subjects").set(50)
         state.labels(state="windows").set(rnd.randint(50, 80))
+        state.labels(state="datasets").set(5)
+        dropped.labels(state="windows", reason="idle").inc(rnd.randint(0, 3))
         ready.set(1)
         watermark.set(now - 2)
         deduplicated.inc(tick % 3 == 0)

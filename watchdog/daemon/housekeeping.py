@@ -38,9 +38,8 @@ async def housekeeping(svc: Service) -> None:
             last_sizes = now
             m.s_directory.set(len(engine.directory))
             m.s_subjects.set(len(engine.register))
-            sizes = engine.window_sizes()  # walked once for both gauges
-            m.s_windows.set(sum(sizes))
-            m.accounts.set(max(sizes, default=0))
+            m.accounts.set(max(engine.window_sizes(), default=0))
+            m.state_forgetting(engine.forgetting())  # windows and datasets: kept, forgotten
             for rule, n in engine.open_obligations().items():
                 m.obligations_open.labels(rule).set(n)
         wm = p.order.watermark()

@@ -109,6 +109,10 @@ class Metrics:
                            "the reorder buffer", ["queue"], registry=r)
         self.state = Gauge("watchdog_state_entries", "Entries in the engine's state",
                            ["state"], registry=r)
+        self.state_dropped = Counter(
+            "watchdog_state_dropped_total", "Keys from events the engine forgot: idle past "
+            "their window (reason=idle, changes nothing) or dropped past a cap (reason=cap: a "
+            "window cut short, alerts may be missed)", ["state", "reason"], registry=r)
         self.ready = Gauge("watchdog_ready", "1 when state is loaded and the broker reachable",
                            registry=r)
         self.watermark = Gauge("watchdog_watermark_timestamp_seconds",
@@ -199,6 +203,11 @@ class Metrics:
         self.s_directory = self.state.labels("directory")
         self.s_subjects = self.state.labels("subjects")
         self.s_windows = self.state.labels("windows")
+        self._forgot: dict[tuple[str, str], int] = {}
+        for state in ("windows", "datasets"):
+            for reason in ("idle", "cap"):
+                self.state_dropped.labels(state, reason)
+                self._forgot[(state, reason)] = 0
         self._events: dict[tuple[str, str], Counter] = {}
         self._last: dict[str, Gauge] = {}
         # every rule x severity exists at 0 from the start: increase() over a range that
@@ -244,6 +253,16 @@ class Metrics:
                 continue  # other: the latest of them all
             self._last_t[label] = t
             child.set(t)
+
+    def state_forgetting(self, counts: Mapping[str, tuple[int, int, int]]) -> None:
+        """:meth:`Engine.forgetting`: keys kept, forgotten idle and dropped past a cap."""
+        for state, (kept, idle, capped) in counts.items():
+            self.state.labels(state).set(kept)
+            for reason, n in (("idle", idle), ("cap", capped)):
+                before = self._forgot.get((state, reason), 0)
+                if n > before:
+                    self.state_dropped.labels(state, reason).inc(n - before)
+                    self._forgot[(state, reason)] = n
 
     def count_alert(self, rule: str, severity: str, user_id: str = "") -> None:
         key = (rule, severity)

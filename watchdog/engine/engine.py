@@ -153,6 +153,20 @@ class Engine:
     def tracked(self) -> int:
         return max(self.window_sizes(), default=0)
 
+    def forgetting(self) -> dict[str, tuple[int, int, int]]:
+        """What the rules keep of keys that come from events, and forgot so far: ``windows``
+        (accounts' windows, summed over the windowed rules) and ``datasets`` (``log_gap``),
+        each (kept, forgotten idle, dropped past a cap)."""
+        out: dict[str, tuple[int, int, int]] = {}
+        for r in self.rules:
+            kind = "windows" if r.windowed else "datasets" if r.id == "log_gap" else None
+            if kind is None:
+                continue
+            kept, (idle, capped) = r.tracked(), r.forgetting()
+            k0, i0, c0 = out.get(kind, (0, 0, 0))
+            out[kind] = (k0 + kept, i0 + idle, c0 + capped)
+        return out
+
     def open_obligations(self) -> dict[str, int]:
         """Open (started, not yet judged) obligations per rule id."""
         counts = self.due.open_by_rule()

@@ -83,6 +83,10 @@ class RuleBase:
         """Keys (accounts, datasets...) this rule keeps state for."""
         return 0
 
+    def forgetting(self) -> tuple[int, int]:
+        """Keys forgotten so far: (idle past the rule's window, dropped past its cap)."""
+        return 0, 0
+
 
 Rule = RuleBase
 

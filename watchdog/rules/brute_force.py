@@ -1,20 +1,30 @@
 """brute_force: at least ``thresholds.failed_logins`` failed logins of one account in 10 min.
 
 One alert per crossing: a continuing attack does not page again until the count has fallen
-below the threshold and risen again.
+below the threshold and risen again. Accounts are kept bounded (:mod:`watchdog.rules.bounded`):
+one without a failure in the window is forgotten.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from typing import ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, RuleBase, Severity
+from watchdog.rules.bounded import Bounded
 from watchdog.rules.needs import NOTHING
 
 WINDOW = 600.0
 MAX_EVENT_IDS = 20
+
+# (failure times and ids in the window, above-threshold flag). A list, not a deque: a deque
+# takes 600 bytes however short, and one is kept per account
+_Fails = tuple[list[tuple[float, str]], list[bool]]
+
+
+def _latest(entry: _Fails) -> float:
+    window = entry[0]
+    return window[-1][0] if window else float("-inf")
 
 
 class BruteForce(RuleBase):
@@ -27,19 +37,29 @@ class BruteForce(RuleBase):
     windowed: ClassVar[bool] = True
 
     def __init__(self) -> None:
-        # account -> (failure times and ids in the window, above-threshold flag)
-        self._fails: dict[str, tuple[deque[tuple[float, str]], list[bool]]] = {}
+        self.state: Bounded[str, _Fails] = Bounded(_latest)  # account -> its failures
 
     def check(self, ctx: Context) -> list[Finding] | None:
         if ctx.ev.event.outcome != "failure":
             return None
         t = ctx.t
-        entry = self._fails.get(ctx.user_id)
+        state = self.state
+        if t >= state.next_sweep:
+            state.sweep(t, t - WINDOW)
+        fails = state.table
+        entry = fails.get(ctx.user_id)
         if entry is None:
-            entry = self._fails[ctx.user_id] = (deque(), [False])
+            state.make_room()
+            entry = fails[ctx.user_id] = ([], [False])
         window, above = entry
-        while window and window[0][0] <= t - WINDOW:
-            window.popleft()
+        cut = t - WINDOW
+        if window and window[0][0] <= cut:
+            i = 1
+            while i < len(window) and window[i][0] <= cut:
+                i += 1
+            del window[:i]
+        if not window:  # fallen to nothing: as if new (so forgetting the account changes nothing)
+            above[0] = False
         window.append((t, ctx.event_id))
         limit = ctx.policy.thresholds.failed_logins
         now_above = len(window) >= limit
@@ -47,17 +67,17 @@ class BruteForce(RuleBase):
         above[0] = now_above
         if not crossed:
             return None
-        ids = tuple(e for _, e in list(window)[-MAX_EVENT_IDS:])
+        ids = tuple(e for _, e in window[-MAX_EVENT_IDS:])
         src = ctx.ev.source.ip if ctx.ev.source and ctx.ev.source.ip else None
         where = f", the last from {src}" if src else ""
         return [Finding(self.id, f"Account {ctx.user_id} had {len(window)} failed logins within "
                         f"10 minutes (threshold {limit}){where}", ids)]
 
     def evict(self, before: float) -> int:
-        idle = [u for u, (w, _) in self._fails.items() if not w or w[-1][0] <= before - WINDOW]
-        for u in idle:
-            del self._fails[u]
-        return len(idle)
+        return self.state.forget(before - WINDOW)
+
+    def forgetting(self) -> tuple[int, int]:
+        return self.state.forgotten, self.state.dropped
 
     def tracked(self) -> int:
-        return len(self._fails)
+        return len(self.state)

@@ -4,17 +4,18 @@ Only ``export``, ``download``, ``copy``, ``print`` and ``transfer`` count. Per e
 ``bulk_export_subjects``. Per account: more than ``bulk_export_subjects_per_hour`` distinct
 subjects in the window (t - 60 min, t]; an event with only ``subject_count`` adds that many.
 One alert per crossing of the hourly threshold. A role with ``bulk_export: true`` has no
-per-event limit and ten times the hourly one.
+per-event limit and ten times the hourly one. Accounts are kept bounded
+(:mod:`watchdog.rules.bounded`): one without an export in the window is forgotten.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, RuleBase, Severity
+from watchdog.rules.bounded import Bounded
 from watchdog.rules.needs import PERSONAL
 
 WINDOW = 3600.0
@@ -24,7 +25,8 @@ MAX_EVENT_IDS = 20  # ids cited in an hourly alert (the last ones, completing ev
 @dataclass(slots=True)
 class _Account:
     # (time, event id, subject ids, anonymous count) in time order
-    entries: deque[tuple[float, str, tuple[str, ...], int]] = field(default_factory=deque)
+    # a list, not a deque: a deque takes 600 bytes however short, and one is kept per account
+    entries: list[tuple[float, str, tuple[str, ...], int]] = field(default_factory=list)
     last_seen: dict[str, float] = field(default_factory=dict)  # subject -> latest time
     anonymous: int = 0
     above: bool = False
@@ -32,6 +34,8 @@ class _Account:
 
     def add(self, t: float, eid: str, ids: tuple[str, ...], anonymous: int) -> int:
         self._expire(t - WINDOW)
+        if not self.entries:  # fallen to nothing: as if new (forgetting it changes nothing)
+            self.above = False
         self.entries.append((t, eid, ids, anonymous))
         last_seen = self.last_seen
         for s in ids:
@@ -43,12 +47,20 @@ class _Account:
 
     def _expire(self, cutoff: float) -> None:
         entries, last_seen = self.entries, self.last_seen
-        while entries and entries[0][0] <= cutoff:
-            t, _, ids, anonymous = entries.popleft()
+        i = 0
+        while i < len(entries) and entries[i][0] <= cutoff:
+            t, _, ids, anonymous = entries[i]
             self.anonymous -= anonymous
             for s in ids:
                 if last_seen.get(s) == t:
                     del last_seen[s]
+            i += 1
+        if i:
+            del entries[:i]
+
+
+def _latest(acct: _Account) -> float:
+    return acct.latest
 
 
 class BulkExport(RuleBase):
@@ -62,7 +74,7 @@ class BulkExport(RuleBase):
     windowed: ClassVar[bool] = True
 
     def __init__(self) -> None:
-        self._accounts: dict[str, _Account] = {}
+        self.state: Bounded[str, _Account] = Bounded(_latest)
 
     def check(self, ctx: Context) -> list[Finding] | None:
         d = ctx.ev.data
@@ -71,11 +83,16 @@ class BulkExport(RuleBase):
         n = d.subjects
         ids = d.subject_ids
         anonymous = max(0, n - len(set(ids))) if d.subject_count else 0
-        acct = self._accounts.get(ctx.user_id)
+        t = ctx.t
+        state = self.state
+        if t >= state.next_sweep:
+            state.sweep(t, t - WINDOW)
+        acct = state.table.get(ctx.user_id)
         if acct is None:
-            acct = self._accounts[ctx.user_id] = _Account()
+            state.make_room()
+            acct = state.table[ctx.user_id] = _Account()
         hour_limit = th.bulk_export_subjects_per_hour * (10 if privileged else 1)
-        total = acct.add(ctx.t, ctx.event_id, ids, anonymous)
+        total = acct.add(t, ctx.event_id, ids, anonymous)
         crossed = total > hour_limit and not acct.above
         acct.above = total > hour_limit
         single = not privileged and n > th.bulk_export_subjects
@@ -88,16 +105,16 @@ class BulkExport(RuleBase):
             parts.append(f"{total} distinct subjects within an hour (limit {hour_limit})")
         event_ids: tuple[str, ...] = (ctx.event_id,)
         if crossed:
-            event_ids = tuple(e[1] for e in list(acct.entries)[-MAX_EVENT_IDS:])
+            event_ids = tuple(e[1] for e in acct.entries[-MAX_EVENT_IDS:])
         return [Finding(self.id, f"Account {ctx.user_id} took out personal data from "
                         f"{ctx.resource}: {'; '.join(parts)}", event_ids, ids,
                         max(n, total if crossed else 0))]
 
     def evict(self, before: float) -> int:
-        idle = [u for u, a in self._accounts.items() if a.latest <= before - WINDOW]
-        for u in idle:
-            del self._accounts[u]
-        return len(idle)
+        return self.state.forget(before - WINDOW)
+
+    def forgetting(self) -> tuple[int, int]:
+        return self.state.forgotten, self.state.dropped
 
     def tracked(self) -> int:
-        return len(self._accounts)
+        return len(self.state)

@@ -139,3 +139,9 @@ class LogGap(RuleBase):
 
     def datasets(self) -> int:
         return len(self._sources)
+
+    def tracked(self) -> int:
+        return len(self._sources)
+
+    def forgetting(self) -> tuple[int, int]:
+        return self.forgotten, self.dropped

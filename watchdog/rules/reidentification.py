@@ -3,7 +3,10 @@
 One account touches a resource with ``data.anonymized = true`` and, within
 ``thresholds.reidentification_window_minutes`` (either order), identified personal data of
 the same family (``data.resource`` before the first ``.``). After an alert the pair is
-consumed: a further collation needs a further access of the other kind.
+consumed: a further collation needs a further access of the other kind. The (account, family)
+pairs are kept bounded (:mod:`watchdog.rules.bounded`): a pair whose last access is older
+than the window is forgotten; at most :data:`MAX_PAIRS` are kept (an account touches several
+families, and a pair takes a quarter of what an account's export window does).
 """
 
 from __future__ import annotations
@@ -12,9 +15,17 @@ from typing import ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, RuleBase, Severity
+from watchdog.rules.bounded import Bounded
 from watchdog.rules.needs import RESOURCE
 
 _Seen = tuple[float, str]  # (event time, event id)
+_NEVER = float("-inf")
+MAX_PAIRS = 200_000
+
+
+def _latest(slots: list[_Seen | None]) -> float:
+    anon, ident = slots
+    return max(_NEVER if anon is None else anon[0], _NEVER if ident is None else ident[0])
 
 
 class Reidentification(RuleBase):
@@ -30,7 +41,13 @@ class Reidentification(RuleBase):
 
     def __init__(self) -> None:
         # (account, family) -> [last anonymised access, last identified access]
-        self._seen: dict[tuple[str, str], list[_Seen | None]] = {}
+        self.state: Bounded[tuple[str, str], list[_Seen | None]] = Bounded(_latest, MAX_PAIRS)
+        self._table = self.state.table  # (the same dict: most events look a pair up)
+        self._window = 3600.0  # the policy's window at the last sweep
+
+    def _sweep(self, t: float, ctx: Context) -> None:
+        self._window = ctx.policy.thresholds.reidentification_window_minutes * 60.0
+        self.state.sweep(t, t - self._window)
 
     def check(self, ctx: Context) -> list[Finding] | None:
         ev = ctx.ev
@@ -42,12 +59,15 @@ class Reidentification(RuleBase):
         family = resource.partition(".")[0]
         user_id = ev.user.id
         key = (user_id, family)
-        slots = self._seen.get(key)
+        t = ctx.t
+        if t >= self.state.next_sweep:
+            self._sweep(t, ctx)
+        slots = self._table.get(key)
         if slots is None:
-            slots = self._seen[key] = [None, None]
+            self.state.make_room()
+            slots = self._table[key] = [None, None]
         mine = 0 if anonymized else 1
         other = slots[1 - mine]
-        t = ctx.t
         if other is not None and abs(t - other[0]) <= (
                 ctx.policy.thresholds.reidentification_window_minutes * 60.0):
             slots[0] = slots[1] = None
@@ -63,13 +83,10 @@ class Reidentification(RuleBase):
         return None
 
     def evict(self, before: float) -> int:
-        horizon = before - 86400.0
-        # no generator per entry: this scans every (account, family) of the organisation
-        idle = [k for k, (anon, ident) in self._seen.items()
-                if (anon is None or anon[0] <= horizon) and (ident is None or ident[0] <= horizon)]
-        for k in idle:
-            del self._seen[k]
-        return len(idle)
+        return self.state.forget(before - self._window)
+
+    def forgetting(self) -> tuple[int, int]:
+        return self.state.forgotten, self.state.dropped
 
     def tracked(self) -> int:
-        return len({u for u, _ in self._seen})
+        return len({u for u, _ in self.state.table})
