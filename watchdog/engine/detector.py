@@ -140,13 +140,17 @@ class Detector:
     def _conflict(self, ev: AccessEvent, t: float, released: Released, last: int) -> Pushed:
         """The push of an event that reused a known id with other content (rare): processed
         with its variant (released already if late, else when the buffer releases it)."""
-        v = variant(ev)
         alerts: list[Alert] = []
-        if self.early:
-            engine = self.engine
-            self._known[id(ev)] = known = engine.known(ev, t)
-            alerts = engine.process(ev, t, ALONE, known, v)
-        self._variants[id(ev)] = v
+        if self.rules:  # (a service of the stages alone runs no rule: nothing to tell apart)
+            v = variant(ev)
+            if self.early:
+                engine = self.engine
+                self._known[id(ev)] = known = engine.known(ev, t)
+                alerts = engine.process(ev, t, ALONE, known, v)
+                if alerts:
+                    for observe_alerts in self._alerts_to:
+                        observe_alerts(alerts)
+            self._variants[id(ev)] = v
         if released:
             alerts.extend(self._run(released))
         return Pushed(alerts, released, last, True)
