@@ -13,6 +13,7 @@ One concept per module:
 - ``store``: the model directory on disk (skops with an allow-list, manifest, SHA-256 sums),
   whose forest ``skops_forest`` reads without scikit-learn;
 - ``explain``: what drove a score, in words an analyst understands;
+- ``scoring_windows``: a scoring window committed in parts (the daemon's ticks);
 - ``stage``: the Detector stage that scores in micro-batches and raises ``anomaly`` alerts;
 - ``retrain``: which rows a periodic retraining may use;
 - ``collect``: the vectors a baseline gives for training and calibration;

@@ -126,8 +126,7 @@ class Featurizer:
         grow("u16", (U_WIDTH,), np.uint16)
         grow("f32", (F_WIDTH,), np.float32)
         grow("seen", (SEEN_WORDS,), np.uint64)
-        # own baseline (log scale): the mean in float32 (the slow 24-hour and 7-day steps are
-        # below float16's resolution), the variance in float16
+        # own baseline (log scale): float32 mean (slow steps are below float16's resolution)
         grow("own_mean", (NW,), np.float32)
         grow("own_var", (NW,), np.float16)
         grow("meta", (3,), np.int32)  # commits, peer group, hour of event time looked up

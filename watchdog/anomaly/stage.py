@@ -51,6 +51,7 @@ from watchdog.anomaly.featurizer import Featurizer
 from watchdog.anomaly.model import AnomalyModel
 from watchdog.anomaly.peers import PeerBaselines, group_key
 from watchdog.anomaly.risk_alerts import RiskHook
+from watchdog.anomaly.scoring_windows import latest_per_window, split_windows
 from watchdog.anomaly.vocabulary import (
     BUCKET,
     NW,
@@ -220,8 +221,8 @@ class AnomalyStage:
         return self._score(due) if due else []
 
     def _score(self, due: list[tuple[FeatureBatch, np.ndarray, np.ndarray]]) -> list[Alert]:
-        if len(due) > 1 and _split_windows(due):
-            due = _latest_per_window(due)
+        if len(due) > 1 and split_windows(due):
+            due = latest_per_window(due)
         batches = [b for b, _, _ in due]
         rows = [idx for _, idx, _ in due]
         model = self._model  # read once: a concurrent swap takes effect at the next batch
@@ -342,34 +343,6 @@ class AnomalyStage:
             labels={"model_version": model.version}, score=round(score, 4),
             explanation=explanation)
         return factory.build(finding, t, uid, default_severity="medium", commitment=COMMITMENT)
-
-
-def _split_windows(due: list[tuple[FeatureBatch, np.ndarray, np.ndarray]]) -> bool:
-    """Whether a scoring window has candidates in more than one batch (committed in parts:
-    the daemon's ticks; an hour's commit holds whole windows)."""
-    wins = [np.unique(win) for _, _, win in due]
-    every = np.concatenate(wins)
-    return len(np.unique(every)) < len(every)
-
-
-def _latest_per_window(due: list[tuple[FeatureBatch, np.ndarray, np.ndarray]],
-                       ) -> list[tuple[FeatureBatch, np.ndarray, np.ndarray]]:
-    """A window committed in parts (the daemon's ticks) has candidates in several batches:
-    keep each account's latest (the later batch's)."""
-    last: dict[tuple[str, int], tuple[int, int]] = {}
-    for bi, (b, idx, win) in enumerate(due):
-        users = b.users
-        for pos, (j, w) in enumerate(zip(idx.tolist(), win.tolist(), strict=True)):
-            last[users[j], w] = (bi, pos)
-    out = []
-    for bi, (b, idx, win) in enumerate(due):
-        keep = np.zeros(len(idx), bool)
-        users = b.users
-        for pos, (j, w) in enumerate(zip(idx.tolist(), win.tolist(), strict=True)):
-            keep[pos] = last[users[j], w] == (bi, pos)
-        if keep.any():
-            out.append((b, idx[keep], win[keep]))
-    return out
 
 
 def _peers_from(model: AnomalyModel) -> PeerBaselines:
