@@ -1,0 +1,252 @@
+"""Live equals replay, with real processes: ``watchdog run`` against the real broker (Tansu).
+
+Hypothesis draws an organisation and how its events reach Kafka (tests.fuzz._live_broker:
+chunks of times from 1970 to 2099, partitions and keys, the disorder within a partition,
+redeliveries, strays dated far ahead, idle pauses, a kill -9 and restart of the daemon). The
+daemon subprocess writes its alerts to a JSON-lines sink; ``watchdog replay`` reads the same
+events from a file in event-time order. The property (issue 12, item 1): the daemon gives
+replay's alerts (``detected_at`` aside) whenever it processed no event late, i.e. for every
+stream it orders as replay does; when the order within a partition keeps to ``lateness``, no
+event may be late; and only an event that arrives after a later one (no stray) ever is. Every
+offset is committed at the end, and the daemon exits 0 on SIGTERM.
+
+The broker is shared by the module; each example has its own topics, group, config and daemon.
+``WATCHDOG_LIVE_EXAMPLES`` sets the number of examples (default 6: about a minute).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+import yaml
+from aiokafka import AIOKafkaProducer
+from hypothesis import HealthCheck, Phase, event, given, note, settings
+
+from tests.daemon.kafkautil import committed
+from tests.fuzz._live_broker import (
+    KEY,
+    SENTINEL,
+    Case,
+    broker_cases,
+    comparable,
+    may_be_late,
+    replayed,
+    user_key,
+    write_policy,
+)
+from tests.services.fixtures import create_topics, unique_name
+from tests.services.procs import ManagedProcess, free_port
+from tests.services.tansu import TansuBroker
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = int(os.environ.get("WATCHDOG_LIVE_EXAMPLES", "6") or 6)
+# shrinking re-runs processes for minutes: on request only (a failure prints its blob)
+PHASES = tuple(Phase) if os.environ.get("WATCHDOG_LIVE_SHRINK") else (
+    Phase.explicit, Phase.reuse, Phase.generate)
+IDLE = 1.0  # kafka.idle_after_seconds: a partition quiet this long stops holding the watermark
+
+
+async def wait_until(cond: Callable[[], Awaitable[bool]], what: str, proc: ManagedProcess,
+                     within: float = 60.0) -> None:
+    """Poll ``cond`` (no blind sleep); fail at the deadline or when the daemon died."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await cond():
+        if not proc.running:
+            raise AssertionError(f"the daemon exited ({proc.returncode}) waiting for {what}\n"
+                                 f"{proc.log_tail()}")
+        if loop.time() >= deadline:
+            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}\n"
+                                 f"{proc.log_tail()}")
+        await asyncio.sleep(0.05)
+
+
+class Daemon:
+    """``watchdog run`` as a subprocess, and what its /metrics and /readyz say."""
+
+    def __init__(self, cfg: Path, port: int) -> None:
+        env = {**os.environ, "WATCHDOG_PSEUDONYM_KEY": KEY.decode()}
+        self.proc = ManagedProcess("watchdog", [sys.executable, "-m", "watchdog", "run",
+                                                "--config", str(cfg)],
+                                   env=env, cwd=ROOT, stop_timeout=15.0)
+        self.base = f"http://127.0.0.1:{port}"
+        self.http = httpx.AsyncClient(timeout=5.0)
+
+    async def start(self, partitions: int) -> None:
+        self.proc.start()
+
+        async def ready() -> bool:
+            try:
+                r = await self.http.get(f"{self.base}/readyz")
+            except httpx.HTTPError:
+                return False
+            return r.status_code == 200 and len(r.json().get("partitions", [])) == partitions
+
+        await wait_until(ready, "the daemon ready with every partition", self.proc)
+
+    async def metrics(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for line in (await self.http.get(f"{self.base}/metrics")).text.splitlines():
+            if line.startswith("watchdog_"):
+                key, value = line.rsplit(" ", 1)
+                out[key] = float(value)
+        return out
+
+    async def total(self, name: str) -> float:
+        return sum(v for k, v in (await self.metrics()).items() if k.split("{")[0] == name)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        self.proc.stop(kill=True)
+
+
+def config(tmp: Path, bs: str, case: Case, port: int, policy: Path) -> tuple[Path, dict[str, str]]:
+    topics = {name: unique_name(name.replace("_", "-"))
+              for name in ("access_logs", "directory", "subjects", "accounts", "alerts", "dlq")}
+    doc: dict[str, Any] = {
+        "listen": f"127.0.0.1:{port}",
+        "policy": str(policy),
+        "kafka": {"bootstrap": bs, "group": unique_name("g"), "heartbeat_interval_ms": 300,
+                  "session_timeout_ms": 1500, "idle_after_seconds": IDLE,
+                  "commit_interval_seconds": 0.2, "poll_timeout_ms": 100,
+                  "request_timeout_ms": 10000},
+        "topics": topics,
+        "detection": {"lateness_seconds": case.lateness, "future_seconds": case.future},
+        "sinks": {"jsonl": {"path": str(tmp / "alerts.jsonl")}},
+        "delivery": {"retry_initial_seconds": 0.05, "retry_max_seconds": 0.5},
+        "shutdown_timeout_seconds": 10,
+    }
+    path = tmp / "watchdog.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path, topics
+
+
+async def produce_state(producer: AIOKafkaProducer, case: Case, topics: dict[str, str]) -> None:
+    futures = []
+    for d in case.sc["directory"]:
+        futures.append(await producer.send(topics["directory"], _json(d),
+                                           key=str(d["user_id"]).encode()))
+    for s in case.sc["subjects"]:
+        futures.append(await producer.send(topics["subjects"], _json(s),
+                                           key=f"{s['subject_id']}/{s['type']}".encode()))
+    await asyncio.gather(*futures)
+
+
+def _json(doc: Any) -> bytes:
+    return msgspec.json.encode(doc)
+
+
+async def produce_chunk(producer: AIOKafkaProducer, case: Case, topic: str,
+                        chunk: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The chunk's records in order, then a sentinel on every partition; returns the
+    sentinels' (partition, offset)."""
+    futures = []
+    for i, p in chunk:
+        raw = case.docs[i]
+        futures.append(await producer.send(topic, raw, partition=p,
+                                           key=user_key(raw) if case.keyed else None))
+    ends = [await producer.send(topic, SENTINEL, partition=p) for p in range(case.partitions)]
+    await asyncio.gather(*futures)
+    return [(md.partition, md.offset) for md in await asyncio.gather(*ends)]
+
+
+async def run_case(bs: str, tmp: Path, case: Case) -> None:
+    policy = write_policy(case, tmp / "policy.yaml")
+    expected = replayed(case, policy, tmp)
+    port = free_port()
+    cfg, topics = config(tmp, bs, case, port, policy)
+    await create_topics(bs, [topics["access_logs"]], partitions=case.partitions)
+    await create_topics(bs, [topics[t] for t in ("directory", "subjects", "alerts", "dlq")])
+    producer = AIOKafkaProducer(bootstrap_servers=bs, acks="all", linger_ms=5)
+    await producer.start()
+    daemon = Daemon(cfg, port)
+    late = 0.0
+    try:
+        await produce_state(producer, case, topics)
+        await daemon.start(case.partitions)
+        sentinels: list[tuple[int, int]] = []
+        counted = 0  # sentinels the running daemon must read (and reject) by now
+        for k, chunk in enumerate(case.chunks):
+            ends = await produce_chunk(producer, case, topics["access_logs"], chunk)
+            sentinels.extend(ends)
+            counted += len(ends)
+            last = k == len(case.chunks) - 1
+            if case.pauses[k] or last:
+                n = counted
+
+                async def read(n: int = n) -> bool:
+                    return await daemon.total("watchdog_events_invalid_total") >= n
+
+                await wait_until(read, f"chunk {k} read to its end", daemon.proc)
+            if case.pauses[k] and not last:
+                async def flushed() -> bool:  # every partition idle: the buffer released
+                    m = await daemon.metrics()
+                    return m.get('watchdog_queue_depth{queue="reorder"}', 1) == 0
+
+                await wait_until(flushed, f"the idle flush after chunk {k}", daemon.proc)
+            if case.kill_after == k and not last:
+                late += await daemon.total("watchdog_events_late_total")
+                daemon.proc.stop(kill=True)
+                done = await committed(bs, _group(cfg), topics["access_logs"], case.partitions)
+                # what the restarted daemon reads again (and rejects) of the sentinels so far
+                counted = sum(1 for p, off in sentinels if off >= done[p])
+                note(f"kill -9 after chunk {k}: committed {done}")
+                await daemon.start(case.partitions)
+        m = await daemon.metrics()
+        late += sum(v for key, v in m.items() if key.startswith("watchdog_events_late_total"))
+        duplicates = sum(v for key, v in m.items()
+                         if key.startswith("watchdog_events_duplicate_total"))
+        assert daemon.proc.stop() == 0, daemon.proc.log_tail()  # SIGTERM: flush, commit
+        ends_now = {p: 0 for p in range(case.partitions)}
+        for p, off in sentinels:
+            ends_now[p] = max(ends_now[p], off + 1)
+        assert await committed(bs, _group(cfg), topics["access_logs"],
+                               case.partitions) == ends_now, "an offset not committed"
+    finally:
+        await producer.stop()
+        await daemon.close()
+    lines = [ln for ln in (tmp / "alerts.jsonl").read_bytes().splitlines() if ln] if (
+        tmp / "alerts.jsonl").exists() else []
+    live = comparable(lines)
+    note(f"order={case.order} partitions={case.partitions} keyed={case.keyed} "
+         f"lateness={case.lateness} future={case.future} chunks={len(case.chunks)} "
+         f"pauses={case.pauses} kill_after={case.kill_after} strays={len(case.strays)} "
+         f"copies={case.copies} late={late} duplicates={duplicates} "
+         f"expected={len(expected)} live={len(live)}")
+    event(f"order={case.order}")
+    event(f"late={'0' if not late else '>0'}")
+    event(f"kill={case.kill_after is not None}")
+    if case.kill_after is None:
+        assert len(lines) == len(live), "an alert sent twice without a crash"
+        assert late <= may_be_late(case), "an event made late that arrived in order"
+        if case.order != "any":
+            assert late == 0, "an event was made late by the arrival order, a pause or a stray"
+    if not late:
+        assert live == expected, (sorted(expected - live), sorted(live - expected))
+
+
+def _group(cfg: Path) -> str:
+    return str(yaml.safe_load(cfg.read_text())["kafka"]["group"])
+
+
+@pytest.fixture(scope="module")
+def broker(tansu_broker_module: TansuBroker) -> str:
+    return tansu_broker_module.bootstrap_servers
+
+
+@settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True, phases=PHASES,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                 HealthCheck.data_too_large])
+@given(case=broker_cases())
+def test_the_daemon_process_gives_the_alerts_replay_gives(
+        broker: str, tmp_path_factory: pytest.TempPathFactory, case: Case) -> None:
+    asyncio.run(run_case(broker, tmp_path_factory.mktemp("live"), case))
