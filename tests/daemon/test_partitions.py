@@ -1,14 +1,10 @@
-"""The PartitionPlan's decisions, each on its own (pure: no broker, no asyncio), the way
-KafkaSource asks for them; and the pipeline skipping records it processed before (a partition
-revoked and assigned back, re-read from before its committed offset)."""
+"""The PartitionPlan's decisions, each on its own (pure: no broker, no asyncio), and KafkaSource
+acting on them (a stub consumer records what it was told)."""
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from typing import Any
-
-import pytest
 
 from tests.daemon.helpers import World
 from watchdog.alerts.model import Alert
@@ -16,9 +12,8 @@ from watchdog.daemon.config import load_config
 from watchdog.daemon.logging import get_logger
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.offsets import PartitionBook
-from watchdog.daemon.partitions import FRESH, REBUILD, SEEN, PartitionPlan, PartitionState
+from watchdog.daemon.partitions import PartitionPlan, PartitionState
 from watchdog.daemon.pipeline import Pipeline
-from watchdog.daemon.sources.base import Raw
 from watchdog.daemon.sources.kafka import KafkaSource
 
 
@@ -126,36 +121,6 @@ def test_commit_at_the_interval_or_at_once_when_caught_up() -> None:
     assert not now(ps, set(), now=9.0, due=10.0)  # nothing assigned
 
 
-# -- records processed before ------------------------------------------------------------------
-def test_a_record_is_fresh_rebuilds_windows_or_was_seen() -> None:
-    plan = PartitionPlan()
-    st = PartitionState(0, start=100, resume=150)
-    plan.opened(st)
-    assert [plan.kind(st, o) for o in (100, 149, 150)] == [REBUILD, REBUILD, FRESH]
-    plan.read(st, 200)  # offsets 100..199 processed
-    assert plan.fed[0] == (100, 200)
-    # revoked and assigned back: re-read from 50, committed at 170
-    again = PartitionState(0, start=50, resume=170)
-    plan.opened(again)
-    assert [plan.kind(again, o) for o in (50, 99, 100, 199, 200)] == [
-        REBUILD, REBUILD, SEEN, SEEN, FRESH]
-    plan.read(again, 80)  # not up to the span yet: it is not widened
-    assert plan.fed[0] == (100, 200)
-    plan.read(again, 230)
-    assert plan.fed[0] == (50, 230)
-
-
-def test_a_reading_that_does_not_join_the_span_forgets_it() -> None:
-    plan = PartitionPlan()
-    st = PartitionState(0, start=0)
-    plan.opened(st)
-    plan.read(st, 100)
-    later = PartitionState(0, start=500, resume=500)  # others read 100..499 meanwhile
-    plan.opened(later)
-    assert plan.fed[0] == (500, 500)
-    assert plan.kind(later, 50) == REBUILD
-
-
 class _Collect:
     pending = 0
 
@@ -174,48 +139,6 @@ class _Quiet:
 def _pipeline(world: World) -> tuple[Pipeline, _Collect]:
     out = _Collect()
     return Pipeline(world.engine(), out, None, Metrics(), _Quiet()), out  # type: ignore[arg-type]
-
-
-def _feed(p: Pipeline, values: list[bytes], first: int) -> None:
-    for i in range(0, len(values), 500):
-        p.ingest(0, [Raw(v, first + i + k, 0) for k, v in enumerate(values[i:i + 500])],
-                 "access-logs")
-
-
-@pytest.mark.parametrize("forget", [False, True], ids=["skipped", "without-the-span"])
-def test_a_partition_assigned_back_gives_the_alerts_of_one_reading(world: World,
-                                                                   forget: bool) -> None:
-    """Read to 70%, committed only to 50% (a rebalance before the next commit), revoked and
-    assigned back: re-read from the start (windows rebuilt from one horizon back), then the
-    rest. The records read before are older than the reorder buffer's dedupe horizon: without
-    the span they are fed to the windows a second time (counts of ``subject_count`` events
-    doubled: false ``bulk_export``; alerts again once their ids are forgotten)."""
-    events = world.events
-    once, one = _pipeline(world)
-    _feed(once, events, 0)
-    once.flush()
-
-    twice, two = _pipeline(world)
-    twice.open_partition(0, 0)
-    read, committed = len(events) * 7 // 10, len(events) // 2
-    _feed(twice, events[:read], 0)
-    twice.close_partitions([0])
-    if forget:  # what the daemon did before it remembered the span
-        twice.plan.fed.clear()
-    twice.open_partition(0, committed, start=0, resume=committed)
-    _feed(twice, events, 0)
-    twice.flush()
-
-    alerts = Counter(a.rule for a in one.alerts)
-    assert alerts
-    assert {a.alert_id for a in one.alerts} == set(world.expected)
-    if forget:  # the windows saw the events read before twice
-        assert twice.detector.processed > once.detector.processed
-        return
-    assert Counter(a.rule for a in two.alerts) == alerts
-    assert {a.alert_id for a in two.alerts} == set(world.expected)
-    assert twice.skipped == read
-    assert twice.detector.processed == once.detector.processed
 
 
 # -- KafkaSource acting on the plan's decisions (a stub consumer: what it was told to do) -------

@@ -1,5 +1,5 @@
 """What the daemon knows of each partition it reads, in one record, and the plan that decides
-from those records: pause, resume, idle, flush, commit, and which re-read records to skip.
+from those records: pause, resume, idle, flush and commit.
 
 A :class:`PartitionState` is owned by the :class:`~watchdog.daemon.pipeline.Pipeline` (one per
 Kafka partition, or per stream of a source that is not Kafka); the source writes what it reads
@@ -7,16 +7,6 @@ from the broker into it (position, lag, time of the last record) and asks the
 :class:`PartitionPlan` what to do. The plan is pure: no I/O, no asyncio, no clock of its own
 (times are handed in), so that every decision is unit-tested on its own, like
 :class:`~watchdog.daemon.offsets.PartitionBook`.
-
-Redeliveries older than the reorder buffer's dedupe horizon (a partition revoked and assigned
-back, re-read from before its committed offset; a consumer position reset): their event ids
-are forgotten, so the buffer would take them for new events, feed them to the windows a second
-time (counts doubled: false ``bulk_export``) and raise their alerts again. The plan remembers,
-per partition, the span of offsets whose records this process has processed
-(:attr:`PartitionPlan.fed`, kept across assignments, as the windows are) and such records are
-skipped (:data:`SEEN`). Records below the committed offset and not in that span (after a
-restart, or a partition new to this instance) only rebuild the windows (:data:`REBUILD`: their
-alerts were sent before).
 """
 
 from __future__ import annotations
@@ -28,9 +18,6 @@ from typing import Any
 from watchdog.daemon.offsets import PartitionBook
 
 _NEG_INF = float("-inf")
-
-# what to do with a record, by its offset (PartitionPlan.kind)
-FRESH, REBUILD, SEEN = 0, 1, 2
 
 
 @dataclass(slots=True, eq=False)
@@ -56,35 +43,11 @@ class PartitionState:
 class PartitionPlan:
     """Decisions over the partitions' states (pure; see the module docstring)."""
 
-    __slots__ = ("aligning", "fed")
+    __slots__ = ("aligning",)
 
     def __init__(self) -> None:
         # pausing the partitions ahead of the watermark until the buffer has halved
         self.aligning = False
-        # partition -> [lo, hi): offsets whose records this process processed (any assignment)
-        self.fed: dict[int, tuple[int, int]] = {}
-
-    # -- what to do with a record ----------------------------------------------------------
-    def opened(self, st: PartitionState) -> None:
-        """A partition assigned; reading starts at ``st.start``. The span processed before is
-        kept if this reading joins it (starts at or before its end), else forgotten."""
-        span = self.fed.get(st.key)
-        if span is None or st.start > span[1]:
-            self.fed[st.key] = (st.start, st.start)
-
-    def kind(self, st: PartitionState, offset: int) -> int:
-        """:data:`SEEN` (processed by this process before: skip), :data:`REBUILD` (below the
-        committed offset: windows only) or :data:`FRESH`."""
-        lo, hi = self.fed.get(st.key, (0, 0))
-        if lo <= offset < hi:
-            return SEEN
-        return REBUILD if offset < st.resume else FRESH
-
-    def read(self, st: PartitionState, upto: int) -> None:
-        """Every record of this assignment below ``upto`` was read (processed or skipped)."""
-        lo, hi = self.fed.get(st.key, (st.start, st.start))
-        if upto >= lo:  # joined the span processed before (or extends this one)
-            self.fed[st.key] = (min(lo, st.start), max(hi, upto))
 
     # -- pause and resume ------------------------------------------------------------------
     def pauses(self, parts: Iterable[PartitionState], *, buffered: int, limit: int,

@@ -18,10 +18,9 @@ Bookkeeping per event, so that at-least-once holds:
   the whole-stream reader (:mod:`.sources.whole_stream`) sends them instead, from a second
   pipeline (``whole_stream=True``) that sees every partition. That pipeline counts and
   dead-letters nothing (the main one does, for the same records) and shares the main one's
-  alert ids, so that an alert one of them sent is not sent again by the other;
-- a record this process processed before (its partition revoked and assigned back, re-read
-  from before its committed offset) is skipped. What is known of each partition is in
-  :attr:`Pipeline.partitions`; :mod:`.partitions` decides over it.
+  alert ids, so that an alert one of them sent is not sent again by the other.
+
+What is known of each partition is in :attr:`Pipeline.partitions`; :mod:`.partitions` decides.
 """
 
 from __future__ import annotations
@@ -114,7 +113,6 @@ class Pipeline:
         # every partition (Kafka) and stream (MQTT) read, which the watermark waits for
         self.partitions: dict[int, PartitionState] = {}
         self.plan = PartitionPlan()
-        self.skipped = 0  # records skipped: processed by this process before (redelivered)
         self._meta: dict[str, Meta] = {}
         # alert ids sent, by this pipeline or by the one it shares them with
         self.alert_ids = alert_ids if alert_ids is not None else AlertIds(dedupe_alert_ids)
@@ -148,7 +146,6 @@ class Pipeline:
                             start=committed if start is None else start)
         st.pos = st.start
         self._add(st)
-        self.plan.opened(st)
         return st
 
     def track_stream(self, pkey: int) -> PartitionBook:
@@ -194,17 +191,12 @@ class Pipeline:
         now = time.monotonic()
         st = self.partitions.get(pkey)
         book, resume = (st.book, st.resume) if st is not None else (None, -1)
-        seen_lo = seen_hi = 0  # offsets processed before by this process: skipped
-        if st is not None:
-            if st.kafka:
-                seen_lo, seen_hi = self.plan.fed.get(pkey, (0, 0))
-            if st.idle:
-                self._wake(pkey, now)
+        if st is not None and st.idle:
+            self._wake(pkey, now)
         # a partition with a backlog (records known to be unread) is not judged on arrival: at
         # a shutdown in a backlog the buffer is not flushed, and its events are read again
         # after the restart; had they been alerted on arrival, they would be again
         self.detector.early = self._early and not (st is not None and st.behind)
-        skipped = 0
         decode = self.decoder.decode
         push = self.detector.push
         meta = self._meta
@@ -219,9 +211,6 @@ class Pipeline:
         archived_from = -1  # offset of the first archived record: holds the batch's commit
         for rec in records:
             off = rec.offset
-            if seen_lo <= off < seen_hi:  # a redelivery of a record processed before
-                skipped += 1
-                continue
             raw = rec.value
             ev = decode(raw) if raw is not None else _TOMBSTONE
             rebuild = off < resume
@@ -267,15 +256,8 @@ class Pipeline:
             archive.put_events(archived, book, archived_from)
         if collected or alerts:
             self._released(alerts)
-        upto = records[-1].offset + 1
         if book is not None:
-            book.consumed(upto)
-        if st is not None and st.kafka:
-            self.plan.read(st, upto)
-        if skipped:
-            self.skipped += skipped
-            if not self.whole_stream:
-                self.metrics.duplicate.inc(skipped)
+            book.consumed(records[-1].offset + 1)
         self._account(t0, now)
         return high
 
