@@ -43,7 +43,7 @@ from watchdog.daemon.rejections import RecordLike, Rejections
 from watchdog.decode import Decoder, Rejection
 from watchdog.engine.detector import Detector, Stage
 from watchdog.engine.engine import Engine
-from watchdog.engine.ordering import AHEAD, DUPLICATE
+from watchdog.engine.ordering import AHEAD, DUPLICATE, LATE, QUEUED
 from watchdog.events import AccessEvent, check_times
 
 # rules that judge a whole dataset, whose events are spread over every partition: an instance
@@ -114,6 +114,9 @@ class Pipeline:
         self.partitions: dict[int, PartitionState] = {}
         self.plan = PartitionPlan()
         self._meta: dict[str, Meta] = {}
+        # records of events that reused the id of an event still buffered (a conflict), by the
+        # event object: meta, keyed by id, already names the first version's record
+        self._variants: dict[int, Meta] = {}
         # alert ids sent, by this pipeline or by the one it shares them with
         self.alert_ids = alert_ids if alert_ids is not None else AlertIds(dedupe_alert_ids)
         # a second view of records the main pipeline handles too: count and dead-letter nothing
@@ -248,6 +251,12 @@ class Pipeline:
                     self._ahead(ev, t, rec, meta, owner)
             if pushed.conflict:
                 self.id_conflicts.conflict(topic, rec.partition, rec.offset)
+                if not fresh and last in (QUEUED, LATE):
+                    # held like any record until it is processed (else the commit could pass
+                    # it while it waits in the buffer, and a crash would lose it)
+                    self._variants[id(ev)] = (owner, off, now, rebuild)
+                    if owner is not None:
+                        owner.hold(off)
             if pushed.alerts:
                 alerts.extend(pushed.alerts)
         # once per batch, not per event: the books and the sinks see the batch's releases and
@@ -304,11 +313,13 @@ class Pipeline:
 
     # -- internals ---------------------------------------------------------------------------
     def _released(self, found: list[Alert]) -> None:
-        collected, meta = self.order.collected, self._meta
+        collected, meta, variants = self.order.collected, self._meta, self._variants
         rel: dict[str, Meta] = {}
         for ev, _t in collected:
             eid = ev.event.id
-            m = meta.pop(eid, None)
+            m = variants.pop(id(ev), None) if variants else None
+            if m is None:
+                m = meta.pop(eid, None)
             if m is None:
                 continue
             if m[0] is not None:
