@@ -21,7 +21,15 @@ import orjson
 import yaml
 from hypothesis import strategies as st
 
-from tests.fuzz._scenarios import DIRECTORY, KEY, SUBJECT_RECORDS, decode, scenarios, unique_ids
+from tests.fuzz._scenarios import (
+    DIRECTORY,
+    EVENTS_OVER,
+    KEY,
+    SUBJECT_RECORDS,
+    decode,
+    scenarios,
+    unique_ids,
+)
 
 __all__ = ["KEY", "Case", "broker_cases", "comparable", "may_be_late", "replayed"]
 from watchdog.alerts.pseudonym import Pseudonymizer
@@ -33,6 +41,7 @@ from watchdog.rules import default_rules
 
 LAST = 4102444799.0  # 2099-12-31T23:59:59Z, the latest time the decoder accepts
 DAY = 86400.0
+MIN_EVENTS = 8
 # the end of a chunk on each partition: invalid, so it changes no alert, and counted by the
 # daemon (watchdog_events_invalid_total) once read: every partition read to its end
 SENTINEL = b"{not json: end of a chunk"
@@ -95,6 +104,11 @@ def _within(order: list[int], times: list[float], lateness: float) -> bool:
 @st.composite
 def broker_cases(draw: st.DrawFn, max_events: int = 24, kill: bool = True) -> Case:
     sc = unique_ids(draw(scenarios(max_events=max_events)))
+    # at least eight events: room for strays and chunks (the budget is a handful of examples)
+    pad = draw(st.lists(EVENTS_OVER[3600.0], min_size=max(0, MIN_EVENTS - len(sc["events"])),
+                        max_size=max(0, MIN_EVENTS - len(sc["events"]))))
+    sc["events"] = [*sc["events"], *({**doc, "event": {**doc["event"], "id": f"pad-{k}"}}
+                                     for k, doc in enumerate(pad))]
     n = len(sc["events"])
     partitions = draw(st.integers(1, 3))
     keyed = draw(st.booleans())
@@ -102,7 +116,7 @@ def broker_cases(draw: st.DrawFn, max_events: int = 24, kill: bool = True) -> Ca
     lateness = draw(st.sampled_from((1.0, 60.0, 3600.0)))
     future = draw(st.sampled_from((600.0, 3600.0, DAY)))
     order = draw(st.sampled_from(("sorted", "bounded", "bounded", "any")))
-    groups = draw(st.integers(1, 3))
+    groups = draw(st.sampled_from((1, 2, 2, 3, 3)))
     span = draw(st.sampled_from((60.0, 3600.0, 6 * 3600.0)))
     start = draw(st.floats(0, 1.5e9))
     starts = []
@@ -148,7 +162,7 @@ def broker_cases(draw: st.DrawFn, max_events: int = 24, kill: bool = True) -> Ca
     # present is the lower median of five arrivals); each far ahead of its chunk
     arrival = [i for chunk in chunks for i, _ in chunk]
     strays: dict[int, float] = {}
-    for _ in range(draw(st.integers(0, 2))):
+    for _ in range(draw(st.sampled_from((0, 1, 1, 2)))):
         free = [k for k in range(4, len(arrival))
                 if arrival[k] not in strays
                 and all(abs(k - arrival.index(s)) > 4 for s in strays)]
@@ -162,8 +176,8 @@ def broker_cases(draw: st.DrawFn, max_events: int = 24, kill: bool = True) -> Ca
                                    st.floats(lo, LAST), st.just(LAST)))
     for i, t in strays.items():
         times[i] = t
-    pauses = [draw(st.booleans()) for _ in range(groups)]
-    kill_after = draw(st.none() | st.integers(0, groups - 1)) if kill else None
+    pauses = [draw(st.sampled_from((True, True, False))) for _ in range(groups)]
+    kill_after = draw(st.sampled_from((None, None, None, *range(groups)))) if kill else None
     docs = [msgspec.json.encode({**doc, "@timestamp": stamp(times[i])})
             for i, doc in enumerate(sc["events"])]
     return Case(sc, docs, times, partitions, keyed, lateness, future, chunks, pauses, order,

@@ -225,6 +225,7 @@ async def run_case(bs: str, tmp: Path, case: Case) -> None:
     event(f"order={case.order}")
     event(f"late={'0' if not late else '>0'}")
     event(f"kill={case.kill_after is not None}")
+    event(f"strays={len(case.strays)} chunks={len(case.chunks)} pauses={sum(case.pauses)}")
     if case.kill_after is None:
         assert len(lines) == len(live), "an alert sent twice without a crash"
         assert late <= may_be_late(case), "an event made late that arrived in order"
