@@ -21,15 +21,7 @@ import orjson
 import yaml
 from hypothesis import strategies as st
 
-from tests.fuzz._scenarios import (
-    DIRECTORY,
-    EVENTS_OVER,
-    KEY,
-    SUBJECT_RECORDS,
-    decode,
-    scenarios,
-    unique_ids,
-)
+from tests.fuzz._scenarios import EVENTS_OVER, KEY, scenarios, unique_ids
 
 __all__ = ["KEY", "Case", "broker_cases", "comparable", "may_be_late", "replayed"]
 from watchdog.alerts.pseudonym import Pseudonymizer
@@ -102,7 +94,9 @@ def _within(order: list[int], times: list[float], lateness: float) -> bool:
 
 
 @st.composite
-def broker_cases(draw: st.DrawFn, max_events: int = 24, kill: bool = True) -> Case:
+def broker_cases(draw: st.DrawFn, max_events: int = 24, kill: bool = True,
+                 partitions: int | None = None) -> Case:
+    """A case; ``partitions``: that many (MQTT: one stream), else one to three."""
     sc = unique_ids(draw(scenarios(max_events=max_events)))
     # at least eight events: room for strays and chunks (the budget is a handful of examples)
     pad = draw(st.lists(EVENTS_OVER[3600.0], min_size=max(0, MIN_EVENTS - len(sc["events"])),
@@ -110,7 +104,7 @@ def broker_cases(draw: st.DrawFn, max_events: int = 24, kill: bool = True) -> Ca
     sc["events"] = [*sc["events"], *({**doc, "event": {**doc["event"], "id": f"pad-{k}"}}
                                      for k, doc in enumerate(pad))]
     n = len(sc["events"])
-    partitions = draw(st.integers(1, 3))
+    partitions = partitions or draw(st.integers(1, 3))
     keyed = draw(st.booleans())
     # (not 0: two events of the very same time on two partitions would be ordered by arrival)
     lateness = draw(st.sampled_from((1.0, 60.0, 3600.0)))
@@ -194,17 +188,6 @@ def write_policy(case: Case, path: Path) -> Path:
     return path
 
 
-def engine(case: Case, policy: Path) -> Engine:
-    """The engine as the daemon builds it: the policy file, the key, the directory and the
-    subject register read before any event."""
-    e = Engine(load_policy(str(policy)), Pseudonymizer(KEY), default_rules())
-    for d in case.sc["directory"]:
-        e.apply_directory(decode(DIRECTORY, d))
-    for s in case.sc["subjects"]:
-        e.apply_subject(decode(SUBJECT_RECORDS, s))
-    return e
-
-
 def comparable(lines: list[bytes]) -> set[bytes]:
     """Alerts without ``detected_at`` (wall time), as sorted-key JSON."""
     out = set()
@@ -216,13 +199,20 @@ def comparable(lines: list[bytes]) -> set[bytes]:
 
 
 def replayed(case: Case, policy: Path, tmp: Path) -> set[bytes]:
-    """``watchdog replay`` over the events (each once) in a file in event-time order."""
+    """``watchdog replay`` over the events (each once) in a file in event-time order, with the
+    directory and the subject register from files, as the command reads them."""
     order = sorted(range(len(case.docs)), key=lambda i: case.times[i])
     path = tmp / "events.jsonl"
     path.write_bytes(b"".join(case.docs[i] + b"\n" for i in order))
+    state = {}
+    for name in ("directory", "subjects"):
+        state[name] = str(tmp / f"{name}.jsonl")
+        Path(state[name]).write_bytes(b"".join(msgspec.json.encode(d) + b"\n"
+                                               for d in case.sc[name]))
     out = io.BytesIO()
     rejected = RejectedWriter(tmp / "rejected.jsonl")
-    replay(str(path), out, engine(case, policy), rejected=rejected)
+    engine = Engine(load_policy(str(policy)), Pseudonymizer(KEY), default_rules())
+    replay(str(path), out, engine, rejected=rejected, **state)
     rejected.close()
     assert rejected.count == 0
     return comparable(out.getvalue().splitlines())

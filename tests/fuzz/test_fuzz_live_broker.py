@@ -8,7 +8,9 @@ events from a file in event-time order. The property (issue 12, item 1): the dae
 replay's alerts (``detected_at`` aside) whenever it processed no event late, i.e. for every
 stream it orders as replay does; when the order within a partition keeps to ``lateness``, no
 event may be late; and only an event that arrives after a later one (no stray) ever is. Every
-offset is committed at the end, and the daemon exits 0 on SIGTERM.
+offset is committed at the end, and the daemon exits 0 on SIGTERM. After a kill -9 the alerts
+must be replay's too, unless events were held ahead of the present at the kill: their commit is
+not held back (Pipeline._ahead), so a crash loses their stateful alerts, a known limit.
 
 The broker is shared by the module; each example has its own topics, group, config and daemon.
 ``WATCHDOG_LIVE_EXAMPLES`` sets the number of examples (default 6: about a minute).
@@ -18,21 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-import httpx
-import msgspec
 import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, Phase, event, given, note, settings
 
 from tests.daemon.kafkautil import committed
+from tests.fuzz._daemon_process import Daemon, config, produce_state, wait_until
 from tests.fuzz._live_broker import (
-    KEY,
     SENTINEL,
     Case,
     broker_cases,
@@ -42,107 +39,15 @@ from tests.fuzz._live_broker import (
     user_key,
     write_policy,
 )
-from tests.services.fixtures import create_topics, unique_name
-from tests.services.procs import ManagedProcess, free_port
+from tests.services.fixtures import create_topics
+from tests.services.procs import free_port
 from tests.services.tansu import TansuBroker
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("WATCHDOG_LIVE_EXAMPLES", "6") or 6)
 # shrinking re-runs processes for minutes: on request only (a failure prints its blob)
 PHASES = tuple(Phase) if os.environ.get("WATCHDOG_LIVE_SHRINK") else (
     Phase.explicit, Phase.reuse, Phase.generate)
-IDLE = 1.0  # kafka.idle_after_seconds: a partition quiet this long stops holding the watermark
-
-
-async def wait_until(cond: Callable[[], Awaitable[bool]], what: str, proc: ManagedProcess,
-                     within: float = 60.0) -> None:
-    """Poll ``cond`` (no blind sleep); fail at the deadline or when the daemon died."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await cond():
-        if not proc.running:
-            raise AssertionError(f"the daemon exited ({proc.returncode}) waiting for {what}\n"
-                                 f"{proc.log_tail()}")
-        if loop.time() >= deadline:
-            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}\n"
-                                 f"{proc.log_tail()}")
-        await asyncio.sleep(0.05)
-
-
-class Daemon:
-    """``watchdog run`` as a subprocess, and what its /metrics and /readyz say."""
-
-    def __init__(self, cfg: Path, port: int) -> None:
-        env = {**os.environ, "WATCHDOG_PSEUDONYM_KEY": KEY.decode()}
-        self.proc = ManagedProcess("watchdog", [sys.executable, "-m", "watchdog", "run",
-                                                "--config", str(cfg)],
-                                   env=env, cwd=ROOT, stop_timeout=15.0)
-        self.base = f"http://127.0.0.1:{port}"
-        self.http = httpx.AsyncClient(timeout=5.0)
-
-    async def start(self, partitions: int) -> None:
-        self.proc.start()
-
-        async def ready() -> bool:
-            try:
-                r = await self.http.get(f"{self.base}/readyz")
-            except httpx.HTTPError:
-                return False
-            return r.status_code == 200 and len(r.json().get("partitions", [])) == partitions
-
-        await wait_until(ready, "the daemon ready with every partition", self.proc)
-
-    async def metrics(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for line in (await self.http.get(f"{self.base}/metrics")).text.splitlines():
-            if line.startswith("watchdog_"):
-                key, value = line.rsplit(" ", 1)
-                out[key] = float(value)
-        return out
-
-    async def total(self, name: str) -> float:
-        return sum(v for k, v in (await self.metrics()).items() if k.split("{")[0] == name)
-
-    async def close(self) -> None:
-        await self.http.aclose()
-        self.proc.stop(kill=True)
-
-
-def config(tmp: Path, bs: str, case: Case, port: int, policy: Path) -> tuple[Path, dict[str, str]]:
-    topics = {name: unique_name(name.replace("_", "-"))
-              for name in ("access_logs", "directory", "subjects", "accounts", "alerts", "dlq")}
-    doc: dict[str, Any] = {
-        "listen": f"127.0.0.1:{port}",
-        "policy": str(policy),
-        "kafka": {"bootstrap": bs, "group": unique_name("g"), "heartbeat_interval_ms": 300,
-                  "session_timeout_ms": 1500, "idle_after_seconds": IDLE,
-                  "commit_interval_seconds": 0.2, "poll_timeout_ms": 100,
-                  "request_timeout_ms": 10000},
-        "topics": topics,
-        "detection": {"lateness_seconds": case.lateness, "future_seconds": case.future},
-        "sinks": {"jsonl": {"path": str(tmp / "alerts.jsonl")}},
-        "delivery": {"retry_initial_seconds": 0.05, "retry_max_seconds": 0.5},
-        "shutdown_timeout_seconds": 10,
-    }
-    path = tmp / "watchdog.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path, topics
-
-
-async def produce_state(producer: AIOKafkaProducer, case: Case, topics: dict[str, str]) -> None:
-    futures = []
-    for d in case.sc["directory"]:
-        futures.append(await producer.send(topics["directory"], _json(d),
-                                           key=str(d["user_id"]).encode()))
-    for s in case.sc["subjects"]:
-        futures.append(await producer.send(topics["subjects"], _json(s),
-                                           key=f"{s['subject_id']}/{s['type']}".encode()))
-    await asyncio.gather(*futures)
-
-
-def _json(doc: Any) -> bytes:
-    return msgspec.json.encode(doc)
 
 
 async def produce_chunk(producer: AIOKafkaProducer, case: Case, topic: str,
@@ -169,7 +74,7 @@ async def run_case(bs: str, tmp: Path, case: Case) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bs, acks="all", linger_ms=5)
     await producer.start()
     daemon = Daemon(cfg, port)
-    late = 0.0
+    late = held = 0.0
     try:
         await produce_state(producer, case, topics)
         await daemon.start(case.partitions)
@@ -195,6 +100,11 @@ async def run_case(bs: str, tmp: Path, case: Case) -> None:
                 await wait_until(flushed, f"the idle flush after chunk {k}", daemon.proc)
             if case.kill_after == k and not last:
                 late += await daemon.total("watchdog_events_late_total")
+                # events held ahead of the present do not hold their commit back (a stray
+                # dated 2099 would block it for decades): a crash loses their stateful alerts
+                # (documented in Pipeline._ahead), even when they were no strays but the
+                # first of a stream that moved on by more than future_seconds
+                held = await daemon.total("watchdog_events_future_held")
                 daemon.proc.stop(kill=True)
                 done = await committed(bs, _group(cfg), topics["access_logs"], case.partitions)
                 # what the restarted daemon reads again (and rejects) of the sentinels so far
@@ -220,18 +130,18 @@ async def run_case(bs: str, tmp: Path, case: Case) -> None:
     note(f"order={case.order} partitions={case.partitions} keyed={case.keyed} "
          f"lateness={case.lateness} future={case.future} chunks={len(case.chunks)} "
          f"pauses={case.pauses} kill_after={case.kill_after} strays={len(case.strays)} "
-         f"copies={case.copies} late={late} duplicates={duplicates} "
+         f"copies={case.copies} late={late} duplicates={duplicates} held_at_kill={held} "
          f"expected={len(expected)} live={len(live)}")
     event(f"order={case.order}")
     event(f"late={'0' if not late else '>0'}")
-    event(f"kill={case.kill_after is not None}")
+    event(f"kill={case.kill_after is not None} held_at_kill={bool(held)}")
     event(f"strays={len(case.strays)} chunks={len(case.chunks)} pauses={sum(case.pauses)}")
     if case.kill_after is None:
         assert len(lines) == len(live), "an alert sent twice without a crash"
         assert late <= may_be_late(case), "an event made late that arrived in order"
         if case.order != "any":
             assert late == 0, "an event was made late by the arrival order, a pause or a stray"
-    if not late:
+    if not late and not held:
         assert live == expected, (sorted(expected - live), sorted(live - expected))
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "alertmanager_server",
     "create_topics",
     "mosquitto_broker",
+    "mosquitto_broker_module",
     "moto_s3",
     "prometheus_factory",
     "prometheus_server",
@@ -100,6 +101,12 @@ def tansu_s3_broker(request: pytest.FixtureRequest, moto_s3: MotoS3) -> Iterator
 
 @pytest.fixture
 def mosquitto_broker(request: pytest.FixtureRequest) -> Iterator[Mosquitto]:
+    yield from _serve(request, Mosquitto())
+
+
+@pytest.fixture(scope="module")
+def mosquitto_broker_module(request: pytest.FixtureRequest) -> Iterator[Mosquitto]:
+    """One mosquitto shared by a module; use unique_name() topics and client ids."""
     yield from _serve(request, Mosquitto())
 
 

@@ -1,0 +1,121 @@
+"""The daemon as a real process in the property tests: started, watched through its /metrics
+and /readyz, stopped by PID; waiting for conditions, never sleeping blindly."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import yaml
+from aiokafka import AIOKafkaProducer
+
+from tests.fuzz._live_broker import KEY, Case
+from tests.services.fixtures import unique_name
+from tests.services.procs import ManagedProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+IDLE = 1.0  # idle_after_seconds: a partition quiet this long stops holding the watermark
+
+
+async def wait_until(cond: Callable[[], Awaitable[bool]], what: str, proc: ManagedProcess,
+                     within: float = 60.0) -> None:
+    """Poll ``cond`` (no blind sleep); fail at the deadline or when the daemon died."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await cond():
+        if not proc.running:
+            raise AssertionError(f"the daemon exited ({proc.returncode}) waiting for {what}\n"
+                                 f"{proc.log_tail()}")
+        if loop.time() >= deadline:
+            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}\n"
+                                 f"{proc.log_tail()}")
+        await asyncio.sleep(0.05)
+
+
+class Daemon:
+    """``watchdog run`` as a subprocess, and what its /metrics and /readyz say."""
+
+    def __init__(self, cfg: Path, port: int) -> None:
+        env = {**os.environ, "WATCHDOG_PSEUDONYM_KEY": KEY.decode()}
+        self.proc = ManagedProcess("watchdog", [sys.executable, "-m", "watchdog", "run",
+                                                "--config", str(cfg)],
+                                   env=env, cwd=ROOT, stop_timeout=15.0)
+        self.base = f"http://127.0.0.1:{port}"
+        self.http = httpx.AsyncClient(timeout=5.0)
+
+    async def start(self, partitions: int | None) -> None:
+        """Start and wait until ready (with ``partitions`` Kafka partitions assigned)."""
+        self.proc.start()
+
+        async def ready() -> bool:
+            try:
+                r = await self.http.get(f"{self.base}/readyz")
+            except httpx.HTTPError:
+                return False
+            return r.status_code == 200 and (
+                partitions is None or len(r.json().get("partitions", [])) == partitions)
+
+        await wait_until(ready, "the daemon ready with every partition", self.proc)
+
+    async def metrics(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for line in (await self.http.get(f"{self.base}/metrics")).text.splitlines():
+            if line.startswith("watchdog_"):
+                key, value = line.rsplit(" ", 1)
+                out[key] = float(value)
+        return out
+
+    async def total(self, name: str) -> float:
+        return sum(v for k, v in (await self.metrics()).items() if k.split("{")[0] == name)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        self.proc.stop(kill=True)
+
+
+async def produce_state(producer: AIOKafkaProducer, case: Case, topics: dict[str, str]) -> None:
+    futures = []
+    for d in case.sc["directory"]:
+        futures.append(await producer.send(topics["directory"], _json(d),
+                                           key=str(d["user_id"]).encode()))
+    for s in case.sc["subjects"]:
+        futures.append(await producer.send(topics["subjects"], _json(s),
+                                           key=f"{s['subject_id']}/{s['type']}".encode()))
+    await asyncio.gather(*futures)
+
+
+def _json(doc: Any) -> bytes:
+    return msgspec.json.encode(doc)
+
+
+def config(tmp: Path, bs: str, case: Case, port: int, policy: Path,
+           mqtt: dict[str, Any] | None = None) -> tuple[Path, dict[str, str]]:
+    """The daemon's config for ``case``: fresh topics and group, a JSON-lines sink, idle after
+    ``IDLE``; ``mqtt``: access events over MQTT only (Kafka still carries the state)."""
+    topics = {name: unique_name(name.replace("_", "-"))
+              for name in ("access_logs", "directory", "subjects", "accounts", "alerts", "dlq")}
+    doc: dict[str, Any] = {
+        "listen": f"127.0.0.1:{port}",
+        "policy": str(policy),
+        "kafka": {"bootstrap": bs, "group": unique_name("g"), "heartbeat_interval_ms": 300,
+                  "session_timeout_ms": 1500, "idle_after_seconds": IDLE,
+                  "commit_interval_seconds": 0.2, "poll_timeout_ms": 100,
+                  "request_timeout_ms": 10000},
+        "topics": topics,
+        "detection": {"lateness_seconds": case.lateness, "future_seconds": case.future},
+        "sinks": {"jsonl": {"path": str(tmp / "alerts.jsonl")}},
+        "delivery": {"retry_initial_seconds": 0.05, "retry_max_seconds": 0.5},
+        "shutdown_timeout_seconds": 10,
+    }
+    if mqtt is not None:
+        doc["kafka"]["consume"] = False
+        doc["mqtt"] = {"idle_after_seconds": IDLE, "client_id": unique_name("wd"), **mqtt}
+    path = tmp / "watchdog.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path, topics
