@@ -21,11 +21,16 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
-from hypothesis import HealthCheck, Phase, event, given, note, settings
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import event as _event
+from hypothesis import note as _note
+from hypothesis.control import currently_in_test_context
 
 from tests.daemon.kafkautil import committed
 from tests.fuzz._daemon_process import Daemon, config, produce_state, wait_until
@@ -36,6 +41,7 @@ from tests.fuzz._live_broker import (
     comparable,
     may_be_late,
     replayed,
+    stamp,
     user_key,
     write_policy,
 )
@@ -64,7 +70,19 @@ async def produce_chunk(producer: AIOKafkaProducer, case: Case, topic: str,
     return [(md.partition, md.offset) for md in await asyncio.gather(*ends)]
 
 
-async def run_case(bs: str, tmp: Path, case: Case) -> None:
+def note(text: str) -> None:
+    if currently_in_test_context():  # (not in the example-based test below)
+        _note(text)
+
+
+def event(text: str) -> None:
+    if currently_in_test_context():
+        _event(text)
+
+
+async def run_case(bs: str, tmp: Path, case: Case, *, held_may_be_lost: bool = True) -> None:
+    """Run ``case`` and check the property (``held_may_be_lost=False``: compare after a kill
+    -9 even when events were held ahead at the kill)."""
     policy = write_policy(case, tmp / "policy.yaml")
     expected = replayed(case, policy, tmp)
     port = free_port()
@@ -141,7 +159,7 @@ async def run_case(bs: str, tmp: Path, case: Case) -> None:
         assert late <= may_be_late(case), "an event made late that arrived in order"
         if case.order != "any":
             assert late == 0, "an event was made late by the arrival order, a pause or a stray"
-    if not late and not held:
+    if not late and not (held and held_may_be_lost):
         assert live == expected, (sorted(expected - live), sorted(live - expected))
 
 
@@ -161,3 +179,30 @@ def broker(tansu_broker_module: TansuBroker) -> str:
 def test_the_daemon_process_gives_the_alerts_replay_gives(
         broker: str, tmp_path_factory: pytest.TempPathFactory, case: Case) -> None:
     asyncio.run(run_case(broker, tmp_path_factory.mktemp("live"), case))
+
+
+def _login(eid: str, t: float, seq: int) -> dict[str, Any]:
+    return {"@timestamp": stamp(t), "user": {"id": "acct-0"},
+            "event": {"id": eid, "action": "login", "outcome": "success",
+                      "dataset": "billing.audit", "sequence": seq}}
+
+
+@pytest.mark.xfail(strict=True, reason="known limit: an event held ahead of the present has its "
+                   "offset committed (Pipeline._ahead), so a kill -9 before it is processed "
+                   "loses the alerts it completes, also when it was no stray but the first of a "
+                   "stream that resumed after a quiet spell longer than future_seconds")
+def test_a_kill_while_a_resumed_stream_is_held_ahead_loses_no_alert(
+        broker: str, tmp_path: Path) -> None:
+    """Found by the property above (shrunk by hand): logins an hour after a quiet spell (future
+    600 s) are held ahead; the third skips sequence numbers (log_gap); kill -9, restart."""
+    t0 = 644295000.0
+    plan = [(0.0, 1), (3.0, 2), (10.0, 3), (3300.0, 4), (3340.0, 5), (3355.0, 9),
+            (4 * 365 * 86400.0, 10)]
+    events = [_login(f"ev-{k}", t0 + dt, seq) for k, (dt, seq) in enumerate(plan)]
+    sc = {"policy": {"organization": "x", "roles": {"billing": {}}, "processors": []},
+          "directory": [], "subjects": [], "events": events}
+    case = Case(sc, [msgspec.json.encode(e) for e in events], [t0 + dt for dt, _ in plan],
+                partitions=1, keyed=True, lateness=1.0, future=600.0,
+                chunks=[[(0, 0), (1, 0), (2, 0)], [(3, 0), (4, 0), (5, 0)], [(6, 0)]],
+                pauses=[True, True, True], order="sorted", kill_after=1, strays=set())
+    asyncio.run(run_case(broker, tmp_path, case, held_may_be_lost=False))
