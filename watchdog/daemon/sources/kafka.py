@@ -257,6 +257,18 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         assert c is not None
         self.rebalances += 1
         mine = {tp.partition for tp in assigned if tp.topic == self.topic}
+        # aiokafka fetches the new assignment (from the committed offsets) while this callback
+        # awaits its look-ups: records returned before a partition is opened and positioned
+        # were dropped and fetched again after the seek (14k of a 200k backlog, measured).
+        # Not fetched until positioned; the plan pauses what it wants at the next poll.
+        held = [TopicPartition(self.topic, p) for p in sorted(mine)]
+        c.pause(*held)
+        try:
+            await self._assign(c, mine)
+        finally:
+            c.resume(*held)
+
+    async def _assign(self, c: AIOKafkaConsumer, mine: set[int]) -> None:
         every = c.partitions_for_topic(self.topic) or mine
         partial = len(mine) < len(every)
         kept = mine & self.assigned
