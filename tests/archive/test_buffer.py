@@ -109,7 +109,8 @@ async def test_the_sink_writes_when_the_sources_are_caught_up(tmp_path: Path) ->
     task = asyncio.create_task(sink.run())
     book = PartitionBook(0, 0)
     batch = _items(50)
-    sink.put_events(batch, book, 0)
+    sink.put_events([b[0] for b in batch], [b[1] for b in batch], [b[2] for b in batch],
+                    [b[3] for b in batch], book, 0)
     book.consumed(50)
     assert book.safe() == 0  # held: not archived yet
     await asyncio.sleep(0.05)  # the writer task waits (an hour, unless told)

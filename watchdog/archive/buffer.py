@@ -35,12 +35,18 @@ class Chunk:
 
     @classmethod
     def of(cls, items: list[Item]) -> Chunk:
-        raws = list(map(_RAW, items))
+        return cls.of_columns(list(map(_ID, items)), list(map(_TIME, items)),
+                              list(map(_RAW, items)), list(map(_SUBJECTS, items)))
+
+    @classmethod
+    def of_columns(cls, ids: list[str], times: list[float], raws: list[bytes],
+                   subjects: list[tuple[str, ...]]) -> Chunk:
+        """The daemon's path: the batch already as columns (no tuple per event: 200k fewer
+        objects per 200k events, ~280 fewer young-generation collections)."""
         offsets = np.zeros(len(raws) + 1, dtype=np.int64)
         np.cumsum(np.fromiter(map(len, raws), dtype=np.int64, count=len(raws)),
                   out=offsets[1:])
-        return cls(list(map(_ID, items)), list(map(_TIME, items)),
-                   list(map(_SUBJECTS, items)), b"".join(raws), offsets)
+        return cls(ids, times, subjects, b"".join(raws), offsets)
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -209,8 +209,12 @@ class Pipeline:
         latest = self._latest
         alerts: list[Alert] = []
         archive = self.archive
-        archived: list[tuple[str, float, bytes, tuple[str, ...]]] | None = (
-            None if archive is None or self.whole_stream else [])
+        archiving = archive is not None and not self.whole_stream
+        # the archived events as columns (no tuple per event)
+        a_ids: list[str] = []
+        a_times: list[float] = []
+        a_raws: list[bytes] = []
+        a_subjects: list[tuple[str, ...]] = []
         archived_from = -1  # offset of the first archived record: holds the batch's commit
         for rec in records:
             off = rec.offset
@@ -230,10 +234,13 @@ class Pipeline:
             if t > latest.get(key[0], 0.0):
                 latest[key[0]] = t
             eid = e.id
-            if archived is not None and not rebuild:  # re-read records were archived before
-                if not archived:
+            if archiving and not rebuild:  # re-read records were archived before
+                if not a_ids:
                     archived_from = off
-                archived.append((eid, t, raw, ev.data.subject_ids))  # type: ignore[arg-type]
+                a_ids.append(eid)
+                a_times.append(t)
+                a_raws.append(raw)  # type: ignore[arg-type]
+                a_subjects.append(ev.data.subject_ids)
             owner = None if rebuild else book  # the book that tracks this record, if any
             fresh = eid not in meta
             if fresh:
@@ -261,8 +268,8 @@ class Pipeline:
                 alerts.extend(pushed.alerts)
         # once per batch, not per event: the books and the sinks see the batch's releases and
         # alerts together (an early alert's event may still be buffered: it is in meta)
-        if archived:
-            archive.put_events(archived, book, archived_from)
+        if a_ids and archive is not None:
+            archive.put_events(a_ids, a_times, a_raws, a_subjects, book, archived_from)
         if collected or alerts:
             self._released(alerts)
         if book is not None:

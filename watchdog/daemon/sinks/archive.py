@@ -90,12 +90,13 @@ class DaemonArchive:
             self._first_at = time.monotonic()
             self._wake.set()
 
-    def put_events(self, batch: list[tuple[str, float, bytes, tuple[str, ...]]],
-                   book: PartitionBook | None, offset: int) -> None:
-        """A batch of (event.id, event time, raw document, subject ids); ``offset``: its
-        first record's."""
-        self._events.append(Chunk.of(batch))
-        self._staged += len(batch)
+    def put_events(self, ids: list[str], times: list[float], raws: list[bytes],
+                   subjects: list[tuple[str, ...]], book: PartitionBook | None,
+                   offset: int) -> None:
+        """A batch's event ids, event times, raw documents and subject ids (as columns);
+        ``offset``: its first record's."""
+        self._events.append(Chunk.of_columns(ids, times, raws, subjects))
+        self._staged += len(ids)
         self._hold(book, offset)
         if self._staged >= self.cfg.segment_rows:
             self._wake.set()
