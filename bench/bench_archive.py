@@ -27,6 +27,17 @@ suites running; local-directory archive):
   an event alone (encode 0.75, arrays 0.45), about twice that beside the event loop. The
   event loop's own extra varies from run to run (0.2-0.6 s). Before the lean segments (JSON
   parsed into columns) it was -40% and -65%.
+  Later the same day (load 6-8, test suites beside): 48.1k / 39.4k (-17.9%), 48.7k / 39.4k
+  (-18.9%), 51.0k / 41.8k (-18.0%). Part of the earlier spread was not the archive's: in 4 of
+  6 runs (either side) aiokafka fetched the new assignment while the source's rebalance
+  callback was still looking up offsets, and those records (14k of 200k, 28k once) were
+  dropped and fetched again; now paused until positioned, every run fetches each record once
+  (counted: 200,000 of access-logs). The archive's tuple per event (300 more young-generation
+  collections, +0.1 s) is gone too. What is left: the writer thread, 0.56-0.68 s per 200k
+  events on the loaded machine (per column alone, of 0.73 us an event: raw 0.51 of which zstd
+  0.40, id 0.09, subject_ids 0.10, ts 0.04); zstd level 1 is already the default, and larger
+  pages, level -1/-3, LZ4 or DELTA_LENGTH_BYTE_ARRAY save at most 0.1 us an event for
+  +33-85% size (measured: 56.6, 65.0, 110 MiB per million against 63.9).
 - size: 65 MiB of Parquet per million events (the JSONL: 359 MiB), documents kept whole.
 - subject-report, the busiest subject of a month of 2,000 accounts (1.28M events, 115 hits):
   0.81 s for the DuckDB query, 1.52 s for the whole command (Python start, imports, the audit
