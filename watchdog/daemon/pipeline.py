@@ -254,8 +254,11 @@ class Pipeline:
                     del meta[eid]
                     if owner is not None:
                         owner.release(off)
-                elif last == AHEAD:
-                    self._ahead(ev, t, rec, meta, owner)
+                elif last == AHEAD:  # held apart, maybe for long: see HeldAhead
+                    meta[eid] = (None, off, now, rebuild)
+                    if owner is not None:
+                        owner.release(off)
+                    self.held_ahead.held(eid, rec.partition, off, t)
             if pushed.conflict:
                 self.id_conflicts.conflict(topic, rec.partition, rec.offset)
                 if not fresh and last in (QUEUED, LATE):
@@ -363,19 +366,6 @@ class Pipeline:
                 submit(a, None, -1, time.monotonic())
             else:
                 submit(a, m[0], _lowest(a.event_ids, m, rel, meta), m[2])
-
-    def _ahead(self, ev: AccessEvent, t: float, rec: RecordLike, meta: dict[str, Meta],
-               owner: PartitionBook | None) -> None:
-        """An event far ahead of the present is held apart, possibly for long (a year 2099
-        clock): it must not hold its partition's commit back meanwhile. It is processed when
-        the present reaches it or at a shutdown's flush; a crash before that loses it from
-        the live view (the log at the next idle pause says where it is)."""
-        eid = ev.event.id
-        m = meta[eid]
-        meta[eid] = (None, m[1], m[2], m[3])
-        if owner is not None:
-            owner.release(m[1])
-        self.held_ahead.held(eid, rec.partition, rec.offset, t)
 
     def _account(self, t0: float, now: float) -> None:
         self.last_progress = now
