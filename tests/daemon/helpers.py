@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from watchdog.alerts.model import Alert
 from watchdog.alerts.pseudonym import Pseudonymizer
 from watchdog.daemon.app import Service
 from watchdog.daemon.config import Config
@@ -209,3 +210,23 @@ def cancel_all(services: list[Service], runs: list[asyncio.Task[int]]) -> None:
     for r in runs:
         if not r.done():
             r.cancel()
+
+
+class CollectAlerts:
+    """In place of Delivery (a pure test of the pipeline: alerts are kept, not sent)."""
+
+    pending = 0
+
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+
+    def submit(self, alert: Alert, book: Any, offset: int, consumed_at: float) -> None:
+        self.alerts.append(alert)
+
+
+class QuietLog:
+    """A logger that drops everything (held strays are logged, hundreds of times in a fuzz
+    run)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *a, **kw: None

@@ -4,13 +4,12 @@ like any other: the commit may not pass it before it is processed."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import orjson
 
 from tests.builders import BASE, event_doc
-from tests.daemon.helpers import World
-from watchdog.alerts.model import Alert
+from tests.daemon.helpers import CollectAlerts, QuietLog, World
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.pipeline import Pipeline
 
@@ -23,25 +22,13 @@ class _Rec(NamedTuple):
     timestamp: int = 0
 
 
-class _Collect:
-    pending = 0
-
-    def submit(self, alert: Alert, book: Any, offset: int, consumed_at: float) -> None:
-        pass
-
-
-class _Quiet:
-    def __getattr__(self, name: str) -> Any:
-        return lambda *a, **kw: None
-
-
 def _raw(eid: str, seconds: float, resource: str) -> bytes:
     return orjson.dumps(event_doc(id=eid, when=BASE + timedelta(seconds=seconds),
                                   resource=resource))
 
 
 def _pipeline(world: World) -> Pipeline:
-    return Pipeline(world.engine(), _Collect(), None, Metrics(), _Quiet(),  # type: ignore[arg-type]
+    return Pipeline(world.engine(), CollectAlerts(), None, Metrics(), QuietLog(),  # type: ignore[arg-type]
                     lateness=60.0)
 
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.daemon.helpers import World
-from watchdog.alerts.model import Alert
+from tests.daemon.helpers import CollectAlerts, QuietLog, World
 from watchdog.daemon.config import load_config
 from watchdog.daemon.logging import get_logger
 from watchdog.daemon.metrics import Metrics
@@ -121,24 +120,9 @@ def test_commit_at_the_interval_or_at_once_when_caught_up() -> None:
     assert not now(ps, set(), now=9.0, due=10.0)  # nothing assigned
 
 
-class _Collect:
-    pending = 0
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-
-    def submit(self, alert: Alert, book: Any, offset: int, consumed_at: float) -> None:
-        self.alerts.append(alert)
-
-
-class _Quiet:
-    def __getattr__(self, name: str) -> Any:
-        return lambda *a, **kw: None
-
-
-def _pipeline(world: World) -> tuple[Pipeline, _Collect]:
-    out = _Collect()
-    return Pipeline(world.engine(), out, None, Metrics(), _Quiet()), out  # type: ignore[arg-type]
+def _pipeline(world: World) -> tuple[Pipeline, CollectAlerts]:
+    out = CollectAlerts()
+    return Pipeline(world.engine(), out, None, Metrics(), QuietLog()), out  # type: ignore[arg-type]
 
 
 # -- KafkaSource acting on the plan's decisions (a stub consumer: what it was told to do) -------

@@ -22,9 +22,10 @@ import orjson
 from hypothesis import event, given, note
 from hypothesis import strategies as st
 
+from tests.daemon.helpers import CollectAlerts, QuietLog
 from tests.fuzz._scenarios import build, scenarios, unique_ids
 from tests.fuzz._support import fuzz
-from watchdog.alerts.model import Alert, encode_alert
+from watchdog.alerts.model import encode_alert
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.pipeline import Pipeline
 from watchdog.daemon.sources.base import Raw
@@ -33,25 +34,6 @@ from watchdog.replay import replay
 
 LAST = 4102444799.0  # 2099-12-31T23:59:59Z, the latest time the decoder accepts
 DAY = 86400.0
-
-
-class _Collect:
-    """In place of Delivery (a pure test: alerts are kept, not sent)."""
-
-    pending = 0
-
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-
-    def submit(self, alert: Alert, book: Any, offset: int, consumed_at: float) -> None:
-        self.alerts.append(alert)
-
-
-class _Quiet:
-    """A logger that drops everything (held strays are logged, hundreds of times here)."""
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *a, **kw: None
 
 
 class _NoDeadLetters:
@@ -147,9 +129,9 @@ def _replayed(case: dict[str, Any]) -> set[bytes]:
 
 def _live(case: dict[str, Any]) -> tuple[set[bytes], Pipeline]:
     engine, _ = build(case["sc"])
-    delivery = _Collect()
+    delivery = CollectAlerts()
     pipeline = Pipeline(engine, delivery, _NoDeadLetters(), Metrics(),  # type: ignore[arg-type]
-                        _Quiet(), lateness=case["lateness"],
+                        QuietLog(), lateness=case["lateness"],
                         future=case["future"])
     parts = sorted(set(case["parts"]))
     for p in parts:
