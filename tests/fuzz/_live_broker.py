@@ -10,6 +10,7 @@ the daemon. What the daemon alerts is compared with ``watchdog replay`` of the s
 from __future__ import annotations
 
 import io
+import os
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,9 +20,11 @@ from typing import Any
 import msgspec
 import orjson
 import yaml
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 from tests.fuzz._scenarios import EVENTS_OVER, KEY, scenarios, unique_ids
+from tests.fuzz._support import grouped_times
 
 __all__ = ["KEY", "Case", "broker_cases", "comparable", "may_be_late", "replayed"]
 from watchdog.alerts.pseudonym import Pseudonymizer
@@ -112,14 +115,7 @@ def broker_cases(draw: st.DrawFn, max_events: int = 24, kill: bool = True,
     order = draw(st.sampled_from(("sorted", "bounded", "bounded", "any")))
     groups = draw(st.sampled_from((1, 2, 2, 3, 3)))
     span = draw(st.sampled_from((60.0, 3600.0, 6 * 3600.0)))
-    start = draw(st.floats(0, 1.5e9))
-    starts = []
-    for _ in range(groups):
-        starts.append(start)
-        # chunks a second to decades apart
-        start += span + draw(st.one_of(st.floats(1, 3600), st.floats(1, 20 * 365 * DAY)))
-    group = [draw(st.integers(0, groups - 1)) for _ in range(n)]
-    times = [starts[group[i]] + draw(st.floats(0, span)) for i in range(n)]
+    starts, group, times = grouped_times(draw, n, groups, span)
     users = [str(doc["user"]["id"]) for doc in sc["events"]]
     if keyed:  # as Kafka's partitioner would: one account on one partition
         parts = [zlib.crc32(u.encode()) % partitions for u in users]
@@ -235,3 +231,19 @@ def may_be_late(case: Case) -> int:
             if i not in strays:
                 high = max(high, case.times[i])
     return n
+
+
+def process_settings(default_examples: int) -> settings:
+    """Hypothesis settings for a property run against real processes: a handful of examples
+    (``WATCHDOG_LIVE_EXAMPLES``), no deadline, and no shrinking unless
+    ``WATCHDOG_LIVE_SHRINK`` is set (it re-runs processes for minutes; a failure prints its
+    blob)."""
+    examples = int(os.environ.get("WATCHDOG_LIVE_EXAMPLES", str(default_examples))
+                   or default_examples)
+    phases = tuple(Phase) if os.environ.get("WATCHDOG_LIVE_SHRINK") else (
+        Phase.explicit, Phase.reuse, Phase.generate)
+    return settings(max_examples=examples, deadline=None, database=None, print_blob=True,
+                    phases=phases,
+                    suppress_health_check=[HealthCheck.too_slow,
+                                           HealthCheck.function_scoped_fixture,
+                                           HealthCheck.data_too_large])

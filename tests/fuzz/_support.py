@@ -329,3 +329,17 @@ def json_values(max_leaves: int = 40) -> st.SearchStrategy[Any]:
                  "effective", "status", "type", "user_id", "subject_id", "destination"))),
                 children, max_size=6)),
         max_leaves=max_leaves)
+
+
+def grouped_times(draw: st.DrawFn, n: int, groups: int,
+                  span: float) -> tuple[list[float], list[int], list[float]]:
+    """Times for ``n`` events in ``groups`` chunks of ``span`` seconds each: the first from
+    anywhere after 1970, the next a second to decades later. Returns the chunks' starts, each
+    event's chunk and each event's time."""
+    start = draw(st.floats(0, 1.5e9))
+    starts = []
+    for _ in range(groups):
+        starts.append(start)
+        start += span + draw(st.one_of(st.floats(1, 3600), st.floats(1, 20 * 365 * 86400.0)))
+    group = [draw(st.integers(0, groups - 1)) for _ in range(n)]
+    return starts, group, [starts[group[i]] + draw(st.floats(0, span)) for i in range(n)]

@@ -19,7 +19,6 @@ The broker is shared by the module; each example has its own topics, group, conf
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,8 @@ import msgspec
 import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
-from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import event as _event
+from hypothesis import given
 from hypothesis import note as _note
 from hypothesis.control import currently_in_test_context
 
@@ -40,6 +39,7 @@ from tests.fuzz._live_broker import (
     broker_cases,
     comparable,
     may_be_late,
+    process_settings,
     replayed,
     stamp,
     user_key,
@@ -50,10 +50,6 @@ from tests.services.procs import free_port
 from tests.services.tansu import TansuBroker
 
 pytestmark = pytest.mark.integration
-EXAMPLES = int(os.environ.get("WATCHDOG_LIVE_EXAMPLES", "6") or 6)
-# shrinking re-runs processes for minutes: on request only (a failure prints its blob)
-PHASES = tuple(Phase) if os.environ.get("WATCHDOG_LIVE_SHRINK") else (
-    Phase.explicit, Phase.reuse, Phase.generate)
 
 
 async def produce_chunk(producer: AIOKafkaProducer, case: Case, topic: str,
@@ -172,9 +168,7 @@ def broker(tansu_broker_module: TansuBroker) -> str:
     return tansu_broker_module.bootstrap_servers
 
 
-@settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True, phases=PHASES,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                 HealthCheck.data_too_large])
+@process_settings(6)
 @given(case=broker_cases())
 def test_the_daemon_process_gives_the_alerts_replay_gives(
         broker: str, tmp_path_factory: pytest.TempPathFactory, case: Case) -> None:

@@ -12,13 +12,12 @@ state to rebuild from MQTT (tests/daemon/test_mqtt_ack.py checks that nothing is
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import aiomqtt
 import pytest
 from aiokafka import AIOKafkaProducer
-from hypothesis import HealthCheck, Phase, event, given, note, settings
+from hypothesis import event, given, note
 
 from tests.fuzz._daemon_process import Daemon, config, produce_state, wait_until
 from tests.fuzz._live_broker import (
@@ -27,6 +26,7 @@ from tests.fuzz._live_broker import (
     broker_cases,
     comparable,
     may_be_late,
+    process_settings,
     replayed,
     write_policy,
 )
@@ -36,9 +36,6 @@ from tests.services.procs import free_port
 from tests.services.tansu import TansuBroker
 
 pytestmark = pytest.mark.integration
-EXAMPLES = int(os.environ.get("WATCHDOG_LIVE_EXAMPLES", "5") or 5)
-PHASES = tuple(Phase) if os.environ.get("WATCHDOG_LIVE_SHRINK") else (
-    Phase.explicit, Phase.reuse, Phase.generate)
 
 
 async def run_case(bs: str, mq: Mosquitto, tmp: Path, case: Case) -> None:
@@ -102,9 +99,7 @@ def brokers(tansu_broker_module: TansuBroker,
     return tansu_broker_module.bootstrap_servers, mosquitto_broker_module
 
 
-@settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True, phases=PHASES,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                 HealthCheck.data_too_large])
+@process_settings(5)
 @given(case=broker_cases(kill=False, partitions=1))
 def test_the_daemon_over_mqtt_gives_the_alerts_replay_gives(
         brokers: tuple[str, Mosquitto], tmp_path_factory: pytest.TempPathFactory,

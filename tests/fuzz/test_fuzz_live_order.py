@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from tests.daemon.helpers import CollectAlerts, QuietLog
 from tests.fuzz._scenarios import build, scenarios, unique_ids
-from tests.fuzz._support import fuzz
+from tests.fuzz._support import fuzz, grouped_times
 from watchdog.alerts.model import encode_alert
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.pipeline import Pipeline
@@ -58,14 +58,7 @@ def deliveries(draw: st.DrawFn) -> dict[str, Any]:
     lateness = draw(st.sampled_from((1.0, 60.0, 300.0, 3600.0)))
     groups = draw(st.integers(1, 3))
     span = draw(st.sampled_from((60.0, 3600.0, 6 * 3600.0)))
-    # group start times: anywhere from 1970, groups apart by a second up to decades
-    start = draw(st.floats(0, 1.5e9))
-    starts = []
-    for _ in range(groups):
-        starts.append(start)
-        start += span + draw(st.one_of(st.floats(1, 3600), st.floats(1, 20 * 365 * DAY)))
-    group = [draw(st.integers(0, groups - 1)) for _ in range(n)]
-    times = [starts[group[i]] + draw(st.floats(0, span)) for i in range(n)]
+    starts, group, times = grouped_times(draw, n, groups, span)
     parts = [draw(st.integers(0, 2)) for _ in range(n)]
     # arrival: group by group; within one, each partition in time order, interleaved anyhow
     arrival: list[int] = []
