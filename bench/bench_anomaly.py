@@ -4,6 +4,8 @@
     python bench/bench_anomaly.py --seeds tuning          # tune on these, as often as you like
     python bench/bench_anomaly.py --seeds report --png docs/anomaly-envelope.png \\
         --json out.json --md out.md                       # the numbers a release states
+    python bench/bench_anomaly.py --cost-only --throughput-rounds 7 --memory-accounts 1000000
+                                                          # the cost alone (step 5)
 
 For every organisation size (100, 500, 2,000 accounts) and seed of the chosen set (TUNING or
 REPORT, fixed in ``bench/anomaly_eval/worlds.py``; never report on tuning seeds):
@@ -46,7 +48,7 @@ from bench.anomaly_eval import worlds as W  # noqa: E402
 from bench.anomaly_eval.baselines import BASELINES, fit_baselines  # noqa: E402
 from bench.anomaly_eval.detect import run_world  # noqa: E402
 from bench.anomaly_eval.envelope import draw, envelope_doc  # noqa: E402
-from bench.anomaly_eval.report import markdown  # noqa: E402
+from bench.anomaly_eval.report import cost_markdown, markdown  # noqa: E402
 from bench.anomaly_eval.score import Outcome, examples, match, summarize  # noqa: E402
 
 SHIPPED = "shipped"
@@ -78,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory-accounts", type=int, default=None,
                    help="accounts for the stage's memory per account (default 200,000; "
                    "--quick 20,000; 0 skips)")
+    p.add_argument("--cost-only", action="store_true",
+                   help="only step 5, the cost, on the largest size's first seed's world (made "
+                   "and trained if not cached)")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--md", type=Path, help="write the markdown tables here")
     p.add_argument("--png", type=Path, help="draw the detection envelope here")
@@ -98,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     if seed_set == "explicit" and set(seeds) & set(W.REPORT_SEEDS):
         print("note: report seeds given explicitly; do not tune on them", file=sys.stderr)
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.cost_only:
+        return _cost_only(args, seeds)
     dets = [SHIPPED] + ([] if args.no_baselines else list(BASELINES))
     outcomes: dict[str, list[Outcome]] = {d: [] for d in dets}
     false = dict.fromkeys(dets, 0)
@@ -160,6 +167,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.png:
         draw(outcomes, args.png, f"Detection envelope: recall by intensity x duration "
              f"({seed_set} seeds {list(seeds)}, sizes {list(args.sizes)}; cells: found/cases)")
+    return 0
+
+
+def _cost_only(args: argparse.Namespace, seeds: tuple[int, ...]) -> int:
+    w = W.make_world(args.work, max(args.sizes), seeds[0], days=args.days,
+                     train_days=args.train_days, per_family=args.per_family)
+    cost.ensure_model(w)
+    results: dict[str, Any] = {"config": {"world": w.root.name, "work": str(args.work)}}
+    if args.throughput_rounds:
+        results["throughput"] = cost.throughput(w, args.throughput_rounds)
+    if args.memory_accounts:
+        results["memory"] = cost.memory(args.memory_accounts)
+    text = cost_markdown(results)
+    print(text)
+    if args.md:
+        args.md.write_text(text + "\n")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
     return 0
 
 

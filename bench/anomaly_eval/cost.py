@@ -26,6 +26,7 @@ import orjson
 from bench.anomaly_eval.worlds import WorldFiles
 from watchdog.alerts.pseudonym import DEMO_KEY, Pseudonymizer
 from watchdog.anomaly.stage import load_stage
+from watchdog.anomaly.train import train
 from watchdog.engine.engine import Engine
 from watchdog.events import AccessEvent
 from watchdog.files.jsonl import RejectedWriter
@@ -46,6 +47,17 @@ def _eval_part(w: WorldFiles) -> Path:
             while chunk := src.read(1 << 22):
                 dst.write(chunk)
     return out
+
+
+def ensure_model(w: WorldFiles) -> Path:
+    """The world's model (``watchdog train`` defaults on its first part), trained if missing."""
+    model = w.root / "model"
+    if not (model / "manifest.json").exists():
+        os.environ.pop("WATCHDOG_PSEUDONYM_KEY", None)  # the demo key, as train falls back to
+        train(w.path("train.jsonl"), str(model), policy_path=w.path("policy.yaml"),
+              directory=w.path("train-directory.jsonl"),
+              subjects=w.path("train-subjects.jsonl"))
+    return model
 
 
 def _cpu(w: WorldFiles, events: Path, model: Path | None) -> tuple[float, int]:

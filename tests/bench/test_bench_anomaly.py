@@ -43,3 +43,21 @@ def test_bench_anomaly_runs_at_tiny_size(tmp_path: Path) -> None:
     text = md.read_text()
     assert "| burst | shipped | 2 |" in text
     assert ("PASS" in text) or ("FAIL" in text)
+
+
+@pytest.mark.slow
+def test_cost_only_measures_the_cost_alone(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench_anomaly.py"), "--cost-only", "--sizes",
+         "100", "--seeds", "101", "--days", "16", "--train-days", "10", "--per-family", "1",
+         "--work", str(tmp_path / "work"), "--json", str(out), "--throughput-rounds", "2",
+         "--memory-accounts", "2000"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert "summary" not in res  # no detection run
+    assert len(res["throughput"]["per_round_share"]) == 2
+    assert res["throughput"]["with_model_events_per_cpu_s"] > 0
+    assert res["memory"]["accounts"] == 2000
+    assert "% of rules only (rounds " in proc.stdout
