@@ -155,6 +155,10 @@ class Metrics:
                               "detection.future_seconds ahead of the present (a wrong clock; "
                               "or a stream resuming after a longer quiet spell, for a few "
                               "events)", registry=r)
+        self.future_strays = Counter("watchdog_events_future_strays_total",
+                                     "Events held ahead of the present judged strays (their "
+                                     "stream went on without them): their records no longer "
+                                     "hold the commit back", registry=r)
         self.future_held = Gauge("watchdog_events_future_held",
                                  "Events held ahead of the present now", registry=r)
         self.whole_stream_reader = Gauge(

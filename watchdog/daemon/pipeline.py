@@ -7,7 +7,8 @@ number, or a fixed key for each other stream), and pass alerts on to :class:`Del
 
 Bookkeeping per event, so that at-least-once holds:
 
-- while its event waits in the reorder buffer, a record holds its partition's commit back;
+- while its event waits in the reorder buffer (held ahead of the present too, until it is
+  proven a stray: :mod:`.held_ahead`), a record holds its partition's commit back;
 - an alert holds back the record of the event that completed it (the last of its
   ``event_ids``) until every sink accepted it; a dead letter, until the DLQ accepted it;
 - records below the offset a partition was committed at when it was assigned (re-read to
@@ -127,7 +128,6 @@ class Pipeline:
         self._flushed_at = 0  # detector.processed at the last full flush
         self.rejections = Rejections(dead_letters, metrics, log, counted=not whole_stream,
                                      dead_letter=rules)
-        # events held ahead of the present (Reorderer.future): where the first few are
         self.held_ahead = HeldAhead(metrics, log, counted=not whole_stream)
         self.id_conflicts = IdConflicts(metrics, log, counted=not whole_stream)
         self.suppressed = 0
@@ -166,8 +166,10 @@ class Pipeline:
     def close_partitions(self, pkeys: Iterable[int]) -> None:
         """Revoked: stop tracking; their events still in the buffer are processed anyway."""
         parts = self.partitions
+        pkeys = set(pkeys)
         for p in pkeys:
             parts.pop(p, None)
+        self.held_ahead.forget(pkeys)
         self.order.assign(set(parts))
 
     @property
@@ -216,6 +218,7 @@ class Pipeline:
         a_raws: list[bytes] = []
         a_subjects: list[tuple[str, ...]] = []
         archived_from = -1  # offset of the first archived record: holds the batch's commit
+        n_ahead = 0  # events held ahead of the present in this batch
         for rec in records:
             off = rec.offset
             raw = rec.value
@@ -255,10 +258,8 @@ class Pipeline:
                     if owner is not None:
                         owner.release(off)
                 elif last == AHEAD:  # held apart, maybe for long: see HeldAhead
-                    meta[eid] = (None, off, now, rebuild)
-                    if owner is not None:
-                        owner.release(off)
-                    self.held_ahead.held(eid, rec.partition, off, t)
+                    self.held_ahead.held(eid, pkey, rec.partition, off, t, owner)
+                    n_ahead += 1
             if pushed.conflict:
                 self.id_conflicts.conflict(topic, rec.partition, rec.offset)
                 if not fresh and last in (QUEUED, LATE):
@@ -275,6 +276,10 @@ class Pipeline:
             archive.put_events(a_ids, a_times, a_raws, a_subjects, book, archived_from)
         if collected or alerts:
             self._released(alerts)
+        if pkey in self.held_ahead.waiting:  # strays' records no longer hold the commit
+            for eid, sb, off in self.held_ahead.followed(pkey, len(records) - n_ahead, order, meta):
+                meta[eid] = (None, *meta[eid][1:])
+                sb.release(off)
         if book is not None:
             book.consumed(records[-1].offset + 1)
         self._account(t0, now)

@@ -244,6 +244,11 @@ class Reorderer:
         """The present as judged on recent arrivals overall (-inf before any)."""
         return _median(self._recent)
 
+    def present_at(self, partition: int) -> float:
+        """The present as judged for an event of ``partition`` (see :meth:`_present`)."""
+        recent_p = self._recent_p.get(partition)
+        return self.present() if recent_p is None else self._present(recent_p)
+
     def _present(self, recent_p: deque[float]) -> float:
         """The present, judged on recent arrivals: no one or two strays move it. A partition's
         own arrivals count once there are enough of them (a backlog's partitions may be days
