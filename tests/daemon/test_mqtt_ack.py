@@ -124,7 +124,8 @@ async def test_kill_9_loses_no_alert(tansu_broker, mosquitto_broker, world: Worl
             tmp_path / "watchdog.yaml", bs, listen=f"127.0.0.1:{port}", policy=str(world.policy),
             kafka={"consume": False},
             mqtt={"host": mq.host, "port": mq.port, "subscribe": [TOPIC],
-                  "client_id": "watchdog-kill9", "idle_after_seconds": idle_after},
+                  "client_id": "watchdog-kill9", "idle_after_seconds": idle_after,
+                  "checkpoint": {"path": str(tmp_path / "mqtt.checkpoint")}},
             sinks={"jsonl": {"path": str(out)}})
 
     url = f"http://127.0.0.1:{port}"

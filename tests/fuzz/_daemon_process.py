@@ -115,7 +115,8 @@ def config(tmp: Path, bs: str, case: Case, port: int, policy: Path,
     }
     if mqtt is not None:
         doc["kafka"]["consume"] = False
-        doc["mqtt"] = {"idle_after_seconds": IDLE, "client_id": unique_name("wd"), **mqtt}
+        doc["mqtt"] = {"idle_after_seconds": IDLE, "client_id": unique_name("wd"),
+                       "checkpoint": {"path": str(tmp / "mqtt.checkpoint")}, **mqtt}
     path = tmp / "watchdog.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path, topics

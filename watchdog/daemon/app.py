@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from aiokafka.errors import KafkaConnectionError
 
 from watchdog import gc_policy
+from watchdog.daemon import checkpoint
 from watchdog.daemon.config import Config, in_group
 from watchdog.daemon.deadletter import (
     PRODUCER_MAX_REQUEST,
@@ -217,8 +218,12 @@ class Service:
             mq = cfg.mqtt
 
             def mqtt(p: Pipeline) -> Source:
+                ck = checkpoint.for_mqtt(mq, consume_kafka=cfg.kafka.consume,
+                                         rules=cfg.detection.rules, detector=p.detector,
+                                         metrics=self.metrics, log=get_logger("checkpoint"),
+                                         settled=lambda: self.delivery.pending == 0)
                 return MqttSource(mq, p, get_logger("mqtt"), stall=cfg.stall_seconds,
-                                  congested=self.congested)
+                                  congested=self.congested, checkpoints=ck)
 
             out.append(mqtt)
         return out
@@ -262,6 +267,8 @@ class Service:
                 spawn(probe(self.state), "broker-probe")
                 if not await self._until(self.state.loaded.wait()):
                     return
+                # records from now on open their obligations whatever the checkpoint judged
+                self.engine.due.floor = float("-inf")
             gc_policy.settle()  # state loaded: keep the collector off it
             if self.whole_stream is not None:
                 spawn(self.whole_stream.run(), "whole-stream")

@@ -29,6 +29,8 @@ async def housekeeping(svc: Service) -> None:
             tick = getattr(src, "tick", None)
             if tick is not None:
                 tick(now, mqtt_idle)
+            if src.name == "mqtt":
+                m.mqtt_unacked.set(getattr(src, "unacked", 0))
         if svc.labels is not None:
             svc.labels.check(now)  # before the tick scores: a new label applies at once
         p.tick()

@@ -159,6 +159,19 @@ class Metrics:
                                      "Events held ahead of the present judged strays (their "
                                      "stream went on without them): their records no longer "
                                      "hold the commit back", registry=r)
+        self.checkpoints = Counter(
+            "watchdog_checkpoints_total", "Checkpoints of the detector's state for MQTT: "
+            "written, failed to write (retried), unreadable at start (started empty)",
+            ["result"], registry=r)
+        self.checkpoint_bytes = Gauge("watchdog_checkpoint_bytes",
+                                      "Size of the last checkpoint written", registry=r)
+        self.checkpoint_seconds = Histogram(
+            "watchdog_checkpoint_seconds", "Time to capture, encode and durably write one "
+            "checkpoint (the pipeline waits meanwhile)", buckets=_BATCH, registry=r)
+        self.mqtt_unacked = Gauge(
+            "watchdog_mqtt_unacknowledged", "MQTT messages received and not acknowledged yet "
+            "(in the reorder buffer, alerts for sinks, awaiting a checkpoint; the broker sends "
+            "at most 65535)", registry=r)
         self.future_held = Gauge("watchdog_events_future_held",
                                  "Events held ahead of the present now", registry=r)
         self.whole_stream_reader = Gauge(

@@ -17,7 +17,8 @@ from collections import deque
 
 
 class PartitionBook:
-    __slots__ = ("_done", "_heap", "_held", "_inflight", "committed", "next", "partition")
+    __slots__ = ("_done", "_heap", "_held", "_inflight", "committed", "log", "next",
+                 "partition")
 
     def __init__(self, partition: int, start: int) -> None:
         self.partition = partition
@@ -27,6 +28,9 @@ class PartitionBook:
         self._done: set[int] = set()  # held offsets whose events were released
         self._inflight: dict[int, int] = {}  # offset -> alerts/dead letters not yet accepted
         self._heap: list[int] = []
+        # (offset, event id) of each record whose event left the buffer, when kept (an MQTT
+        # stream with checkpoints: watchdog.daemon.checkpoint)
+        self.log: list[tuple[int, str]] | None = None
 
     def consumed(self, upto: int) -> None:
         if upto > self.next:
@@ -73,6 +77,11 @@ class PartitionBook:
         if heap and heap[0] < safe:
             safe = heap[0]
         return safe
+
+    @property
+    def inflight(self) -> bool:
+        """An alert or dead letter of a record waits for a sink."""
+        return bool(self._inflight)
 
     @property
     def pending(self) -> int:

@@ -70,6 +70,19 @@ class Topics(_Base):
     dlq: NonEmpty = "access-logs.dlq"
 
 
+class MqttCheckpoint(_Base):
+    """The detector's state, written so that windows built from acknowledged messages survive
+    a crash (watchdog.daemon.checkpoint); a message is acknowledged once one holds its event."""
+
+    # relative: under $STATE_DIRECTORY (systemd) or else the working directory; default
+    # mqtt-<client_id>.checkpoint
+    path: NonEmpty | None = None
+    # at least this often: each message waits for the next checkpoint to be acknowledged, and
+    # the broker sends at most 65535 unacknowledged (the reorder buffer's included)
+    every_messages: Annotated[int, msgspec.Meta(gt=0, le=50_000)] = 10_000
+    every_seconds: Positive = 5.0
+
+
 class Mqtt(_Base):
     host: NonEmpty = "127.0.0.1"
     port: Port = 1883
@@ -85,6 +98,8 @@ class Mqtt(_Base):
     session_expiry_seconds: PositiveInt = 7 * 86400
     keepalive: PositiveInt = 30
     idle_after_seconds: Positive = 5.0
+    # null: none (a crash loses the windows built from messages acknowledged before it)
+    checkpoint: MqttCheckpoint | None = msgspec.field(default_factory=MqttCheckpoint)
 
 
 class KafkaSink(_Base):

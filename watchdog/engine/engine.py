@@ -140,6 +140,11 @@ class Engine:
     def _start(self, rec: DirectoryRecord | SubjectRecord, written: str) -> None:
         for i, ob in enumerate(self.obligations):
             for deadline, key in ob.start(rec, written, self.facts):
+                if deadline < self.due.floor:
+                    # judged before the checkpoint the state came from (its record is read
+                    # again at the start): forgotten, not judged twice
+                    ob.judge(key, deadline, self.facts)
+                    continue
                 self.due.push(deadline, i, key)
 
     def evict(self, before: float) -> int:

@@ -19,17 +19,35 @@ naming two resources.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
+from typing import Any
 
 Due = tuple[float, int, str]  # (deadline, rule index in the engine, key unique in the rule)
 
 
 class DueQueue:
-    __slots__ = ("_heap", "_open", "next")
+    __slots__ = ("_heap", "_open", "floor", "next")
 
     def __init__(self) -> None:
         self._heap: list[Due] = []
         self._open: set[tuple[int, str]] = set()
         self.next = float("inf")  # the earliest deadline: one comparison per event
+        # restored from a checkpoint: deadlines before this were judged before it (the engine
+        # does not open them again while the records are read again at a start)
+        self.floor = float("-inf")
+
+    def snapshot(self, rule_ids: Sequence[str]) -> list[list[Any]]:
+        """The open obligations as [deadline, rule id, key] (ids: the rules may be others, or
+        in another order, after a restart)."""
+        return [[d, rule_ids[i], k] for d, i, k in sorted(self._heap)]
+
+    def restore(self, snap: list[list[Any]], rule_ids: Sequence[str], floor: float) -> None:
+        index = {r: i for i, r in enumerate(rule_ids)}
+        self._heap, self._open = [], set()
+        for d, rule, k in snap:
+            if rule in index:
+                self.push(d, index[rule], k)
+        self.floor = floor
 
     def push(self, deadline: float, rule: int, key: str) -> bool:
         """Open an obligation; False if it is open already (the same record read twice)."""

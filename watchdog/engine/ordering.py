@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
 from operator import itemgetter
+from typing import Any
 
 from watchdog.events import AccessEvent
 
@@ -54,6 +55,7 @@ CONFLICT = 4
 _VERSIONS = 4
 # an id's remembered content: the hash of its one version, or a tuple of the versions seen
 _Content = int | tuple[int, ...]
+_ANY = -1  # an id restored from a checkpoint: a duplicate whatever the content (hash() != -1)
 
 
 def _median(times: Iterable[float]) -> float:
@@ -133,7 +135,7 @@ class Reorderer:
         if known is None:
             seen[eid] = content
             flag = QUEUED
-        elif known == content or (isinstance(known, tuple) and content in known):
+        elif known in (content, _ANY) or (isinstance(known, tuple) and content in known):
             self.stats.duplicates += 1
             self.last = DUPLICATE
             return []
@@ -197,6 +199,28 @@ class Reorderer:
         self.stats.conflicts += 1
         versions = known if isinstance(known, tuple) else (known,)
         self._seen[eid] = (*versions, content) if len(versions) < _VERSIONS else versions
+
+    def snapshot(self) -> dict[str, Any]:
+        """For a checkpoint: where releasing got to, the arrivals the present is judged on and
+        the events held ahead (their records were let go); not the events waiting (their
+        messages are not acknowledged: they come again)."""
+        return {"released_upto": self._released_upto, "recent": list(self._recent),
+                "ahead": [(entry[0], p, entry[5]) for entry, p in self._ahead]}
+
+    def restore(self, snap: dict[str, Any], done: Iterable[str]) -> None:
+        """Into a fresh buffer; ``done``: ids processed whose messages may come again
+        (duplicates, whatever their content)."""
+        self._released_upto = snap["released_upto"]
+        self._recent.extend(snap["recent"])
+        for eid in done:
+            self._seen[eid] = _ANY
+        for t, p, ev in snap["ahead"]:
+            self._seen[ev.event.id] = _ANY
+            heappush(self._ahead, (self._entry(ev, t), p))
+        self._ahead_min = self._ahead[0][0][0] if self._ahead else _INF
+
+    def remembers(self, eid: str) -> bool:
+        return eid in self._seen or eid in self._seen_old
 
     def expect(self, partitions: set[int]) -> None:
         """These partitions hold the watermark back even before their first event (until idle):
@@ -265,11 +289,7 @@ class Reorderer:
         return t > self._present(recent_p) + self.future
 
     def _hold(self, ev: AccessEvent, t: float, partition: int, recent_p: deque[float]) -> Released:
-        e = ev.event
-        seq = e.sequence
-        self._pushes = n = self._pushes + 1
-        entry = (t, e.dataset or "", seq if seq.__class__ is int else -1, e.id, n, ev)
-        heappush(self._ahead, (entry, partition))
+        heappush(self._ahead, (self._entry(ev, t), partition))
         self._ahead_min = self._ahead[0][0][0]
         self.stats.ahead += 1
         self.last = AHEAD
@@ -288,6 +308,11 @@ class Reorderer:
         if self._oldest > self._upto - self.release_step:
             return []
         return self._release(self._upto)
+
+    def _entry(self, ev: AccessEvent, t: float) -> _Entry:
+        e, self._pushes = ev.event, self._pushes + 1
+        seq = e.sequence
+        return t, e.dataset or "", seq if seq.__class__ is int else -1, e.id, self._pushes, ev
 
     def _promote(self, upto: float) -> None:
         """Held events at or before ``upto`` join the others (in the total order)."""

@@ -14,7 +14,7 @@ Memory: one entry per pending revocation, dropped once judged.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from msgspec import UNSET
 
@@ -66,6 +66,12 @@ class AccountNotRevoked(Obligation):
 
     def open(self) -> int:
         return len(self._pending)
+
+    def snapshot(self) -> Any:
+        return {k: list(v) for k, v in self._pending.items()}
+
+    def restore(self, snap: Any) -> None:
+        self._pending = {k: (u, w) for k, (u, w) in snap.items()}
 
     def tracked(self) -> int:
         return len(self._pending)

@@ -16,7 +16,7 @@ the deadline.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     from watchdog.engine.context import Context
@@ -86,6 +86,14 @@ class RuleBase:
     def forgetting(self) -> tuple[int, int]:
         """Keys forgotten so far: (idle past the rule's window, dropped past its cap)."""
         return 0, 0
+
+    def snapshot(self) -> Any:
+        """The state ``check`` keeps, as plain data (lists, str-keyed dicts, numbers, str,
+        bool, None) for a checkpoint (:mod:`watchdog.engine.snapshot`); None: none kept."""
+        return None
+
+    def restore(self, snap: Any) -> None:
+        """Take back what :meth:`snapshot` returned (in a fresh rule, before any event)."""
 
 
 Rule = RuleBase

@@ -24,7 +24,7 @@ over 10 days, +40 MB before, +2 MB with the sweep.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 MAX_KEYS = 100_000
 SWEEP_EVERY = 3600.0
@@ -75,3 +75,17 @@ class Bounded(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self.table)
+
+    def snapshot(self, value: Callable[[V], Any], key: Callable[[K], Any] = lambda k: k,
+                 ) -> list[Any]:
+        """Plain data for a checkpoint: the keys and values as ``key`` and ``value`` write
+        them, in the table's order (the cap drops by age, ties in that order)."""
+        return [self.next_sweep, self.forgotten, self.dropped,
+                [[key(k), value(v)] for k, v in self.table.items()]]
+
+    def restore(self, snap: Any, value: Callable[[Any], V],
+                key: Callable[[Any], K] = lambda k: k) -> None:
+        self.next_sweep, self.forgotten, self.dropped, items = snap
+        self.table.clear()  # (the same dict: a rule may keep a reference to it)
+        for k, v in items:
+            self.table[key(k)] = value(v)

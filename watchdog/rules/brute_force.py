@@ -7,7 +7,7 @@ one without a failure in the window is forgotten.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, RuleBase, Severity
@@ -75,6 +75,15 @@ class BruteForce(RuleBase):
 
     def evict(self, before: float) -> int:
         return self.state.forget(before - WINDOW)
+
+    def snapshot(self) -> Any:
+        return self.state.snapshot(lambda e: [[list(f) for f in e[0]], e[1][0]])
+
+    def restore(self, snap: Any) -> None:
+        def entry(v: Any) -> _Fails:
+            return [(t, eid) for t, eid in v[0]], [bool(v[1])]
+
+        self.state.restore(snap, entry)
 
     def forgetting(self) -> tuple[int, int]:
         return self.state.forgotten, self.state.dropped

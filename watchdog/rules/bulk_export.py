@@ -11,7 +11,7 @@ per-event limit and ten times the hourly one. Accounts are kept bounded
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, RuleBase, Severity
@@ -63,6 +63,17 @@ def _latest(acct: _Account) -> float:
     return acct.latest
 
 
+def _dump(a: _Account) -> list[Any]:
+    return [[[t, eid, list(ids), anon] for t, eid, ids, anon in a.entries], a.last_seen,
+            a.anonymous, a.above, a.latest]
+
+
+def _load(v: Any) -> _Account:
+    entries, last_seen, anonymous, above, latest = v
+    return _Account([(t, eid, tuple(ids), anon) for t, eid, ids, anon in entries],
+                    dict(last_seen), anonymous, above, latest)
+
+
 class BulkExport(RuleBase):
     id: ClassVar[str] = "bulk_export"
     severity: ClassVar[Severity] = "critical"
@@ -112,6 +123,12 @@ class BulkExport(RuleBase):
 
     def evict(self, before: float) -> int:
         return self.state.forget(before - WINDOW)
+
+    def snapshot(self) -> Any:
+        return self.state.snapshot(_dump)
+
+    def restore(self, snap: Any) -> None:
+        self.state.restore(snap, _load)
 
     def forgetting(self) -> tuple[int, int]:
         return self.state.forgotten, self.state.dropped

@@ -17,7 +17,7 @@ Memory: per open request, the resources still owing a delete; dropped once judge
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from msgspec import UNSET
 
@@ -119,6 +119,18 @@ class ErasureOverdue(Obligation):
 
     def open(self) -> int:
         return len(self._requests)
+
+    def snapshot(self) -> Any:
+        return {k: [r.subject, r.t, r.deadline, r.written, sorted(r.owing), r.named, r.done]
+                for k, r in self._requests.items()}
+
+    def restore(self, snap: Any) -> None:
+        self._requests, self._by_subject = {}, {}
+        for key, (subject, t, deadline, written, owing, named, done) in (
+                snap.items()):
+            self._requests[key] = _Request(subject, t, deadline, written, set(owing), named,
+                                           done)
+            self._by_subject.setdefault(subject, []).append(key)
 
     def tracked(self) -> int:
         return len(self._requests)

@@ -17,7 +17,7 @@ raised 200,001 alerts). All on event time: replay and the daemon keep and drop t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from watchdog.alerts.model import rfc3339
 from watchdog.engine.context import Context
@@ -136,6 +136,16 @@ class LogGap(RuleBase):
         self.forgotten += len(forget)
         self._next_check = next_check
         return found
+
+    def snapshot(self) -> Any:
+        return [{k: [s.last_t, s.last_seq, s.silence_alerted] for k, s in self._sources.items()},
+                self._next_check, self.dropped, self.forgotten, self.suppressed, self._minute,
+                self._budget]
+
+    def restore(self, snap: Any) -> None:
+        sources, self._next_check, self.dropped, self.forgotten, self.suppressed, \
+            self._minute, self._budget = snap
+        self._sources = {k: _Source(*v) for k, v in sources.items()}
 
     def datasets(self) -> int:
         return len(self._sources)

@@ -9,7 +9,7 @@ is carried over from earlier records). At most one alert per account and
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from msgspec import UNSET
 
@@ -56,3 +56,9 @@ class PasswordExpired(RuleBase):
 
     def tracked(self) -> int:
         return len(self._alerted)
+
+    def snapshot(self) -> Any:
+        return sorted([u, t] for u, t in self._alerted)
+
+    def restore(self, snap: Any) -> None:
+        self._alerted = {(u, t) for u, t in snap}

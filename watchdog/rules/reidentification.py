@@ -11,7 +11,7 @@ families, and a pair takes a quarter of what an account's export window does).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from watchdog.engine.context import Context
 from watchdog.rules.base import Finding, RuleBase, Severity
@@ -84,6 +84,17 @@ class Reidentification(RuleBase):
 
     def evict(self, before: float) -> int:
         return self.state.forget(before - self._window)
+
+    def snapshot(self) -> Any:
+        return [self._window, self.state.snapshot(
+            lambda slots: [None if s is None else list(s) for s in slots], list)]
+
+    def restore(self, snap: Any) -> None:
+        def slots(v: Any) -> list[_Seen | None]:
+            return [None if s is None else (s[0], s[1]) for s in v]
+
+        self._window, state = snap
+        self.state.restore(state, slots, tuple)
 
     def forgetting(self) -> tuple[int, int]:
         return self.state.forgotten, self.state.dropped

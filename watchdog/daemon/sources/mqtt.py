@@ -12,6 +12,12 @@ Redeliveries of events already processed are duplicates to the pipeline (same ``
 and alerts already sent are suppressed by their id within this process; across a restart an
 alert may be sent twice, never lost.
 
+With checkpoints (``mqtt.checkpoint``, the default; :mod:`watchdog.daemon.checkpoint`) a
+message is acknowledged only once, besides, a checkpoint of the detector's state that holds
+its event is durable: acknowledgements go out in batches, one per checkpoint, and windows
+built from acknowledged messages survive a crash (restored at the start; the redelivered
+messages the checkpoint holds are duplicates).
+
 One connection is one stream in the reorder buffer (partition key
 :data:`~watchdog.daemon.sources.base.MQTT_STREAM`); it stops holding the watermark after
 ``idle_after_seconds`` without a message. While sinks are behind, received messages wait
@@ -31,6 +37,7 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as paho
 
+from watchdog.daemon.checkpoint import Checkpoints
 from watchdog.daemon.config import TLS, Mqtt
 from watchdog.daemon.offsets import PartitionBook
 from watchdog.daemon.pipeline import Pipeline
@@ -64,8 +71,13 @@ class MqttSource:
 
     def __init__(self, m: Mqtt, pipeline: Pipeline, log: Any, *, stall: float = 30.0,
                  pkey: int = MQTT_STREAM,
-                 congested: Callable[[], bool] = lambda: False) -> None:
+                 congested: Callable[[], bool] = lambda: False,
+                 checkpoints: Checkpoints | None = None) -> None:
         self.m = m
+        self.checkpoints = checkpoints
+        # offsets below which the last two checkpoints made messages safe to acknowledge
+        self._durable = self._durable_before = 0
+        self._received_at_checkpoint = 0
         self.congested = congested
         self.pipeline = pipeline
         self.log = log.bind(broker=f"{m.host}:{m.port}")
@@ -86,6 +98,8 @@ class MqttSource:
 
     async def start(self) -> None:
         self._book = self.pipeline.track_stream(self.pkey)
+        if self.checkpoints is not None:
+            self._book.log = []  # the ids of the events released, for the checkpoint
 
     def stop(self) -> None:
         self._stopping = True
@@ -95,6 +109,7 @@ class MqttSource:
     async def finish(self) -> None:
         """After the flush and the drain: acknowledge what is handled, then disconnect (what
         is not stays with the broker for the next start)."""
+        self.checkpoint(time.monotonic(), force=True)
         self.acknowledge()
         await self._close()
 
@@ -179,6 +194,7 @@ class MqttSource:
                 self.pipeline.ingest(self.pkey, recs, batch[start].topic)
                 start = i
         self._seq = seq
+        self.checkpoint(self._last)
         self.acknowledge()
 
     def acknowledge(self) -> None:
@@ -187,6 +203,8 @@ class MqttSource:
         if book is None or not unacked:
             return
         safe = book.safe()
+        if self.checkpoints is not None:
+            safe = min(safe, self._durable)
         n = 0
         while unacked and unacked[0][0] < safe:
             _, sub, mid, qos = unacked.popleft()
@@ -196,13 +214,26 @@ class MqttSource:
             n += 1
         self.acked += n
 
+    def checkpoint(self, now: float, *, force: bool = False) -> None:
+        """Write the detector's state if one is due (or ``force``) and it would let messages
+        be acknowledged; then they may be."""
+        ck, book = self.checkpoints, self._book
+        if ck is None or book is None or book.safe() <= self._durable:
+            return
+        if not force and not ck.due(now, self.received - self._received_at_checkpoint):
+            return
+        safe = ck.take(book, self._durable_before)
+        if safe is not None:
+            self._durable_before, self._durable = self._durable, safe
+            self._received_at_checkpoint = self.received
+
     def tick(self, now: float, idle_after: float) -> None:
-        """From the service's housekeeping: acknowledge what sinks accepted since; mark the
-        stream idle when quiet."""
+        """From the service's housekeeping: acknowledge what sinks accepted since (and a
+        checkpoint holds); mark the stream idle when quiet."""
         self._beat = now
-        self.acknowledge()
         quiet_since = max(self._last, self.pipeline.woken_at)  # (see Pipeline._wake)
         st = self.pipeline.partitions.get(self.pkey)
         if now - quiet_since >= idle_after and st is not None and not st.idle:
             self.pipeline.mark_idle(self.pkey)
-            self.acknowledge()
+        self.checkpoint(now)
+        self.acknowledge()
