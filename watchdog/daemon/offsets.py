@@ -40,8 +40,11 @@ class PartitionBook:
         """The record's event entered the reorder buffer."""
         self._held.append(offset)
 
-    def release(self, offset: int) -> None:
-        """The record's event left the reorder buffer (processed or dropped)."""
+    def release(self, offset: int, eid: str | None = None) -> None:
+        """The record's event left the reorder buffer (processed or dropped); ``eid``: the
+        event's id when processed (kept in :attr:`log` if it is kept)."""
+        if eid is not None and self.log is not None:
+            self.log.append((offset, eid))
         held = self._held
         if held and held[0] == offset:
             held.popleft()

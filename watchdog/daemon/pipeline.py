@@ -337,11 +337,8 @@ class Pipeline:
                 m = meta.pop(eid, None)
             if m is None:
                 continue
-            book = m[0]
-            if book is not None:
-                book.release(m[1])
-                if book.log is not None:
-                    book.log.append((m[1], eid))
+            if m[0] is not None:
+                m[0].release(m[1], eid)
             if found:
                 rel[eid] = m
         collected.clear()

@@ -201,21 +201,17 @@ class Reorderer:
         self._seen[eid] = (*versions, content) if len(versions) < _VERSIONS else versions
 
     def snapshot(self) -> dict[str, Any]:
-        """For a checkpoint: where releasing got to, the arrivals the present is judged on and
-        the events held ahead (their records were let go); not the events waiting (their
-        messages are not acknowledged: they come again)."""
+        """For a checkpoint (:mod:`watchdog.engine.snapshot` says what, and why not more)."""
         return {"released_upto": self._released_upto, "recent": list(self._recent),
                 "ahead": [(entry[0], p, entry[5]) for entry, p in self._ahead]}
 
     def restore(self, snap: dict[str, Any], done: Iterable[str]) -> None:
-        """Into a fresh buffer; ``done``: ids processed whose messages may come again
-        (duplicates, whatever their content)."""
+        """Into a fresh buffer; ``done``: ids to take as duplicates, whatever their content."""
         self._released_upto = snap["released_upto"]
         self._recent.extend(snap["recent"])
-        for eid in done:
-            self._seen[eid] = _ANY
-        for t, p, ev in snap["ahead"]:
-            self._seen[ev.event.id] = _ANY
+        ahead = snap["ahead"]
+        self._seen.update(dict.fromkeys([*done, *(ev.event.id for _, _, ev in ahead)], _ANY))
+        for t, p, ev in ahead:
             heappush(self._ahead, (self._entry(ev, t), p))
         self._ahead_min = self._ahead[0][0][0] if self._ahead else _INF
 
@@ -310,8 +306,7 @@ class Reorderer:
         return self._release(self._upto)
 
     def _entry(self, ev: AccessEvent, t: float) -> _Entry:
-        e, self._pushes = ev.event, self._pushes + 1
-        seq = e.sequence
+        e, seq, self._pushes = ev.event, ev.event.sequence, self._pushes + 1
         return t, e.dataset or "", seq if seq.__class__ is int else -1, e.id, self._pushes, ev
 
     def _promote(self, upto: float) -> None:
