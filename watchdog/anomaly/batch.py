@@ -43,7 +43,7 @@ class FeatureBatch:
     account's latest vector only) computes them for those rows only (:func:`model_inputs`).
     """
 
-    __slots__ = ("_peer_q", "_rel", "accounts", "buckets", "closed_before", "eid_ends",
+    __slots__ = ("_peer_q", "_rel", "accounts", "buckets", "closed_before", "counts", "eid_ends",
                  "eid_starts", "eids", "gids", "group_names", "own_mean", "own_var",
                  "quantiles", "raw", "sids", "t_last", "users", "warm")
 
@@ -65,6 +65,7 @@ class FeatureBatch:
         accounts: np.ndarray,  # (k,) the same number for the same account
         closed_before: float,  # every bucket before this one is committed
         sids: list[tuple[str, ...]] | None = None,  # the subject ids of the events of ``eids``
+        counts: np.ndarray | None = None,  # (k, 3) the bucket's own events, exports, subjects
     ) -> None:
         self.buckets = buckets
         self.accounts = accounts
@@ -82,6 +83,7 @@ class FeatureBatch:
         self.eid_starts = eid_starts
         self.closed_before = closed_before
         self.sids = sids if sids is not None else [()] * len(eids)
+        self.counts = counts if counts is not None else np.zeros((len(users), 3), np.float32)
         self._peer_q: np.ndarray | None = None
         self._rel: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -202,7 +204,7 @@ class FeatureBatch:
             self.own_mean[idx], self.own_var[idx], self.quantiles,
             [e for e_ids in ids for e in e_ids], ends, ends - [len(e) for e in ids],
             self.accounts[idx], self.closed_before,
-            [s for a, b in spans for s in self.sids[a:b]])
+            [s for a, b in spans for s in self.sids[a:b]], self.counts[idx])
 
 
 def model_inputs(raw: np.ndarray, own_mean: np.ndarray, own_var: np.ndarray,

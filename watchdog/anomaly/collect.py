@@ -21,6 +21,7 @@ import numpy as np
 
 from watchdog.alerts.model import Alert
 from watchdog.anomaly.batch import FeatureBatch
+from watchdog.anomaly.day_baseline import DayBaselines
 from watchdog.anomaly.featurizer import Featurizer
 from watchdog.anomaly.peers import group_key
 from watchdog.anomaly.vocabulary import BUCKET, FEATURE_NAMES, SCORING_WINDOW
@@ -40,6 +41,8 @@ class Collected:
     held_t: list[np.ndarray] = field(default_factory=list)
     held_tail: list[np.ndarray] = field(default_factory=list)
     held_days: set[tuple[str, int]] = field(default_factory=set)
+    # the day scale's points of each account-day it could judge (day_baseline.py)
+    day_points: dict[tuple[str, int], float] = field(default_factory=dict)
     accounts: set[str] = field(default_factory=set)
     first: float = float("inf")
     last: float = float("-inf")
@@ -75,6 +78,8 @@ class Collector:
         # held-out: the latest vector per account in each scoring window, as the stage keeps
         self._window: int | None = None
         self._held: dict[str, tuple[np.ndarray, float, float]] = {}
+        self.days = DayBaselines()
+        self.days.record = self.out.day_points
 
     def _group_of(self, user_id: str, t: float) -> str:
         return group_key(self.engine.directory.at(user_id, t))
@@ -96,6 +101,7 @@ class Collector:
             self._take(batch)
         self._close_hour()
         self._close_window()
+        self.days.finish()
         return []
 
     def _close_window(self) -> None:
@@ -116,6 +122,7 @@ class Collector:
         self._reservoir = {}
 
     def _take(self, batch: FeatureBatch) -> None:
+        self.days.observe(batch.users, batch.buckets, batch.t_last, batch.counts, BUCKET)
         for part in batch.by_bucket():  # in bucket order, as the stage sees time pass
             self._take_bucket(part)
 

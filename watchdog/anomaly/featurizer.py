@@ -366,7 +366,7 @@ class Featurizer:
                             t_last, warm, own_m, own_v, quantiles, part.eids, eid_ends,
                             eid_starts, rows,
                             self._bucket if closed_before is None else closed_before,
-                            part.sids)
+                            part.sids, np.column_stack((part.small[rm, :2], part.large[rm, 2])))
 
     # -- housekeeping -------------------------------------------------------------------
     def _housekeeping(self, b: int, t: float) -> None:

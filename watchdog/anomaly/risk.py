@@ -104,6 +104,7 @@ class Contribution:
     ids: tuple[str, ...]  # event ids (behaviour) or alert ids (rule), at most MAX_IDS
     leaver: bool
     events: tuple[str, ...] = ()  # rule: the event completing each alert, at most MAX_IDS
+    detail: str = ""  # day: what the day's total was against the usual day (the latest)
 
     def weight_at(self, t: float, cfg: RiskConfig) -> float:
         return self.points * cfg.decay(t - self.t_last)
@@ -178,13 +179,23 @@ class RiskLedger:
 
     def add_windows(
         self, windows: Iterable[tuple[float, str, float, Sequence[str], Sequence[str]]],
+        days: Iterable[tuple[float, str, float, str, Sequence[str], str]] = (),
     ) -> list[RiskAlert]:
-        """Scored windows ``(t, user, score, behaviours, event_ids)``; applied in (t, user)
-        order, the queued rule alerts up to each window's time first."""
+        """Scored windows ``(t, user, score, behaviours, event_ids)`` and day evidence
+        ``(t, user, points, behaviour, event_ids, detail)`` (:mod:`day_baseline`); applied in
+        (t, user) order, the queued rule alerts up to each signal's time first."""
         out: list[RiskAlert] = []
         cfg = self.config
-        for t, user, score, behaviours, eids in sorted(windows, key=lambda w: (w[0], w[1])):
+        signals = [(w[0], w[1], 0, w) for w in windows] + [(d[0], d[1], 1, d) for d in days]
+        for t, user, is_day, sig in sorted(signals, key=lambda w: w[:3]):
             out.extend(self.advance(t))
+            if is_day:
+                _, _, points, what, eids, detail = sig  # type: ignore[misc]
+                if not self.damped(user, (what,), t):
+                    out.extend(self._add(user, t, "day", (what,), points, eids, window=False,
+                                         detail=detail))
+                continue
+            _, _, score, behaviours, eids = sig  # type: ignore[misc]
             points = cfg.window_points(score)
             if points <= 0.0 or self.damped(user, behaviours, t):
                 continue
@@ -224,7 +235,7 @@ class RiskLedger:
     # -- internals ---------------------------------------------------------------------------
     def _add(self, user: str, t: float, kind: str, what: tuple[str, ...], points: float,
              ids: Sequence[str], *, window: bool, events: tuple[str, ...] = (),
-             ) -> list[RiskAlert]:
+             detail: str = "") -> list[RiskAlert]:
         cfg = self.config
         acc = self._accounts.get(user)
         if acc is None:
@@ -233,7 +244,7 @@ class RiskLedger:
         if leaver:
             points *= cfg.leaver_factor
         day = int(t // DAY)
-        if not window and any(c.day == day and c.kind == kind and c.what == what
+        if kind == "rule" and any(c.day == day and c.kind == kind and c.what == what
                               for c in acc.contribs):
             points = 0.0  # the rule already counted today: listed, not counted again
         elif window:
@@ -249,7 +260,7 @@ class RiskLedger:
         else:  # an earlier signal (same time, or a rule alert's own time): decayed to now
             acc.value += points * cfg.decay(acc.t - t)
         self._remember(acc, Contribution(day, kind, what, points, t, t, 1,
-                                         tuple(ids)[:MAX_IDS], leaver, events))
+                                         tuple(ids)[:MAX_IDS], leaver, events, detail))
         self._applied += 1
         if self._applied % 65536 == 0:
             self._prune(t)
@@ -275,7 +286,7 @@ class RiskLedger:
                     c.day, c.kind, c.what, old.points * self.config.decay(c.t_last - old.t_last)
                     + c.points, min(old.t_first, c.t_first), max(old.t_last, c.t_last),
                     old.count + c.count, _merged(old.ids, c.ids), old.leaver or c.leaver,
-                    _merged(old.events, c.events))
+                    _merged(old.events, c.events), c.detail or old.detail)
                 return
         contribs.append(c)
         if len(contribs) > self.config.max_contributions:

@@ -17,9 +17,18 @@ import numpy as np
 
 from watchdog.alerts.model import Alert, rfc3339
 from watchdog.anomaly.batch import FeatureBatch
+from watchdog.anomaly.day_baseline import DayBaselines, DayEvidence
 from watchdog.anomaly.labels import Labels
 from watchdog.anomaly.model import AnomalyModel
-from watchdog.anomaly.risk import DAY, Contribution, RiskAlert, RiskConfig, RiskLedger
+from watchdog.anomaly.risk import (
+    DAY,
+    MAX_IDS,
+    Contribution,
+    RiskAlert,
+    RiskConfig,
+    RiskLedger,
+)
+from watchdog.anomaly.vocabulary import BUCKET, SCORING_WINDOW
 from watchdog.engine.engine import Engine
 from watchdog.rules.base import Finding
 
@@ -53,6 +62,9 @@ class RiskHook:
         self.labels = Labels.empty()
         self.ledger = RiskLedger(risk_config(model), leaver=self._leaver, damped=self._damped)
         self._behaviours = behaviour_names(model.features)
+        self.days = DayBaselines()  # the usual day of each account (day_baseline.py)
+        # day evidence waiting for its scoring window to be scored: (window, signal)
+        self._days: list[tuple[int, tuple[float, str, float, str, tuple[str, ...], str]]] = []
 
     def set_model(self, model: AnomalyModel) -> None:
         """A swapped model brings its own calibration; the accumulated risk is kept."""
@@ -71,14 +83,31 @@ class RiskHook:
                 add(a.user_id, _epoch(a.ts), a.rule, a.severity, a.alert_id,
                     a.event_ids[-1] if a.event_ids else "")
 
+    def committed(self, batch: FeatureBatch) -> None:
+        """A committed batch: its rows' counts add to the accounts' days; the evidence waits
+        for its scoring window (so that it meets the ledger in the same order as the scored
+        windows, however the commits were cut)."""
+        found: list[DayEvidence] = self.days.observe(batch.users, batch.buckets, batch.t_last,
+                                                     batch.counts, BUCKET)
+        per_window = SCORING_WINDOW // BUCKET
+        for e in found:
+            self._days.append((int(batch.buckets[e.row]) // per_window, (
+                e.t, e.user, e.points, f"{e.measure}_day", batch.event_ids(e.row, MAX_IDS),
+                _day_detail(e.measure, e.today, e.usual))))
+
     def scored(self, model: AnomalyModel, batches: Sequence[FeatureBatch],
-               rows: Sequence[np.ndarray], scores: np.ndarray, x: np.ndarray) -> list[Alert]:
+               rows: Sequence[np.ndarray], scores: np.ndarray, x: np.ndarray,
+               complete_below: float = float("inf")) -> list[Alert]:
         """The stage's scored windows: ``batches[b]``'s rows ``rows[b]``, in turn, scored
-        ``scores`` on inputs ``x``."""
+        ``scores`` on inputs ``x``; with the day evidence of windows before
+        ``complete_below``."""
         cfg = self.ledger.config
+        days = [d for w, d in self._days if w < complete_below]
+        if days:
+            self._days = [(w, d) for w, d in self._days if w >= complete_below]
         small = np.flatnonzero(scores > cfg.floor)
         if not len(small):
-            return []
+            return self._alerts(self.ledger.add_windows((), days)) if days else []
         offsets = np.cumsum([0] + [len(r) for r in rows])
         where = np.searchsorted(offsets, small, side="right") - 1
         users, times, eids = [], np.zeros(len(scores)), {}
@@ -89,11 +118,13 @@ class RiskHook:
             times[k] = float(b.t_last[j])
             eids[k] = b.event_ids(j)
         by_k = dict(zip(small.tolist(), users, strict=True))
-        return self.windows(model, by_k, times, scores, x, small, eids.__getitem__)
+        return self.windows(model, by_k, times, scores, x, small, eids.__getitem__, days)
 
     def windows(self, model: AnomalyModel, users: Mapping[int, str], times: np.ndarray,
                 scores: np.ndarray, x: np.ndarray, small: np.ndarray,
-                event_ids: Callable[[int], Sequence[str]]) -> list[Alert]:
+                event_ids: Callable[[int], Sequence[str]],
+                days: Sequence[tuple[float, str, float, str, tuple[str, ...], str]] = (),
+                ) -> list[Alert]:
         """Windows ``small`` (indices) that scored above the floor: ``users[i]`` at
         ``times[i]`` scored ``scores[i]`` on inputs ``x[i]``; ``event_ids(i)``: the ids its
         contribution rests on."""
@@ -109,11 +140,14 @@ class RiskHook:
                     what.append(b)
             items.append((float(times[k]), users[k], float(scores[k]),
                           tuple(sorted(what[:MAX_BEHAVIOURS])), event_ids(k)))
-        return self._alerts(self.ledger.add_windows(items))
+        return self._alerts(self.ledger.add_windows(items, days))
 
     def flush(self) -> list[Alert]:
-        """Apply every queued rule alert (end of a replay)."""
-        return self._alerts(self.ledger.advance(float("inf")))
+        """Apply every queued day evidence and rule alert (end of a replay)."""
+        days = [d for _, d in self._days]
+        self._days = []
+        out = self._alerts(self.ledger.add_windows((), days)) if days else []
+        return out + self._alerts(self.ledger.advance(float("inf")))
 
     def suppressed(self, user_id: str, behaviours: Sequence[str], t: float) -> bool:
         """Whether a per-window alert on these behaviours is damped by a label."""
@@ -178,6 +212,8 @@ def _describe(c: Contribution, t: float, cfg: RiskConfig) -> dict[str, Any]:
     day = rfc3339(c.day * DAY)[:10]
     if c.kind == "rule":
         what = f"rule {c.what[0]} ({c.count} alert{'s' if c.count > 1 else ''})"
+    elif c.kind == "day":
+        what = c.detail
     else:
         words = []
         for b in c.what:
@@ -197,6 +233,16 @@ def _describe(c: Contribution, t: float, cfg: RiskConfig) -> dict[str, Any]:
                                                            f"{cfg.leaver_factor:g})"
                                                            if c.leaver else ""),
     }
+
+
+def _day_detail(measure: str, today: float, usual: float) -> str:
+    """'115 distinct ... that day by then, 2.9x this account's usual day (39)'."""
+    from watchdog.anomaly.explain import WHAT
+
+    words = WHAT.get(measure, measure).replace("distinct ", "")
+    times = f", {today / usual:.1f}x this account's usual day" if usual >= 1.0 else ""
+    return (f"{today:.0f} {words} that day by then{times} "
+            f"(usually {usual:.0f} a working day)")
 
 
 def _epoch(ts: str) -> float:

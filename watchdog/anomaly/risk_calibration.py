@@ -109,9 +109,12 @@ def calibrate_risk(
     sim_account_days: int = SIM_ACCOUNT_DAYS,
     shrink_days: float = SHRINK_DAYS,
     seed: int = 0,
+    day_points: Mapping[str, Sequence[float]] | None = None,
 ) -> RiskCalibration:
     """Floor and threshold of the risk for ``target`` false alerts per 1,000 account-days,
-    from the held-out rows (``scores`` of ``users`` at ``times``) and account-days ``days``."""
+    from the held-out rows (``scores`` of ``users`` at ``times``) and account-days ``days``;
+    ``day_points``: per account, the day scale's points of the days it judged (any
+    training day: they do not depend on the model), drawn the same way and added."""
     if not len(scores) or not days:
         raise ValueError("too little held-out baseline to calibrate the risk")
     base = base or RiskConfig()
@@ -122,6 +125,10 @@ def calibrate_risk(
     accounts = sorted(per_account)
     n_days = max(30, -(-sim_account_days // len(accounts)))
     draws = _draws(per_account, accounts, n_days, shrink_days, seed)
+    if day_points:
+        own = {u: list(day_points.get(u, ())) for u in accounts}
+        pool = [p for u in sorted(day_points) for p in day_points[u]]
+        draws += _draws(own, accounts, n_days, shrink_days, seed + 1, pool)
     total = draws.size
     allowed = target * total / 1000.0
     lo = min_threshold if min_threshold is not None else 1.25 * cfg.window_day_cap
@@ -142,19 +149,22 @@ def calibrate_risk(
 
 
 def _draws(per_account: Mapping[str, list[float]], accounts: Sequence[str], n_days: int,
-           shrink_days: float, seed: int) -> np.ndarray:
+           shrink_days: float, seed: int, pool_of: Sequence[float] | None = None,
+           ) -> np.ndarray:
     """Simulated days (accounts x n_days): each day one of the account's own held-out days
     with probability n / (n + shrink_days) (n: how many it has), else any account's. With the
     3-4 held-out days a two-week baseline gives an account, drawing only its own would turn
     one unusual day into a third of its life, a trend it never had; with many days its own
     level dominates."""
     rng = np.random.default_rng(seed)
-    pool = np.concatenate([np.asarray(per_account[u]) for u in accounts])
+    pool = (np.asarray(pool_of, np.float64) if pool_of is not None else
+            np.concatenate([np.asarray(per_account[u]) for u in accounts]))
     rows = []
     for u in accounts:
-        own = np.asarray(per_account[u])
+        own = np.asarray(per_account[u], np.float64)
         mine = rng.random(n_days) < len(own) / (len(own) + shrink_days)
-        rows.append(np.where(mine, rng.choice(own, n_days), rng.choice(pool, n_days)))
+        theirs = rng.choice(pool, n_days) if len(pool) else np.zeros(n_days)
+        rows.append(np.where(mine, rng.choice(own, n_days), theirs) if len(own) else theirs)
     return np.vstack(rows)
 
 

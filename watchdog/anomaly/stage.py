@@ -194,6 +194,7 @@ class AnomalyStage:
             closed = -math.inf if open_b is None else open_b
         complete_below = closed // _PER_WINDOW if math.isfinite(closed) else closed
         if batch is not None and len(batch):
+            self.risk.committed(batch)  # the day scale adds up each bucket's counts
             order = np.lexsort((batch.buckets, batch.accounts))  # each account's rows in turn
             wins = batch.buckets[order] // _PER_WINDOW
             acc = batch.accounts[order]
@@ -218,9 +219,10 @@ class AnomalyStage:
                 keep.append((b, idx, win))
         self._pending = keep
         self._n_pending = sum(len(idx) for _, idx, _ in keep)
-        return self._score(due) if due else []
+        return self._score(due, complete_below) if due else []
 
-    def _score(self, due: list[tuple[FeatureBatch, np.ndarray, np.ndarray]]) -> list[Alert]:
+    def _score(self, due: list[tuple[FeatureBatch, np.ndarray, np.ndarray]],
+               complete_below: float = math.inf) -> list[Alert]:
         if len(due) > 1 and split_windows(due):
             due = latest_per_window(due)
         batches = [b for b, _, _ in due]
@@ -269,7 +271,7 @@ class AnomalyStage:
                                                    float(b.t_last[j]))
                 if alert is not None:
                     alerts.append(alert)
-        alerts.extend(self.risk.scored(model, batches, rows, scores, x))
+        alerts.extend(self.risk.scored(model, batches, rows, scores, x, complete_below))
         if len(self._last_alert) > 100_000:
             horizon = max(self._last_alert.values()) - self.cooldown
             self._last_alert = {u: t for u, t in self._last_alert.items() if t > horizon}

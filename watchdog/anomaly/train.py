@@ -182,7 +182,7 @@ def train(
     held_scores = model.combine(model.score(hx), htail)
     risk = calibrate_risk(held_scores, husers, ht, window_threshold=cal.threshold,
                           days=got.held_days, rule_alerts=alerts.rules, target=target,
-                          seed=seed)
+                          seed=seed, day_points=_per_account(got.day_points, leave_out))
     manifest: dict[str, Any] = {
         "training": {
             "start": rfc3339(got.first) if got.vectors else None,
@@ -212,6 +212,18 @@ def train(
     }
     store.save(model, out_dir, manifest)
     return model, model.info
+
+
+def _per_account(points: dict[tuple[str, int], float],
+                 leave_out: dict[str, list[float]]) -> dict[str, list[float]]:
+    """The day scale's points per account, days with a rule alert left out (as near-alert
+    windows are: what led to an alert is not the normal)."""
+    near = {(u, int(t // 86400)) for u, ts in leave_out.items() for t in ts}
+    out: dict[str, list[float]] = {}
+    for (u, d), p in sorted(points.items()):
+        if (u, d) not in near:
+            out.setdefault(u, []).append(p)
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
