@@ -45,21 +45,25 @@ def _key(kind: str | None, doc: Any) -> bytes | None:
 
 async def produce(bootstrap: str, topic: str, docs: list[bytes], *,
                   key: str | None = None, event_time: bool = False,
-                  max_request_size: int = 1 << 20) -> None:
+                  max_request_size: int = 1 << 20,
+                  partitions: list[int] | None = None) -> None:
     """Send ``docs``; ``key``: "user" (user.id), "directory", "subject"; timestamps = event
-    time when ``event_time`` (as a log shipper would stamp them)."""
+    time when ``event_time`` (as a log shipper would stamp them); ``partitions``: spread over
+    these in turn instead."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
                                 max_request_size=max_request_size)
     await producer.start()
     try:
         futures = []
-        for raw in docs:
+        for i, raw in enumerate(docs):
             try:
                 doc = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 doc = None
             ms = _event_ms(doc) if event_time else None
-            futures.append(await producer.send(topic, raw, key=_key(key, doc), timestamp_ms=ms))
+            part = partitions[i % len(partitions)] if partitions else None
+            futures.append(await producer.send(topic, raw, key=_key(key, doc), timestamp_ms=ms,
+                                               partition=part))
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

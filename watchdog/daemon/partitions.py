@@ -1,5 +1,5 @@
 """What the daemon knows of each partition it reads, in one record, and the plan that decides
-from those records: pause, resume, idle, flush and commit.
+from those records: pause, resume, idle, flush, commit, and which re-read records to skip.
 
 A :class:`PartitionState` is owned by the :class:`~watchdog.daemon.pipeline.Pipeline` (one per
 Kafka partition, or per stream of a source that is not Kafka); the source writes what it reads
@@ -7,11 +7,21 @@ from the broker into it (position, lag, time of the last record) and asks the
 :class:`PartitionPlan` what to do. The plan is pure: no I/O, no asyncio, no clock of its own
 (times are handed in), so that every decision is unit-tested on its own, like
 :class:`~watchdog.daemon.offsets.PartitionBook`.
+
+Redeliveries older than the reorder buffer's dedupe horizon (a partition revoked and assigned
+back, re-read from one window horizon before its committed offset): their event ids are
+forgotten, so the buffer would take them for new events, feed them to the windows a second time
+(``subject_count`` doubled: false ``bulk_export``) and, for records past the committed offset,
+raise their alerts again. The plan remembers, per partition, the span of offsets whose records
+this process has processed (:attr:`PartitionPlan.fed`, kept across assignments, as the windows
+are); such records are skipped (:meth:`PartitionPlan.unseen`, counted as duplicates). Records
+below the committed offset and outside that span (after a restart, or a partition new to this
+instance) only rebuild the windows (their alerts were sent before).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,11 +53,35 @@ class PartitionState:
 class PartitionPlan:
     """Decisions over the partitions' states (pure; see the module docstring)."""
 
-    __slots__ = ("aligning",)
+    __slots__ = ("aligning", "fed")
 
     def __init__(self) -> None:
         # pausing the partitions ahead of the watermark until the buffer has halved
         self.aligning = False
+        # partition -> [lo, hi): offsets whose records this process processed (any assignment)
+        self.fed: dict[int, tuple[int, int]] = {}
+
+    # -- records processed before ----------------------------------------------------------
+    def opened(self, st: PartitionState) -> None:
+        """A partition assigned; reading starts at ``st.start``. The span processed before is
+        kept if this reading joins it (starts at or before its end), else forgotten."""
+        span = self.fed.get(st.key)
+        if span is None or st.start > span[1]:
+            self.fed[st.key] = (st.start, st.start)
+
+    def unseen(self, st: PartitionState, records: Sequence[Any]) -> Sequence[Any]:
+        """``records`` (in offset order, ``.offset``) without those this process processed
+        before; what this assignment read is then part of the span once it reaches it (reading
+        is contiguous from ``st.start``)."""
+        lo, hi = self.fed.get(st.key, (st.start, st.start))
+        first, upto = records[0].offset, records[-1].offset + 1
+        if first >= hi or upto <= lo:
+            kept = records
+        else:
+            kept = [r for r in records if not lo <= r.offset < hi]
+        if upto >= lo:  # this reading joined the span processed before (or extends it)
+            self.fed[st.key] = (min(lo, st.start), max(hi, upto))
+        return kept
 
     # -- pause and resume ------------------------------------------------------------------
     def pauses(self, parts: Iterable[PartitionState], *, buffered: int, limit: int,
@@ -104,6 +138,16 @@ class PartitionPlan:
             return set(parts) - {key}
         parts[key].idle = False
         return None
+
+    @staticmethod
+    def assigned(parts: Mapping[int, PartitionState]) -> set[int]:
+        """A partition was assigned: the idle ones are waited for again (returned), as after a
+        pause of every partition (:meth:`wake`). Its records are read first, and what was
+        produced meanwhile must not find an idle partition passed by the others' releases."""
+        woken = {k for k, st in parts.items() if st.idle}
+        for k in woken:
+            parts[k].idle = False
+        return woken
 
     @staticmethod
     def flush_when_idle(parts: Mapping[int, PartitionState], *, buffered: int,

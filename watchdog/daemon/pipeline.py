@@ -12,8 +12,8 @@ Bookkeeping per event, so that at-least-once holds:
 - an alert holds back the record of the event that completed it (the last of its
   ``event_ids``) until every sink accepted it; a dead letter, until the DLQ accepted it;
 - records below the offset a partition was committed at when it was assigned (re-read to
-  rebuild the windows after a rebalance or restart) feed the windows but their alerts were
-  sent before: they are suppressed, as are alert ids already sent by this process;
+  rebuild the windows) feed the windows, their alerts suppressed (sent before), unless this
+  process processed them already (skipped: :mod:`.partitions`); alert ids sent are too;
 - an instance that owns only some partitions of the topic holds back the alerts of rules
   that judge a whole dataset (:data:`WHOLE_STREAM_RULES`: ``log_gap``), which it cannot see;
   the whole-stream reader (:mod:`.sources.whole_stream`) sends them instead, from a second
@@ -40,6 +40,7 @@ from watchdog.daemon.id_conflicts import IdConflicts
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.offsets import PartitionBook
 from watchdog.daemon.partitions import PartitionPlan, PartitionState
+from watchdog.daemon.record_meta import Meta, lowest
 from watchdog.daemon.rejections import RecordLike, Rejections
 from watchdog.decode import Decoder, Rejection
 from watchdog.engine.detector import Detector, Stage
@@ -52,23 +53,6 @@ from watchdog.events import AccessEvent, check_times
 # obligations (1.1), judged when the whole stream's event time passes a deadline (on the
 # deletes of every partition): one instance raises each of them
 WHOLE_STREAM_RULES = frozenset({"log_gap", "account_not_revoked", "erasure_overdue"})
-
-# (book or None when untracked, offset, monotonic consume time, re-read to rebuild windows)
-Meta = tuple[PartitionBook | None, int, float, bool]
-
-
-def _lowest(event_ids: Sequence[str], m: Meta, rel: dict[str, Meta],
-            meta: dict[str, Meta]) -> int:
-    """The lowest offset, in the completing record's book, of the alert's evidence still
-    known: held until the alert is delivered, so that an MQTT message (acknowledged: gone for
-    good) is not released while the alert it is evidence of could still be lost."""
-    low = m[1]
-    for eid in event_ids:
-        o = rel.get(eid) or meta.get(eid)
-        if o is not None and o[0] is m[0] and o[1] < low:
-            low = o[1]
-    return low
-
 
 _NEG_INF = float("-inf")
 _TOMBSTONE = Rejection("not_json", "empty message (no value)", b"")
@@ -114,6 +98,7 @@ class Pipeline:
         # every partition (Kafka) and stream (MQTT) read, which the watermark waits for
         self.partitions: dict[int, PartitionState] = {}
         self.plan = PartitionPlan()
+        self.skipped = 0  # re-read records this process processed before (PartitionPlan.fed)
         self._meta: dict[str, Meta] = {}
         # records of events that reused the id of an event still buffered (a conflict), by the
         # event object: meta, keyed by id, already names the first version's record
@@ -148,7 +133,9 @@ class Pipeline:
         st = PartitionState(pkey, PartitionBook(pkey, committed), resume=resume,
                             start=committed if start is None else start)
         st.pos = st.start
+        self.order.expect(self.plan.assigned(self.partitions))
         self._add(st)
+        self.plan.opened(st)
         return st
 
     def track_stream(self, pkey: int) -> PartitionBook:
@@ -190,11 +177,13 @@ class Pipeline:
         """Process one batch of records from one partition, in offset order; returns the
         latest event time in it (-inf if none was valid)."""
         high = _NEG_INF
+        st = self.partitions.get(pkey)
+        if st is not None and st.kafka and records:
+            records = self._unseen(st, records)
         if not records:
             return high
         t0 = time.perf_counter()
         now = time.monotonic()
-        st = self.partitions.get(pkey)
         book, resume = (st.book, st.resume) if st is not None else (None, -1)
         if st is not None and st.idle:
             self._wake(pkey, now)
@@ -285,6 +274,17 @@ class Pipeline:
         self._account(t0, now)
         return high
 
+    def _unseen(self, st: PartitionState, records: Sequence[RecordLike]) -> Sequence[RecordLike]:
+        """Without the records this process processed before (see :mod:`.partitions`)."""
+        kept = self.plan.unseen(st, records)
+        if (n := len(records) - len(kept)):
+            self.skipped += n
+            if not self.whole_stream:
+                self.metrics.duplicate.inc(n)
+            if not kept and st.book is not None:
+                st.book.consumed(records[-1].offset + 1)
+        return kept
+
     def _wake(self, pkey: int, now: float) -> None:
         """Records again after a pause (see :meth:`PartitionPlan.wake`)."""
         others = self.plan.wake(self.partitions, pkey)
@@ -370,7 +370,7 @@ class Pipeline:
             if m is None:
                 submit(a, None, -1, time.monotonic())
             else:
-                submit(a, m[0], _lowest(a.event_ids, m, rel, meta), m[2])
+                submit(a, m[0], lowest(a.event_ids, m, rel, meta), m[2])
 
     def _account(self, t0: float, now: float) -> None:
         self.last_progress = now

@@ -7,7 +7,8 @@
   (:meth:`Detector.horizon`) before its committed offset, found with ``offsets_for_times`` on
   the timestamp of the last committed record (at most ``rebuild_max_records`` back), so its
   windows are whole again; alerts completed by the re-read records were sent before and are
-  suppressed by the pipeline. A partition kept across a rebalance carries on where it was.
+  suppressed by the pipeline, and those this process processed before are skipped. A partition
+  kept across a rebalance carries on where it was (waited for again if it was idle).
 - Offsets are committed (every ``commit_interval_seconds``, on revocation and at shutdown) up to
   what the pipeline says is safe: never past an event still in the reorder buffer or an alert
   not yet accepted by every sink.
