@@ -346,3 +346,19 @@ def test_lists_at_once_and_small_segments_change_nothing(
     for (ba, ua, ra), (bb, ub, rb) in zip(a, b, strict=True):
         assert (ba, ua) == (bb, ub)
         assert np.array_equal(ra, rb)
+
+
+def test_events_are_taken_apart_not_held() -> None:
+    """What the features need is taken from each list as it comes: no event is kept until
+    its hour ends (holding them made reading and freeing them an hour later slow)."""
+    import sys
+
+    fz = Featurizer(make_engine().policy, lambda _u, _t: "customer support")
+    evs = [decode(event(T0 + i, f"u{i % 3}", f"e{i}", "read", resource="r", ids=(f"c{i}",)))
+           for i in range(20)]
+    before = [sys.getrefcount(e) for e in evs]
+    assert fz.observe_many([(e, e.timestamp.timestamp()) for e in evs]) == []
+    assert [sys.getrefcount(e) for e in evs] == before
+    b = fz.flush()
+    assert b is not None
+    assert b.values(b.index("u1"))["events_1h"] == pytest.approx(7)

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.anomaly.conftest import DEPTS, T0, baseline, decode, event, insider_docs, make_engine
 from watchdog.anomaly.batch import FeatureBatch
@@ -61,10 +62,10 @@ def stream() -> list[dict]:
     return docs
 
 
-def features(docs: list[dict]) -> dict[str, np.ndarray]:
+def features(docs: list[dict], capacity: int = 1024) -> dict[str, np.ndarray]:
     fz = Featurizer(make_engine().policy,
                     lambda u, _t: DEPTS[int(u[1:]) % len(DEPTS)], warmup=6 * 3600.0,
-                    idle_ttl=5 * 86400.0)
+                    idle_ttl=5 * 86400.0, capacity=capacity)
     batches: list[FeatureBatch] = []
     evs = [decode(d) for d in docs]
     items = [(ev, ev.timestamp.timestamp()) for ev in evs]
@@ -99,8 +100,10 @@ def features(docs: list[dict]) -> dict[str, np.ndarray]:
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def test_the_featurizer_gives_the_recorded_features() -> None:
-    got = features(stream())
+@pytest.mark.parametrize("capacity", [1024, 5])
+def test_the_featurizer_gives_the_recorded_features(capacity: int) -> None:
+    """... also when its row arrays grow (in place) while accounts are tracked."""
+    got = features(stream(), capacity)
     want = np.load(GOLDEN)
     assert set(want.files) == set(got)
     assert len(got["raw"]) > 2000

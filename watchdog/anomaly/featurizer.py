@@ -6,12 +6,14 @@ every 10 minutes of event time the buckets of the accounts that were active in t
 the end of that bucket: the account's last hour, 24 hours and 7 days, relative to its own history
 and to its peers.
 
-Cost: per event, only keeping it; every few thousand events (and at the end of each hour) the
-kept ones are reduced to one row per account and bucket (:mod:`~watchdog.anomaly.reduction`);
+Cost: per list of events, what the features need of them is taken apart into columns while they
+are in the caches (:class:`~watchdog.anomaly.reduction.Kept`); every few thousand events (and at
+the end of each hour) those are reduced to one row per account and bucket (``reduction``);
 at the end of each hour of event time its rows are committed together, with a number of numpy
 operations that does not depend on the number of accounts (:meth:`Featurizer._commit`).
-Memory: one row of a few fixed-size arrays per tracked account (:mod:`~watchdog.anomaly.layout`)
-plus its dictionary entry; accounts idle for ``idle_ttl`` are evicted and their rows reused.
+Memory: one row of a few fixed-size arrays per tracked account (:mod:`~watchdog.anomaly.layout`;
+they grow in place by 1/32) plus its dictionary entry; accounts idle for ``idle_ttl`` are evicted
+and their rows reused.
 """
 
 from __future__ import annotations
@@ -25,19 +27,17 @@ import numpy as np
 from watchdog.anomaly import own_baseline
 from watchdog.anomaly.batch import FeatureBatch
 from watchdog.anomaly.layout import (
-    F_WIDTH,
     ROW_BYTES,
-    SEEN_WORDS,
-    U_WIDTH,
     advance,
     fresh_row,
+    grow_rows,
     read_windows,
     stamps,
     sweep,
     touched_slots,
 )
 from watchdog.anomaly.peers import PeerBaselines
-from watchdog.anomaly.reduction import Rows, by_rank, merge, reduce_events
+from watchdog.anomaly.reduction import Kept, Rows, by_rank, merge, reduce_events
 from watchdog.anomaly.vocabulary import BUCKET, NW, PEER_SCALE, PER_HOUR
 from watchdog.events import AccessEvent
 from watchdog.policy.model import Policy
@@ -55,8 +55,8 @@ class _HasPolicy(Protocol):
 class Featurizer:
     """Sliding-window features per account; see the module docstring.
 
-    Per event, :meth:`observe` only keeps the event; the kept ones are reduced column by
-    column a few thousand at a time (:meth:`_absorb`) and committed an hour at a time.
+    :meth:`observe_many` takes its events apart (:meth:`_take_apart`); what is kept is reduced
+    a few thousand events at a time (:meth:`_absorb`) and committed an hour at a time.
     ``policy_source``: an object whose ``policy`` attribute is the current policy (the
     engine), read where the policy matters, so that a reloaded policy applies at once.
     """
@@ -95,7 +95,9 @@ class Featurizer:
         self._alloc(capacity)
         self._bucket = _NO_BUCKET  # the open bucket (none before the first event)
         self._end: float = -math.inf  # event time at which the open bucket closes
-        self._buf: list[tuple[AccessEvent, float]] = []  # events not reduced to rows yet
+        # events not reduced to rows yet: taken apart (at the end of each call), then these
+        self._kept = Kept()
+        self._buf: list[tuple[AccessEvent, float]] = []
         self._runs: list[tuple[int, int]] = [(0, _NO_BUCKET)]  # (from position, bucket) in it
         self._parts: list[Rows] = []  # this hour's rows not committed yet
         self._committed_open = _NO_BUCKET  # the open bucket at the last commit
@@ -116,29 +118,14 @@ class Featurizer:
     # -- storage: one row of each array per account (a commit gathers and scatters each once)
     def _alloc(self, cap: int) -> None:
         old = self._cap
-
-        def grow(name: str, shape: tuple[int, ...], dtype: type, fill: int | float = 0) -> None:
-            new: np.ndarray = np.full((cap, *shape), fill, dtype=dtype)
-            if old:
-                new[:old] = getattr(self, name)
-            setattr(self, name, new)
-
-        grow("u16", (U_WIDTH,), np.uint16)
-        grow("f32", (F_WIDTH,), np.float32)
-        grow("seen", (SEEN_WORDS,), np.uint64)
-        # own baseline (log scale): float32 mean (slow steps are below float16's resolution)
-        grow("own_mean", (NW,), np.float32)
-        grow("own_var", (NW,), np.float16)
-        grow("meta", (3,), np.int32)  # commits, peer group, hour of event time looked up
-        grow("first_seen", (), np.float64)
-        grow("last_seen", (), np.float64, np.inf)  # free rows are never idle
+        grow_rows(self, old, cap)
         self._free.extend(range(cap - 1, old - 1, -1))
         self._row_user.extend([None] * (cap - old))
         self._cap = cap
 
     def _new_row(self, uid: str, t: float) -> int:
         if not self._free:
-            self._alloc(max(1024, self._cap * 3 // 2))
+            self._alloc(self._cap + max(1024, self._cap // 32))  # slack: at most 1/32
         r = self._free.pop()
         self.rows[uid] = r
         self._row_user[r] = uid
@@ -176,16 +163,17 @@ class Featurizer:
         out = self._advance(t) if t >= self._end else None
         buf = self._buf
         buf.append((ev, t))
-        if len(buf) >= SEGMENT:
-            self._absorb()
+        if len(buf) >= 64:
+            self._take_apart()
+            if len(self._kept) >= SEGMENT:
+                self._absorb()
         return out
 
     def observe_many(self, items: Sequence[tuple[AccessEvent, float]]) -> list[FeatureBatch]:
         """:meth:`observe` of each (event, event time) in turn; the vectors of the hours they
         closed."""
         out: list[FeatureBatch] = []
-        n = len(items)
-        if not n:
+        if not items:
             return out
         if self._policy_source is not None and self._policy_source.policy is not self._policy:
             self._new_policy()
@@ -203,7 +191,8 @@ class Featurizer:
                 buf = self._buf  # a commit starts a new list
                 end = self._end
         buf.extend(items[start:])
-        if len(buf) >= SEGMENT:
+        self._take_apart()
+        if len(self._kept) >= SEGMENT:
             self._absorb()
         return out
 
@@ -222,7 +211,7 @@ class Featurizer:
             self.peers.rebase(b)
         if b > cur_b:
             self._bucket = b
-            self._runs.append((len(self._buf), b))
+            self._runs.append((len(self._kept) + len(self._buf), b))
             if cur_b != _NO_BUCKET and b // PER_HOUR != cur_b // PER_HOUR:
                 out = self._commit(self._closed_rows())
                 self._housekeeping(b, t)
@@ -257,23 +246,30 @@ class Featurizer:
         return self._commit(rows, math.inf)
 
     # -- events -> rows: column by column ------------------------------------------------
+    def _take_apart(self) -> None:
+        """What the features need of the events not taken apart yet (while they are in the
+        caches: the events themselves are not kept)."""
+        if self._buf:
+            self._kept.add(self._buf, self._policy, self._res_bits, self._src_bits)
+            self._buf = []
+
     def _absorb(self) -> None:
         """Reduce the kept events to rows (one per account and bucket)."""
-        buf = self._buf
-        if not buf:
+        self._take_apart()
+        kept = self._kept
+        if not len(kept):
             return
         runs = self._runs
-        self._buf, self._runs = [], [(0, self._bucket)]
+        self._kept, self._runs = Kept(), [(0, self._bucket)]
         # accounts: a new one gets its row at its first event
-        uids = [e.user.id for e, _ in buf]
+        uids = kept.uids
         get_row = self.rows.get
         rows_l = [get_row(u, -1) for u in uids]
         if -1 in rows_l:
             for i in [i for i, r in enumerate(rows_l) if r < 0]:
                 r = get_row(uids[i])
-                rows_l[i] = self._new_row(uids[i], buf[i][1]) if r is None else r
-        self._parts.append(reduce_events(buf, runs, rows_l, self._policy, self._res_bits,
-                                         self._src_bits))
+                rows_l[i] = self._new_row(uids[i], kept.ts[i]) if r is None else r
+        self._parts.append(reduce_events(kept, runs, rows_l, self._policy))
 
     def _rows(self) -> Rows | None:
         """Every uncommitted row of the hour, one per account and bucket, sorted."""
@@ -388,6 +384,7 @@ class Featurizer:
         dropped = 0
         row_user = self._row_user
         busy = ({r for p in self._parts for r in p.rows.tolist()}
+                | {self.rows.get(u, -1) for u in self._kept.uids}
                 | {self.rows.get(e.user.id, -1) for e, _ in self._buf})
         for r in np.flatnonzero(self.last_seen[: self._cap] < before).tolist():
             u = row_user[r]

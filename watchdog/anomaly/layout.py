@@ -65,14 +65,30 @@ _SLOT_IN = np.equal.outer(np.arange(len(WINDOWS)), SLOT_WINDOW).astype(np.float3
 # per window: which sketch slots and categories count (their stamps' age in buckets)
 _SPANS = np.array([WINDOW_BUCKETS[w] for w in WINDOWS], np.uint16)
 
-ROW_BYTES = (
-    2 * SLOTS  # bucket stamps
-    + SLOTS * (2 * NS + 4 * NL)  # counters
-    + 2 * (M_SUBJ + M_RES + M_SRC + len(CATEGORIES))  # sketches, category stamps
-    + (SEEN_RES_BITS + SEEN_SRC_BITS) // 8 + 2  # seen resources, sources, categories
-    + (4 + 2) * NW  # own baseline (float32 mean, float16 variance)
-    + 8 + 8 + 4 + 4 + 4  # first and last seen, commits, peer group and when looked up
-)
+# an account's state: one row of each of these arrays (name, row shape, dtype, a free row's
+# fill); the own baseline (log scale) has a float32 mean (slow steps are below float16's
+# resolution); meta: commits, peer group, hour of event time it was looked up; free rows are
+# never idle (last seen: inf)
+ROW_ARRAYS: tuple[tuple[str, tuple[int, ...], type, float], ...] = (
+    ("u16", (U_WIDTH,), np.uint16, 0), ("f32", (F_WIDTH,), np.float32, 0),
+    ("seen", (SEEN_WORDS,), np.uint64, 0), ("own_mean", (NW,), np.float32, 0),
+    ("own_var", (NW,), np.float16, 0), ("meta", (3,), np.int32, 0),
+    ("first_seen", (), np.float64, 0), ("last_seen", (), np.float64, np.inf))
+ROW_BYTES = sum(int(np.prod(shape, dtype=np.int64)) * np.dtype(dt).itemsize
+                for _, shape, dt, _ in ROW_ARRAYS)
+
+
+def grow_rows(owner: object, old: int, cap: int) -> None:
+    """Give ``owner``'s row arrays (attributes named as in :data:`ROW_ARRAYS`) ``cap`` rows
+    (``old``: how many they have). In place: a large block is remapped, not copied, and the
+    old and the new array never coexist (no view of them outlives a call: none dangles)."""
+    for name, shape, dtype, fill in ROW_ARRAYS:
+        if not old:
+            setattr(owner, name, np.full((cap, *shape), fill, dtype=dtype))
+            continue
+        arr: np.ndarray = getattr(owner, name)
+        arr.resize((cap, *shape), refcheck=False)
+        arr[old:] = fill
 
 
 def _linear_count(empty: np.ndarray, m: int) -> np.ndarray:
