@@ -53,6 +53,7 @@ import argparse
 import asyncio
 import hashlib
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -124,6 +125,7 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
         s3_env = dict(env, WATCHDOG_ARCHIVE_S3_ACCESS_KEY_ID="test",
                       WATCHDOG_ARCHIVE_S3_SECRET_ACCESS_KEY="test")  # noqa: S106 (moto)
         results: dict[bool, list[float]] = {False: [], True: []}
+        split: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
         run = 0
         for _pair in range(args.pairs):
             for archived in (False, True):
@@ -158,16 +160,42 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
 
                     await until(started, 0.01)
                     cpu0 = _cpu_seconds(proc.pid)
+                    threads0 = _thread_cpu(proc.pid)
                     await until(lambda g=f"bench-{run}": committed_to_end(bs, ends, g))
                     cpu = _cpu_seconds(proc.pid) - cpu0
+                    threads = _thread_cpu(proc.pid)
+                main = threads.get(proc.pid, 0.0) - threads0.get(proc.pid, 0.0)
+                split[archived].append((main, cpu - main))
                 results[archived].append(len(events) / cpu)
                 print(f"run {run}: archive={'yes' if archived else 'no '} "
-                      f"{len(events) / cpu:,.0f} events per CPU-second ({cpu:.2f} s)",
-                      file=sys.stderr)
+                      f"{len(events) / cpu:,.0f} events per CPU-second ({cpu:.2f} s: event "
+                      f"loop {main:.2f} s, other threads {cpu - main:.2f} s)", file=sys.stderr)
+    changes = []
     for i, (off, on) in enumerate(zip(results[False], results[True], strict=True), 1):
+        changes.append((on - off) / off)
         rows.append((f"round {i}: events per daemon CPU-second, without / with the archive",
-                     f"{off:,.0f} / {on:,.0f} ({(on - off) / off:+.1%})"))
+                     f"{off:,.0f} / {on:,.0f} ({changes[-1]:+.1%})"))
+    rows.append(("median change (lowest, highest)",
+                 f"{statistics.median(changes):+.1%} ({min(changes):+.1%}, {max(changes):+.1%})"))
+    for archived in (False, True):
+        mains = [m for m, _o in split[archived]]
+        others = [o for _m, o in split[archived]]
+        rows.append((f"median CPU s {'with' if archived else 'without'} the archive: "
+                     "event loop / other threads",
+                     f"{statistics.median(mains):.2f} / {statistics.median(others):.2f}"))
     return rows
+
+
+def _thread_cpu(pid: int | None) -> dict[int, float]:
+    """CPU seconds of each thread of a process so far (a thread that ended is not listed)."""
+    out: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 def month(args: argparse.Namespace, tmp: Path) -> tuple[Path, Path, int]:

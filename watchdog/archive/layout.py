@@ -123,15 +123,19 @@ def _one_line(raw: bytes) -> bytes:
     return orjson.dumps(orjson.loads(raw)) if b"\n" in raw or b"\r" in raw else raw
 
 
-def to_table(dataset: str, ids: list[str], times: list[float], raws: list[bytes],
-             subjects: list[tuple[str, ...]] | None = None,
+def to_table(dataset: str, ids: list[str] | pa.ChunkedArray,
+             times: list[float] | np.ndarray, raws: list[bytes],
+             subjects: list[tuple[str, ...]] | pa.ChunkedArray | None = None,
              raw: pa.ChunkedArray | None = None) -> pa.Table:
     """The segment table of already validated documents: their ids, event times (seconds
-    since the epoch) and bytes (kept byte for byte). ``raw``: the documents as a column
-    already (:meth:`watchdog.archive.buffer.Buffer.raw_column`); ``raws`` are then needed
+    since the epoch) and bytes (kept byte for byte). ``ids``, ``subjects`` and ``raw`` may
+    be columns already (:class:`watchdog.archive.buffer.Buffer`); ``raws`` are then needed
     only by datasets with parsed columns (records, alerts)."""
     micros = (np.asarray(times, dtype=np.float64) * 1e6).round().astype(np.int64)
-    arrays = [pa.array(ids, _s), pa.array(micros, pa.int64()).cast(TS)]
+    n = len(micros)
+    arrays: list[pa.Array | pa.ChunkedArray] = [
+        ids if isinstance(ids, pa.ChunkedArray) else pa.array(ids, _s),
+        pa.array(micros, pa.int64()).cast(TS)]
     cols = COLUMNS[dataset]
     if cols:
         body = b"\n".join(_one_line(r) for r in raws)
@@ -143,9 +147,10 @@ def to_table(dataset: str, ids: list[str], times: list[float], raws: list[bytes]
         for _name, path, typ in cols:
             dotted = ".".join(path)
             arrays.append(flat.column(dotted) if dotted in names
-                          else pa.nulls(len(ids), typ))
+                          else pa.nulls(n, typ))
     if dataset == EVENTS:
-        arrays.append(pa.array(subjects if subjects is not None else [()] * len(ids), _l))
+        arrays.append(subjects if isinstance(subjects, pa.ChunkedArray)
+                      else pa.array(subjects if subjects is not None else [()] * n, _l))
     arrays.append(_raw_array(raws) if raw is None else raw)
     return pa.Table.from_arrays(arrays, schema=SCHEMAS[dataset])
 

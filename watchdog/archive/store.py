@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from watchdog.systemd import credentials_as_env
@@ -47,7 +48,7 @@ class Store:
         """``path`` relative to the archive's base."""
         return path[len(self.base) + 1:] if path.startswith(self.base + "/") else path
 
-    def write_bytes(self, rel: str, data: bytes) -> None:
+    def write_bytes(self, rel: str, data: bytes | pa.Buffer) -> None:
         path = self.path(rel)
         if self.is_local:
             parent = path.rsplit("/", 1)[0]
