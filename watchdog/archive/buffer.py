@@ -49,6 +49,7 @@ class Chunk:
     subjects: list[tuple[str, ...]]
     blob: bytes
     offsets: np.ndarray  # int64, len(ids) + 1
+    _times: np.ndarray | None = None
     _columns: Columns | None = None
 
     @classmethod
@@ -72,11 +73,16 @@ class Chunk:
     def doc(self, i: int) -> bytes:
         return self.blob[int(self.offsets[i]):int(self.offsets[i + 1])]
 
+    def time_array(self) -> np.ndarray:
+        """The event times as float64 seconds since the epoch, made once."""
+        if self._times is None:
+            self._times = np.fromiter(self.times, np.float64, len(self.times))
+        return self._times
+
     def columns(self) -> Columns:
         """The chunk's Arrow columns, made once."""
         if self._columns is None:
-            self._columns = Columns(pa.array(self.ids, _STRING),
-                                    np.fromiter(self.times, np.float64, len(self.times)),
+            self._columns = Columns(pa.array(self.ids, _STRING), self.time_array(),
                                     pa.array(self.subjects, _LIST), self._raw())
         return self._columns
 

@@ -160,7 +160,7 @@ class ArchiveWriter:
         is the exception) joins the day's buffer whole, with C-level set and list operations;
         a run with a duplicate is filtered one document at a time. Returns how many were new."""
         ids = chunk.ids
-        days = (np.asarray(chunk.times, dtype=np.float64) // _DAY).astype(np.int64)
+        days = (chunk.time_array() // _DAY).astype(np.int64)
         cuts = [0, *(np.flatnonzero(days[1:] != days[:-1]) + 1).tolist(), len(ids)]
         added = 0
         for a, b in itertools.pairwise(cuts):
