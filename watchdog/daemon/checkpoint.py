@@ -25,6 +25,7 @@ with empty state: as before checkpoints existed, never a crash loop.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import os
 import time
@@ -211,7 +212,15 @@ class Checkpoints:
         if self._restored:
             self._restored = [eid for eid in self._restored if order.remembers(eid)]
             done.extend(self._restored)
-        data = encode(self.stream, snapshot.capture(self.detector, done))
+        # no collector pass while the state's containers are walked (it makes no cycles; with
+        # 90,000 accounts' windows: 0.74 s, 2.1 s with the collector on)
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            data = encode(self.stream, snapshot.capture(self.detector, done))
+        finally:
+            if collecting:
+                gc.enable()
         try:
             write_atomically(self.path, data)
         except OSError as err:

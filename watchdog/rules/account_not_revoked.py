@@ -68,7 +68,7 @@ class AccountNotRevoked(Obligation):
         return len(self._pending)
 
     def snapshot(self) -> Any:
-        return {k: list(v) for k, v in self._pending.items()}
+        return self._pending
 
     def restore(self, snap: Any) -> None:
         self._pending = {k: (u, w) for k, (u, w) in snap.items()}

@@ -88,8 +88,10 @@ class RuleBase:
         return 0, 0
 
     def snapshot(self) -> Any:
-        """The state ``check`` keeps, as plain data (lists, str-keyed dicts, numbers, str,
-        bool, None) for a checkpoint (:mod:`watchdog.engine.snapshot`); None: none kept."""
+        """The state ``check`` keeps, for a checkpoint (:mod:`watchdog.engine.snapshot`): what
+        msgpack encodes (lists, tuples, sets, str-keyed dicts, dataclasses of those, numbers,
+        str, bool, None), the rule's own structures as they are (no copy: a capture is encoded
+        before the next event changes them); None: none kept."""
         return None
 
     def restore(self, snap: Any) -> None:

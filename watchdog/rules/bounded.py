@@ -76,12 +76,10 @@ class Bounded(Generic[K, V]):
     def __len__(self) -> int:
         return len(self.table)
 
-    def snapshot(self, value: Callable[[V], Any], key: Callable[[K], Any] = lambda k: k,
-                 ) -> list[Any]:
-        """Plain data for a checkpoint: the keys and values as ``key`` and ``value`` write
-        them, in the table's order (the cap drops by age, ties in that order)."""
-        return [self.next_sweep, self.forgotten, self.dropped,
-                [[key(k), value(v)] for k, v in self.table.items()]]
+    def snapshot(self) -> list[Any]:
+        """For a checkpoint: the (key, value) pairs themselves, in the table's order (the cap
+        drops by age, ties in that order); encoded before the next event changes them."""
+        return [self.next_sweep, self.forgotten, self.dropped, list(self.table.items())]
 
     def restore(self, snap: Any, value: Callable[[Any], V],
                 key: Callable[[Any], K] = lambda k: k) -> None:

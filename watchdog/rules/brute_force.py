@@ -77,11 +77,11 @@ class BruteForce(RuleBase):
         return self.state.forget(before - WINDOW)
 
     def snapshot(self) -> Any:
-        return self.state.snapshot(lambda e: [[list(f) for f in e[0]], e[1][0]])
+        return self.state.snapshot()
 
     def restore(self, snap: Any) -> None:
         def entry(v: Any) -> _Fails:
-            return [(t, eid) for t, eid in v[0]], [bool(v[1])]
+            return [(t, eid) for t, eid in v[0]], [bool(v[1][0])]
 
         self.state.restore(snap, entry)
 

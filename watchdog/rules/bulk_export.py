@@ -63,15 +63,10 @@ def _latest(acct: _Account) -> float:
     return acct.latest
 
 
-def _dump(a: _Account) -> list[Any]:
-    return [[[t, eid, list(ids), anon] for t, eid, ids, anon in a.entries], a.last_seen,
-            a.anonymous, a.above, a.latest]
-
-
 def _load(v: Any) -> _Account:
-    entries, last_seen, anonymous, above, latest = v
-    return _Account([(t, eid, tuple(ids), anon) for t, eid, ids, anon in entries],
-                    dict(last_seen), anonymous, above, latest)
+    """An account as a checkpoint wrote it (a dataclass: a map of its fields)."""
+    return _Account([(t, eid, tuple(ids), anon) for t, eid, ids, anon in v["entries"]],
+                    dict(v["last_seen"]), v["anonymous"], v["above"], v["latest"])
 
 
 class BulkExport(RuleBase):
@@ -125,7 +120,7 @@ class BulkExport(RuleBase):
         return self.state.forget(before - WINDOW)
 
     def snapshot(self) -> Any:
-        return self.state.snapshot(_dump)
+        return self.state.snapshot()
 
     def restore(self, snap: Any) -> None:
         self.state.restore(snap, _load)

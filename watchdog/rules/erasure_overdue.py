@@ -121,16 +121,13 @@ class ErasureOverdue(Obligation):
         return len(self._requests)
 
     def snapshot(self) -> Any:
-        return {k: [r.subject, r.t, r.deadline, r.written, sorted(r.owing), r.named, r.done]
-                for k, r in self._requests.items()}
+        return self._requests
 
     def restore(self, snap: Any) -> None:
         self._requests, self._by_subject = {}, {}
-        for key, (subject, t, deadline, written, owing, named, done) in (
-                snap.items()):
-            self._requests[key] = _Request(subject, t, deadline, written, set(owing), named,
-                                           done)
-            self._by_subject.setdefault(subject, []).append(key)
+        for key, r in snap.items():
+            self._requests[key] = _Request(**{**r, "owing": set(r["owing"])})
+            self._by_subject.setdefault(r["subject"], []).append(key)
 
     def tracked(self) -> int:
         return len(self._requests)

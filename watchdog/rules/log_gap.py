@@ -138,14 +138,13 @@ class LogGap(RuleBase):
         return found
 
     def snapshot(self) -> Any:
-        return [{k: [s.last_t, s.last_seq, s.silence_alerted] for k, s in self._sources.items()},
-                self._next_check, self.dropped, self.forgotten, self.suppressed, self._minute,
-                self._budget]
+        return [self._sources, self._next_check, self.dropped, self.forgotten, self.suppressed,
+                self._minute, self._budget]
 
     def restore(self, snap: Any) -> None:
         sources, self._next_check, self.dropped, self.forgotten, self.suppressed, \
             self._minute, self._budget = snap
-        self._sources = {k: _Source(*v) for k, v in sources.items()}
+        self._sources = {k: _Source(**v) for k, v in sources.items()}
 
     def datasets(self) -> int:
         return len(self._sources)

@@ -58,7 +58,7 @@ class PasswordExpired(RuleBase):
         return len(self._alerted)
 
     def snapshot(self) -> Any:
-        return sorted([u, t] for u, t in self._alerted)
+        return self._alerted
 
     def restore(self, snap: Any) -> None:
         self._alerted = {(u, t) for u, t in snap}

@@ -86,8 +86,7 @@ class Reidentification(RuleBase):
         return self.state.forget(before - self._window)
 
     def snapshot(self) -> Any:
-        return [self._window, self.state.snapshot(
-            lambda slots: [None if s is None else list(s) for s in slots], list)]
+        return [self._window, self.state.snapshot()]
 
     def restore(self, snap: Any) -> None:
         def slots(v: Any) -> list[_Seen | None]:
