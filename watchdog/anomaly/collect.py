@@ -122,7 +122,8 @@ class Collector:
         self._reservoir = {}
 
     def _take(self, batch: FeatureBatch) -> None:
-        self.days.observe(batch.users, batch.buckets, batch.t_last, batch.counts, BUCKET)
+        self.days.observe(batch.users, batch.accounts, batch.buckets, batch.t_last,
+                          batch.counts, BUCKET)
         for part in batch.by_bucket():  # in bucket order, as the stage sees time pass
             self._take_bucket(part)
 

@@ -18,8 +18,8 @@ The usual day must not learn the attack: a day is folded in at the account's fir
 the next day, and only when it gave less than ``learn_below`` points (and was not a nearly
 idle day: a weekend's few events are no usual working day); each step is clipped (a
 Huber-type update), so one odd day moves it little. An account's first day (seen part-way
-through) is not learnt; evidence starts once ``min_days`` days are learnt. Accounts not
-seen for ``forget_days`` are forgotten.
+through) is not learnt; evidence starts once ``min_days`` days are learnt. The state lives
+in the featurizer's account rows: an account it forgets (idle for two weeks) starts afresh.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from zlib import crc32
 
 import numpy as np
 
@@ -50,7 +51,6 @@ class DayConfig:
     clip_sd: float = 2.0  # a learnt day moves the level by at most this many spreads
     spread0: float = 0.3  # a new account's spread (log scale)
     spread_min: float = 0.1
-    forget_days: int = 40
 
     def points(self, today: np.ndarray, usual_log: np.ndarray) -> np.ndarray:
         """(k, NM) points of today's totals against the usual day (log1p scale)."""
@@ -75,17 +75,17 @@ class DayEvidence:
 
 
 class DayBaselines:
-    """Per account: the usual day and today's totals (a few floats each)."""
+    """Per account: the usual day and today's totals (a few floats each), in rows indexed by
+    the featurizer's account rows (``FeatureBatch.accounts``): no index of its own. A row the
+    featurizer gave to another account (after evicting an idle one) is known by its owner's
+    hash and starts afresh."""
 
     def __init__(self, config: DayConfig | None = None, cap: int = 1024) -> None:
         self.config = config or DayConfig()
-        self.index: dict[str, int] = {}
-        self.users: list[str] = []
         self._alloc(cap)
-        self._n = 0
-        self._last_compact = -1
         # account-days as they end: (user, day) -> points (calibration collects these)
         self.record: dict[tuple[str, int], float] | None = None
+        self._names: dict[int, str] = {}  # with ``record``: each row's account
 
     def _alloc(self, cap: int) -> None:
         self.level = np.zeros((cap, NM), np.float32)  # usual day, log1p of totals
@@ -94,46 +94,51 @@ class DayBaselines:
         self.given = np.zeros(cap, np.float32)  # today's points so far
         self.learnt = np.zeros(cap, np.uint16)  # days learnt
         self.day = np.zeros(cap, np.int32)
+        self.owner = np.zeros(cap, np.uint32)  # crc32 of the account's id; 0: free
 
     def _arrays(self) -> list[np.ndarray]:
-        return [self.level, self.spread, self.today, self.given, self.learnt, self.day]
+        return [self.level, self.spread, self.today, self.given, self.learnt, self.day,
+                self.owner]
 
     def tracked(self) -> int:
-        return len(self.index)
+        return int(np.count_nonzero(self.owner))
 
-    def _slot(self, user: str, day: int) -> int:
-        i = self.index.get(user)
-        if i is not None:
-            return i
-        i = self._n
-        if i >= len(self.day):
+    def _rows(self, users: Sequence[str], slots: np.ndarray, days: np.ndarray) -> None:
+        """Make room for ``slots`` and start those of new owners."""
+        top = int(slots.max()) + 1
+        if top > len(self.day):
             old = self._arrays()
-            self._alloc(2 * len(self.day))
+            self._alloc(max(top, len(self.day) + len(self.day) // 4))
             for new, o in zip(self._arrays(), old, strict=True):
                 new[:len(o)] = o
-        self._n += 1
-        self.index[user] = i
-        self.users.append(user)
-        self.level[i], self.spread[i], self.today[i] = 0.0, self.config.spread0, 0.0
-        self.learnt[i], self.day[i] = 0, day
-        self.given[i] = np.inf  # its first day is seen part-way: neither learnt nor scored
-        return i
+        owner = np.fromiter((crc32(u.encode()) | 1 for u in users), np.uint32, len(users))
+        fresh = self.owner[slots] != owner
+        if fresh.any():
+            i = slots[fresh]
+            self.owner[i] = owner[fresh]
+            self.level[i], self.spread[i], self.today[i] = 0.0, self.config.spread0, 0.0
+            self.learnt[i], self.day[i] = 0, days[fresh]
+            self.given[i] = np.inf  # its first day is seen part-way: neither learnt nor scored
+        if self.record is not None:
+            self._names.update(zip(slots.tolist(), users, strict=True))
 
-    def observe(self, users: Sequence[str], buckets: np.ndarray, t_last: np.ndarray,
-                counts: np.ndarray, bucket_seconds: int) -> list[DayEvidence]:
-        """Committed rows (one per account and bucket; ``counts`` (k, NM) the bucket's own
-        counts), taken bucket by bucket in bucket order: the day evidence they give."""
+    def observe(self, users: Sequence[str], slots: np.ndarray, buckets: np.ndarray,
+                t_last: np.ndarray, counts: np.ndarray, bucket_seconds: int,
+                ) -> list[DayEvidence]:
+        """Committed rows (one per account and bucket; ``slots`` their featurizer rows,
+        ``counts`` (k, NM) the bucket's own counts), taken bucket by bucket in bucket order:
+        the day evidence they give."""
         if not len(users):
             return []
         days = (buckets.astype(np.int64) * bucket_seconds) // DAY
-        idx = np.array([self._slot(u, int(d)) for u, d in zip(users, days.tolist(),
-                                                               strict=True)], np.int64)
-        order = np.lexsort((idx, buckets))
+        slots = slots.astype(np.int64)
+        self._rows(users, slots, days)
+        order = np.lexsort((slots, buckets))
         cuts = np.flatnonzero(np.diff(buckets[order])) + 1
         out: list[DayEvidence] = []
         cfg = self.config
         for g in np.split(order, cuts):
-            i, d = idx[g], int(days[g[0]])
+            i, d = slots[g], int(days[g[0]])
             roll = self.day[i] != d
             if roll.any():
                 self._roll(i[roll], d)
@@ -159,7 +164,7 @@ class DayBaselines:
         cfg = self.config
         if self.record is not None:
             for a in i[(self.learnt[i] >= cfg.min_days) & np.isfinite(self.given[i])].tolist():
-                self.record[(self.users[a], int(self.day[a]))] = float(self.given[a])
+                self.record[(self._names[a], int(self.day[a]))] = float(self.given[a])
         x = np.log1p(self.today[i])
         lvl, sd, n = self.level[i], self.spread[i], self.learnt[i]
         idle = (n > 0) & (x[:, 0] < lvl[:, 0] + math.log(cfg.idle_share))
@@ -184,36 +189,20 @@ class DayBaselines:
         self.today[i] = 0.0
         self.given[i] = 0.0
         self.day[i] = d
-        if d - self._last_compact >= 7:
-            self._last_compact = d
-            self._compact(d - cfg.forget_days)
 
     def finish(self) -> None:
         """Record the days still open (end of a training replay)."""
-        if self.record is None or not self._n:
+        if self.record is None:
             return
-        i = np.arange(self._n)
+        i = np.flatnonzero(self.owner)
         ok = (self.learnt[i] >= self.config.min_days) & np.isfinite(self.given[i])
         for a in i[ok].tolist():
-            self.record[(self.users[a], int(self.day[a]))] = float(self.given[a])
+            self.record[(self._names[a], int(self.day[a]))] = float(self.given[a])
 
-    def _compact(self, before: int) -> None:
-        """Forget accounts whose last day is before ``before``."""
-        n = self._n
-        keep = np.flatnonzero(self.day[:n] >= before)
-        if len(keep) == n:
-            return
-        for arr in self._arrays():
-            arr[:len(keep)] = arr[keep]
-        self.users = [self.users[k] for k in keep.tolist()]
-        self.index = {u: k for k, u in enumerate(self.users)}
-        self._n = len(keep)
-
-    def usual(self, user: str) -> dict[str, float] | None:
-        """The account's usual day per measure (natural counts), or None if untracked."""
-        i = self.index.get(user)
-        if i is None:
-            return None
+    def usual(self, slot: int) -> dict[str, float]:
+        """The usual day per measure (natural counts) of the account in featurizer row
+        ``slot``."""
+        i = slot
         return {m: float(np.expm1(self.level[i, k])) for k, m in enumerate(MEASURES)}
 
 

@@ -87,7 +87,8 @@ class RiskHook:
         """A committed batch: its rows' counts add to the accounts' days; the evidence waits
         for its scoring window (so that it meets the ledger in the same order as the scored
         windows, however the commits were cut)."""
-        found: list[DayEvidence] = self.days.observe(batch.users, batch.buckets, batch.t_last,
+        found: list[DayEvidence] = self.days.observe(batch.users, batch.accounts,
+                                                     batch.buckets, batch.t_last,
                                                      batch.counts, BUCKET)
         per_window = SCORING_WINDOW // BUCKET
         for e in found:

@@ -45,6 +45,9 @@ class RiskCalibration:
     simulated_account_days: int
     simulated_alerts: int
     target: float
+    # the same simulated days as if every account were in its notice period (every signal
+    # weighing leaver_factor times): what a leaver's ordinary days would raise
+    simulated_leaver_alerts: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return {**self.config.to_dict(), "calibration": {
@@ -53,6 +56,9 @@ class RiskCalibration:
             "simulated_account_days": self.simulated_account_days,
             "simulated_false_alerts_per_1000_account_days":
                 round(1000.0 * self.simulated_alerts / max(self.simulated_account_days, 1), 4),
+            "simulated_false_alerts_per_1000_leaver_days":
+                round(1000.0 * self.simulated_leaver_alerts
+                      / max(self.simulated_account_days, 1), 4),
             "method": "bootstrap of held-out days, own days weighted n/(n+7)"}}
 
 
@@ -145,7 +151,8 @@ def calibrate_risk(
         thr = hi
     final = replace(cfg, threshold=math.ceil(thr * 1e4) / 1e4)  # rounded up: still within
     return RiskCalibration(final, len(days), total, count_crossings(draws, final.threshold, cfg),
-                           target)
+                           target, count_crossings(draws * cfg.leaver_factor, final.threshold,
+                                                   cfg))
 
 
 def _draws(per_account: Mapping[str, list[float]], accounts: Sequence[str], n_days: int,
