@@ -38,13 +38,26 @@ suites running; local-directory archive):
   0.40, id 0.09, subject_ids 0.10, ts 0.04); zstd level 1 is already the default, and larger
   pages, level -1/-3, LZ4 or DELTA_LENGTH_BYTE_ARRAY save at most 0.1 us an event for
   +33-85% size (measured: 56.6, 65.0, 110 MiB per million against 63.9).
-- size: 65 MiB of Parquet per million events (the JSONL: 359 MiB), documents kept whole.
+  Then (each batch's Arrow columns made once over its own memory, ``ts`` without dictionary
+  pages), rounds of without / the code before (its tree run from a copy) / after, the daemon's
+  CPU split by thread (event loop, other threads = the writer): at load 7-8, 48.2k / 37.0k
+  (-21.0%) / 41.2k (-14.5%; -19.5% to -6.7%), writer 0.85 -> 0.58 s; at load 9-12, 49.3k /
+  38.4k (-20.5%) / 40.7k (-16.8%; -29.8% to -13.7%), writer 0.77 -> 0.60 s, event loop 4.04 s
+  without, 4.42 / 4.33 s with. Still above 10%. Alone on a core the writer needs ~1.4 us an
+  event: Parquet encoding 0.75-0.8 (zstd of raw ~0.4), subject_ids from the decoded tuples
+  0.24 (pyarrow's converter; flattened, ASCII-buffer and orjson + JSON-reader builds measured
+  0.24-0.48), id 0.05, dedupe 0.1, raw 0.03 (was 0.27), hash + write 0.05; next to the event
+  loop on the loaded machine its CPU time is 1.5-2x that.
+- size: 62 MiB of Parquet per million events (65 before ``ts`` lost its dictionary pages; the
+  JSONL: 359 MiB), documents kept whole.
 - subject-report, the busiest subject of a month of 2,000 accounts (1.28M events, 115 hits):
   0.81 s for the DuckDB query, 1.52 s for the whole command (Python start, imports, the audit
   entry): under the 2 s target. Over 10.04M events (the month copied 7 times, 907 hits):
   3.8-4.8 s query, 5.2-6.0 s command, measured with a load average of 8 on the 2 cores
   (3.4 s / 3.6 s on a quieter machine the session before). ``archive write`` of the month:
-  24-41 s.
+  24-41 s. At a load average of 10-12 (2026-12-06, later): 0.94 s query, 2.2 s
+  command for the month (0.85 / 2.4 s with the code before), 6.7 / 8.5 s over 10M (6.8 /
+  8.5 s before).
 """
 
 from __future__ import annotations
