@@ -12,7 +12,10 @@
    (the same subjects recur, each copy a month later), which is what the query scans.
 
     .venv/bin/python bench/bench_archive.py [--events 200000] [--pairs 2] [--s3]
-        [--month-accounts 2000] [--big 10000000] [--skip-daemon]
+        [--before TREE] [--month-accounts 2000] [--big 10000000] [--skip-daemon] [--skip-month]
+
+``--before TREE``: a third daemon in each round, with the archive, run from another commit's
+tree (``git archive REV | tar -x -C TREE``), for before / after in the same rounds.
 
 Prints a table; asserts nothing. Measured 2026-12-06 (2 shared vCPUs, other engineers' test
 suites running; local-directory archive):
@@ -137,11 +140,16 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
         env = dict(os.environ, WATCHDOG_PSEUDONYM_KEY=KEY)
         s3_env = dict(env, WATCHDOG_ARCHIVE_S3_ACCESS_KEY_ID="test",
                       WATCHDOG_ARCHIVE_S3_SECRET_ACCESS_KEY="test")  # noqa: S106 (moto)
-        results: dict[bool, list[float]] = {False: [], True: []}
-        split: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+        # (name, archived, tree the daemon runs from: ``-m`` puts its directory first on
+        # sys.path, so ``--before`` runs another commit's code from its copy)
+        variants = [("without", False, ROOT), ("with", True, ROOT)]
+        if args.before:
+            variants.append(("with, before", True, Path(args.before)))
+        results: dict[str, list[float]] = {name: [] for name, _a, _t in variants}
+        split: dict[str, list[tuple[float, float]]] = {name: [] for name, _a, _t in variants}
         run = 0
-        for _pair in range(args.pairs):
-            for archived in (False, True):
+        for _round in range(args.pairs):
+            for name, archived, tree in variants:
                 run += 1
                 port = free_port()
                 cfg: dict[str, Any] = {
@@ -164,7 +172,7 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
                 with ManagedProcess(f"watchdog-{run}", [sys.executable, "-m", "watchdog", "run",
                                                        "--config", str(path)],
                                     env=s3_env if archived and s3 else env,
-                                    cwd=ROOT) as proc:
+                                    cwd=tree) as proc:
                     url = f"http://127.0.0.1:{port}/metrics"
                     wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=proc)
 
@@ -178,24 +186,29 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
                     cpu = _cpu_seconds(proc.pid) - cpu0
                     threads = _thread_cpu(proc.pid)
                 main = threads.get(proc.pid, 0.0) - threads0.get(proc.pid, 0.0)
-                split[archived].append((main, cpu - main))
-                results[archived].append(len(events) / cpu)
-                print(f"run {run}: archive={'yes' if archived else 'no '} "
-                      f"{len(events) / cpu:,.0f} events per CPU-second ({cpu:.2f} s: event "
-                      f"loop {main:.2f} s, other threads {cpu - main:.2f} s)", file=sys.stderr)
-    changes = []
-    for i, (off, on) in enumerate(zip(results[False], results[True], strict=True), 1):
-        changes.append((on - off) / off)
-        rows.append((f"round {i}: events per daemon CPU-second, without / with the archive",
-                     f"{off:,.0f} / {on:,.0f} ({changes[-1]:+.1%})"))
-    rows.append(("median change (lowest, highest)",
-                 f"{statistics.median(changes):+.1%} ({min(changes):+.1%}, {max(changes):+.1%})"))
-    for archived in (False, True):
-        mains = [m for m, _o in split[archived]]
-        others = [o for _m, o in split[archived]]
-        rows.append((f"median CPU s {'with' if archived else 'without'} the archive: "
-                     "event loop / other threads",
+                split[name].append((main, cpu - main))
+                results[name].append(len(events) / cpu)
+                print(f"run {run}: {name:<12} {len(events) / cpu:,.0f} events per CPU-second "
+                      f"({cpu:.2f} s: event loop {main:.2f} s, other threads {cpu - main:.2f} s)",
+                      file=sys.stderr)
+    base = results["without"]
+    for i in range(args.pairs):
+        rows.append((f"round {i + 1}: events per daemon CPU-second, "
+                     + " / ".join(name for name, _a, _t in variants),
+                     " / ".join(f"{results[name][i]:,.0f}" for name, _a, _t in variants)))
+    for name, _a, _t in variants:
+        rates = results[name]
+        mains = [m for m, _o in split[name]]
+        others = [o for _m, o in split[name]]
+        rows.append((f"{name}: median events per CPU-second (lowest, highest)",
+                     f"{statistics.median(rates):,.0f} ({min(rates):,.0f}, {max(rates):,.0f})"))
+        rows.append((f"{name}: median CPU s, event loop / other threads (the writer)",
                      f"{statistics.median(mains):.2f} / {statistics.median(others):.2f}"))
+        if name != "without":
+            changes = [(r - b) / b for r, b in zip(rates, base, strict=True)]
+            rows.append((f"{name}: median change within a round (lowest, highest)",
+                         f"{statistics.median(changes):+.1%} ({min(changes):+.1%}, "
+                         f"{max(changes):+.1%})"))
     return rows
 
 
@@ -305,13 +318,18 @@ def size_rows(out: Path, events: Path, n: int) -> list[tuple[str, str]]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=200_000)
-    p.add_argument("--pairs", type=int, default=2)
+    p.add_argument("--pairs", type=int, default=2, help="interleaved rounds")
+    p.add_argument("--before", metavar="TREE",
+                   help="also run the daemon with the archive from another commit's tree in each "
+                        "round (git archive REV | tar -x -C TREE)")
     p.add_argument("--s3", action="store_true", help="the daemon archives to a moto server")
     p.add_argument("--month-accounts", type=int, default=2000)
     p.add_argument("--big", type=int, default=10_000_000)
     p.add_argument("--skip-daemon", action="store_true")
     p.add_argument("--skip-month", action="store_true", help="the daemon's cost only")
     args = p.parse_args()
+    if args.before:
+        args.before = str(Path(args.before).resolve())  # the daemon's working directory
     rows: list[tuple[str, str]] = []
     if not args.skip_daemon:
         rows += asyncio.run(daemon_cost(args))
