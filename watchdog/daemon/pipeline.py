@@ -32,7 +32,6 @@ from typing import Any
 
 from watchdog.alerts.model import Alert
 from watchdog.daemon.alert_ids import AlertIds
-from watchdog.daemon.capturing import CapturingReorderer
 from watchdog.daemon.deadletter import DeadLetter
 from watchdog.daemon.delivery import Delivery, Outbox
 from watchdog.daemon.held_ahead import HeldAhead
@@ -45,7 +44,7 @@ from watchdog.daemon.rejections import RecordLike, Rejections
 from watchdog.decode import Decoder, Rejection
 from watchdog.engine.detector import Detector, Stage
 from watchdog.engine.engine import Engine
-from watchdog.engine.ordering import AHEAD, DUPLICATE, LATE, QUEUED
+from watchdog.engine.ordering import AHEAD, DUPLICATE, LATE, QUEUED, Released, Reorderer
 from watchdog.events import AccessEvent, check_times
 
 # rules that judge a whole dataset, whose events are spread over every partition: an instance
@@ -82,9 +81,7 @@ class Pipeline:
         # an obligation alert cites a record, not an event: it is held to the event whose
         # processing judged it (a re-read event's obligations were sent before)
         engine.judged_at = {}
-        order = CapturingReorderer(lateness=lateness, future=future)
-        order.collected = []
-        self.order = order
+        self.order = order = Reorderer(lateness=lateness, future=future)
         # early: alerts that need no other event are raised on arrival, not after the lateness
         # (the whole-stream pipeline runs only ordered rules: nothing to gain there)
         self._early = rules and not whole_stream
@@ -195,7 +192,7 @@ class Pipeline:
         push = self.detector.push
         meta = self._meta
         order = self.order
-        collected = order.collected
+        released: Released = []  # by the batch's pushes, in order
         counts = self._counts
         latest = self._latest
         alerts: list[Alert] = []
@@ -257,14 +254,16 @@ class Pipeline:
                     self._variants[id(ev)] = (owner, off, now, rebuild)
                     if owner is not None:
                         owner.hold(off)
+            if pushed.released:
+                released.extend(pushed.released)
             if pushed.alerts:
                 alerts.extend(pushed.alerts)
         # once per batch, not per event: the books and the sinks see the batch's releases and
         # alerts together (an early alert's event may still be buffered: it is in meta)
         if a_ids and archive is not None:
             archive.put_events(a_ids, a_times, a_raws, a_subjects, book, archived_from)
-        if collected or alerts:
-            self._released(alerts)
+        if released or alerts:
+            self._released(released, alerts)
         if pkey in self.held_ahead.waiting:  # strays' records no longer hold the commit
             for eid, sb, off in self.held_ahead.followed(pkey, len(records) - n_ahead, order, meta):
                 meta[eid] = (None, *meta[eid][1:])
@@ -297,7 +296,7 @@ class Pipeline:
         scoring windows that have ended), sent at once rather than at the next batch."""
         found = self.detector.tick()
         if found:
-            self._released(found)
+            self._released([], found)
 
     def mark_idle(self, pkey: int) -> None:
         """The partition is caught up and quiet: stop waiting for it. When every partition is,
@@ -306,7 +305,7 @@ class Pipeline:
         if st is None or st.idle:
             return
         st.idle = True
-        found = self.detector.idle(pkey)
+        found, released = self.detector.idle_released(pkey)
         if self.archive is not None and self.plan.all_idle(self.partitions):
             # caught up: the archive writes what it holds now rather than after flush_seconds
             # (the offsets of a quiet stream are not held back, and no idle second is spent)
@@ -315,22 +314,24 @@ class Pipeline:
                                      processed_since_flush=(
                                          self.detector.processed != self._flushed_at)):
             # not the events held ahead of the present: they would make what follows late
-            found.extend(self.detector.flush_present())
+            more = self.detector.flush_released(present=True)
+            released, found = [*released, *more.released], [*found, *more.alerts]
             self._flushed_at = self.detector.processed
             self.held_ahead.quiet(self.order, self._meta)
-        if self.order.collected or found:
-            self._released(found)
+        if released or found:
+            self._released(released, found)
 
     def flush(self) -> None:
         """Shutdown: process everything buffered (and stages' micro-batches)."""
-        self._released(self.detector.flush())
+        found, released = self.detector.flush_released()
+        self._released(released, found)
         self._flushed_at = self.detector.processed
 
     # -- internals ---------------------------------------------------------------------------
-    def _released(self, found: list[Alert]) -> None:
-        collected, meta, variants = self.order.collected, self._meta, self._variants
+    def _released(self, released: Released, found: list[Alert]) -> None:
+        meta, variants = self._meta, self._variants
         rel: dict[str, Meta] = {}
-        for ev, _t in collected:
+        for ev, _t in released:
             eid = ev.event.id
             m = variants.pop(id(ev), None) if variants else None
             if m is None:
@@ -341,7 +342,6 @@ class Pipeline:
                 m[0].release(m[1], eid)
             if found:
                 rel[eid] = m
-        collected.clear()
         if found:
             self._dispatch(found, rel)
 

@@ -47,6 +47,13 @@ class Pushed(NamedTuple):
         return self.outcome == DUPLICATE
 
 
+class Flushed(NamedTuple):
+    """What :meth:`Detector.idle` or a flush did: the alerts raised, the events released."""
+
+    alerts: list[Alert]
+    released: Released
+
+
 # a push that raised and released nothing (most of them) returns one of these: no allocation
 _NOTHING = {o: Pushed((), (), o) for o in (QUEUED, DUPLICATE, LATE, AHEAD)}
 
@@ -156,21 +163,30 @@ class Detector:
         return Pushed(alerts, released, last, True)
 
     def idle(self, partition: int) -> list[Alert]:
-        return self._run(self.order.idle(partition))
+        return self.idle_released(partition).alerts
 
     def flush(self) -> list[Alert]:
         """Everything, events held ahead of the present too (end of a replay, shutdown)."""
-        return self._flushed(self._run(self.order.flush()))
+        return self.flush_released().alerts
 
     def flush_present(self) -> list[Alert]:
         """Everything up to the present (every partition idle): not the events held ahead of
         it (:meth:`Reorderer.flush_present`)."""
-        return self._flushed(self._run(self.order.flush_present()))
+        return self.flush_released(present=True).alerts
 
-    def _flushed(self, alerts: list[Alert]) -> list[Alert]:
+    def idle_released(self, partition: int) -> Flushed:
+        """:meth:`idle`, with the events it released (the daemon releases their records)."""
+        released = self.order.idle(partition)
+        return Flushed(self._run(released), released)
+
+    def flush_released(self, *, present: bool = False) -> Flushed:
+        """:meth:`flush` (``present``: :meth:`flush_present`), with the events it released."""
+        order = self.order
+        released = order.flush_present() if present else order.flush()
+        alerts = self._run(released)
         for stage in self.stages:
             alerts.extend(stage.flush())
-        return alerts
+        return Flushed(alerts, released)
 
     def tick(self) -> list[Alert]:
         """What the stages can raise now without more events (the daemon calls this every
