@@ -108,3 +108,15 @@ def test_a_rule_state_of_another_shape_is_refused_before_anything_is_restored(
     assert fresh.load() is False
     assert fresh.detector.engine.window_sizes() == before
     assert count(m, "unreadable") == 1
+
+
+def test_where_it_is_written() -> None:
+    from watchdog.daemon.checkpoint import default_path
+
+    m = Mqtt(client_id="../site/a b")
+    assert default_path(m, {}) == Path("mqtt-.._site_a_b.checkpoint")
+    assert default_path(m, {"STATE_DIRECTORY": "/var/lib/watchdog:/other"}) == Path(
+        "/var/lib/watchdog/mqtt-.._site_a_b.checkpoint")
+    mine = Mqtt(checkpoint=MqttCheckpoint(path="/srv/wd.checkpoint"))
+    assert default_path(mine, {"STATE_DIRECTORY": "/var/lib/watchdog"}) == Path(
+        "/srv/wd.checkpoint")

@@ -28,6 +28,7 @@ import contextlib
 import gc
 import hashlib
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -75,8 +76,9 @@ class _File(msgspec.Struct, forbid_unknown_fields=True):
 
 def default_path(m: Mqtt, env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
+    # (a client id may hold any character: not a path of its own)
     name = (m.checkpoint.path if m.checkpoint and m.checkpoint.path
-            else f"mqtt-{m.client_id}.checkpoint")
+            else f"mqtt-{re.sub(r'[^A-Za-z0-9._-]', '_', m.client_id)}.checkpoint")
     base = env.get("STATE_DIRECTORY", "").split(":")[0]  # systemd's StateDirectory=
     return Path(base) / name if base else Path(name)
 
