@@ -158,3 +158,22 @@ def test_day_points_raise_the_calibrated_threshold() -> None:
     noisy = calibrate_risk(scores, who, times, window_threshold=0.6, days=days,
                            sim_account_days=20_000, day_points=busy)
     assert noisy.config.threshold > quiet.config.threshold
+
+
+def test_days_are_cut_at_four_in_the_morning_local_time() -> None:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from watchdog.anomaly.day_baseline import day_shift
+
+    tokyo = ZoneInfo("Asia/Tokyo")
+    start = datetime(2026, 11, 24, 8, 0, tzinfo=tokyo).timestamp()  # 23:00 UTC the day before
+    end = datetime(2026, 11, 24, 20, 0, tzinfo=tokyo).timestamp()
+    shift = day_shift(tokyo, start)
+    assert (int(start) + shift) // DAY == (int(end) + shift) // DAY
+    night = datetime(2026, 11, 25, 3, 59, tzinfo=tokyo).timestamp()
+    morning = datetime(2026, 11, 25, 4, 1, tzinfo=tokyo).timestamp()
+    assert (int(night) + shift) // DAY == (int(start) + shift) // DAY
+    assert (int(morning) + shift) // DAY == (int(start) + shift) // DAY + 1
+    utc = datetime(2026, 11, 24, 3, 0, tzinfo=UTC).timestamp()
+    assert (int(utc) + day_shift(None, utc)) // DAY == int(utc) // DAY - 1

@@ -21,7 +21,7 @@ import numpy as np
 
 from watchdog.alerts.model import Alert
 from watchdog.anomaly.batch import FeatureBatch
-from watchdog.anomaly.day_baseline import DayBaselines
+from watchdog.anomaly.day_baseline import DayBaselines, day_shift
 from watchdog.anomaly.featurizer import Featurizer
 from watchdog.anomaly.peers import group_key
 from watchdog.anomaly.vocabulary import BUCKET, FEATURE_NAMES, SCORING_WINDOW
@@ -122,8 +122,10 @@ class Collector:
         self._reservoir = {}
 
     def _take(self, batch: FeatureBatch) -> None:
+        hours = self.engine.policy.business_hours
         self.days.observe(batch.users, batch.accounts, batch.buckets, batch.t_last,
-                          batch.counts, BUCKET)
+                          batch.counts, BUCKET,
+                          day_shift(hours.timezone if hours else None, batch.bucket * BUCKET))
         for part in batch.by_bucket():  # in bucket order, as the stage sees time pass
             self._take_bucket(part)
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from watchdog.alerts.model import Alert, rfc3339
 from watchdog.anomaly.batch import FeatureBatch
-from watchdog.anomaly.day_baseline import DayBaselines, DayEvidence
+from watchdog.anomaly.day_baseline import DayBaselines, DayEvidence, day_shift
 from watchdog.anomaly.labels import Labels
 from watchdog.anomaly.model import AnomalyModel
 from watchdog.anomaly.risk import (
@@ -87,9 +87,11 @@ class RiskHook:
         """A committed batch: its rows' counts add to the accounts' days; the evidence waits
         for its scoring window (so that it meets the ledger in the same order as the scored
         windows, however the commits were cut)."""
+        hours = self.engine.policy.business_hours
+        shift = day_shift(hours.timezone if hours else None, float(batch.bucket * BUCKET))
         found: list[DayEvidence] = self.days.observe(batch.users, batch.accounts,
                                                      batch.buckets, batch.t_last,
-                                                     batch.counts, BUCKET)
+                                                     batch.counts, BUCKET, shift)
         per_window = SCORING_WINDOW // BUCKET
         for e in found:
             self._days.append((int(batch.buckets[e.row]) // per_window, (
