@@ -245,7 +245,7 @@ def _day_detail(measure: str, today: float, usual: float) -> str:
     words = WHAT.get(measure, measure).replace("distinct ", "")
     times = f", {today / usual:.1f}x this account's usual day" if usual >= 1.0 else ""
     return (f"{today:.0f} {words} that day by then{times} "
-            f"(usually {usual:.0f} a working day)")
+            f"(usually {usual:.{1 if usual < 10 else 0}f} a working day)")
 
 
 def _epoch(ts: str) -> float:
