@@ -250,7 +250,8 @@ class Featurizer:
         """What the features need of the events not taken apart yet (while they are in the
         caches: the events themselves are not kept)."""
         if self._buf:
-            self._kept.add(self._buf, self._policy, self._res_bits, self._src_bits)
+            self._kept.add(self._buf, self._policy, self._res_bits, self._src_bits,
+                           self.rows.get)
             self._buf = []
 
     def _absorb(self) -> None:
@@ -262,9 +263,8 @@ class Featurizer:
         runs = self._runs
         self._kept, self._runs = Kept(), [(0, self._bucket)]
         # accounts: a new one gets its row at its first event
-        uids = kept.uids
+        uids, rows_l = kept.uids, kept.rows
         get_row = self.rows.get
-        rows_l = [get_row(u, -1) for u in uids]
         if -1 in rows_l:
             for i in [i for i, r in enumerate(rows_l) if r < 0]:
                 r = get_row(uids[i])

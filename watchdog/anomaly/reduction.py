@@ -6,7 +6,7 @@ several parts are added up in order (:func:`merge`). Pure: no state but string c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 from zlib import crc32
 
@@ -128,12 +128,13 @@ class Kept:
     ends. (Read an hour later, a few thousand at a time, and freed then, the events had
     left the CPU's caches: both cost about twice as much.)"""
 
-    __slots__ = ("bytes", "cats", "counts", "eids", "flags", "records", "res", "sids", "src",
-                 "subj", "ts", "uids")
+    __slots__ = ("bytes", "cats", "counts", "eids", "flags", "records", "res", "rows", "sids",
+                 "src", "subj", "ts", "uids")
 
     def __init__(self) -> None:
         self.ts: list[float] = []
         self.uids: list[str] = []
+        self.rows: list[int] = []  # the account's row (-1: none yet, given at the reduction)
         self.eids: list[str] = []
         self.flags: list[int] = []  # 1 an export, 2 a failed login, 4 sent outside
         self.src: list[int] = []  # the source address's never-before bit (-1: none)
@@ -149,12 +150,16 @@ class Kept:
         return len(self.ts)
 
     def add(self, items: Sequence[tuple[AccessEvent, float]], policy: Policy,
-            res_bits: dict[str, int], src_bits: dict[str, int]) -> None:
+            res_bits: dict[str, int], src_bits: dict[str, int],
+            row_of: Callable[[str, int], int]) -> None:
         """Take (event, event time)s apart; ``policy`` says what is internal; ``res_bits`` and
-        ``src_bits`` cache the never-before bits per string."""
+        ``src_bits`` cache the never-before bits per string; ``row_of(user, -1)``: the account's
+        row or -1."""
         evs = [e for e, _ in items]
         self.ts += [t for _, t in items]
-        self.uids += [e.user.id for e in evs]
+        uids = [e.user.id for e in evs]
+        self.uids += uids
+        self.rows += [row_of(u, -1) for u in uids]
         infos = [e.event for e in evs]
         eids = [i.id for i in infos]
         self.eids += eids
