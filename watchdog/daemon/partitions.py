@@ -111,6 +111,13 @@ class PartitionPlan:
         return lag
 
     @staticmethod
+    def unread(st: PartitionState) -> bool:
+        """Records may be unread: known (a backlog), or its end is unknown (nothing read since
+        its assignment and not found idle). A buffer is not flushed then: processed without
+        that partition's events, it would judge a dataset on part of it (false ``log_gap``)."""
+        return st.behind or (st.pos == st.start and not st.idle)
+
+    @staticmethod
     def goes_idle(st: PartitionState, lag: int | None, *, polled_at: float | None,
                   woken_at: float, idle_after: float) -> bool:
         """Caught up and quiet: only if a fetch answered ``idle_after`` seconds after the last

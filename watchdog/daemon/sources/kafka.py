@@ -125,10 +125,10 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         return now - self._beat < self.stall
 
     def behind(self) -> bool:
-        """Records known to be unread (a backlog): the partitions may be far apart in event
-        time, so the reorder buffer must not be flushed at shutdown."""
-        parts = self.pipeline.partitions
-        return any(parts[p].behind for p in self.assigned if p in parts)
+        """Records may be unread (a backlog, or a partition not read yet: see
+        :meth:`PartitionPlan.unread`): the partitions may be far apart in event time, so the
+        reorder buffer must not be flushed at shutdown."""
+        return any(map(self.pipeline.plan.unread, self._mine()))
 
     def _mine(self) -> list[PartitionState]:
         parts = self.pipeline.partitions
