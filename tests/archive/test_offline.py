@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -154,6 +158,34 @@ def test_subject_report_window_and_audit(archive: Path, world_dir: Path,
     assert entry["subject"].startswith("s-")
     assert subject not in trail[-1]  # the pseudonym only
     assert main(["verify-audit", str(archive / "_audit" / "access.jsonl")]) == 0
+
+
+# what a command that only queries a local archive must not import: pyarrow and numpy (~0.4 s
+# of its start on a loaded machine; DuckDB reads the Parquet itself), nor the daemon's parts
+_NOT_FOR_A_QUERY = ("pyarrow", "numpy", "pandas", "sklearn", "skops", "scipy", "aiokafka",
+                    "aiomqtt", "structlog", "prometheus_client", "watchdog.daemon",
+                    "watchdog.anomaly", "watchdog.engine", "watchdog.simulate")
+
+
+def test_subject_report_imports_only_what_it_uses(archive: Path, world_dir: Path,
+                                                  tmp_path: Path) -> None:
+    subject = json.loads((world_dir / "subjects.jsonl").read_text().splitlines()[0])[
+        "subject_id"]
+    code = ("import sys\n"
+            "from watchdog.cli import main\n"
+            f"rc = main(['subject-report', '--archive', {str(archive)!r}, '--subject', "
+            f"{subject!r}, '--json'])\n"
+            "print(rc, sorted(sys.modules), file=sys.stderr)\n")
+    env = {**os.environ, "WATCHDOG_AUDIT_TRAIL": str(tmp_path / "access.jsonl")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, check=True, timeout=120)
+    rc, _, mods = done.stderr.strip().splitlines()[-1].partition(" ")
+    assert rc == "0"
+    assert done.stdout.strip()  # it did report (the subject's events)
+    loaded = set(ast.literal_eval(mods))
+    assert "duckdb" in loaded
+    assert not [m for m in loaded for bad in _NOT_FOR_A_QUERY
+                if m == bad or m.startswith(bad + ".")]
 
 
 def test_bad_archive_location_is_one_line(capsys: pytest.CaptureFixture[str],

@@ -19,10 +19,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.json as pj
 
-EVENTS, DIRECTORY, SUBJECTS, ACCOUNTS, ALERTS = (
-    "events", "directory", "subjects", "accounts", "alerts")
-DATASETS = (EVENTS, DIRECTORY, SUBJECTS, ACCOUNTS, ALERTS)
-MANIFEST_DIR = "_manifest"
+# re-exported: the names are in .datasets, which imports no pyarrow (the queries' start)
+from watchdog.archive.datasets import ACCOUNTS as ACCOUNTS
+from watchdog.archive.datasets import ALERTS as ALERTS
+from watchdog.archive.datasets import DATASETS as DATASETS
+from watchdog.archive.datasets import DIRECTORY as DIRECTORY
+from watchdog.archive.datasets import EVENTS as EVENTS
+from watchdog.archive.datasets import MANIFEST_DIR as MANIFEST_DIR
+from watchdog.archive.datasets import SUBJECTS as SUBJECTS
 
 TS = pa.timestamp("us", tz="UTC")
 _s = pa.string()
@@ -34,7 +38,7 @@ COLUMNS: dict[str, tuple[tuple[str, tuple[str, ...], pa.DataType], ...]] = {
     # access events: id, ts, subject_ids (from the decoded event: what subject reports search)
     # and raw are stored. Parsing ~400 bytes of JSON per event into columns cost the daemon
     # ~3.4 us per event (a quarter of its whole cost); the other columns are derived from
-    # ``raw`` by DuckDB (:data:`EVENT_VIEW`) for the rows a query selects
+    # ``raw`` by DuckDB (:data:`.datasets.EVENT_VIEW`) for the rows a query selects
     EVENTS: (),
     DIRECTORY: (("user_id", ("user_id",), _s),
                 ("status", ("status",), _s)),
@@ -80,28 +84,6 @@ def day_of(ts: datetime) -> str:
 
 def day_of_epoch(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d")
-
-
-# DuckDB: the query columns of access events, from the stored document
-EVENT_COLUMNS_SQL = {
-    "dataset": "json_extract_string(raw, '$.event.dataset')",
-    "action": "json_extract_string(raw, '$.event.action')",
-    "outcome": "json_extract_string(raw, '$.event.outcome')",
-    "user_id": "json_extract_string(raw, '$.user.id')",
-    "resource": "json_extract_string(raw, '$.data.resource')",
-    "categories": "CAST(json_extract(raw, '$.data.categories') AS VARCHAR[])",
-    "subject_count": "CAST(json_extract(raw, '$.data.subject_count') AS BIGINT)",
-    "purpose": "json_extract_string(raw, '$.data.purpose')",
-    "legal_basis": "json_extract_string(raw, '$.data.legal_basis')",
-    "dest_kind": "json_extract_string(raw, '$.destination.kind')",
-    "dest_domain": "json_extract_string(raw, '$.destination.domain')",
-    "dest_organization": "json_extract_string(raw, '$.destination.organization')",
-    "dest_country": "json_extract_string(raw, '$.destination.country')",
-    "source_ip": "json_extract_string(raw, '$.source.ip')",
-}
-EVENT_VIEW = ("SELECT id, ts, subject_ids, raw, "  # noqa: S608 (fixed names)
-              + ", ".join(f"{sql} AS {name}" for name, sql in EVENT_COLUMNS_SQL.items())
-              + " FROM {source}")
 
 
 def _raw_array(raws: list[bytes]) -> pa.Array:

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from watchdog.archive.layout import MANIFEST_DIR
+from watchdog.archive.datasets import MANIFEST_DIR
 from watchdog.archive.store import Store
 
 ZERO = "0" * 64

@@ -16,11 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
-import pyarrow as pa
-import pyarrow.dataset as pads
 
 from watchdog.archive import manifest as mf
-from watchdog.archive.layout import DATASETS, EVENT_VIEW, EVENTS, SCHEMAS
+from watchdog.archive.datasets import DATASETS, EVENT_VIEW, EVENTS, empty_select
 from watchdog.archive.store import Store
 
 # one row per id: appended to a query over a ``*_stored`` view (before its ORDER BY)
@@ -71,12 +69,16 @@ class ArchiveQuery:
                                   for s in segs)
                 self.con.execute(f"CREATE TEMP VIEW {name} AS SELECT * "  # noqa: S608
                                  f"FROM read_parquet([{files}])")
+            elif segs:  # S3: pyarrow (imported here: a local query needs none)
+                import pyarrow.dataset as pads
+
+                from watchdog.archive.layout import SCHEMAS
+
+                self.con.register(name, pads.dataset(
+                    [store.path(s.path) for s in segs], schema=SCHEMAS[ds],
+                    filesystem=store.fs, format="parquet"))
             else:
-                data: object = (pads.dataset([store.path(s.path) for s in segs],
-                                             schema=SCHEMAS[ds], filesystem=store.fs,
-                                             format="parquet") if segs else
-                                pa.table({f.name: pa.array([], f.type) for f in SCHEMAS[ds]}))
-                self.con.register(name, data)
+                self.con.execute(f"CREATE TEMP VIEW {name} AS {empty_select(ds)}")
             if ds == EVENTS:  # stored lean: the columns come from the documents
                 self.con.execute("CREATE TEMP VIEW events_all AS "
                                  + EVENT_VIEW.format(source="events_stored"))
