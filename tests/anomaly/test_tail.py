@@ -13,12 +13,11 @@ from tests.anomaly.conftest import T0, baseline, decode, event, make_engine
 from tests.anomaly.test_features import last_values, run
 from watchdog.alerts.model import Alert
 from watchdog.anomaly import own_baseline
-from watchdog.anomaly.batch import model_inputs, tail_inputs
-from watchdog.anomaly.calibration import calibrate_with_tail
+from watchdog.anomaly.batch import model_inputs, tail_excess, tail_inputs
 from watchdog.anomaly.featurizer import Featurizer
-from watchdog.anomaly.model import TAIL_MAX, TAIL_MIN, AnomalyModel
+from watchdog.anomaly.model import AnomalyModel
 from watchdog.anomaly.stage import load_stage
-from watchdog.anomaly.vocabulary import NW, WINDOW_FEATURES
+from watchdog.anomaly.vocabulary import NW, TAIL_COLS, WINDOW_FEATURES
 
 SUBJ_1H = WINDOW_FEATURES.index("subjects_1h")
 EVENTS_1H = WINDOW_FEATURES.index("events_1h")
@@ -52,23 +51,6 @@ def test_the_score_grows_with_the_deviation_whatever_the_forest_says() -> None:
     assert s[1] < s[2] < s[3]  # and more is more
     # a forest that isolates the vector wins
     assert model.combine(np.array([0.9]), np.array([0.0]))[0] == 0.9
-
-
-def test_tail_threshold_never_above_10x_nor_below_3x() -> None:
-    rng = np.random.default_rng(0)
-    n = 20_000
-    users = [f"u{i % 500}" for i in range(n)]
-    times = np.arange(n) * 60.0
-    forest = rng.uniform(0.3, 0.6, n)
-    noisy = rng.exponential(1.5, n)  # a baseline full of huge deviations
-    cal = calibrate_with_tail(forest, noisy, users, times, account_days=2000, target=0.5)
-    assert cal.tail_threshold == TAIL_MAX
-    assert cal.tail_calibrated is not None
-    assert cal.tail_calibrated > TAIL_MAX
-    quiet = rng.uniform(0.0, 0.2, n)
-    cal = calibrate_with_tail(forest, quiet, users, times, account_days=2000, target=0.5)
-    assert cal.tail_threshold == TAIL_MIN
-    assert cal.to_dict()["tail_threshold_times"] == 3.0
 
 
 def test_a_bucket_far_beyond_is_not_learnt_and_steps_are_clipped() -> None:
@@ -179,6 +161,12 @@ def test_the_stage_reads_the_same_inputs_and_tail_as_the_batch() -> None:
     np.testing.assert_allclose(x, want_x, rtol=1e-6)
     np.testing.assert_allclose(d, want_d)
     np.testing.assert_array_equal(col, want_col)
+    # with levels: the largest excess in units of its count's level
+    levels = np.linspace(0.5, 2.0, len(TAIL_COLS))
+    _, d2, col2 = b.scoring(idx, levels)
+    ex = tail_excess(*b.inputs(idx))
+    np.testing.assert_allclose(d2, (ex / levels).max(axis=1))
+    np.testing.assert_array_equal(col2, TAIL_COLS[(ex / levels).argmax(axis=1)])
 
 
 def test_the_weeks_baseline_moves_by_steps_float16_would_round_away() -> None:

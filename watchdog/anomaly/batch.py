@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from watchdog.anomaly.own_baseline import beyond
+from watchdog.anomaly.own_baseline import excess, largest
 from watchdog.anomaly.vocabulary import (
     FEATURE_NAMES,
     FLOOR,
@@ -123,9 +123,11 @@ class FeatureBatch:
         return (self.raw[idx], self.own_mean[idx], self.own_var[idx],
                 self.quantiles[self.gids[idx]], ~self.warm[idx])
 
-    def scoring(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rows ``idx``' model inputs (float32), tail deviations and the window values they
-        come from: what the stage scores (only the columns the model reads are computed)."""
+    def scoring(self, idx: np.ndarray, levels: np.ndarray | None = None,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows ``idx``' model inputs (float32), tail deviations (in units of ``levels``, if
+        given) and the window values they come from: what the stage scores (only the columns
+        the model reads are computed)."""
         raw, own_m, own_v = self.raw[idx], self.own_mean[idx], self.own_var[idx]
         q = self.quantiles[:, 1:][self.gids[idx]]  # p50, p99
         cold = ~self.warm[idx]
@@ -138,12 +140,17 @@ class FeatureBatch:
             at = np.flatnonzero(cold)
             x[at[:, None], _M_SELF_J] = 0.0
             x[at[:, None], _M_NOVEL_J] = 0.0
-        d, col = tail_inputs(raw, own_m, own_v, q, cold, p99_at=1)
+        d, col = tail_inputs(raw, own_m, own_v, q, cold, p99_at=1, levels=levels)
         return x, d, col
 
     def tail(self) -> tuple[np.ndarray, np.ndarray]:
         """(k,) the tail deviation of every row and the window value it comes from."""
         return tail_inputs(*self.inputs(np.arange(len(self))))
+
+    def tail_excess(self) -> np.ndarray:
+        """(k, len(TAIL_COLS)) every row's excess of each count the tail reads (what the
+        tail's levels are calibrated on)."""
+        return tail_excess(*self.inputs(np.arange(len(self))))
 
     def __len__(self) -> int:
         return len(self.users)
@@ -229,11 +236,18 @@ def model_inputs(raw: np.ndarray, own_mean: np.ndarray, own_var: np.ndarray,
 
 def tail_inputs(raw: np.ndarray, own_mean: np.ndarray, own_var: np.ndarray,
                 peer_q: np.ndarray, cold: np.ndarray, p99_at: int = 2,
-                ) -> tuple[np.ndarray, np.ndarray]:
+                levels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per row: how far (log scale) its most deviant count is above both the top of its own
     usual range and its peers' 99th percentile (a cold row: its peers' only; its never-before
-    counts left out), and which window value that is (see :func:`own_baseline.beyond`)."""
+    counts left out), in units of each count's level if given, and which window value that
+    is (see :func:`own_baseline.beyond`)."""
+    return largest(tail_excess(raw, own_mean, own_var, peer_q, cold, p99_at), levels)
+
+
+def tail_excess(raw: np.ndarray, own_mean: np.ndarray, own_var: np.ndarray,
+                peer_q: np.ndarray, cold: np.ndarray, p99_at: int = 2) -> np.ndarray:
+    """(k, len(TAIL_COLS)): :func:`own_baseline.excess` of every count the tail reads."""
     if cold.any():
         raw = raw.copy()
         raw[np.ix_(np.flatnonzero(cold), NOVELTY_COLS)] = 0.0
-    return beyond(raw, own_mean, own_var, peer_q[:, p99_at], cold)
+    return excess(raw, own_mean, own_var, peer_q[:, p99_at], cold)

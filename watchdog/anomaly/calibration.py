@@ -2,7 +2,8 @@
 alerts per 1,000 accounts per day, counting alerts the way the stage raises them (one per
 account per cool-down); empirical when the rows show enough alerts, else a tail fit
 (generalised Pareto) never below what the rows show. With the tail score
-(:func:`calibrate_with_tail`) the tail takes at most half the target, the forest the rest."""
+(:func:`calibrate_with_tail`) the tail takes at most half the target (its levels per count:
+:mod:`watchdog.anomaly.tail_levels`), the forest the rest."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from watchdog.anomaly.model import TAIL_MAX, TAIL_MIN, tail_on_scale
+from watchdog.anomaly.model import tail_on_scale
 
 
 def count_alerts(
@@ -45,8 +46,10 @@ class Calibration:
     heldout_rows: int
     account_days: int
     method: str  # "empirical" or "tail fit"
-    tail_threshold: float | None = None  # the tail score's (log scale), if it has one
+    tail_threshold: float | None = None  # the tail score's, if it has one
     tail_calibrated: float | None = None  # ... as calibrated, before TAIL_MIN/TAIL_MAX
+    tail_levels: tuple[float, ...] | None = None  # per count the tail reads (log scale)
+    tail_fitted: tuple[float, ...] | None = None  # ... before LEVEL_FLOOR/LEVEL_MAX
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,8 +62,19 @@ class Calibration:
             **({"tail_threshold": round(self.tail_threshold, 4),
                 "tail_threshold_times": round(math.exp(self.tail_threshold), 2),
                 "tail_calibrated": round(self.tail_calibrated or 0.0, 4)}
-               if self.tail_threshold is not None else {}),
+               if self.tail_threshold is not None and self.tail_levels is None else {}),
+            **({"tail_levels_times": _times(self.tail_levels),
+                "tail_fitted_times": _times(self.tail_fitted or self.tail_levels)}
+               if self.tail_levels is not None else {}),
         }
+
+
+def _times(levels: Sequence[float]) -> dict[str, float]:
+    """Per count the tail reads: how many times beyond its usual ranges alerts."""
+    from watchdog.anomaly.vocabulary import TAIL_COLS, WINDOW_FEATURES
+
+    return {WINDOW_FEATURES[c]: round(math.exp(min(v, 50.0)), 2)
+            for c, v in zip(TAIL_COLS.tolist(), levels, strict=True)}
 
 
 def _threshold_for(
@@ -152,7 +166,7 @@ def calibrate(
 
 def calibrate_with_tail(
     forest: np.ndarray,
-    tail: np.ndarray,
+    excess: np.ndarray,
     users: Sequence[str],
     times: np.ndarray,
     *,
@@ -161,13 +175,26 @@ def calibrate_with_tail(
     cooldown: float = 3600.0,
     high_factor: float = 20.0,
 ) -> Calibration:
-    """The tail score's threshold for half of ``target``, kept within [TAIL_MIN, TAIL_MAX] (a
-    10x deviation always alerts, however noisy the baseline), and the forest's for what the
-    tail's held-out alerts leave of it; "high" and the held-out rate are those of the combined score
-    (:meth:`~watchdog.anomaly.model.AnomalyModel.combine`)."""
-    cal_t = calibrate(tail, users, times, account_days=account_days, target=target / 2,
-                      cooldown=cooldown)
-    t_thr = min(max(cal_t.threshold, TAIL_MIN), TAIL_MAX)
+    """The tail score's per-count levels for half of ``target`` (:mod:`tail_levels`: events
+    and exports in the last hour calibrated, each within [LEVEL_FLOOR, LEVEL_MAX]; the other
+    counts at LEVEL_MAX),
+    and the forest's threshold for what the tail's held-out alerts leave of the target;
+    "high" and the held-out rate are those of the combined score
+    (:meth:`~watchdog.anomaly.model.AnomalyModel.combine`). ``excess``: the held-out rows'
+    :func:`~watchdog.anomaly.own_baseline.excess` matrix."""
+    from watchdog.anomaly.own_baseline import largest
+    from watchdog.anomaly.tail_levels import LEVEL_MAX, SHORT, calibrate_levels
+
+    if len(forest) < 50 or account_days < 1:
+        raise ValueError("too little held-out baseline to calibrate "
+                         f"({len(forest)} rows, {account_days} account-days)")
+    levels = np.full(excess.shape[1], LEVEL_MAX)
+    fitted = levels.copy()
+    levels[SHORT], fitted[SHORT] = calibrate_levels(
+        excess[:, SHORT], users, times, allowed=target / 2 * account_days / 1000.0,
+        cooldown=cooldown)
+    tail, _ = largest(excess, levels)
+    t_thr = 1.0  # a count at its level
     # the forest gets what the tail leaves of the target (at least half of it)
     tail_rate = 1000.0 * count_alerts(tail, users, times, t_thr, cooldown) / account_days
     cal_f = calibrate(forest, users, times, account_days=account_days,
@@ -180,4 +207,5 @@ def calibrate_with_tail(
     high = max(high, thr + 0.02, cal_f.threshold_high)
     alerts = count_alerts(combined, users, times, thr, cooldown)
     return Calibration(thr, high, target, 1000.0 * alerts / account_days, alerts,
-                       len(forest), account_days, cal_f.method, t_thr, cal_t.threshold)
+                       len(forest), account_days, cal_f.method, t_thr, None,
+                       tuple(levels.tolist()), tuple(fitted.tolist()))

@@ -24,7 +24,7 @@ from watchdog.anomaly.batch import FeatureBatch
 from watchdog.anomaly.day_baseline import DayBaselines, day_shift
 from watchdog.anomaly.featurizer import Featurizer
 from watchdog.anomaly.peers import group_key
-from watchdog.anomaly.vocabulary import BUCKET, FEATURE_NAMES, SCORING_WINDOW
+from watchdog.anomaly.vocabulary import BUCKET, FEATURE_NAMES, SCORING_WINDOW, TAIL_COLS
 from watchdog.engine.engine import Engine
 from watchdog.events import AccessEvent
 
@@ -39,7 +39,7 @@ class Collected:
     held_x: list[np.ndarray] = field(default_factory=list)
     held_users: list[str] = field(default_factory=list)
     held_t: list[np.ndarray] = field(default_factory=list)
-    held_tail: list[np.ndarray] = field(default_factory=list)
+    held_tail: list[np.ndarray] = field(default_factory=list)  # rows of tail excesses
     held_days: set[tuple[str, int]] = field(default_factory=set)
     # the day scale's points of each account-day it could judge (day_baseline.py)
     day_points: dict[tuple[str, int], float] = field(default_factory=dict)
@@ -54,12 +54,13 @@ class Collected:
         return np.vstack(self.train_x).astype(np.float32)
 
     def held_matrix(self) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
-        """The held-out rows' model inputs, accounts, times and tail deviations."""
+        """The held-out rows' model inputs, accounts, times and the excess of every count
+        the tail reads ((rows, len(TAIL_COLS)): what its levels are calibrated on)."""
         if not self.held_x:
             return (np.zeros((0, len(FEATURE_NAMES)), np.float32), [], np.zeros(0),
-                    np.zeros(0))
+                    np.zeros((0, len(TAIL_COLS)), np.float32))
         return (np.vstack(self.held_x).astype(np.float32), self.held_users,
-                np.concatenate(self.held_t), np.concatenate(self.held_tail))
+                np.concatenate(self.held_t), np.vstack(self.held_tail))
 
 
 class Collector:
@@ -77,7 +78,7 @@ class Collector:
         self._reservoir: dict[str, tuple[int, np.ndarray, float]] = {}
         # held-out: the latest vector per account in each scoring window, as the stage keeps
         self._window: int | None = None
-        self._held: dict[str, tuple[np.ndarray, float, float]] = {}
+        self._held: dict[str, tuple[np.ndarray, float, np.ndarray]] = {}
         self.days = DayBaselines()
         self.days.record = self.out.day_points
 
@@ -110,7 +111,7 @@ class Collector:
             out.held_x.append(np.vstack([x for x, _, _ in self._held.values()]))
             out.held_users.extend(self._held)
             out.held_t.append(np.array([t for _, t, _ in self._held.values()]))
-            out.held_tail.append(np.array([d for _, _, d in self._held.values()]))
+            out.held_tail.append(np.vstack([d for _, _, d in self._held.values()]))
         self._held = {}
 
     def _close_hour(self) -> None:
@@ -140,7 +141,7 @@ class Collector:
             self._window = window
         day = batch.bucket * BUCKET // 86400
         out = self.out
-        tail = batch.tail()[0].tolist()
+        tail = batch.tail_excess().astype(np.float32)
         for j, uid in enumerate(batch.users):
             out.accounts.add(uid)
             out.vectors += 1

@@ -148,9 +148,13 @@ def explain(
         mine = ("a new account" if cold else
                 f"usually {fmt(feature, own[0])}-{fmt(feature, own[1])} for this account"
                 f"{ratio}")
-        beyond = (f"; {times:.0f}x the top of both ranges" if times is not None and times >= 3
-                  and not cold else f"; {times:.0f}x its peers' top" if times is not None
-                  and times >= 3 else "")
+        # the count the tail score alerted on says how far beyond, however little (its level
+        # may be 1.5x); others from 3x
+        lead = first is not None and feature == WINDOW_FEATURES[first]
+        shown = times is not None and (times >= 3 or (lead and times > 1))
+        n = f"{times:.0f}" if times is not None and times >= 3 else f"{times or 0:.1f}"
+        beyond = ("" if not shown else f"; {n}x the top of both ranges" if not cold
+                  else f"; {n}x its peers' top")
         phrases.append(
             f"{WHAT[base]} {WHEN[window]}: {fmt(feature, value)} ({mine}; "
             f"{fmt(feature, peers[0])}-{fmt(feature, peers[1])} for its peers in {group}"

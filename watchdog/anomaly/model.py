@@ -15,13 +15,14 @@ rows (:mod:`watchdog.anomaly.calibration`).
 The forest's score saturates: it dilutes one huge deviation across every other dimension in
 which ordinary hours are occasionally rare (a billing account reading 15-40x its peers' and
 its own number of customers scored 0.58-0.65 against a threshold of 0.69). The isolation
-forest model therefore reads its score together with a **tail score**: how many times the
-account's most deviant count exceeds both the top of its own usual range and its peers' 99th
-percentile (:func:`watchdog.anomaly.own_baseline.beyond`, log scale). The tail score is put
-on the forest's scale (:meth:`AnomalyModel.combine`: equal to the threshold at the tail
-threshold, linear in the log of the deviation above it), and the higher of the two is the
-score: it grows with the deviation, and a deviation past the tail threshold (calibrated, and
-never above 10x) alerts whatever the other features say.
+forest model therefore reads its score together with a **tail score**: how far each count
+exceeds both the top of the account's own usual range and its peers' 99th percentile (log
+scale, :func:`watchdog.anomaly.own_baseline.excess`), in units of that count's **level**
+(calibrated per count on held-out rows, :mod:`watchdog.anomaly.tail_levels`: 1.5x-10x
+beyond), the largest of them. The tail score is put on the forest's scale
+(:meth:`AnomalyModel.combine`: equal to the threshold at the tail threshold, 1: a count at
+its level; linear above), and the higher of the two is the score: it grows with the
+deviation, and a count past its level alerts whatever the other features say.
 """
 
 from __future__ import annotations
@@ -35,8 +36,6 @@ import numpy as np
 
 KINDS = ("isolation_forest", "zscore")
 ZSCORE_FLOOR = 0.25  # the smallest spread (log units) a z-score divides by
-TAIL_MAX = math.log(10.0)  # 10x beyond the account's and its peers' usual ranges always alerts
-TAIL_MIN = math.log(3.0)  # ... and less than 3x never does by the tail alone
 QUANTILES = (0.5, 0.9, 0.99)
 LEVELWISE_ROWS = 256  # rows that descend all trees at once (see _FastForest)
 
@@ -54,7 +53,10 @@ class AnomalyModel:
     scale: np.ndarray | None = None  # zscore: training spread (floored)
     threshold: float = math.inf
     threshold_high: float = math.inf
-    tail_threshold: float = math.inf  # the tail deviation (log scale) that alerts by itself
+    tail_threshold: float = math.inf  # the tail deviation that alerts by itself
+    # per count the tail reads (TAIL_COLS): the excess (log scale) that is one unit of the tail
+    # deviation; None: the deviation is the excess itself
+    tail_levels: np.ndarray | None = None
     quantiles: np.ndarray | None = None  # (len(QUANTILES), n_features) of the training rows
     info: dict[str, Any] = field(default_factory=dict)  # the manifest, once saved or loaded
     version: str = "unsaved"
@@ -107,6 +109,14 @@ class AnomalyModel:
             return forest
         tail_score = tail_on_scale(tail, self.threshold, self.tail_threshold)
         return np.asarray(np.maximum(forest, tail_score), dtype=np.float64)
+
+    def tail_of(self, excess: np.ndarray) -> np.ndarray:
+        """Rows' tail deviations from their excess matrices ((k, len(TAIL_COLS)), see
+        :func:`watchdog.anomaly.own_baseline.excess`): the largest in units of its level."""
+        if not len(excess):
+            return np.zeros(0)
+        d = excess if self.tail_levels is None else excess / self.tail_levels
+        return np.asarray(d.max(axis=1), dtype=np.float64)
 
     def unusualness(self, x: np.ndarray) -> np.ndarray:
         """Per feature, how far above the baseline's median, in units of (p99 - median)."""

@@ -53,9 +53,19 @@ def excess(raw: np.ndarray, mean: np.ndarray, var: np.ndarray, p99: np.ndarray,
 
 
 def beyond(raw: np.ndarray, mean: np.ndarray, var: np.ndarray, p99: np.ndarray,
-           cold: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: the largest :func:`excess` and which window value it is."""
-    d = excess(raw, mean, var, p99, cold)
+           cold: np.ndarray | None = None, levels: np.ndarray | None = None,
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the largest :func:`excess` and which window value it is; with ``levels``
+    (one per count the tail reads), the largest excess in units of its count's level (see
+    :mod:`watchdog.anomaly.tail_levels`)."""
+    return largest(excess(raw, mean, var, p99, cold), levels)
+
+
+def largest(d: np.ndarray, levels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of an :func:`excess` matrix: its largest entry (divided by its column's
+    level, if given) and which window value that is."""
+    if levels is not None:
+        d = d / levels
     j = np.argmax(d, axis=1)
     return d[np.arange(len(d)), j], TAIL_COLS[j]
 

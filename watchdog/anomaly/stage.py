@@ -52,6 +52,7 @@ from watchdog.anomaly.model import AnomalyModel
 from watchdog.anomaly.peers import PeerBaselines, group_key
 from watchdog.anomaly.risk_alerts import RiskHook
 from watchdog.anomaly.scoring_windows import latest_per_window, split_windows
+from watchdog.anomaly.tail_levels import alerting_times, times_beyond
 from watchdog.anomaly.vocabulary import (
     BUCKET,
     NW,
@@ -110,7 +111,8 @@ class AnomalyStage:
         self._n_pending = 0
         self._last_alert: dict[str, float] = {}
         # per account, its last alert by the tail score: (window value, deviation, time)
-        self._last_tail: dict[str, tuple[int, float, float]] = {}
+        # (window value, deviation, time, whether a false-positive label damped it)
+        self._last_tail: dict[str, tuple[int, float, float, bool]] = {}
         self.scored = 0  # vectors scored (the forest's or the constant "nothing unusual")
         self.skipped = 0  # of which all-zero: not sent to the forest
         self.batches = 0  # calls of the forest
@@ -229,7 +231,8 @@ class AnomalyStage:
         rows = [idx for _, idx, _ in due]
         model = self._model  # read once: a concurrent swap takes effect at the next batch
         # the model's inputs of the rows to score only
-        parts = [b.scoring(idx) for b, idx in zip(batches, rows, strict=True)]
+        levels = model.tail_levels
+        parts = [b.scoring(idx, levels) for b, idx in zip(batches, rows, strict=True)]
         x, tail, tail_col = (np.concatenate(p) for p in zip(*parts, strict=True))
         busy = x.any(axis=1)
         quiet = model.zero_score()
@@ -260,15 +263,13 @@ class AnomalyStage:
                 score = float(scores[i])
                 by_tail = int(tail_col[i]) if scores[i] > forest[i] else None
                 b = batches[bi]
-                if by_tail is not None and self._repeats(b.users[j], by_tail, float(tail[i]),
+                dev = times_beyond(levels, by_tail, float(tail[i]))  # log scale
+                if by_tail is not None and self._repeats(b.users[j], by_tail, dev,
                                                          float(b.t_last[j])):
-                    if forest[i] < model.threshold:
-                        continue
+                    if forest[i] < model.threshold or self._last_tail[b.users[j]][3]:
+                        continue  # (the continuation of a damped pattern stays damped)
                     by_tail, score = None, float(forest[i])
-                alert = self._alert(model, b, j, score, x[i], by_tail)
-                if alert is not None and by_tail is not None:
-                    self._last_tail[b.users[j]] = (by_tail, float(tail[i]),
-                                                   float(b.t_last[j]))
+                alert = self._alert(model, b, j, score, x[i], by_tail, dev)
                 if alert is not None:
                     alerts.append(alert)
         alerts.extend(self.risk.scored(model, batches, rows, scores, x, complete_below))
@@ -276,18 +277,21 @@ class AnomalyStage:
             horizon = max(self._last_alert.values()) - self.cooldown
             self._last_alert = {u: t for u, t in self._last_alert.items() if t > horizon}
         if len(self._last_tail) > 100_000:
-            horizon = max(t for _, _, t in self._last_tail.values()) - _WEEK
+            horizon = max(v[2] for v in self._last_tail.values()) - _WEEK
             self._last_tail = {u: v for u, v in self._last_tail.items() if v[2] > horizon}
         return alerts
 
     def _repeats(self, uid: str, col: int, dev: float, t: float) -> bool:
         """Whether a tail-score hit only repeats the account's last tail alert: the same
         behaviour, within the hit's window (a burst stays in the 24-hour and 7-day windows
-        for that long), and not twice as far beyond as then."""
+        for that long), and not twice as far beyond as then; or any behaviour within the
+        window of a hit a false-positive label damped."""
         last = self._last_tail.get(uid)
         if last is None:
             return False
-        l_col, l_dev, l_t = last
+        l_col, l_dev, l_t, damped = last
+        if damped and t - l_t < _SPAN_OF[col]:  # the damped hour's events are still counted
+            return True
         return (_BASE_OF[l_col] == _BASE_OF[col] and t - l_t < _SPAN_OF[col]
                 and dev < l_dev + math.log(2.0))
 
@@ -303,7 +307,7 @@ class AnomalyStage:
                 obs.on_score(s)
 
     def _alert(self, model: AnomalyModel, batch: FeatureBatch, j: int, score: float,
-               x: np.ndarray, by_tail: int | None) -> Alert | None:
+               x: np.ndarray, by_tail: int | None, dev: float = 0.0) -> Alert | None:
         uid = batch.users[j]
         t = float(batch.t_last[j])
         bucket = int(batch.buckets[j])
@@ -316,7 +320,10 @@ class AnomalyStage:
         drivers, text = explain(model, x, batch.raw[j], batch.own_mean[j], batch.own_var[j],
                                 batch.quantiles[batch.gids[j]], group, first=by_tail,
                                 cold=not batch.warm[j])
-        if self.risk.suppressed(uid, [d["feature"] for d in drivers], t):
+        damped = self.risk.suppressed(uid, [d["feature"] for d in drivers], t)
+        if by_tail is not None:  # the behaviour's later hours repeat this one
+            self._last_tail[uid] = (by_tail, dev, t, damped)
+        if damped:
             return None  # an analyst's false-positive label damps this pattern
         self._last_alert[uid] = t
         self.alerted += 1
@@ -328,8 +335,8 @@ class AnomalyStage:
             "model_kind": model.kind,
             "threshold": round(model.threshold, 4),
             "threshold_high": round(model.threshold_high, 4),
-            "tail_threshold_times": round(math.exp(model.tail_threshold), 2)
-            if math.isfinite(model.tail_threshold) else None,
+            "tail_threshold_times": alerting_times(model.tail_levels, model.tail_threshold,
+                                                   by_tail),
             "scored_by": "tail" if by_tail is not None else "forest",
             "window_end": rfc3339((bucket + 1) * BUCKET),
             "peer_group": group,

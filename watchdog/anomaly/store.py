@@ -41,7 +41,7 @@ from watchdog.anomaly.model import (
     AnomalyModel,
 )
 from watchdog.anomaly.skops_forest import TRUSTED_TYPES, read_forest
-from watchdog.anomaly.vocabulary import FEATURE_NAMES, FEATURE_VERSION
+from watchdog.anomaly.vocabulary import FEATURE_NAMES, FEATURE_VERSION, TAIL_COLS
 
 FORMAT = "watchdog-anomaly/1"
 MANIFEST = "manifest.json"
@@ -108,6 +108,8 @@ def save(model: AnomalyModel, out_dir: str | Path, manifest: dict[str, Any]) -> 
         "threshold_high": round(model.threshold_high, 6),
         **({"tail_threshold": round(model.tail_threshold, 6)}
            if math.isfinite(model.tail_threshold) else {}),
+        **({"tail_levels": [round(float(v), 6) for v in model.tail_levels]}
+           if model.tail_levels is not None else {}),
         "quantiles": {"levels": list(QUANTILES), "values": _floats(model.quantiles)},
         **({"zscore": {"center": _floats(model.center), "scale": _floats(model.scale)}}
            if model.kind == "zscore" else {}),
@@ -194,12 +196,19 @@ def load(model_dir: str | Path) -> AnomalyModel:
         tail_threshold = float(doc.get("tail_threshold", math.inf))
         if not tail_threshold > 0:
             raise ValueError
+        levels = doc.get("tail_levels")
+        tail_levels = None if levels is None else np.asarray(levels, dtype=np.float64)
+        if tail_levels is not None and (tail_levels.shape != TAIL_COLS.shape
+                                        or not np.all(tail_levels > 0)
+                                        or not np.all(np.isfinite(tail_levels))):
+            raise ValueError
         q = doc["quantiles"]["values"]
         quantiles = np.asarray(q, dtype=np.float64) if q is not None else None
     except (KeyError, TypeError, ValueError):
         raise ValueError(f"model {d}: {MANIFEST} lacks a usable threshold") from None
     model = AnomalyModel(kind, features, threshold=threshold, threshold_high=threshold_high,
-                         tail_threshold=tail_threshold, quantiles=quantiles, info=doc,
+                         tail_threshold=tail_threshold, tail_levels=tail_levels,
+                         quantiles=quantiles, info=doc,
                          version=str(doc.get("model_version", "unknown")))
     if kind == "isolation_forest":
         if MODEL_FILE not in covered:

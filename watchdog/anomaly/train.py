@@ -17,8 +17,10 @@ hash, so the split is reproducible) into training and held-out. The forest is fi
 vector per account-hour of the training days; the thresholds are calibrated on the vectors of
 the held-out days that the stage would score (an account's latest per ~20 minutes) to
 ``--target-false-rate`` false alerts per 1,000 accounts per day, counted as the stage counts
-them (one per account per hour): the tail score's for at most half of it (never above 10x
-beyond the usual ranges), the forest's for the rest (:func:`calibrate_with_tail`).
+them (one per account per hour): the tail score's levels for at most half of it (events and
+exports in the last hour each their own, 1.5x-10x beyond the usual ranges; 10x for the other
+counts), the forest's for the rest
+(:func:`calibrate_with_tail`).
 """
 
 from __future__ import annotations
@@ -173,13 +175,15 @@ def train(
         cal = calibrate_with_tail(model.score(hx), htail, husers, ht,
                                   account_days=len(got.held_days), target=target)
         assert cal.tail_threshold is not None
+        assert cal.tail_levels is not None
         model.tail_threshold = cal.tail_threshold
+        model.tail_levels = np.asarray(cal.tail_levels)
     else:  # the baseline as it is
         cal = calibrate(model.score(hx), husers, ht, account_days=len(got.held_days),
                         target=target)
     model.threshold, model.threshold_high = cal.threshold, cal.threshold_high
     # the risk adds up the scores the stage reads (the forest's with the tail's)
-    held_scores = model.combine(model.score(hx), htail)
+    held_scores = model.combine(model.score(hx), model.tail_of(htail))
     risk = calibrate_risk(held_scores, husers, ht, window_threshold=cal.threshold,
                           days=got.held_days, rule_alerts=alerts.rules, target=target,
                           seed=seed, day_points=_per_account(got.day_points, leave_out))
