@@ -62,16 +62,15 @@ def test_lag_counts_the_end_asked_for_while_paused() -> None:
 
 
 def test_a_partition_not_read_since_its_assignment_may_have_unread_records() -> None:
-    """Its end is unknown until it was read or found idle: a flush then would judge a dataset
+    """Its end is unknown until a fetch told it: a flush then would judge a dataset
     without its events (the whole-stream reader's flush at a handover raised false log_gap
     alerts while partition 0 had not been fetched)."""
     st = PartitionState(0, start=40, pos=40)
+    assert PartitionPlan.lag(st, None) is None
     assert PartitionPlan.unread(st)
-    st.idle = True  # found caught up and quiet: nothing to read
+    assert PartitionPlan.lag(st, 40) == 0  # a fetch told its end: nothing to read (empty)
     assert not PartitionPlan.unread(st)
-    st.idle, st.pos = False, 41
-    assert not PartitionPlan.unread(st)
-    st.behind = True  # a backlog
+    assert PartitionPlan.lag(st, 45) == 5  # a backlog
     assert PartitionPlan.unread(st)
 
 

@@ -45,6 +45,7 @@ class PartitionState:
     high: float = _NEG_INF  # latest event time read
     end: int | None = None  # end offset asked for while paused (its highwater is stale)
     behind: bool = False  # records known to be unread (a backlog): judged in order only
+    end_known: bool = False  # a fetch told its end (highwater) since the assignment
     paused: bool = False
     idle: bool = False  # caught up and quiet: the watermark does not wait for it
     lag_gauge: Any = None  # watchdog_consumer_lag's child for it
@@ -106,16 +107,17 @@ class PartitionPlan:
             highwater = max(highwater or 0, st.end)
         if highwater is None:
             return None
+        st.end_known = True
         lag = max(0, highwater - st.pos)
         st.behind = lag > 0
         return lag
 
     @staticmethod
     def unread(st: PartitionState) -> bool:
-        """Records may be unread: known (a backlog), or its end is unknown (nothing read since
-        its assignment and not found idle). A buffer is not flushed then: processed without
-        that partition's events, it would judge a dataset on part of it (false ``log_gap``)."""
-        return st.behind or (st.pos == st.start and not st.idle)
+        """Records may be unread: known (a backlog), or its end is unknown (no fetch told it
+        since the assignment). A buffer is not flushed then: processed without that
+        partition's events, it would judge a dataset on part of it (false ``log_gap``)."""
+        return st.behind or not st.end_known
 
     @staticmethod
     def goes_idle(st: PartitionState, lag: int | None, *, polled_at: float | None,

@@ -163,6 +163,7 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
                 hw = c.highwater(tp)  # as of this fetch: more records than it returned?
                 # a backlog: no alert on arrival while catching up
                 st.behind = hw is not None and hw > recs[-1].offset + 1
+                st.end_known = st.end_known or hw is not None
                 high = pipeline.ingest(tp.partition, recs, self.topic)
                 st.pos = recs[-1].offset + 1
                 st.last_record = now
