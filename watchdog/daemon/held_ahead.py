@@ -15,7 +15,10 @@ promoted by the same later records (the present follows them within a few), so t
 taken for strays. A stray is still processed where replay processes it (when the present
 reaches it, or at a shutdown's flush); a crash after its release loses it from the live view.
 Chosen over suppressing nothing re-read after a restart (the previous process's holds are
-unknown to the next) and over a quiet spell as the proof (a resumed stream may pause too)."""
+unknown to the next) and over a quiet spell as the proof (a resumed stream may pause too).
+Kafka records only: an MQTT message is acknowledged at once, as before, because the checkpoint
+of the detector's state (daemon/checkpoint.py) keeps the held event across a crash; holding it
+too had the broker redeliver what the checkpoint restored."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from typing import Any
 
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.offsets import PartitionBook
+from watchdog.daemon.partitions import PartitionState
 from watchdog.engine.ordering import Reorderer
 
 HELD_NAMED = 20  # events held ahead of the present named in the log
@@ -43,14 +47,20 @@ class HeldAhead:
         self.waiting: dict[int, list[list[Any]]] = {}
 
     def held(self, eid: str, pkey: int, partition: int, offset: int, t: float,
-             book: PartitionBook | None) -> None:
-        if book is not None:
+             book: PartitionBook | None, st: PartitionState | None) -> bool:
+        """Returns whether its record keeps holding the book: a Kafka record does; a stream's
+        message (MQTT) is released at once, the checkpoint of the detector's state keeps the
+        held event across a crash (daemon/checkpoint.py)."""
+        kept = book is not None and (st is None or st.kafka)
+        if kept:
             self.waiting.setdefault(pkey, []).append([eid, offset, t, book, -1])
-        if not self.counted:
-            return
-        self.metrics.future.inc()
-        if len(self._where) < HELD_NAMED:
-            self._where[eid] = (partition, offset, t)
+        elif book is not None:
+            book.release(offset)
+        if self.counted:
+            self.metrics.future.inc()
+            if len(self._where) < HELD_NAMED:
+                self._where[eid] = (partition, offset, t)
+        return kept
 
     def followed(self, pkey: int, later: int, order: Reorderer,
                  meta: Mapping[str, tuple[Any, ...]]) -> list[tuple[str, PartitionBook, int]]:

@@ -102,7 +102,6 @@ class Pipeline:
         self._variants: dict[int, Meta] = {}
         # alert ids sent, by this pipeline or by the one it shares them with
         self.alert_ids = alert_ids if alert_ids is not None else AlertIds(dedupe_alert_ids)
-        # a second view of records the main pipeline handles too: count and dead-letter nothing
         self.whole_stream = whole_stream
         self._counts: dict[tuple[str, str], int] = {}
         self._latest: dict[str, float] = {}
@@ -244,8 +243,9 @@ class Pipeline:
                     if owner is not None:
                         owner.release(off)
                 elif last == AHEAD:  # held apart, maybe for long: see HeldAhead
-                    self.held_ahead.held(eid, pkey, rec.partition, off, t, owner)
                     n_ahead += 1
+                    if not self.held_ahead.held(eid, pkey, rec.partition, off, t, owner, st):
+                        meta[eid] = (None, off, now, rebuild)  # an MQTT message: acknowledged
             if pushed.conflict:
                 self.id_conflicts.conflict(topic, rec.partition, rec.offset)
                 if not fresh and last in (QUEUED, LATE):
