@@ -58,6 +58,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "watchdog_commitment_alerts": ("counter", ("commitment",)),
     "watchdog_account_alerts": ("counter", ("account",)),
     "watchdog_sink_stalled_seconds": ("gauge", ("sink",)),
+    "watchdog_checkpoints": ("counter", ("result",)),
 }
 
 RULES = {

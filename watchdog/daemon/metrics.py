@@ -215,6 +215,8 @@ class Metrics:
             self.invalid.labels(reason)
         for result in ("ok", "error"):
             self.reloads.labels(result)
+        for result in ("written", "failed", "unreadable"):
+            self.checkpoints.labels(result)  # increase() needs the series before the first
         self.q_alerts = self.queue.labels("alerts")
         self.q_reorder = self.queue.labels("reorder")
         self.s_directory = self.state.labels("directory")
