@@ -169,12 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         results["throughput"] = cost.throughput(largest, args.throughput_rounds)
     if args.memory_accounts:
         results["memory"] = cost.memory(args.memory_accounts)
-    text = markdown(results)
-    print(text)
-    if args.md:
-        args.md.write_text(text + "\n")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1, default=str))
+    _report(args, markdown(results), results)
     if args.png:
         draw(outcomes, args.png, f"Detection envelope: recall by intensity x duration "
              f"({seed_set} seeds {list(seeds)}, sizes {list(args.sizes)}; cells: found/cases)")
@@ -190,13 +185,17 @@ def _cost_only(args: argparse.Namespace, seeds: tuple[int, ...]) -> int:
         results["throughput"] = cost.throughput(w, args.throughput_rounds)
     if args.memory_accounts:
         results["memory"] = cost.memory(args.memory_accounts)
-    text = cost_markdown(results)
+    _report(args, cost_markdown(results), results)
+    return 0
+
+
+def _report(args: argparse.Namespace, text: str, results: dict[str, Any]) -> None:
+    """Print the report; write it as Markdown (``--md``) and the results as JSON (``--json``)."""
     print(text)
     if args.md:
         args.md.write_text(text + "\n")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
-    return 0
 
 
 if __name__ == "__main__":

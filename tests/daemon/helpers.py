@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -210,6 +210,16 @@ def cancel_all(services: list[Service], runs: list[asyncio.Task[int]]) -> None:
     for r in runs:
         if not r.done():
             r.cancel()
+
+
+class Rec(NamedTuple):
+    """A record shaped like aiokafka's ConsumerRecord, for feeding a pipeline directly."""
+
+    offset: int
+    value: bytes
+    partition: int = 0
+    key: bytes | None = None
+    timestamp: int = 0
 
 
 class CollectAlerts:

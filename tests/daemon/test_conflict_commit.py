@@ -4,22 +4,13 @@ like any other: the commit may not pass it before it is processed."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import NamedTuple
 
 import orjson
 
 from tests.builders import BASE, event_doc
-from tests.daemon.helpers import CollectAlerts, QuietLog, World
+from tests.daemon.helpers import CollectAlerts, QuietLog, Rec, World
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.pipeline import Pipeline
-
-
-class _Rec(NamedTuple):
-    offset: int
-    value: bytes
-    partition: int = 0
-    key: bytes | None = None
-    timestamp: int = 0
 
 
 def _raw(eid: str, seconds: float, resource: str) -> bytes:
@@ -37,9 +28,9 @@ def test_a_conflicting_version_buffered_behind_the_first_holds_the_commit(
     p = _pipeline(world)
     book = p.open_partition(0, 0).book
     assert book is not None
-    p.ingest(0, [_Rec(0, _raw("x", 0, "crm.customers")),
-                 _Rec(1, _raw("x", 300, "crm.orders")),  # the same id, other content, later
-                 _Rec(2, _raw("y", 100, "crm.customers"))], "events")
+    p.ingest(0, [Rec(0, _raw("x", 0, "crm.customers")),
+                 Rec(1, _raw("x", 300, "crm.orders")),  # the same id, other content, later
+                 Rec(2, _raw("y", 100, "crm.customers"))], "events")
     # the watermark (100 - 60) released the first version only: its conflicting namesake is
     # still buffered, so the commit stops at its record
     assert book.safe() == 1
@@ -51,9 +42,9 @@ def test_a_conflicting_version_processed_first_does_not_release_the_first(world:
     p = _pipeline(world)
     book = p.open_partition(0, 0).book
     assert book is not None
-    p.ingest(0, [_Rec(0, _raw("x", 300, "crm.customers")),
-                 _Rec(1, _raw("x", 0, "crm.orders")),  # the same id, other content, earlier
-                 _Rec(2, _raw("y", 100, "crm.customers"))], "events")
+    p.ingest(0, [Rec(0, _raw("x", 300, "crm.customers")),
+                 Rec(1, _raw("x", 0, "crm.orders")),  # the same id, other content, earlier
+                 Rec(2, _raw("y", 100, "crm.customers"))], "events")
     # the conflicting version (time 0) is released, the first (time 300) is not: its record
     # stays held
     assert book.safe() == 0

@@ -9,17 +9,21 @@ no alert twice (no repeated or false ``bulk_export``), the per-account alerts re
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from datetime import datetime
 from pathlib import Path
 
 import orjson
 import pytest
-import yaml
 
 from tests.daemon.helpers import World, cancel_all, replay_alerts, service, wait_for
-from tests.daemon.kafkautil import daemon_config, make_topics, produce, produce_state, read_all
-from tests.daemon.test_assigned_back import _owns, _per_account, _settled
+from tests.daemon.kafkautil import daemon_config, produce
+from tests.daemon.test_assigned_back import (
+    _b_leaves_then_the_rest,
+    _check_processed_once,
+    _owns,
+    _settled,
+    _ten_hour_world,
+)
 from watchdog.daemon.config import load_config
 
 pytestmark = pytest.mark.integration
@@ -35,12 +39,7 @@ def _t(raw: bytes) -> float:
 async def test_a_redelivery_older_than_the_dedupe_window_is_processed_once(
         tansu_broker, world: World, tmp_path: Path) -> None:
     bs = tansu_broker.bootstrap_servers
-    policy = yaml.safe_load(world.policy.read_text())
-    policy["thresholds"]["reidentification_window_minutes"] = 600  # windows of ten hours
-    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy, allow_unicode=True))
-    world = dataclasses.replace(world, policy=tmp_path / "policy.yaml")
-    await make_topics(bs, partitions=4)
-    await produce_state(bs, world)
+    world = await _ten_hour_world(bs, world, tmp_path)
     events = sorted(world.events, key=_t)
     first = events[: len(events) * 2 // 5]
     end1 = _t(first[-1])
@@ -65,22 +64,10 @@ async def test_a_redelivery_older_than_the_dedupe_window_is_processed_once(
         await produce(bs, "access-logs", middle, event_time=True, partitions=kept)
         await wait_for(lambda: a.pipeline.detector.processed == len(first) + len(middle),
                        within=60, what="five hours more read by a alone")
-        b.request_stop()
-        assert await asyncio.wait_for(runs[1], 20) == 0
-        await wait_for(lambda: _owns(a, 4), within=40, what="a owns every partition again")
-        await produce(bs, "access-logs", rest, key="user", event_time=True)
-        await wait_for(lambda: _settled(a, len(events)), within=60, what="every event")
-        a.request_stop()
-        assert await asyncio.wait_for(runs[0], 20) == 0
+        await _b_leaves_then_the_rest(a, b, runs, bs, rest, len(events))
     finally:
         cancel_all([a, b], runs)
 
-    p = a.pipeline
-    assert p.skipped > 0  # the two partitions given back were re-read from ten hours back
-    assert a.metrics.duplicate._value.get() == p.skipped
-    assert p.detector.processed == len(events)  # not fed to the windows twice
-    assert a.metrics.late._value.get() == 0
-    alerts = [r.key.decode() for r in await read_all(bs, "alerts")]
-    assert len(alerts) == len(set(alerts)), "an alert was sent twice"
-    # log_gap aside (the whole-stream reader's handover: see test_assigned_back)
-    assert _per_account(alerts) == _per_account(expected)
+    # the two partitions given back were re-read from ten hours back, not fed to the windows
+    # twice
+    await _check_processed_once(a, bs, events, expected)
