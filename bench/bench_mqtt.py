@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_daemon import _cpu_seconds, _peak_rss, produce, until  # noqa: E402
+from tests.services.exposition import samples, total  # noqa: E402
 from tests.services.mosquitto import Mosquitto  # noqa: E402
 from tests.services.procs import ManagedProcess, free_port, wait_for_http  # noqa: E402
 from tests.services.tansu import TansuBroker, create_topics  # noqa: E402
@@ -56,16 +57,7 @@ TOPIC = "logs/bench/access"
 
 
 def metrics(url: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for line in httpx.get(url, timeout=5).text.splitlines():
-        if line.startswith("watchdog_"):
-            k, v = line.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
-
-
-def total(m: dict[str, float], name: str) -> float:
-    return sum(v for k, v in m.items() if k.split("{")[0] == name)
+    return samples(httpx.get(url, timeout=5).text)
 
 
 async def publish(mq: Mosquitto, docs: list[bytes]) -> None:

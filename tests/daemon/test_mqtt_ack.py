@@ -22,7 +22,8 @@ import pytest
 from tests.builders import event_doc
 from tests.daemon.helpers import World, wait_for
 from tests.daemon.kafkautil import daemon_config, make_topics, produce_state
-from tests.daemon.test_restart import scrape, total
+from tests.daemon.test_restart import scrape
+from tests.services.exposition import total
 from tests.services.procs import ManagedProcess, free_port, wait_for_http
 from watchdog.daemon.app import Service
 from watchdog.daemon.config import load_config

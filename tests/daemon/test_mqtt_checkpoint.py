@@ -23,7 +23,8 @@ from tests.builders import event_doc
 from tests.daemon.helpers import World, wait_for
 from tests.daemon.kafkautil import daemon_config, make_topics, produce_state
 from tests.daemon.test_mqtt_ack import TOPIC, alerts_in, publish
-from tests.daemon.test_restart import scrape, total
+from tests.daemon.test_restart import scrape
+from tests.services.exposition import total
 from tests.services.procs import ManagedProcess, free_port, wait_for_http
 from watchdog.decode import Decoder
 from watchdog.engine.detector import Detector

@@ -27,6 +27,7 @@ from tests.daemon.kafkautil import (
     produce_state,
     read_all,
 )
+from tests.services.exposition import samples, total
 from tests.services.procs import ManagedProcess, free_port, wait_for_http
 
 pytestmark = pytest.mark.integration
@@ -34,17 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def scrape(url: str) -> dict[str, float]:
-    """``name{labels}`` -> value of every watchdog_ sample."""
-    out = {}
-    for line in httpx.get(url, timeout=5).text.splitlines():
-        if line.startswith("watchdog_"):
-            key, value = line.rsplit(" ", 1)
-            out[key] = float(value)
-    return out
-
-
-def total(samples: dict[str, float], name: str) -> float:
-    return sum(v for k, v in samples.items() if k.split("{")[0] == name)
+    return samples(httpx.get(url, timeout=5).text)
 
 
 def daemon(cfg: Path) -> ManagedProcess:

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests.daemon.helpers import replay_alerts
 from tests.daemon.kafkautil import daemon_config, make_topics, produce_state, read_all
+from tests.services.exposition import samples, total
 from tests.services.procs import ManagedProcess, free_port
 from watchdog.simulate import SimConfig, build_world, write_world
 
@@ -276,12 +277,7 @@ class Daemon:
             text = (await self.http.get(f"{self.base}/metrics")).text
         except httpx.HTTPError:
             return {}
-        out = {}
-        for line in text.splitlines():
-            if line.startswith("watchdog_"):
-                key, value = line.rsplit(" ", 1)
-                out[key] = float(value)
-        return out
+        return samples(text)
 
     async def readyz(self) -> tuple[int, dict[str, Any]]:
         try:
@@ -317,10 +313,6 @@ class Daemon:
                 if doc.get("event") == name:
                     out.append(doc)
         return out
-
-
-def total(samples: dict[str, float], name: str) -> float:
-    return sum(v for k, v in samples.items() if k.split("{")[0] == name)
 
 
 def duplicates(ids: list[str]) -> int:

@@ -35,9 +35,9 @@ from tests.faults.harness import (
     Stream,
     lost_and_extra,
     prepare_broker,
-    total,
     until,
 )
+from tests.services.exposition import total
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -16,10 +16,14 @@ import yaml
 from aiokafka import AIOKafkaProducer
 
 from tests.fuzz._live_broker import KEY, Case
+from tests.services.exposition import samples, total
 from tests.services.fixtures import unique_name
 from tests.services.procs import ManagedProcess
 
 ROOT = Path(__file__).resolve().parents[2]
+# an invalid document of another kind than the chunks' sentinels (not JSON): what was sent
+# before it on the same MQTT session was read once it is counted
+BARRIER = b"{}"
 IDLE = 1.0  # idle_after_seconds: a partition quiet this long stops holding the watermark
 
 
@@ -64,15 +68,33 @@ class Daemon:
         await wait_until(ready, "the daemon ready with every partition", self.proc)
 
     async def metrics(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for line in (await self.http.get(f"{self.base}/metrics")).text.splitlines():
-            if line.startswith("watchdog_"):
-                key, value = line.rsplit(" ", 1)
-                out[key] = float(value)
-        return out
+        return samples((await self.http.get(f"{self.base}/metrics")).text)
 
     async def total(self, name: str) -> float:
-        return sum(v for k, v in (await self.metrics()).items() if k.split("{")[0] == name)
+        return total(await self.metrics(), name)
+
+    async def read_to(self, n: float, what: str) -> None:
+        """Until ``n`` sentinels (invalid documents) were read: what was sent before is in."""
+        async def read() -> bool:
+            return await self.total("watchdog_events_invalid_total") >= n
+
+        await wait_until(read, what, self.proc)
+
+    async def read_barrier(self, what: str) -> None:
+        """Until the :data:`BARRIER` sent since this process started was read."""
+        async def read() -> bool:
+            m = await self.metrics()
+            return m.get('watchdog_events_invalid_total{reason="missing_field"}', 0) >= 1
+
+        await wait_until(read, what, self.proc)
+
+    async def flushed(self, what: str) -> None:
+        """Until the reorder buffer is empty (every partition idle: the buffer released)."""
+        async def empty() -> bool:
+            m = await self.metrics()
+            return m.get('watchdog_queue_depth{queue="reorder"}', 1) == 0
+
+        await wait_until(empty, what, self.proc)
 
     async def close(self) -> None:
         await self.http.aclose()

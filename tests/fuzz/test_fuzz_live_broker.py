@@ -32,7 +32,7 @@ from hypothesis import note as _note
 from hypothesis.control import currently_in_test_context
 
 from tests.daemon.kafkautil import committed
-from tests.fuzz._daemon_process import Daemon, config, produce_state, wait_until
+from tests.fuzz._daemon_process import Daemon, config, produce_state
 from tests.fuzz._live_broker import (
     SENTINEL,
     Case,
@@ -101,17 +101,9 @@ async def run_case(bs: str, tmp: Path, case: Case, *, held_may_be_lost: bool = T
             last = k == len(case.chunks) - 1
             if case.pauses[k] or last:
                 n = counted
-
-                async def read(n: int = n) -> bool:
-                    return await daemon.total("watchdog_events_invalid_total") >= n
-
-                await wait_until(read, f"chunk {k} read to its end", daemon.proc)
+                await daemon.read_to(n, f"chunk {k} read to its end")
             if case.pauses[k] and not last:
-                async def flushed() -> bool:  # every partition idle: the buffer released
-                    m = await daemon.metrics()
-                    return m.get('watchdog_queue_depth{queue="reorder"}', 1) == 0
-
-                await wait_until(flushed, f"the idle flush after chunk {k}", daemon.proc)
+                await daemon.flushed(f"the idle flush after chunk {k}")
             if case.kill_after == k and not last:
                 late += await daemon.total("watchdog_events_late_total")
                 # an event held ahead and judged a stray (its stream went on without it) no
