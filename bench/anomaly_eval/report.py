@@ -43,7 +43,16 @@ def targets_table(summary: Mapping[str, Any]) -> str:
                 band = f" [{ci[0]:.2f}-{ci[1]:.2f}]" if ci else ""
                 cells.append(f"{_f(r['recall_in_time'])}{band} of {r['cases']} {mark}")
         rows.append(f"| {t['words']} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+    notes = [f"- {t['words'].split(':')[0]}, in time by onset: " + "; ".join(
+        f"{det} sudden {_onset(summary[det]['targets'][name], 'sudden')}, gradual "
+        f"{_onset(summary[det]['targets'][name], 'gradual')}" for det in dets)
+        for name, t in first["targets"].items() if "by_onset" in t]
+    return "\n".join(rows + (["", *notes] if notes else []))
+
+
+def _onset(r: Mapping[str, Any], onset: str) -> str:
+    k, n = r["by_onset"][onset]
+    return f"{k}/{n}"
 
 
 def worlds_table(worlds: list[dict[str, Any]]) -> str:

@@ -144,8 +144,12 @@ def summarize(outcomes: Sequence[Outcome], false: int, account_days: float) -> d
         sel = [o for o in outcomes if o.case.family == t.family and t.select(o.case)]
         k = sum(o.in_time for o in sel)
         got = k / len(sel) if sel else None
+        # split by onset: a gradual case ramps from 1x over its first half, so its first
+        # hour (or day) is far below its drawn intensity; the split says which misses those are
+        onsets = {on: [sum(o.in_time for o in sel if o.case.onset == on),
+                       sum(o.case.onset == on for o in sel)] for on in ("sudden", "gradual")}
         targets[t.name] = {"cases": len(sel), "recall_in_time": got, "ci95": wilson(k, len(sel)),
-                           "goal": t.goal,
+                           "goal": t.goal, "by_onset": onsets,
                            "pass": got is not None and got >= t.goal, "words": t.words}
     targets["false/1000 account-days"] = {"value": rate, "goal": MAX_FALSE,
                                           "pass": rate <= MAX_FALSE,
