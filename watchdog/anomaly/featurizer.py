@@ -12,7 +12,7 @@ the end of each hour) those are reduced to one row per account and bucket (``red
 at the end of each hour of event time its rows are committed together, with a number of numpy
 operations that does not depend on the number of accounts (:meth:`Featurizer._commit`).
 Memory: one row of a few fixed-size arrays per tracked account (:mod:`~watchdog.anomaly.layout`;
-they grow in place by 1/32) plus its dictionary entry; accounts idle for ``idle_ttl`` are evicted
+they grow in place by 1/64) plus its dictionary entry; accounts idle for ``idle_ttl`` are evicted
 and their rows reused.
 """
 
@@ -125,7 +125,7 @@ class Featurizer:
 
     def _new_row(self, uid: str, t: float) -> int:
         if not self._free:
-            self._alloc(self._cap + max(1024, self._cap // 32))  # slack: at most 1/32
+            self._alloc(self._cap + max(1024, self._cap // 64))  # slack: at most 1/64
         r = self._free.pop()
         self.rows[uid] = r
         self._row_user[r] = uid

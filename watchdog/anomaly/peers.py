@@ -70,7 +70,14 @@ class PeerBaselines:
         self._q: np.ndarray | None = None  # cached (groups, len(QUANTILES), dim)
         self._rare: np.ndarray | None = None  # cached category masks per group
         self._moments: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # cached per group
-        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+        # rows queued for the next refresh, counted per group (memory per group, not per
+        # row: an hour of a million accounts' rows is queued): bins, rows, categories
+        self._pend_hist = np.zeros((0, dim, NBINS))
+        self._pend_weight = np.zeros(0)
+        self._pend_cats = np.zeros((0, NCAT))
+        self._pend_rows = 0
+        self._pend_no_cats = False  # a row came without categories: none are folded in
+        self._pend_any = False  # anything queued (even no rows: the organisation decays)
         self.gid(ALL)
 
     def gid(self, name: str) -> int:
@@ -93,20 +100,59 @@ class PeerBaselines:
         return np.where(x > 0, np.clip(b, 1, NBINS - 1), 0)
 
     def add(self, gids: np.ndarray, x: np.ndarray, cats: np.ndarray | None = None) -> None:
-        """Queue rows for the next :meth:`refresh` (the baselines move once an hour), as their
-        bins (a byte per value: an hour of a million accounts' rows is held until then)."""
-        self._pending.append((gids, self._bins(x).astype(np.uint8), cats))
+        """Queue rows for the next :meth:`refresh` (the baselines move once an hour), counted
+        per group and bin at once (exact: sums of ones), so that what is queued does not grow
+        with the rows."""
+        self._pend_any = True
+        if not len(gids):
+            return
+        n = len(self.names)
+        if len(self._pend_weight) < n:
+            grow = n - len(self._pend_weight)
+            self._pend_hist = np.concatenate([self._pend_hist,
+                                              np.zeros((grow, self.dim, NBINS))])
+            self._pend_weight = np.append(self._pend_weight, np.zeros(grow))
+            self._pend_cats = np.vstack([self._pend_cats, np.zeros((grow, NCAT))])
+        # only the groups present: a tick's few rows do not cost a pass over every group
+        present, local = np.unique(gids, return_inverse=True)
+        block = self.dim * NBINS
+        cell = np.arange(self.dim) * NBINS + self._bins(x)
+        flat = (local[:, None] * block + cell).ravel()
+        self._pend_hist[present] += np.bincount(
+            flat, minlength=len(present) * block).reshape(len(present), self.dim, NBINS)
+        self._pend_weight[present] += np.bincount(local, minlength=len(present))
+        self._pend_rows += len(gids)
+        if cats is None:
+            self._pend_no_cats = True
+        else:
+            bits = ((cats[:, None] >> np.arange(NCAT)) & 1).astype(np.float64)
+            cell = (local[:, None] * NCAT + np.arange(NCAT)).ravel()
+            self._pend_cats[present] += np.bincount(
+                cell, weights=bits.ravel(), minlength=len(present) * NCAT,
+            ).reshape(len(present), NCAT)
 
     def refresh(self, bucket: int) -> None:
         """Fold the queued rows in, as of ``bucket``."""
-        if not self._pending:
+        if not self._pend_any:
             return
-        gids = np.concatenate([p[0] for p in self._pending])
-        x = np.concatenate([p[1] for p in self._pending])
-        cats = (None if any(p[2] is None for p in self._pending)
-                else np.concatenate([p[2] for p in self._pending]))
-        self._pending = []
-        self._fold(gids, x.astype(np.int64), bucket, cats)
+        n = len(self._pend_weight)
+        hist, weight, cats = self._pend_hist, self._pend_weight, self._pend_cats
+        rows, no_cats = self._pend_rows, self._pend_no_cats
+        self._pend_hist = np.zeros((0, self.dim, NBINS))
+        self._pend_weight = np.zeros(0)
+        self._pend_cats = np.zeros((0, NCAT))
+        self._pend_rows, self._pend_no_cats, self._pend_any = 0, False, False
+        present = np.unique(np.append(np.flatnonzero(weight), 0))
+        self._decay(present, bucket)
+        if not no_cats and n:
+            self.cats[:n] += cats
+            self.cats[0] += cats.sum(axis=0)
+        if n:
+            hist[0] += hist.sum(axis=0)  # every row also counts for the organisation
+            self.hist[:n] += hist
+        self.weight[:n] += weight
+        self.weight[0] += rows
+        self._changed(present, bucket)
 
     def update(self, gids: np.ndarray, x: np.ndarray, bucket: int,
                cats: np.ndarray | None = None) -> None:
@@ -117,11 +163,7 @@ class PeerBaselines:
     def _fold(self, gids: np.ndarray, bins: np.ndarray, bucket: int,
               cats: np.ndarray | None) -> None:
         present = np.unique(np.append(gids, 0))
-        age = np.maximum(bucket - self.last[present], 0)
-        keep = np.exp(-age * self._decay_per_bucket)
-        self.hist[present] *= keep[:, None, None]
-        self.weight[present] *= keep
-        self.cats[present] *= keep[:, None]
+        self._decay(present, bucket)
         if cats is not None:
             bits = ((cats[:, None] >> np.arange(NCAT)) & 1).astype(np.float64)
             n = len(self.names)
@@ -131,8 +173,6 @@ class PeerBaselines:
             self.cats += np.bincount(cell, weights=bits.ravel(),
                                      minlength=n * NCAT).reshape(n, NCAT)
             self.cats[0] += bits.sum(axis=0)
-        self._rare = None
-        self.last[present] = bucket
         cell = np.arange(self.dim) * NBINS + bins  # (k, dim) within one group's block
         block = self.dim * NBINS
         n = len(self.names)
@@ -140,7 +180,19 @@ class PeerBaselines:
         self.hist += np.bincount(flat, minlength=n * block).reshape(n, self.dim, NBINS)
         self.weight += np.bincount(gids, minlength=n)
         self.weight[0] += len(gids)
+        self._changed(present, bucket)
+
+    def _decay(self, present: np.ndarray, bucket: int) -> None:
+        age = np.maximum(bucket - self.last[present], 0)
+        keep = np.exp(-age * self._decay_per_bucket)
+        self.hist[present] *= keep[:, None, None]
+        self.weight[present] *= keep
+        self.cats[present] *= keep[:, None]
+
+    def _changed(self, present: np.ndarray, bucket: int) -> None:
+        self.last[present] = bucket
         self._q = None
+        self._rare = None
         self._moments = {}
 
     def _prior(self) -> np.ndarray:
@@ -209,7 +261,7 @@ class PeerBaselines:
     # -- manifest ---------------------------------------------------------------------
     def to_dict(self, max_weight: float = 5000.0) -> dict[str, Any]:
         """Per group: weight and sparse histogram rows (for the manifest); no account."""
-        if self._pending:
+        if self._pend_any:
             self.refresh(int(self.last.max()))
         out: dict[str, Any] = {}
         for g, name in enumerate(self.names):
