@@ -70,3 +70,76 @@ def test_one_unusual_day_is_not_taken_for_a_habit() -> None:
     s[first] = 0.6  # a0 and a1: one day at the per-window threshold
     cal = calibrate_risk(s, u, t, window_threshold=0.6, days=held)
     assert cal.config.threshold == 2.5
+
+
+def day_points_of(busy: float, seed: int = 0, accounts: int = 200, days: int = 10,
+                  ) -> dict[str, list[float]]:
+    """The day scale's points: most days none, a share ``busy`` of them one point."""
+    rng = np.random.default_rng(seed)
+    return {f"a{a}": [1.0 if rng.random() < busy else 0.0 for _ in range(days)]
+            for a in range(accounts)}
+
+
+def test_the_leaver_factor_spends_the_leaver_budget_and_no_more() -> None:
+    s, u, t, held = heldout(0.03, accounts=200)
+    pts = day_points_of(0.1)
+    cal = calibrate_risk(s, u, t, window_threshold=0.6, days=held, day_points=pts,
+                         leaver_target=10.0)
+    f = cal.config.leaver_factor
+    rate = 1000 * cal.simulated_leaver_alerts / cal.simulated_account_days
+    assert 1.0 <= f <= 4.0
+    assert rate <= 10.0
+    assert cal.to_dict()["calibration"]["target_false_alerts_per_1000_leaver_days"] == 10.0
+    # a larger budget buys a larger factor; a smaller one a smaller factor
+    more = calibrate_risk(s, u, t, window_threshold=0.6, days=held, day_points=pts,
+                          leaver_target=40.0)
+    less = calibrate_risk(s, u, t, window_threshold=0.6, days=held, day_points=pts,
+                          leaver_target=2.0)
+    assert less.config.leaver_factor < f < more.config.leaver_factor
+    # the largest factor within the budget (to its 0.05 step): a step more spends too much
+    over = count_crossings_at(s, u, t, held, pts, cal.config, f + 0.05)
+    assert 1000 * over / cal.simulated_account_days > 10.0
+
+
+def count_crossings_at(s: np.ndarray, u: list[str], t: np.ndarray,
+                       held: set[tuple[str, int]], pts: dict[str, list[float]],
+                       cfg: RiskConfig, factor: float) -> int:
+    """The calibration's own simulated days (same seed, same draws), every signal weighing
+    ``factor``."""
+    from watchdog.anomaly import risk_calibration as rc
+
+    seen: list[np.ndarray] = []
+    real = rc.count_crossings
+
+    def spy(draws: np.ndarray, threshold: float, cfg: RiskConfig) -> int:
+        seen.append(draws)
+        return real(draws, threshold, cfg)
+
+    rc.count_crossings = spy
+    try:
+        rc.calibrate_risk(s, u, t, window_threshold=0.6, days=held, day_points=pts,
+                          leaver_target=None)
+    finally:
+        rc.count_crossings = real
+    plain = seen[-2]  # the calls end with (draws, threshold) then (draws x factor, threshold)
+    return real(plain * factor, cfg.threshold, cfg)
+
+
+def test_a_given_leaver_factor_is_kept() -> None:
+    s, u, t, held = heldout(0.03)
+    cal = calibrate_risk(s, u, t, window_threshold=0.6, days=held,
+                         base=RiskConfig(leaver_factor=2.0), leaver_target=None)
+    assert cal.config.leaver_factor == 2.0
+    assert cal.to_dict()["calibration"]["target_false_alerts_per_1000_leaver_days"] is None
+
+
+def test_quiet_organisations_get_the_largest_factor_noisy_ones_a_small_one() -> None:
+    s, u, t, held = heldout(0.03, accounts=200)
+    quiet = calibrate_risk(s, u, t, window_threshold=0.6, days=held,
+                           day_points=day_points_of(0.0))
+    assert quiet.config.leaver_factor == 4.0  # nothing to raise: the factor's ceiling
+    noisy = calibrate_risk(s, u, t, window_threshold=0.6, days=held,
+                           day_points=day_points_of(0.6))
+    # most days near the threshold: any weight on them costs many alerts
+    assert noisy.config.leaver_factor < 1.5
+    assert 1000 * noisy.simulated_leaver_alerts / noisy.simulated_account_days <= 10.0

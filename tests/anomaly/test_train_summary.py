@@ -29,3 +29,15 @@ def test_tail_fit_is_explained() -> None:
                                   "heldout_alerts": 3})
     assert "lowest score" in empirical
     assert "raised 3 alert(s)" in empirical
+
+
+def test_the_leaver_periods_weight_and_cost_are_stated() -> None:
+    risk = {"threshold": 3.1, "floor": 0.5, "leaver_factor": 2.45,
+            "calibration": {"simulated_false_alerts_per_1000_leaver_days": 9.8,
+                            "target_false_alerts_per_1000_leaver_days": 10.0}}
+    rows = dict(summary_rows({**DOC, "risk": risk}, "if-1", 0.66, 0.83))
+    assert rows["leaver period"] == ("signals x2.45; 9.8 false alerts per 1,000 notice days "
+                                     "(target 10)")
+    old = dict(summary_rows({**DOC, "risk": {"threshold": 3.0, "floor": 0.5}}, "if-1", 0.66,
+                            0.83))
+    assert old["leaver period"] == "signals x2.00"

@@ -36,6 +36,12 @@ from watchdog.anomaly.risk import DAY, RiskConfig
 
 SIM_ACCOUNT_DAYS = 200_000
 SHRINK_DAYS = 7.0  # an account's own days are drawn with probability n / (n + SHRINK_DAYS)
+# the leaver period's budget: false risk alerts per 1,000 notice days that a leaver's ordinary
+# days may raise (about what the fixed factor 2 cost on the tuning worlds, 4-8: see
+# docs/risk-and-labels.md for what more buys); at 1-2% of account-days in a notice period,
+# 10 adds 0.1-0.2 per 1,000 account-days to the overall budget of 1
+LEAVER_TARGET = 10.0
+LEAVER_FACTORS = (1.0, 4.0)  # the leaver factor is calibrated within these
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class RiskCalibration:
     # the same simulated days as if every account were in its notice period (every signal
     # weighing leaver_factor times): what a leaver's ordinary days would raise
     simulated_leaver_alerts: int = 0
+    leaver_target: float | None = None  # None: the leaver factor was given, not calibrated
 
     def to_dict(self) -> dict[str, object]:
         return {**self.config.to_dict(), "calibration": {
@@ -59,6 +66,7 @@ class RiskCalibration:
             "simulated_false_alerts_per_1000_leaver_days":
                 round(1000.0 * self.simulated_leaver_alerts
                       / max(self.simulated_account_days, 1), 4),
+            "target_false_alerts_per_1000_leaver_days": self.leaver_target,
             "method": "bootstrap of held-out days, own days weighted n/(n+7)"}}
 
 
@@ -116,11 +124,15 @@ def calibrate_risk(
     shrink_days: float = SHRINK_DAYS,
     seed: int = 0,
     day_points: Mapping[str, Sequence[float]] | None = None,
+    leaver_target: float | None = LEAVER_TARGET,
 ) -> RiskCalibration:
     """Floor and threshold of the risk for ``target`` false alerts per 1,000 account-days,
     from the held-out rows (``scores`` of ``users`` at ``times``) and account-days ``days``;
     ``day_points``: per account, the day scale's points of the days it judged (any
-    training day: they do not depend on the model), drawn the same way and added."""
+    training day: they do not depend on the model), drawn the same way and added.
+    ``leaver_target``: false alerts per 1,000 leaver days (the same days, every signal
+    weighing the leaver factor) the leaver factor may raise: the largest factor within
+    ``LEAVER_FACTORS`` that stays within it (None: ``base.leaver_factor`` as given)."""
     if not len(scores) or not days:
         raise ValueError("too little held-out baseline to calibrate the risk")
     base = base or RiskConfig()
@@ -150,9 +162,30 @@ def calibrate_risk(
                 lo = mid
         thr = hi
     final = replace(cfg, threshold=math.ceil(thr * 1e4) / 1e4)  # rounded up: still within
+    if leaver_target is not None:
+        final = replace(final, leaver_factor=leaver_factor(
+            draws, final, leaver_target * total / 1000.0))
     return RiskCalibration(final, len(days), total, count_crossings(draws, final.threshold, cfg),
-                           target, count_crossings(draws * cfg.leaver_factor, final.threshold,
-                                                   cfg))
+                           target, count_crossings(draws * final.leaver_factor,
+                                                   final.threshold, cfg), leaver_target)
+
+
+def leaver_factor(draws: np.ndarray, cfg: RiskConfig, allowed: float) -> float:
+    """The largest factor (within ``LEAVER_FACTORS``, to 0.05) at which the simulated days
+    raise at most ``allowed`` alerts with every signal weighing it: the leaver period as a
+    prior whose cost is stated, not a fixed weight whose cost depends on the organisation."""
+    lo, hi = LEAVER_FACTORS
+    if count_crossings(draws * lo, cfg.threshold, cfg) > allowed:
+        return lo
+    if count_crossings(draws * hi, cfg.threshold, cfg) <= allowed:
+        return hi
+    while hi - lo > 0.05:
+        mid = (lo + hi) / 2
+        if count_crossings(draws * mid, cfg.threshold, cfg) <= allowed:
+            lo = mid
+        else:
+            hi = mid
+    return math.floor(lo * 20) / 20  # rounded down: still within
 
 
 def _draws(per_account: Mapping[str, list[float]], accounts: Sequence[str], n_days: int,
@@ -175,5 +208,5 @@ def _draws(per_account: Mapping[str, list[float]], accounts: Sequence[str], n_da
     return np.vstack(rows)
 
 
-__all__: Sequence[str] = ("RiskCalibration", "calibrate_risk", "count_crossings",
-                          "daily_points")
+__all__: Sequence[str] = ("LEAVER_TARGET", "RiskCalibration", "calibrate_risk",
+                          "count_crossings", "daily_points", "leaver_factor")

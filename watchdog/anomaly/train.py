@@ -4,7 +4,7 @@
 
     watchdog train --events EVENTS.jsonl [--directory DIR.jsonl] [--subjects SUBJ.jsonl]
                    [--policy POLICY.yaml] --out MODEL_DIR
-                   [--target-false-rate 0.5] [--seed 0]
+                   [--target-false-rate 0.5] [--leaver-false-rate 10] [--seed 0]
 
 The events go through the same plumbing as ``watchdog replay`` (decoding, rejections, ordering
 on event time, directory on event time, the rules), with a collecting stage in place of the
@@ -40,7 +40,7 @@ from watchdog.anomaly import store
 from watchdog.anomaly.calibration import calibrate, calibrate_with_tail
 from watchdog.anomaly.collect import AlertTimes, Collector
 from watchdog.anomaly.retrain import alerts_to_leave_out, select_training_rows
-from watchdog.anomaly.risk_calibration import calibrate_risk
+from watchdog.anomaly.risk_calibration import LEAVER_TARGET, calibrate_risk
 from watchdog.anomaly.vocabulary import BUCKET, FEATURE_NAMES, FEATURE_VERSION
 from watchdog.engine.engine import Engine
 from watchdog.rules import default_rules
@@ -61,6 +61,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-false-rate", type=float, default=DEFAULT_TARGET,
                    metavar="N", help="false anomaly alerts per 1,000 accounts per day to "
                    f"calibrate the threshold to (default {DEFAULT_TARGET})")
+    p.add_argument("--leaver-false-rate", type=float, default=LEAVER_TARGET, metavar="N",
+                   help="false risk alerts per 1,000 notice-period days that a leaver's "
+                   "ordinary days may raise: the leaver factor is calibrated to it "
+                   f"(default {LEAVER_TARGET:g})")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--kind", choices=M.KINDS, default="isolation_forest",
                    help="model kind (default isolation_forest; zscore is the baseline)")
@@ -116,6 +120,7 @@ def train(
     progress: Callable[[int], None] | None = None,
     say: Callable[[str], None] = lambda _m: None,
     labels: str | None = None,
+    leaver_target: float = LEAVER_TARGET,
 ) -> tuple[M.AnomalyModel, dict[str, Any]]:
     """Read a baseline, fit, calibrate, save; returns the model and its manifest.
 
@@ -186,7 +191,8 @@ def train(
     held_scores = model.combine(model.score(hx), model.tail_of(htail))
     risk = calibrate_risk(held_scores, husers, ht, window_threshold=cal.threshold,
                           days=got.held_days, rule_alerts=alerts.rules, target=target,
-                          seed=seed, day_points=_per_account(got.day_points, leave_out))
+                          seed=seed, day_points=_per_account(got.day_points, leave_out),
+                          leaver_target=leaver_target)
     manifest: dict[str, Any] = {
         "training": {
             "start": rfc3339(got.first) if got.vectors else None,
@@ -243,6 +249,8 @@ def run(args: argparse.Namespace) -> int:
             return _fail(f"{label} {path}: no such file")
     if not 0 < args.target_false_rate < 1000:
         return _fail("--target-false-rate must be above 0 (alerts per 1,000 accounts per day)")
+    if not 0 < args.leaver_false_rate < 1000:
+        return _fail("--leaver-false-rate must be above 0 (alerts per 1,000 notice days)")
     if not 0.05 <= args.heldout <= 0.7:
         return _fail("--heldout must be between 0.05 and 0.7")
     console = Console(stderr=True)
@@ -254,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
                 subjects=args.subjects, target=args.target_false_rate, seed=args.seed,
                 kind=args.kind, trees=args.trees, heldout=args.heldout,
                 warmup=args.warmup_hours * 3600, progress=progress, labels=args.labels,
+                leaver_target=args.leaver_false_rate,
                 say=lambda m: console.print(f"train: {m}", highlight=False))
     except PolicyError as err:
         return _fail(str(err))
@@ -287,8 +296,19 @@ def summary_rows(doc: dict[str, Any], version: str, threshold: float, threshold_
          f"target {cal['target_false_alerts_per_1000_accounts_per_day']}, held-out "
          f"{cal['heldout_false_alerts_per_1000_accounts_per_day']} ({cal['method']})"),
     ] + ([("person-level risk threshold",
-           f"{doc['risk']['threshold']:.2f} points (windows above {doc['risk']['floor']:.4f})")]
+           f"{doc['risk']['threshold']:.2f} points (windows above {doc['risk']['floor']:.4f})"),
+          ("leaver period", _leaver_row(doc["risk"]))]
          if "risk" in doc else [])
+
+
+def _leaver_row(risk: dict[str, Any]) -> str:
+    """'signals x2.45; 9.8 false alerts per 1,000 notice days (target 10)'."""
+    cal = risk.get("calibration", {})
+    got = cal.get("simulated_false_alerts_per_1000_leaver_days")
+    target = cal.get("target_false_alerts_per_1000_leaver_days")
+    return (f"signals x{float(risk.get('leaver_factor', 2.0)):.2f}"
+            + (f"; {got} false alerts per 1,000 notice days" if got is not None else "")
+            + (f" (target {target:g})" if target is not None else ""))
 
 
 def calibration_note(cal: dict[str, Any]) -> str:
