@@ -91,8 +91,12 @@ def test_a_leaver_weighs_more(tiny_model: Path, insider: list[Alert]) -> None:
     assert "notice period" in a.summary
     assert a.ts <= before.ts
     assert all(c["leaver"] for c in a.explanation["contributions"])
-    # the same contributions count twice (the leaver's alert may come before the behaviour
-    # adds to it: compare what both have; rule points decay a little between the two alerts)
+    # the same contributions count the calibrated leaver factor times (the leaver's alert
+    # may come before the behaviour adds to it: compare what both have; rule points decay a
+    # little between the two alerts)
+    factor = stage.risk.ledger.config.leaver_factor
+    assert 1.0 <= factor <= 4.0
+    assert a.explanation["contributions"][0]["text"].endswith(f"(leaver x{factor:g})")
     first = {(c["day"], c["kind"], tuple(c["what"])): c["points"]
              for c in a.explanation["contributions"]}
     assert before.explanation
@@ -100,7 +104,8 @@ def test_a_leaver_weighs_more(tiny_model: Path, insider: list[Alert]) -> None:
             for c in before.explanation["contributions"]}
     common = sorted(set(first) & set(then))
     assert common
-    assert [first[d] for d in common] == pytest.approx([2 * then[d] for d in common], rel=0.02)
+    assert [first[d] for d in common] == pytest.approx([factor * then[d] for d in common],
+                                                       rel=0.02)
 
 
 def test_a_false_positive_label_damps_the_repeat_and_expires(
