@@ -181,3 +181,17 @@ def test_the_weeks_baseline_moves_by_steps_float16_would_round_away() -> None:
         own_baseline.learn(mean, var, np.array([100_000]), x, np.array([0]),
                            np.array([0, 1]), p99, np.array([30 * 86400.0]))
     assert 5.0 + 0.01 < mean[0, week] < 5.0 + 0.2
+
+
+def test_float16_rounding_is_numpys_bit_for_bit() -> None:
+    """The own baseline's variance is rounded as float16 holds it without numpy's (slow)
+    conversion: every float16 value, the points half-way between neighbours (ties go to
+    even), just either side of them, subnormals and random values round as numpy rounds."""
+    f16 = np.arange(0, 0x7BFF, dtype=np.uint16).view(np.float16).astype(np.float64)
+    mid = (f16[:-1] + f16[1:]) / 2
+    x = np.concatenate([f16, mid, np.nextafter(mid, 0), np.nextafter(mid, 1e9)])
+    rng = np.random.default_rng(7)
+    x32 = np.concatenate([x.astype(np.float32), (rng.random(100_000) * 6e4).astype(np.float32),
+                          np.exp(rng.normal(0, 9, 100_000)).clip(0, 6e4).astype(np.float32)])
+    want = x32.astype(np.float16).astype(np.float32)
+    assert np.array_equal(own_baseline.as_float16(x32), want)
