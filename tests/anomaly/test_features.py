@@ -43,7 +43,8 @@ def last_values(batches: list[FeatureBatch], uid: str) -> dict[str, float]:
 
 
 def test_every_window_feature_and_its_relative_views() -> None:
-    assert len(WINDOW_FEATURES) == 45
+    assert len(WINDOW_FEATURES) == 47
+    assert WINDOW_FEATURES[-2:] == ("events_20m", "exports_20m")
     for base in ("events", "subjects", "resources", "records", "bytes", "exports", "external",
                  "offhours_share", "failed_logins", "new_resources", "new_categories",
                  "categories", "sources", "new_sources", "rare_categories"):
@@ -137,6 +138,29 @@ def test_windows_expire_on_event_time() -> None:
     assert v["events_1h"] == pytest.approx(1)
     assert v["events_24h"] == pytest.approx(1)  # 25 hours on: only itself
     assert v["subjects_24h"] == pytest.approx(1, abs=0.1)
+
+
+def test_last_20_minutes_are_the_last_two_buckets() -> None:
+    """events_20m / exports_20m count the row's own 10-minute bucket and the one before it
+    (on event time), nothing older; the hour still counts them all."""
+    b0 = (T0 // BUCKET + 1) * BUCKET  # the start of a bucket
+    docs = [event(b0 + 5 + i, "u1", f"a{i}", "read", resource="r") for i in range(7)]
+    docs += [event(b0 + BUCKET + 5, "u1", "x1", "export", resource="r", dest=USB)]
+    docs += [event(b0 + 2 * BUCKET + 5 + i, "u1", f"b{i}", "read", resource="r")
+             for i in range(3)]
+    docs += [event(b0 + 2 * BUCKET + 30, "u1", "x2", "export", resource="r", dest=USB)]
+    docs += [event(b0 + 5 * BUCKET + 5, "u1", "c1", "read", resource="r")]
+    _, batches = run(docs)
+    by_bucket = {b.bucket: {n: round(v) for n, v in b.values(b.index("u1")).items()}
+                 for b in batches if "u1" in b.users}
+    first, second, third, later = (by_bucket[int(b0 // BUCKET) + i] for i in (0, 1, 2, 5))
+    assert (first["events_20m"], first["exports_20m"]) == (7, 0)
+    assert (second["events_20m"], second["exports_20m"]) == (8, 1)
+    # the first bucket is 20 minutes old: out of the last 20 minutes, still in the hour
+    assert (third["events_20m"], third["exports_20m"]) == (5, 2)
+    assert (third["events_1h"], third["exports_1h"]) == (12, 2)
+    assert (later["events_20m"], later["exports_20m"]) == (1, 0)
+    assert later["events_1h"] == 13
 
 
 def test_one_vector_per_active_account_and_bucket() -> None:

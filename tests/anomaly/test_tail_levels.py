@@ -143,3 +143,53 @@ def test_an_alert_by_a_low_level_says_how_far_beyond_it_is() -> None:
     assert "1.7x the top of both ranges" in text  # 36 / 21
     _, quiet = explain(model, x, raw, mean, var, peer_q, "billing")
     assert "the top of both ranges" not in quiet  # not the tail's count: from 3x only
+
+
+EVENTS_20M = WINDOW_FEATURES.index("events_20m")
+E20 = int(np.flatnonzero(TAIL_COLS == EVENTS_20M)[0])
+
+
+def test_the_last_20_minutes_get_their_own_level_and_alert_on_it() -> None:
+    """A burst's onset: the hour's count still within its ranges while the last 20 minutes'
+    count is 2.5x beyond its own (20-minute) ranges; its level is calibrated like the hour's,
+    on its own held-out rows (noisier: a higher level), and the tail names it."""
+    ex, users, times, rng = _held()
+    ex[:, E] = rng.uniform(-1.0, 0.2, len(ex))
+    ex[:, E20] = rng.uniform(-1.0, 0.6, len(ex))  # up to 1.8x beyond: 20 minutes are noisier
+    forest = rng.uniform(0.3, 0.6, len(ex))
+    cal = calibrate_with_tail(forest, ex, users, times, account_days=2000, target=0.5)
+    lv = np.asarray(cal.tail_levels)
+    assert SHORT[E20]
+    assert lv[E] == LEVEL_FLOOR
+    assert LEVEL_FLOOR < lv[E20] < LEVEL_MAX  # from its own rows, not the hour's
+    assert cal.to_dict()["tail_levels_times"]["events_20m"] == round(math.exp(lv[E20]), 2)
+    model = AnomalyModel("isolation_forest", (), threshold=0.6, tail_threshold=1.0,
+                         tail_levels=lv)
+    onset = np.full((2, NT), -1.0)
+    onset[:, E] = math.log(1.1)  # the hour: 1.1x beyond, under its level
+    onset[:, E20] = [math.log(1.5), math.log(2.5)]  # 20 minutes: 1.5x (within), 2.5x
+    s = model.combine(np.full(2, 0.45), model.tail_of(onset))
+    assert s[0] < model.threshold
+    assert s[1] >= model.threshold
+    assert alerting_times(lv, 1.0, EVENTS_20M) == round(math.exp(lv[E20]), 2)
+
+
+def test_an_alert_on_the_last_20_minutes_reads_as_such() -> None:
+    from watchdog.anomaly.explain import explain
+    from watchdog.anomaly.vocabulary import FEATURE_NAMES, NW
+
+    model = AnomalyModel("isolation_forest", FEATURE_NAMES, threshold=0.6,
+                         quantiles=np.zeros((3, len(FEATURE_NAMES))))
+    raw, mean, var = np.zeros(NW), np.zeros(NW), np.zeros(NW)
+    raw[EVENTS_20M] = math.log1p(40.0)  # 40 events in 20 minutes; usually 1 (0-6)
+    mean[EVENTS_20M], var[EVENTS_20M] = math.log1p(1.0), 0.35
+    peer_q = np.zeros((3, NW))
+    peer_q[:, EVENTS_20M] = [0.0, math.log1p(2.0), math.log1p(9.0)]
+    x = np.zeros(len(FEATURE_NAMES))
+    drivers, text = explain(model, x, raw, mean, var, peer_q, "billing", first=EVENTS_20M)
+    assert drivers[0]["feature"] == "events_20m"
+    assert drivers[0]["description"] == "events in the last 20 minutes"
+    assert text.startswith("events in the last 20 minutes: 40 (usually 0-6 for this account")
+    assert "0-9 for its peers in billing" in text
+    assert "40x this account's usual" in text
+    assert "; 4x the top of both ranges" in text  # 41 / 10

@@ -176,8 +176,8 @@ def calibrate_with_tail(
     high_factor: float = 20.0,
 ) -> Calibration:
     """The tail score's per-count levels for half of ``target`` (:mod:`tail_levels`: events
-    and exports in the last hour calibrated, each within [LEVEL_FLOOR, LEVEL_MAX]; the other
-    counts at LEVEL_MAX),
+    and exports in the last hour and the last 20 minutes calibrated, each within
+    [LEVEL_FLOOR, LEVEL_MAX]; the other counts at LEVEL_MAX),
     and the forest's threshold for what the tail's held-out alerts leave of the target;
     "high" and the held-out rate are those of the combined score
     (:meth:`~watchdog.anomaly.model.AnomalyModel.combine`). ``excess``: the held-out rows'

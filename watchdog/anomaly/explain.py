@@ -41,7 +41,8 @@ WHAT = {
     "new_sources": "source addresses this account never used before",
     "rare_categories": "data categories its peers hardly ever touch",
 }
-WHEN = {"1h": "in the last hour", "24h": "in the last 24 hours", "7d": "in the last 7 days"}
+WHEN = {"20m": "in the last 20 minutes", "1h": "in the last hour",
+        "24h": "in the last 24 hours", "7d": "in the last 7 days"}
 
 _BASE_OF = {n: n.split("_vs_")[0] for n in FEATURE_NAMES}
 _WIN_INDEX = {n: i for i, n in enumerate(WINDOW_FEATURES)}

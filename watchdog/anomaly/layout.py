@@ -21,6 +21,8 @@ from watchdog.anomaly.vocabulary import (
     NW,
     PER_DAY,
     PER_HOUR,
+    SHORT_BASE,
+    SHORT_BUCKETS,
     SLOTS_1H,
     SLOTS_7D,
     SLOTS_24H,
@@ -112,6 +114,8 @@ _FROM_SMALL = (np.array([BASE.index(n) for n in (
 _FROM_LARGE = (np.array([BASE.index("records"), BASE.index("bytes")]),
                np.array([LARGE.index("records"), LARGE.index("bytes")]))
 _SKETCHED = np.array([BASE.index(n) for n in ("subjects", "resources", "sources")])
+_NWIN = len(WINDOWS) * _NB  # the windows' blocks; the last 20 minutes' counts follow
+_FROM_SHORT = np.array([SMALL.index(n) for n in SHORT_BASE])
 
 
 def touched_slots(subj: np.ndarray, bloom: np.ndarray, cats: np.ndarray) -> np.ndarray:
@@ -161,11 +165,13 @@ def update(u: np.ndarray, f: np.ndarray, seen: np.ndarray, small: np.ndarray,
 
 
 def window_values(valid: np.ndarray, small_r: np.ndarray, large_r: np.ndarray,
-                     ages: np.ndarray, rare: np.ndarray) -> np.ndarray:
+                     ages: np.ndarray, rare: np.ndarray, recent: np.ndarray) -> np.ndarray:
     """(k, NW) window values from the rings (``valid``: (k, SLOTS) 1 for a slot within its
-    window), the sketch stamps' ages and each account's peers' rare categories."""
+    window; ``recent``: (k, SLOTS_1H) 1 for a slot of the hour's ring within the last 20
+    minutes), the sketch stamps' ages and each account's peers' rare categories."""
     k = len(valid)
-    out = np.empty((k, len(WINDOWS), _NB))
+    flat = np.empty((k, NW))
+    out = flat[:, :_NWIN].reshape(k, len(WINDOWS), _NB)  # a view: rows are contiguous
     # counters: exact sums (integers below 2**24) of the slots within each window
     s = np.matmul(valid[:, None, :] * _SLOT_IN, small_r.astype(np.float32)).astype(np.float64)
     # large counters: float32 sums, window by window as a (1, slots) x (slots, 3) product
@@ -196,7 +202,8 @@ def window_values(valid: np.ndarray, small_r: np.ndarray, large_r: np.ndarray,
     out[..., BASE.index("categories")] = np.bitwise_count(cats)
     out[..., BASE.index("rare_categories")] = np.bitwise_count(
         cats & rare.astype(np.uint64)[:, None])
-    flat = out.reshape(k, NW)
+    flat[:, _NWIN:] = np.matmul(recent[:, None, :],
+                                small_r[:, :SLOTS_1H, _FROM_SHORT].astype(np.float32))[:, 0]
     flat[:, LOGGED] = np.log1p(flat[:, LOGGED])
     return flat
 
@@ -241,9 +248,11 @@ def read_windows(u: np.ndarray, f: np.ndarray, now: np.ndarray, rare: np.ndarray
     """(k, NW) each state row's windows as of the end of its bucket (``now``: its stamps, see
     :func:`stamps`; ``rare``: its peers' rare categories)."""
     k = len(u)
-    valid = ((now[:, SLOT_WINDOW] - u[:, U_ST1:U_SM1]) < SLOT_SPAN).astype(np.float32)
+    age = now[:, SLOT_WINDOW] - u[:, U_ST1:U_SM1]  # uint16: wraps as the stamps do
+    valid = (age < SLOT_SPAN).astype(np.float32)
+    recent = (age[:, :SLOTS_1H] < SHORT_BUCKETS).astype(np.float32)
     return window_values(valid, u[:, U_SM1:U_SK].reshape(k, SLOTS, NS),
-                         f.reshape(k, SLOTS, NL), now[:, :1] - u[:, U_SK:U_CAT], rare)
+                         f.reshape(k, SLOTS, NL), now[:, :1] - u[:, U_SK:U_CAT], rare, recent)
 
 
 def advance(state: tuple[np.ndarray, np.ndarray, np.ndarray], prev: np.ndarray,

@@ -25,7 +25,14 @@ import math
 
 import numpy as np
 
-from watchdog.anomaly.vocabulary import FLOOR, NW, TAIL_COLS, WINDOW_OF, WINDOW_SECONDS
+from watchdog.anomaly.vocabulary import (
+    FLOOR,
+    NW,
+    TAIL_COLS,
+    WINDOW_FEATURES,
+    WINDOW_OF,
+    WINDOW_SECONDS,
+)
 
 ALPHA_MIN = np.array([0.01, 0.0025, 0.000625])[WINDOW_OF]  # per window value: 1h, 24h, 7d
 PRIOR = 6.0  # commits the peers' baseline counts for, for a new account
@@ -33,7 +40,9 @@ GATE = math.log(2.0)  # twice the usual range and the peers: not learnt
 CLIP = 2.0  # standard deviations a step may move the mean by
 VAR_MAX = 6e4  # float16 holds up to 65504
 _FLOOR_VAR = FLOOR**2
-_TAIL_1H = WINDOW_OF[TAIL_COLS] == 0  # the tail's counts of the last hour
+# the tail's counts of the last hour (not its last 20 minutes: what the peers learn is as
+# before them)
+_TAIL_1H = np.array([WINDOW_FEATURES[c].endswith("_1h") for c in TAIL_COLS.tolist()])
 _ALPHA32 = ALPHA_MIN.astype(np.float32)
 _FLOOR_VAR32 = _FLOOR_VAR.astype(np.float32)
 _DROP, _ONE = np.uint32(13), np.uint32(1)  # float32 -> float16 mantissa: 13 bits dropped

@@ -1,9 +1,10 @@
 """Per-count levels of the tail score, calibrated on held-out baseline rows.
 
 The tail score reads how far each count (events, customers, exports, ... in the last hour,
-24 hours, 7 days) is above both the top of the account's own usual range and its peers' 99th
-percentile (:func:`watchdog.anomaly.own_baseline.excess`, log scale). One threshold for all
-of them is set by the noisiest: one report touching 250 customers an hour is ordinary for
+24 hours, 7 days; events and exports in the last 20 minutes) is above both the top of the
+account's own usual range and its peers' 99th percentile
+(:func:`watchdog.anomaly.own_baseline.excess`, log scale). One threshold for all of them is
+set by the noisiest: one report touching 250 customers an hour is ordinary for
 some roles, so "customers in the last hour" needed 7x beyond the usual ranges before it was
 rare in a held-out fortnight, while "events in the last hour" was never 1.3x beyond them,
 and a single threshold of 10x let a 20x burst of reads pass. Each count therefore gets its
@@ -37,14 +38,14 @@ LEVEL_MAX = math.log(10.0)  # 10x beyond the account's and its peers' usual rang
 # 1.5x beyond both ranges: under it a count is within what an ordinary busy hour shows (the
 # top of the account's own range is already its mean + 2 sd, about 3x its usual hour)
 LEVEL_FLOOR = math.log(1.5)
-# The counts whose levels are calibrated: actions in the last hour (events, exports), what a
-# burst multiplies. The others stay at LEVEL_MAX: what one ordinary event may carry
-# (customers, records, bytes: a report touches hundreds) and what is new (addresses,
-# resources) have tails a fortnight does not show (a 100-account fortnight put customers an
-# hour at 2.3x; a later month showed 5x-8x, 29 false alerts); the 24-hour and 7-day counts
-# are read in the first fortnight while the week's own baseline still fills (their change
-# over days is the day-level detector's).
-CALIBRATED = ("events_1h", "exports_1h")
+# The counts whose levels are calibrated: actions in the last hour and the last 20 minutes
+# (events, exports), what a burst multiplies. The others stay at LEVEL_MAX: what one
+# ordinary event may carry (customers, records, bytes: a report touches hundreds) and what
+# is new (addresses, resources) have tails a fortnight does not show (a 100-account
+# fortnight put customers an hour at 2.3x; a later month showed 5x-8x, 29 false alerts); the
+# 24-hour and 7-day counts are read in the first fortnight while the week's own baseline
+# still fills (their change over days is the day-level detector's).
+CALIBRATED = ("events_1h", "exports_1h", "events_20m", "exports_20m")
 SHORT = np.isin(np.asarray(WINDOW_FEATURES)[TAIL_COLS], CALIBRATED)
 
 

@@ -18,8 +18,8 @@ vector per account-hour of the training days; the thresholds are calibrated on t
 the held-out days that the stage would score (an account's latest per ~20 minutes) to
 ``--target-false-rate`` false alerts per 1,000 accounts per day, counted as the stage counts
 them (one per account per hour): the tail score's levels for at most half of it (events and
-exports in the last hour each their own, 1.5x-10x beyond the usual ranges; 10x for the other
-counts), the forest's for the rest
+exports in the last hour and in the last 20 minutes each their own, 1.5x-10x beyond the
+usual ranges; 10x for the other counts), the forest's for the rest
 (:func:`calibrate_with_tail`).
 """
 
