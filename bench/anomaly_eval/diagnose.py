@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -45,7 +46,8 @@ class Recorder:
         self.stage = stage
         inner = stage._score
 
-        def score(due: list[tuple[FeatureBatch, np.ndarray, np.ndarray]]) -> Any:
+        def score(due: list[tuple[FeatureBatch, np.ndarray, np.ndarray]],
+                  complete_below: float = math.inf) -> Any:
             from watchdog.anomaly.scoring_windows import latest_per_window, split_windows
             d2 = latest_per_window(due) if len(due) > 1 and split_windows(due) else due
             model = stage.model
@@ -63,7 +65,7 @@ class Recorder:
                     "p99": q[:, 2, TAIL_COLS].astype(np.float32),
                     "cold": cold,
                 })
-            return inner(due)
+            return inner(due, complete_below)
 
         stage._score = score  # type: ignore[method-assign]
 
