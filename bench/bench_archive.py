@@ -1,10 +1,18 @@
 """Benchmark of the archive (watchdog/archive, watchdog/daemon/sinks/archive.py).
 
+0. the sink alone (``--writer-reps`` runs, in this process, one thread): us an event of the
+   hand-over (a batch's Chunk, made right after its events are decoded) and of the writer
+   (add_chunk, then one flush: columns, Parquet, hash, files, manifest). Far steadier than 1.
 1. sink cost: the same backlog (default 200k simulated events, 4 partitions of a real Tansu
    broker) consumed by ``watchdog run`` without and with ``archive:`` (a local directory, or
    ``--s3`` a moto server), alternately (``--pairs`` rounds; machine speed drifts, so compare
    within a round); events per CPU-second of the daemon until every offset is committed (with
-   the archive that includes writing every segment).
+   the archive that includes writing every segment). The daemon's CPU is user + system of
+   all its threads, ended ones included, and of its children (it has none); it is split by
+   thread (the event loop; the others: the writer) and into the time until every event was
+   consumed and the rest until the commit. ``--flush-seconds`` sets the daemons'
+   ``archive.flush_seconds`` (3600: the 200k events are written once, after consuming: a
+   diagnosis of what overlapping the event loop costs).
 2. size: bytes of Parquet (zstd) per million events, against the JSONL.
 3. subject-report: one subject over a month of a simulated 2,000-account organisation (in
    process: the DuckDB query; and the whole ``watchdog subject-report`` command), then over
@@ -12,7 +20,8 @@
    (the same subjects recur, each copy a month later), which is what the query scans.
 
     .venv/bin/python bench/bench_archive.py [--events 200000] [--pairs 2] [--s3]
-        [--before TREE] [--month-accounts 2000] [--big 10000000] [--skip-daemon] [--skip-month]
+        [--before TREE] [--flush-seconds S] [--writer-reps 5] [--month-accounts 2000]
+        [--big 10000000] [--skip-daemon] [--skip-month]
 
 ``--before TREE``: a third daemon in each round, with the archive, run from another commit's
 tree (``git archive REV | tar -x -C TREE``), for before / after in the same rounds.
@@ -66,6 +75,14 @@ suites running; local-directory archive):
   8.5 s before). Without pyarrow and numpy in the command (a local archive), 7 interleaved
   rounds at load 2: month 0.44 s median against 0.71 s before, query alone 0.25-0.33 s; 10.04M
   events 1.9 s either way (4 rounds; the scan of ``raw`` is the time).
+- A later session (load 6-9; docs/operations.md "Cost" has the whole account): 23 rounds of
+  main's archive code (as of 5012573), six sessions: median -15.3% (-32.7% to +4.2%),
+  writer 0.60 s, event loop +0.23 s, all of it while the writer runs beside it
+  (``--flush-seconds 3600``, 4 rounds: the event loop as without, -10.8% median, -5.6% to
+  -13.4%). Tried against it in the same rounds, not kept: row groups encoded as a day fills
+  (writer 0.74 s against 0.60), the documents copied by Arrow's builder at hand-over (event
+  loop 5.00 s against 4.77, 4 of 4 rounds), the Arrow id / subject arrays made at hand-over
+  (-9.5% against -9.8%).
 """
 
 from __future__ import annotations
@@ -152,6 +169,9 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
             variants.append(("with, before", True, Path(args.before)))
         results: dict[str, list[float]] = {name: [] for name, _a, _t in variants}
         split: dict[str, list[tuple[float, float]]] = {name: [] for name, _a, _t in variants}
+        # CPU s of the event loop / other threads until every event was consumed, then until
+        # every offset was committed, and that last stretch's wall seconds
+        tails: dict[str, list[tuple[float, ...]]] = {name: [] for name, _a, _t in variants}
         run = 0
         for _round in range(args.pairs):
             for name, archived, tree in variants:
@@ -160,7 +180,7 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
                 cfg: dict[str, Any] = {
                     "kafka": {"bootstrap": bs, "heartbeat_interval_ms": 300,
                               "session_timeout_ms": 3000, "idle_after_seconds": 1.0,
-                              "max_poll_records": 5000, "group": f"bench-{run}"},
+                              "max_poll_records": BATCH, "group": f"bench-{run}"},
                     "listen": f"127.0.0.1:{port}", "policy": str(policy),
                     "delivery": {"max_pending": 100000},
                     "sinks": {"jsonl": {"path": str(Path(tmp) / f"alerts-{run}.jsonl")}},
@@ -172,6 +192,8 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
                     else:
                         location = str(Path(tmp) / f"archive-{run}")
                     cfg["archive"] = {"location": location}
+                    if args.flush_seconds:
+                        cfg["archive"]["flush_seconds"] = args.flush_seconds
                 path = Path(tmp) / f"watchdog-{run}.yaml"
                 path.write_text(yaml.safe_dump(cfg))
                 with ManagedProcess(f"watchdog-{run}", [sys.executable, "-m", "watchdog", "run",
@@ -184,18 +206,31 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
                     async def started(u: str = url) -> bool:
                         return metric_sum(u, "watchdog_events_total") >= 1
 
+                    async def consumed(u: str = url) -> bool:
+                        return metric_sum(u, "watchdog_events_total") >= len(events)
+
                     await until(started, 0.01)
                     cpu0 = _cpu_seconds(proc.pid)
                     threads0 = _thread_cpu(proc.pid)
+                    # (a scrape every 0.25 s while consuming: the same small cost either way)
+                    await until(consumed, 0.25)
+                    cpu_c = _cpu_seconds(proc.pid) - cpu0
+                    main_c = _thread_cpu(proc.pid).get(proc.pid, 0.0) - threads0.get(proc.pid, 0)
+                    t_c = time.perf_counter()
                     await until(lambda g=f"bench-{run}": committed_to_end(bs, ends, g))
+                    tail = time.perf_counter() - t_c
                     cpu = _cpu_seconds(proc.pid) - cpu0
                     threads = _thread_cpu(proc.pid)
                 main = threads.get(proc.pid, 0.0) - threads0.get(proc.pid, 0.0)
                 split[name].append((main, cpu - main))
+                tails[name].append((main_c, cpu_c - main_c, main - main_c,
+                                    cpu - cpu_c - (main - main_c), tail))
                 results[name].append(len(events) / cpu)
                 print(f"run {run}: {name:<12} {len(events) / cpu:,.0f} events per CPU-second "
-                      f"({cpu:.2f} s: event loop {main:.2f} s, other threads {cpu - main:.2f} s)",
-                      file=sys.stderr)
+                      f"({cpu:.2f} s: event loop {main:.2f} s, other threads {cpu - main:.2f} s; "
+                      f"until every event was consumed {main_c:.2f} / {cpu_c - main_c:.2f} s, "
+                      f"then until committed {main - main_c:.2f} / "
+                      f"{cpu - cpu_c - (main - main_c):.2f} s in {tail:.1f} s)", file=sys.stderr)
     base = results["without"]
     for i in range(args.pairs):
         rows.append((f"round {i + 1}: events per daemon CPU-second, "
@@ -209,12 +244,61 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
                      f"{statistics.median(rates):,.0f} ({min(rates):,.0f}, {max(rates):,.0f})"))
         rows.append((f"{name}: median CPU s, event loop / other threads (the writer)",
                      f"{statistics.median(mains):.2f} / {statistics.median(others):.2f}"))
+        med = [statistics.median(x) for x in zip(*tails[name], strict=True)]
+        rows.append((f"{name}: until consumed, then until committed: CPU s (loop / others)",
+                     f"{med[0]:.2f} / {med[1]:.2f}, then {med[2]:.2f} / {med[3]:.2f} "
+                     f"in {med[4]:.1f} s"))
         if name != "without":
             changes = [(r - b) / b for r, b in zip(rates, base, strict=True)]
             rows.append((f"{name}: median change within a round (lowest, highest)",
                          f"{statistics.median(changes):+.1%} ({min(changes):+.1%}, "
                          f"{max(changes):+.1%})"))
     return rows
+
+
+def writer_alone(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The sink's own work per event, alone on one thread of this process (no broker, no
+    event loop beside it, so far steadier than the daemon's ratio): the pipeline's part (each
+    batch handed over as a Chunk, right after its events are decoded, as in the daemon) and
+    the writer's (add_chunk, then one flush into a fresh directory: columns, Parquet,
+    hash, files, manifest). Minimum and median of ``--writer-reps`` runs."""
+    from watchdog.archive.buffer import Chunk
+    from watchdog.archive.writer import ArchiveWriter, warm_up
+    from watchdog.decode import Decoder
+    from watchdog.events import AccessEvent, check_times
+
+    world = build_world(SimConfig(accounts=max(100, args.events // 220), days=10))
+    raws = [orjson.dumps(ev) for ev, _ in zip(world.events(), range(args.events), strict=False)]
+    dec: Decoder[AccessEvent] = Decoder(AccessEvent, check=check_times)
+    warm_up()
+    loop: list[float] = []
+    writer: list[float] = []
+    for _ in range(args.writer_reps):
+        chunks, spent = [], 0.0
+        for i in range(0, len(raws), BATCH):
+            batch = [bytes(r) for r in raws[i:i + BATCH]]  # fresh, as fetched
+            evs = [dec.decode(r) for r in batch]
+            cols = ([e.event.id for e in evs], [e.timestamp.timestamp() for e in evs], batch,
+                    [e.data.subject_ids for e in evs])
+            t0 = time.thread_time()
+            chunks.append(Chunk.of_columns(*cols))
+            spent += time.thread_time() - t0
+        loop.append(spent / len(raws))
+        with TemporaryDirectory() as tmp:
+            w = ArchiveWriter(open_store(tmp, create=True), "bench")
+            t0 = time.thread_time()
+            for c in chunks:
+                w.add_chunk("events", c)
+            w.flush()
+            writer.append((time.thread_time() - t0) / len(raws))
+    us = 1e6
+    return [(f"sink alone, {len(raws):,} events: pipeline's part, us an event (min / median)",
+             f"{min(loop) * us:.2f} / {statistics.median(loop) * us:.2f}"),
+            ("sink alone: writer's part, us an event (min / median)",
+             f"{min(writer) * us:.2f} / {statistics.median(writer) * us:.2f}")]
+
+
+BATCH = 5000  # the bench daemon's max_poll_records
 
 
 def _thread_cpu(pid: int | None) -> dict[int, float]:
@@ -328,14 +412,20 @@ def main() -> None:
                    help="also run the daemon with the archive from another commit's tree in each "
                         "round (git archive REV | tar -x -C TREE)")
     p.add_argument("--s3", action="store_true", help="the daemon archives to a moto server")
+    p.add_argument("--flush-seconds", type=float,
+                   help="the daemons' archive.flush_seconds (default: the daemon's, 10)")
     p.add_argument("--month-accounts", type=int, default=2000)
     p.add_argument("--big", type=int, default=10_000_000)
     p.add_argument("--skip-daemon", action="store_true")
+    p.add_argument("--writer-reps", type=int, default=5,
+                   help="runs of the sink alone (0: none)")
     p.add_argument("--skip-month", action="store_true", help="the daemon's cost only")
     args = p.parse_args()
     if args.before:
         args.before = str(Path(args.before).resolve())  # the daemon's working directory
     rows: list[tuple[str, str]] = []
+    if args.writer_reps:
+        rows += writer_alone(args)
     if not args.skip_daemon:
         rows += asyncio.run(daemon_cost(args))
     with TemporaryDirectory() as t:

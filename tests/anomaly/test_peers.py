@@ -74,3 +74,27 @@ def test_moments_follow_the_baselines() -> None:
     assert np.all(again > mean)  # moved with the baselines
     other = peers.gid("billing")
     assert peers.moments(other)[0].shape == (2,)
+
+
+def test_rows_queued_per_group_fold_in_as_all_at_once() -> None:
+    """Rows queued over an hour (counted per group as they come, several calls, one of them
+    empty) fold in exactly as the same rows folded in at once."""
+    rng = np.random.default_rng(5)
+    dim = 6
+    queued, direct = PeerBaselines(dim, 600.0), PeerBaselines(dim, 600.0)
+    for p in (queued, direct):
+        for name in ("a", "b", "c"):
+            p.gid(name)
+    for hour in range(4):
+        parts = [(rng.integers(1, 4, k), np.abs(rng.normal(0, 3, (k, dim))),
+                  rng.integers(0, 1 << 14, k)) for k in (40, 0, 25)]
+        for gids, x, cats in parts:
+            queued.add(gids, x, cats)
+        bucket = 100 + 6 * hour
+        queued.refresh(bucket)
+        gids, x, cats = (np.concatenate(c) for c in zip(*parts, strict=True))
+        direct.update(gids, x, bucket, cats)
+        assert np.array_equal(queued.hist, direct.hist)
+        assert np.array_equal(queued.weight, direct.weight)
+        assert np.array_equal(queued.cats, direct.cats)
+        assert np.array_equal(queued.last, direct.last)

@@ -72,7 +72,7 @@ class PeerBaselines:
         self._moments: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # cached per group
         # rows queued for the next refresh, counted per group (memory per group, not per
         # row: an hour of a million accounts' rows is queued): bins, rows, categories
-        self._pend_hist = np.zeros((0, dim, NBINS))
+        self._pend_hist = np.zeros((0, dim, NBINS), np.uint32)  # counts: half of float64
         self._pend_weight = np.zeros(0)
         self._pend_cats = np.zeros((0, NCAT))
         self._pend_rows = 0
@@ -110,7 +110,7 @@ class PeerBaselines:
         if len(self._pend_weight) < n:
             grow = n - len(self._pend_weight)
             self._pend_hist = np.concatenate([self._pend_hist,
-                                              np.zeros((grow, self.dim, NBINS))])
+                                              np.zeros((grow, self.dim, NBINS), np.uint32)])
             self._pend_weight = np.append(self._pend_weight, np.zeros(grow))
             self._pend_cats = np.vstack([self._pend_cats, np.zeros((grow, NCAT))])
         # only the groups present: a tick's few rows do not cost a pass over every group
@@ -119,7 +119,8 @@ class PeerBaselines:
         cell = np.arange(self.dim) * NBINS + self._bins(x)
         flat = (local[:, None] * block + cell).ravel()
         self._pend_hist[present] += np.bincount(
-            flat, minlength=len(present) * block).reshape(len(present), self.dim, NBINS)
+            flat, minlength=len(present) * block,
+        ).reshape(len(present), self.dim, NBINS).astype(np.uint32)
         self._pend_weight[present] += np.bincount(local, minlength=len(present))
         self._pend_rows += len(gids)
         if cats is None:
@@ -136,9 +137,10 @@ class PeerBaselines:
         if not self._pend_any:
             return
         n = len(self._pend_weight)
-        hist, weight, cats = self._pend_hist, self._pend_weight, self._pend_cats
+        hist = self._pend_hist.astype(np.float64)
+        weight, cats = self._pend_weight, self._pend_cats
         rows, no_cats = self._pend_rows, self._pend_no_cats
-        self._pend_hist = np.zeros((0, self.dim, NBINS))
+        self._pend_hist = np.zeros((0, self.dim, NBINS), np.uint32)
         self._pend_weight = np.zeros(0)
         self._pend_cats = np.zeros((0, NCAT))
         self._pend_rows, self._pend_no_cats, self._pend_any = 0, False, False
