@@ -16,17 +16,21 @@ SLOT = {"u1": 0, "u2": 7, "gone": 3, "stays": 1, "newcomer": 3}  # featurizer ac
 
 
 def working_day(day: int, events: int, exports: int = 0, *, user: str = "u1",
-                hours: float = 8.0) -> list[tuple[str, int, float, list[float]]]:
-    """Rows of one account's day: ``events`` spread evenly over ``hours`` from 00:30."""
+                hours: float = 8.0, subjects: int | None = None,
+                ) -> list[tuple[str, int, float, list[float]]]:
+    """Rows of one account's day: ``events`` spread evenly over ``hours`` from 00:30, naming
+    ``subjects`` subject ids (default: one per event), spread the same way."""
     n = int(hours * 6)
     first = (D0 + day) * PER_DAY + 3
+    subjects = events if subjects is None else subjects
     rows = []
     for k in range(n):
         ev = events // n + (1 if k < events % n else 0)
         ex = exports // n + (1 if k < exports % n else 0)
+        sj = subjects // n + (1 if k < subjects % n else 0)
         if ev or ex:
             b = first + k
-            rows.append((user, b, b * BUCKET + 300.0, [float(ev), float(ex), float(ev)]))
+            rows.append((user, b, b * BUCKET + 300.0, [float(ev), float(ex), float(sj)]))
     return rows
 
 
@@ -115,6 +119,28 @@ def test_exports_count_as_their_own_measure() -> None:
     got = feed(d, working_day(8, 40, 14))
     assert got
     assert {e.measure for e in got} == {"exports"}
+
+
+def test_customers_read_count_where_events_hardly_move() -> None:
+    """Most of a marketing account's events name no customer: reading 2.5x its usual
+    customers one by one moves its events to 1.3x only."""
+    d = DayBaselines()
+    for k in range(8):
+        assert feed(d, working_day(k, 60 + (k % 3) * 3, subjects=24)) == []
+    got = feed(d, working_day(8, 60 - 20 + 40, subjects=60))  # 20 customer-less events less
+    assert got, "2.5x the usual customers read gave no evidence"
+    assert {e.measure for e in got} == {"subject_reads"}
+    assert 2.2 <= got[-1].today / got[-1].usual <= 2.6
+
+
+def test_one_query_naming_thousands_is_one_read() -> None:
+    d = DayBaselines()
+    for k in range(8):
+        feed(d, working_day(k, 40, subjects=20))
+    day = working_day(8, 40, subjects=20)
+    user, b, t, c = day[5]
+    day[5] = (user, b, t, [c[0], c[1], c[2] + 5000.0])  # one bulk query in one bucket
+    assert feed(d, day) == []
 
 
 def test_a_row_given_to_another_account_starts_afresh() -> None:

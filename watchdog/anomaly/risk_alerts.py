@@ -17,7 +17,7 @@ import numpy as np
 
 from watchdog.alerts.model import Alert, rfc3339
 from watchdog.anomaly.batch import FeatureBatch
-from watchdog.anomaly.day_baseline import DayBaselines, DayEvidence, day_shift
+from watchdog.anomaly.day_baseline import DAY_WORDS, DayBaselines, DayEvidence, day_shift
 from watchdog.anomaly.labels import Labels
 from watchdog.anomaly.model import AnomalyModel
 from watchdog.anomaly.risk import (
@@ -242,7 +242,7 @@ def _day_detail(measure: str, today: float, usual: float) -> str:
     """'115 distinct ... that day by then, 2.9x this account's usual day (39)'."""
     from watchdog.anomaly.explain import WHAT
 
-    words = WHAT.get(measure, measure).replace("distinct ", "")
+    words = DAY_WORDS.get(measure) or WHAT.get(measure, measure).replace("distinct ", "")
     times = f", {today / usual:.1f}x this account's usual day" if usual >= 1.0 else ""
     return (f"{today:.0f} {words} that day by then{times} "
             f"(usually {usual:.{1 if usual < 10 else 0}f} a working day)")
