@@ -134,8 +134,7 @@ def test_the_last_flush_processes_the_buffer_when_every_partition_is_idle(world:
         a for a in _replays(world) if world.expected[a] in rest}
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cut=st.lists(st.integers(0, 400), min_size=PARTITIONS, max_size=PARTITIONS),
        batches=st.lists(st.integers(1, 300), min_size=1, max_size=6))
 def test_the_last_flush_sends_only_true_alerts_and_keeps_the_rest_uncommitted(
