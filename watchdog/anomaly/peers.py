@@ -159,30 +159,9 @@ class PeerBaselines:
     def update(self, gids: np.ndarray, x: np.ndarray, bucket: int,
                cats: np.ndarray | None = None) -> None:
         """Add the rows ``x`` (one per account, groups ``gids``) committed at ``bucket``;
-        ``cats``: each row's category mask in the bucket."""
-        self._fold(gids, self._bins(x), bucket, cats)
-
-    def _fold(self, gids: np.ndarray, bins: np.ndarray, bucket: int,
-              cats: np.ndarray | None) -> None:
-        present = np.unique(np.append(gids, 0))
-        self._decay(present, bucket)
-        if cats is not None:
-            bits = ((cats[:, None] >> np.arange(NCAT)) & 1).astype(np.float64)
-            n = len(self.names)
-            # counts per group and category (exact: sums of ones), without a BLAS product
-            # (OpenBLAS may spread it over threads that spin on every core)
-            cell = (gids[:, None] * NCAT + np.arange(NCAT)).ravel()
-            self.cats += np.bincount(cell, weights=bits.ravel(),
-                                     minlength=n * NCAT).reshape(n, NCAT)
-            self.cats[0] += bits.sum(axis=0)
-        cell = np.arange(self.dim) * NBINS + bins  # (k, dim) within one group's block
-        block = self.dim * NBINS
-        n = len(self.names)
-        flat = np.concatenate([(gids[:, None] * block + cell).ravel(), cell.ravel()])
-        self.hist += np.bincount(flat, minlength=n * block).reshape(n, self.dim, NBINS)
-        self.weight += np.bincount(gids, minlength=n)
-        self.weight[0] += len(gids)
-        self._changed(present, bucket)
+        ``cats``: each row's category mask in the bucket (queued and folded in at once)."""
+        self.add(gids, x, cats)
+        self.refresh(bucket)
 
     def _decay(self, present: np.ndarray, bucket: int) -> None:
         age = np.maximum(bucket - self.last[present], 0)
