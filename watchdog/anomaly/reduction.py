@@ -13,7 +13,7 @@ from zlib import crc32
 import numpy as np
 from msgspec import UNSET, UnsetType
 
-from watchdog.anomaly.batch import EIDS_KEPT
+from watchdog.anomaly.batch import EIDS_KEPT, Sids
 from watchdog.anomaly.layout import M_SUBJ, NL, NS, SEEN_RES_BITS, SEEN_SRC_BITS
 from watchdog.anomaly.vocabulary import CATEGORIES, EXPORT_ACTIONS
 from watchdog.events import AccessEvent
@@ -44,7 +44,7 @@ class Rows:
     def __init__(self, rows: np.ndarray, bks: np.ndarray, small: np.ndarray,
                  large: np.ndarray, cats: np.ndarray, subj: np.ndarray, bloom: np.ndarray,
                  t_last: np.ndarray, eids: list[str], eid_n: np.ndarray,
-                 sids: list[tuple[str, ...]]) -> None:
+                 sids: list[Sids]) -> None:
         self.rows = rows  # (g,) the accounts' rows
         self.bks = bks  # (g,) buckets
         self.small = small  # (g, NS) int64
@@ -144,7 +144,7 @@ class Kept:
         self.bytes: list[int | float] = []
         self.subj: list[int] = []  # subject sketch slot bits
         self.counts: list[int] = []  # subjects
-        self.sids: list[tuple[str, ...]] = []  # raw: pseudonymised in alerts
+        self.sids: list[Sids] = []  # raw: pseudonymised in alerts
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -188,7 +188,8 @@ class Kept:
         self.records += [d.records or 0 for d in datas]
         self.bytes += [d.bytes or 0 for d in datas]
         ids_l = [d.subject_ids for d in datas]
-        self.sids += ids_l
+        # one id as the string itself: held tuples are what the collector traverses
+        self.sids += [ids[0] if len(ids) == 1 else ids for ids in ids_l]
         subj, counts = _subjects(ids_l, [d.subject_count for d in datas], eids)
         self.subj += subj
         self.counts += counts
