@@ -288,6 +288,20 @@ def test_event_ids_are_the_last_ones_in_order() -> None:
     assert b.event_ids(0, keep=0) == ()
 
 
+def test_subject_ids_of_the_cited_events_newest_first() -> None:
+    """A lone id is kept as the string itself (no tuple held per event): it is one id, not
+    its characters; several ids stay together, and each is listed once."""
+    docs = [event(T0, "u1", "a", "read", resource="r", ids=("c-one",)),
+            event(T0 + 1, "u1", "b", "read", resource="r", ids=("c-two", "c-three")),
+            event(T0 + 2, "u1", "c", "read", resource="r"),
+            event(T0 + 3, "u1", "d", "read", resource="r", ids=("c-one",), count=4)]
+    _, batches = run(docs)
+    b = batches[0]
+    assert b.event_ids(0) == ("a", "b", "c", "d")
+    assert b.subject_ids(0) == ("c-one", "c-two", "c-three")
+    assert b.subject_ids(0, keep=2) == ("c-one", "c-two")
+
+
 def test_events_after_a_flush_join_the_open_bucket_again() -> None:
     fz = Featurizer(make_engine().policy, lambda _u, _t: "g", warmup=0.0)
     for i, eid in enumerate(("a", "b")):

@@ -155,44 +155,56 @@ class Kept:
         """Take (event, event time)s apart; ``policy`` says what is internal; ``res_bits`` and
         ``src_bits`` cache the never-before bits per string; ``row_of(user, -1)``: the account's
         row or -1."""
-        evs = [e for e, _ in items]
-        self.ts += [t for _, t in items]
-        uids = [e.user.id for e in evs]
-        self.uids += uids
-        self.rows += [row_of(u, -1) for u in uids]
-        infos = [e.event for e in evs]
-        eids = [i.id for i in infos]
-        self.eids += eids
-        actions = [i.action for i in infos]
+        # One loop, each event's objects read once while they are in the caches: a list
+        # comprehension per field took 1.9 us per event, this 1.3 (100,000 events of the
+        # 2,000-account tuning world, best of 5).
+        ts, uids, rows, eids, flags, cats = (self.ts, self.uids, self.rows, self.eids,
+                                             self.flags, self.cats)
+        records, nbytes, sids, subj, counts = (self.records, self.bytes, self.sids, self.subj,
+                                               self.counts)
+        srcs: list[str | UnsetType | None] = []
+        ress: list[str | UnsetType | None] = []
         kind = _ACTION_KIND.get
-        flags = [kind(a, 0) for a in actions]
-        if 2 in flags:  # logins: only failed ones count
-            for i in [i for i, k in enumerate(flags) if k == 2]:
-                flags[i] = 2 if infos[i].outcome == "failure" else 0
-        dests = [e.destination for e in evs]
-        for i, d in [(i, d) for i, d in enumerate(dests) if d]:
-            if _external(policy, d.kind, d.domain, actions[i]):
-                flags[i] |= 4
-        self.flags += flags
-        self.src += _bits(src_bits, [e.source.ip if e.source else None for e in evs],
-                          SEEN_SRC_BITS)
-        datas = [e.data for e in evs]
-        self.res += _bits(res_bits, [d.resource for d in datas], SEEN_RES_BITS)
         cat_mask = _CAT_MASKS.get
-        cats_l = [d.categories for d in datas]
-        masks = [cat_mask(c, -1) for c in cats_l]
-        if -1 in masks:
-            for i in [i for i, m in enumerate(masks) if m < 0]:
-                masks[i] = _cat_mask(cats_l[i])
-        self.cats += masks
-        self.records += [d.records or 0 for d in datas]
-        self.bytes += [d.bytes or 0 for d in datas]
-        ids_l = [d.subject_ids for d in datas]
-        # one id as the string itself: held tuples are what the collector traverses
-        self.sids += [ids[0] if len(ids) == 1 else ids for ids in ids_l]
-        subj, counts = _subjects(ids_l, [d.subject_count for d in datas], eids)
-        self.subj += subj
-        self.counts += counts
+        for ev, t in items:
+            ts.append(t)
+            uid = ev.user.id
+            uids.append(uid)
+            rows.append(row_of(uid, -1))
+            info = ev.event
+            eids.append(info.id)
+            action = info.action
+            flag = kind(action, 0)
+            if flag == 2 and info.outcome != "failure":  # logins: only failed ones count
+                flag = 0
+            dest = ev.destination
+            if dest and _external(policy, dest.kind, dest.domain, action):
+                flag |= 4
+            flags.append(flag)
+            src = ev.source
+            srcs.append(src.ip if src else None)
+            data = ev.data
+            ress.append(data.resource)
+            c = data.categories
+            m = cat_mask(c, -1)
+            cats.append(_cat_mask(c) if m < 0 else m)
+            records.append(data.records or 0)
+            nbytes.append(data.bytes or 0)
+            ids = data.subject_ids
+            n = data.subject_count
+            if n is UNSET and len(ids) == 1:  # the common case: one id, no count
+                sid = ids[0]
+                sids.append(sid)  # the string itself: held tuples are what the collector
+                subj.append(1 << (crc32(sid.encode()) & (M_SUBJ - 1)))  # traverses
+                counts.append(1)
+                continue
+            sids.append(ids[0] if len(ids) == 1 else ids)
+            if n is UNSET:
+                n = len(ids)
+            counts.append(n)
+            subj.append(_slots(ids, info.id, n) if n else 0)
+        self.src += _bits(src_bits, srcs, SEEN_SRC_BITS)
+        self.res += _bits(res_bits, ress, SEEN_RES_BITS)
 
 
 def reduce_events(kept: Kept, runs: list[tuple[int, int]], rows_l: list[int], policy: Policy,
@@ -294,23 +306,6 @@ def _bits(cache: dict[str, int], keys: Sequence[str | UnsetType | None], bits: i
             assert isinstance(key, str)
             out[i] = cache[key] = _h(key) & (bits - 1)
     return out
-
-
-def _subjects(ids_l: list[tuple[str, ...]], counts_l: list[int | UnsetType], eids: list[str],
-              ) -> tuple[list[int], list[int]]:
-    """Per event (its subject ids and count): the subject sketch's slot bits and the number
-    of subjects."""
-    # the common case, a list of one id and no count, in one pass; the others after
-    masks = [1 << (crc32(ids[0].encode()) & (M_SUBJ - 1)) if len(ids) == 1 else 0
-             for ids in ids_l]
-    counts = [len(ids) for ids in ids_l]
-    for i in [i for i, (ids, c) in enumerate(zip(ids_l, counts_l, strict=True))
-              if c is not UNSET or len(ids) > 1]:
-        c = counts_l[i]
-        n = counts[i] if c is UNSET else c
-        counts[i] = n
-        masks[i] = _slots(ids_l[i], eids[i], n) if n else 0
-    return masks, counts
 
 
 def _slots(ids: tuple[str, ...], eid: str, n: int) -> int:
