@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -92,6 +93,44 @@ def test_notice_at_raises_the_weight() -> None:
     assert got["leaver"]
     assert got["leaver"][0].leaver
     assert all(c.leaver for c in got["leaver"][0].contributions)
+
+
+def _day(user: str, day: int, points: float) -> tuple[float, str, float, str, tuple[str, ...],
+                                                      str]:
+    """Day evidence of ``user`` at 17:00 of ``day``."""
+    return (T0 + day * DAY + 17 * 3600, user, points, "events_day", (f"{user}-{day}",), "")
+
+
+def test_an_escalating_risk_alerts_again_within_the_cool_down() -> None:
+    """A leaver's ordinary busy day that alerted (the cool-down starts) must not hide the theft
+    that starts the next day: a risk twice what that alert reported alerts again, and says
+    so; without escalation the theft waits out the cool-down."""
+    def run(cfg: RiskConfig) -> list[RiskAlert]:
+        ledger = RiskLedger(cfg)
+        out: list[RiskAlert] = []
+        for day, pts in ((0, 3.2), (1, 4.0), (2, 4.0), (3, 4.0), (4, 4.0), (5, 4.0)):
+            out += ledger.add_windows((), [_day("u1", day, pts)])
+        return out
+
+    got = run(CFG)
+    assert [int((a.t - T0) // DAY) for a in got] == [0, 2, 5]
+    assert got[0].escalated_from is None
+    assert got[0].threshold == CFG.threshold
+    # day 2: 4.0 decayed one day + 4.0 = 7.17 >= 2 x 3.2 (the alert of day 0)
+    assert got[1].escalated_from == (T0 + 17 * 3600, 3.2)
+    assert got[1].threshold == 6.4
+    assert got[1].value >= 6.4
+    # rate-limited: within its cool-down the next needs twice 7.17; day 5 is past it
+    assert got[2].escalated_from is None
+    assert got[2].threshold == CFG.threshold
+    quiet = run(replace(CFG, escalation=None))
+    assert [int((a.t - T0) // DAY) for a in quiet] == [0, 3]
+
+
+def test_escalation_is_off_for_a_model_calibrated_without_it() -> None:
+    doc = {k: v for k, v in CFG.to_dict().items() if k != "escalation"}
+    assert RiskConfig.from_dict(doc, 0.7).escalation is None
+    assert RiskConfig.from_dict(CFG.to_dict(), 0.7).escalation == 2.0
 
 
 def test_rule_alerts_add_once_a_day_each_in_event_time_order() -> None:

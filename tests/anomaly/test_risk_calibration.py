@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from watchdog.anomaly.risk import DAY, RiskConfig
@@ -64,6 +66,14 @@ def test_crossings_reset_and_cool_down() -> None:
     draws = np.full((1, 10), 1.0)
     # 1 point a day, no decay, threshold 3: day 3 alerts, reset; cool-down 2 days
     assert count_crossings(draws, 2.99, cfg) == 3  # days 3, 6, 9
+
+
+def test_crossings_count_escalations_as_the_ledger_raises_them() -> None:
+    cfg = RiskConfig(half_life_days=1e9, cooldown_days=3.0)
+    draws = np.array([[3.0, 6.0, 6.0, 6.5, 0.0]])
+    # day 0 alerts (3); day 1 reaches 2 x 3 within the cool-down: again; day 3 2 x 6 (12.5)
+    assert count_crossings(draws, 2.99, cfg) == 3
+    assert count_crossings(draws, 2.99, replace(cfg, escalation=None)) == 2  # days 0, 4
 
 
 def test_one_unusual_day_is_not_taken_for_a_habit() -> None:

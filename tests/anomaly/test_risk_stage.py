@@ -9,8 +9,9 @@ import msgspec
 import pytest
 
 from tests.anomaly.conftest import T0, decode, insider_docs, make_engine
-from watchdog.alerts.model import Alert
+from watchdog.alerts.model import Alert, rfc3339
 from watchdog.anomaly.labels import Label, Labels
+from watchdog.anomaly.risk import Contribution, RiskAlert
 from watchdog.anomaly.stage import AnomalyStage, load_stage
 from watchdog.engine.detector import Detector
 from watchdog.engine.ordering import Reorderer
@@ -127,3 +128,19 @@ def test_a_false_positive_label_damps_the_repeat_and_expires(
 
     assert labelled(14.0) == []  # damped
     assert [a.alert_id for a in labelled(1.0)] == [window.alert_id]  # expired
+
+
+def test_an_escalated_risk_alert_says_how_far_beyond_the_last(tiny_model: Path) -> None:
+    """A re-alert within the cool-down (the risk doubled) names the alert it goes beyond."""
+    stage = stage_for(tiny_model)
+    t = T0 + 2 * 86400 + 17 * 3600
+    c = Contribution(int(t // 86400), "day", ("subject_reads_day",), 4.0, t, t, 1, ("e1",),
+                     True, (), "40 events naming a customer that day by then")
+    a = stage.risk._alert(RiskAlert("u004", t, 7.5, 6.4, (c,), True, (t - 26 * 3600, 3.2)))
+    assert "2.3x the risk of this account's alert of " in a.summary
+    assert "(3.20) 26 h before" in a.summary
+    assert a.explanation
+    assert a.explanation["escalated_from"] == {"at": rfc3339(t - 26 * 3600), "risk": 3.2}
+    plain = stage.risk._alert(RiskAlert("u004", t, 3.5, 3.2, (c,), True))
+    assert plain.explanation
+    assert "escalated_from" not in plain.explanation

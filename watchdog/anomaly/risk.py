@@ -18,8 +18,11 @@ and that halves every ``half_life_days`` of event time:
 When the number reaches ``threshold`` (calibrated on the training baseline: see
 :mod:`watchdog.anomaly.risk_calibration`) a :class:`RiskAlert` is raised, carrying its
 contributions (which days, which behaviours, which rule alerts, with the event ids and alert
-ids they rest on); the account's risk then starts again from 0 and no other risk alert comes
-for it for ``cooldown_days``.
+ids they rest on); the account's risk then starts again from 0, and for ``cooldown_days`` the
+next risk alert comes only if the risk escalates: when what accumulated since reaches
+``escalation`` times what the last alert reported (a leaver's ordinary busy day that alerted
+must not hide the theft that starts the day after; each such alert raises the bar again, so
+they stay rate-limited: 2x, then 4x, ...).
 
 Live equals replay: signals are applied in event-time order. Windows come from the stage in
 scoring order (times increase from one call to the next); rule alerts may arrive early (the
@@ -53,7 +56,17 @@ class RiskConfig:
     rule_points: Mapping[str, float] = field(default_factory=lambda: dict(RULE_POINTS))
     leaver_factor: float = 2.0
     cooldown_days: float = 3.0
+    # within the cool-down, a new alert once the risk since the last one reaches this many
+    # times that alert's value (None: none at all, as models calibrated without it)
+    escalation: float | None = 2.0
     max_contributions: int = 6
+
+    def bar(self, cooling: bool, last_value: float) -> float:
+        """The risk at which an alert is raised: the threshold, or within the cool-down
+        ``escalation`` times the last alert's value."""
+        if not cooling:
+            return self.threshold
+        return math.inf if self.escalation is None else self.escalation * last_value
 
     def window_points(self, score: float) -> float:
         """Points of one scored window (before the leaver factor and the day cap)."""
@@ -72,7 +85,7 @@ class RiskConfig:
         return {"threshold": self.threshold, "floor": self.floor,
                 "half_life_days": self.half_life_days, "window_day_cap": self.window_day_cap,
                 "rule_points": dict(self.rule_points), "leaver_factor": self.leaver_factor,
-                "cooldown_days": self.cooldown_days}
+                "cooldown_days": self.cooldown_days, "escalation": self.escalation}
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any], window_threshold: float) -> RiskConfig:
@@ -80,13 +93,16 @@ class RiskConfig:
         keys = ("threshold", "floor", "half_life_days", "window_day_cap", "leaver_factor",
                 "cooldown_days")
         kw: dict[str, Any] = {k: float(doc[k]) for k in keys if k in doc}
+        # a model calibrated before escalation existed: none (its threshold did not count it)
+        kw["escalation"] = None if doc.get("escalation") is None else float(doc["escalation"])
         if "rule_points" in doc:
             kw["rule_points"] = {str(k): float(v) for k, v in dict(doc["rule_points"]).items()}
         cfg = cls(window_threshold=window_threshold, **kw)
         if not (cfg.threshold > 0 and cfg.half_life_days > 0 and cfg.window_day_cap > 0
-                and cfg.leaver_factor > 0 and cfg.cooldown_days >= 0):
+                and cfg.leaver_factor > 0 and cfg.cooldown_days >= 0
+                and (cfg.escalation is None or cfg.escalation > 1)):
             raise ValueError("risk: threshold, half_life_days, window_day_cap and "
-                             "leaver_factor must be above 0")
+                             "leaver_factor must be above 0, escalation above 1")
         return cfg
 
 
@@ -118,10 +134,12 @@ class RiskAlert:
     threshold: float
     contributions: tuple[Contribution, ...]  # largest first (decayed to ``t``)
     leaver: bool
+    # within the last alert's cool-down: that alert's time and value (the risk escalated)
+    escalated_from: tuple[float, float] | None = None
 
 
 class _Account:
-    __slots__ = ("contribs", "day", "day_points", "last_alert", "t", "value")
+    __slots__ = ("contribs", "day", "day_points", "last_alert", "last_value", "t", "value")
 
     def __init__(self) -> None:
         self.value = 0.0
@@ -129,6 +147,7 @@ class _Account:
         self.day = -1
         self.day_points = 0.0  # window points taken on ``day``
         self.last_alert = -math.inf
+        self.last_value = 0.0  # the risk the last alert reported
         self.contribs: list[Contribution] = []
 
 
@@ -264,13 +283,16 @@ class RiskLedger:
         self._applied += 1
         if self._applied % 65536 == 0:
             self._prune(t)
-        if acc.value >= cfg.threshold and t - acc.last_alert >= cfg.cooldown_days * DAY:
+        cooling = t - acc.last_alert < cfg.cooldown_days * DAY
+        bar = cfg.bar(cooling, acc.last_value)
+        if acc.value >= bar:
             # what still weighs (a contribution decayed to nothing explains nothing)
             weighs = [c for c in acc.contribs if c.weight_at(t, cfg) >= 0.01 * cfg.threshold]
-            alert = RiskAlert(user, t, acc.value, cfg.threshold,
+            alert = RiskAlert(user, t, acc.value, bar,
                               tuple(sorted(weighs, key=lambda c: (-c.weight_at(t, cfg),
                                                                   c.t_first))),
-                              leaver)
+                              leaver, (acc.last_alert, acc.last_value) if cooling else None)
+            acc.last_value = acc.value
             acc.value, acc.contribs, acc.last_alert = 0.0, [], t
             self.alerts += 1
             return [alert]

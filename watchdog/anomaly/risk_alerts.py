@@ -189,6 +189,10 @@ class RiskHook:
         base = factory.severity(RULE, "medium")
         severity = "high" if r.leaver and base in ("low", "medium") else base
         leaver = " while in the notice period (leaver)" if r.leaver else ""
+        if r.escalated_from is not None:  # within the last alert's cool-down
+            t0, v0 = r.escalated_from
+            leaver += (f", {r.value / v0:.1f}x the risk of this account's alert of "
+                       f"{rfc3339(t0)[:16]}Z ({v0:.2f}) {(r.t - t0) / 3600.0:.0f} h before")
         explanation: dict[str, Any] = {
             "kind": "risk",
             "risk": round(r.value, 3),
@@ -196,6 +200,9 @@ class RiskHook:
             "half_life_days": cfg.half_life_days,
             "days": [rfc3339(d * DAY)[:10] for d in days],
             "leaver": r.leaver,
+            **({"escalated_from": {"at": rfc3339(r.escalated_from[0]),
+                                   "risk": round(r.escalated_from[1], 3)}}
+               if r.escalated_from is not None else {}),
             "contributions": contribs,
             "rule_alerts": rule_ids,
             "text": text,

@@ -96,16 +96,22 @@ def daily_points(
 
 def count_crossings(draws: np.ndarray, threshold: float, cfg: RiskConfig) -> int:
     """Risk alerts over ``draws`` (accounts x days of points), counted as the ledger raises
-    them: at the end of each day, reset after an alert, none within the cool-down."""
+    them: at the end of each day, reset after an alert, within the cool-down only when the
+    risk escalates (``cfg.escalation`` times the last alert's value)."""
     keep = float(2.0 ** (-1.0 / cfg.half_life_days))
     cool = int(np.ceil(cfg.cooldown_days))
+    esc = cfg.escalation
     r = np.zeros(draws.shape[0])
+    last = np.zeros(draws.shape[0])  # the value the last alert reported
     quiet = np.zeros(draws.shape[0], dtype=np.int64)  # days left in the cool-down
     n = 0
     for d in range(draws.shape[1]):
         r = r * keep + draws[:, d]
-        hit = (r >= threshold) & (quiet <= 0)
+        cooling = quiet > 0
+        hit = (~cooling & (r >= threshold)) if esc is None else np.where(
+            cooling, r >= esc * last, r >= threshold)
         n += int(hit.sum())
+        last = np.where(hit, r, last)
         r[hit] = 0.0
         quiet = np.where(hit, cool, quiet - 1)
     return n
