@@ -234,6 +234,18 @@ class CollectAlerts:
         self.alerts.append(alert)
 
 
+def fetched(pipeline: Any, p: int, recs: list[Any], highwater: int,
+            topic: str = "access-logs") -> None:
+    """One fetch's records of partition ``p`` (its end as the fetch told it: ``highwater``)
+    handed to ``pipeline`` as :meth:`KafkaSource.run` hands them on (no broker)."""
+    st = pipeline.partitions[p]
+    st.behind = highwater > recs[-1].offset + 1
+    st.end_known = True
+    high = pipeline.ingest(p, recs, topic)
+    st.pos = recs[-1].offset + 1
+    st.high = max(st.high, high)
+
+
 class QuietLog:
     """A logger that drops everything (held strays are logged, hundreds of times in a fuzz
     run)."""

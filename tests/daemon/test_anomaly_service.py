@@ -79,8 +79,10 @@ async def test_rules_and_anomaly_services_split_the_work(
     try:
         for svc in (rules, anomaly):
             p = svc.pipeline
+            # and every partition idle: a stop before leaves the buffer for the next start
             await wait_for(lambda p=p: p.detector.processed + len(p.order) + p.rejected
-                           == total, within=60, what="every record read by both services")
+                           == total and p.all_idle(), within=60,
+                           what="every record read by both services, every partition idle")
         await wait_for(lambda: any(a.rule == "anomaly" for a in anomaly_sink.alerts),
                        within=30, what="the insider's anomaly alert")
     finally:

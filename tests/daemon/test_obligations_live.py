@@ -148,11 +148,10 @@ async def test_the_daemon_gives_replays_alerts_with_accounts_and_obligations(
     try:
         async with httpx.AsyncClient(base_url=f"http://{listen}") as http:
             p = svc.pipeline
-            # consumed and caught up: a stop while a partition still looks behind keeps the
-            # buffer for the next start (shutdown_without_flush), as it should
+            # consumed and every partition idle: a stop before keeps the buffer for the next
+            # start (shutdown_without_flush), as it should
             await wait_for(lambda: p.detector.processed + len(p.order) == len(evs)
-                           and not any(s.behind() for s in svc.sources),
-                           within=60, what="every event consumed, no partition behind")
+                           and p.all_idle(), within=60, what="every event consumed, all idle")
             await wait_for(lambda: len(engine.accounts) == 4, within=10,
                            what="the account records applied")
             metrics = (await http.get("/metrics")).text

@@ -51,7 +51,10 @@ async def test_ready_only_after_the_state_and_the_assignment(
             assert svc.state is not None
             assert svc.state.loaded.is_set()
             assert kafka.assigned == {0, 1}  # type: ignore[attr-defined]
+            # and which of them are idle (a stop then processes the reorder buffer)
+            idle = body.pop("idle")
             assert body == {"status": "ok", "partitions": [0, 1]}
+            assert set(idle) <= {0, 1}
         assert "no partitions assigned yet (joining the consumer group)" in reasons
     finally:
         svc.request_stop()

@@ -1,10 +1,13 @@
 """``watchdog run`` as a real process: SIGTERM commits, a restart resumes without re-alerting.
 
 The first run reads the first half of the events and gets SIGTERM while the last of them
-still wait in the reorder buffer: it must flush them, deliver their alerts, commit to the end
-of every partition and exit 0 within 10 s. The second run (second half produced meanwhile)
-re-reads one window horizon to rebuild its windows, suppresses what it alerted before, and in
-the end every alert replay finds over all events is on the alerts topic exactly once.
+still wait in the reorder buffer, its partitions not idle: it must leave them unprocessed and
+uncommitted (:meth:`PartitionPlan.flush_at_stop`: records of the same minutes may not all be
+read yet), deliver the alerts of what it processed, commit up to there and exit 0 within 10 s.
+The second run (second half produced meanwhile) re-reads one window horizon to rebuild its
+windows, suppresses what it alerted before, and in the end every alert replay finds over all
+events is on the alerts topic; only alerts the first run raised on arrival of the events it
+left come twice.
 Its logs are JSON lines that never name an account.
 """
 
@@ -73,7 +76,7 @@ async def test_sigterm_commits_and_restart_does_not_realert(
     metrics = f"http://127.0.0.1:{port}/metrics"
     cfg = daemon_config(tmp_path / "watchdog.yaml", bs, listen=f"127.0.0.1:{port}",
                         policy=str(world.policy),
-                        # idle detection must not flush before the SIGTERM does
+                        # no partition goes idle (and releases the buffer) before the SIGTERM
                         kafka={"idle_after_seconds": 600.0})
     await produce(bs, "access-logs", first, key="user", event_time=True)
 
@@ -88,24 +91,40 @@ async def test_sigterm_commits_and_restart_does_not_realert(
         assert proc.stop() == 0  # SIGTERM, then wait
         assert time.monotonic() - t0 < 10
         log1 = proc.log_text()
-    assert await committed(bs, "watchdog", "access-logs", 4) == await _ends(bs)
+    at_stop = await committed(bs, "watchdog", "access-logs", 4)
+    assert sum(at_stop.values()) < sum((await _ends(bs)).values()), "the buffer was left"
+    assert "shutdown_without_flush" in log1
     after_first = [r.key.decode() for r in await read_all(bs, "alerts")]
-    assert set(after_first) == set(expected_first)
+    # nothing false (that it alerted on what it committed: run 2 suppresses those alerts, so
+    # one missing would be lost in the end)
+    assert set(after_first) <= set(expected_first)
     assert 0 < len(expected_first) < len(world.expected)
 
     # -- run 2: resumes, rebuilds its windows, alerts only what is new ---------------------------
     await produce(bs, "access-logs", second, key="user", event_time=True)
+    ends = await _ends(bs)
+
+    async def all_committed() -> bool:
+        return await committed(bs, "watchdog", "access-logs", 4) == ends
+
+    # idle detection on: the end of the stream is processed (every partition idle) and
+    # committed before the stop
+    cfg = daemon_config(tmp_path / "watchdog.yaml", bs, listen=f"127.0.0.1:{port}",
+                        policy=str(world.policy))
     with daemon(cfg) as proc:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=30, proc=proc)
         # the re-read of the first half (to rebuild windows) counts as consumed events too
         await wait_async(lambda: _consumed(metrics, len(world.events)), within=45,
                          what="run 2 consumed the rest")
+        await wait_async(all_committed, within=45, what="run 2 committed the whole stream")
         assert proc.stop() == 0
         log2 = proc.log_text()
     on_topic = [r.key.decode() for r in await read_all(bs, "alerts")]
-    assert len(on_topic) == len(set(on_topic)), "an alert was sent twice"
+    # only alerts raised on arrival of the events run 1 left come again, each once
+    again = {a for a in on_topic if on_topic.count(a) > 1}
+    assert again <= set(after_first)
+    assert len(on_topic) == len(set(on_topic)) + len(again)
     assert set(on_topic) == set(world.expected)
-    assert await committed(bs, "watchdog", "access-logs", 4) == await _ends(bs)
 
     # structured JSON logs, without personal data
     users = {World.user_of(e) for e in world.events}

@@ -19,7 +19,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.daemon.helpers import CollectAlerts, QuietLog, World
+from tests.daemon.helpers import CollectAlerts, QuietLog, World, fetched
 from watchdog.daemon.config import load_config
 from watchdog.daemon.logging import get_logger
 from watchdog.daemon.metrics import Metrics
@@ -45,16 +45,6 @@ def _reader(world: World) -> tuple[WholeStream, WholeStreamSource, CollectAlerts
     reader = WholeStreamSource(ws.cfg, ws._new_pipeline, ws.metrics, QuietLog(),
                                congested=lambda: False)
     return ws, reader, out
-
-
-def _fetched(reader: WholeStreamSource, p: int, recs: list[Raw], highwater: int) -> None:
-    """One fetch's records of partition ``p``, as :meth:`KafkaSource.run` hands them on."""
-    st = reader.pipeline.partitions[p]
-    st.behind = highwater > recs[-1].offset + 1
-    st.end_known = True
-    high = reader.pipeline.ingest(p, recs, reader.topic)
-    st.pos = recs[-1].offset + 1
-    st.high = max(st.high, high)
 
 
 def _window(world: World) -> list[bytes]:
@@ -89,7 +79,7 @@ def _handover(world: World, cut: list[int], batches: list[int], *,
     reader.assigned = set(range(PARTITIONS))
     for p in range(PARTITIONS):  # the re-read, up to the committed offsets (the end then)
         for i in range(0, len(first[p]), 200):
-            _fetched(reader, p, records[p][i:min(i + 200, len(first[p]))], len(first[p]))
+            fetched(reader.pipeline, p, records[p][i:min(i + 200, len(first[p]))], len(first[p]))
     pos = [len(first[p]) for p in range(PARTITIONS)]
     cut = [min(c, len(rest[p])) for p, c in enumerate(cut)]
     turn = 0
@@ -98,7 +88,7 @@ def _handover(world: World, cut: list[int], batches: list[int], *,
         upto = min(len(first[p]) + cut[p], pos[p] + batches[turn % len(batches)])
         turn += 1
         if upto > pos[p]:
-            _fetched(reader, p, records[p][pos[p]:upto], upto)  # produced up to here so far
+            fetched(reader.pipeline, p, records[p][pos[p]:upto], upto)  # produced up to here so far
             pos[p] = upto
     if idle:
         for p in range(PARTITIONS):

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import sys
 import time
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -142,17 +143,24 @@ class Stream:
     """Produces the events to ``access-logs`` in event-time order (key user.id, timestamp =
     event time) at about ``rate`` events/s, in chunks acknowledged one by one.
 
+    ``stagger``: each chunk's records go partition by partition (each account to a fixed
+    partition), this many seconds apart, as the batches of a shipper reach the partitions one
+    after the other: a consumer then reads the partitions at different points of event time
+    most of the time. Without it the partitioner places each record and a chunk reaches every
+    partition at once.
+
     :meth:`park` stops it at a chunk boundary (its producer closed, e.g. before the broker is
     stopped); :meth:`resume` carries on with a new producer. ``where`` maps every acknowledged
     event id to its (partition, offset).
     """
 
     def __init__(self, bootstrap: str, events: list[bytes], *, rate: float,
-                 chunk: int = 50) -> None:
+                 chunk: int = 50, stagger: float = 0.0) -> None:
         self.bootstrap = bootstrap
         self.events = events
         self.rate = rate
         self.chunk = chunk
+        self.stagger = stagger
         self.sent = 0
         self.where: dict[str, tuple[int, int]] = {}
         self._go = asyncio.Event()
@@ -217,15 +225,16 @@ class Stream:
                     producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
                                                 linger_ms=5)
                     await producer.start()
-                futures = []
-                for raw, doc in zip(self.events[i:i + self.chunk], docs[i:i + self.chunk],
-                                    strict=True):
-                    futures.append(await producer.send(
-                        TOPIC, raw, key=str(doc["user"]["id"]).encode(),
-                        timestamp_ms=_ms(doc["@timestamp"])))
-                for doc, md in zip(docs[i:i + self.chunk], await asyncio.gather(*futures),
-                                   strict=True):
-                    self.where[doc["event"]["id"]] = (md.partition, md.offset)
+                batches = self._batches(self.events[i:i + self.chunk], docs[i:i + self.chunk])
+                for n, batch in enumerate(batches):
+                    if n:
+                        await asyncio.sleep(self.stagger)  # pacing, as below
+                    futures = [await producer.send(
+                        TOPIC, raw, key=str(doc["user"]["id"]).encode(), partition=part,
+                        timestamp_ms=_ms(doc["@timestamp"])) for raw, doc, part in batch]
+                    for (_, doc, _), md in zip(batch, await asyncio.gather(*futures),
+                                               strict=True):
+                        self.where[doc["event"]["id"]] = (md.partition, md.offset)
                 self.sent = min(i + self.chunk, len(self.events))
                 # pacing (a rate limit, not a wait for a condition)
                 due = t0 + (self.sent - base) / self.rate
@@ -234,6 +243,20 @@ class Stream:
             self.parked.set()
             if producer is not None:
                 await producer.stop()
+
+
+    def _batches(self, raws: list[bytes], docs: list[Any]
+                 ) -> list[list[tuple[bytes, Any, int | None]]]:
+        """One chunk's records as sent together: all at once (the partitioner places them),
+        or with ``stagger`` one batch per partition, each account's records in one partition
+        (``zlib.crc32`` of its id)."""
+        if not self.stagger:
+            return [[(raw, doc, None) for raw, doc in zip(raws, docs, strict=True)]]
+        by: dict[int, list[tuple[bytes, Any, int | None]]] = {}
+        for raw, doc in zip(raws, docs, strict=True):
+            p = zlib.crc32(str(doc["user"]["id"]).encode()) % PARTITIONS
+            by.setdefault(p, []).append((raw, doc, p))
+        return [by[p] for p in sorted(by)]
 
 
 def _ms(ts: str) -> int:
@@ -362,12 +385,15 @@ class Run:
 
 @contextlib.asynccontextmanager
 async def streaming_daemon(bootstrap: str, world: FaultWorld, tmp: Path, *,
-                           rate: float = 2000) -> AsyncIterator[Run]:
-    """Topics and state prepared, the daemon started and consuming all partitions, then the
-    stream started; on exit the stream, the offsets client and the daemon are closed."""
+                           rate: float = 2000, chunk: int = 50, stagger: float = 0.0,
+                           **settings: Any) -> AsyncIterator[Run]:
+    """Topics and state prepared, the daemon (``settings``: config sections) started and
+    consuming all partitions, then the stream (see :class:`Stream`) started; on exit the
+    stream, the offsets client and the daemon are closed."""
     await prepare_broker(bootstrap, world)
-    run = Run(world, bootstrap, Daemon(tmp, bootstrap, world),
-              Stream(bootstrap, world.events, rate=rate), Offsets(bootstrap))
+    run = Run(world, bootstrap, Daemon(tmp, bootstrap, world, **settings),
+              Stream(bootstrap, world.events, rate=rate, chunk=chunk, stagger=stagger),
+              Offsets(bootstrap))
     try:
         run.daemon.start()
         await run.daemon.wait_consuming()

@@ -96,6 +96,19 @@ class Daemon:
 
         await wait_until(empty, what, self.proc)
 
+    async def idle(self, partitions: int, what: str) -> None:
+        """Until every partition is idle (/readyz says so): a SIGTERM then processes the
+        reorder buffer, the events held ahead of the present too, and commits every offset
+        (before, it leaves the buffer for the next start)."""
+        async def idle() -> bool:
+            try:
+                r = await self.http.get(f"{self.base}/readyz")
+            except httpx.HTTPError:
+                return False
+            return len(r.json().get("idle", [])) == partitions
+
+        await wait_until(idle, what, self.proc)
+
     async def close(self) -> None:
         await self.http.aclose()
         self.proc.stop(kill=True)

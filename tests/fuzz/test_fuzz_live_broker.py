@@ -116,6 +116,7 @@ async def run_case(bs: str, tmp: Path, case: Case, *, held_may_be_lost: bool = T
                 counted = sum(1 for p, off in sentinels if off >= done[p])
                 note(f"kill -9 after chunk {k}: committed {done}")
                 await daemon.start(case.partitions)
+        await daemon.idle(case.partitions, "every partition idle at the end")
         m = await daemon.metrics()
         late += sum(v for key, v in m.items() if key.startswith("watchdog_events_late_total"))
         duplicates = sum(v for key, v in m.items()

@@ -7,9 +7,10 @@ instance partition 0 and not every partition, it also runs the whole-stream read
 (:mod:`.sources.whole_stream`: ``log_gap`` over every partition).
 
 Shutdown (SIGTERM/SIGINT), within ``shutdown_timeout_seconds``: stop consuming, flush the
-Detector, wait for every sink to accept the alerts, commit offsets, disconnect, exit 0. If a
-sink stays down, what it has not accepted is not committed: those events are read again on the
-next start (:mod:`.shutdown`). SIGHUP reloads the policy (windows and state are kept:
+Detector if every partition is idle (else its buffer is read again at the next start), wait for
+every sink to accept the alerts, commit offsets, disconnect, exit 0. If a sink stays down, what
+it has not accepted is not committed: those events are read again on the next start
+(:mod:`.shutdown`). SIGHUP reloads the policy (windows and state are kept:
 :mod:`.policy_reload`). Periodic work: :mod:`.housekeeping`; health: :mod:`.service_health`.
 
 A task that fails unexpectedly ends the group: the daemon exits 1 and the supervisor restarts

@@ -165,6 +165,21 @@ class PartitionPlan:
         flush: release the buffer (a quiet system must not sit on its last alerts)."""
         return PartitionPlan.all_idle(parts) and (buffered > 0 or processed_since_flush)
 
+    @staticmethod
+    def flush_at_stop(parts: Mapping[int, PartitionState], *, rereads: bool = True) -> bool:
+        """A reader stops (a shutdown, or the whole-stream reader's role ends): process what
+        its reorder buffer holds only if every partition is idle (the running reader would
+        have released it too: :meth:`flush_when_idle`), or if its source cannot read the
+        records again (``rereads`` False: MQTT, where a buffer left would be lost). Else it is
+        left, its records uncommitted, for the next reader: while the stream is produced, the
+        last fetch may have brought one partition's newest records and not the others' of the
+        same minutes (their ends, as last fetched, are stale: no check of them closes that, the
+        records are produced while they are asked for), and that partition's tail judged alone
+        raises false ``log_gap`` (and any rule that depends on order across partitions). The
+        cost: alerts raised on arrival of the buffered events are sent again by the next reader
+        (same ``alert_id``)."""
+        return not rereads or PartitionPlan.all_idle(parts)
+
     # -- commits ---------------------------------------------------------------------------
     @staticmethod
     def commits(parts: Iterable[PartitionState]) -> dict[int, tuple[PartitionBook, int]]:

@@ -327,6 +327,15 @@ class Pipeline:
         self._released(released, found)
         self._flushed_at = self.detector.processed
 
+    def flush_at_stop(self, *, rereads: bool = True) -> bool:
+        """A stop (shutdown, or a whole-stream reader's end): :meth:`flush` if
+        :meth:`PartitionPlan.flush_at_stop` says so (``rereads``: the source can read again
+        what is left); whether it did."""
+        if self.plan.flush_at_stop(self.partitions, rereads=rereads):
+            self.flush()
+            return True
+        return False
+
     # -- internals ---------------------------------------------------------------------------
     def _released(self, released: Released, found: list[Alert]) -> None:
         meta, variants = self._meta, self._variants

@@ -45,4 +45,8 @@ def readiness(svc: Service) -> tuple[bool, dict[str, Any]]:
                          "assigned", None)
     if assignment is not None:
         detail["partitions"] = sorted(assignment)
+        # caught up and quiet: a stop now processes the reorder buffer (else it is left for
+        # the next start: PartitionPlan.flush_at_stop)
+        parts = svc.pipeline.partitions
+        detail["idle"] = sorted(p for p in assignment if p in parts and parts[p].idle)
     return not why, detail

@@ -1,7 +1,13 @@
-"""Shutdown (SIGTERM/SIGINT), within ``shutdown_timeout_seconds``: stop consuming, flush the
-Detector (not while a backlog is read), wait for every sink to accept the alerts, commit
-offsets, disconnect. What a sink has not accepted is not committed: read again at the next
-start."""
+"""Shutdown (SIGTERM/SIGINT), within ``shutdown_timeout_seconds``: stop consuming, process the
+reorder buffer if every partition is idle (:meth:`PartitionPlan.flush_at_stop`), wait for every
+sink to accept the alerts, commit offsets, disconnect. What is not processed or not accepted
+by a sink is not committed: read again at the next start (or by the partition's next owner).
+
+A stop while the stream is produced (every rolling deploy) leaves the buffer, about
+``lateness_seconds`` of event time: the last fetch may have brought one partition's newest
+records and not the others' of the same minutes, and processing that partition's tail alone
+would raise alerts a replay does not (false ``log_gap``). The alerts raised on arrival of the
+events left are sent again after the restart, with the same ``alert_id``."""
 
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ CLOSE_SECONDS = 2.0  # for disconnecting every client at the end
 
 
 async def shutdown(svc: Service) -> None:
-    """Stop consuming, flush (unless a backlog is read), drain the sinks, last commits."""
+    """Stop consuming, flush (if every partition is idle), drain the sinks, last commits."""
     cfg = svc.cfg
     deadline = time.monotonic() + cfg.shutdown_timeout_seconds
     svc.stopping = True
@@ -31,20 +37,19 @@ async def shutdown(svc: Service) -> None:
         ws.stop()
     if svc.source_tasks:
         await asyncio.wait(svc.source_tasks, timeout=max(0.1, deadline - time.monotonic()))
-    if ws is not None:  # its buffer processed too (unless behind), before the drain
+    if ws is not None:  # its buffer processed too (if every partition is idle), before the drain
         await ws.settle(max(0.1, min(FINISH_STEP, deadline - time.monotonic())))
-    behind = [s.name for s in svc.sources if getattr(s, "behind", _never)()]
-    if behind and all(hasattr(s, "behind") for s in svc.sources):
-        # a backlog: partitions may be hours apart in event time, and a flush would process
-        # their events out of order (spurious log_gap alerts, windows judged on half the
-        # events). Held events keep their offsets uncommitted: read again on the next start.
-        # (Not with a source that cannot re-read, e.g. MQTT: its buffered events would be
-        # lost, so those setups still flush.)
-        svc.log.info("shutdown_without_flush", sources=behind,
-                      buffered=len(svc.pipeline.order),
-                      consequence="buffered events are read again on the next start")
-    else:
-        svc.pipeline.flush()
+    # MQTT cannot read again what it left (it keeps the flush); Kafka reads it again
+    rereads = all(getattr(s, "rereads", False) for s in svc.sources)
+    buffered = len(svc.pipeline.order)
+    _log_positions(svc, buffered)
+    if not svc.pipeline.flush_at_stop(rereads=rereads) and buffered:
+        svc.log.info("shutdown_without_flush", buffered=buffered,
+                      behind=[s.name for s in svc.sources if getattr(s, "behind", _never)()],
+                      why="not every partition idle: the others' events of the same minutes "
+                          "may not be read yet",
+                      consequence="read again on the next start; alerts raised on their "
+                                  "arrival are sent again (same alert_id)")
     # leave time for the last commit, leaving the group and disconnecting
     budget = max(0.1, deadline - time.monotonic() - 2 * FINISH_STEP - CLOSE_SECONDS)
     try:
@@ -89,6 +94,17 @@ async def close(svc: Service) -> None:
         t.cancel()
     if late:
         svc.log.warning("close_timed_out", clients=len(late))
+
+
+def _log_positions(svc: Service, buffered: int) -> None:
+    """Debug: each partition where the shutdown decides whether to flush (what a flush would
+    be judged on: a partition read further than the others, see :mod:`.shutdown`)."""
+    order = svc.pipeline.order
+    for src in svc.sources:
+        positions = getattr(src, "positions", None)
+        if positions is not None:
+            svc.log.debug("shutdown_partitions", source=src.name, buffered=buffered,
+                          watermark=order.watermark(), partitions=positions())
 
 
 def _never() -> bool:

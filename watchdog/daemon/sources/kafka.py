@@ -50,10 +50,14 @@ FETCH_MAX_WAIT_MS = 50
 # A paused partition is not fetched, so its highwater stops moving: its end offset is asked for
 # this often instead, or the lag gauge would read 0 during a pause while records pile up.
 ENDS_REFRESH_SECONDS = 2.0
+_NEG_INF = float("-inf")
 
 
 class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
     name = "kafka"
+    # what is left uncommitted is read again (by the next start or owner): a stop may leave
+    # the reorder buffer unprocessed (PartitionPlan.flush_at_stop)
+    rereads = True
     partial_consequence = ("log_gap alerts are held back here: the owner of partition 0 "
                            "sends them from its whole-stream reader")
 
@@ -129,6 +133,21 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         :meth:`PartitionPlan.unread`): the partitions may be far apart in event time, so the
         reorder buffer must not be flushed at shutdown."""
         return any(map(self.pipeline.plan.unread, self._mine()))
+
+    def positions(self) -> dict[str, dict[str, Any]]:
+        """Each partition as this source knows it, for a debug log where a reader stops (what
+        a flush of its buffer would be judged on): next offset, first offset alerted on, lag
+        flag, idleness, newest event time read (epoch seconds; None: none yet), whether a
+        fetch told its end, and its end as last fetched."""
+        c = self.consumer
+        out = {}
+        for st in self._mine():
+            out[str(st.key)] = {
+                "pos": st.pos, "resume": st.resume, "behind": st.behind, "idle": st.idle,
+                "high": st.high if st.high > _NEG_INF else None, "end_known": st.end_known,
+                "highwater": None if c is None else c.highwater(
+                    TopicPartition(self.topic, st.key))}
+        return out
 
     def _mine(self) -> list[PartitionState]:
         parts = self.pipeline.partitions

@@ -66,7 +66,6 @@ RETRY_SECONDS = 5.0  # after a reader that failed to start or stopped with an er
 # after a refused record (a reader is in the group: it commits for itself), try again this
 # much later, not at every commit of the main source
 RECORD_BACKOFF_SECONDS = 30.0
-_NEG_INF = float("-inf")
 
 
 class WholeStreamSource(KafkaSource):
@@ -343,36 +342,16 @@ class WholeStream:
 
     def _flush(self, reader: WholeStreamSource) -> None:
         """The reader stops (its role ended, or a shutdown): its buffer is processed only if
-        every partition is idle, as a quiet system's is (:meth:`PartitionPlan.flush_when_idle`).
-        Else it is left, its records uncommitted, for the next whole view: the ends of the
-        partitions as last fetched may be stale (records produced since, not fetched yet), and
-        the events of one partition's newest fetch, processed without the other partitions'
-        events of the same minutes, make ``log_gap`` see sequence gaps that are not there (a
-        handover while the stream was produced: 7 false alerts in 3 of 19 runs)."""
+        every partition is idle (:meth:`PartitionPlan.flush_at_stop`, as the main pipeline's
+        at a shutdown), else left, its records uncommitted, for the next whole view (a
+        handover while the stream was produced: 7 false ``log_gap`` in 3 of 19 runs)."""
         pipeline = reader.pipeline
         buffered = len(pipeline.order)
         self.log.debug("whole_stream_stopping", buffered=buffered,
-                       watermark=pipeline.order.watermark(), partitions=self._positions(reader))
-        if pipeline.all_idle():
-            pipeline.flush()
-        elif buffered:
+                       watermark=pipeline.order.watermark(), partitions=reader.positions())
+        if not pipeline.flush_at_stop() and buffered:
             self.log.info("whole_stream_not_flushed", buffered=buffered,
                           consequence="read again by the next whole view, from the last commit")
-
-    @staticmethod
-    def _positions(reader: WholeStreamSource) -> dict[str, dict[str, Any]]:
-        """Each partition as the reader knows it (debug log at its end: what a flush would
-        have been judged on)."""
-        c = reader.consumer
-        out = {}
-        for st in reader.pipeline.partitions.values():
-            out[str(st.key)] = {
-                "pos": st.pos, "resume": st.resume, "behind": st.behind, "idle": st.idle,
-                # newest event time read (epoch seconds; None: none yet)
-                "high": st.high if st.high > _NEG_INF else None, "end_known": st.end_known,
-                "highwater": None if c is None else c.highwater(
-                    TopicPartition(reader.topic, st.key))}
-        return out
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep unless stopped meanwhile."""
