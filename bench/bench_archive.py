@@ -20,11 +20,16 @@
    (the same subjects recur, each copy a month later), which is what the query scans.
 
     .venv/bin/python bench/bench_archive.py [--events 200000] [--pairs 2] [--s3]
-        [--before TREE] [--flush-seconds S] [--writer-reps 5] [--month-accounts 2000]
-        [--big 10000000] [--skip-daemon] [--skip-month]
+        [--before TREE ...] [--live WARM] [--flush-seconds S] [--broker-cpus L]
+        [--daemon-cpus L] [--writer-reps 5] [--month-accounts 2000] [--big 10000000]
+        [--skip-daemon] [--skip-month]
 
-``--before TREE``: a third daemon in each round, with the archive, run from another commit's
-tree (``git archive REV | tar -x -C TREE``), for before / after in the same rounds.
+``--before TREE`` (repeatable): one more daemon in each round per tree, with the archive, run
+from another commit's tree (``git archive REV | tar -x -C TREE``), for before / after in the
+same rounds. ``--live WARM``: a stream, not a backlog: each daemon gets a topic of its own,
+reads WARM events from it (written and committed) before the timing starts, and the timed
+events are sent while it runs. Each run also prints the daemon's minor page faults (event loop,
+other threads) and the broker's CPU; ``--broker-cpus`` / ``--daemon-cpus`` pin them.
 
 Prints a table; asserts nothing. Measured 2026-12-06 (2 shared vCPUs, other engineers' test
 suites running; local-directory archive):
@@ -85,6 +90,10 @@ suites running; local-directory archive):
   (-9.5% against -9.8%). The same day at load 7, the fast suite running beside: 62 MiB per
   million events; subject-report month 0.99 s query / 1.72 s command, 10.04M events 7.68 /
   8.40 s.
+- The next session (same day, load 0.4-7, the same code): 21 backlog rounds -15.1% (-29.3% to
+  -0.2%), ``--live 50000`` 6 rounds -15.8% (-21.5% to -7.0%); broker on CPU 0 and daemons on
+  CPU 1, 4 rounds: -16.8%; the sink handed nothing (a tree whose ``put_events`` is a no-op)
+  -4.4%, chunks kept but never written -6.1%. docs/operations.md "Cost" has the account.
 """
 
 from __future__ import annotations
@@ -115,12 +124,17 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_daemon import (  # noqa: E402
     PARTITIONS,
     _cpu_seconds,
-    _ends,
-    committed_to_end,
     metric_sum,
     produce,
     until,
     user_key,
+)
+from bench.daemon_probe import (  # noqa: E402
+    at_least,
+    committed,
+    minor_faults,
+    thread_cpu,
+    topic_ends,
 )
 from tests.services.procs import ManagedProcess, free_port, wait_for_http  # noqa: E402
 from tests.services.tansu import MotoS3, TansuBroker, create_topics  # noqa: E402
@@ -136,29 +150,33 @@ KEY = "bench-key-0123456789abcdef"
 
 
 async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    world = build_world(SimConfig(accounts=max(100, args.events // 220), days=10))
+    warm = args.live or 0
+    # --live: the same accounts over as many more days as the warm-up's events need
+    world = build_world(SimConfig(accounts=max(100, args.events // 220),
+                                  days=10 + -(-10 * warm // args.events)))
     events = []
     for ev in world.events():
         events.append(orjson.dumps(ev))
-        if len(events) >= args.events:
+        if len(events) >= warm + args.events:
             break
     rows: list[tuple[str, str]] = []
     with TemporaryDirectory() as tmp, TansuBroker() as broker, ExitStack() as stack:
         s3 = stack.enter_context(MotoS3()) if args.s3 else None
         bs = broker.bootstrap_servers
+        if args.broker_cpus:  # every thread of it
+            assert broker.proc is not None
+            cpus = {int(c) for c in args.broker_cpus.split(",")}
+            for task in os.listdir(f"/proc/{broker.proc.pid}/task"):
+                os.sched_setaffinity(int(task), cpus)
+        pin = ["taskset", "-c", args.daemon_cpus] if args.daemon_cpus else []
         await create_topics(bs, ["access-logs"], partitions=PARTITIONS)
         await create_topics(bs, ["directory", "subjects", "alerts", "access-logs.dlq"])
         await produce(bs, "directory", [orjson.dumps(d) for d in world.directory],
                       key=lambda d: str(orjson.loads(d)["user_id"]).encode())
         await produce(bs, "subjects", [orjson.dumps(d) for d in world.subjects])
-        await produce(bs, "access-logs", events, key=user_key)
-        c = AIOKafkaConsumer(bootstrap_servers=bs)
-        await c.start()
-        tps = [TopicPartition("access-logs", p) for p in range(PARTITIONS)]
-        ends = {tp.partition: off for tp, off in (await _ends(c, tps)).items()}
-        await c.stop()
+        if not warm:
+            await produce(bs, "access-logs", events, key=user_key)
+            ends = await topic_ends(bs, "access-logs")
         policy = Path(tmp) / "policy.yaml"
         policy.write_text(yaml.safe_dump(world.policy))
         env = dict(os.environ, WATCHDOG_PSEUDONYM_KEY=KEY)
@@ -167,8 +185,8 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
         # (name, archived, tree the daemon runs from: ``-m`` puts its directory first on
         # sys.path, so ``--before`` runs another commit's code from its copy)
         variants = [("without", False, ROOT), ("with", True, ROOT)]
-        if args.before:
-            variants.append(("with, before", True, Path(args.before)))
+        for tree in args.before or ():
+            variants.append((f"with, {Path(tree).name}", True, Path(tree)))
         results: dict[str, list[float]] = {name: [] for name, _a, _t in variants}
         split: dict[str, list[tuple[float, float]]] = {name: [] for name, _a, _t in variants}
         # CPU s of the event loop / other threads until every event was consumed, then until
@@ -180,12 +198,18 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
             for name, archived, tree in variants:
                 run += 1
                 port = free_port()
+                topic = f"access-logs-{run}" if warm else "access-logs"
+                if warm:  # a topic of its own: the warm-up's events, then the timed ones
+                    await create_topics(bs, [topic], partitions=PARTITIONS)
+                    await produce(bs, topic, events[:warm], key=user_key)
+                    ends = await topic_ends(bs, topic)
                 cfg: dict[str, Any] = {
                     "kafka": {"bootstrap": bs, "heartbeat_interval_ms": 300,
                               "session_timeout_ms": 3000, "idle_after_seconds": 1.0,
                               "max_poll_records": BATCH, "group": f"bench-{run}"},
                     "listen": f"127.0.0.1:{port}", "policy": str(policy),
                     "delivery": {"max_pending": 100000},
+                    "topics": {"access_logs": topic},
                     "sinks": {"jsonl": {"path": str(Path(tmp) / f"alerts-{run}.jsonl")}},
                 }
                 if archived:
@@ -199,8 +223,8 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
                         cfg["archive"]["flush_seconds"] = args.flush_seconds
                 path = Path(tmp) / f"watchdog-{run}.yaml"
                 path.write_text(yaml.safe_dump(cfg))
-                with ManagedProcess(f"watchdog-{run}", [sys.executable, "-m", "watchdog", "run",
-                                                       "--config", str(path)],
+                command = [*pin, sys.executable, "-m", "watchdog", "run", "--config", str(path)]
+                with ManagedProcess(f"watchdog-{run}", command,
                                     env=s3_env if archived and s3 else env,
                                     cwd=tree) as proc:
                     url = f"http://127.0.0.1:{port}/metrics"
@@ -209,35 +233,53 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
                     async def started(u: str = url) -> bool:
                         return metric_sum(u, "watchdog_events_total") >= 1
 
+                    if warm:  # the warm-up consumed, written and committed
+                        await until(lambda u=url: at_least(u, warm), 0.1)
+                        await until(lambda g=f"bench-{run}", e=ends, t=topic:
+                                    committed(bs, t, e, g), 0.1)
+
                     async def consumed(u: str = url) -> bool:
                         return metric_sum(u, "watchdog_events_total") >= len(events)
 
                     await until(started, 0.01)
                     cpu0 = _cpu_seconds(proc.pid)
-                    threads0 = _thread_cpu(proc.pid)
+                    threads0 = thread_cpu(proc.pid)
+                    faults0 = minor_faults(proc.pid)
+                    broker0 = _cpu_seconds(broker.proc.pid) if broker.proc else 0.0
+                    if warm:  # the timed events, sent while the daemon runs
+                        t_p = time.perf_counter()
+                        await produce(bs, topic, events[warm:], key=user_key)
+                        ends = await topic_ends(bs, topic)
+                        print(f"produced {len(events) - warm:,} events in "
+                              f"{time.perf_counter() - t_p:.1f} s", file=sys.stderr)
                     # (a scrape every 0.25 s while consuming: the same small cost either way)
                     await until(consumed, 0.25)
                     cpu_c = _cpu_seconds(proc.pid) - cpu0
-                    main_c = _thread_cpu(proc.pid).get(proc.pid, 0.0) - threads0.get(proc.pid, 0)
+                    main_c = thread_cpu(proc.pid).get(proc.pid, 0.0) - threads0.get(proc.pid, 0)
                     t_c = time.perf_counter()
-                    await until(lambda g=f"bench-{run}": committed_to_end(bs, ends, g))
+                    await until(lambda g=f"bench-{run}", e=ends, t=topic: committed(bs, t, e, g))
                     tail = time.perf_counter() - t_c
                     cpu = _cpu_seconds(proc.pid) - cpu0
-                    threads = _thread_cpu(proc.pid)
+                    threads = thread_cpu(proc.pid)
                     # consumed batches (every topic): fewer events per batch, more per-batch
                     # work per event
                     batches[name].append(metric_sum(url, "watchdog_batch_seconds_count"))
+                    f_all, f_main = (b - a for a, b in zip(faults0, minor_faults(proc.pid),
+                                                          strict=True))
+                    broker_cpu = (_cpu_seconds(broker.proc.pid) if broker.proc else 0.0) - broker0
                 main = threads.get(proc.pid, 0.0) - threads0.get(proc.pid, 0.0)
                 split[name].append((main, cpu - main))
                 tails[name].append((main_c, cpu_c - main_c, main - main_c,
                                     cpu - cpu_c - (main - main_c), tail))
-                results[name].append(len(events) / cpu)
-                print(f"run {run}: {name:<12} {len(events) / cpu:,.0f} events per CPU-second "
+                results[name].append(args.events / cpu)
+                print(f"run {run}: {name:<12} {args.events / cpu:,.0f} events per CPU-second "
                       f"({cpu:.2f} s: event loop {main:.2f} s, other threads {cpu - main:.2f} s; "
                       f"until every event was consumed {main_c:.2f} / {cpu_c - main_c:.2f} s, "
                       f"then until committed {main - main_c:.2f} / "
                       f"{cpu - cpu_c - (main - main_c):.2f} s in {tail:.1f} s; "
-                      f"{batches[name][-1]:,.0f} batches)", file=sys.stderr)
+                      f"{batches[name][-1]:,.0f} batches; minor faults {f_main:,} event loop, "
+                      f"{f_all - f_main:,} others; the broker's CPU {broker_cpu:.2f} s)",
+                      file=sys.stderr)
     base = results["without"]
     for i in range(args.pairs):
         rows.append((f"round {i + 1}: events per daemon CPU-second, "
@@ -308,18 +350,6 @@ def writer_alone(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 BATCH = 5000  # the bench daemon's max_poll_records
-
-
-def _thread_cpu(pid: int | None) -> dict[int, float]:
-    """CPU seconds of each thread of a process so far (a thread that ended is not listed)."""
-    out: dict[int, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return out
 
 
 def month(args: argparse.Namespace, tmp: Path) -> tuple[Path, Path, int]:
@@ -417,12 +447,22 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--pairs", type=int, default=2, help="interleaved rounds")
-    p.add_argument("--before", metavar="TREE",
+    p.add_argument("--before", metavar="TREE", action="append",
                    help="also run the daemon with the archive from another commit's tree in each "
-                        "round (git archive REV | tar -x -C TREE)")
+                        "round (git archive REV | tar -x -C TREE; repeatable, one daemon each; "
+                        "named by the tree's directory)")
     p.add_argument("--s3", action="store_true", help="the daemon archives to a moto server")
+    p.add_argument("--live", type=int, metavar="WARM",
+                   help="a stream, not a backlog: each daemon first reads WARM events (its topic's "
+                        "backlog: consumed, written, committed), then the timing starts and the "
+                        "bench sends the --events timed ones while it runs")
     p.add_argument("--flush-seconds", type=float,
                    help="the daemons' archive.flush_seconds (default: the daemon's, 10)")
+    p.add_argument("--broker-cpus", metavar="LIST",
+                   help="run the broker on these CPUs only (comma-separated), e.g. 0: on this "
+                        "machine the broker shares the daemon's cores, in production it is "
+                        "elsewhere")
+    p.add_argument("--daemon-cpus", metavar="LIST", help="run every daemon on these CPUs only")
     p.add_argument("--month-accounts", type=int, default=2000)
     p.add_argument("--big", type=int, default=10_000_000)
     p.add_argument("--skip-daemon", action="store_true")
@@ -430,8 +470,8 @@ def main() -> None:
                    help="runs of the sink alone (0: none)")
     p.add_argument("--skip-month", action="store_true", help="the daemon's cost only")
     args = p.parse_args()
-    if args.before:
-        args.before = str(Path(args.before).resolve())  # the daemon's working directory
+    # the daemons' working directories
+    args.before = [str(Path(t).resolve()) for t in args.before or ()]
     rows: list[tuple[str, str]] = []
     if args.writer_reps:
         rows += writer_alone(args)

@@ -66,8 +66,11 @@ def encode_segment(table: pa.Table) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     # ids and documents are unique, and so nearly are event times: dictionary pages of them
     # cost encoding time and buy nothing (``ts`` plain: 0.08 us an event less, 5% smaller);
-    # min/max statistics only where readers use them: ``ts`` lets them skip row groups, and
-    # ``subject_ids``, dictionary-encoded, is what every subject report scans
+    # min/max statistics only where readers use them: ``ts`` lets them skip row groups. A list
+    # column's options go by its leaf (``subject_ids.list.element``), so the names below leave
+    # ``subject_ids`` (and the alerts' lists) plain and without statistics, as every segment
+    # so far was written: a dictionary would cost 0.015 us an event for 13% of that column's
+    # 4 bytes an event (measured 2026-12-06)
     names = table.column_names
     pq.write_table(table, sink, compression="zstd", row_group_size=64 * 1024,
                    use_dictionary=[c for c in names if c not in ("id", "ts", "raw")],
