@@ -3,10 +3,11 @@
 The Detector calls :meth:`AnomalyStage.observe` for every event in event-time order. The
 featurizer turns every 10 minutes of event time into one vector per active account, and
 commits them an hour at a time (or whenever :meth:`drain` asks: the daemon does, every tick, so
-that live alerts do not wait for the hour). Scoring is by **scoring window** (20 minutes of
-event time, aligned): once a window has ended and its buckets are committed, each account's
-latest vector in it is scored, every complete window pending in **one** call of the forest,
-once ``batch_size`` vectors are pending, at every :meth:`drain` and at :meth:`flush`. What is
+that live alerts do not wait for the hour). Scoring is by **scoring window** (one 10-minute
+bucket of event time, aligned: ``SCORING_WINDOW``): once a window has ended and its buckets
+are committed, each account's latest vector in it is scored, every complete window pending
+in **one** call of the forest, once ``batch_size`` vectors are pending, at every
+:meth:`drain` and at :meth:`flush`. What is
 scored depends on event time only, not on when commits or scoring happen, so a replay and the
 live daemon raise the same alerts (a replay raises them later in its output, in bigger
 batches). The model's inputs are computed for the scored vectors only, and a vector with no
