@@ -40,7 +40,7 @@ async def shutdown(svc: Service) -> None:
     if ws is not None:  # its buffer processed too (if every partition is idle), before the drain
         await ws.settle(max(0.1, min(FINISH_STEP, deadline - time.monotonic())))
     # MQTT cannot read again what it left (it keeps the flush); Kafka reads it again
-    rereads = all(getattr(s, "rereads", False) for s in svc.sources)
+    rereads = all(s.rereads for s in svc.sources)
     buffered = len(svc.pipeline.order)
     _log_positions(svc, buffered)
     if not svc.pipeline.flush_at_stop(rereads=rereads) and buffered:

@@ -30,6 +30,9 @@ class Raw:
 
 class Source(Protocol):
     name: str
+    # what it leaves uncommitted is read again by the next start or owner (Kafka); False
+    # where a record left is lost (MQTT): a stop then processes the reorder buffer anyway
+    rereads: bool
 
     async def start(self) -> None: ...
 

@@ -17,6 +17,7 @@ from watchdog.daemon.sources.base import Raw
 
 class MemorySource:
     name = "memory"
+    rereads = False  # its records live in this process only: a stop processes them
 
     def __init__(self, pipeline: Pipeline, partitions: int = 1, *, topic: str = "memory",
                  batch: int = 500, idle_after: float = 0.05, start: dict[int, int] | None = None,

@@ -68,6 +68,7 @@ def tls_context(tls: TLS | None) -> ssl.SSLContext | None:
 
 class MqttSource:
     name = "mqtt"
+    rereads = False  # an acknowledged QoS 1 message is not delivered again
 
     def __init__(self, m: Mqtt, pipeline: Pipeline, log: Any, *, stall: float = 30.0,
                  pkey: int = MQTT_STREAM,
