@@ -3,7 +3,8 @@
 The service (built from a config with ``sinks: {audit: ...}``, fed by the memory source) writes
 replay's alerts, event ids included, to a trail that ``watchdog.audit.verify`` and
 ``watchdog verify-audit`` accept; the sink is counted like the others, continues the chain
-after a restart, does not append twice when a slow write timed out and is retried, reports
+after a restart without appending again an alert it already holds (nor does the JSONL
+sink), does not append twice when a slow write timed out and is retried, reports
 a partial batch, and refuses a trail that was tampered with or is held by another writer.
 """
 
@@ -28,6 +29,7 @@ from watchdog.daemon.deadletter import MemoryDeadLetters
 from watchdog.daemon.pipeline import Pipeline
 from watchdog.daemon.sinks.audit import AuditSink
 from watchdog.daemon.sinks.base import PartialDelivery
+from watchdog.daemon.sinks.jsonl import JsonlSink
 from watchdog.daemon.sources.memory import MemorySource
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,9 +47,11 @@ def trail_alerts(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line)["alert"] for line in path.read_bytes().splitlines()]
 
 
-def audit_service(world: World, tmp_path: Path, trail: Path) -> Service:
+def audit_service(world: World, tmp_path: Path, trail: Path,
+                  jsonl: Path | None = None) -> Service:
     cfg_path = tmp_path / "watchdog.yaml"
-    cfg_path.write_text(f"sinks: {{audit: {{path: '{trail}'}}}}\n"
+    also = "" if jsonl is None else f", jsonl: {{path: '{jsonl}'}}"
+    cfg_path.write_text(f"sinks: {{audit: {{path: '{trail}'}}{also}}}\n"
                         "delivery: {retry_initial_seconds: 0.01, retry_max_seconds: 0.05}\n")
     cfg = load_config(str(cfg_path), env={})
 
@@ -65,8 +69,9 @@ def audit_service(world: World, tmp_path: Path, trail: Path) -> Service:
 async def test_the_daemon_writes_every_alert_to_a_verifiable_trail(
         world: World, tmp_path: Path) -> None:
     trail = tmp_path / "state" / "audit.jsonl"  # the directory is made at start
-    svc = audit_service(world, tmp_path, trail)
-    assert [s.name for s in svc.sinks] == ["audit"]
+    jsonl = tmp_path / "state" / "alerts.jsonl"
+    svc = audit_service(world, tmp_path, trail, jsonl)
+    assert [s.name for s in svc.sinks] == ["jsonl", "audit"]
     run = asyncio.create_task(svc.run())
     sent = svc.metrics.sink_sent.labels("audit")
     await wait_for(lambda: sent._value.get() >= len(world.expected), what="every alert")
@@ -81,24 +86,60 @@ async def test_the_daemon_writes_every_alert_to_a_verifiable_trail(
     assert all(d["event_ids"] and d["detected_at"] for d in docs)
     assert sent._value.get() == len(world.expected)
     assert svc.metrics.sink_errors.labels("audit")._value.get() == 0
+    await verify_audit_cli(trail, len(world.expected))
+    jsonl_lines = jsonl.read_bytes()
+    assert sorted(orjson.loads(x)["alert_id"] for x in jsonl_lines.splitlines()) == sorted(
+        world.expected)
 
+    # a second run on the same files (a fresh engine sends every alert again, as a restart
+    # sends the alerts raised on arrival of the events its buffer left): each is skipped,
+    # counted as delivered, and the files have one line per alert still
+    trail_bytes = trail.read_bytes()
+    svc = audit_service(world, tmp_path, trail, jsonl)
+    run = asyncio.create_task(svc.run())
+    sent = svc.metrics.sink_sent.labels("audit")
+    sent_jsonl = svc.metrics.sink_sent.labels("jsonl")
+    await wait_for(lambda: min(sent._value.get(), sent_jsonl._value.get())
+                   >= len(world.expected), what="the second run")
+    svc.request_stop()
+    assert await asyncio.wait_for(run, 10) == 0
+    assert trail.read_bytes() == trail_bytes
+    assert jsonl.read_bytes() == jsonl_lines
+    assert svc.metrics.sink_errors.labels("audit")._value.get() == 0
+    assert svc.metrics.sink_errors.labels("jsonl")._value.get() == 0
+    await verify_audit_cli(trail, len(world.expected))
+
+    # a new alert after the restart is appended and chained as before
+    sink = AuditSink(trail)
+    await sink.start()
+    await sink.send([alert(1), alert(1)])
+    await sink.close()
+    result = verify(trail, require_head=True)
+    assert result.ok, result.problem
+    assert result.lines == len(world.expected) + 1
+
+
+async def verify_audit_cli(trail: Path, alerts: int) -> None:
     cli = await asyncio.to_thread(
         subprocess.run, [sys.executable, "-m", "watchdog", "verify-audit", str(trail),
                          "--require-head"], cwd=ROOT, capture_output=True, text=True,
         timeout=60, check=False)
     assert cli.returncode == 0, cli.stdout + cli.stderr
-    assert cli.stdout.strip() == f"ok: {len(world.expected)} alerts, chain intact"
+    assert cli.stdout.strip() == f"ok: {alerts} alerts, chain intact"
 
-    # a second run (a fresh engine alerts again) continues the same chain
-    svc = audit_service(world, tmp_path, trail)
-    run = asyncio.create_task(svc.run())
-    sent = svc.metrics.sink_sent.labels("audit")
-    await wait_for(lambda: sent._value.get() >= len(world.expected), what="the second run")
-    svc.request_stop()
-    assert await asyncio.wait_for(run, 10) == 0
-    result = verify(trail, require_head=True)
-    assert result.ok, result.problem
-    assert result.lines == 2 * len(world.expected)
+
+async def test_a_torn_last_line_of_the_jsonl_does_not_stop_the_start(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.jsonl"
+    path.write_bytes(encode_alert(alert(1)) + b"\n" + encode_alert(alert(2))[:30])
+    sink = JsonlSink(path)
+    await sink.start()
+    await sink.send([alert(1), alert(2), alert(3)])  # 1 is there; 2 was torn, never delivered
+    await sink.close()
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 4
+    assert lines[1] == encode_alert(alert(2))[:30]
+    assert [orjson.loads(x)["alert_id"] for x in (lines[0], *lines[2:])] == [
+        alert(i).alert_id for i in (1, 2, 3)]
 
 
 async def test_lines_are_the_canonical_alert_documents(tmp_path: Path) -> None:

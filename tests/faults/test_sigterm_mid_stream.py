@@ -12,7 +12,8 @@ does not give). The buffer is now processed at a stop only when every partition 
 it is left, its records uncommitted, for the next start (:meth:`PartitionPlan.flush_at_stop`).
 What that costs, and what is asserted: an alert raised on arrival of an event still buffered
 may reach the sinks again after the restart (same ``alert_id``, counted, at most the first
-run's); nothing else.
+run's); nothing else. The audit trail and the JSONL sink skip them (they remember the ids of
+their file's last lines at start): each alert is one line there, and the chain verifies.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.faults.harness import (
@@ -29,6 +31,7 @@ from tests.faults.harness import (
     streaming_daemon,
     until,
 )
+from watchdog.audit import verify
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +39,15 @@ pytestmark = pytest.mark.integration
 async def test_sigterm_mid_stream_then_restart_gives_replays_alerts(
         tansu_broker, fault_world: FaultWorld, tmp_path: Path) -> None:
     w = fault_world
+    trail, jsonl = tmp_path / "audit.jsonl", tmp_path / "alerts.jsonl"
     # each chunk of 200 events (~45 min of event time) reaches the partitions one after the
     # other, 25 ms apart: most of the time some partitions have been read further than others
     async with streaming_daemon(tansu_broker.bootstrap_servers, w, tmp_path, chunk=200,
                                 stagger=0.025,
                                 # each partition where the shutdown decided, in its log
-                                log_level="debug") as run:
+                                log_level="debug",
+                                sinks={"kafka": {}, "jsonl": {"path": str(jsonl)},
+                                       "audit": {"path": str(trail)}}) as run:
         daemon, n = run.daemon, run.n
 
         async def consumed() -> bool:  # where the alerts are many: some are in the buffer
@@ -70,7 +76,15 @@ async def test_sigterm_mid_stream_then_restart_gives_replays_alerts(
         again = {a for a in on_topic if on_topic.count(a) > 1}
         assert again <= set(first)
         assert duplicates(on_topic) == len(again)
+        # ... but once only in the audit trail and the JSONL file, the chain intact
+        in_trail = [orjson.loads(x)["alert"]["alert_id"] for x in trail.read_bytes().splitlines()]
+        in_jsonl = [orjson.loads(x)["alert_id"] for x in jsonl.read_bytes().splitlines()]
+        assert sorted(in_trail) == sorted(set(on_topic)), "each alert once in the audit trail"
+        assert sorted(in_jsonl) == sorted(set(on_topic)), "each alert once in the JSONL file"
+        result = verify(trail, require_head=True)
+        assert result.ok, result.problem
         print(f"\nSIGTERM at {sum(at_stop.values())}/{n} committed, {len(set(first))} alerts "
               f"out, at the stop: {stopping}; in the end "
-              f"{len(set(on_topic))} alerts, {duplicates(on_topic)} sent again")
+              f"{len(set(on_topic))} alerts, {duplicates(on_topic)} sent again; audit trail "
+              f"{len(in_trail)} lines, JSONL {len(in_jsonl)}")
         assert daemon.proc.stop() == 0

@@ -43,6 +43,7 @@ from watchdog.audit.chain import (
     render,
     sha,
 )
+from watchdog.audit.tail import tail
 
 log = logging.getLogger(__name__)
 MODE = 0o600
@@ -186,7 +187,7 @@ class AuditTrail:
         assert self._fd is not None
         fd = self._fd
         size = os.fstat(fd).st_size
-        tail_start, lines = _tail(fd, size)
+        tail_start, lines = tail(fd, size, 2)
         last = lines[-1] if lines else None
         if tail_start < size:
             log.warning("audit trail %s: cutting a torn last line of %d bytes (a crash during "
@@ -285,26 +286,6 @@ class AuditTrail:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _tail(fd: int, size: int) -> tuple[int, list[bytes]]:
-    """(end of the last complete line, the last two complete lines without newlines)."""
-    chunk = 1 << 16
-    pos = size
-    buf = b""
-    while pos > 0:
-        start = max(0, pos - chunk)
-        buf = os.pread(fd, pos - start, start) + buf
-        pos = start
-        if buf.count(b"\n") >= 3:  # the newline ending the last complete line, and two before
-            break
-    end = buf.rfind(b"\n")
-    if end < 0:
-        return 0, []
-    complete = buf[:end].split(b"\n")
-    if pos > 0:  # the first piece may be cut: keep only pieces known to be whole
-        complete = complete[1:]
-    return pos + end + 1, complete[-2:]
 
 
 def verify(path: Path | str, head: Path | str | None = None, *, require_head: bool = True,

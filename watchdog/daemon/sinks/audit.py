@@ -14,8 +14,13 @@ was excused and why.
 
 The writes (and fsyncs) run in a worker thread, off the event loop. A send that times out
 leaves its thread running: the next send waits for it and skips the alerts it already
-appended, so a retry does not write an alert twice. An alert that fails to append (disk full)
-raises :class:`~watchdog.daemon.sinks.base.PartialDelivery` after the ones before it.
+appended, so a retry does not write an alert twice. At start the sink remembers the alert ids
+of the trail's last 10,000 lines (:mod:`~watchdog.daemon.sinks.recent`, read from the end): an
+alert sent again after a restart (a stop mid-stream leaves the reorder buffer uncommitted, and
+the alerts raised on arrival of those events come again with the same ``alert_id``) is skipped,
+and counted as delivered, rather than written a second time: one line per alert. An alert
+that fails to append (disk full) raises :class:`~watchdog.daemon.sinks.base.PartialDelivery`
+after the ones before it.
 
 Opening the trail takes an exclusive lock and checks its last line against its head: a trail
 that was truncated or rewritten, or that another process holds, stops the daemon at start
@@ -27,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,8 +40,8 @@ import msgspec
 from watchdog.alerts.model import Alert, encode_alert
 from watchdog.audit import AuditTrail
 from watchdog.daemon.sinks.base import PartialDelivery
+from watchdog.daemon.sinks.recent import REMEMBER, RecentIds, excused_key, tail_alert_ids
 
-REMEMBER = 10_000  # alert ids of recent appends, to skip on a retry after a timeout
 log = logging.getLogger(__name__)
 
 
@@ -52,15 +56,24 @@ class AuditSink:
         self.timeout = timeout
         self.trail: AuditTrail | None = None
         self._writing: asyncio.Future[None] | None = None  # the thread of the last send
-        self._appended: OrderedDict[str, None] = OrderedDict()
+        # ids of recent appends: skipped on a retry after a timeout, or after a restart
+        self._appended = RecentIds(REMEMBER)
         self._guard = threading.Lock()
         self._excused: list[tuple[str, bytes]] = []  # excused alerts waiting to be written
         self._excused_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.trail = await asyncio.to_thread(AuditTrail, self.path, fsync=self.fsync,
-                                             key=self.key)
+        trail = await asyncio.to_thread(AuditTrail, self.path, fsync=self.fsync, key=self.key)
+        # after the trail's check (it cuts a torn last line) and under its owner's lock
+        try:
+            ids = await asyncio.to_thread(tail_alert_ids, self.path, REMEMBER)
+        except BaseException:
+            trail.close()
+            raise
+        with self._guard:
+            self._appended.extend(ids)
+        self.trail = trail
 
     async def send(self, alerts: Sequence[Alert]) -> None:
         trail = self.trail
@@ -79,7 +92,7 @@ class AuditSink:
         doc = msgspec.structs.replace(alert, labels={
             **alert.labels, "excused_by": "exception", "exception_reason": reason,
             "exception_until": until})
-        self._excused.append(("excused:" + alert.alert_id, encode_alert(doc)))
+        self._excused.append((excused_key(alert.alert_id), encode_alert(doc)))
         if self._excused_task is None or self._excused_task.done():
             self._excused_task = asyncio.get_running_loop().create_task(self._write_excused())
 
@@ -102,15 +115,13 @@ class AuditSink:
         for i, (alert_id, doc) in enumerate(docs):
             with self._guard:
                 if alert_id in self._appended:
-                    continue  # appended by a send that timed out
+                    continue  # appended by a send that timed out, or before a restart
             try:
                 trail.append(doc)
             except Exception as err:
                 raise PartialDelivery(i, err) from err
             with self._guard:
-                self._appended[alert_id] = None
-                if len(self._appended) > REMEMBER:
-                    self._appended.popitem(last=False)
+                self._appended.add(alert_id)
 
     async def _settle(self) -> None:
         """Wait for the thread of an earlier send still appending (it timed out)."""
