@@ -14,11 +14,14 @@ def tail(fd: int, size: int, n: int, *, block: int = BLOCK) -> tuple[int, list[b
     oldest first) of the first ``size`` bytes of the file open at ``fd``. Bytes after the last
     newline (a torn line) are not a line."""
     pos = size
-    buf = b""
-    while pos > 0 and buf.count(b"\n") <= n:  # n complete lines and the newline before them
+    chunks: list[bytes] = []  # from the end backwards: joined once
+    newlines = 0
+    while pos > 0 and newlines <= n:  # n complete lines and the newline before them
         start = max(0, pos - block)
-        buf = os.pread(fd, pos - start, start) + buf
+        chunks.append(os.pread(fd, pos - start, start))
+        newlines += chunks[-1].count(b"\n")
         pos = start
+    buf = b"".join(reversed(chunks))
     end = buf.rfind(b"\n")
     if end < 0 or n <= 0:
         return (0 if end < 0 else pos + end + 1), []
