@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from watchdog.anomaly.risk import DAY, RiskConfig
+from watchdog.anomaly.risk import DAY, RiskConfig, RiskLedger
 from watchdog.anomaly.risk_calibration import (
     calibrate_risk,
     count_crossings,
@@ -144,3 +146,26 @@ def test_quiet_organisations_get_the_largest_factor_noisy_ones_a_small_one() -> 
     # most days near the threshold: any weight on them costs many alerts
     assert noisy.config.leaver_factor < 1.5
     assert 1000 * noisy.simulated_leaver_alerts / noisy.simulated_account_days <= 10.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([0.01, 0.5, 1.0, 2.0, 3.5, 7.0, 15.0]),
+                         min_size=12, max_size=12), min_size=1, max_size=4),
+       st.sampled_from([1.0, 3.0, 1e9]), st.sampled_from([0.0, 2.0, 3.0]),
+       st.sampled_from([2.0, None]))
+def test_crossings_are_the_ledgers_alerts(days: list[list[float]], half_life: float,
+                                          cooldown: float, escalation: float | None) -> None:
+    """count_crossings (what train calibrates the threshold on) counts exactly the alerts
+    the ledger raises on the same points, one day's evidence at the same hour each day (every
+    day some: the ledger looks at an account when a signal comes, the count at every day's
+    end)."""
+    cfg = RiskConfig(threshold=3.0, half_life_days=half_life, cooldown_days=cooldown,
+                     escalation=escalation)
+    ledger = RiskLedger(cfg)
+    t0 = 1_793_577_600.0 + 17 * 3600
+    raised = 0
+    for d in range(12):
+        ev = [(t0 + d * DAY, f"u{i}", pts[d], "events_day", (f"e{i}-{d}",), "")
+              for i, pts in enumerate(days)]
+        raised += len(ledger.add_windows((), ev))
+    assert count_crossings(np.array(days), cfg.threshold, cfg) == raised

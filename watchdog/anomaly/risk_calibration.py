@@ -99,7 +99,9 @@ def count_crossings(draws: np.ndarray, threshold: float, cfg: RiskConfig) -> int
     them: at the end of each day, reset after an alert, within the cool-down only when the
     risk escalates (``cfg.escalation`` times the last alert's value)."""
     keep = float(2.0 ** (-1.0 / cfg.half_life_days))
-    cool = int(np.ceil(cfg.cooldown_days))
+    # days after an alert still within its cool-down: the ledger's ``t - last < cooldown``
+    # for evidence at the same hour each day (an alert exactly ``cooldown_days`` later is out)
+    cool = int(np.ceil(cfg.cooldown_days)) - 1
     esc = cfg.escalation
     r = np.zeros(draws.shape[0])
     last = np.zeros(draws.shape[0])  # the value the last alert reported
