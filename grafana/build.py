@@ -275,9 +275,13 @@ def overview() -> dash.Dashboard:
             .unit("short").decimals(0))
         .with_panel(ts(15, "Alerts deduplicated / s",
                        "Alerts not sent because an identical alert (same alert_id) was already "
-                       "sent: replays and redeliveries.",
+                       "sent: replays and redeliveries. Per file sink (jsonl, audit): alerts "
+                       "it already held and did not write again (a retry after a slow write, "
+                       "the alerts sent again after a restart).",
                        [q(f"sum(rate(watchdog_alerts_deduplicated_total{{{JOB}}}[{RATE}]))",
-                          "deduplicated")], unit="ops", w=8))
+                          "deduplicated"),
+                        q(f"sum by (sink) (rate(watchdog_sink_skipped_total{{{JOB}}}[{RATE}]))",
+                          "{{sink}}: already held")], unit="ops", w=8))
         .with_panel(ts(16, "Accounts tracked",
                        "Accounts with state in the windowed rules and the anomaly features.",
                        [q(f"sum(watchdog_accounts_tracked{{{JOB}}})", "accounts")], w=8))

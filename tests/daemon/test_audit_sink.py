@@ -107,6 +107,8 @@ async def test_the_daemon_writes_every_alert_to_a_verifiable_trail(
     assert jsonl.read_bytes() == jsonl_lines
     assert svc.metrics.sink_errors.labels("audit")._value.get() == 0
     assert svc.metrics.sink_errors.labels("jsonl")._value.get() == 0
+    for name in ("audit", "jsonl"):  # each skip counted (and only those)
+        assert svc.metrics.sink_skipped.labels(name)._value.get() == len(world.expected)
     await verify_audit_cli(trail, len(world.expected))
 
     # a new alert after the restart is appended and chained as before

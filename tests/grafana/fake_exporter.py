@@ -26,6 +26,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "watchdog_accounts_tracked": ("gauge", ()),
     "watchdog_build_info": ("gauge", ("version",)),
     "watchdog_sink_sent": ("counter", ("sink",)),
+    "watchdog_sink_skipped": ("counter", ("sink",)),
     "watchdog_sink_latency_seconds": ("histogram", ("sink",)),
     "watchdog_queue_depth": ("gauge", ("queue",)),
     "watchdog_state_entries": ("gauge", ("state",)),
@@ -89,6 +90,8 @@ def serve(port: int, max_seconds: float) -> None:
     accounts = Gauge("watchdog_accounts_tracked", "Accounts with state.")
     build = Gauge("watchdog_build_info", "Build.", ["version"])
     sent = Counter("watchdog_sink_sent", "Alerts sent.", ["sink"])
+    Counter("watchdog_sink_skipped", "Alerts a file sink already held.", ["sink"]).labels(
+        sink="jsonl")
     sink_lat = Histogram("watchdog_sink_latency_seconds", "Send latency.", ["sink"], buckets=lat)
     queue = Gauge("watchdog_queue_depth", "Queue depth.", ["queue"])
     state = Gauge("watchdog_state_entries", "State entries.", ["state"])

@@ -133,11 +133,15 @@ class AuditTrail:
 
     :meth:`append` takes an alert document's bytes; :meth:`append_entry` any JSON object
     (e.g. a recorded exception), both chained the same way.
+
+    ``recall``: the last ``recall`` complete lines read at open are kept in :attr:`recalled`
+    (the audit sink's remembered alert ids come from them: the tail is read once).
     """
 
     def __init__(self, path: Path | str, *, fsync: bool = True, key: bytes | None = None,
-                 owner: bool = True) -> None:
+                 owner: bool = True, recall: int = 0) -> None:
         self.path = Path(path)
+        self.recalled: list[bytes] = []
         self.head_path = head_path(self.path)
         self.fsync = fsync
         self.key = key
@@ -157,7 +161,7 @@ class AuditTrail:
                 if mode & 0o077:
                     log.warning("audit trail %s: narrowing its mode %o to 600", self.path, mode)
                     os.fchmod(self._fd, MODE)
-                self._sync()
+                self._sync(recall)
                 _write_head(self.head_path, self._head(), fsync=fsync)
         except BaseException:
             os.close(self._fd)
@@ -165,9 +169,9 @@ class AuditTrail:
             self._release_owner()
             raise
 
-    def _sync(self) -> None:
+    def _sync(self, recall: int = 0) -> None:
         """Resume the chain from the file's last line (at open; after another writer's)."""
-        self.seq, self._last = self._resume()
+        self.seq, self._last = self._resume(recall)
         self._last_hash = ZERO if self._last is None else hash_field(self._last)
         assert self._fd is not None
         self._size = os.fstat(self._fd).st_size
@@ -182,12 +186,16 @@ class AuditTrail:
     def _head(self) -> Head:
         return Head(self.seq, self._last_hash, self.key is not None)
 
-    def _resume(self) -> tuple[int, bytes | None]:
-        """(last seq, last line) of the existing file; cuts a torn tail."""
+    def _resume(self, recall: int = 0) -> tuple[int, bytes | None]:
+        """(last seq, last line) of the existing file; cuts a torn tail. Keeps the last
+        ``recall`` lines in :attr:`recalled`."""
         assert self._fd is not None
         fd = self._fd
         size = os.fstat(fd).st_size
-        tail_start, lines = tail(fd, size, 2)
+        tail_start, lines = tail(fd, size, max(2, recall))
+        if recall:
+            self.recalled = lines[-recall:]
+        lines = lines[-2:]
         last = lines[-1] if lines else None
         if tail_start < size:
             log.warning("audit trail %s: cutting a torn last line of %d bytes (a crash during "

@@ -24,6 +24,7 @@ from watchdog.alerts.model import Alert, now_rfc3339
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.offsets import PartitionBook
 from watchdog.daemon.sinks.base import PartialDelivery, Sink
+from watchdog.daemon.sinks.written import WrittenOnce
 
 T = TypeVar("T")
 
@@ -175,6 +176,10 @@ class Delivery:
             for s in self.sinks
         ]
         self.pending = 0  # alerts not yet accepted by every sink
+        for s in self.sinks:  # the file sinks skip what they already hold: counted
+            written = getattr(s, "written", None)
+            if isinstance(written, WrittenOnce):
+                written.on_skipped = metrics.sink_skipped.labels(s.name).inc  # at 0 from now
         # the archive (sinks.archive.DaemonArchive), beside the sinks: it holds the alert's
         # offset until written, without delaying the alert or watchdog_event_to_alert_seconds
         self.archive: Any = None

@@ -98,6 +98,10 @@ class Metrics:
                                    ["sink"], registry=r)
         self.sink_sent = Counter("watchdog_sink_sent_total", "Alerts accepted by a sink",
                                  ["sink"], registry=r)
+        self.sink_skipped = Counter(
+            "watchdog_sink_skipped_total", "Alerts a file sink (jsonl, audit) did not write "
+            "again because it already held them (same alert_id: a retry after a timed-out "
+            "write, or sent again after a restart); counted as delivered", ["sink"], registry=r)
         self.sink_latency = Histogram("watchdog_sink_latency_seconds",
                                       "Time of one successful delivery call to a sink",
                                       ["sink"], buckets=_SINK, registry=r)

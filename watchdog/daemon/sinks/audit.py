@@ -12,15 +12,16 @@ here (:meth:`AuditSink.note_excused`): the alert document with the labels ``excu
 (``exception``), ``exception_reason`` and ``exception_until``, so that an investigator sees what
 was excused and why.
 
-The writes (and fsyncs) run in a worker thread, off the event loop. A send that times out
-leaves its thread running: the next send waits for it and skips the alerts it already
-appended, so a retry does not write an alert twice. At start the sink remembers the alert ids
-of the trail's last 10,000 lines (:mod:`~watchdog.daemon.sinks.recent`, read from the end): an
-alert sent again after a restart (a stop mid-stream leaves the reorder buffer uncommitted, and
-the alerts raised on arrival of those events come again with the same ``alert_id``) is skipped,
-and counted as delivered, rather than written a second time: one line per alert. An alert
-that fails to append (disk full) raises :class:`~watchdog.daemon.sinks.base.PartialDelivery`
-after the ones before it.
+The writes (and fsyncs) run in a worker thread, off the event loop, one at a time
+(:mod:`~watchdog.daemon.sinks.written`). A send that times out leaves its thread running: the
+next send waits for it and skips the alerts it already appended, so a retry does not write an
+alert twice. At start the sink remembers the alert ids of the trail's last 10,000 lines (read
+once from the end, with the line the chain resumes from: :mod:`~watchdog.daemon.sinks.recent`):
+an alert sent again after a restart (a stop mid-stream leaves the reorder buffer uncommitted,
+and the alerts raised on arrival of those events come again with the same ``alert_id``) is
+skipped, and counted as delivered (and in ``watchdog_sink_skipped_total``), rather than
+written a second time: one line per alert. An alert that fails to append (disk full) raises
+:class:`~watchdog.daemon.sinks.base.PartialDelivery` after the ones before it.
 
 Opening the trail takes an exclusive lock and checks its last line against its head: a trail
 that was truncated or rewritten, or that another process holds, stops the daemon at start
@@ -31,8 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -40,7 +41,8 @@ import msgspec
 from watchdog.alerts.model import Alert, encode_alert
 from watchdog.audit import AuditTrail
 from watchdog.daemon.sinks.base import PartialDelivery
-from watchdog.daemon.sinks.recent import REMEMBER, RecentIds, excused_key, tail_alert_ids
+from watchdog.daemon.sinks.recent import REMEMBER, alert_key, excused_key
+from watchdog.daemon.sinks.written import WrittenOnce
 
 log = logging.getLogger(__name__)
 
@@ -55,36 +57,30 @@ class AuditSink:
         self.key = key  # a keyed (HMAC) chain
         self.timeout = timeout
         self.trail: AuditTrail | None = None
-        self._writing: asyncio.Future[None] | None = None  # the thread of the last send
         # ids of recent appends: skipped on a retry after a timeout, or after a restart
-        self._appended = RecentIds(REMEMBER)
-        self._guard = threading.Lock()
+        self.written = WrittenOnce(REMEMBER)
         self._excused: list[tuple[str, bytes]] = []  # excused alerts waiting to be written
         self._excused_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        trail = await asyncio.to_thread(AuditTrail, self.path, fsync=self.fsync, key=self.key)
-        # after the trail's check (it cuts a torn last line) and under its owner's lock
-        try:
-            ids = await asyncio.to_thread(tail_alert_ids, self.path, REMEMBER)
-        except BaseException:
-            trail.close()
-            raise
-        with self._guard:
-            self._appended.extend(ids)
-        self.trail = trail
+        self.trail = await asyncio.to_thread(self._open)
+
+    def _open(self) -> AuditTrail:
+        """The trail, opened and checked (a torn last line cut), and the alert ids of the
+        lines that check read remembered: the tail is read once."""
+        trail = AuditTrail(self.path, fsync=self.fsync, key=self.key, recall=REMEMBER)
+        lines, trail.recalled = trail.recalled, []
+        self.written.seed(k for k in map(alert_key, lines) if k is not None)
+        return trail
 
     async def send(self, alerts: Sequence[Alert]) -> None:
         trail = self.trail
         if trail is None:
             raise ConnectionError(f"{self.path}: the audit trail is not open")
-        await self._settle()
         docs = [(a.alert_id, encode_alert(a)) for a in alerts]
-        job = asyncio.ensure_future(asyncio.to_thread(self._append, trail, docs))
-        self._writing = job
         # a timeout cancels the wait, not the thread: the next send waits for it
-        await asyncio.shield(job)
+        await self.written.run(partial(self._append, trail, docs))
 
     def note_excused(self, alert: Alert, reason: str, until: str) -> None:
         """Write an alert that an exception excused, with its reason (from the event loop:
@@ -99,38 +95,30 @@ class AuditSink:
     async def _write_excused(self) -> None:
         while self._excused and self.trail is not None:
             docs, self._excused = self._excused, []
-            await self._settle()
             trail = self.trail
             if trail is None:
                 return
-            job = asyncio.ensure_future(asyncio.to_thread(self._append, trail, docs))
-            self._writing = job
             try:
-                await asyncio.shield(job)
+                await self.written.run(partial(self._append, trail, docs))
             except Exception as err:  # the trail is broken: the sends will say so too
                 log.error("audit: excused alerts not written: %s", type(err).__name__)
                 return
 
     def _append(self, trail: AuditTrail, docs: list[tuple[str, bytes]]) -> None:
-        for i, (alert_id, doc) in enumerate(docs):
-            with self._guard:
-                if alert_id in self._appended:
-                    continue  # appended by a send that timed out, or before a restart
-            try:
-                trail.append(doc)
-            except Exception as err:
-                raise PartialDelivery(i, err) from err
-            with self._guard:
-                self._appended.add(alert_id)
-
-    async def _settle(self) -> None:
-        """Wait for the thread of an earlier send still appending (it timed out)."""
-        job = self._writing
-        if job is not None:
-            await asyncio.wait({job})
-            self._writing = None
-            if not job.cancelled():
-                job.exception()  # retrieved: its sender already saw it or timed out
+        """In the worker thread: each alert not appended yet, then remembered."""
+        written, skipped = self.written, 0
+        try:
+            for i, (alert_id, doc) in enumerate(docs):
+                if written.holds(alert_id):
+                    skipped += 1  # appended by a send that timed out, or before a restart
+                    continue
+                try:
+                    trail.append(doc)
+                except Exception as err:
+                    raise PartialDelivery(i, err) from err
+                written.wrote((alert_id,))
+        finally:
+            written.skipped(skipped)
 
     def head(self) -> tuple[int, str] | None:
         """(last seq, its hash) of the trail: keep a copy elsewhere to detect truncation."""
@@ -144,6 +132,6 @@ class AuditSink:
         if trail is None:
             return
         try:
-            await self._settle()
+            await self.written.settle()
         finally:
             trail.close()
