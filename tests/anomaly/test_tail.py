@@ -60,15 +60,15 @@ def test_a_bucket_far_beyond_is_not_learnt_and_steps_are_clipped() -> None:
     age = np.array([30 * 86400.0])
     sweep = np.full((1, NW), math.log1p(20))
     sweep[0, SUBJ_1H] = math.log1p(500)  # 12x the top of both ranges
-    counts = np.array([1000])
-    acct, offs = np.array([0]), np.array([0, 1])
-    own_baseline.learn(mean, var, counts, sweep, acct, offs, p99, age)
+    meta = np.array([[1000, 0, 0]], np.int32)  # commits, peer group, hour
+    rows, gids = np.array([0]), np.array([0])
+    own_baseline.learn(mean, var, meta, sweep, rows, p99, gids, age)
     assert mean[0, SUBJ_1H] == np.float32(math.log1p(20))  # not learnt at all
     # a busier hour within the peers' range is learnt, by a clipped step
     busy = np.full((1, NW), math.log1p(20))
     busy[0, SUBJ_1H] = math.log1p(39)
     before = float(mean[0, SUBJ_1H])
-    own_baseline.learn(mean, var, counts, busy, acct, offs, p99, age)
+    own_baseline.learn(mean, var, meta, busy, rows, p99, gids, age)
     step = float(mean[0, SUBJ_1H]) - before
     assert 0 < step <= own_baseline.ALPHA_MIN[SUBJ_1H] * own_baseline.CLIP * 0.6
 
@@ -178,20 +178,6 @@ def test_the_weeks_baseline_moves_by_steps_float16_would_round_away() -> None:
     x = np.full((1, NW), 5.3)
     p99 = np.full((1, NW), 9.0)
     for _ in range(200):
-        own_baseline.learn(mean, var, np.array([100_000]), x, np.array([0]),
-                           np.array([0, 1]), p99, np.array([30 * 86400.0]))
+        own_baseline.learn(mean, var, np.array([[100_000, 0, 0]], np.int32), x, np.array([0]),
+                           p99, np.array([0]), np.array([30 * 86400.0]))
     assert 5.0 + 0.01 < mean[0, week] < 5.0 + 0.2
-
-
-def test_float16_rounding_is_numpys_bit_for_bit() -> None:
-    """The own baseline's variance is rounded as float16 holds it without numpy's (slow)
-    conversion: every float16 value, the points half-way between neighbours (ties go to
-    even), just either side of them, subnormals and random values round as numpy rounds."""
-    f16 = np.arange(0, 0x7BFF, dtype=np.uint16).view(np.float16).astype(np.float64)
-    mid = (f16[:-1] + f16[1:]) / 2
-    x = np.concatenate([f16, mid, np.nextafter(mid, 0), np.nextafter(mid, 1e9)])
-    rng = np.random.default_rng(7)
-    x32 = np.concatenate([x.astype(np.float32), (rng.random(100_000) * 6e4).astype(np.float32),
-                          np.exp(rng.normal(0, 9, 100_000)).clip(0, 6e4).astype(np.float32)])
-    want = x32.astype(np.float16).astype(np.float32)
-    assert np.array_equal(own_baseline.as_float16(x32), want)

@@ -26,19 +26,11 @@ import numpy as np
 
 from watchdog.anomaly import own_baseline
 from watchdog.anomaly.batch import FeatureBatch
-from watchdog.anomaly.layout import (
-    ROW_BYTES,
-    advance,
-    fresh_row,
-    grow_rows,
-    read_windows,
-    stamps,
-    sweep,
-    touched_slots,
-)
+from watchdog.anomaly.layout import ROW_BYTES, fresh_row, grow_rows, stamps, sweep
 from watchdog.anomaly.peers import PeerBaselines
 from watchdog.anomaly.reduction import Kept, Rows, by_rank, merge, reduce_events
-from watchdog.anomaly.vocabulary import BUCKET, NW, PEER_SCALE, PER_HOUR
+from watchdog.anomaly.ring_kernel import advance_and_read
+from watchdog.anomaly.vocabulary import BUCKET, LOGGED, NW, PEER_SCALE, PER_HOUR
 from watchdog.events import AccessEvent
 from watchdog.policy.model import Policy
 
@@ -302,7 +294,7 @@ class Featurizer:
         """
         if part is None or not len(part):
             return None
-        rm, prev, lasts, offs, acct = by_rank(part.rows)
+        rm, _, _, offs, acct = by_rank(part.rows)
         rows = part.rows[rm]
         bks = part.bks[rm]
         t_last = part.t_last[rm]
@@ -313,7 +305,6 @@ class Featurizer:
         eid_ends = eid_ends[rm]
         row_user = self._row_user
         users: list[str] = [row_user[r] for r in rows.tolist()]  # rows in use: not None
-        touched = touched_slots(part.subj[rm], bloom, cats)
 
         ur = rows[: offs[1]]  # rank 0: every account once, in order
         h = int(bks[0]) // PER_HOUR
@@ -329,27 +320,22 @@ class Featurizer:
             meta[stale, 2] = h
         gids = meta[acct, 1].astype(np.int64)
 
-        # state updates, rank by rank (contiguous blocks, updated in place): rings, sketch
-        # stamps, never-before bits
-        u, f, seen = advance((self.u16[ur], self.f32[ur], self.seen[ur]), prev, offs,
-                             part.small[rm], part.large[rm], bloom, cats, touched, now,
-                             ring_cols)
-        self.u16[ur] = u[lasts]
-        self.f32[ur] = f[lasts]
-        self.seen[ur] = seen[lasts]
-
-        # each row's windows as of the end of its bucket; the peers' rare categories: what
-        # they hardly touch (this hour)
-        x_win = read_windows(u, f, now, self.peers.rare_categories(gids))
+        # each row's bucket added to its account's state (rings, sketch stamps, never-before
+        # bits; in place, row after row: rank by rank) and its windows read as of the end of
+        # its bucket; the peers' rare categories: what they hardly touch (this hour)
+        x_win = np.empty((len(rows), NW))
+        advance_and_read(self.u16, self.f32, self.seen, rows, part.small[rm],
+                         part.large[rm], bloom, cats, part.subj[rm], now, ring_cols,
+                         self.peers.rare_categories(gids), x_win)
+        x_win[:, LOGGED] = np.log1p(x_win[:, LOGGED])
 
         # learn: the own baseline (not from what is far beyond it and the peers)
         quantiles = self.peers.quantile_table()  # the peers' baselines before this hour
         age = (bks + 1) * BUCKET - self.first_seen[rows]
-        mean, var = self.own_mean[ur], self.own_var[ur]
-        own_m, own_v, meta[:, 0], usual = own_baseline.learn(
-            mean, var, meta[:, 0], x_win, acct, offs, quantiles[gids, 2], age)
-        self.own_mean[ur], self.own_var[ur] = mean, var
-        self.meta[ur] = meta
+        self.meta[ur] = meta  # peer groups looked up again; the counts are learn's
+        own_m, own_v, usual = own_baseline.learn(
+            self.own_mean, self.own_var, self.meta, x_win, rows,
+            quantiles[:, 2], gids, age)
         if usual.all():
             self.peers.add(gids, x_win, cats)
         else:

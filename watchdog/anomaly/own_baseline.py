@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from watchdog.anomaly.compiled import kernel
 from watchdog.anomaly.vocabulary import (
     FLOOR,
     NW,
@@ -43,11 +44,17 @@ _FLOOR_VAR = FLOOR**2
 # the tail's counts of the last hour (not its last 20 minutes: what the peers learn is as
 # before them)
 _TAIL_1H = np.array([WINDOW_FEATURES[c].endswith("_1h") for c in TAIL_COLS.tolist()])
+# the kernel's constants, per window value, in the types numpy computed with (float32; NumPy 2
+# keeps Python scalars weak: ``n + 1.0`` stays float32, where numba would make it float64)
 _ALPHA32 = ALPHA_MIN.astype(np.float32)
 _FLOOR_VAR32 = _FLOOR_VAR.astype(np.float32)
-_DROP, _ONE = np.uint32(13), np.uint32(1)  # float32 -> float16 mantissa: 13 bits dropped
-_HALF, _KEEP = np.uint32(0x0FFF), np.uint32(0xFFFFE000)
-_F16_TINY, _F16_SCALE = np.float32(2.0**-14), np.float32(2.0**24)
+_LEARN_AFTER = WINDOW_SECONDS[WINDOW_OF].astype(np.float64)
+_IS_TAIL = np.isin(np.arange(NW), TAIL_COLS)
+_IS_TAIL_1H = np.zeros(NW, bool)
+_IS_TAIL_1H[TAIL_COLS[_TAIL_1H]] = True
+_F0, _F1, _F2 = np.float32(0.0), np.float32(1.0), np.float32(2.0)
+_PRIOR32, _CLIP32, _VAR_MAX32 = np.float32(PRIOR), np.float32(CLIP), np.float32(VAR_MAX)
+_N_MAX = np.float32(2**31 - 1)  # rounds to 2**31, as numpy's minimum(n + 1, 2**31 - 1) did
 
 
 def excess(raw: np.ndarray, mean: np.ndarray, var: np.ndarray, p99: np.ndarray,
@@ -82,54 +89,83 @@ def largest(d: np.ndarray, levels: np.ndarray | None = None) -> tuple[np.ndarray
     return d[np.arange(len(d)), j], TAIL_COLS[j]
 
 
-def as_float16(x: np.ndarray) -> np.ndarray:
-    """float32 ``x`` (>= 0, below 65504) rounded as float16 would hold it, kept as float32:
-    what ``x.astype(np.float16)`` gives, bit for bit, in a few integer passes (numpy's
-    conversion to float16 takes ~15 times as long as an addition)."""
-    b = x.view(np.uint32)
-    # normal numbers: round the 23-bit mantissa to 10 bits, half to even (a carry moves the
-    # exponent on, as it should)
-    out: np.ndarray = ((b + (_HALF + ((b >> _DROP) & _ONE))) & _KEEP).view(np.float32)
-    sub = np.abs(x) < _F16_TINY  # float16 subnormals: multiples of 2**-24
-    if sub.any():
-        out[sub] = np.rint(x[sub] * _F16_SCALE) / _F16_SCALE
-    return out
+@kernel("float32(uint16)")
+def half_value(h: int) -> np.float32:
+    """The float32 value of float16 bits ``h`` (finite)."""
+    e = (h >> 10) & 0x1F
+    m = h & 0x3FF
+    v = math.ldexp(float(m), -24) if e == 0 else math.ldexp(float(1024 + m), e - 25)
+    return np.float32(-v if h & 0x8000 else v)
 
 
-def learn(mean: np.ndarray, var: np.ndarray, counts: np.ndarray, x_win: np.ndarray,
-          acct: np.ndarray, offs: np.ndarray, p99: np.ndarray, age: np.ndarray,
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Fold window values ``x_win`` (rank-major rows: rank ``r`` is ``offs[r]:offs[r + 1]``,
-    of accounts ``acct``; ``p99``: their peers' 99th percentiles; ``age``: seconds each
-    account has been tracked at the end of the row's bucket) into accounts' baselines
-    (``mean`` float32, ``var`` float16, (accounts, NW); updated in place) after ``counts`` commits
-    each. Returns each row's baseline before its own bucket (mean, variance), the accounts'
-    new commit counts, and which rows were within the gate (the peers learn those only)."""
-    k = len(x_win)
-    cur_m = mean.astype(np.float32)
-    cur_v = var.astype(np.float32)
-    cur_n = counts.astype(np.float32)
+@kernel("uint16(float32)")
+def half_bits(x: np.float32) -> int:
+    """The float16 bits of float32 ``x`` (>= 0, below 65520), rounded to nearest, ties to
+    even: numpy's ``astype(np.float16)``, bit for bit."""
+    if x < np.float32(2.0**-14):  # subnormal: a multiple of 2**-24 (1024 is 2**-14: normal)
+        return int(np.rint(np.float64(x) * 2.0**24))
+    frac, exp = math.frexp(np.float64(x))  # x = frac * 2**exp, frac in [0.5, 1)
+    q = int(np.rint(frac * 2048.0))  # 11 significant bits
+    if q == 2048:
+        q, exp = 1024, exp + 1
+    return ((exp + 14) << 10) | (q - 1024)
+
+
+@kernel("void(float32[:, ::1], uint16[:, ::1], int32[:, ::1], int64[::1], float64[:, ::1], "
+        "float64[:, ::1], int64[::1], float64[::1], float32[:, ::1], float32[:, ::1], "
+        "boolean[::1])")
+def _learn(mean: np.ndarray, var: np.ndarray, meta: np.ndarray, rows: np.ndarray,
+           x_win: np.ndarray, p99: np.ndarray, gids: np.ndarray, age: np.ndarray,
+           own_m: np.ndarray, own_v: np.ndarray, usual: np.ndarray) -> None:
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        n = np.float32(meta[r, 0])
+        alpha_n = np.float32(_F1 / (n + _F1 + _PRIOR32))
+        g = gids[i]
+        far_1h = False
+        for c in range(x_win.shape[1]):
+            m = mean[r, c]
+            v = half_value(var[r, c])
+            own_m[i, c] = m
+            own_v[i, c] = v
+            x = np.float32(x_win[i, c])
+            learn = age[i] >= _LEARN_AFTER[c]
+            # numpy's minimum and maximum, as written: of equal values the second
+            if _IS_TAIL[c]:  # excess(): own_hi in float32, the rest in float64
+                v0 = v if v > _F0 else _F0
+                own_hi = np.float64(m + _F2 * np.float32(np.sqrt(v0)))
+                top = own_hi if own_hi > p99[g, c] else p99[g, c]
+                if np.float64(x) - top >= GATE:
+                    learn = False
+                    far_1h = far_1h or _IS_TAIL_1H[c]
+            alpha = _F0
+            if learn:
+                alpha = _ALPHA32[c] if _ALPHA32[c] > alpha_n else alpha_n
+            lim = _CLIP32 * np.float32(np.sqrt(v + _FLOOR_VAR32[c]))
+            delta = x - m
+            delta = delta if delta > -lim else -lim
+            delta = delta if delta < lim else lim
+            mean[r, c] = m + alpha * delta
+            new_v = (_F1 - alpha) * (v + alpha * delta * delta)
+            var[r, c] = half_bits(new_v if new_v < _VAR_MAX32 else _VAR_MAX32)
+        usual[i] = not far_1h
+        n = n + _F1
+        meta[r, 0] = np.int32(n if n < _N_MAX else _N_MAX)
+
+
+def learn(mean: np.ndarray, var: np.ndarray, meta: np.ndarray, x_win: np.ndarray,
+          rows: np.ndarray, p99: np.ndarray, gids: np.ndarray, age: np.ndarray,
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fold window values ``x_win`` (row ``i`` is account row ``rows[i]``'s; an account's rows
+    in bucket order) into the accounts' baselines: ``mean`` (float32, (accounts, NW)), ``var``
+    (float16) and the commits counted in ``meta[:, 0]`` (int32), in place, row after row;
+    ``p99``: each peer group's 99th percentiles ((groups, NW)), ``gids`` each row's group;
+    ``age``: seconds each account has been tracked at the end of the row's bucket. Returns
+    each row's baseline before its own bucket (mean, variance, float32) and which rows were
+    within the gate (the peers learn those only)."""
+    k = len(rows)
     own_m, own_v = np.empty((k, NW), np.float32), np.empty((k, NW), np.float32)
-    x32 = x_win.astype(np.float32)
     usual = np.empty(k, bool)
-    for r in range(len(offs) - 1):
-        lo, hi = int(offs[r]), int(offs[r + 1])
-        a_i = acct[lo:hi]
-        m, v, n = cur_m[a_i], cur_v[a_i], cur_n[a_i]
-        own_m[lo:hi], own_v[lo:hi] = m, v
-        x = x32[lo:hi]
-        learn = age[lo:hi, None] >= WINDOW_SECONDS[WINDOW_OF][None, :]
-        far = excess(x, m, v, p99[lo:hi]) >= GATE
-        learn[:, TAIL_COLS] &= ~far
-        usual[lo:hi] = ~far[:, _TAIL_1H].any(axis=1)
-        alpha = np.maximum(_ALPHA32[None, :], (1.0 / (n + 1.0 + PRIOR))[:, None])
-        alpha *= learn
-        lim = CLIP * np.sqrt(v + _FLOOR_VAR32)
-        delta = np.minimum(np.maximum(x - m, -lim), lim)
-        cur_m[a_i] = m + alpha * delta
-        cur_v[a_i] = as_float16(np.minimum((1 - alpha) * (v + alpha * delta * delta),
-                                           VAR_MAX))
-        cur_n[a_i] = np.minimum(n + 1, 2**31 - 1)
-    mean[:] = cur_m
-    var[:] = cur_v
-    return own_m, own_v, cur_n, usual
+    _learn(mean, var.view(np.uint16), meta, rows, np.ascontiguousarray(x_win, np.float64),
+           np.ascontiguousarray(p99, np.float64), gids, age, own_m, own_v, usual)
+    return own_m, own_v, usual

@@ -62,6 +62,22 @@ def load_stages(model: str | None, engine: Any, hooks: Any) -> list[Any]:
     return [load_stage(model, engine, observer=hooks)]
 
 
+def _log_kernels(log: Any) -> None:
+    """How the anomaly stage's kernels were compiled: from numba's cache, or without one
+    (slower starts: the cache directory could not be written; see NUMBA_CACHE_DIR)."""
+    from watchdog.anomaly.compiled import STATUS
+
+    if STATUS.cached:
+        log.info("anomaly_kernels_compiled", kernels=STATUS.kernels,
+                 seconds=round(STATUS.seconds, 2), cached=True)
+    else:
+        log.warning("anomaly_kernels_compiled", kernels=STATUS.kernels,
+                    seconds=round(STATUS.seconds, 2), cached=False,
+                    detail=STATUS.uncached[0][:300],
+                    consequence="compiled at every start: set NUMBA_CACHE_DIR to a "
+                                "writable directory")
+
+
 def _environment() -> dict[str, str]:
     """The environment, plus secrets from systemd credentials (LoadCredential=, or a mounted
     Kubernetes Secret) for the secret variables that are not set."""
@@ -119,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
         stages = []
         metrics.on_model("none", False)
         log.error("model_refused", detail=str(err)[:300], consequence="running on rules alone")
+    if stages:
+        _log_kernels(log)
     if demo and key == DEMO_KEY:
         print("watchdog: demo mode: subject pseudonyms use the public demo key",
               file=sys.stderr)

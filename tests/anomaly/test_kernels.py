@@ -1,0 +1,175 @@
+"""The compiled kernels equal the numpy arithmetic they replace, bit for bit
+(tests/anomaly/numpy_reference.py), on random rows far beyond what the golden stream reaches:
+counters near saturation, large counters up to 1e11 (float32 sums that depend on their order),
+stamps that wrap, accounts with several buckets in an hour; and they are compiled when the
+numba cache cannot be written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+
+from tests.anomaly import numpy_reference as ref
+from watchdog.anomaly import own_baseline
+from watchdog.anomaly.layout import (
+    F_WIDTH,
+    NL,
+    NS,
+    SEEN_WORDS,
+    U_WIDTH,
+    stamps,
+)
+from watchdog.anomaly.reduction import by_rank
+from watchdog.anomaly.ring_kernel import advance_and_read
+from watchdog.anomaly.vocabulary import LOGGED, NW, PER_HOUR
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _rows(rng: np.random.Generator, cap: int, accounts: int, hour: int,
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Account-major rows (account row, bucket) of one hour: each account 1-6 buckets."""
+    who = rng.choice(cap, accounts, replace=False)
+    rows, bks = [], []
+    for r in sorted(who.tolist()):
+        mine = np.sort(rng.choice(PER_HOUR, rng.integers(1, PER_HOUR + 1), replace=False))
+        rows += [r] * len(mine)
+        bks += (hour * PER_HOUR + mine).tolist()
+    return np.array(rows, np.int64), np.array(bks, np.int64)
+
+
+def _bits(rng: np.random.Generator, shape: tuple[int, ...], p: float) -> np.ndarray:
+    """uint64 words with each bit set with probability ``p``."""
+    bits = rng.random((*shape, 64)) < p
+    return np.packbits(bits, axis=-1, bitorder="little").view("<u8").reshape(shape)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_ring_kernel_is_numpys_update_and_window_read(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    cap, accounts = 300, 200
+    # near the 16-bit stamps' wrap for some seeds
+    hour = int(rng.choice([1000, 65536 // PER_HOUR - 1, 3 * 65536 // PER_HOUR]))
+    rows_am, bks_am = _rows(rng, cap, accounts, hour)
+    b0 = hour * PER_HOUR
+    u16 = rng.integers(0, 65536, (cap, U_WIDTH), dtype=np.uint16)
+    u16[:, :200] = rng.choice([0, 1, 7, 65000, 65535], (cap, 200)).astype(np.uint16)
+    # stamps: recent (valid), old, wrapped; ring stamps in their units
+    for lo, hi, unit in ((0, 6, 1), (6, 30, PER_HOUR), (30, 37, 24 * PER_HOUR)):
+        u16[:, lo:hi] = ((b0 // unit - rng.integers(-1, 12, (cap, hi - lo))) & 0xFFFF)
+    u16[:, 333:459] = (b0 - rng.integers(-1, 2000, (cap, 126))) & 0xFFFF
+    f32 = (rng.random((cap, F_WIDTH)) * 10.0 ** rng.integers(0, 12, (cap, F_WIDTH))
+           ).astype(np.float32)
+    seen = _bits(rng, (cap, SEEN_WORDS), 0.2)
+    k = len(rows_am)
+    small = rng.integers(0, 40, (k, NS))
+    small[rng.random(k) < 0.1] = 60_000
+    large = rng.random((k, NL)) * 10.0 ** rng.integers(0, 12, (k, NL))
+    bloom = _bits(rng, (k, SEEN_WORDS), 0.03)
+    cats = rng.integers(0, 1 << 14, k)
+    subj = _bits(rng, (k,), 0.1)
+    rare = rng.integers(0, 1 << 14, k)
+
+    rm, prev, lasts, offs, _ = by_rank(rows_am)
+    rows, bks = rows_am[rm], bks_am[rm]
+    now, ring_cols = stamps(bks)
+    ur = rows[: offs[1]]
+    touched = ref.touched_slots(subj[rm], bloom[rm], cats[rm])
+    u, f, sn = ref.advance((u16[ur], f32[ur], seen[ur]), prev, offs, small[rm].copy(),
+                           large[rm], bloom[rm], cats[rm], touched, now, ring_cols)
+    want = ref.read_windows(u, f, now, rare[rm])
+
+    got = np.empty((k, NW))
+    advance_and_read(u16, f32, seen, rows, small[rm], large[rm], bloom[rm], cats[rm],
+                     subj[rm], now, ring_cols, rare[rm], got)
+    got[:, LOGGED] = np.log1p(got[:, LOGGED])
+    assert np.array_equal(got.view(np.uint64), want.view(np.uint64))  # -0.0 too
+    assert np.array_equal(u16[ur], u[lasts])
+    assert np.array_equal(f32[ur].view(np.uint32), f[lasts].view(np.uint32))
+    assert np.array_equal(seen[ur], sn[lasts])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_learning_kernel_is_numpys_learn(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    cap, accounts, groups = 300, 200, 5
+    rows_am, _ = _rows(rng, cap, accounts, 1000)
+    rm, _, _, offs, acct = by_rank(rows_am)
+    rows = rows_am[rm]
+    k = len(rows)
+    mean = (rng.random((cap, NW)) * 8).astype(np.float32)
+    mean[rng.random((cap, NW)) < 0.2] = 0
+    var = np.minimum(rng.exponential(0.5, (cap, NW)) ** 3, 6e4).astype(np.float16)
+    var[rng.random((cap, NW)) < 0.1] = 0
+    meta = np.zeros((cap, 3), np.int32)
+    meta[:, 0] = rng.choice([0, 1, 5, 1000, 2**24 + 1, 2**30], cap)
+    x = rng.random((k, NW)) * 9
+    x[rng.random((k, NW)) < 0.3] = 0
+    table = rng.random((groups, NW)) * 6
+    table[rng.random((groups, NW)) < 0.3] = 0
+    gids = rng.integers(0, groups, k)
+    age = rng.choice([0.0, 3600.0, 86400.0, 7 * 86400.0, 1e7], k)
+
+    ur = rows[: offs[1]]
+    m_ref, v_ref = mean[ur].copy(), var[ur].copy()
+    om, ov, n_ref, usual_ref = ref.learn(m_ref, v_ref, meta[ur, 0].copy(), x, acct, offs,
+                                         table[gids], age)
+    om2, ov2, usual = own_baseline.learn(mean, var, meta, x, rows, table, gids, age)
+    assert np.array_equal(om2.view(np.uint32), om.view(np.uint32))
+    assert np.array_equal(ov2.view(np.uint32), ov.view(np.uint32))
+    assert np.array_equal(usual, usual_ref)
+    assert np.array_equal(mean[ur].view(np.uint32), m_ref.view(np.uint32))
+    assert np.array_equal(var[ur].view(np.uint16), v_ref.view(np.uint16))
+    assert np.array_equal(meta[ur, 0], n_ref.astype(np.int32))
+
+
+@numba.njit(cache=False)
+def _round_all(x: np.ndarray, out: np.ndarray) -> None:
+    for i in range(x.shape[0]):
+        out[i] = own_baseline.half_bits(x[i])
+
+
+def test_float16_rounding_is_numpys_bit_for_bit() -> None:
+    """The own baseline's variance is rounded to float16 in the kernel as numpy rounds it:
+    every float16 value, the points half-way between neighbours (ties go to even), just
+    either side of them, subnormals and random values; and read back exactly."""
+    f16 = np.arange(0, 0x7BFF, dtype=np.uint16).view(np.float16).astype(np.float64)
+    mid = (f16[:-1] + f16[1:]) / 2
+    x = np.concatenate([f16, mid, np.nextafter(mid, 0), np.nextafter(mid, 1e9)])
+    rng = np.random.default_rng(7)
+    x32 = np.concatenate([x.astype(np.float32), (rng.random(100_000) * 6e4).astype(np.float32),
+                          np.exp(rng.normal(0, 9, 100_000)).clip(0, 6e4).astype(np.float32)])
+    got = np.empty(len(x32), np.uint16)
+    _round_all(x32, got)
+    assert np.array_equal(got, x32.astype(np.float16).view(np.uint16))
+    h = np.arange(0, 0x7BFF, dtype=np.uint16)
+    back = np.array([own_baseline.half_value(v) for v in h[::37].tolist()], np.float32)
+    assert np.array_equal(back, h[::37].view(np.float16).astype(np.float32))
+
+
+def test_the_kernels_compile_when_no_cache_can_be_written(tmp_path: Path) -> None:
+    """A read-only install run by a user without a writable home (systemd's DynamicUser with
+    ProtectHome, NUMBA_CACHE_DIR unset): numba finds no cache directory; the kernels are
+    compiled without one and the featurizer works."""
+    code = (
+        "from watchdog.anomaly.compiled import STATUS\n"
+        "import watchdog.anomaly.featurizer\n"
+        "assert STATUS.kernels >= 3 and not STATUS.cached, STATUS\n"
+        "print('uncached', len(STATUS.uncached))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+    # every locator refused: the user-provided one cannot be created, the others are not
+    # tried (the in-tree __pycache__ is writable here, as it is not in an installed package)
+    env["NUMBA_CACHE_DIR"] = "/proc/watchdog-no-cache"
+    env["NUMBA_CACHE_LOCATOR_CLASSES"] = "UserProvidedCacheLocator"
+    env["HOME"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, cwd=ROOT, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "uncached" in out.stdout
