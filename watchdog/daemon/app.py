@@ -270,6 +270,9 @@ class Service:
                     return
                 # records from now on open their obligations whatever the checkpoint judged
                 self.engine.due.floor = float("-inf")
+            # the archive's store opened and the state records written before the stream starts
+            if self.archive is not None and not await self._until(self.archive.ready()):
+                return
             gc_policy.settle()  # state loaded: keep the collector off it
             if self.whole_stream is not None:
                 spawn(self.whole_stream.run(), "whole-stream")

@@ -40,6 +40,7 @@ from watchdog.daemon.offsets import PartitionBook
 
 RETENTION_EVERY = 3600.0  # seconds between retention passes
 DAY_ROWS_DAYS = 35  # days exported in watchdog_archive_day_rows
+READY_SECONDS = 10.0  # the longest the start waits for the archive (see DaemonArchive.ready)
 
 Hold = tuple[PartitionBook, int]
 
@@ -69,6 +70,9 @@ class DaemonArchive:
         self._idle = asyncio.Event()
         self._idle.set()
         self._now = False  # flush at once (shutdown)
+        self._opened = asyncio.Event()  # the first attempt to open the store is over
+        self._attempts = 0  # flushes tried (written or failed)
+        self._tried = asyncio.Event()  # set after each flush attempt
         self.store: Store | None = None
         self.writer: ArchiveWriter | None = None
         self.failing = False
@@ -127,6 +131,8 @@ class DaemonArchive:
             self.metrics.archive_errors.inc()
             self.log.warning("archive_open_failed", error=type(err).__name__,
                              detail=str(err)[:200])
+        finally:
+            self._opened.set()
         backoff = 0.5
         while True:
             if self._idle.is_set():
@@ -142,7 +148,11 @@ class DaemonArchive:
                     continue  # woken: re-check (more rows, or a drain)
                 except TimeoutError:
                     pass
-            if await self._flush():
+            ok = await self._flush()
+            self._attempts += 1
+            self._tried.set()
+            self._tried.clear()  # the waiters were woken; the next attempt sets it again
+            if ok:
                 backoff = 0.5
             else:
                 await asyncio.sleep(random.uniform(backoff / 2, backoff))
@@ -251,6 +261,26 @@ class DaemonArchive:
         for ds, d in self._labelled - keep:  # bounded series: older days leave the gauge
             m.archive_day_rows.remove(ds, d)
         self._labelled = keep
+
+    async def ready(self) -> None:
+        """Before the sources start: wait for the store to be opened (pyarrow's first-use costs
+        paid) and write what is staged, the state records read at start, so that they are
+        archived before the stream, not in its first flush beside the event loop. Bounded by
+        ``READY_SECONDS``, and returns at once when the store could not be opened: a bucket that is
+        down does not hold the daemon's start (the records wait, retried, as before)."""
+        try:
+            async with asyncio.timeout(READY_SECONDS):
+                await self._opened.wait()
+                if self.writer is None or self._idle.is_set():
+                    return
+                self._now = True
+                self._wake.set()
+                # one attempt: written, or failed (then retried in the background)
+                attempts = self._attempts
+                while self._attempts == attempts:
+                    await self._tried.wait()
+        except TimeoutError:
+            self.log.info("archive_not_ready", pending=self.pending, waited=READY_SECONDS)
 
     def quiet(self) -> None:
         """Every source is caught up: flush what is staged now (from the event loop)."""
