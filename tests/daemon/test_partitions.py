@@ -61,6 +61,17 @@ def test_lag_counts_the_end_asked_for_while_paused() -> None:
     assert not st.behind
 
 
+def test_before_the_first_fetch_the_end_asked_at_the_assignment_gives_the_lag() -> None:
+    st = PartitionState(0, start=40, pos=40, assigned_end=100)
+    assert PartitionPlan.lag(st, None) == 60  # a backlog from the start, not 0
+    assert st.lag == 60
+    assert PartitionPlan.unread(st)  # but the end is not known: records may come meanwhile
+    assert not st.end_known
+    assert PartitionPlan.lag(st, 120) == 80  # a fetch told the highwater: it counts
+    assert (st.lag, st.end_known, st.behind) == (80, True, True)
+    assert PartitionPlan.lag(PartitionState(0), None) is None  # nothing asked, nothing known
+
+
 def test_a_partition_not_read_since_its_assignment_may_have_unread_records() -> None:
     """Its end is unknown until a fetch told it: a flush then would judge a dataset
     without its events (the whole-stream reader's flush at a handover raised false log_gap

@@ -55,8 +55,10 @@ async def housekeeping(svc: Service) -> None:
         svc.notify.tick(progressing)
         if now - last_status >= 10.0:
             last_status = now
+            lags: list[dict[int, int]] = [getattr(src, "lags", dict)() for src in svc.sources]
+            behind = sum(n for lag in lags for n in lag.values())  # watchdog_consumer_lag
             svc.notify.status(f"processed {p.detector.processed} events, "
-                              f"{svc.delivery.pending} alerts pending")
+                              f"{svc.delivery.pending} alerts pending, {behind} records behind")
         await asyncio.sleep(HOUSEKEEPING)
 
 

@@ -44,6 +44,9 @@ class PartitionState:
     last_record: float = _NEG_INF  # monotonic time of the last record read
     high: float = _NEG_INF  # latest event time read
     end: int | None = None  # end offset asked for while paused (its highwater is stale)
+    # end offset asked for at the assignment: the lag until a fetch tells the highwater
+    assigned_end: int | None = None
+    lag: int | None = None  # records known to be unread, as last computed (None: not known)
     behind: bool = False  # records known to be unread (a backlog): judged in order only
     end_known: bool = False  # a fetch told its end (highwater) since the assignment
     paused: bool = False
@@ -101,14 +104,19 @@ class PartitionPlan:
     # -- lag and idleness ------------------------------------------------------------------
     @staticmethod
     def lag(st: PartitionState, highwater: int | None) -> int | None:
-        """Records known to be unread (None: no highwater yet); sets ``st.behind``. A paused
-        partition is not fetched: the end offset asked for meanwhile counts too."""
+        """Records known to be unread (None: no highwater yet); sets ``st.lag`` and
+        ``st.behind``. A paused partition is not fetched: the end offset asked for meanwhile
+        counts too. Before the first fetch, the end asked for at the assignment gives the lag
+        (a backlog reads as one from the start, not as 0), but not the end: records may be
+        produced meanwhile (:meth:`unread`)."""
         if st.paused and st.end is not None:
             highwater = max(highwater or 0, st.end)
         if highwater is None:
-            return None
+            end = st.assigned_end
+            st.lag = None if end is None else max(0, end - st.pos)
+            return st.lag
         st.end_known = True
-        lag = max(0, highwater - st.pos)
+        lag = st.lag = max(0, highwater - st.pos)
         st.behind = lag > 0
         return lag
 

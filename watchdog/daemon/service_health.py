@@ -1,5 +1,6 @@
 """What ``/healthz`` (alive: every loop ticks) and ``/readyz`` (ready: state loaded, broker
-reachable, partitions assigned, no sink stalled) say about the service, with the reasons."""
+reachable, partitions assigned, no sink stalled) say about the service, with the reasons;
+``/readyz`` also lists the partitions, the idle ones and the records behind each one's end."""
 
 from __future__ import annotations
 
@@ -41,12 +42,17 @@ def readiness(svc: Service) -> tuple[bool, dict[str, Any]]:
     if not svc.joined and any(s.name == "kafka" for s in svc.sources):
         why.append("no partitions assigned yet (joining the consumer group)")
     detail: dict[str, Any] = {"reasons": why} if why else {}
-    assignment = getattr(next((s for s in svc.sources if s.name == "kafka"), None),
-                         "assigned", None)
+    kafka = next((s for s in svc.sources if s.name == "kafka"), None)
+    assignment = getattr(kafka, "assigned", None)
     if assignment is not None:
         detail["partitions"] = sorted(assignment)
         # caught up and quiet: a stop now processes the reorder buffer (else it is left for
         # the next start: PartitionPlan.flush_at_stop)
         parts = svc.pipeline.partitions
         detail["idle"] = sorted(p for p in assignment if p in parts and parts[p].idle)
+        # records behind each partition's end (watchdog_consumer_lag): a backlog does not make
+        # the instance unready (a rollout would wait for it), but the probe says it
+        lags = getattr(kafka, "lags", None)
+        if lags is not None:
+            detail["lag"] = {str(p): n for p, n in sorted(lags().items())}
     return not why, detail

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -305,6 +305,7 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
                 plan[p] = (ends[tp], -1, ends[tp])
             else:
                 plan[p] = (committed, committed, await self._rebuild_from(tp, committed))
+        ends = await self._ends(plan)
         self._drop(self.assigned - mine)
         now = time.monotonic()
         parts = self.pipeline.partitions
@@ -316,7 +317,9 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         for p, (book_start, resume, start) in plan.items():
             st = self.pipeline.open_partition(p, book_start, start=start, resume=resume)
             st.last_record = now
-            st.lag_gauge = self.lag_gauge.labels(self.topic, str(p))
+            st.assigned_end = ends.get(p)
+            st.lag_gauge = self.lag_gauge.labels(self.topic, str(p))  # at 0: a backlog is not
+            st.lag_gauge.set(self.pipeline.plan.lag(st, None) or 0)  # 0 until the first fetch
             c.seek(TopicPartition(self.topic, p), start)
         self.assigned = mine
         if partial and not self.pipeline.partial_view:
@@ -331,6 +334,24 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             except Exception as err:  # a listener must not break the rebalance
                 self.log.error("assignment_listener_failed", error=type(err).__name__,
                                exc_info=err)
+
+    async def _ends(self, parts: Iterable[int]) -> dict[int, int]:
+        """End offsets of new partitions: their lag until the first fetch ({}: no answer)."""
+        c = self.consumer
+        tps = [TopicPartition(self.topic, p) for p in parts]
+        if c is None or not tps:
+            return {}
+        try:
+            async with asyncio.timeout(FINISH_STEP):
+                ends = await c.end_offsets(tps)
+        except (KafkaError, TimeoutError) as err:
+            self.log.debug("end_offsets_failed", error=type(err).__name__)
+            return {}
+        return {tp.partition: end for tp, end in ends.items()}
+
+    def lags(self) -> dict[int, int]:
+        """Records known to be unread per partition (as in ``watchdog_consumer_lag``)."""
+        return {st.key: st.lag for st in self._mine() if st.lag is not None}
 
     def _drop(self, gone: set[int]) -> None:
         """Forget revoked partitions (their buffered events are still processed)."""
