@@ -336,10 +336,7 @@ class Featurizer:
         own_m, own_v, usual = own_baseline.learn(
             self.own_mean, self.own_var, self.meta, x_win, rows,
             quantiles[:, 2], gids, age)
-        if usual.all():
-            self.peers.add(gids, x_win, cats)
-        else:
-            self.peers.add(gids[usual], x_win[usual], cats[usual])
+        self.peers.add(gids, x_win, cats, only=usual)
         latest = np.full(len(ur), -np.inf)
         np.maximum.at(latest, acct, t_last)
         self.last_seen[ur] = np.maximum(self.last_seen[ur], latest)

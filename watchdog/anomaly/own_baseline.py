@@ -93,9 +93,11 @@ def largest(d: np.ndarray, levels: np.ndarray | None = None) -> tuple[np.ndarray
 def half_value(h: int) -> np.float32:
     """The float32 value of float16 bits ``h`` (finite)."""
     e = (h >> 10) & 0x1F
-    m = h & 0x3FF
-    v = math.ldexp(float(m), -24) if e == 0 else math.ldexp(float(1024 + m), e - 25)
-    return np.float32(-v if h & 0x8000 else v)
+    if e == 0:  # subnormal: a multiple of 2**-24
+        v = np.float32(h & 0x3FF) * np.float32(2.0**-24)
+        return -v if h & 0x8000 else v
+    bits = ((h & 0x8000) << 16) | ((e + 112) << 23) | ((h & 0x3FF) << 13)
+    return np.uint32(bits).view(np.float32)
 
 
 @kernel("uint16(float32)")
@@ -103,12 +105,10 @@ def half_bits(x: np.float32) -> int:
     """The float16 bits of float32 ``x`` (>= 0, below 65520), rounded to nearest, ties to
     even: numpy's ``astype(np.float16)``, bit for bit."""
     if x < np.float32(2.0**-14):  # subnormal: a multiple of 2**-24 (1024 is 2**-14: normal)
-        return int(np.rint(np.float64(x) * 2.0**24))
-    frac, exp = math.frexp(np.float64(x))  # x = frac * 2**exp, frac in [0.5, 1)
-    q = int(np.rint(frac * 2048.0))  # 11 significant bits
-    if q == 2048:
-        q, exp = 1024, exp + 1
-    return ((exp + 14) << 10) | (q - 1024)
+        return int(np.rint(x * np.float32(2.0**24)))
+    b = np.int64(np.float32(x).view(np.uint32))
+    b = (b + (0x0FFF + ((b >> 13) & 1))) & 0xFFFFE000  # 23 mantissa bits to 10, ties to even
+    return (((b >> 23) - 112) << 10) | ((b >> 13) & 0x3FF)
 
 
 @kernel("void(float32[:, ::1], uint16[:, ::1], int32[:, ::1], int64[::1], float64[:, ::1], "

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from msgspec import UNSET
 
+from watchdog.anomaly.compiled import kernel
 from watchdog.events import DirectoryRecord
 
 ALL = "(organisation)"  # index 0: every account
@@ -37,6 +38,31 @@ _Q = np.array(QUANTILES)
 NCAT = 14  # data categories (bit i of a category mask)
 RARE = 0.01  # a category the group touches in fewer of its active buckets is rare for it
 RARE_AFTER = 200.0  # active buckets the organisation needs before anything counts as rare
+
+
+@kernel("void(uint32[:, :, ::1], float64[::1], float64[:, ::1], int64[::1], float64[:, ::1], "
+        "int64[::1], boolean[::1], float64[::1])")
+def _count(hist: np.ndarray, weight: np.ndarray, cat_counts: np.ndarray, gids: np.ndarray,
+           x: np.ndarray, cats: np.ndarray, take: np.ndarray, scale: np.ndarray) -> None:
+    """Count rows ``take`` into their groups' queued bins, weights and categories, one pass
+    per row. Bin 0 holds exact zeros (most hours have no export): a point mass, so that the
+    99th percentile of "never" is 0, not somewhere inside the first bin."""
+    for i in range(gids.shape[0]):
+        if not take[i]:
+            continue
+        g = gids[i]
+        for f in range(x.shape[1]):
+            v = x[i, f]
+            b = 0
+            if v > 0:
+                b = 1 + int(v * scale[f] / BIN)
+                b = 1 if b < 1 else (NBINS - 1 if b > NBINS - 1 else b)
+            hist[g, f, b] += 1
+        weight[g] += 1.0
+        c = cats[i]
+        for j in range(NCAT):
+            if (c >> j) & 1:
+                cat_counts[g, j] += 1.0
 
 
 def group_key(rec: DirectoryRecord | None, event_roles: tuple[str, ...] = ()) -> str:
@@ -93,16 +119,11 @@ class PeerBaselines:
             self._moments = {}
         return g
 
-    def _bins(self, x: np.ndarray) -> np.ndarray:
-        """Bin 0 holds exact zeros (most hours have no export): a point mass, so that the
-        99th percentile of "never" is 0, not somewhere inside the first bin."""
-        b = 1 + (x * self.scale / BIN).astype(np.int64)
-        return np.where(x > 0, np.clip(b, 1, NBINS - 1), 0)
-
-    def add(self, gids: np.ndarray, x: np.ndarray, cats: np.ndarray | None = None) -> None:
+    def add(self, gids: np.ndarray, x: np.ndarray, cats: np.ndarray | None = None,
+            only: np.ndarray | None = None) -> None:
         """Queue rows for the next :meth:`refresh` (the baselines move once an hour), counted
-        per group and bin at once (exact: sums of ones), so that what is queued does not grow
-        with the rows."""
+        per group and bin as they come (exact: sums of ones), so that what is queued does not
+        grow with the rows; ``only``: which rows (all if None)."""
         self._pend_any = True
         if not len(gids):
             return
@@ -113,24 +134,14 @@ class PeerBaselines:
                                               np.zeros((grow, self.dim, NBINS), np.uint32)])
             self._pend_weight = np.append(self._pend_weight, np.zeros(grow))
             self._pend_cats = np.vstack([self._pend_cats, np.zeros((grow, NCAT))])
-        # only the groups present: a tick's few rows do not cost a pass over every group
-        present, local = np.unique(gids, return_inverse=True)
-        block = self.dim * NBINS
-        cell = np.arange(self.dim) * NBINS + self._bins(x)
-        flat = (local[:, None] * block + cell).ravel()
-        self._pend_hist[present] += np.bincount(
-            flat, minlength=len(present) * block,
-        ).reshape(len(present), self.dim, NBINS).astype(np.uint32)
-        self._pend_weight[present] += np.bincount(local, minlength=len(present))
-        self._pend_rows += len(gids)
+        take = np.ones(len(gids), bool) if only is None else only
+        _count(self._pend_hist, self._pend_weight, self._pend_cats,
+               np.ascontiguousarray(gids, np.int64), np.ascontiguousarray(x, np.float64),
+               np.zeros(len(gids), np.int64) if cats is None else
+               np.ascontiguousarray(cats, np.int64), take, self.scale)
+        self._pend_rows += int(take.sum())
         if cats is None:
             self._pend_no_cats = True
-        else:
-            bits = ((cats[:, None] >> np.arange(NCAT)) & 1).astype(np.float64)
-            cell = (local[:, None] * NCAT + np.arange(NCAT)).ravel()
-            self._pend_cats[present] += np.bincount(
-                cell, weights=bits.ravel(), minlength=len(present) * NCAT,
-            ).reshape(len(present), NCAT)
 
     def refresh(self, bucket: int) -> None:
         """Fold the queued rows in, as of ``bucket``."""
