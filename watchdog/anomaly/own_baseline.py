@@ -108,7 +108,7 @@ def half_bits(x: np.float32) -> int:
         return int(np.rint(x * np.float32(2.0**24)))
     b = np.int64(np.float32(x).view(np.uint32))
     b = (b + (0x0FFF + ((b >> 13) & 1))) & 0xFFFFE000  # 23 mantissa bits to 10, ties to even
-    return (((b >> 23) - 112) << 10) | ((b >> 13) & 0x3FF)
+    return int((((b >> 23) - 112) << 10) | ((b >> 13) & 0x3FF))
 
 
 @kernel("void(float32[:, ::1], uint16[:, ::1], int32[:, ::1], int64[::1], float64[:, ::1], "
