@@ -125,10 +125,14 @@ async def wait_async(cond: Callable[[], Awaitable[bool]], within: float = 20.0,
 class HookReceiver:
     """A tiny HTTP server on 127.0.0.1:free port that records POSTed JSON bodies.
 
-    ``fail_first``: answer that many requests with 500 first (to exercise retries).
+    ``fail_first``: answer that many requests with 500 first (to exercise retries);
+    ``delay``: seconds before each answer (a slow receiver); ``gate``: no answer until set.
     """
 
-    def __init__(self, fail_first: int = 0) -> None:
+    def __init__(self, fail_first: int = 0, *, delay: float = 0.0,
+                 gate: asyncio.Event | None = None) -> None:
+        self.delay = delay
+        self.gate = gate
         self.bodies: list[Any] = []
         self.requests = 0
         self.headers: list[dict[str, str]] = []
@@ -161,6 +165,10 @@ class HookReceiver:
                     k, _, v = h.decode().partition(":")
                     headers[k.strip().lower()] = v.strip()
                 body = await reader.readexactly(int(headers.get("content-length", 0)))
+                if self.gate is not None:
+                    await self.gate.wait()
+                if self.delay:
+                    await asyncio.sleep(self.delay)  # the receiver's own work
                 self.requests += 1
                 if self.requests <= self.fail_first:
                     status = "500 Internal Server Error"

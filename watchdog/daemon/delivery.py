@@ -61,8 +61,12 @@ class Outbox(Generic[T]):
         batch_max: int = 500,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
+        progress: Callable[[], int] | None = None,
     ) -> None:
         self.name = name
+        # items of the current send already delivered (a destination that takes them one by
+        # one): when the timeout cuts a send short, those count (Sink.progress)
+        self._progress = progress
         self._send = send
         self._on_sent = on_sent
         self._items: deque[T] = deque()
@@ -110,6 +114,17 @@ class Outbox(Generic[T]):
                     self._accept(batch[:err.accepted])
                     batch = batch[err.accepted:]
                     await self._failed(err.cause, backoff())
+                except TimeoutError as err:
+                    # a slow destination took part of the batch: that part is delivered, or
+                    # every retry would send it again and never get past it (a livelock)
+                    done = self._progress() if self._progress is not None else 0
+                    why = TimeoutError(f"a send of {len(batch)} took over {self.timeout:g} s "
+                                       f"({done} delivered)")
+                    if done > 0:
+                        self._accept(batch[:done])
+                        batch = batch[done:]
+                        backoff = self.retry.delays()  # it works, slowly: no long backoff
+                    await self._failed(why if not str(err) else err, backoff())
                 except Exception as err:  # any failure of the destination: retry, never drop
                     await self._failed(err, backoff())
                 else:
@@ -145,6 +160,13 @@ class Outbox(Generic[T]):
         await asyncio.sleep(delay)
 
 
+def _progress_of(sink: Sink) -> Callable[[], int] | None:
+    """How far a sink that delivers alert by alert got in its current send, if it says."""
+    if not hasattr(sink, "progress"):
+        return None
+    return lambda: int(getattr(sink, "progress", 0))
+
+
 @dataclass(slots=True)
 class Pending:
     """One alert on its way: to every sink, then it releases its source offset."""
@@ -172,7 +194,7 @@ class Delivery:
         self.metrics = metrics
         self.outboxes = [
             Outbox(s.name, self._sender(s), self._sent, metrics, log, batch_max=batch_max,
-                   timeout=s.timeout, retry=retry)
+                   timeout=s.timeout, retry=retry, progress=_progress_of(s))
             for s in self.sinks
         ]
         self.pending = 0  # alerts not yet accepted by every sink

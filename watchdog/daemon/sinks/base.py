@@ -3,7 +3,10 @@
 A sink does no retrying of its own: :class:`~watchdog.daemon.delivery.Outbox` retries a failed
 batch with exponential backoff and jitter, forever (alerts are never dropped), counting each
 failure in ``watchdog_sink_errors_total{sink}``. A sink that delivers alert by alert raises
-:class:`PartialDelivery` so that the alerts it did deliver are not sent twice.
+:class:`PartialDelivery` so that the alerts it did deliver are not sent twice, and counts them
+in ``progress`` as it goes (0 at the start of each send): when the outbox's timeout cuts a send
+short (a slow receiver), those count as delivered, and the retry goes on from the next one
+rather than sending the batch's first alerts again and again, never getting past them.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ class MqttSink:
         self.timeout = timeout
         self._stack: AsyncExitStack | None = None
         self._client: aiomqtt.Client | None = None
+        self.progress = 0
 
     async def start(self) -> None:
         pass
@@ -41,15 +42,15 @@ class MqttSink:
         return self._client
 
     async def send(self, alerts: Sequence[Alert]) -> None:
-        done = 0
+        self.progress = 0  # alerts of this send published so far (the outbox's timeout reads it)
         try:
             client = await self._connect()
             for a in alerts:
                 await client.publish(self.topic, encode_alert(a), qos=self.qos)
-                done += 1
+                self.progress += 1
         except Exception as err:
             await self.close()
-            raise PartialDelivery(done, err) from err
+            raise PartialDelivery(self.progress, err) from err
 
     async def close(self) -> None:
         stack, self._stack, self._client = self._stack, None, None

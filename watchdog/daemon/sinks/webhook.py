@@ -2,7 +2,9 @@
 
 Timeouts come from ``timeout_seconds``; a non-2xx answer or a network error fails the alert.
 Retries (exponential backoff with jitter, forever) are the outbox's; the alerts of a batch
-that were accepted before a failure are not sent again (:class:`PartialDelivery`).
+that were accepted before a failure, or before a batch took longer than ``4 x
+timeout_seconds`` (a slow receiver), are not sent again (:class:`PartialDelivery`,
+``progress``).
 Receivers deduplicate on ``alert_id`` (at-least-once).
 """
 
@@ -27,11 +29,13 @@ class WebhookSink:
         if s.token:
             headers["Authorization"] = f"Bearer {s.token}"
         self._client = httpx.AsyncClient(headers=headers, timeout=s.timeout_seconds)
+        self.progress = 0
 
     async def start(self) -> None:
         pass
 
     async def send(self, alerts: Sequence[Alert]) -> None:
+        self.progress = 0  # alerts of this send accepted so far (the outbox's timeout reads it)
         for i, a in enumerate(alerts):
             try:
                 resp = await self._client.post(self.url, content=encode_alert(a))
@@ -40,6 +44,7 @@ class WebhookSink:
                                                 request=resp.request, response=resp)
             except Exception as err:
                 raise PartialDelivery(i, err) from err
+            self.progress = i + 1
 
     async def close(self) -> None:
         await self._client.aclose()
