@@ -2,7 +2,9 @@
 
 Each is dead-lettered with its reason, counted, and changes nothing: the daemon becomes ready,
 keeps reading the state topics, and raises exactly the alerts ``watchdog replay`` raises from
-the good records. A tombstone (compaction's delete) is skipped, not dead-lettered.
+the good records. A tombstone (compaction's delete) is skipped, not dead-lettered. On the
+access log, a document over the limit (and over the consumer's fetch size) and an empty
+message before the events are dead-lettered too, and the events after them processed.
 """
 
 from __future__ import annotations
@@ -76,6 +78,11 @@ async def test_bad_state_records_are_dead_lettered_and_change_nothing(
     await send_raw(bs, "subjects", [b for b, _ in bad["subjects"]])
     await produce(bs, "subjects", world.subjects, key="subject")
     await send_raw(bs, "accounts", [None, *(b for b, _ in bad["accounts"])])
+    # and on the access log, before the events: a document over the limit (a record over the
+    # consumer's fetch size) and an empty message
+    event = orjson.loads(world.events[0])
+    await send_raw(bs, "access-logs", [orjson.dumps({**event, "pad": "x" * 2 * BIG}), None])
+    bad["access-logs"] = [(b"", "too_large"), (b"", "not_json")]
     await produce(bs, "access-logs", world.events, key="user", event_time=True)
 
     svc = service(load_config(str(daemon_config(
@@ -102,4 +109,4 @@ async def test_bad_state_records_are_dead_lettered_and_change_nothing(
     got = sorted((dict(r.headers)["source_topic"].decode(), dict(r.headers)["reason"].decode())
                  for r in dlq)
     assert got == sorted((t, reason) for t, recs in bad.items() for _, reason in recs)
-    assert len(dlq) == n_bad  # the tombstones were skipped
+    assert len(dlq) == n_bad  # the tombstones of the state topics were skipped
