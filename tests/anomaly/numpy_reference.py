@@ -1,7 +1,6 @@
-"""The featurizer's per-row arithmetic as it was written in numpy, vectorised over rows (main
-at 5255329, before the compiled kernels): the specification the kernels
-(:mod:`watchdog.anomaly.ring_kernel`, :mod:`watchdog.anomaly.own_baseline`) are compared
-with, bit for bit, on random rows (tests/anomaly/test_kernels.py)."""
+"""The featurizer's per-row arithmetic and the reduction's group-by as they were written in
+numpy (main at 5255329, before the compiled kernels): the specification the kernels are
+compared with, bit for bit, on random rows (tests/anomaly/test_kernels.py)."""
 
 from __future__ import annotations
 
@@ -251,3 +250,32 @@ def learn(mean: np.ndarray, var: np.ndarray, counts: np.ndarray, x_win: np.ndarr
     mean[:] = cur_m
     var[:] = cur_v
     return own_m, own_v, cur_n, usual
+
+
+def group(order: np.ndarray, heads: np.ndarray, fl: np.ndarray, off: np.ndarray,
+          res_bit: np.ndarray, src_bit: np.ndarray, cats: np.ndarray, subj: np.ndarray,
+          large: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The reduction's group-by (reduction.reduce_events before group_kernel): small, large,
+    cats, subj, bloom, t_last per group."""
+    n = len(order)
+    flags = np.zeros((n, 5), np.int64)
+    flags[:, 0] = 1
+    flags[:, 1] = fl & 1
+    flags[:, 2] = (fl >> 2) & 1
+    flags[:, 3] = off
+    flags[:, 4] = (fl >> 1) & 1
+    g = len(heads)
+    grp = np.empty(n, np.int64)
+    grp[order] = np.repeat(np.arange(g), np.diff(np.append(heads, n)))
+    small = np.zeros((g, NS), np.int64)
+    small[:, :5] = np.add.reduceat(flags[order], heads)
+    bits = np.zeros((g, 512 + 128), bool)
+    has = res_bit >= 0
+    bits[grp[has], res_bit[has]] = True
+    has = src_bit >= 0
+    bits[grp[has], 512 + src_bit[has]] = True
+    bloom = np.packbits(bits, axis=1, bitorder="little").view("<u8")
+    return (small, np.add.reduceat(large[order], heads),
+            np.bitwise_or.reduceat(cats[order], heads),
+            np.bitwise_or.reduceat(subj[order], heads), bloom,
+            np.maximum.reduceat(ts[order], heads))

@@ -17,6 +17,7 @@ import pytest
 
 from tests.anomaly import numpy_reference as ref
 from watchdog.anomaly import own_baseline
+from watchdog.anomaly.group_kernel import reduce_groups
 from watchdog.anomaly.layout import (
     F_WIDTH,
     NL,
@@ -25,7 +26,7 @@ from watchdog.anomaly.layout import (
     U_WIDTH,
     stamps,
 )
-from watchdog.anomaly.reduction import by_rank
+from watchdog.anomaly.reduction import by_account_and_bucket, by_rank
 from watchdog.anomaly.ring_kernel import advance_and_read
 from watchdog.anomaly.vocabulary import LOGGED, NW, PER_HOUR
 
@@ -173,3 +174,32 @@ def test_the_kernels_compile_when_no_cache_can_be_written(tmp_path: Path) -> Non
                          env=env, cwd=ROOT, timeout=300, check=False)
     assert out.returncode == 0, out.stderr
     assert "uncached" in out.stdout
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_group_kernel_is_numpys_group_by(seed: int) -> None:
+    """One row per account and bucket from kept events: counters, the contract's integer
+    counts (up to 2**40 each), bits and the latest time as numpy's group-by gave them."""
+    rng = np.random.default_rng(200 + seed)
+    n = 5000
+    rows = rng.integers(0, 300, n)
+    bks = 6000 + rng.integers(0, PER_HOUR, n)
+    order, heads = by_account_and_bucket(rows, bks)
+    fl = rng.integers(0, 8, n)
+    off = rng.random(n) < 0.3
+    res_bit = np.where(rng.random(n) < 0.8, rng.integers(0, 512, n), -1)
+    src_bit = np.where(rng.random(n) < 0.8, rng.integers(0, 128, n), -1)
+    cats = rng.integers(0, 1 << 14, n)
+    subj = _bits(rng, (n,), 0.05)
+    large = rng.integers(0, 2**40, (n, NL)).astype(np.float64)
+    ts = rng.random(n) * 1e9
+    want = ref.group(order, heads, fl, off, res_bit, src_bit, cats, subj, large, ts)
+    g = len(heads)
+    got = (np.zeros((g, NS), np.int64), np.zeros((g, NL)), np.zeros(g, np.int64),
+           np.zeros(g, np.uint64), np.zeros((g, SEEN_WORDS), np.uint64), np.empty(g))
+    reduce_groups(order, heads, fl, off, res_bit, src_bit, cats, subj,
+                  np.ascontiguousarray(large[:, 0]), np.ascontiguousarray(large[:, 1]),
+                  np.ascontiguousarray(large[:, 2]), ts, *got)
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == b.dtype
+        assert np.array_equal(a, b)

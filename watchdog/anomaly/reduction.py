@@ -1,6 +1,7 @@
 """The reduction: kept events to one row per account and bucket (:class:`Rows`), column by
-column (a list comprehension per field, then numpy group-by sums and bit-ors), a few thousand
-events at a time (:func:`reduce_events`); rows of the same account and bucket reduced in
+column (taken apart per list as it comes, then grouped in one compiled pass:
+:mod:`~watchdog.anomaly.group_kernel`), a few thousand events at a time
+(:func:`reduce_events`); rows of the same account and bucket reduced in
 several parts are added up in order (:func:`merge`). Pure: no state but string caches.
 """
 
@@ -14,7 +15,8 @@ import numpy as np
 from msgspec import UNSET, UnsetType
 
 from watchdog.anomaly.batch import EIDS_KEPT, Sids
-from watchdog.anomaly.layout import M_SUBJ, NL, NS, SEEN_RES_BITS, SEEN_SRC_BITS
+from watchdog.anomaly.group_kernel import reduce_groups
+from watchdog.anomaly.layout import M_SUBJ, NL, NS, SEEN_RES_BITS, SEEN_SRC_BITS, SEEN_WORDS
 from watchdog.anomaly.vocabulary import CATEGORIES, EXPORT_ACTIONS
 from watchdog.events import AccessEvent
 from watchdog.policy.model import Policy
@@ -217,53 +219,35 @@ def reduce_events(kept: Kept, runs: list[tuple[int, int]], rows_l: list[int], po
     bks = np.repeat(np.array([b for _, b in runs], np.int64), np.diff([*starts, n]))
     ts = np.array(kept.ts, np.float64)
     eids = kept.eids
-    # counters: events, exports, external, off hours, failed logins
-    fl = np.array(kept.flags, np.int64)
-    flags = np.zeros((n, 5), np.int64)
-    flags[:, 0] = 1
-    flags[:, 1] = fl & 1
-    flags[:, 2] = (fl >> 2) & 1
-    flags[:, 4] = (fl >> 1) & 1
+    off = np.zeros(n, bool)  # off business hours
     hours = policy.business_hours
     if hours is not None:  # looked up once per minute
         _, first, where = np.unique(ts // 60, return_index=True,
                                     return_inverse=True)
-        off = [not hours.contains(t) for t in ts[first].tolist()]
-        flags[:, 3] = np.array(off, bool)[where]
-    src_bit = np.array(kept.src, np.int64)
-    res_bit = np.array(kept.res, np.int64)
-    cats = np.array(kept.cats, np.int64)
-    large = np.empty((n, NL))
-    large[:, 0] = np.array(kept.records, np.float64)
-    large[:, 1] = np.array(kept.bytes, np.float64)
-    large[:, 2] = np.array(kept.counts, np.float64)
-    subj = np.array(kept.subj, np.uint64)
+        off = np.array([not hours.contains(t) for t in ts[first].tolist()], bool)[where]
 
-    # group by (account, bucket), events in order within a group
+    # group by (account, bucket), events in order within a group: one compiled pass
     rows = np.array(rows_l, np.int64)
     order, heads = by_account_and_bucket(rows, bks)
     g = len(heads)
-    group = np.empty(n, np.int64)
-    group[order] = np.repeat(np.arange(g), np.diff(np.append(heads, n)))
     small = np.zeros((g, NS), np.int64)
-    small[:, :5] = np.add.reduceat(flags[order], heads)
-    # bitmaps: set the bits of each group's events, then pack them (little-endian words)
-    bits = np.zeros((g, SEEN_RES_BITS + SEEN_SRC_BITS), bool)
-    has = res_bit >= 0
-    bits[group[has], res_bit[has]] = True
-    has = src_bit >= 0
-    bits[group[has], SEEN_RES_BITS + src_bit[has]] = True
-    bloom = np.packbits(bits, axis=1, bitorder="little").view("<u8")
+    large = np.zeros((g, NL))
+    cats = np.zeros(g, np.int64)
+    subj = np.zeros(g, np.uint64)
+    bloom = np.zeros((g, SEEN_WORDS), np.uint64)
+    t_last = np.empty(g)
+    reduce_groups(order, heads, np.array(kept.flags, np.int64), off,
+                  np.array(kept.res, np.int64), np.array(kept.src, np.int64),
+                  np.array(kept.cats, np.int64), np.array(kept.subj, np.uint64),
+                  np.array(kept.records, np.float64), np.array(kept.bytes, np.float64),
+                  np.array(kept.counts, np.float64), ts, small, large, cats, subj, bloom,
+                  t_last)
     sizes = np.diff(np.append(heads, n))
     pos, eid_n = tails(sizes, EIDS_KEPT)
     at = order[pos].tolist()
     sids = kept.sids
-    return Rows(
-        rows[order[heads]], bks[order[heads]], small, np.add.reduceat(large[order], heads),
-        np.bitwise_or.reduceat(cats[order], heads),
-        np.bitwise_or.reduceat(subj[order], heads), bloom,
-        np.maximum.reduceat(ts[order], heads), [eids[i] for i in at],
-        eid_n, [sids[i] for i in at])
+    return Rows(rows[order[heads]], bks[order[heads]], small, large, cats, subj, bloom,
+                t_last, [eids[i] for i in at], eid_n, [sids[i] for i in at])
 
 
 def merge(parts: list[Rows]) -> Rows:
