@@ -8,6 +8,17 @@ from itertools import pairwise
 
 import numpy as np
 
+from watchdog.anomaly.batch import (
+    _FLOOR_P,
+    _FLOOR_S,
+    _M_NOVEL_J,
+    _M_PEER_J,
+    _M_PEER_W,
+    _M_SELF_J,
+    _M_SELF_W,
+    FeatureBatch,
+    tail_inputs,
+)
 from watchdog.anomaly.layout import (
     F_WIDTH,
     LARGE,
@@ -45,6 +56,7 @@ from watchdog.anomaly.own_baseline import (
 )
 from watchdog.anomaly.vocabulary import (
     BASE,
+    FEATURE_NAMES,
     LOGGED,
     NW,
     SHORT_BASE,
@@ -279,3 +291,22 @@ def group(order: np.ndarray, heads: np.ndarray, fl: np.ndarray, off: np.ndarray,
             np.bitwise_or.reduceat(cats[order], heads),
             np.bitwise_or.reduceat(subj[order], heads), bloom,
             np.maximum.reduceat(ts[order], heads))
+
+
+def scoring(b: FeatureBatch, idx: np.ndarray, levels: np.ndarray | None,
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """FeatureBatch.scoring before scoring_kernel: model inputs, tail deviations, columns."""
+    raw, own_m, own_v = b.raw[idx], b.own_mean[idx], b.own_var[idx]
+    q = b.quantiles[:, 1:][b.gids[idx]]  # p50, p99
+    cold = ~b.warm[idx]
+    x = np.empty((len(idx), len(FEATURE_NAMES)), np.float32)
+    p50, p99 = q[:, 0, _M_PEER_W], q[:, 1, _M_PEER_W]
+    x[:, _M_PEER_J] = np.maximum(raw[:, _M_PEER_W] - p99, 0.0) / (p99 - p50 + _FLOOR_P)
+    x[:, _M_SELF_J] = np.maximum((raw[:, _M_SELF_W] - own_m[:, _M_SELF_W])
+                                 / np.sqrt(own_v[:, _M_SELF_W] + _FLOOR_S) - 1.0, 0.0)
+    if cold.any():
+        at = np.flatnonzero(cold)
+        x[at[:, None], _M_SELF_J] = 0.0
+        x[at[:, None], _M_NOVEL_J] = 0.0
+    d, col = tail_inputs(raw, own_m, own_v, q, cold, p99_at=1, levels=levels)
+    return x, d, col

@@ -17,6 +17,7 @@ import pytest
 
 from tests.anomaly import numpy_reference as ref
 from watchdog.anomaly import own_baseline
+from watchdog.anomaly.batch import FeatureBatch
 from watchdog.anomaly.group_kernel import reduce_groups
 from watchdog.anomaly.layout import (
     F_WIDTH,
@@ -28,7 +29,7 @@ from watchdog.anomaly.layout import (
 )
 from watchdog.anomaly.reduction import by_account_and_bucket, by_rank
 from watchdog.anomaly.ring_kernel import advance_and_read
-from watchdog.anomaly.vocabulary import LOGGED, NW, PER_HOUR
+from watchdog.anomaly.vocabulary import LOGGED, NW, PER_HOUR, TAIL_COLS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -203,3 +204,30 @@ def test_the_group_kernel_is_numpys_group_by(seed: int) -> None:
     for a, b in zip(got, want, strict=True):
         assert a.dtype == b.dtype
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("with_levels", [False, True])
+def test_the_scoring_kernel_is_numpys_scoring(with_levels: bool) -> None:
+    """Model inputs and tail deviations of random rows (cold and warm, zeros, values at the
+    peers' percentiles) as numpy computed them, with and without the tail's levels."""
+    rng = np.random.default_rng(300 + with_levels)
+    k, groups = 3000, 7
+    raw = rng.random((k, NW)) * 9
+    raw[rng.random((k, NW)) < 0.3] = 0.0
+    q = np.sort(rng.random((groups, 3, NW)) * 6, axis=1)
+    q[rng.random((groups, 3, NW)) < 0.2] = 0.0
+    gids = rng.integers(0, groups, k)
+    raw[:100] = q[gids[:100], 2]  # exactly at the 99th percentile
+    own_m = (rng.random((k, NW)) * 6).astype(np.float32)
+    own_v = rng.exponential(0.5, (k, NW)).astype(np.float16).astype(np.float32)
+    own_v[rng.random((k, NW)) < 0.2] = 0.0
+    warm = rng.random(k) < 0.8
+    b = FeatureBatch(np.zeros(k, np.int64), ["u"] * k, gids, ["g"] * groups, raw,
+                     np.zeros(k), warm, own_m, own_v, q, [], np.zeros(k, np.int64),
+                     np.zeros(k, np.int64), np.arange(k), 0.0)
+    levels = rng.random(len(TAIL_COLS)) * 2 + 0.5 if with_levels else None
+    idx = rng.choice(k, 2000, replace=False)
+    got, want = b.scoring(idx, levels), ref.scoring(b, idx, levels)
+    for a, w in zip(got, want, strict=True):
+        assert a.dtype == w.dtype
+        assert np.array_equal(a.view(np.uint8), w.view(np.uint8))

@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from watchdog.anomaly.own_baseline import excess, largest
+from watchdog.anomaly.scoring_kernel import score_inputs
 from watchdog.anomaly.vocabulary import (
     FEATURE_NAMES,
     FLOOR,
     MODEL_FEATURES,
     NOVELTY_COLS,
+    TAIL_COLS,
     WINDOW_FEATURES,
     to_natural,
 )
@@ -33,7 +35,9 @@ _M_SELF_J = np.array([j for j, _ in _M_SELF])
 _M_SELF_W = np.array([w for _, w in _M_SELF])
 _FLOOR_P, _FLOOR_S = FLOOR[_M_PEER_W], _FLOOR_VAR[_M_SELF_W]
 # the model's peer columns of never-before counts (0 for an account within its warm-up)
-_M_NOVEL_J = np.array([j for j, w in _M_PEER if w in set(NOVELTY_COLS.tolist())])
+_M_NOVEL_J = np.array([j for j, w in _M_PEER if w in set(NOVELTY_COLS.tolist())], np.int64)
+_NOVEL = np.isin(np.arange(len(WINDOW_FEATURES)), NOVELTY_COLS)  # per window value
+_NO_LEVELS = np.ones(len(TAIL_COLS))
 
 
 class FeatureBatch:
@@ -132,19 +136,19 @@ class FeatureBatch:
         """Rows ``idx``' model inputs (float32), tail deviations (in units of ``levels``, if
         given) and the window values they come from: what the stage scores (only the columns
         the model reads are computed)."""
-        raw, own_m, own_v = self.raw[idx], self.own_mean[idx], self.own_var[idx]
-        q = self.quantiles[:, 1:][self.gids[idx]]  # p50, p99
-        cold = ~self.warm[idx]
-        x = np.empty((len(idx), len(FEATURE_NAMES)), np.float32)
-        p50, p99 = q[:, 0, _M_PEER_W], q[:, 1, _M_PEER_W]
-        x[:, _M_PEER_J] = np.maximum(raw[:, _M_PEER_W] - p99, 0.0) / (p99 - p50 + _FLOOR_P)
-        x[:, _M_SELF_J] = np.maximum((raw[:, _M_SELF_W] - own_m[:, _M_SELF_W])
-                                     / np.sqrt(own_v[:, _M_SELF_W] + _FLOOR_S) - 1.0, 0.0)
-        if cold.any():
-            at = np.flatnonzero(cold)
-            x[at[:, None], _M_SELF_J] = 0.0
-            x[at[:, None], _M_NOVEL_J] = 0.0
-        d, col = tail_inputs(raw, own_m, own_v, q, cold, p99_at=1, levels=levels)
+        k = len(idx)
+        x = np.empty((k, len(FEATURE_NAMES)), np.float32)
+        d, col = np.empty(k), np.empty(k, np.int64)
+        score_inputs(np.ascontiguousarray(idx, np.int64),
+                     np.ascontiguousarray(self.raw, np.float64),
+                     np.ascontiguousarray(self.own_mean, np.float32),
+                     np.ascontiguousarray(self.own_var, np.float32),
+                     np.ascontiguousarray(self.quantiles, np.float64),
+                     np.ascontiguousarray(self.gids, np.int64),
+                     np.ascontiguousarray(self.warm, bool), _M_PEER_J, _M_PEER_W, _FLOOR_P,
+                     _M_SELF_J, _M_SELF_W, _FLOOR_S, _M_NOVEL_J, TAIL_COLS, _NOVEL,
+                     _NO_LEVELS if levels is None else np.ascontiguousarray(levels, np.float64),
+                     levels is not None, x, d, col)
         return x, d, col
 
     def tail(self) -> tuple[np.ndarray, np.ndarray]:
