@@ -11,7 +11,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -24,6 +24,7 @@ from watchdog.alerts.pseudonym import DEMO_KEY, Pseudonymizer, key_from_env
 from watchdog.decode import Decoder, Rejection
 from watchdog.engine.detector import Detector, Stage
 from watchdog.engine.engine import Engine
+from watchdog.engine.faults import REASON, fault_site
 from watchdog.engine.ordering import Reorderer
 from watchdog.events import (
     AccessEvent,
@@ -95,20 +96,25 @@ def replay(
     """
     result = ResultCounter(ReplayResult(), rejected)
     started = time.perf_counter()
+    # a valid record whose application raises (a bug) is said and skipped, as live
     if directory:
         for drec, raw in read_records_raw(
                 directory, Decoder(DirectoryRecord, check=check_times), result):
-            engine.apply_directory(drec, effective_as_written(raw))
+            with result.skipping(directory, "a directory record"):
+                engine.apply_directory(drec, effective_as_written(raw))
     if subjects:
         for srec, raw in read_records_raw(
                 subjects, Decoder(SubjectRecord, check=check_times), result):
-            engine.apply_subject(srec, effective_as_written(raw))
+            with result.skipping(subjects, "a subject record"):
+                engine.apply_subject(srec, effective_as_written(raw))
     if accounts:
         for arec in read_records(accounts, Decoder(AccountRecord, check=check_times), result):
-            engine.apply_account(arec)
+            with result.skipping(accounts, "an account record"):
+                engine.apply_account(arec)
     if freeze_gc:
         gc_policy.settle()
     detector = Detector(engine, Reorderer(release_step=REPLAY_RELEASE_STEP), stages or [])
+    detector.on_fault = result.failed  # one event that raises is said and skipped, as live
     decoder = Decoder(AccessEvent, check=check_times)
     write = out.write
     res = result.result
@@ -174,6 +180,24 @@ class ResultCounter(RejectedWriter):
             print("watchdog: further rejections are counted, not printed; all are in "
                   f"{self._inner.path}", file=sys.stderr)
         self._inner.write(source, line, rej)
+
+    def failed(self, ev: AccessEvent, err: Exception) -> None:
+        """A valid event whose processing raised (:mod:`watchdog.engine.faults`)."""
+        self._failed(f"event {ev.event.id}", err)
+
+    @contextmanager
+    def skipping(self, source: str, what: str) -> Iterator[None]:
+        """A state record applied in the block; if that raises, it is said and skipped."""
+        try:
+            yield
+        except Exception as err:
+            self._failed(f"{source}: {what}", err)
+
+    def _failed(self, what: str, err: Exception) -> None:
+        self.result.invalid[REASON] += 1
+        if self.result.invalid[REASON] <= self.LOG_FIRST:
+            print(f"watchdog: {what}: processing failed ({fault_site(err)}); skipped, "
+                  "alerts may be missing (a bug: please report it)", file=sys.stderr)
 
     def close(self) -> None:
         self._inner.close()

@@ -215,7 +215,7 @@ class Metrics:
         self.ready.set(0)
         self.whole_stream_reader.set(0)
         for reason in ("too_large", "not_json", "missing_field", "bad_timestamp",
-                       "invalid_value"):
+                       "invalid_value", "processing_error"):
             self.invalid.labels(reason)
         for result in ("ok", "error"):
             self.reloads.labels(result)

@@ -109,6 +109,8 @@ class Pipeline:
         self._flushed_at = 0  # detector.processed at the last full flush
         self.rejections = Rejections(dead_letters, metrics, log, counted=not whole_stream,
                                      dead_letter=rules)
+        self.detector.on_fault = lambda ev, err: self.rejections.failed(  # one event, not all
+            err, event_id=ev.event.id, offset=self._meta.get(ev.event.id, (None, None))[1])
         self.held_ahead = HeldAhead(metrics, log, counted=not whole_stream)
         self.id_conflicts = IdConflicts(metrics, log, counted=not whole_stream)
         self.suppressed = 0

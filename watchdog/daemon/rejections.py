@@ -1,6 +1,7 @@
 """Records that are not valid events: counted by reason, the first few logged (one line each,
 where they are), and forwarded untouched to the dead-letter topic, which holds the record's
-commit until it is accepted."""
+commit until it is accepted. And valid events whose processing raised (a bug,
+:mod:`watchdog.engine.faults`): counted as ``processing_error``, logged, skipped."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from watchdog.daemon.delivery import Outbox
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.offsets import PartitionBook
 from watchdog.decode import Rejection
+from watchdog.engine.faults import REASON, fault_site
 
 LOG_FIRST_REJECTIONS = 20
 
@@ -43,6 +45,7 @@ class Rejections:
         self.counted = counted
         self.dead_letter = dead_letter
         self.count = 0
+        self.failures = 0
 
     def reject(self, rej: Rejection, rec: RecordLike, topic: str,
                book: PartitionBook | None) -> None:
@@ -64,3 +67,14 @@ class Rejections:
             book.add_inflight(rec.offset)
         self.dead_letters.put(DeadLetter(rec.value or b"", rec.key, rej.reason, rej.detail,
                                          topic, rec.partition, rec.offset, book))
+
+    def failed(self, err: Exception, **where: Any) -> None:
+        """An event that decoded and validated but whose processing raised: skipped."""
+        self.failures += 1
+        if not self.counted:
+            return
+        self.metrics.count_invalid(REASON)
+        if self.failures <= LOG_FIRST_REJECTIONS:
+            self.log.error("processing_failed", error=fault_site(err), **where,
+                           consequence="event skipped: alerts it would raise are missing "
+                           "(a bug: please report it)")

@@ -12,7 +12,7 @@ same in replay and the daemon.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
 import msgspec
@@ -56,6 +56,7 @@ class Flushed(NamedTuple):
 
 # a push that raised and released nothing (most of them) returns one of these: no allocation
 _NOTHING = {o: Pushed((), (), o) for o in (QUEUED, DUPLICATE, LATE, AHEAD)}
+_FAULTED: Known = (None, (), -1)  # an event whose processing on arrival raised (by identity)
 
 
 def variant(ev: AccessEvent) -> str:
@@ -112,6 +113,9 @@ class Detector:
         self._alerts_to = [s.observe_alerts for s in self.stages
                            if hasattr(s, "observe_alerts")]
         self.processed = 0
+        # an event whose processing raised (:mod:`watchdog.engine.faults`): handed here and
+        # skipped, so that one event cannot stop detection; None: the error propagates
+        self.on_fault: Callable[[AccessEvent, Exception], None] | None = None
 
     def horizon(self) -> float:
         """The longest span of event time any window needs (seconds)."""
@@ -129,15 +133,7 @@ class Detector:
             if released:
                 return Pushed(self._run(released), released, last)
             return _NOTHING[last]
-        if last != DUPLICATE:
-            engine = self.engine
-            self._known[id(ev)] = known = engine.known(ev, t)
-            alerts = engine.process(ev, t, ALONE, known)
-            if alerts:
-                for observe_alerts in self._alerts_to:
-                    observe_alerts(alerts)
-        else:
-            alerts = []
+        alerts = self._arrived(ev, t, None) if last != DUPLICATE else []
         if released:
             alerts.extend(self._run(released))
         elif not alerts:
@@ -151,16 +147,29 @@ class Detector:
         if self.rules:  # (a service of the stages alone runs no rule: nothing to tell apart)
             v = variant(ev)
             if self.early:
-                engine = self.engine
-                self._known[id(ev)] = known = engine.known(ev, t)
-                alerts = engine.process(ev, t, ALONE, known, v)
-                if alerts:
-                    for observe_alerts in self._alerts_to:
-                        observe_alerts(alerts)
+                alerts = self._arrived(ev, t, v)
             self._variants[id(ev)] = v
         if released:
             alerts.extend(self._run(released))
         return Pushed(alerts, released, last, True)
+
+    def _arrived(self, ev: AccessEvent, t: float, v: str | None) -> list[Alert]:
+        """The rules that judge an event alone, on its arrival (``early``)."""
+        engine = self.engine
+        try:
+            self._known[id(ev)] = known = engine.known(ev, t)
+            alerts = (engine.process(ev, t, ALONE, known) if v is None
+                      else engine.process(ev, t, ALONE, known, v))
+        except Exception as err:
+            if self.on_fault is None:
+                raise
+            self._known[id(ev)] = _FAULTED  # not processed again at its release
+            self.on_fault(ev, err)
+            return []
+        if alerts:
+            for observe_alerts in self._alerts_to:
+                observe_alerts(alerts)
+        return alerts
 
     def idle(self, partition: int) -> list[Alert]:
         return self.idle_released(partition).alerts
@@ -207,24 +216,33 @@ class Detector:
         rules = self.rules
         found: list[Alert] | None
         for ev, t in released:
-            if not rules:
-                found = None
-            elif variants and id(ev) in variants:
-                k = known.pop(id(ev), None)
-                v = variants.pop(id(ev))
-                found = process(ev, t, ALL, None, v) if k is None else process(
-                    ev, t, IN_ORDER, k, v)
-            elif known:  # some events were judged on arrival: those get only the ordered rules
-                k = known.pop(id(ev), None)
-                found = process(ev, t) if k is None else process(ev, t, IN_ORDER, k)
-            else:
-                found = process(ev, t)
-            if found:
-                alerts.extend(found)
-            for stage in stages:
-                more = stage.observe(ev, t)
-                if more:
-                    alerts.extend(more)
+            try:  # (free unless raised)
+                if not rules:
+                    found = None
+                elif variants and id(ev) in variants:
+                    k = known.pop(id(ev), None)
+                    v = variants.pop(id(ev))
+                    if k is _FAULTED:
+                        continue  # failed on arrival, and said so
+                    found = process(ev, t, ALL, None, v) if k is None else process(
+                        ev, t, IN_ORDER, k, v)
+                elif known:  # some were judged on arrival: those get only the ordered rules
+                    k = known.pop(id(ev), None)
+                    if k is _FAULTED:
+                        continue
+                    found = process(ev, t) if k is None else process(ev, t, IN_ORDER, k)
+                else:
+                    found = process(ev, t)
+                if found:
+                    alerts.extend(found)
+                for stage in stages:
+                    more = stage.observe(ev, t)
+                    if more:
+                        alerts.extend(more)
+            except Exception as err:
+                if self.on_fault is None:
+                    raise
+                self.on_fault(ev, err)
         if alerts:  # before the stages score the windows these events fall in
             for observe_alerts in self._alerts_to:
                 observe_alerts(alerts)

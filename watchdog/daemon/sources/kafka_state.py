@@ -6,7 +6,8 @@ Records are applied to the engine as they come; its state is kept on event time 
 applies from its ``effective`` instant), so the order of reading does not matter. ``loaded``
 is set once every partition of both topics has been read to the end it had at start-up:
 access events are consumed only after that (``/readyz`` says so). Invalid records are
-dead-lettered like invalid events; tombstones (compaction deletes) are skipped.
+dead-lettered like invalid events; tombstones (compaction deletes) are skipped. A valid record
+whose application raises (a bug) is dead-lettered as ``processing_error`` and the next read.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from watchdog.daemon.kafka_client import client_kwargs
 from watchdog.daemon.metrics import Metrics
 from watchdog.decode import Decoder, Rejection
 from watchdog.engine.engine import Engine
+from watchdog.engine.faults import REASON, fault_site
 from watchdog.events import (
     AccountRecord,
     DirectoryRecord,
@@ -136,10 +138,25 @@ class StateTopics:
                 self.dead_letters.put(DeadLetter(rec.value, rec.key, doc.reason, doc.detail,
                                                  tp.topic, tp.partition, rec.offset))
                 continue
-            apply(doc, rec.value)
+            try:
+                apply(doc, rec.value)
+            except Exception as err:  # a bug: one record must not stop the state topics
+                self._failed(tp, rec, err)
+                continue
             self.records += 1
             if self.archive is not None:
                 self.archive.put_record(tp.topic, doc, rec.value)
+
+    def _failed(self, tp: TopicPartition, rec: Any, err: Exception) -> None:
+        """A valid record whose application raised (:mod:`watchdog.engine.faults`):
+        dead-lettered as ``processing_error``, logged, and the next one read."""
+        self.metrics.count_invalid(REASON)
+        site = fault_site(err)
+        self.log.error("record_not_applied", error=site, topic=tp.topic,
+                       partition=tp.partition, offset=rec.offset,
+                       consequence="the state misses it (a bug: please report it)")
+        self.dead_letters.put(DeadLetter(rec.value, rec.key, REASON, f"not applied: {site}",
+                                         tp.topic, tp.partition, rec.offset))
 
     async def probe(self) -> None:
         """Is the broker reachable? (a metadata request, for /readyz)."""
