@@ -20,7 +20,7 @@
    (the same subjects recur, each copy a month later), which is what the query scans.
 
     .venv/bin/python bench/bench_archive.py [--events 200000] [--pairs 2] [--s3]
-        [--before TREE ...] [--live WARM] [--flush-seconds S] [--broker-cpus L]
+        [--before TREE ...] [--live WARM] [--ab] [--flush-seconds S] [--broker-cpus L]
         [--daemon-cpus L] [--writer-reps 5] [--month-accounts 2000] [--big 10000000]
         [--skip-daemon] [--skip-month]
 
@@ -30,6 +30,9 @@ same rounds. ``--live WARM``: a stream, not a backlog: each daemon gets a topic 
 reads WARM events from it (written and committed) before the timing starts, and the timed
 events are sent while it runs. Each run also prints the daemon's minor page faults (event loop,
 other threads) and the broker's CPU; ``--broker-cpus`` / ``--daemon-cpus`` pin them.
+``--ab``: instead, one daemon per round whose pipeline hands the archive every other batch
+(bench/daemon_ab.py): its event loop's CPU per record with and without the archive, and in
+the batches a flush overlapped, inside one process (immune to the 10-25% between processes).
 
 Prints a table; asserts nothing. Measured 2026-12-06 (2 shared vCPUs, other engineers' test
 suites running; local-directory archive):
@@ -94,6 +97,10 @@ suites running; local-directory archive):
   -0.2%), ``--live 50000`` 6 rounds -15.8% (-21.5% to -7.0%); broker on CPU 0 and daemons on
   CPU 1, 4 rounds: -16.8%; the sink handed nothing (a tree whose ``put_events`` is a no-op)
   -4.4%, chunks kept but never written -6.1%. docs/operations.md "Cost" has the account.
+- The session after (load 3-5): records written before the stream, 5 rounds -11.8% against
+  main's -12.2%; ``--ab --events 300000``, 4 runs: 17.24 / 17.07 us a record with / without
+  the archive when no flush runs, 26-65 us in the batches a flush overlaps (on or off alike);
+  ``--flush-seconds 2``: -11.1% to -22.4%.
 """
 
 from __future__ import annotations
@@ -187,6 +194,9 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
         variants = [("without", False, ROOT), ("with", True, ROOT)]
         for tree in args.before or ():
             variants.append((f"with, {Path(tree).name}", True, Path(tree)))
+        if args.ab:  # one daemon per round, the archive handed every other few batches
+            variants = [("A/B", True, ROOT)]
+        ab: dict[str, list[float]] = {}
         results: dict[str, list[float]] = {name: [] for name, _a, _t in variants}
         split: dict[str, list[tuple[float, float]]] = {name: [] for name, _a, _t in variants}
         # CPU s of the event loop / other threads until every event was consumed, then until
@@ -224,9 +234,12 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
                 path = Path(tmp) / f"watchdog-{run}.yaml"
                 path.write_text(yaml.safe_dump(cfg))
                 command = [*pin, sys.executable, "-m", "watchdog", "run", "--config", str(path)]
-                with ManagedProcess(f"watchdog-{run}", command,
-                                    env=s3_env if archived and s3 else env,
-                                    cwd=tree) as proc:
+                run_env = s3_env if archived and s3 else env
+                ab_out = Path(tmp) / f"ab-{run}.json"
+                if args.ab:
+                    command[len(pin) + 2] = "bench.daemon_ab"
+                    run_env = dict(run_env, WATCHDOG_BENCH_AB_OUT=str(ab_out))
+                with ManagedProcess(f"watchdog-{run}", command, env=run_env, cwd=tree) as proc:
                     url = f"http://127.0.0.1:{port}/metrics"
                     wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=proc)
 
@@ -280,6 +293,10 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
                       f"{batches[name][-1]:,.0f} batches; minor faults {f_main:,} event loop, "
                       f"{f_all - f_main:,} others; the broker's CPU {broker_cpu:.2f} s)",
                       file=sys.stderr)
+                if args.ab:
+                    ab_run(orjson.loads(ab_out.read_bytes()), ab)
+    if args.ab:
+        return ab_rows(ab)
     base = results["without"]
     for i in range(args.pairs):
         rows.append((f"round {i + 1}: events per daemon CPU-second, "
@@ -305,6 +322,22 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
                          f"{statistics.median(changes):+.1%} ({min(changes):+.1%}, "
                          f"{max(changes):+.1%})"))
     return rows
+
+
+def ab_run(stats: dict[str, list[float]], ab: dict[str, list[float]]) -> None:
+    """One --ab daemon's totals (bench/daemon_ab.py): printed, and added to ``ab``."""
+    for key, (cpu, n, batches, gc_cpu) in sorted(stats.items()):
+        print(f"  {key}: {n:,.0f} records in {batches:,.0f} batches, event loop "
+              f"{cpu / max(n, 1) * 1e6:.2f} us a record (collector {gc_cpu / max(n, 1) * 1e6:.2f})",
+              file=sys.stderr)
+        ab.setdefault(f"{key}: us a record, each run", []).append(cpu / max(n, 1) * 1e6)
+        ab.setdefault(f"{key}: collector us a record, each run", []).append(
+            gc_cpu / max(n, 1) * 1e6)
+
+
+def ab_rows(ab: dict[str, list[float]]) -> list[tuple[str, str]]:
+    return [(key, f"median {statistics.median(v):.2f} ({', '.join(f'{x:.2f}' for x in v)})")
+            for key, v in sorted(ab.items())]
 
 
 def writer_alone(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -463,6 +496,10 @@ def main() -> None:
                         "machine the broker shares the daemon's cores, in production it is "
                         "elsewhere")
     p.add_argument("--daemon-cpus", metavar="LIST", help="run every daemon on these CPUs only")
+    p.add_argument("--ab", action="store_true",
+                   help="one daemon per round with the archive handed every other batch "
+                        "(bench/daemon_ab.py): its event loop's CPU per record with and without "
+                        "the archive, and while a flush runs, inside one process")
     p.add_argument("--month-accounts", type=int, default=2000)
     p.add_argument("--big", type=int, default=10_000_000)
     p.add_argument("--skip-daemon", action="store_true")
