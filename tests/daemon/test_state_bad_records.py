@@ -4,12 +4,14 @@ Each is dead-lettered with its reason, counted, and changes nothing: the daemon 
 keeps reading the state topics, and raises exactly the alerts ``watchdog replay`` raises from
 the good records. A tombstone (compaction's delete) is skipped, not dead-lettered. On the
 access log, a document over the limit (and over the consumer's fetch size) and an empty
-message before the events are dead-lettered too, and the events after them processed.
+message before the events are dead-lettered too, and the events after them processed; a
+record with a key over the producer's limit goes to the dead letters as a reference without it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from pathlib import Path
 
 import orjson
@@ -42,14 +44,15 @@ def bad_records(good: bytes) -> list[tuple[bytes, str]]:
     ]
 
 
-async def send_raw(bootstrap: str, topic: str, values: list[bytes | None]) -> None:
+async def send_raw(bootstrap: str, topic: str, values: list[bytes | None], *,
+                   key: bytes = b"k") -> None:
     """As a writer that does not validate would (and compaction's tombstones: None)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
                                 max_request_size=4 * BIG)
     await producer.start()
     try:
         for value in values:
-            await producer.send_and_wait(topic, value, key=b"k")
+            await producer.send_and_wait(topic, value, key=key)
     finally:
         await producer.stop()
 
@@ -82,7 +85,11 @@ async def test_bad_state_records_are_dead_lettered_and_change_nothing(
     # consumer's fetch size) and an empty message
     event = orjson.loads(world.events[0])
     await send_raw(bs, "access-logs", [orjson.dumps({**event, "pad": "x" * 2 * BIG}), None])
-    bad["access-logs"] = [(b"", "too_large"), (b"", "not_json")]
+    # and a record whose key is over the producer's limit: its dead letter, even as a
+    # reference, would be refused for that key and retried forever (every commit behind it)
+    huge_key = b"u" * (2 * BIG)
+    await send_raw(bs, "access-logs", [b"{not json"], key=huge_key)
+    bad["access-logs"] = [(b"", "too_large"), (b"", "not_json"), (b"", "not_json")]
     await produce(bs, "access-logs", world.events, key="user", event_time=True)
 
     svc = service(load_config(str(daemon_config(
@@ -110,3 +117,10 @@ async def test_bad_state_records_are_dead_lettered_and_change_nothing(
                  for r in dlq)
     assert got == sorted((t, reason) for t, recs in bad.items() for _, reason in recs)
     assert len(dlq) == n_bad  # the tombstones of the state topics were skipped
+    (ref,) = [r for r in dlq if r.value.startswith(b'{"dead_letter_reference"')
+              and b"key_size" in r.value]
+    doc = orjson.loads(ref.value)["dead_letter_reference"]
+    assert ref.key is None
+    assert doc["key_size"] == len(huge_key)
+    assert doc["key_sha256"] == hashlib.sha256(huge_key).hexdigest()
+    assert doc["size"] == len(b"{not json")

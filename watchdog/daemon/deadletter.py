@@ -10,7 +10,9 @@ A document larger than the decoder accepts (``too_large``), or one the broker re
 large, is forwarded as a reference instead, so that it cannot jam the queue (a send retried
 forever, every later dead letter and every commit behind it): a JSON value naming where the
 original is (source topic, partition, offset), its size, SHA-256 and first bytes, and the
-reason; header ``reference: true``. The original stays findable in the source topic.
+reason; header ``reference: true``. The original stays findable in the source topic. A key
+over 1 KiB (a record the broker refused for its key) is not forwarded with the reference,
+which names it by ``key_size`` and ``key_sha256`` instead.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from watchdog.daemon.offsets import PartitionBook
 from watchdog.decode import DEFAULT_MAX_BYTES
 
 HEAD_BYTES = 512  # of a document forwarded as a reference
+# a reference keeps the record's key up to this size; a longer key (the record was too large
+# for it) is named in the reference by size and SHA-256 instead, or the reference would be too
+KEY_BYTES = 1024
 # the dead-letter producer's max_request_size: a document the decoder accepts (1 MiB) goes
 # through whole with its headers; anything larger goes as a reference
 PRODUCER_MAX_REQUEST = DEFAULT_MAX_BYTES + (64 << 10)
@@ -57,12 +62,20 @@ class DeadLetter:
     def reference(self) -> bytes:
         """What is forwarded instead of a document too large to forward: where it is."""
         raw = self.raw
-        return orjson.dumps({"dead_letter_reference": {
+        ref: dict[str, object] = {
             "source_topic": self.topic, "source_partition": self.partition,
             "source_offset": self.offset, "size": len(raw),
             "sha256": hashlib.sha256(raw).hexdigest(),
             "head_base64": base64.b64encode(raw[:HEAD_BYTES]).decode(),
-            "reason": self.reason}})
+            "reason": self.reason}
+        if self.key is not None and len(self.key) > KEY_BYTES:  # named, not forwarded
+            ref["key_size"] = len(self.key)
+            ref["key_sha256"] = hashlib.sha256(self.key).hexdigest()
+        return orjson.dumps({"dead_letter_reference": ref})
+
+    def reference_key(self) -> bytes | None:
+        """The key a reference goes with: the record's, unless that is what is too large."""
+        return self.key if self.key is None or len(self.key) <= KEY_BYTES else None
 
     def message(self, max_value: int, whole: bool = True) -> tuple[bytes, list[tuple[str, bytes]]]:
         """(value, headers) to send: the document itself, or its reference when it is over
@@ -109,8 +122,9 @@ class KafkaDeadLetters:
 
     async def _send(self, d: DeadLetter, *, whole: bool) -> Any:
         value, headers = d.message(self.max_value, whole)
+        key = d.key if whole else d.reference_key()
         try:
-            return await self.producer.send(self.topic, value=value, key=d.key, headers=headers)
+            return await self.producer.send(self.topic, value=value, key=key, headers=headers)
         except _TOO_LARGE:
             if not whole:
                 raise
