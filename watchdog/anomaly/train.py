@@ -4,7 +4,7 @@
 
     watchdog train --events EVENTS.jsonl [--directory DIR.jsonl] [--subjects SUBJ.jsonl]
                    [--policy POLICY.yaml] --out MODEL_DIR
-                   [--target-false-rate 0.5] [--leaver-false-rate 10] [--seed 0]
+                   [--target-false-rate 0.5] [--leaver-false-rate 20] [--seed 0]
 
 The events go through the same plumbing as ``watchdog replay`` (decoding, rejections, ordering
 on event time, directory on event time, the rules), with a collecting stage in place of the
