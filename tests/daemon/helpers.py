@@ -126,12 +126,14 @@ class HookReceiver:
     """A tiny HTTP server on 127.0.0.1:free port that records POSTed JSON bodies.
 
     ``fail_first``: answer that many requests with 500 first (to exercise retries);
-    ``delay``: seconds before each answer (a slow receiver); ``gate``: no answer until set.
+    ``delay``: seconds before each answer (a slow receiver); ``gate``: no answer until set;
+    ``endless``: every 200 has a body that never ends.
     """
 
     def __init__(self, fail_first: int = 0, *, delay: float = 0.0,
-                 gate: asyncio.Event | None = None) -> None:
+                 gate: asyncio.Event | None = None, endless: bool = False) -> None:
         self.delay = delay
+        self.endless = endless  # a 200 whose (chunked) body never ends: a streaming endpoint
         self.gate = gate
         self.bodies: list[Any] = []
         self.requests = 0
@@ -176,6 +178,13 @@ class HookReceiver:
                     status = "200 OK"
                     self.bodies.append(orjson.loads(body))
                     self.headers.append(headers)
+                if self.endless and status == "200 OK":
+                    writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    chunk = b"x" * 8192
+                    while True:  # until the client hangs up
+                        writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        await writer.drain()
+                        await asyncio.sleep(0.005)
                 writer.write(f"HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n".encode())
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):

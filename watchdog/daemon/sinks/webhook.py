@@ -18,6 +18,8 @@ from watchdog.alerts.model import Alert, encode_alert
 from watchdog.daemon.config import WebhookSink as Settings
 from watchdog.daemon.sinks.base import PartialDelivery
 
+BODY_BYTES = 64 << 10  # of an answer's body read at most
+
 
 class WebhookSink:
     name = "webhook"
@@ -38,13 +40,25 @@ class WebhookSink:
         self.progress = 0  # alerts of this send accepted so far (the outbox's timeout reads it)
         for i, a in enumerate(alerts):
             try:
-                resp = await self._client.post(self.url, content=encode_alert(a))
-                if resp.status_code >= 300:
-                    raise httpx.HTTPStatusError(f"webhook answered {resp.status_code}",
-                                                request=resp.request, response=resp)
+                await self._post(encode_alert(a))
             except Exception as err:
                 raise PartialDelivery(i, err) from err
             self.progress = i + 1
+
+    async def _post(self, body: bytes) -> None:
+        """One POST; the status is the answer. Of its body at most :data:`BODY_BYTES` are
+        read (for the connection's reuse): a receiver answering with a large or endless
+        body (a streaming endpoint) neither holds the send until it times out nor fills the
+        memory."""
+        async with self._client.stream("POST", self.url, content=body) as resp:
+            if resp.status_code >= 300:
+                raise httpx.HTTPStatusError(f"webhook answered {resp.status_code}",
+                                            request=resp.request, response=resp)
+            read = 0
+            async for chunk in resp.aiter_raw():
+                read += len(chunk)
+                if read > BODY_BYTES:
+                    break  # the rest is dropped with the connection
 
     async def close(self) -> None:
         await self._client.aclose()
