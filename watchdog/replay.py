@@ -115,6 +115,7 @@ def replay(
         gc_policy.settle()
     detector = Detector(engine, Reorderer(release_step=REPLAY_RELEASE_STEP), stages or [])
     detector.on_fault = result.failed  # one event that raises is said and skipped, as live
+    detector.on_stage_fault = result.stage_failed
     decoder = Decoder(AccessEvent, check=check_times)
     write = out.write
     res = result.result
@@ -184,6 +185,10 @@ class ResultCounter(RejectedWriter):
     def failed(self, ev: AccessEvent, err: Exception) -> None:
         """A valid event whose processing raised (:mod:`watchdog.engine.faults`)."""
         self._failed(f"event {ev.event.id}", err)
+
+    def stage_failed(self, stage: str, events: int, err: Exception) -> None:
+        """A stage's call over a released list raised: its events skipped by that stage."""
+        self._failed(f"{stage}: {events} events", err)
 
     @contextmanager
     def skipping(self, source: str, what: str) -> Iterator[None]:

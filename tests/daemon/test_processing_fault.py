@@ -20,7 +20,9 @@ import pytest
 
 from tests.daemon.helpers import World, replay_alerts, service, wait_for
 from tests.daemon.kafkautil import daemon_config, make_topics, produce, produce_state, read_all
+from watchdog.daemon.app import Service
 from watchdog.daemon.config import load_config
+from watchdog.daemon.metrics import Metrics
 from watchdog.decode import Decoder
 from watchdog.engine.detector import Detector
 from watchdog.engine.engine import Engine
@@ -106,3 +108,86 @@ async def test_an_event_that_raises_is_skipped_as_replay_skips_it(
         (b"processing_error", b"directory")] * len(records)
     assert [r.value for r in dlq] == records  # untouched
     assert all(b"a value from" not in dict(r.headers)["detail"] for r in dlq)
+
+
+class FailingStage:
+    """A stage with a bug: its call over a released list holding ``target`` raises (a fake
+    stage: what is tested is the detector's and the daemon's handling, not a stage)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.seen: list[str] = []
+
+    def observe(self, ev: AccessEvent, t: float) -> list[Any]:
+        raise AssertionError("observe_many is called instead")
+
+    def observe_many(self, items: Any) -> list[Any]:
+        ids = [ev.event.id for ev, _ in items]
+        if self.target in ids:
+            raise KeyError("a value from the event")  # its message is not logged
+        self.seen.extend(ids)
+        return []
+
+    def flush(self) -> list[Any]:
+        return []
+
+
+def _push_all(detector: Detector, evs: list[Any]) -> list[Any]:
+    alerts: list[Any] = []
+    for ev in evs:
+        alerts.extend(detector.push(ev, ev.timestamp.timestamp()).alerts)
+    return alerts + detector.flush()
+
+
+def test_a_stage_that_raises_on_a_list_loses_only_that_list(world: World) -> None:
+    evs = [Decoder(AccessEvent).decode(d) for d in world.events]
+    assert all(isinstance(ev, AccessEvent) for ev in evs)
+    target = sorted(world.expected.values())[0]
+    with pytest.raises(KeyError):  # without a handler the error propagates
+        _push_all(Detector(world.engine(), None, [FailingStage(target)]), evs)
+
+    stage = FailingStage(target)
+    detector = Detector(world.engine(), None, [stage])
+    faults: list[tuple[str, int]] = []
+    detector.on_stage_fault = lambda name, n, err: faults.append((name, n))
+    alerts = _push_all(detector, evs)
+    assert [name for name, _ in faults] == ["FailingStage"]
+    lost = faults[0][1]
+    assert lost >= 1
+    assert len(stage.seen) == len(evs) - lost  # only that list
+    assert target not in stage.seen
+    assert detector.processed == len(evs)
+    # the rules judged the list the stage failed on: the alert its event completes is there
+    assert target in {a.event_ids[-1] for a in alerts}
+
+
+async def test_a_stage_that_raises_does_not_stop_the_daemon(
+        tansu_broker, world: World, tmp_path: Path) -> None:
+    target = sorted(world.expected.values())[len(world.expected) // 2]
+    expected = replay_alerts(world.events, world.directory, world.subjects, world.policy,
+                             tmp_path / "replay")
+    bs = tansu_broker.bootstrap_servers
+    await make_topics(bs, partitions=2)
+    await produce_state(bs, world)
+    await produce(bs, "access-logs", world.events, key="user", event_time=True)
+    cfg = load_config(str(daemon_config(tmp_path / "watchdog.yaml", bs, sinks={"kafka": {}})))
+    stage = FailingStage(target)
+    svc = Service(cfg, world.engine(), metrics=Metrics(), stages=[stage], listen=False)
+    run = asyncio.create_task(svc.run())
+    failed = svc.metrics.invalid.labels("processing_error")
+    try:
+        await wait_for(lambda: svc.pipeline.detector.processed == len(world.events),
+                       within=60, what="every event processed, the daemon still running")
+        await wait_for(lambda: failed._value.get() == 1, within=20,
+                       what="the stage's failure counted once")
+        assert not run.done()
+        assert target not in stage.seen
+        assert stage.seen  # it went on with the next lists
+        svc.request_stop()
+        assert await asyncio.wait_for(run, 20) == 0
+    finally:
+        svc.request_stop()
+        if not run.done():
+            run.cancel()
+    on_topic = sorted(r.key.decode() for r in await read_all(bs, "alerts"))
+    assert on_topic == sorted(expected)  # every rule alert, the failed list's too

@@ -111,6 +111,7 @@ class Pipeline:
                                      dead_letter=rules)
         self.detector.on_fault = lambda ev, err: self.rejections.failed(  # one event, not all
             err, event_id=ev.event.id, offset=self._meta.get(ev.event.id, (None, None))[1])
+        self.detector.on_stage_fault = self.rejections.stage_failed  # one list, not all
         self.held_ahead = HeldAhead(metrics, log, counted=not whole_stream)
         self.id_conflicts = IdConflicts(metrics, log, counted=not whole_stream)
         self.suppressed = 0

@@ -68,6 +68,19 @@ class Rejections:
         self.dead_letters.put(DeadLetter(rec.value or b"", rec.key, rej.reason, rej.detail,
                                          topic, rec.partition, rec.offset, book))
 
+    def stage_failed(self, stage: str, events: int, err: Exception) -> None:
+        """A stage's call over a released list raised (a bug in the stage): the list's events
+        went through the rules, not through that stage. Counted once per call."""
+        self.failures += 1
+        if not self.counted:
+            return
+        self.metrics.count_invalid(REASON)
+        if self.failures <= LOG_FIRST_REJECTIONS:
+            self.log.error("stage_failed", stage=stage, events=events, error=fault_site(err),
+                           consequence=f"{stage} skipped these events (the rules judged "
+                           "them): behaviour alerts they would raise are missing (a bug: "
+                           "please report it)")
+
     def failed(self, err: Exception, **where: Any) -> None:
         """An event that decoded and validated but whose processing raised: skipped."""
         self.failures += 1

@@ -107,15 +107,19 @@ class Detector:
         self.order = reorderer if reorderer is not None else Reorderer()
         self.stages = list(stages)
         self._each = [s for s in self.stages if not hasattr(s, "observe_many")]
-        self._many = [s.observe_many for s in self.stages
+        self._many = [(type(s).__name__, s.observe_many) for s in self.stages
                       if hasattr(s, "observe_many")]
         # stages that weigh the rules' alerts (the anomaly stage's person-level risk)
-        self._alerts_to = [s.observe_alerts for s in self.stages
+        self._alerts_to = [(type(s).__name__, s.observe_alerts) for s in self.stages
                            if hasattr(s, "observe_alerts")]
         self.processed = 0
         # an event whose processing raised (:mod:`watchdog.engine.faults`): handed here and
         # skipped, so that one event cannot stop detection; None: the error propagates
         self.on_fault: Callable[[AccessEvent, Exception], None] | None = None
+        # a stage's call over a whole released list that raised (a bug in the stage): handed
+        # here with the stage's name and the number of events, and the list's rule alerts kept;
+        # the stage goes on with the next list. None: the error propagates
+        self.on_stage_fault: Callable[[str, int, Exception], None] | None = None
 
     def horizon(self) -> float:
         """The longest span of event time any window needs (seconds)."""
@@ -167,9 +171,17 @@ class Detector:
             self.on_fault(ev, err)
             return []
         if alerts:
-            for observe_alerts in self._alerts_to:
-                observe_alerts(alerts)
+            for name, observe_alerts in self._alerts_to:
+                try:
+                    observe_alerts(alerts)
+                except Exception as err:
+                    self._stage_failed(name, 1, err)
         return alerts
+
+    def _stage_failed(self, stage: str, events: int, err: Exception) -> None:
+        if self.on_stage_fault is None:
+            raise err
+        self.on_stage_fault(stage, events, err)
 
     def idle(self, partition: int) -> list[Alert]:
         return self.idle_released(partition).alerts
@@ -194,7 +206,10 @@ class Detector:
         released = order.flush_present() if present else order.flush()
         alerts = self._run(released)
         for stage in self.stages:
-            alerts.extend(stage.flush())
+            try:
+                alerts.extend(stage.flush())
+            except Exception as err:
+                self._stage_failed(type(stage).__name__, 0, err)
         return Flushed(alerts, released)
 
     def tick(self) -> list[Alert]:
@@ -204,7 +219,10 @@ class Detector:
         for stage in self.stages:
             drain = getattr(stage, "drain", None)
             if drain is not None:
-                alerts.extend(drain())
+                try:
+                    alerts.extend(drain())
+                except Exception as err:
+                    self._stage_failed(type(stage).__name__, 0, err)
         return alerts
 
     def _run(self, released: Released) -> list[Alert]:
@@ -244,10 +262,16 @@ class Detector:
                     raise
                 self.on_fault(ev, err)
         if alerts:  # before the stages score the windows these events fall in
-            for observe_alerts in self._alerts_to:
-                observe_alerts(alerts)
-        for observe_many in self._many:
-            alerts.extend(observe_many(released))
+            for name, observe_alerts in self._alerts_to:
+                try:
+                    observe_alerts(alerts)
+                except Exception as err:
+                    self._stage_failed(name, len(released), err)
+        for name, observe_many in self._many:
+            try:
+                alerts.extend(observe_many(released))
+            except Exception as err:
+                self._stage_failed(name, len(released), err)
         # (the rules forget idle window state themselves, on event time: not here, where how
         # many events a call releases differs between replay and the daemon)
         self.processed += len(released)
