@@ -34,6 +34,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from watchdog.anomaly.compiled import kernel
+
 KINDS = ("isolation_forest", "zscore")
 ZSCORE_FLOOR = 0.25  # the smallest spread (log units) a z-score divides by
 QUANTILES = (0.5, 0.9, 0.99)
@@ -248,24 +250,38 @@ class _FastForest:
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """Scores of the rows of ``x`` (float32, C-contiguous, finite)."""
-        n, width = x.shape
+        n = len(x)
         if self.denominator <= 0:  # a forest fitted on one row (as scikit-learn scores it)
             return np.full(n, 0.5)
-        if n > LEVELWISE_ROWS:  # in slices: the (rows, trees) arrays stay in the caches
-            return np.concatenate([self.score(x[i:i + LEVELWISE_ROWS])
-                                   for i in range(0, n, LEVELWISE_ROWS)])
-        flat = x.ravel()
-        base = np.arange(0, n * width, width, dtype=np.int64)[:, None]
-        node = np.repeat(2 * self.roots[None, :], n, axis=0)  # (rows, trees)
-        feature, threshold, child = self.feature, self.threshold, self.child
-        # every index is in range by construction ("wrap" skips the bounds check's cost)
-        for _ in range(self.depth):
-            right = (flat.take(base + feature.take(node, mode="wrap"), mode="wrap")
-                     > threshold.take(node, mode="wrap"))
-            node = child.take(node + right, mode="wrap")
-        # path lengths added tree after tree (a running sum is sequential, as scikit-learn's)
-        depths = np.cumsum(self.value.take(node, mode="wrap"), axis=1)[:, -1]
+        depths = np.zeros(n)
+        _path_lengths(x, self.roots, self.feature, self.threshold, self.child, self.value,
+                      self.depth, depths)
         return np.asarray(2.0 ** (-depths / self.denominator), dtype=np.float64)
+
+
+_BLOCK = 32  # rows that walk a tree together: their node loads overlap
+
+
+@kernel("void(float32[:, ::1], int64[::1], int64[::1], float64[::1], int64[::1], "
+        "float64[::1], int64, float64[::1])")
+def _path_lengths(x: np.ndarray, roots: np.ndarray, feature: np.ndarray,
+                  threshold: np.ndarray, child: np.ndarray, value: np.ndarray, depth: int,
+                  depths: np.ndarray) -> None:
+    """Each row's path lengths (:class:`_FastForest`'s node arrays) added up tree after tree
+    in the forest's order, a running sum as scikit-learn's (``depths`` zeroed). Rows go
+    down each tree ``_BLOCK`` at a time, level by level (a leaf is its own child)."""
+    node = np.empty(_BLOCK, np.int64)
+    for lo in range(0, x.shape[0], _BLOCK):
+        hi = min(lo + _BLOCK, x.shape[0])
+        for t in range(roots.shape[0]):
+            for r in range(hi - lo):
+                node[r] = 2 * roots[t]
+            for _ in range(depth):
+                for r in range(hi - lo):
+                    nd = node[r]
+                    node[r] = child[nd + (1 if x[lo + r, feature[nd]] > threshold[nd] else 0)]
+            for r in range(hi - lo):
+                depths[lo + r] += value[node[r]]
 
 
 def _depth(left: np.ndarray, right: np.ndarray) -> int:
