@@ -163,10 +163,11 @@ class Forest:
             [np.asarray(t.threshold, dtype=np.float64) for t in trees],
             [None if len(f) == n_in and np.array_equal(f, np.arange(n_in))
              else np.asarray(f, dtype=np.int64) for f in est.estimators_features_],
-            [np.asarray(p, dtype=np.float64) + np.asarray(a, dtype=np.float64) - 1.0
-             for p, a in zip(est._decision_path_lengths, est._average_path_length_per_tree,
-                             strict=True)],
-            int(est._max_samples), n_in)
+            # from the trees' public arrays, as scikit-learn derives its own at fit: each
+            # node's depth (the root's is 1) and the average path length of its samples
+            [np.asarray(t.compute_node_depths(), dtype=np.float64)
+             + average_path_length(t.n_node_samples) - 1.0 for t in trees],
+            int(est.max_samples_), n_in)
 
 
 def average_path_length(n: np.ndarray) -> np.ndarray:
