@@ -20,7 +20,8 @@ import orjson
 import pytest
 
 from tests.daemon.helpers import wait_for
-from watchdog.alerts.model import Alert, AlertSubjects, encode_alert, now_rfc3339
+from tests.daemon.test_audit_sink import alert  # the same alert, numbered
+from watchdog.alerts.model import encode_alert
 from watchdog.audit import verify
 from watchdog.daemon.delivery import Delivery, RetryPolicy
 from watchdog.daemon.logging import get_logger
@@ -31,14 +32,6 @@ from watchdog.daemon.sinks.audit import AuditSink
 from watchdog.daemon.sinks.jsonl import JsonlSink
 
 FAST = RetryPolicy(0.01, 0.05)
-
-
-def alert(i: int) -> Alert:
-    return Alert(alert_id=f"external_media:{i:016x}", rule="external_media", severity="critical",
-                 ts="2026-11-20T00:15:02.123Z", user_id="e10042", event_ids=(f"ev-{i}",),
-                 summary="Account e10042 wrote personal data to a USB stick",
-                 subjects=AlertSubjects(1, ("s-1",)), clauses=("no external media",),
-                 detected_at=now_rfc3339(), labels={})
 
 
 def ids_in(path: Path) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.daemon.helpers import World, replay_alerts, service, wait_for
+from tests.daemon.helpers import World, cancel_all, replay_alerts, service, stop_all, wait_for
 from tests.daemon.kafkautil import daemon_config, make_topics, produce, produce_state, read_all
 from watchdog.daemon.app import Service
 from watchdog.daemon.config import load_config
@@ -95,12 +95,9 @@ async def test_an_event_that_raises_is_skipped_as_replay_skips_it(
         await wait_for(lambda: failed._value.get() == 1 + len(records) and len(svc.dlq) == 0,
                        within=20, what="the event and the records counted, those dead-lettered")
         assert not run.done()
-        svc.request_stop()
-        assert await asyncio.wait_for(run, 20) == 0
+        await stop_all([svc], [run], 20)
     finally:
-        svc.request_stop()
-        if not run.done():
-            run.cancel()
+        cancel_all([svc], [run])
     on_topic = sorted(r.key.decode() for r in await read_all(bs, "alerts"))
     assert on_topic == sorted(expected)  # live equals replay, with the same bug
     dlq = await read_all(bs, "access-logs.dlq")
@@ -183,11 +180,8 @@ async def test_a_stage_that_raises_does_not_stop_the_daemon(
         assert not run.done()
         assert target not in stage.seen
         assert stage.seen  # it went on with the next lists
-        svc.request_stop()
-        assert await asyncio.wait_for(run, 20) == 0
+        await stop_all([svc], [run], 20)
     finally:
-        svc.request_stop()
-        if not run.done():
-            run.cancel()
+        cancel_all([svc], [run])
     on_topic = sorted(r.key.decode() for r in await read_all(bs, "alerts"))
     assert on_topic == sorted(expected)  # every rule alert, the failed list's too

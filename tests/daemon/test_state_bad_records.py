@@ -18,7 +18,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.daemon.helpers import World, service, wait_for
+from tests.daemon.helpers import World, cancel_all, service, stop_all, wait_for
 from tests.daemon.kafkautil import daemon_config, make_topics, produce, read_all
 from tests.services.tansu import create_topics
 from watchdog.daemon.app import Service
@@ -103,12 +103,9 @@ async def test_bad_state_records_are_dead_lettered_and_change_nothing(
         n_bad = sum(len(v) for v in bad.values())
         await wait_for(lambda: invalid(svc) == n_bad and len(svc.dlq) == 0, within=20,
                        what="every bad record counted and dead-lettered")
-        svc.request_stop()
-        assert await asyncio.wait_for(run, 20) == 0
+        await stop_all([svc], [run], 20)
     finally:
-        svc.request_stop()
-        if not run.done():
-            run.cancel()
+        cancel_all([svc], [run])
 
     on_topic = [r.key.decode() for r in await read_all(bs, "alerts")]
     assert sorted(on_topic) == sorted(world.expected)  # the bad records changed nothing

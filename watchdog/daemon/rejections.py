@@ -71,23 +71,22 @@ class Rejections:
     def stage_failed(self, stage: str, events: int, err: Exception) -> None:
         """A stage's call over a released list raised (a bug in the stage): the list's events
         went through the rules, not through that stage. Counted once per call."""
-        self.failures += 1
-        if not self.counted:
-            return
-        self.metrics.count_invalid(REASON)
-        if self.failures <= LOG_FIRST_REJECTIONS:
-            self.log.error("stage_failed", stage=stage, events=events, error=fault_site(err),
-                           consequence=f"{stage} skipped these events (the rules judged "
-                           "them): behaviour alerts they would raise are missing (a bug: "
-                           "please report it)")
+        self._fault("stage_failed", err, f"{stage} skipped these events (the rules judged "
+                    "them): behaviour alerts they would raise are missing", stage=stage,
+                    events=events)
 
     def failed(self, err: Exception, **where: Any) -> None:
         """An event that decoded and validated but whose processing raised: skipped."""
+        self._fault("processing_failed", err,
+                    "event skipped: alerts it would raise are missing", **where)
+
+    def _fault(self, what: str, err: Exception, consequence: str, **where: Any) -> None:
+        """A bug met on the way (:mod:`watchdog.engine.faults`): counted, said (the first
+        ones), never its message."""
         self.failures += 1
         if not self.counted:
             return
         self.metrics.count_invalid(REASON)
         if self.failures <= LOG_FIRST_REJECTIONS:
-            self.log.error("processing_failed", error=fault_site(err), **where,
-                           consequence="event skipped: alerts it would raise are missing "
-                           "(a bug: please report it)")
+            self.log.error(what, error=fault_site(err), **where,
+                           consequence=consequence + " (a bug: please report it)")
