@@ -33,6 +33,8 @@ from watchdog.replay import replay
 from watchdog.rules import default_rules
 from watchdog.simulate import SimConfig, build_world, write_world
 
+# the first line of the endless error bodies of HookReceiver(endless_errors=True)
+ERROR_REASON = b"upstream exploded: try again later"
 KEY = os.environ.get("WATCHDOG_PSEUDONYM_KEY", "test-key-0123456789abcdef")
 
 
@@ -127,13 +129,16 @@ class HookReceiver:
 
     ``fail_first``: answer that many requests with 500 first (to exercise retries);
     ``delay``: seconds before each answer (a slow receiver); ``gate``: no answer until set;
-    ``endless``: every 200 has a body that never ends.
+    ``endless``: every 200 has a body that never ends; ``endless_errors``: every 500 has one
+    (its first line :data:`ERROR_REASON`).
     """
 
     def __init__(self, fail_first: int = 0, *, delay: float = 0.0,
-                 gate: asyncio.Event | None = None, endless: bool = False) -> None:
+                 gate: asyncio.Event | None = None, endless: bool = False,
+                 endless_errors: bool = False) -> None:
         self.delay = delay
         self.endless = endless  # a 200 whose (chunked) body never ends: a streaming endpoint
+        self.endless_errors = endless_errors
         self.gate = gate
         self.bodies: list[Any] = []
         self.requests = 0
@@ -178,19 +183,28 @@ class HookReceiver:
                     status = "200 OK"
                     self.bodies.append(orjson.loads(body))
                     self.headers.append(headers)
+                if self.endless_errors and status != "200 OK":
+                    await self._endless(writer, status, first=ERROR_REASON + b"\n")
                 if self.endless and status == "200 OK":
-                    writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-                    chunk = b"x" * 8192
-                    while True:  # until the client hangs up
-                        writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                        await writer.drain()
-                        await asyncio.sleep(0.005)
+                    await self._endless(writer, status)
                 writer.write(f"HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n".encode())
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             writer.close()
+
+    @staticmethod
+    async def _endless(writer: asyncio.StreamWriter, status: str, first: bytes = b"") -> None:
+        """An answer whose (chunked) body never ends: until the client hangs up."""
+        writer.write(f"HTTP/1.1 {status}\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+        if first:
+            writer.write(b"%x\r\n%s\r\n" % (len(first), first))
+        chunk = b"x" * 8192
+        while True:
+            writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            await writer.drain()
+            await asyncio.sleep(0.005)
 
 
 def service(cfg: Config, world: World) -> Service:

@@ -28,6 +28,7 @@ import httpx
 from watchdog.alerts.model import Alert, now_rfc3339
 from watchdog.alerts.title import alert_title
 from watchdog.daemon.config import AlertmanagerSink as Settings
+from watchdog.daemon.sinks.http_answer import drain, error_line
 
 #: the README's entry on what to do with a violation (acknowledge, silence, exception)
 RUNBOOK = "README.md#runbook-violation"
@@ -69,7 +70,10 @@ class AlertmanagerSink:
     def __init__(self, s: Settings) -> None:
         self.s = s
         self.timeout = s.timeout_seconds * 2
-        headers = {"Authorization": f"Bearer {s.token}"} if s.token else {}
+        # no content coding: an error's body is read raw, in part (sinks.http_answer)
+        headers = {"Accept-Encoding": "identity"}
+        if s.token:
+            headers["Authorization"] = f"Bearer {s.token}"
         self._client = httpx.AsyncClient(base_url=s.url.rstrip("/"), headers=headers,
                                          timeout=s.timeout_seconds)
 
@@ -79,11 +83,15 @@ class AlertmanagerSink:
     async def send(self, alerts: Sequence[Alert]) -> None:
         body = [to_alertmanager(a, self.s.resolve_after_seconds, self.s.generator_url)
                 for a in alerts]
-        resp = await self._client.post("/api/v2/alerts", json=body)
-        if resp.status_code >= 300:
-            raise httpx.HTTPStatusError(f"alertmanager answered {resp.status_code}: "
-                                        f"{resp.text[:200]}", request=resp.request,
-                                        response=resp)
+        # the status is the answer: of an error's body the first few KiB are read for its
+        # one-line reason, of a success's at most 64 KiB (a large or endless body, e.g. from a
+        # proxy in front of Alertmanager, neither holds the send nor fills the memory)
+        async with self._client.stream("POST", "/api/v2/alerts", json=body) as resp:
+            if resp.status_code >= 300:
+                raise httpx.HTTPStatusError(f"alertmanager answered {resp.status_code}: "
+                                            f"{await error_line(resp)}", request=resp.request,
+                                            response=resp)
+            await drain(resp)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -17,8 +17,7 @@ import httpx
 from watchdog.alerts.model import Alert, encode_alert
 from watchdog.daemon.config import WebhookSink as Settings
 from watchdog.daemon.sinks.base import PartialDelivery
-
-BODY_BYTES = 64 << 10  # of an answer's body read at most
+from watchdog.daemon.sinks.http_answer import BODY_BYTES, drain
 
 
 class WebhookSink:
@@ -54,11 +53,7 @@ class WebhookSink:
             if resp.status_code >= 300:
                 raise httpx.HTTPStatusError(f"webhook answered {resp.status_code}",
                                             request=resp.request, response=resp)
-            read = 0
-            async for chunk in resp.aiter_raw():
-                read += len(chunk)
-                if read > BODY_BYTES:
-                    break  # the rest is dropped with the connection
+            await drain(resp, BODY_BYTES)
 
     async def close(self) -> None:
         await self._client.aclose()
