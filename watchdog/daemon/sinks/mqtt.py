@@ -1,7 +1,10 @@
 """Alerts published to an MQTT topic (QoS 1 by default: the broker acknowledges each).
 
 Its own connection (client id ``<mqtt.client_id>-alerts``), opened on first use and reopened
-after a failure.
+after a failure. A broker that goes away fails the send at once (refused, not connected) or
+after the client's 10 s (a broker that hangs); the outbox retries what was not published,
+forever, so alerts raised meanwhile wait (``pending``, backpressure), and go out once the
+broker is back (tests/daemon/test_mqtt_sink_resume.py).
 """
 
 from __future__ import annotations
