@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from watchdog.archive import manifest as mf
-from watchdog.archive.datasets import DATASETS, EVENT_VIEW, EVENTS, empty_select
+from watchdog.archive.datasets import DATASETS, EVENT_VIEW, EVENTS, SQL_COLUMNS, empty_select
 from watchdog.archive.store import Store
 
 # one row per id: appended to a query over a ``*_stored`` view (before its ORDER BY)
@@ -67,15 +67,22 @@ class ArchiveQuery:
                 # pyarrow dataset (which S3 needs: DuckDB's httpfs is a download)
                 files = ", ".join("'" + store.path(s.path).replace("'", "''") + "'"
                                   for s in segs)
-                self.con.execute(f"CREATE TEMP VIEW {name} AS SELECT * "  # noqa: S608
-                                 f"FROM read_parquet([{files}])")
+                # by name: events' segments of format 1 have ``subject_ids``, of format 2 not
+                src = (f"read_parquet([{files}]"
+                       + (", union_by_name = true)" if ds == EVENTS else ")"))
+                described = self.con.execute(f"DESCRIBE SELECT * FROM {src}")  # noqa: S608
+                have = {r[0] for r in described.fetchall()}
+                cols = ", ".join(n if n in have else f"CAST(NULL AS {t}) AS {n}"
+                                 for n, t in SQL_COLUMNS[ds])
+                self.con.execute(f"CREATE TEMP VIEW {name} AS "  # noqa: S608 (fixed names)
+                                 f"SELECT {cols} FROM {src}")
             elif segs:  # S3: pyarrow (imported here: a local query needs none)
                 import pyarrow.dataset as pads
 
-                from watchdog.archive.layout import SCHEMAS
+                from watchdog.archive.layout import STORED_SCHEMAS
 
-                self.con.register(name, pads.dataset(
-                    [store.path(s.path) for s in segs], schema=SCHEMAS[ds],
+                self.con.register(name, pads.dataset(  # a column a segment lacks: nulls
+                    [store.path(s.path) for s in segs], schema=STORED_SCHEMAS[ds],
                     filesystem=store.fs, format="parquet"))
             else:
                 self.con.execute(f"CREATE TEMP VIEW {name} AS {empty_select(ds)}")
