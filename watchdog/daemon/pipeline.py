@@ -32,6 +32,7 @@ from typing import Any
 
 from watchdog.alerts.model import Alert
 from watchdog.daemon.alert_ids import AlertIds
+from watchdog.daemon.batch_metrics import BatchMetrics
 from watchdog.daemon.deadletter import DeadLetter
 from watchdog.daemon.delivery import Delivery, Outbox
 from watchdog.daemon.held_ahead import HeldAhead
@@ -103,9 +104,7 @@ class Pipeline:
         # alert ids sent, by this pipeline or by the one it shares them with
         self.alert_ids = alert_ids if alert_ids is not None else AlertIds(dedupe_alert_ids)
         self.whole_stream = whole_stream
-        self._counts: dict[tuple[str, str], int] = {}
-        self._latest: dict[str, float] = {}
-        self._late = self._dups = 0
+        self.batch_metrics = BatchMetrics(metrics, order, counted=not whole_stream)
         self._flushed_at = 0  # detector.processed at the last full flush
         self.rejections = Rejections(dead_letters, metrics, log, counted=not whole_stream,
                                      dead_letter=rules)
@@ -195,8 +194,8 @@ class Pipeline:
         meta = self._meta
         order = self.order
         released: Released = []  # by the batch's pushes, in order
-        counts = self._counts
-        latest = self._latest
+        counts = self.batch_metrics.counts
+        latest = self.batch_metrics.latest
         alerts: list[Alert] = []
         archive = self.archive
         archiving = archive is not None and not self.whole_stream
@@ -273,7 +272,8 @@ class Pipeline:
                 sb.release(off)
         if book is not None:
             book.consumed(records[-1].offset + 1)
-        self._account(t0, now)
+        self.last_progress = now
+        self.batch_metrics.done(t0)
         return high
 
     def _unseen(self, st: PartitionState, records: Sequence[RecordLike]) -> Sequence[RecordLike]:
@@ -383,29 +383,3 @@ class Pipeline:
                 submit(a, None, -1, time.monotonic())
             else:
                 submit(a, m[0], lowest(a.event_ids, m, rel, meta), m[2])
-
-    def _account(self, t0: float, now: float) -> None:
-        self.last_progress = now
-        if self.whole_stream:  # the main pipeline counts the same records
-            self._counts.clear()
-            self._latest.clear()
-            return
-        m = self.metrics
-        if self._counts:
-            m.count_events(self._counts)
-            self._counts.clear()
-        if self._latest:
-            m.last_event_times(self._latest)
-            self._latest.clear()
-        stats = self.order.stats
-        if stats.late != self._late:
-            m.late.inc(stats.late - self._late)
-            self._late = stats.late
-        if stats.duplicates != self._dups:
-            m.duplicate.inc(stats.duplicates - self._dups)
-            self._dups = stats.duplicates
-        # with the events it counts (the housekeeping tick also sets it, up to 0.25 s later): a
-        # scrape that sees a batch's events counted sees the buffer they left behind
-        m.q_reorder.set(len(self.order))
-        m.future_held.set(self.order.held())
-        m.batch.observe(time.perf_counter() - t0)
