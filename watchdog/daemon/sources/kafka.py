@@ -3,12 +3,11 @@
 - Partition numbers are the reorder buffer's partitions: per-partition watermarks. A partition
   that is caught up (lag 0) and has had no record for ``idle_after_seconds`` stops holding the
   watermark back.
-- On assignment a partition new to this instance is re-read from one window horizon
-  (:meth:`Detector.horizon`) before its committed offset, found with ``offsets_for_times`` on
-  the timestamp of the last committed record (at most ``rebuild_max_records`` back), so its
-  windows are whole again; alerts completed by the re-read records were sent before and are
-  suppressed by the pipeline, and those this process processed before are skipped. A partition
-  kept across a rebalance carries on where it was (waited for again if it was idle).
+- On assignment a partition new to this instance is re-read from one window horizon before
+  its committed offset (:mod:`.kafka_rebuild`), so its windows are whole again; alerts
+  completed by the re-read records were sent before and are suppressed by the pipeline, and
+  those this process processed before are skipped. A partition kept across a rebalance
+  carries on where it was (waited for again if it was idle).
 - Offsets are committed (every ``commit_interval_seconds``, on revocation and at shutdown) up to
   what the pipeline says is safe: never past an event still in the reorder buffer or an alert
   not yet accepted by every sink.
@@ -39,6 +38,7 @@ from watchdog.daemon.kafka_client import client_kwargs
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.partitions import PartitionState
 from watchdog.daemon.pipeline import Pipeline
+from watchdog.daemon.sources.kafka_rebuild import WindowRebuild
 
 FINISH_STEP = 2.0  # seconds for the last commit, and for leaving the group, at shutdown
 # How long the broker may hold a fetch that finds nothing new. aiokafka's default (500 ms) is
@@ -83,7 +83,7 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         self.on_whole_commit = on_whole_commit
         self.lag_gauge: Any = metrics.lag  # watchdog_consumer_lag{topic, partition}
         self.consumer: AIOKafkaConsumer | None = None
-        self._seeker: AIOKafkaConsumer | None = None
+        self._rebuild = WindowRebuild(self.cfg.rebuild_max_records, self.log)
         self._stopping = False
         self._beat = time.monotonic()
         # what is known of each partition is the pipeline's PartitionState (position, lag,
@@ -100,9 +100,8 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             group_id=k.group, enable_auto_commit=False, auto_offset_reset=k.auto_offset_reset,
             session_timeout_ms=k.session_timeout_ms, heartbeat_interval_ms=k.heartbeat_interval_ms,
             max_poll_records=k.max_poll_records, fetch_max_wait_ms=FETCH_MAX_WAIT_MS, **kw)
-        self._seeker = AIOKafkaConsumer(enable_auto_commit=False, fetch_max_wait_ms=50, **kw)
         await self.consumer.start()
-        await self._seeker.start()
+        await self._rebuild.start(kw)
         self.consumer.subscribe([self.topic], listener=self)
 
     def stop(self) -> None:
@@ -120,7 +119,8 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             self.log.warning("final_commit_timed_out",
                              consequence="events since the last commit are read again")
         # leaving the group lets the others take over at once
-        stops = [asyncio.ensure_future(x.stop()) for x in (c, self._seeker) if x is not None]
+        stops = [asyncio.ensure_future(x.stop()) for x in (c, self._rebuild.seeker)
+                 if x is not None]
         _, late = await asyncio.wait(stops, timeout=FINISH_STEP)
         for t in late:
             t.cancel()
@@ -304,7 +304,8 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
                               else c.end_offsets([tp]))
                 plan[p] = (ends[tp], -1, ends[tp])
             else:
-                plan[p] = (committed, committed, await self._rebuild_from(tp, committed))
+                plan[p] = (committed, committed, await self._rebuild.start_offset(
+                    c, tp, committed, self.pipeline.detector.horizon()))
         ends = await self._ends(plan)
         self._drop(self.assigned - mine)
         now = time.monotonic()
@@ -361,39 +362,3 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             if st is not None and st.lag_gauge is not None:
                 self.lag_gauge.remove(self.topic, str(p))
         self.pipeline.close_partitions(gone)
-
-    async def _rebuild_from(self, tp: TopicPartition, committed: int) -> int:
-        """Where to re-read from: one window horizon before ``committed``."""
-        c = self.consumer
-        assert c is not None
-        lowest = max(0, committed - self.cfg.rebuild_max_records)
-        if lowest >= committed:
-            return committed
-        ts = await self._timestamp_at(tp, committed - 1)
-        target = max(0, ts - int(self.pipeline.detector.horizon() * 1000))
-        start = committed
-        try:
-            found = (await c.offsets_for_times({tp: target})).get(tp)
-            if found is not None:
-                start = min(found.offset, committed)
-        except KafkaError as err:
-            self.log.warning("offsets_for_times_failed", error=type(err).__name__)
-        start = max(start, lowest)
-        if start < committed:
-            self.log.info("rebuilding_windows", partition=tp.partition, start=start,
-                          committed=committed)
-        return start
-
-    async def _timestamp_at(self, tp: TopicPartition, offset: int) -> int:
-        """Kafka timestamp (ms) of the record at ``offset``; now if it cannot be read."""
-        s = self._seeker
-        if s is not None:
-            try:
-                s.assign([tp])
-                s.seek(tp, offset)
-                recs = (await s.getmany(tp, timeout_ms=3000, max_records=1)).get(tp)
-                if recs:
-                    return int(recs[0].timestamp)
-            except KafkaError as err:
-                self.log.warning("timestamp_lookup_failed", error=type(err).__name__)
-        return int(time.time() * 1000)
