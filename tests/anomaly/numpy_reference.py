@@ -1,9 +1,11 @@
 """The featurizer's per-row arithmetic and the reduction's group-by as they were written in
-numpy (main at 5255329, before the compiled kernels): the specification the kernels are
-compared with, bit for bit, on random rows (tests/anomaly/test_kernels.py)."""
+numpy (main at 5255329, before the compiled kernels), and the day scale's (main at 30526dd):
+the specification the kernels are compared with, bit for bit, on random rows
+(tests/anomaly/test_kernels.py, test_day_kernel.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import pairwise
 
 import numpy as np
@@ -18,6 +20,14 @@ from watchdog.anomaly.batch import (
     _M_SELF_W,
     FeatureBatch,
     tail_inputs,
+)
+from watchdog.anomaly.day_baseline import (
+    DAY,
+    MEASURES,
+    DayBaselines,
+    DayEvidence,
+    day_counts,
+    owners,
 )
 from watchdog.anomaly.layout import (
     F_WIDTH,
@@ -54,6 +64,7 @@ from watchdog.anomaly.own_baseline import (
     VAR_MAX,
     excess,
 )
+from watchdog.anomaly.peers import BIN, NBINS, QUANTILES, SHRINK, PeerBaselines
 from watchdog.anomaly.vocabulary import (
     BASE,
     FEATURE_NAMES,
@@ -310,3 +321,77 @@ def scoring(b: FeatureBatch, idx: np.ndarray, levels: np.ndarray | None,
         x[at[:, None], _M_NOVEL_J] = 0.0
     d, col = tail_inputs(raw, own_m, own_v, q, cold, p99_at=1, levels=levels)
     return x, d, col
+
+
+class DayBaselinesNumpy(DayBaselines):
+    """DayBaselines.observe before day_kernel: bucket by bucket in numpy, every row's owner
+    marked."""
+
+    def _rows(self, users: Sequence[str], slots: np.ndarray, days: np.ndarray) -> None:
+        top = int(slots.max()) + 1
+        if top > len(self.day):
+            old = self._arrays()
+            self._alloc(max(top, len(self.day) + len(self.day) // 4))
+            for new, o in zip(self._arrays(), old, strict=True):
+                new[:len(o)] = o
+        owner = owners(users)  # was crc32(u.encode()) | 1, the same for the same account
+        fresh = self.owner[slots] != owner
+        if fresh.any():
+            i = slots[fresh]
+            self.owner[i] = owner[fresh]
+            self.level[i], self.spread[i], self.today[i] = 0.0, self.config.spread0, 0.0
+            self.learnt[i], self.day[i] = 0, days[fresh]
+            self.given[i] = np.inf
+        if self.record is not None:
+            self._names.update(zip(slots.tolist(), users, strict=True))
+
+    def observe(self, users: Sequence[str], slots: np.ndarray, buckets: np.ndarray,
+                t_last: np.ndarray, counts: np.ndarray, bucket_seconds: int,
+                shift: int = 0) -> list[DayEvidence]:
+        if not len(users):
+            return []
+        days = (buckets.astype(np.int64) * bucket_seconds + shift) // DAY
+        slots = slots.astype(np.int64)
+        self._rows(users, slots, days)
+        order = np.lexsort((slots, buckets))
+        cuts = np.flatnonzero(np.diff(buckets[order])) + 1
+        out: list[DayEvidence] = []
+        cfg = self.config
+        for g in np.split(order, cuts):
+            i, d = slots[g], int(days[g[0]])
+            roll = self.day[i] != d
+            if roll.any():
+                self._roll(i[roll], d)
+            self.today[i] += day_counts(counts[g])
+            armed = self.learnt[i] >= cfg.min_days
+            if not armed.any():
+                continue
+            ia, ga = i[armed], g[armed]
+            pts = cfg.points(self.today[ia], self.level[ia])
+            best = np.argmax(pts, axis=1)
+            top = pts[np.arange(len(ia)), best]
+            new = top - self.given[ia]
+            for k in np.flatnonzero(new > 1e-6).tolist():
+                a, m = int(ia[k]), int(best[k])
+                out.append(DayEvidence(int(ga[k]), users[int(ga[k])], float(t_last[ga[k]]),
+                                       float(new[k]), MEASURES[m], float(self.today[a, m]),
+                                       float(np.expm1(self.level[a, m]))))
+                self.given[a] = top[k]
+        return out
+
+
+def quantile_table(peers: PeerBaselines) -> np.ndarray:
+    """PeerBaselines.quantile_table before its kernel (main at 30526dd)."""
+    h = peers.hist + SHRINK * peers._prior()[None]
+    cdf = np.cumsum(h, axis=2)
+    total = cdf[:, :, -1:]
+    cdf = cdf / np.maximum(total, 1e-12)
+    q = np.array(QUANTILES)[None, :, None]
+    flat = cdf.reshape(-1, NBINS)
+    idx = np.minimum((cdf[:, None] < q[..., None]).sum(axis=3), NBINS - 1)
+    rows = np.arange(len(flat)).reshape(cdf.shape[0], 1, peers.dim)
+    below = np.where(idx > 0, flat[rows, np.maximum(idx - 1, 0)], 0.0)
+    at = flat[rows, idx]
+    frac = np.clip((q - below) / np.maximum(at - below, 1e-12), 0.0, 1.0)
+    out: np.ndarray = np.where(idx > 0, (idx - 1 + frac) * BIN, 0.0) / peers.scale
+    return out

@@ -23,7 +23,7 @@ from watchdog.alerts.model import Alert
 from watchdog.anomaly.batch import FeatureBatch
 from watchdog.anomaly.day_baseline import DayBaselines, day_shift
 from watchdog.anomaly.featurizer import Featurizer
-from watchdog.anomaly.peers import group_key
+from watchdog.anomaly.peers import DirectoryGroups
 from watchdog.anomaly.vocabulary import BUCKET, FEATURE_NAMES, SCORING_WINDOW, TAIL_COLS
 from watchdog.engine.engine import Engine
 from watchdog.events import AccessEvent
@@ -70,7 +70,7 @@ class Collector:
                  warmup: float = 25 * 3600.0) -> None:
         self.engine = engine
         self.heldout = heldout
-        self.features = Featurizer(engine.policy, self._group_of, warmup=warmup)
+        self.features = Featurizer(engine.policy, DirectoryGroups(engine), warmup=warmup)
         self.out = Collected()
         self._rng = random.Random(seed)
         self._hour: int | None = None
@@ -81,9 +81,6 @@ class Collector:
         self._held: dict[str, tuple[np.ndarray, float, np.ndarray]] = {}
         self.days = DayBaselines()
         self.days.record = self.out.day_points
-
-    def _group_of(self, user_id: str, t: float) -> str:
-        return group_key(self.engine.directory.at(user_id, t))
 
     def observe(self, ev: AccessEvent, t: float) -> list[Alert]:
         out = self.out

@@ -28,9 +28,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from zlib import crc32
 
 import numpy as np
+
+from watchdog.anomaly.day_kernel import accumulate, give
 
 DAY = 86400
 DAY_STARTS = 4 * 3600  # local time where one day ends and the next begins: the quietest
@@ -101,6 +102,15 @@ def day_shift(zone: tzinfo | None, t: float) -> int:
     return int(offset) - DAY_STARTS
 
 
+def owners(users: Sequence[str]) -> np.ndarray:
+    """Each user's owner mark (never 0: a free row): 32 bits of Python's string hash, which
+    the featurizer's account ids already carry (a crc32 of each took ~0.2 us an account and
+    hour). Marks live in this process only (the state is not saved), so the hash's
+    per-process salt does not matter; a clash (2**-32) keeps the last owner's day."""
+    h: np.ndarray = np.fromiter(map(hash, users), np.int64, len(users))
+    return (h & 0xFFFFFFFF).astype(np.uint32) | np.uint32(1)
+
+
 class DayBaselines:
     """Per account: the usual day and today's totals (a few floats each), in rows indexed by
     the featurizer's account rows (``FeatureBatch.accounts``): no index of its own. A row the
@@ -121,7 +131,7 @@ class DayBaselines:
         self.given = np.zeros(cap, np.float32)  # today's points so far
         self.learnt = np.zeros(cap, np.uint16)  # days learnt
         self.day = np.zeros(cap, np.int32)
-        self.owner = np.zeros(cap, np.uint32)  # crc32 of the account's id; 0: free
+        self.owner = np.zeros(cap, np.uint32)  # the account's id's owners() mark; 0: free
 
     def _arrays(self) -> list[np.ndarray]:
         return [self.level, self.spread, self.today, self.given, self.learnt, self.day,
@@ -131,20 +141,23 @@ class DayBaselines:
         return int(np.count_nonzero(self.owner))
 
     def _rows(self, users: Sequence[str], slots: np.ndarray, days: np.ndarray) -> None:
-        """Make room for ``slots`` and start those of new owners."""
+        """Make room for ``slots`` and start those of new owners (an account's rows share its
+        slot: its owner is marked once; a new one starts on the day of its last row)."""
         top = int(slots.max()) + 1
         if top > len(self.day):
             old = self._arrays()
             self._alloc(max(top, len(self.day) + len(self.day) // 4))
             for new, o in zip(self._arrays(), old, strict=True):
                 new[:len(o)] = o
-        owner = np.fromiter((crc32(u.encode()) | 1 for u in users), np.uint32, len(users))
-        fresh = self.owner[slots] != owner
+        uniq, back = np.unique(slots[::-1], return_index=True)
+        last = len(slots) - 1 - back  # each slot's last row
+        owner = owners(users)[last]
+        fresh = self.owner[uniq] != owner
         if fresh.any():
-            i = slots[fresh]
+            i = uniq[fresh]
             self.owner[i] = owner[fresh]
             self.level[i], self.spread[i], self.today[i] = 0.0, self.config.spread0, 0.0
-            self.learnt[i], self.day[i] = 0, days[fresh]
+            self.learnt[i], self.day[i] = 0, days[last[fresh]]
             self.given[i] = np.inf  # its first day is seen part-way: neither learnt nor scored
         if self.record is not None:
             self._names.update(zip(slots.tolist(), users, strict=True))
@@ -162,29 +175,37 @@ class DayBaselines:
         slots = slots.astype(np.int64)
         self._rows(users, slots, days)
         order = np.lexsort((slots, buckets))
-        cuts = np.flatnonzero(np.diff(buckets[order])) + 1
+        counts = day_counts(counts)
+        cuts = np.flatnonzero(np.diff(days[order])) + 1
         out: list[DayEvidence] = []
         cfg = self.config
-        for g in np.split(order, cuts):
+        # the rows of one day at a time (a commit is an hour: one day, unless the day is cut
+        # inside it), in bucket order and account by account within a bucket
+        for g in np.split(order, cuts) if len(cuts) else (order,):
             i, d = slots[g], int(days[g[0]])
-            roll = self.day[i] != d
-            if roll.any():
-                self._roll(i[roll], d)
-            self.today[i] += day_counts(counts[g])
-            armed = self.learnt[i] >= cfg.min_days
-            if not armed.any():
+            # an account's first row of the day folds its last day in: before the day's rows
+            # (nothing of the account comes before it), in the order of those first rows
+            uniq, first = np.unique(i, return_index=True)
+            roll = uniq[np.argsort(first)]
+            roll = roll[self.day[roll] != d]
+            if len(roll):
+                self._roll(roll, d)
+            today = np.empty((len(g), NM), np.float32)
+            armed = np.empty(len(g), bool)
+            accumulate(self.today, self.learnt, i, counts[g], cfg.min_days, today, armed)
+            ra = np.flatnonzero(armed)
+            if not len(ra):
                 continue
-            ia, ga = i[armed], g[armed]
-            pts = cfg.points(self.today[ia], self.level[ia])
-            best = np.argmax(pts, axis=1)
-            top = pts[np.arange(len(ia)), best]
-            new = top - self.given[ia]
-            for k in np.flatnonzero(new > 1e-6).tolist():
-                a, m = int(ia[k]), int(best[k])
-                out.append(DayEvidence(int(ga[k]), users[int(ga[k])], float(t_last[ga[k]]),
-                                       float(new[k]), MEASURES[m], float(self.today[a, m]),
+            ia = i[ra]
+            pts = cfg.points(today[ra], self.level[ia])
+            best, new, taken = np.empty(len(ra), np.int64), np.empty(len(ra)), np.empty(
+                len(ra), bool)
+            give(self.given, ia, pts, best, new, taken)
+            for k in np.flatnonzero(taken).tolist():
+                j, a, m = int(g[ra[k]]), int(ia[k]), int(best[k])
+                out.append(DayEvidence(j, users[j], float(t_last[j]), float(new[k]),
+                                       MEASURES[m], float(today[ra[k], m]),
                                        float(np.expm1(self.level[a, m]))))
-                self.given[a] = top[k]
         return out
 
     def _roll(self, i: np.ndarray, d: int) -> None:

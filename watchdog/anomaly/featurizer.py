@@ -26,8 +26,8 @@ import numpy as np
 
 from watchdog.anomaly import own_baseline
 from watchdog.anomaly.batch import FeatureBatch
-from watchdog.anomaly.layout import ROW_BYTES, fresh_row, grow_rows, stamps, sweep
-from watchdog.anomaly.peers import PeerBaselines
+from watchdog.anomaly.layout import fresh_row, grow_rows, stamps, sweep
+from watchdog.anomaly.peers import DirectoryGroups, PeerBaselines
 from watchdog.anomaly.reduction import Kept, Rows, by_rank, merge, reduce_events
 from watchdog.anomaly.ring_kernel import advance_and_read
 from watchdog.anomaly.vocabulary import BUCKET, LOGGED, NW, PEER_SCALE, PER_HOUR
@@ -37,6 +37,7 @@ from watchdog.policy.model import Policy
 SEGMENT = 8192  # events kept before they are reduced to rows (bounds the memory they hold)
 _SWEEP_EVERY = 16_384  # buckets (~57 days) between sweeps that keep stamps from wrapping
 _NO_BUCKET = -(2**62)
+_SHARES = np.flatnonzero(~LOGGED)  # the window values not on the log scale
 
 
 class _HasPolicy(Protocol):
@@ -62,6 +63,7 @@ class Featurizer:
     meta: np.ndarray
     first_seen: np.ndarray
     last_seen: np.ndarray
+    group_span: np.ndarray
 
     def __init__(
         self,
@@ -77,6 +79,8 @@ class Featurizer:
         self._policy = policy
         self._policy_source = policy_source
         self.group_of = group_of
+        # groups from the directory say how long they hold: looked up again only then
+        self._groups = group_of if isinstance(group_of, DirectoryGroups) else None
         self.peers = peers if peers is not None else PeerBaselines(NW, BUCKET, PEER_SCALE)
         self.warmup = warmup
         self.idle_ttl = idle_ttl
@@ -135,14 +139,11 @@ class Featurizer:
         self.meta[r] = (0, gid, bucket // PER_HOUR)
         self.first_seen[r] = t
         self.last_seen[r] = t
+        self.group_span[r] = np.nan  # the next hour looks its group up
         return r
 
     def tracked(self) -> int:
         return len(self.rows)
-
-    def memory_bytes(self) -> int:
-        """Bytes held by the row arrays (all capacity, used or not)."""
-        return self._cap * ROW_BYTES
 
     # -- per event ----------------------------------------------------------------------
     def observe(self, ev: AccessEvent, t: float) -> FeatureBatch | None:
@@ -314,9 +315,7 @@ class Featurizer:
         meta = self.meta[ur]
         stale = np.flatnonzero(meta[:, 2] != h)
         if len(stale):
-            group_of, gid_of = self.group_of, self.peers.gid
-            meta[stale, 1] = [gid_of(group_of(users[j], float(t_last[j])))
-                              for j in stale.tolist()]
+            self._regroup(meta, stale, ur, users, t_last)
             meta[stale, 2] = h
         gids = meta[acct, 1].astype(np.int64)
 
@@ -327,7 +326,11 @@ class Featurizer:
         advance_and_read(self.u16, self.f32, self.seen, rows, part.small[rm],
                          part.large[rm], bloom, cats, part.subj[rm], now, ring_cols,
                          self.peers.rare_categories(gids), x_win)
-        x_win[:, LOGGED] = np.log1p(x_win[:, LOGGED])
+        # log1p in place over the whole array, the shares put back: half the time of
+        # gathering the logged columns and scattering them back (the same values)
+        shares = x_win[:, _SHARES]
+        np.log1p(x_win, out=x_win)
+        x_win[:, _SHARES] = shares
 
         # learn: the own baseline (not from what is far beyond it and the peers)
         quantiles = self.peers.quantile_table()  # the peers' baselines before this hour
@@ -346,6 +349,16 @@ class Featurizer:
                             eid_starts, rows,
                             self._bucket if closed_before is None else closed_before,
                             part.sids, np.column_stack((part.small[rm, :2], part.large[rm, 2])))
+
+    def _regroup(self, meta: np.ndarray, stale: np.ndarray, ur: np.ndarray, users: list[str],
+                 t_last: np.ndarray) -> None:
+        """Peer groups (into ``meta``) of the accounts ``stale`` (rank-0 rows, not looked up
+        this hour) as of their first row's time."""
+        if self._groups is not None:  # only those whose time left their group's span
+            self._groups.regroup(meta, stale, ur, users, t_last, self.group_span, self.peers.gid)
+            return
+        group_of, gid_of = self.group_of, self.peers.gid
+        meta[stale, 1] = [gid_of(group_of(users[j], float(t_last[j]))) for j in stale.tolist()]
 
     # -- housekeeping -------------------------------------------------------------------
     def _housekeeping(self, b: int, t: float) -> None:

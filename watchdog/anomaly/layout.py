@@ -64,12 +64,14 @@ SPANS = np.array([WINDOW_BUCKETS[w] for w in WINDOWS], np.uint16)
 # an account's state: one row of each of these arrays (name, row shape, dtype, a free row's
 # fill); the own baseline (log scale) has a float32 mean (slow steps are below float16's
 # resolution); meta: commits, peer group, hour of event time it was looked up; free rows are
-# never idle (last seen: inf)
+# never idle (last seen: inf); the event times over which the peer group looked up holds
+# (peers.DirectoryGroups; none: empty)
 ROW_ARRAYS: tuple[tuple[str, tuple[int, ...], type, float], ...] = (
     ("u16", (U_WIDTH,), np.uint16, 0), ("f32", (F_WIDTH,), np.float32, 0),
     ("seen", (SEEN_WORDS,), np.uint64, 0), ("own_mean", (NW,), np.float32, 0),
     ("own_var", (NW,), np.float16, 0), ("meta", (3,), np.int32, 0),
-    ("first_seen", (), np.float64, 0), ("last_seen", (), np.float64, np.inf))
+    ("first_seen", (), np.float64, 0), ("last_seen", (), np.float64, np.inf),
+    ("group_span", (2,), np.float64, np.nan))
 ROW_BYTES = sum(int(np.prod(shape, dtype=np.int64)) * np.dtype(dt).itemsize
                 for _, shape, dt, _ in ROW_ARRAYS)
 

@@ -50,7 +50,7 @@ from watchdog.anomaly.batch import FeatureBatch
 from watchdog.anomaly.explain import explain
 from watchdog.anomaly.featurizer import Featurizer
 from watchdog.anomaly.model import AnomalyModel
-from watchdog.anomaly.peers import PeerBaselines, group_key
+from watchdog.anomaly.peers import DirectoryGroups, PeerBaselines
 from watchdog.anomaly.risk_alerts import RiskHook
 from watchdog.anomaly.scoring_windows import latest_per_window, split_windows
 from watchdog.anomaly.tail_levels import alerting_times, times_beyond
@@ -104,7 +104,7 @@ class AnomalyStage:
         self.source = source
         self._model = model
         # the featurizer reads the engine's policy where it matters: a reload applies at once
-        self.features = Featurizer(engine.policy, self._group_of, warmup=warmup,
+        self.features = Featurizer(engine.policy, DirectoryGroups(engine), warmup=warmup,
                                    peers=_peers_from(model), policy_source=engine)
         self._features_observe = self.features.observe
         # committed batches with rows to score: (batch, its candidate rows, their windows)
@@ -183,9 +183,6 @@ class AnomalyStage:
         return self.features.tracked()
 
     # -- internals ------------------------------------------------------------------------
-    def _group_of(self, user_id: str, t: float) -> str:
-        return group_key(self.engine.directory.at(user_id, t))
-
     def _take(self, batch: FeatureBatch | None, now: bool) -> list[Alert]:
         """Queue a committed batch's candidates (each account's latest warm vector per scoring
         window) and score the windows whose buckets are all committed, if ``now`` or once

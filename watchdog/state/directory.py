@@ -8,6 +8,7 @@ from its ``effective`` instant on, including to an event with the same timestamp
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Iterator
 
@@ -15,13 +16,14 @@ from watchdog.events import DirectoryRecord, epoch
 
 
 class Directory:
-    __slots__ = ("_accounts", "_written")
+    __slots__ = ("_accounts", "_written", "version")
 
     def __init__(self) -> None:
         # account -> (effective times, records), index for index: one lookup per event
         self._accounts: dict[str, tuple[list[float], list[DirectoryRecord]]] = {}
         # every record applied, with ``effective`` as written (obligations cite it)
         self._written: list[tuple[DirectoryRecord, str]] = []
+        self.version = 0  # records applied or dropped: what :meth:`span` said may be stale
 
     def apply(self, rec: DirectoryRecord, written: str = "") -> None:
         t = epoch(rec.effective)
@@ -29,6 +31,7 @@ class Directory:
         i = bisect_right(times, t)  # same instant: the later-read record wins
         times.insert(i, t)
         recs.insert(i, rec)
+        self.version += 1
         if rec.status != "active":  # only these start obligations
             self._written.append((rec, written))
 
@@ -45,6 +48,17 @@ class Directory:
         i = bisect_right(entry[0], t)
         return entry[1][i - 1] if i else None
 
+    def span(self, user_id: str, t: float) -> tuple[DirectoryRecord | None, float, float]:
+        """:meth:`at`, with the event times over which that answer holds, [from, until),
+        as long as :attr:`version` does not change."""
+        entry = self._accounts.get(user_id)
+        if entry is None:
+            return None, -math.inf, math.inf
+        times = entry[0]
+        i = bisect_right(times, t)
+        return (entry[1][i - 1] if i else None, times[i - 1] if i else -math.inf,
+                times[i] if i < len(times) else math.inf)
+
     def compact(self, before: float) -> int:
         """Drop records superseded before ``before``; returns how many were dropped."""
         dropped = 0
@@ -54,6 +68,8 @@ class Directory:
                 del times[:i]
                 del recs[:i]
                 dropped += i
+        if dropped:
+            self.version += 1
         return dropped
 
     def __len__(self) -> int:
