@@ -21,7 +21,7 @@ from tests.anomaly.conftest import (
     make_engine,
     write_jsonl,
 )
-from tests.daemon.helpers import wait_for
+from tests.daemon.helpers import cancel_all, stop_all, wait_for
 from tests.daemon.kafkautil import committed, daemon_config, make_topics, produce, read_all
 from watchdog.anomaly.stage import load_stage
 from watchdog.anomaly.train import train
@@ -85,11 +85,9 @@ async def test_rules_and_anomaly_services_split_the_work(
                            what="every record read by both services, every partition idle")
         await wait_for(lambda: any(a.rule == "anomaly" for a in anomaly_sink.alerts),
                        within=30, what="the insider's anomaly alert")
+        await stop_all([rules, anomaly], runs, 20)
     finally:
-        for svc in (rules, anomaly):
-            svc.request_stop()
-        codes = await asyncio.wait_for(asyncio.gather(*runs), 20)
-    assert codes == [0, 0]
+        cancel_all([rules, anomaly], runs)
 
     assert {a.rule for a in anomaly_sink.alerts} == {"anomaly"}
     assert any(a.user_id == "u004" for a in anomaly_sink.alerts)

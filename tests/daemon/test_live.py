@@ -18,7 +18,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.daemon.helpers import KEY, World, wait_for
+from tests.daemon.helpers import KEY, World, cancel_all, stop_all, wait_for
 from tests.daemon.kafkautil import (
     committed,
     daemon_config,
@@ -104,15 +104,12 @@ async def test_kafka_and_mqtt_give_the_alerts_replay_gives(
             await wait_for(lambda: p.detector.processed + len(p.order) == len(world.events),
                            within=60, what="every event consumed")
             metrics = (await http.get("/metrics")).text
-        svc.request_stop()  # flushes the detector and delivers before exiting
-        assert await asyncio.wait_for(run, 15) == 0
+        await stop_all([svc], [run], 15)  # flushes the detector and delivers before exiting
         await wait_for(lambda: len(mqtt_alerts) >= len(world.expected), within=10,
                        what="the alerts from the MQTT sink")
     finally:
-        svc.request_stop()
+        cancel_all([svc], [run])
         sink_task.cancel()
-        if not run.done():
-            run.cancel()
 
     assert svc.pipeline.order.stats.late == 0
     # the same alerts as replay: no missing, no extra, no duplicate

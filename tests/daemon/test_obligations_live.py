@@ -155,12 +155,9 @@ async def test_the_daemon_gives_replays_alerts_with_accounts_and_obligations(
             await wait_for(lambda: len(engine.accounts) == 4, within=10,
                            what="the account records applied")
             metrics = (await http.get("/metrics")).text
-        svc.request_stop()
-        assert await asyncio.wait_for(run, 15) == 0
+        await stop_all([svc], [run], 15)
     finally:
-        svc.request_stop()
-        if not run.done():
-            run.cancel()
+        cancel_all([svc], [run])
 
     got = sorted(DETECTED.sub(b"", r.value) for r in await read_all(bs, "alerts"))
     assert got == expected  # byte for byte apart from detected_at: no missing, no extra

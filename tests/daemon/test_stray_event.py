@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.daemon.helpers import KEY, replay_alerts, wait_async, wait_for
+from tests.daemon.helpers import KEY, cancel_all, replay_alerts, stop_all, wait_async, wait_for
 from tests.daemon.kafkautil import (
     committed,
     daemon_config,
@@ -125,12 +125,9 @@ async def test_a_stray_event_and_a_pause_change_no_alert(
         await wait_async(all_committed, within=30, what="every offset committed, stray held")
         assert svc.metrics.future_strays._value.get() == 1  # judged a stray on the way
         assert p.order.held() == (1 if when else 0)  # the present passed one day ahead
-        svc.request_stop()  # flushes everything, the stray too, and delivers
-        assert await asyncio.wait_for(run, 20) == 0
+        await stop_all([svc], [run], 20)  # flushes everything, the stray too, and delivers
     finally:
-        svc.request_stop()
-        if not run.done():
-            run.cancel()
+        cancel_all([svc], [run])
 
     got = [r.key.decode() for r in await read_all(bs, "alerts")]
     assert len(got) == len(set(got))

@@ -24,14 +24,15 @@ import yaml
 
 from tests.daemon.helpers import (
     World,
+    cancel_all,
     join_in_turn,
     replay_alerts,
     service,
+    stop_all,
     wait_async,
     wait_for,
 )
 from tests.daemon.kafkautil import daemon_config, make_topics, produce, produce_state, read_all
-from watchdog.daemon.app import Service
 from watchdog.daemon.config import load_config
 
 pytestmark = pytest.mark.integration
@@ -93,12 +94,6 @@ async def _until_alerts(bs: str, ids: set[str], what: str) -> None:
     await wait_async(arrived, within=60, what=what)
 
 
-async def _stop(services: list[Service], runs: list[asyncio.Task[int]]) -> None:
-    for s in services:
-        s.request_stop()
-    assert await asyncio.wait_for(asyncio.gather(*runs), 30) == [0] * len(runs)
-
-
 async def test_two_instances_deliver_replays_log_gap_alerts_once(
         tansu_broker, world: World, tmp_path: Path) -> None:
     bs = tansu_broker.bootstrap_servers
@@ -132,13 +127,9 @@ async def test_two_instances_deliver_replays_log_gap_alerts_once(
         await _until_alerts(bs, gaps, "the log_gap alerts")
         steady = ([s.sources[0].rebalances for s in services] == rebalances
                   and owner.whole_stream.reader.rebalances == side_rebalances)
-        await _stop(services, runs)
+        await stop_all(services, runs, 30)
     finally:
-        for s in services:
-            s.request_stop()
-        for r in runs:
-            if not r.done():
-                r.cancel()
+        cancel_all(services, runs)
 
     keys = await _alert_keys(bs)
     assert set(keys) == set(expected)
@@ -196,11 +187,9 @@ async def test_a_single_instance_sees_everything_and_runs_no_reader(
         assert svc.whole_stream.starts == 0
         assert svc.whole_stream.reader is None
         assert svc.metrics.whole_stream_reader._value.get() == 0
-        await _stop([svc], [run])
+        await stop_all([svc], [run], 30)
     finally:
-        svc.request_stop()
-        if not run.done():
-            run.cancel()
+        cancel_all([svc], [run])
     keys = await _alert_keys(bs)
     assert set(keys) == set(expected)
     assert svc.pipeline.suppressed == 0  # nothing held back: the main pipeline sent log_gap
@@ -258,19 +247,15 @@ async def test_log_gap_survives_scaling_out_and_back_in(
         await produce(bs, "access-logs", parts[1], key="user", event_time=True)
         await _until_alerts(bs, phases[1], "phase 2: the reader's log_gap alert")
 
-        await _stop([b], [runs.pop(b)])
+        await stop_all([b], [runs.pop(b)], 30)
         await wait_for(lambda: len(a.sources[0].assigned) == PARTITIONS
                        and a.whole_stream.reader is None, within=40,
                        what="scaled in: the remaining instance has the whole view")
         await produce(bs, "access-logs", parts[2], key="user", event_time=True)
         await _until_alerts(bs, phases[2], "phase 3: the main pipeline's log_gap alert again")
-        await _stop([a], [runs.pop(a)])
+        await stop_all([a], [runs.pop(a)], 30)
     finally:
-        for s in both:
-            s.request_stop()
-        for r in runs.values():
-            if not r.done():
-                r.cancel()
+        cancel_all(both, list(runs.values()))
     keys = await _alert_keys(bs)
     assert set(keys) == set(expected)  # at least once: a handover may send an alert again
     assert owner.whole_stream.starts >= 1
