@@ -7,7 +7,7 @@ the end of that bucket: the account's last hour, 24 hours and 7 days, relative t
 and to its peers.
 
 Cost: per list of events, what the features need of them is taken apart into columns while they
-are in the caches (:class:`~watchdog.anomaly.reduction.Kept`); every few thousand events (and at
+are in the caches (:class:`~watchdog.anomaly.intake.Kept`); every few thousand events (and at
 the end of each hour) those are reduced to one row per account and bucket (``reduction``);
 at the end of each hour of event time its rows are committed together, with a number of numpy
 operations that does not depend on the number of accounts (:meth:`Featurizer._commit`).
@@ -26,9 +26,10 @@ import numpy as np
 
 from watchdog.anomaly import own_baseline
 from watchdog.anomaly.batch import FeatureBatch
+from watchdog.anomaly.intake import ROW, Kept, T
 from watchdog.anomaly.layout import fresh_row, grow_rows, stamps, sweep
 from watchdog.anomaly.peers import DirectoryGroups, PeerBaselines
-from watchdog.anomaly.reduction import Kept, Rows, by_rank, merge, reduce_events
+from watchdog.anomaly.reduction import Rows, by_rank, merge, reduce_events
 from watchdog.anomaly.ring_kernel import advance_and_read
 from watchdog.anomaly.vocabulary import BUCKET, LOGGED, NW, PEER_SCALE, PER_HOUR
 from watchdog.events import AccessEvent
@@ -92,15 +93,13 @@ class Featurizer:
         self._bucket = _NO_BUCKET  # the open bucket (none before the first event)
         self._end: float = -math.inf  # event time at which the open bucket closes
         # events not reduced to rows yet: taken apart (at the end of each call), then these
-        self._kept = Kept()
+        self._kept = Kept(policy, self.rows)
         self._buf: list[tuple[AccessEvent, float]] = []
         self._runs: list[tuple[int, int]] = [(0, _NO_BUCKET)]  # (from position, bucket) in it
         self._parts: list[Rows] = []  # this hour's rows not committed yet
         self._committed_open = _NO_BUCKET  # the open bucket at the last commit
         self._last_sweep = 0
         self._last_evict_hour = 0
-        self._res_bits: dict[str, int] = {}
-        self._src_bits: dict[str, int] = {}
         self.evicted = 0
 
     @property
@@ -243,8 +242,8 @@ class Featurizer:
         """What the features need of the events not taken apart yet (while they are in the
         caches: the events themselves are not kept)."""
         if self._buf:
-            self._kept.add(self._buf, self._policy, self._res_bits, self._src_bits,
-                           self.rows.get)
+            self._kept.policy = self._policy
+            self._kept.add(self._buf)
             self._buf = []
 
     def _absorb(self) -> None:
@@ -254,15 +253,18 @@ class Featurizer:
         if not len(kept):
             return
         runs = self._runs
-        self._kept, self._runs = Kept(), [(0, self._bucket)]
+        self._kept, self._runs = kept.fresh(), [(0, self._bucket)]
         # accounts: a new one gets its row at its first event
-        uids, rows_l = kept.uids, kept.rows
-        get_row = self.rows.get
-        if -1 in rows_l:
-            for i in [i for i, r in enumerate(rows_l) if r < 0]:
+        nums = kept.numbers()
+        rows = nums[:, ROW].astype(np.int64)
+        missing = np.flatnonzero(rows < 0).tolist()
+        if missing:
+            uids = kept.uids()
+            get_row = self.rows.get
+            for i in missing:
                 r = get_row(uids[i])
-                rows_l[i] = self._new_row(uids[i], kept.ts[i]) if r is None else r
-        self._parts.append(reduce_events(kept, runs, rows_l, self._policy))
+                rows[i] = self._new_row(uids[i], float(nums[i, T])) if r is None else r
+        self._parts.append(reduce_events(kept, nums, runs, rows, self._policy))
 
     def _rows(self) -> Rows | None:
         """Every uncommitted row of the hour, one per account and bucket, sorted."""
@@ -380,7 +382,7 @@ class Featurizer:
         dropped = 0
         row_user = self._row_user
         busy = ({r for p in self._parts for r in p.rows.tolist()}
-                | {self.rows.get(u, -1) for u in self._kept.uids}
+                | {self.rows.get(u, -1) for u in self._kept.uids()}
                 | {self.rows.get(e.user.id, -1) for e, _ in self._buf})
         for r in np.flatnonzero(self.last_seen[: self._cap] < before).tolist():
             u = row_user[r]
