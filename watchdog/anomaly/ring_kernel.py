@@ -72,6 +72,9 @@ _LC_SUBJ, _LC_RES, _LC_SRC = (int(o) for o in LC_OFFSETS)
 _NEW_RES, _NEW_CAT, _NEW_SRC = SMALL.index("new_res"), SMALL.index("new_cat"), SMALL.index(
     "new_src")
 _SK_RES, _SK_SRC, _SK_CAT = M_SUBJ, M_SUBJ + M_RES, M_SUBJ + M_RES + M_SRC
+_SPAN0, _SPAN1, _SPAN2 = (int(x) for x in SPANS)
+_SK_LO = np.array([0, _SK_RES, _SK_SRC, _SK_CAT], np.int64)  # subjects, resources, sources
+_WORD = np.uint64((1 << (SK_WIDTH - M_SUBJ)) - 1)  # the sketch bits after the subjects'
 
 
 @kernel("int64(uint64)")
@@ -145,16 +148,19 @@ def advance_and_read(u16: np.ndarray, f32: np.ndarray, seen: np.ndarray, rows: n
         # sketch slots remember the bucket they were last set in: subjects by their bits;
         # resources, sources by the low bits of the bitmaps' bits; categories
         now0 = now[i, 0]
-        sb = subj[i]
-        for j in range(M_SUBJ):
-            if (sb >> np.uint64(j)) & _U1:
-                u[U_SK + j] = now0
+        # (only the bits set are visited: a row sets a few of the 126)
+        b = subj[i]
+        while b:
+            low = b & (~b + _U1)
+            u[U_SK + popcount(low - _U1)] = now0
+            b ^= low
         s32 = s64 | (s64 >> _U32)
-        word = (((r64 | (r64 >> _U32)) & _LOW32) | (((s32 | (s32 >> _U16)) & _LOW16) << _U32)
-                | (np.uint64(c) << _U48))
-        for j in range(SK_WIDTH - M_SUBJ):
-            if (word >> np.uint64(j)) & _U1:
-                u[U_SK + M_SUBJ + j] = now0
+        b = ((((r64 | (r64 >> _U32)) & _LOW32) | (((s32 | (s32 >> _U16)) & _LOW16) << _U32)
+              | (np.uint64(c) << _U48)) & _WORD)
+        while b:
+            low = b & (~b + _U1)
+            u[U_SK + M_SUBJ + popcount(low - _U1)] = now0
+            b ^= low
 
         # the windows as of the end of the bucket: ring slots within each window
         ssum[:] = 0
@@ -170,21 +176,25 @@ def advance_and_read(u16: np.ndarray, f32: np.ndarray, seen: np.ndarray, rows: n
             at = s * NL
             for q in range(NL):
                 lsum[w, q] = lsum[w, q] + vf * f[at + q]
-        # sketch slots and categories set within each window
-        cnt[:] = 0
-        catm[:] = _U0
-        for j in range(SK_WIDTH):
+        # sketch slots and categories set within each window (branch-free counts: the
+        # compiler vectorises them)
+        for q in range(3):
+            lo, hi = _SK_LO[q], _SK_LO[q + 1]
+            c0, c1, c2 = np.int64(0), np.int64(0), np.int64(0)
+            for j in range(lo, hi):
+                age = (np.int64(now0) - np.int64(u[U_SK + j])) & 0xFFFF
+                c0 += np.int64(age < _SPAN0)
+                c1 += np.int64(age < _SPAN1)
+                c2 += np.int64(age < _SPAN2)
+            cnt[0, q], cnt[1, q], cnt[2, q] = c0, c1, c2
+        m0, m1, m2 = _U0, _U0, _U0
+        for j in range(_SK_CAT, SK_WIDTH):
             age = (np.int64(now0) - np.int64(u[U_SK + j])) & 0xFFFF
-            for w in range(3):
-                if age < _SPANS[w]:
-                    if j < _SK_RES:
-                        cnt[w, 0] += 1
-                    elif j < _SK_SRC:
-                        cnt[w, 1] += 1
-                    elif j < _SK_CAT:
-                        cnt[w, 2] += 1
-                    else:
-                        catm[w] |= _U1 << np.uint64(j - _SK_CAT)
+            bit = _U1 << np.uint64(j - _SK_CAT)
+            m0 |= bit if age < _SPAN0 else _U0
+            m1 |= bit if age < _SPAN1 else _U0
+            m2 |= bit if age < _SPAN2 else _U0
+        catm[0], catm[1], catm[2] = m0, m1, m2
         rare_i = np.uint64(rare[i])
         for w in range(3):
             base = w * _NB
