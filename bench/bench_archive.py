@@ -203,98 +203,110 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
         # every offset was committed, and that last stretch's wall seconds
         tails: dict[str, list[tuple[float, ...]]] = {name: [] for name, _a, _t in variants}
         batches: dict[str, list[float]] = {name: [] for name, _a, _t in variants}
+
+        async def one(name: str, archived: bool, tree: Path, run: int) -> None:
+            nonlocal ends
+            port = free_port()
+            topic = f"access-logs-{run}" if warm else "access-logs"
+            if warm:  # a topic of its own: the warm-up's events, then the timed ones
+                await create_topics(bs, [topic], partitions=PARTITIONS)
+                await produce(bs, topic, events[:warm], key=user_key)
+                ends = await topic_ends(bs, topic)
+            cfg: dict[str, Any] = {
+                "kafka": {"bootstrap": bs, "heartbeat_interval_ms": 300,
+                          "session_timeout_ms": 3000, "idle_after_seconds": 1.0,
+                          "max_poll_records": BATCH, "group": f"bench-{run}"},
+                "listen": f"127.0.0.1:{port}", "policy": str(policy),
+                "delivery": {"max_pending": 100000},
+                "topics": {"access_logs": topic},
+                "sinks": {"jsonl": {"path": str(Path(tmp) / f"alerts-{run}.jsonl")}},
+            }
+            if archived:
+                if s3 is not None:
+                    bucket = s3.create_bucket()
+                    location = f"s3://{bucket}/a?endpoint={s3.endpoint}"
+                else:
+                    location = str(Path(tmp) / f"archive-{run}")
+                cfg["archive"] = {"location": location}
+                if args.flush_seconds:
+                    cfg["archive"]["flush_seconds"] = args.flush_seconds
+            path = Path(tmp) / f"watchdog-{run}.yaml"
+            path.write_text(yaml.safe_dump(cfg))
+            command = [*pin, sys.executable, "-m", "watchdog", "run", "--config", str(path)]
+            run_env = s3_env if archived and s3 else env
+            ab_out = Path(tmp) / f"ab-{run}.json"
+            if args.ab:
+                command[len(pin) + 2] = "bench.daemon_ab"
+                run_env = dict(run_env, WATCHDOG_BENCH_AB_OUT=str(ab_out))
+            with ManagedProcess(f"watchdog-{run}", command, env=run_env, cwd=tree) as proc:
+                url = f"http://127.0.0.1:{port}/metrics"
+                await asyncio.to_thread(wait_for_http, f"http://127.0.0.1:{port}/healthz",
+                                        timeout=60, proc=proc)
+
+                async def started(u: str = url) -> bool:
+                    return metric_sum(u, "watchdog_events_total") >= 1
+
+                if warm:  # the warm-up consumed, written and committed
+                    await until(lambda u=url: at_least(u, warm), 0.1)
+                    await until(lambda g=f"bench-{run}", e=ends, t=topic:
+                                committed(bs, t, e, g), 0.1)
+
+                async def consumed(u: str = url) -> bool:
+                    return metric_sum(u, "watchdog_events_total") >= len(events)
+
+                await until(started, 0.01)
+                cpu0 = _cpu_seconds(proc.pid)
+                threads0 = thread_cpu(proc.pid)
+                faults0 = minor_faults(proc.pid)
+                broker0 = _cpu_seconds(broker.proc.pid) if broker.proc else 0.0
+                if warm:  # the timed events, sent while the daemon runs
+                    t_p = time.perf_counter()
+                    await produce(bs, topic, events[warm:], key=user_key)
+                    ends = await topic_ends(bs, topic)
+                    print(f"produced {len(events) - warm:,} events in "
+                          f"{time.perf_counter() - t_p:.1f} s", file=sys.stderr)
+                # (a scrape every 0.25 s while consuming: the same small cost either way)
+                await until(consumed, 0.25)
+                cpu_c = _cpu_seconds(proc.pid) - cpu0
+                main_c = thread_cpu(proc.pid).get(proc.pid, 0.0) - threads0.get(proc.pid, 0)
+                t_c = time.perf_counter()
+                await until(lambda g=f"bench-{run}", e=ends, t=topic: committed(bs, t, e, g))
+                tail = time.perf_counter() - t_c
+                cpu = _cpu_seconds(proc.pid) - cpu0
+                threads = thread_cpu(proc.pid)
+                # consumed batches (every topic): fewer events per batch, more per-batch
+                # work per event
+                batches[name].append(metric_sum(url, "watchdog_batch_seconds_count"))
+                f_all, f_main = (b - a for a, b in zip(faults0, minor_faults(proc.pid),
+                                                      strict=True))
+                broker_cpu = (_cpu_seconds(broker.proc.pid) if broker.proc else 0.0) - broker0
+            main = threads.get(proc.pid, 0.0) - threads0.get(proc.pid, 0.0)
+            split[name].append((main, cpu - main))
+            tails[name].append((main_c, cpu_c - main_c, main - main_c,
+                                cpu - cpu_c - (main - main_c), tail))
+            results[name].append(args.events / cpu)
+            print(f"run {run}: {name:<12} {args.events / cpu:,.0f} events per CPU-second "
+                  f"({cpu:.2f} s: event loop {main:.2f} s, other threads {cpu - main:.2f} s; "
+                  f"until every event was consumed {main_c:.2f} / {cpu_c - main_c:.2f} s, "
+                  f"then until committed {main - main_c:.2f} / "
+                  f"{cpu - cpu_c - (main - main_c):.2f} s in {tail:.1f} s; "
+                  f"{batches[name][-1]:,.0f} batches; minor faults {f_main:,} event loop, "
+                  f"{f_all - f_main:,} others; the broker's CPU {broker_cpu:.2f} s)",
+                  file=sys.stderr)
+            if args.ab:
+                ab_run(orjson.loads(ab_out.read_bytes()), ab)
+
         run = 0
         for _round in range(args.pairs):
+            todo = []
             for name, archived, tree in variants:
                 run += 1
-                port = free_port()
-                topic = f"access-logs-{run}" if warm else "access-logs"
-                if warm:  # a topic of its own: the warm-up's events, then the timed ones
-                    await create_topics(bs, [topic], partitions=PARTITIONS)
-                    await produce(bs, topic, events[:warm], key=user_key)
-                    ends = await topic_ends(bs, topic)
-                cfg: dict[str, Any] = {
-                    "kafka": {"bootstrap": bs, "heartbeat_interval_ms": 300,
-                              "session_timeout_ms": 3000, "idle_after_seconds": 1.0,
-                              "max_poll_records": BATCH, "group": f"bench-{run}"},
-                    "listen": f"127.0.0.1:{port}", "policy": str(policy),
-                    "delivery": {"max_pending": 100000},
-                    "topics": {"access_logs": topic},
-                    "sinks": {"jsonl": {"path": str(Path(tmp) / f"alerts-{run}.jsonl")}},
-                }
-                if archived:
-                    if s3 is not None:
-                        bucket = s3.create_bucket()
-                        location = f"s3://{bucket}/a?endpoint={s3.endpoint}"
-                    else:
-                        location = str(Path(tmp) / f"archive-{run}")
-                    cfg["archive"] = {"location": location}
-                    if args.flush_seconds:
-                        cfg["archive"]["flush_seconds"] = args.flush_seconds
-                path = Path(tmp) / f"watchdog-{run}.yaml"
-                path.write_text(yaml.safe_dump(cfg))
-                command = [*pin, sys.executable, "-m", "watchdog", "run", "--config", str(path)]
-                run_env = s3_env if archived and s3 else env
-                ab_out = Path(tmp) / f"ab-{run}.json"
-                if args.ab:
-                    command[len(pin) + 2] = "bench.daemon_ab"
-                    run_env = dict(run_env, WATCHDOG_BENCH_AB_OUT=str(ab_out))
-                with ManagedProcess(f"watchdog-{run}", command, env=run_env, cwd=tree) as proc:
-                    url = f"http://127.0.0.1:{port}/metrics"
-                    wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=proc)
-
-                    async def started(u: str = url) -> bool:
-                        return metric_sum(u, "watchdog_events_total") >= 1
-
-                    if warm:  # the warm-up consumed, written and committed
-                        await until(lambda u=url: at_least(u, warm), 0.1)
-                        await until(lambda g=f"bench-{run}", e=ends, t=topic:
-                                    committed(bs, t, e, g), 0.1)
-
-                    async def consumed(u: str = url) -> bool:
-                        return metric_sum(u, "watchdog_events_total") >= len(events)
-
-                    await until(started, 0.01)
-                    cpu0 = _cpu_seconds(proc.pid)
-                    threads0 = thread_cpu(proc.pid)
-                    faults0 = minor_faults(proc.pid)
-                    broker0 = _cpu_seconds(broker.proc.pid) if broker.proc else 0.0
-                    if warm:  # the timed events, sent while the daemon runs
-                        t_p = time.perf_counter()
-                        await produce(bs, topic, events[warm:], key=user_key)
-                        ends = await topic_ends(bs, topic)
-                        print(f"produced {len(events) - warm:,} events in "
-                              f"{time.perf_counter() - t_p:.1f} s", file=sys.stderr)
-                    # (a scrape every 0.25 s while consuming: the same small cost either way)
-                    await until(consumed, 0.25)
-                    cpu_c = _cpu_seconds(proc.pid) - cpu0
-                    main_c = thread_cpu(proc.pid).get(proc.pid, 0.0) - threads0.get(proc.pid, 0)
-                    t_c = time.perf_counter()
-                    await until(lambda g=f"bench-{run}", e=ends, t=topic: committed(bs, t, e, g))
-                    tail = time.perf_counter() - t_c
-                    cpu = _cpu_seconds(proc.pid) - cpu0
-                    threads = thread_cpu(proc.pid)
-                    # consumed batches (every topic): fewer events per batch, more per-batch
-                    # work per event
-                    batches[name].append(metric_sum(url, "watchdog_batch_seconds_count"))
-                    f_all, f_main = (b - a for a, b in zip(faults0, minor_faults(proc.pid),
-                                                          strict=True))
-                    broker_cpu = (_cpu_seconds(broker.proc.pid) if broker.proc else 0.0) - broker0
-                main = threads.get(proc.pid, 0.0) - threads0.get(proc.pid, 0.0)
-                split[name].append((main, cpu - main))
-                tails[name].append((main_c, cpu_c - main_c, main - main_c,
-                                    cpu - cpu_c - (main - main_c), tail))
-                results[name].append(args.events / cpu)
-                print(f"run {run}: {name:<12} {args.events / cpu:,.0f} events per CPU-second "
-                      f"({cpu:.2f} s: event loop {main:.2f} s, other threads {cpu - main:.2f} s; "
-                      f"until every event was consumed {main_c:.2f} / {cpu_c - main_c:.2f} s, "
-                      f"then until committed {main - main_c:.2f} / "
-                      f"{cpu - cpu_c - (main - main_c):.2f} s in {tail:.1f} s; "
-                      f"{batches[name][-1]:,.0f} batches; minor faults {f_main:,} event loop, "
-                      f"{f_all - f_main:,} others; the broker's CPU {broker_cpu:.2f} s)",
-                      file=sys.stderr)
-                if args.ab:
-                    ab_run(orjson.loads(ab_out.read_bytes()), ab)
+                todo.append(one(name, archived, tree, run))
+            if args.together:  # at once, on the same backlog: the same moment of the machine
+                await asyncio.gather(*todo)
+            else:
+                for job in todo:
+                    await job
     if args.ab:
         return ab_rows(ab)
     base = results["without"]
@@ -489,6 +501,10 @@ def main() -> None:
                    help="a stream, not a backlog: each daemon first reads WARM events (its topic's "
                         "backlog: consumed, written, committed), then the timing starts and the "
                         "bench sends the --events timed ones while it runs")
+    p.add_argument("--together", action="store_true",
+                   help="start a round's daemons at once on the same backlog (each its own "
+                        "consumer group): they see the same moment of the shared machine, "
+                        "beside each other (not with --live)")
     p.add_argument("--flush-seconds", type=float,
                    help="the daemons' archive.flush_seconds (default: the daemon's, 10)")
     p.add_argument("--broker-cpus", metavar="LIST",
@@ -507,6 +523,8 @@ def main() -> None:
                    help="runs of the sink alone (0: none)")
     p.add_argument("--skip-month", action="store_true", help="the daemon's cost only")
     args = p.parse_args()
+    if args.together and args.live:
+        p.error("--together takes a backlog, not --live")
     # the daemons' working directories
     args.before = [str(Path(t).resolve()) for t in args.before or ()]
     rows: list[tuple[str, str]] = []

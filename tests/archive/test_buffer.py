@@ -44,7 +44,7 @@ def test_the_column_is_the_documents_in_order(batches: list[list[bytes]],
         buf.add_run(chunk, a, b)  # a part of the batch, or all of it
         expect += batch[a:b]
         if data.draw(st.booleans()):
-            buf.add("single", 0.0, b'{"one":1}')
+            buf.add("single", 0.0, b'{"one":1}', ())
             expect.append(b'{"one":1}')
     assert buf.docs() == expect
     assert buf.raw_column().to_pylist() == [d.decode() for d in expect]
@@ -54,7 +54,7 @@ def test_the_column_is_the_documents_in_order(batches: list[list[bytes]],
 def test_small_pieces_are_grouped_and_large_ones_kept_whole() -> None:
     buf = Buffer()
     for i in range(3000):
-        buf.add(f"e{i}", 0.0, b'{"i":%d}' % i)
+        buf.add(f"e{i}", 0.0, b'{"i":%d}' % i, ())
     big = Chunk.of(_items(20_000, size=200))
     buf.add_run(big, 0, len(big))
     col = buf.raw_column()

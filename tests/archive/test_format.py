@@ -1,7 +1,8 @@
-"""Segment formats: access events' segments of format 2 store no ``subject_ids``; an archive
-holding segments of format 1 (written before, with the column) and 2 is verified and queried as
-one, and ``subject-report`` finds exactly the events whose decoded ``data.subject_ids`` name
-the subject, however the document spells them (escapes, repeated keys, the id elsewhere)."""
+"""Segment formats: access events' segments store ``subject_ids`` and say their format; an
+archive that also holds segments of format 2 (no ``subject_ids``, written by main for an hour
+on 2026-12-06) is verified and queried as one, and ``subject-report`` finds exactly the events
+whose decoded ``data.subject_ids`` name the subject, however a format-2 document spells them
+(escapes, repeated keys, the id elsewhere)."""
 
 from __future__ import annotations
 
@@ -69,17 +70,16 @@ def _write(tmp: Path, name: str, docs: list[bytes]) -> Path:
     return out
 
 
-def _write_format1(store: Store, docs: list[bytes]) -> None:
-    """A segment as the writer made it until format 2: ``subject_ids`` stored."""
+def _write_format2(store: Store, docs: list[bytes]) -> None:
+    """A segment as the writer made it in format 2: no ``subject_ids``."""
     evs = [DEC.decode(raw) for raw in docs]
     assert all(isinstance(e, AccessEvent) for e in evs)
     ts = [e.timestamp for e in evs]  # type: ignore[union-attr]
     table = pa.table({
         "id": pa.array([e.event.id for e in evs], pa.string()),  # type: ignore[union-attr]
         "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
-        "subject_ids": pa.array([e.data.subject_ids for e in evs],  # type: ignore[union-attr]
-                                pa.list_(pa.string())),
-        "raw": pa.array([r.decode() for r in docs], pa.string())})
+        "raw": pa.array([r.decode() for r in docs], pa.string())},
+        metadata={FORMAT_KEY: b"2"})
     data = encode_segment(table)
     day = min(ts).strftime("%Y-%m-%d")
     path = f"events/day={day}/old-000000000001-0000.parquet"
@@ -98,36 +98,46 @@ def _report(store: Store, subject: str) -> list[str]:
         q.close()
 
 
-def test_format2_segments_store_no_subject_ids(tmp_path: Path) -> None:
+def test_segments_store_subject_ids_and_say_their_format(tmp_path: Path) -> None:
     out = _write(tmp_path, "a", AWKWARD)
     (seg,) = mf.contents(open_store(str(out))).of(EVENTS)
     schema = pq.read_schema(out / seg.path)
-    assert schema.names == ["id", "ts", "raw"]
-    assert schema.metadata[FORMAT_KEY] == b"2"
+    assert schema.names == ["id", "ts", "subject_ids", "raw"]
+    assert schema.metadata[FORMAT_KEY] == b"1"
+    q = ArchiveQuery(open_store(str(out)))
+    assert not q.lean_events  # a subject's events: by the stored column alone
+    q.close()
+    _write_format2(open_store(str(out)), [_doc(300, ["s-1"], day=5)])
+    q = ArchiveQuery(open_store(str(out)))
+    assert q.lean_events
+    q.close()
 
 
-def test_subject_report_is_exact_whatever_the_spelling(tmp_path: Path) -> None:
-    store = open_store(str(_write(tmp_path, "a", AWKWARD)))
+def test_subject_report_is_exact_whatever_a_format2_document_says(tmp_path: Path) -> None:
+    out = _write(tmp_path, "a", [_doc(500, ["s-9"], day=3)])
+    store = open_store(str(out))
+    _write_format2(store, AWKWARD)
     for subject in ("s-1", "s-2", "s-10", 'q"1', "other", "nobody"):
         assert _report(store, subject) == _named(AWKWARD, subject), subject
     assert _report(store, "s-1") == ["e1", "e4", "e6", "e7"]
+    assert _report(store, "s-9") == ["e500"]
 
 
 def test_an_archive_of_both_formats_is_verified_and_queried_as_one(tmp_path: Path) -> None:
-    new = [_doc(100 + i, [f"s-{i % 3}"], day=2) for i in range(30)]
+    new = [_doc(100 + i, [f"s-{i % 3}"], day=2) for i in range(30)] + AWKWARD[4:9]
     out = _write(tmp_path, "a", new)
     store = open_store(str(out))
-    old = [_doc(200 + i, [f"s-{i % 3}"], day=1) for i in range(30)] + AWKWARD[4:9]
-    _write_format1(store, old)
+    old = [_doc(200 + i, [f"s-{i % 3}"], day=1) for i in range(30)]
+    _write_format2(store, old)
     assert main(["archive", "verify", str(out)]) == 0
     for subject in ("s-0", "s-1", "s-2", 'q"1'):
         assert _report(store, subject) == _named(old + new, subject), subject
     q = ArchiveQuery(store)
-    try:  # the view's subject_ids: stored (format 1) or from the document (format 2)
+    try:  # the view's subject_ids: stored, or from the document (format 2)
         rows = dict(q.sql("SELECT id, subject_ids FROM events"))
     finally:
         q.close()
-    assert rows["e201"] == ["s-1"]  # format 1
-    assert rows["e101"] == ["s-1"]  # format 2
+    assert rows["e201"] == ["s-1"]  # format 2
+    assert rows["e101"] == ["s-1"]  # stored
     assert rows["e9"] == ['q"1']
     assert len(rows) == 65

@@ -1,7 +1,7 @@
 """Documents waiting for a segment, kept as the daemon hands them over: in contiguous pieces.
 
-The daemon hands over each consumed batch as a :class:`Chunk`: its ids and event times, and
-its documents joined into one ``bytes`` right away, while they are in the
+The daemon hands over each consumed batch as a :class:`Chunk`: its ids, event times and
+subject ids, and its documents joined into one ``bytes`` right away, while they are in the
 CPU's cache (0.17 us a document, against 0.42 for a join of 200,000 scattered documents into
 one fresh buffer at flush time, most of it page faults). A :class:`Buffer` keeps runs of such
 chunks (single documents are gathered into a chunk of their own) and becomes the segment's
@@ -9,8 +9,7 @@ columns chunk by chunk: each chunk's Arrow arrays are made once, over its own me
 ``raw`` column is the chunk's ``bytes`` under an offsets array: no copy), and a run of part
 of a chunk is a zero-copy slice of them. Joining the runs into ~1 MiB pieces first (the
 previous layout of this module) cost 0.27 us an event, most of it copying and page faults;
-this costs 0.03 (the UTF-8 check), bench/bench_archive.py. Subject ids are not kept: segments
-of format 2 do not store them (:mod:`watchdog.archive.layout`).
+this costs 0.03 (the UTF-8 check), bench/bench_archive.py.
 """
 
 from __future__ import annotations
@@ -21,30 +20,33 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-_ID, _TIME, _RAW = (operator.itemgetter(i) for i in range(3))
+_ID, _TIME, _RAW, _SUBJECTS = (operator.itemgetter(i) for i in range(4))
 _STRING = pa.string()
+_LIST = pa.list_(pa.string())
 _INT32_MAX = 2**31 - 1
 
-Item = tuple[str, float, bytes, tuple[str, ...]]  # id, time, document, subject ids (not stored)
+Item = tuple[str, float, bytes, tuple[str, ...]]
 
 
 @dataclass(slots=True)
 class Columns:
-    """A chunk as Arrow columns (the segment's ``id`` and ``raw``) and its event times as
-    numbers."""
+    """A chunk as Arrow columns (the segment's ``id``, ``subject_ids``, ``raw``) and its event
+    times as numbers."""
 
     ids: pa.Array
     times: np.ndarray  # float64 seconds since the epoch
+    subjects: pa.Array
     raw: pa.Array
 
 
 @dataclass(slots=True)
 class Chunk:
-    """A batch of documents: ids, times, and the documents joined (``blob``),
+    """A batch of documents: ids, times, subject ids, and the documents joined (``blob``),
     ``offsets[i]:offsets[i + 1]`` being document ``i``."""
 
     ids: list[str]
     times: list[float]
+    subjects: list[tuple[str, ...]]
     blob: bytes
     offsets: np.ndarray  # int64, len(ids) + 1
     _times: np.ndarray | None = None
@@ -53,16 +55,17 @@ class Chunk:
     @classmethod
     def of(cls, items: list[Item]) -> Chunk:
         return cls.of_columns(list(map(_ID, items)), list(map(_TIME, items)),
-                              list(map(_RAW, items)))
+                              list(map(_RAW, items)), list(map(_SUBJECTS, items)))
 
     @classmethod
-    def of_columns(cls, ids: list[str], times: list[float], raws: list[bytes]) -> Chunk:
+    def of_columns(cls, ids: list[str], times: list[float], raws: list[bytes],
+                   subjects: list[tuple[str, ...]]) -> Chunk:
         """The daemon's path: the batch already as columns (no tuple per event: 200k fewer
         objects per 200k events, ~280 fewer young-generation collections)."""
         offsets = np.zeros(len(raws) + 1, dtype=np.int64)
         np.cumsum(np.fromiter(map(len, raws), dtype=np.int64, count=len(raws)),
                   out=offsets[1:])
-        return cls(ids, times, b"".join(raws), offsets)
+        return cls(ids, times, subjects, b"".join(raws), offsets)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -79,7 +82,8 @@ class Chunk:
     def columns(self) -> Columns:
         """The chunk's Arrow columns, made once."""
         if self._columns is None:
-            self._columns = Columns(pa.array(self.ids, _STRING), self.time_array(), self._raw())
+            self._columns = Columns(pa.array(self.ids, _STRING), self.time_array(),
+                                    pa.array(self.subjects, _LIST), self._raw())
         return self._columns
 
     def _raw(self) -> pa.Array:
@@ -105,14 +109,14 @@ class Buffer:
     the columns are made."""
 
     runs: list[tuple[Chunk, int, int]] = field(default_factory=list)
-    loose: list[Item] = field(default_factory=list)  # subject ids: ()
+    loose: list[Item] = field(default_factory=list)
     n: int = 0
 
     def __len__(self) -> int:
         return self.n
 
-    def add(self, doc_id: str, t: float, raw: bytes) -> None:
-        self.loose.append((doc_id, t, raw, ()))
+    def add(self, doc_id: str, t: float, raw: bytes, subjects: tuple[str, ...]) -> None:
+        self.loose.append((doc_id, t, raw, subjects))
         self.n += 1
 
     def add_run(self, chunk: Chunk, a: int, b: int) -> None:
@@ -135,6 +139,10 @@ class Buffer:
     def times(self) -> list[float]:
         return [t for c, a, b in self._seal() for t in c.times[a:b]]
 
+    @property
+    def subjects(self) -> list[tuple[str, ...]]:
+        return [s for c, a, b in self._seal() for s in c.subjects[a:b]]
+
     def docs(self) -> list[bytes]:
         """Each document on its own (records, whose fields are parsed; rare paths)."""
         return [c.doc(i) for c, a, b in self._seal() for i in range(a, b)]
@@ -145,7 +153,7 @@ class Buffer:
         for c, a, b in self._seal():
             for i in range(a, b):
                 if c.ids[i] not in ids:
-                    out.add(c.ids[i], c.times[i], c.doc(i))
+                    out.add(c.ids[i], c.times[i], c.doc(i), c.subjects[i])
         return out
 
     def _parts(self) -> list[tuple[Columns, int, int]]:
@@ -158,6 +166,9 @@ class Buffer:
         """Event times (float64 seconds since the epoch)."""
         parts = [c.times[a:a + n] for c, a, n in self._parts()]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
+
+    def subject_column(self) -> pa.ChunkedArray:
+        return pa.chunked_array([c.subjects.slice(a, n) for c, a, n in self._parts()], _LIST)
 
     def raw_column(self) -> pa.ChunkedArray:
         """The documents as a string column: each chunk's bytes, not copied."""

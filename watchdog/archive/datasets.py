@@ -29,9 +29,9 @@ EVENT_COLUMNS_SQL = {
     "dest_country": "json_extract_string(raw, '$.destination.country')",
     "source_ip": "json_extract_string(raw, '$.source.ip')",
 }
-# ``subject_ids``: stored in format-1 segments, taken from the document in format 2 (for a
-# query's convenience: DuckDB takes the first of repeated keys where the daemon's decoder takes
-# the last; subject-report decides by the decoder, watchdog.archive.report);
+# ``subject_ids``: as stored; taken from the document in format-2 segments (watchdog.archive.
+# layout; for a query's convenience: DuckDB takes the first of repeated keys where the daemon's
+# decoder takes the last; subject-report decides by the decoder, watchdog.archive.report);
 # ``stored_subject_ids``: null for a format-2 row
 EVENT_VIEW = ("SELECT id, ts, COALESCE(subject_ids, "  # noqa: S608 (fixed names)
               "CAST(json_extract(raw, '$.data.subject_ids') AS VARCHAR[]), []) AS subject_ids, "

@@ -8,13 +8,14 @@ alerts: ``@timestamp``/``ts``; records: ``effective``), as a Hive directory ``da
 that DuckDB, Spark and Athena understand. Absent fields are nulls (``outcome`` null means the
 contract's default, success).
 
-Format (:data:`FORMAT`, in each segment's Parquet metadata under :data:`FORMAT_KEY`): 1, the
-segments written until 2026-12-06, stored the access events' ``subject_ids`` as a list column,
-built from the decoded events' tuples at every flush: a quarter of the writer's CPU (pyarrow
-converting 1.2 Python strings an event) for 4 MiB per million events. Format 2 stores no
-``subject_ids``: the events' documents hold them, and :mod:`watchdog.archive.report` finds a
-subject's events by the document (exactly, see there). Readers take both: the stored view has
-``subject_ids`` null for format-2 rows (:data:`STORED_SCHEMAS`).
+Format: the segments' columns are :data:`SCHEMAS` (:data:`FORMAT` 1; each segment's Parquet
+metadata says so under :data:`FORMAT_KEY`, older ones carry no key). Format 2, written from
+9e26896 until the commit after it (2026-12-06), stored access events without
+``subject_ids`` (the column is a quarter of the writer's CPU: pyarrow converting 1.2 cold
+Python strings an event), but then ``subject-report`` must scan every document (a month's
+report 2.4 s against 1.1 s): so the column stays. Readers take both: in format 2 rows the
+stored ``subject_ids`` is null (:data:`STORED_SCHEMAS`) and :mod:`watchdog.archive.report`
+finds the subject in the document, exactly.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from watchdog.archive.datasets import EVENTS as EVENTS
 from watchdog.archive.datasets import MANIFEST_DIR as MANIFEST_DIR
 from watchdog.archive.datasets import SUBJECTS as SUBJECTS
 
-FORMAT = 2
+FORMAT = 1
 FORMAT_KEY = b"watchdog.archive.format"
 TS = pa.timestamp("us", tz="UTC")
 _s = pa.string()
@@ -45,10 +46,10 @@ _l = pa.list_(pa.string())
 # dataset -> (column, JSON path, type). ``id``, ``ts`` and ``raw`` come from the writer: ``ts``
 # from the decoded document (pyarrow's reader takes neither nanoseconds nor every RFC 3339 form)
 COLUMNS: dict[str, tuple[tuple[str, tuple[str, ...], pa.DataType], ...]] = {
-    # access events: id, ts and raw are stored. Parsing ~400 bytes of JSON per event into
-    # columns cost the daemon ~3.4 us per event (a quarter of its whole cost); the other
-    # columns are derived from ``raw`` by DuckDB (:data:`.datasets.EVENT_VIEW`) for the rows a
-    # query selects
+    # access events: id, ts, subject_ids (from the decoded event: what subject reports search)
+    # and raw are stored. Parsing ~400 bytes of JSON per event into columns cost the daemon
+    # ~3.4 us per event (a quarter of its whole cost); the other columns are derived from
+    # ``raw`` by DuckDB (:data:`.datasets.EVENT_VIEW`) for the rows a query selects
     EVENTS: (),
     DIRECTORY: (("user_id", ("user_id",), _s),
                 ("status", ("status",), _s)),
@@ -81,20 +82,15 @@ def _parse_schema(cols: tuple[tuple[str, tuple[str, ...], pa.DataType], ...]) ->
 _PARSE = {ds: pj.ParseOptions(explicit_schema=_parse_schema(cols),
                               unexpected_field_behavior="ignore")
           for ds, cols in COLUMNS.items() if cols}
-# the segments written now (format 2)
-SCHEMAS: dict[str, pa.Schema] = {
-    ds: pa.schema([("id", _s), ("ts", TS), *((n, t) for n, _p, t in cols), ("raw", _s)],
-                  metadata={FORMAT_KEY: str(FORMAT).encode()})
+# what a reader sees of any segment (format 2's events: ``subject_ids`` null)
+STORED_SCHEMAS: dict[str, pa.Schema] = {
+    ds: pa.schema([("id", _s), ("ts", TS), *((n, t) for n, _p, t in cols),
+                   *([("subject_ids", _l)] if ds == EVENTS else []), ("raw", _s)])
     for ds, cols in COLUMNS.items()
 }
-# what a reader sees of any segment, format 1 or 2: the events' ``subject_ids`` of format 1
-# (null in format 2)
-STORED_SCHEMAS: dict[str, pa.Schema] = {
-    ds: pa.schema([*s.remove_metadata()][:-1]
-                  + ([pa.field("subject_ids", _l)] if ds == EVENTS else [])
-                  + [pa.field("raw", _s)])
-    for ds, s in SCHEMAS.items()
-}
+# the segments written
+SCHEMAS = {ds: s.with_metadata({FORMAT_KEY: str(FORMAT).encode()})
+           for ds, s in STORED_SCHEMAS.items()}
 
 
 def day_of(ts: datetime) -> str:
@@ -126,11 +122,12 @@ def _one_line(raw: bytes) -> bytes:
 
 def to_table(dataset: str, ids: list[str] | pa.ChunkedArray,
              times: list[float] | np.ndarray, raws: list[bytes],
+             subjects: list[tuple[str, ...]] | pa.ChunkedArray | None = None,
              raw: pa.ChunkedArray | None = None) -> pa.Table:
-    """The segment table (format 2) of already validated documents: their ids, event times
-    (seconds since the epoch) and bytes (kept byte for byte). ``ids`` and ``raw`` may be
-    columns already (:class:`watchdog.archive.buffer.Buffer`); ``raws`` are then needed only
-    by datasets with parsed columns (records, alerts)."""
+    """The segment table of already validated documents: their ids, event times (seconds
+    since the epoch) and bytes (kept byte for byte). ``ids``, ``subjects`` and ``raw`` may
+    be columns already (:class:`watchdog.archive.buffer.Buffer`); ``raws`` are then needed
+    only by datasets with parsed columns (records, alerts)."""
     micros = (np.asarray(times, dtype=np.float64) * 1e6).round().astype(np.int64)
     n = len(micros)
     arrays: list[pa.Array | pa.ChunkedArray] = [
@@ -148,6 +145,9 @@ def to_table(dataset: str, ids: list[str] | pa.ChunkedArray,
             dotted = ".".join(path)
             arrays.append(flat.column(dotted) if dotted in names
                           else pa.nulls(n, typ))
+    if dataset == EVENTS:
+        arrays.append(subjects if isinstance(subjects, pa.ChunkedArray)
+                      else pa.array(subjects if subjects is not None else [()] * n, _l))
     arrays.append(_raw_array(raws) if raw is None else raw)
     return pa.Table.from_arrays(arrays, schema=SCHEMAS[dataset])
 

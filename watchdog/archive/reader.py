@@ -56,6 +56,9 @@ class ArchiveQuery:
         self.contents = contents or mf.contents(store)
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
+        # some events' segments of format 2 (watchdog.archive.layout) may be among those read:
+        # a search by subject must then look into the documents
+        self.lean_events = False
         lo = stamp(first) if first else None
         hi = stamp(last) if last else None
         for ds in DATASETS:
@@ -67,17 +70,23 @@ class ArchiveQuery:
                 # pyarrow dataset (which S3 needs: DuckDB's httpfs is a download)
                 files = ", ".join("'" + store.path(s.path).replace("'", "''") + "'"
                                   for s in segs)
-                # by name: events' segments of format 1 have ``subject_ids``, of format 2 not
-                src = (f"read_parquet([{files}]"
-                       + (", union_by_name = true)" if ds == EVENTS else ")"))
-                described = self.con.execute(f"DESCRIBE SELECT * FROM {src}")  # noqa: S608
-                have = {r[0] for r in described.fetchall()}
-                cols = ", ".join(n if n in have else f"CAST(NULL AS {t}) AS {n}"
-                                 for n, t in SQL_COLUMNS[ds])
-                self.con.execute(f"CREATE TEMP VIEW {name} AS "  # noqa: S608 (fixed names)
-                                 f"SELECT {cols} FROM {src}")
+                if ds == EVENTS and self._lean(files, len(segs)):
+                    # by name: segments of format 2 lack ``subject_ids`` (null here)
+                    src = f"read_parquet([{files}], union_by_name = true)"
+                    described = self.con.execute(f"DESCRIBE SELECT * FROM {src}")  # noqa: S608
+                    have = {r[0] for r in described.fetchall()}
+                    cols = ", ".join(n if n in have else f"CAST(NULL AS {t}) AS {n}"
+                                     for n, t in SQL_COLUMNS[ds])
+                    self.con.execute(f"CREATE TEMP VIEW {name} AS "  # noqa: S608 (fixed)
+                                     f"SELECT {cols} FROM {src}")
+                else:
+                    self.con.execute(f"CREATE TEMP VIEW {name} AS SELECT * "  # noqa: S608
+                                     f"FROM read_parquet([{files}])")
             elif segs:  # S3: pyarrow (imported here: a local query needs none)
                 import pyarrow.dataset as pads
+
+                # not looked for (a read of every footer): the documents are read anyway
+                self.lean_events = self.lean_events or ds == EVENTS
 
                 from watchdog.archive.layout import STORED_SCHEMAS
 
@@ -92,6 +101,14 @@ class ArchiveQuery:
                 name = "events_all"
             self.con.execute(f"CREATE TEMP VIEW {ds} AS SELECT * "  # noqa: S608 (fixed)
                              f"FROM {name} {ONCE}")
+
+    def _lean(self, files: str, n: int) -> bool:
+        """Does any of the ``n`` local segments ``files`` lack ``subject_ids`` (format 2)?"""
+        with_column = self.con.execute(
+            f"SELECT count(DISTINCT file_name) FROM parquet_schema([{files}]) "  # noqa: S608
+            "WHERE name = 'subject_ids'").fetchall()[0][0]
+        self.lean_events = with_column < n
+        return self.lean_events
 
     def sql(self, query: str, params: list[object] | None = None) -> list[tuple[Any, ...]]:
         return self.con.execute(query, params or []).fetchall()

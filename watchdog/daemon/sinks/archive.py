@@ -98,9 +98,8 @@ class DaemonArchive:
                    subjects: list[tuple[str, ...]], book: PartitionBook | None,
                    offset: int) -> None:
         """A batch's event ids, event times, raw documents and subject ids (as columns);
-        ``offset``: its first record's. The subject ids are not kept: segments of format 2
-        do not store them (watchdog.archive.layout)."""
-        self._events.append(Chunk.of_columns(ids, times, raws))
+        ``offset``: its first record's."""
+        self._events.append(Chunk.of_columns(ids, times, raws, subjects))
         self._staged += len(ids)
         self._hold(book, offset)
         if self._staged >= self.cfg.segment_rows:
