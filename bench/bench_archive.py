@@ -30,6 +30,8 @@ same rounds. ``--live WARM``: a stream, not a backlog: each daemon gets a topic 
 reads WARM events from it (written and committed) before the timing starts, and the timed
 events are sent while it runs. Each run also prints the daemon's minor page faults (event loop,
 other threads) and the broker's CPU; ``--broker-cpus`` / ``--daemon-cpus`` pin them.
+``--together``: a round's daemons run at once on the same backlog (each its own consumer
+group), so they see the same moment of the shared machine.
 ``--ab``: instead, one daemon per round whose pipeline hands the archive every other batch
 (bench/daemon_ab.py): its event loop's CPU per record with and without the archive, and in
 the batches a flush overlapped, inside one process (immune to the 10-25% between processes).
@@ -101,6 +103,11 @@ suites running; local-directory archive):
   main's -12.2%; ``--ab --events 300000``, 4 runs: 17.24 / 17.07 us a record with / without
   the archive when no flush runs, 26-65 us in the batches a flush overlaps (on or off alike);
   ``--flush-seconds 2``: -11.1% to -22.4%.
+- The session after (load 1.7-6): segments without ``subject_ids`` (format 2, since reverted):
+  writer alone 1.85-1.89 -> 1.28-1.41 us an event; 4 rounds without / format 2 / main's:
+  -6.7% median (-9.4% to +20.0%) against -12.3% (-33.0% to +10.1%); size 57 MiB per million
+  against 62; but subject-report then scans every document: month 2.40 s command against
+  1.09 s, 10.04M events 8.7 s against 2.8 s. docs/operations.md "Cost" has the account.
 """
 
 from __future__ import annotations
