@@ -107,7 +107,9 @@ suites running; local-directory archive):
   writer alone 1.85-1.89 -> 1.28-1.41 us an event; 4 rounds without / format 2 / main's:
   -6.7% median (-9.4% to +20.0%) against -12.3% (-33.0% to +10.1%); size 57 MiB per million
   against 62; but subject-report then scans every document: month 2.40 s command against
-  1.09 s, 10.04M events 8.7 s against 2.8 s. docs/operations.md "Cost" has the account.
+  1.09 s, 10.04M events 8.7 s against 2.8 s. ``--together``, 5 rounds without / with /
+  format 2: -14.4% (-18.1% to -12.8%) / -10.1% (-16.8% to -5.1%); the writer 0.60 / 0.49 s
+  per 200k events. docs/operations.md "Cost" has the account.
 """
 
 from __future__ import annotations
@@ -384,7 +386,7 @@ def writer_alone(args: argparse.Namespace) -> list[tuple[str, str]]:
             cols = ([e.event.id for e in evs], [e.timestamp.timestamp() for e in evs], batch,
                     [e.data.subject_ids for e in evs])
             t0 = time.thread_time()
-            chunks.append(Chunk.of_columns(*cols[:3]))
+            chunks.append(Chunk.of_columns(*cols))
             spent += time.thread_time() - t0
         loop.append(spent / len(raws))
         with TemporaryDirectory() as tmp:
