@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import orjson
+import pyarrow as pa
 import pytest
 
-from watchdog.archive.store import ACCESS_KEY_ENV, SECRET_KEY_ENV
+from watchdog.archive import manifest as mf
+from watchdog.archive.layout import EVENTS, FORMAT_KEY
+from watchdog.archive.store import ACCESS_KEY_ENV, SECRET_KEY_ENV, Store
+from watchdog.archive.writer import encode_segment
 from watchdog.cli import main
 from watchdog.simulate import SimConfig, build_world, write_world
 
@@ -39,3 +45,26 @@ def s3_keys_in_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
     monkeypatch.delenv(ACCESS_KEY_ENV, raising=False)
     monkeypatch.delenv(SECRET_KEY_ENV, raising=False)
+
+
+def add_segment(store: Store, docs: list[bytes], fmt: bytes | None, *,
+                subject_ids: bool = True) -> str:
+    """A recorded events segment written by hand, saying format ``fmt`` (None: no key, as
+    before the key existed), with or without the ``subject_ids`` column."""
+    parsed = [orjson.loads(raw) for raw in docs]
+    ts = pa.array([d["@timestamp"] for d in parsed]).cast(pa.timestamp("us", tz="UTC"))
+    cols = {"id": pa.array([d["event"]["id"] for d in parsed], pa.string()), "ts": ts}
+    if subject_ids:
+        cols["subject_ids"] = pa.array([d["data"]["subject_ids"] for d in parsed],
+                                       pa.list_(pa.string()))
+    cols["raw"] = pa.array([r.decode() for r in docs], pa.string())
+    data = encode_segment(pa.table(cols, metadata=None if fmt is None else {FORMAT_KEY: fmt}))
+    first, last = min(ts.to_pylist()), max(ts.to_pylist())
+    day = first.strftime("%Y-%m-%d")
+    path = f"events/day={day}/hand-000000000001-0000.parquet"
+    store.write_bytes(path, data)
+    stamp = "%Y-%m-%dT%H:%M:%S.%fZ"
+    seg = mf.Segment(path, EVENTS, day, len(docs), data.size, hashlib.sha256(data).hexdigest(),
+                     first.strftime(stamp), last.strftime(stamp))
+    mf.ManifestWriter(store, "hand").append("segments", segments=[seg.as_dict()])
+    return path

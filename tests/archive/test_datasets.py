@@ -7,14 +7,14 @@ import pyarrow as pa
 import pytest
 
 from watchdog.archive.datasets import DATASETS, empty_select
-from watchdog.archive.layout import STORED_SCHEMAS
+from watchdog.archive.layout import SCHEMAS
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_empty_view_has_the_columns_of_the_segments(dataset: str) -> None:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    segments = pa.table({f.name: pa.array([], f.type) for f in STORED_SCHEMAS[dataset]})
+    segments = pa.table({f.name: pa.array([], f.type) for f in SCHEMAS[dataset]})
     con.register("segments", segments)
     of_segments = con.execute("DESCRIBE SELECT * FROM segments").fetchall()
     of_empty = con.execute(f"DESCRIBE {empty_select(dataset)}").fetchall()

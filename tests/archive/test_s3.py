@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.archive.helpers import s3_keys_in_credentials
+from tests.archive.helpers import add_segment, s3_keys_in_credentials
 from tests.services.tansu import MotoS3
 from watchdog.archive.store import open_store
 from watchdog.cli import main
@@ -50,3 +50,20 @@ def test_write_verify_report_and_tamper_on_s3(s3_archive: str, world_dir: Path,
 def test_unknown_s3_option_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["archive", "verify", "s3://b/p?access_key=x"]) == 2
     assert "unknown option 'access_key'" in capsys.readouterr().err
+
+
+def test_a_segment_of_another_format_is_refused_by_name_on_s3(
+        s3_archive: str, world_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["archive", "write", "--events", str(world_dir / "events.jsonl"),
+                 "--out", s3_archive]) == 0
+    doc = json.loads((world_dir / "events.jsonl").read_text().splitlines()[0])
+    doc["event"]["id"] = "hand-1"
+    path = add_segment(open_store(s3_archive), [json.dumps(doc).encode()], b"2",
+                       subject_ids=False)
+    capsys.readouterr()
+    assert main(["subject-report", "--archive", s3_archive, "--subject", "s", "--json"]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    assert cap.err.splitlines()[-1] == (
+        f"watchdog: error: {s3_archive}: segment {path}: format '2', this watchdog reads "
+        "format 1 only (written by a newer watchdog?)")

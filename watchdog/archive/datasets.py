@@ -11,6 +11,10 @@ EVENTS, DIRECTORY, SUBJECTS, ACCOUNTS, ALERTS = (
     "events", "directory", "subjects", "accounts", "alerts")
 DATASETS = (EVENTS, DIRECTORY, SUBJECTS, ACCOUNTS, ALERTS)
 MANIFEST_DIR = "_manifest"
+# the segments' format, in each one's Parquet metadata under FORMAT_KEY (watchdog.archive.
+# layout); the only one any release wrote and the only one read
+FORMAT = 1
+FORMAT_KEY = b"watchdog.archive.format"
 
 # DuckDB: the query columns of access events, from the stored document
 EVENT_COLUMNS_SQL = {
@@ -29,19 +33,12 @@ EVENT_COLUMNS_SQL = {
     "dest_country": "json_extract_string(raw, '$.destination.country')",
     "source_ip": "json_extract_string(raw, '$.source.ip')",
 }
-# ``subject_ids``: as stored; taken from the document in format-2 segments (watchdog.archive.
-# layout; for a query's convenience: DuckDB takes the first of repeated keys where the daemon's
-# decoder takes the last; subject-report decides by the decoder, watchdog.archive.report);
-# ``stored_subject_ids``: null for a format-2 row
-EVENT_VIEW = ("SELECT id, ts, COALESCE(subject_ids, "  # noqa: S608 (fixed names)
-              "CAST(json_extract(raw, '$.data.subject_ids') AS VARCHAR[]), []) AS subject_ids, "
-              "subject_ids AS stored_subject_ids, raw, "
+EVENT_VIEW = ("SELECT id, ts, subject_ids, raw, "  # noqa: S608 (fixed names)
               + ", ".join(f"{sql} AS {name}" for name, sql in EVENT_COLUMNS_SQL.items())
               + " FROM {source}")
 
-# the stored columns of each dataset as DuckDB types (:data:`.layout.STORED_SCHEMAS` in
-# Arrow's; a test keeps the two the same): the views ``<dataset>_stored`` have them whatever
-# the segments' format, and so has the empty view of a dataset with no segment yet
+# the stored columns of each dataset as DuckDB types (:data:`.layout.SCHEMAS` in Arrow's; a
+# test keeps the two the same): the empty view of a dataset with no segment yet
 _TEXT, _TS, _TEXTS = "VARCHAR", "TIMESTAMP WITH TIME ZONE", "VARCHAR[]"
 SQL_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     EVENTS: (("id", _TEXT), ("ts", _TS), ("subject_ids", _TEXTS), ("raw", _TEXT)),

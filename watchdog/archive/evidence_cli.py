@@ -10,7 +10,7 @@ from pathlib import Path
 
 from watchdog.archive.access_log import record_access, trail_of
 from watchdog.archive.evidence import EvidenceError, build
-from watchdog.archive.reader import ArchiveQuery
+from watchdog.archive.reader import ArchiveQuery, SegmentFormatError
 from watchdog.archive.store import ArchiveLocationError, open_store
 from watchdog.audit import AuditError
 
@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         q.close()
     except EvidenceError as err:
         return _fail(str(err))
+    except SegmentFormatError as err:
+        return _fail(f"{args.archive}: {err}")
     except OSError as err:
         return _fail(f"{args.out}: {err}")
     print(f"watchdog: evidence for {args.alert_id} ({summary['rule']}): "

@@ -8,14 +8,11 @@ alerts: ``@timestamp``/``ts``; records: ``effective``), as a Hive directory ``da
 that DuckDB, Spark and Athena understand. Absent fields are nulls (``outcome`` null means the
 contract's default, success).
 
-Format: the segments' columns are :data:`SCHEMAS` (:data:`FORMAT` 1; each segment's Parquet
-metadata says so under :data:`FORMAT_KEY`, older ones carry no key). Format 2, written from
-9e26896 until the commit after it (2026-12-06), stored access events without
-``subject_ids`` (the column is a quarter of the writer's CPU: pyarrow converting 1.2 cold
-Python strings an event), but then ``subject-report`` must scan every document (a month's
-report 2.4 s against 1.1 s): so the column stays. Readers take both: in format 2 rows the
-stored ``subject_ids`` is null (:data:`STORED_SCHEMAS`) and :mod:`watchdog.archive.report`
-finds the subject in the document, exactly.
+Format: the segments' columns are :data:`SCHEMAS`, format :data:`FORMAT` 1, which each
+segment says in its Parquet metadata under :data:`FORMAT_KEY` (segments written before the key
+carry none: format 1 too). Readers take format 1 only and refuse any other by the segment's
+name (:mod:`watchdog.archive.reader`). A format 2 without the events' ``subject_ids`` was tried
+on 2026-12-06 and reverted within the hour, never released (docs/operations.md "Cost").
 """
 
 from __future__ import annotations
@@ -34,11 +31,11 @@ from watchdog.archive.datasets import ALERTS as ALERTS
 from watchdog.archive.datasets import DATASETS as DATASETS
 from watchdog.archive.datasets import DIRECTORY as DIRECTORY
 from watchdog.archive.datasets import EVENTS as EVENTS
+from watchdog.archive.datasets import FORMAT as FORMAT
+from watchdog.archive.datasets import FORMAT_KEY as FORMAT_KEY
 from watchdog.archive.datasets import MANIFEST_DIR as MANIFEST_DIR
 from watchdog.archive.datasets import SUBJECTS as SUBJECTS
 
-FORMAT = 1
-FORMAT_KEY = b"watchdog.archive.format"
 TS = pa.timestamp("us", tz="UTC")
 _s = pa.string()
 _l = pa.list_(pa.string())
@@ -82,15 +79,12 @@ def _parse_schema(cols: tuple[tuple[str, tuple[str, ...], pa.DataType], ...]) ->
 _PARSE = {ds: pj.ParseOptions(explicit_schema=_parse_schema(cols),
                               unexpected_field_behavior="ignore")
           for ds, cols in COLUMNS.items() if cols}
-# what a reader sees of any segment (format 2's events: ``subject_ids`` null)
-STORED_SCHEMAS: dict[str, pa.Schema] = {
+SCHEMAS: dict[str, pa.Schema] = {
     ds: pa.schema([("id", _s), ("ts", TS), *((n, t) for n, _p, t in cols),
-                   *([("subject_ids", _l)] if ds == EVENTS else []), ("raw", _s)])
+                   *([("subject_ids", _l)] if ds == EVENTS else []), ("raw", _s)],
+                  metadata={FORMAT_KEY: str(FORMAT).encode()})
     for ds, cols in COLUMNS.items()
 }
-# the segments written
-SCHEMAS = {ds: s.with_metadata({FORMAT_KEY: str(FORMAT).encode()})
-           for ds, s in STORED_SCHEMAS.items()}
 
 
 def day_of(ts: datetime) -> str:

@@ -8,7 +8,10 @@ daemon instances that flush the same redelivered event at the same moment (a reb
 both were writing) can each store it. So every view here keeps one row per id (``<dataset>``),
 the first by time then document; ``<dataset>_stored`` is what the files hold, copies included.
 :data:`ONCE` is that rule, for a query that filters first (same result: copies of an id are
-the same delivered document)."""
+the same delivered document).
+
+Segments of format 1 only (:data:`.datasets.FORMAT`): a segment whose Parquet metadata says
+another format is refused by its name before anything is read (:class:`SegmentFormatError`)."""
 
 from __future__ import annotations
 
@@ -18,11 +21,12 @@ from typing import Any
 import duckdb
 
 from watchdog.archive import manifest as mf
-from watchdog.archive.datasets import DATASETS, EVENT_VIEW, EVENTS, SQL_COLUMNS, empty_select
+from watchdog.archive.datasets import DATASETS, EVENT_VIEW, EVENTS, FORMAT, FORMAT_KEY, empty_select
 from watchdog.archive.store import Store
 
 # one row per id: appended to a query over a ``*_stored`` view (before its ORDER BY)
 ONCE = "QUALIFY row_number() OVER (PARTITION BY id ORDER BY ts, raw) = 1"
+_FORMAT = str(FORMAT).encode()
 
 
 def stamp(t: datetime) -> str:
@@ -44,6 +48,31 @@ def parse_time(text: str) -> datetime:
     return t
 
 
+class SegmentFormatError(ValueError):
+    """A segment of another format than :data:`FORMAT` (a newer watchdog's): refused by its
+    name, where read as format 1 it would be misread or fail deep in DuckDB, naming none.
+    Segments without the key predate it: format 1."""
+
+    def __init__(self, path: str, value: bytes) -> None:
+        said = value.decode("utf-8", "replace")[:20]
+        super().__init__(f"segment {path}: format {said!r}, this watchdog reads "
+                         f"format {FORMAT} only (written by a newer watchdog?)")
+
+
+def _check_fragments(data: Any, store: Store) -> None:
+    """The segments' formats over S3: each one's footer, read in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def said(fragment: Any) -> tuple[str, bytes | None]:
+        meta = fragment.physical_schema.metadata or {}
+        return fragment.path, meta.get(FORMAT_KEY)
+
+    with ThreadPoolExecutor(8) as pool:
+        for path, value in pool.map(said, data.get_fragments()):
+            if value is not None and value != _FORMAT:
+                raise SegmentFormatError(store.rel(path), value)
+
+
 class ArchiveQuery:
     """``q.sql(...)`` over the views ``events``, ``directory``, ``subjects``, ``accounts``,
     ``alerts``, each id once (``ranged`` datasets restricted to segments that may hold
@@ -56,11 +85,15 @@ class ArchiveQuery:
         self.contents = contents or mf.contents(store)
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
-        # some events' segments of format 2 (watchdog.archive.layout) may be among those read:
-        # a search by subject must then look into the documents
-        self.lean_events = False
-        lo = stamp(first) if first else None
-        hi = stamp(last) if last else None
+        try:
+            self._views(store, stamp(first) if first else None,
+                        stamp(last) if last else None, ranged)
+        except BaseException:
+            self.con.close()
+            raise
+
+    def _views(self, store: Store, lo: str | None, hi: str | None,
+               ranged: tuple[str, ...]) -> None:
         for ds in DATASETS:
             segs = (self.contents.of(ds, lo, hi) if ds in ranged
                     else self.contents.of(ds))
@@ -70,29 +103,25 @@ class ArchiveQuery:
                 # pyarrow dataset (which S3 needs: DuckDB's httpfs is a download)
                 files = ", ".join("'" + store.path(s.path).replace("'", "''") + "'"
                                   for s in segs)
-                if ds == EVENTS and self._lean(files, len(segs)):
-                    # by name: segments of format 2 lack ``subject_ids`` (null here)
-                    src = f"read_parquet([{files}], union_by_name = true)"
-                    described = self.con.execute(f"DESCRIBE SELECT * FROM {src}")  # noqa: S608
-                    have = {r[0] for r in described.fetchall()}
-                    cols = ", ".join(n if n in have else f"CAST(NULL AS {t}) AS {n}"
-                                     for n, t in SQL_COLUMNS[ds])
-                    self.con.execute(f"CREATE TEMP VIEW {name} AS "  # noqa: S608 (fixed)
-                                     f"SELECT {cols} FROM {src}")
-                else:
-                    self.con.execute(f"CREATE TEMP VIEW {name} AS SELECT * "  # noqa: S608
-                                     f"FROM read_parquet([{files}])")
+                # every footer read twice (here, then by the query): cached the second time
+                self.con.execute("SET parquet_metadata_cache = true")
+                bad = self.con.execute(
+                    "SELECT file_name, value FROM parquet_kv_metadata("  # noqa: S608
+                    f"[{files}]) WHERE key = $key AND value <> $format LIMIT 1",
+                    {"key": FORMAT_KEY, "format": _FORMAT}).fetchall()
+                if bad:
+                    raise SegmentFormatError(store.rel(str(bad[0][0])), bytes(bad[0][1]))
+                self.con.execute(f"CREATE TEMP VIEW {name} AS SELECT * "  # noqa: S608
+                                 f"FROM read_parquet([{files}])")
             elif segs:  # S3: pyarrow (imported here: a local query needs none)
                 import pyarrow.dataset as pads
 
-                # not looked for (a read of every footer): the documents are read anyway
-                self.lean_events = self.lean_events or ds == EVENTS
+                from watchdog.archive.layout import SCHEMAS
 
-                from watchdog.archive.layout import STORED_SCHEMAS
-
-                self.con.register(name, pads.dataset(  # a column a segment lacks: nulls
-                    [store.path(s.path) for s in segs], schema=STORED_SCHEMAS[ds],
-                    filesystem=store.fs, format="parquet"))
+                data = pads.dataset([store.path(s.path) for s in segs], schema=SCHEMAS[ds],
+                                    filesystem=store.fs, format="parquet")
+                _check_fragments(data, store)
+                self.con.register(name, data)
             else:
                 self.con.execute(f"CREATE TEMP VIEW {name} AS {empty_select(ds)}")
             if ds == EVENTS:  # stored lean: the columns come from the documents
@@ -101,14 +130,6 @@ class ArchiveQuery:
                 name = "events_all"
             self.con.execute(f"CREATE TEMP VIEW {ds} AS SELECT * "  # noqa: S608 (fixed)
                              f"FROM {name} {ONCE}")
-
-    def _lean(self, files: str, n: int) -> bool:
-        """Does any of the ``n`` local segments ``files`` lack ``subject_ids`` (format 2)?"""
-        with_column = self.con.execute(
-            f"SELECT count(DISTINCT file_name) FROM parquet_schema([{files}]) "  # noqa: S608
-            "WHERE name = 'subject_ids'").fetchall()[0][0]
-        self.lean_events = with_column < n
-        return self.lean_events
 
     def sql(self, query: str, params: list[object] | None = None) -> list[tuple[Any, ...]]:
         return self.con.execute(query, params or []).fetchall()

@@ -14,10 +14,7 @@ from typing import Any
 
 import orjson
 
-from watchdog.archive.datasets import EVENT_VIEW
 from watchdog.archive.reader import ONCE, ArchiveQuery
-from watchdog.decode import Decoder, Rejection
-from watchdog.events import AccessEvent, check_times
 
 EVENT_COLUMNS = ("ts", "id", "user_id", "action", "outcome", "resource", "categories",
                  "purpose", "dest_kind", "dest_organization", "dest_country", "dest_domain",
@@ -42,72 +39,24 @@ def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-# Which events name the subject. Segments store the decoded event's subject ids, but those of
-# format 2 (watchdog.archive.layout) do not: for them DuckDB picks candidates from the
-# document and the daemon's own decoder decides, as it did when it archived them. Exact, not
-# a guess: a document with no backslash holds every string as it is, so one naming the
-# subject contains ``"<id>"`` (a substring search, no JSON parsed); a document with a
-# backslash (escapes) is parsed, and is a candidate if its first ``data.subject_ids`` names
-# the subject, if it repeats a key on the way (the decoder takes the last of repeated keys,
-# DuckDB the first) or if DuckDB cannot parse it.
-_NAMES = (  # over ``events_stored``: ``subject_ids`` as stored (null in format 2)
-    "(subject_ids IS NOT NULL AND list_contains(subject_ids, $subject))"
-    " OR (subject_ids IS NULL AND (contains(raw, $needle) OR (contains(raw, '\\')"
-    " AND COALESCE(TRY("
-    "list_contains(CAST(json_extract(raw, '$.data.subject_ids') AS VARCHAR[]), $subject)"
-    " OR len(json_keys(raw)) <> len(list_distinct(json_keys(raw)))"
-    " OR len(json_keys(raw, '$.data')) <> len(list_distinct(json_keys(raw, '$.data')))),"
-    " true))))")
-_decoder: Decoder[AccessEvent] = Decoder(AccessEvent, check=check_times)
-
-
-def _needle(subject_id: str) -> str | None:
-    """``"<id>"``, as a document without escapes holds it; None when JSON must escape a
-    character of it (a document naming it then has a backslash)."""
-    if any(c in '"\\' or c < " " for c in subject_id):
-        return None
-    return f'"{subject_id}"'
-
-
-def names(raw: str, subject_id: str) -> bool:
-    """Does the document name the subject in ``data.subject_ids``, as the daemon decodes it?"""
-    ev = _decoder.decode(raw.encode())
-    if not isinstance(ev, Rejection):
-        return subject_id in ev.data.subject_ids
-    try:  # not an event the daemon would take (written by hand?): the JSON as it is
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return False
-    data = doc.get("data") if isinstance(doc, dict) else None
-    ids = data.get("subject_ids") if isinstance(data, dict) else None
-    return isinstance(ids, list) and subject_id in ids
-
-
 def subject_report(q: ArchiveQuery, subject_id: str, pseudonym: str, *,
                    first: datetime | None = None, last: datetime | None = None
                    ) -> SubjectReport:
     rep = SubjectReport(pseudonym)
-    # the rest is parsed from the documents of the rows found only
-    where = [f"({_NAMES})" if q.lean_events else "list_contains(subject_ids, $subject)"]
-    params: dict[str, object] = {"subject": subject_id}
-    if q.lean_events:
-        params["needle"] = _needle(subject_id)
+    # subject_ids is a stored column (the decoded event's): the rest is parsed from the
+    # documents of the rows found only
+    where, params = ["list_contains(subject_ids, ?)"], list[object]([subject_id])
     if first is not None:
-        where.append("ts >= $first")
-        params["first"] = first
+        where.append("ts >= ?")
+        params.append(first)
     if last is not None:
-        where.append("ts < $last")
-        params["last"] = last
+        where.append("ts < ?")
+        params.append(last)
     # filtered, then one row per id (:data:`ONCE`): the view ``events`` would number every
-    # row of the range first (seconds over 10M events); copies of an id are one document.
-    # Filtered below the query columns by hand: DuckDB did not push this filter through
-    # ``events_all``'s projection, and parsed every row's JSON (135 s over 10M events)
-    found = f"(SELECT * FROM events_stored WHERE {' AND '.join(where)} {ONCE})"  # noqa: S608
-    sql = (f"SELECT {', '.join(EVENT_COLUMNS)}, "  # noqa: S608 (fixed names)
-           "CASE WHEN stored_subject_ids IS NULL THEN raw END "
-           f"FROM ({EVENT_VIEW.format(source=found)}) ORDER BY ts, id")
-    rep.events = [dict(zip(EVENT_COLUMNS, r, strict=False)) for r in q.con.execute(sql, params)
-                  .fetchall() if r[-1] is None or names(r[-1], subject_id)]
+    # row of the range first (seconds over 10M events); copies of an id are one document
+    sql = (f"SELECT {', '.join(EVENT_COLUMNS)} FROM events_all "  # noqa: S608 (fixed names)
+           f"WHERE {' AND '.join(where)} {ONCE} ORDER BY ts, id")
+    rep.events = [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in q.sql(sql, params)]
     for ts, typ, raw in q.sql("SELECT ts, type, raw FROM subjects WHERE subject_id = ? "
                               "ORDER BY ts, type", [subject_id]):
         doc = orjson.loads(str(raw))

@@ -16,7 +16,7 @@ import orjson
 
 from watchdog.alerts.pseudonym import DEMO_KEY, Pseudonymizer, key_from_env
 from watchdog.archive.access_log import record_access, trail_of
-from watchdog.archive.reader import ArchiveQuery, parse_time
+from watchdog.archive.reader import ArchiveQuery, SegmentFormatError, parse_time
 from watchdog.archive.report import (
     SubjectReport,
     event_json,
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         q = ArchiveQuery(store, first=first, last=last)
         rep = subject_report(q, args.subject, pseudonym, first=first, last=last)
         q.close()
-    except OSError as err:
+    except (OSError, SegmentFormatError) as err:
         return _fail(f"{args.archive}: {err}")
     try:
         _print(rep, args)
