@@ -103,7 +103,8 @@ suites running; local-directory archive):
   main's -12.2%; ``--ab --events 300000``, 4 runs: 17.24 / 17.07 us a record with / without
   the archive when no flush runs, 26-65 us in the batches a flush overlaps (on or off alike);
   ``--flush-seconds 2``: -11.1% to -22.4%.
-- The session after (load 1.7-6): segments without ``subject_ids`` (format 2, since reverted):
+- The session after (load 1.7-6): segments without ``subject_ids`` (format 2, reverted, never
+  released, no longer readable):
   writer alone 1.85-1.89 -> 1.28-1.41 us an event; 4 rounds without / format 2 / main's:
   -6.7% median (-9.4% to +20.0%) against -12.3% (-33.0% to +10.1%); size 57 MiB per million
   against 62; but subject-report then scans every document: month 2.40 s command against
