@@ -52,7 +52,6 @@ _S1, _S2, _S4, _S56 = np.uint64(1), np.uint64(2), np.uint64(4), np.uint64(56)
 _NB, _NWIN = len(BASE), len(WINDOWS) * len(BASE)
 _SLOT_WINDOW = SLOT_WINDOW.astype(np.int64)
 _SLOT_SPAN = SLOT_SPAN.astype(np.int64)
-_SPANS = SPANS.astype(np.int64)
 # window value column <- small counter, large counter
 _FS_B = np.array([BASE.index(n) for n in (
     "events", "exports", "external", "failed_logins", "new_resources", "new_categories",
