@@ -42,3 +42,22 @@ def test_the_cpu_count_includes_other_threads() -> None:
     t.start()
     t.join()  # ended: its time stays in the process's
     assert _cpu_seconds(os.getpid()) - before >= 0.25
+
+
+def test_the_round_table_compares_each_daemon_within_its_round() -> None:
+    sys.path.insert(0, str(ROOT))
+    from bench.archive_cost.round_table import ab_rows, round_rows
+
+    names = ["without", "with"]
+    rows = dict(round_rows(
+        2, names, {"without": [100.0, 50.0], "with": [80.0, 45.0]},
+        {n: [(1.0, 0.5), (2.0, 0.5)] for n in names},
+        {n: [(1.0, 0.0, 0.5, 0.5, 1.0)] * 2 for n in names},
+        {n: [3.0, 5.0] for n in names}))
+    assert rows["round 2: events per daemon CPU-second, without / with"] == "50 / 45"
+    # against the same round's daemon without: -20% and -10%, not the other round's
+    assert rows["with: median change within a round (lowest, highest)"] == (
+        "-15.0% (-20.0%, -10.0%)")
+    assert "without: median change within a round (lowest, highest)" not in rows
+    assert ab_rows({"archive on": [2.0, 1.0, 3.0]}) == [
+        ("archive on", "median 2.00 (2.00, 1.00, 3.00)")]
