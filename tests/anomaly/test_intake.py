@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tests.anomaly.conftest import T0, decode, event, make_engine
 from watchdog.anomaly.intake import EID, NUMS, OBJS, ROW, SIDS, UID, Kept
+from watchdog.anomaly.reduction import reduce_events
 from watchdog.policy.model import Policy
 
 
@@ -36,3 +38,27 @@ def test_an_event_that_raises_leaves_nothing_behind() -> None:
     assert kept.objs[EID::OBJS] == ["e0", "e1"]
     assert kept.objs[SIDS::OBJS] == ["c0", "c1"]  # a lone subject id as the string itself
     assert kept.objs[UID] == "u0"
+
+
+def test_off_hours_the_same_in_time_order_or_not() -> None:
+    # minutes on both sides of the business hours' start (07:00 JST: T0 - 2 h) and end
+    # (22:00), in order, then not: the reduction finds each minute's first event by runs (in
+    # order) or by a sort (not)
+    engine = make_engine()
+    hours = engine.policy.business_hours
+    assert hours is not None
+    start, end = T0 - 2 * 3600.0, T0 + 13 * 3600.0
+    times = [start - 61.0, start - 60.0, start - 1.0, start, start + 30.0, start + 59.9,
+             start + 60.0, end - 1.0, end, end + 1.0, end + 60.0]
+    want = sum(not hours.contains(t) for t in times)
+    assert 0 < want < len(times)
+    for order in (times, times[::-1], times[1::2] + times[::2]):
+        docs = [event(t, "u0", f"e{i}", resource="crm.customers", ids=(f"c{i}",))
+                for i, t in enumerate(order)]
+        kept = Kept(engine.policy, {"u0": 0})
+        kept.add([(e, e.timestamp.timestamp()) for e in map(decode, docs)])
+        nums = kept.numbers()
+        rows = reduce_events(kept, nums, [(0, 0)], np.zeros(len(kept), np.int64),
+                             engine.policy)
+        assert len(rows) == 1
+        assert int(rows.small[0, 3]) == want  # the off-hours count
