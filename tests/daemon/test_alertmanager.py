@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.daemon.helpers import HookReceiver, World, wait_for
+from tests.services.exposition import metric_value
 from watchdog.daemon.app import Service
 from watchdog.daemon.config import load_config
 from watchdog.daemon.deadletter import MemoryDeadLetters
@@ -64,4 +65,4 @@ async def test_alertmanager_receives_and_forwards(alertmanager_factory, world: W
         assert notes["alert_id"] == labels["alert_id"]
         assert notes["summary"]
         assert "user_id" in notes
-    assert svc.metrics.sink_sent.labels("alertmanager")._value.get() == len(world.expected)
+    assert metric_value(svc.metrics.sink_sent.labels("alertmanager")) == len(world.expected)

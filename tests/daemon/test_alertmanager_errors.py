@@ -19,6 +19,7 @@ import pytest
 
 from tests.daemon.helpers import ERROR_REASON, HookReceiver, World, wait_for
 from tests.daemon.test_sinks import alert
+from tests.services.exposition import metric_value
 from watchdog.daemon.app import Service
 from watchdog.daemon.config import AlertmanagerSink as Settings
 from watchdog.daemon.config import load_config
@@ -79,5 +80,5 @@ async def test_the_daemon_delivers_past_endless_error_bodies(world: World,
     got = [a["labels"]["alert_id"] for b in server.bodies for a in b]
     assert sorted(got) == sorted(world.expected)
     assert server.requests == FAILURES + len(server.bodies)
-    assert svc.metrics.sink_errors.labels("alertmanager")._value.get() == FAILURES
-    assert svc.metrics.sink_sent.labels("alertmanager")._value.get() == len(world.expected)
+    assert metric_value(svc.metrics.sink_errors.labels("alertmanager")) == FAILURES
+    assert metric_value(svc.metrics.sink_sent.labels("alertmanager")) == len(world.expected)

@@ -16,6 +16,7 @@ import yaml
 
 from tests.daemon.helpers import World, cancel_all, replay_alerts, service, wait_for
 from tests.daemon.kafkautil import daemon_config, make_topics, produce, produce_state, read_all
+from tests.services.exposition import metric_value
 from watchdog.daemon.app import Service
 from watchdog.daemon.config import load_config
 from watchdog.daemon.pipeline import WHOLE_STREAM_RULES
@@ -67,9 +68,9 @@ async def _check_processed_once(a: Service, bs: str, events: list[bytes],
     """The records re-read were skipped, each event processed once, no alert sent twice, the
     per-account alerts replay's."""
     assert a.pipeline.skipped > 0
-    assert a.metrics.duplicate._value.get() == a.pipeline.skipped
+    assert metric_value(a.metrics.duplicate) == a.pipeline.skipped
     assert a.pipeline.detector.processed == len(events)
-    assert a.metrics.late._value.get() == 0
+    assert metric_value(a.metrics.late) == 0
     alerts = [r.key.decode() for r in await read_all(bs, "alerts")]
     assert len(alerts) == len(set(alerts)), "an alert was sent twice"
     assert _per_account(alerts) == _per_account(expected)

@@ -21,6 +21,7 @@ import orjson
 import pytest
 
 from tests.daemon.helpers import World, wait_for
+from tests.services.exposition import metric_value
 from watchdog.alerts.model import Alert, AlertSubjects, encode_alert, now_rfc3339
 from watchdog.audit import AuditError, AuditTrail, verify
 from watchdog.daemon.app import Service
@@ -74,7 +75,7 @@ async def test_the_daemon_writes_every_alert_to_a_verifiable_trail(
     assert [s.name for s in svc.sinks] == ["jsonl", "audit"]
     run = asyncio.create_task(svc.run())
     sent = svc.metrics.sink_sent.labels("audit")
-    await wait_for(lambda: sent._value.get() >= len(world.expected), what="every alert")
+    await wait_for(lambda: metric_value(sent) >= len(world.expected), what="every alert")
     svc.request_stop()
     assert await asyncio.wait_for(run, 10) == 0
 
@@ -84,8 +85,8 @@ async def test_the_daemon_writes_every_alert_to_a_verifiable_trail(
     docs = trail_alerts(trail)
     assert {d["alert_id"]: d["event_ids"][-1] for d in docs} == world.expected
     assert all(d["event_ids"] and d["detected_at"] for d in docs)
-    assert sent._value.get() == len(world.expected)
-    assert svc.metrics.sink_errors.labels("audit")._value.get() == 0
+    assert metric_value(sent) == len(world.expected)
+    assert metric_value(svc.metrics.sink_errors.labels("audit")) == 0
     await verify_audit_cli(trail, len(world.expected))
     jsonl_lines = jsonl.read_bytes()
     assert sorted(orjson.loads(x)["alert_id"] for x in jsonl_lines.splitlines()) == sorted(
@@ -99,16 +100,16 @@ async def test_the_daemon_writes_every_alert_to_a_verifiable_trail(
     run = asyncio.create_task(svc.run())
     sent = svc.metrics.sink_sent.labels("audit")
     sent_jsonl = svc.metrics.sink_sent.labels("jsonl")
-    await wait_for(lambda: min(sent._value.get(), sent_jsonl._value.get())
+    await wait_for(lambda: min(metric_value(sent), metric_value(sent_jsonl))
                    >= len(world.expected), what="the second run")
     svc.request_stop()
     assert await asyncio.wait_for(run, 10) == 0
     assert trail.read_bytes() == trail_bytes
     assert jsonl.read_bytes() == jsonl_lines
-    assert svc.metrics.sink_errors.labels("audit")._value.get() == 0
-    assert svc.metrics.sink_errors.labels("jsonl")._value.get() == 0
+    assert metric_value(svc.metrics.sink_errors.labels("audit")) == 0
+    assert metric_value(svc.metrics.sink_errors.labels("jsonl")) == 0
     for name in ("audit", "jsonl"):  # each skip counted (and only those)
-        assert svc.metrics.sink_skipped.labels(name)._value.get() == len(world.expected)
+        assert metric_value(svc.metrics.sink_skipped.labels(name)) == len(world.expected)
     await verify_audit_cli(trail, len(world.expected))
 
     # a new alert after the restart is appended and chained as before

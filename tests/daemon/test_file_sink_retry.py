@@ -21,6 +21,7 @@ import pytest
 
 from tests.daemon.helpers import wait_for
 from tests.daemon.test_audit_sink import alert  # the same alert, numbered
+from tests.services.exposition import metric_value
 from watchdog.alerts.model import encode_alert
 from watchdog.audit import verify
 from watchdog.daemon.delivery import Delivery, RetryPolicy
@@ -78,7 +79,7 @@ async def test_the_outbox_retry_skips_what_the_timed_out_write_wrote_and_counts_
     metrics = Metrics()
     delivery = Delivery([sink], metrics, get_logger("test"), retry=FAST)
     skipped = metrics.sink_skipped.labels("jsonl")
-    assert skipped._value.get() == 0  # the series exists before the first skip
+    assert metric_value(skipped) == 0  # the series exists before the first skip
     gate = slow_jsonl_writes(monkeypatch)
     task = asyncio.create_task(delivery.outboxes[0].run())
     book = PartitionBook(0, 0)
@@ -88,15 +89,15 @@ async def test_the_outbox_retry_skips_what_the_timed_out_write_wrote_and_counts_
         delivery.submit(a, book, i, time.monotonic())
     try:
         errors = metrics.sink_errors.labels("jsonl")
-        await wait_for(lambda: errors._value.get() >= 2, what="the send timed out and retried")
+        await wait_for(lambda: metric_value(errors) >= 2, what="the send timed out and retried")
         gate.set()  # the first thread writes the batch; the next retry finds it written
         await asyncio.wait_for(delivery.drained(), 10)
     finally:
         task.cancel()
         await sink.close()
     assert ids_in(path) == [a.alert_id for a in alerts]
-    assert skipped._value.get() == len(alerts)
-    assert metrics.sink_sent.labels("jsonl")._value.get() == len(alerts)
+    assert metric_value(skipped) == len(alerts)
+    assert metric_value(metrics.sink_sent.labels("jsonl")) == len(alerts)
     assert book.safe() == len(alerts)  # the skipped alerts count as delivered
 
 
@@ -155,5 +156,5 @@ async def test_skipped_audit_alerts_are_counted_and_the_tail_is_read_once(
     assert [d["alert_id"] for d in (orjson.loads(x)["alert"] for x in
                                     path.read_bytes().splitlines())] == [
         alert(i).alert_id for i in range(5)]
-    assert metrics.sink_skipped.labels("audit")._value.get() == 3
+    assert metric_value(metrics.sink_skipped.labels("audit")) == 3
     assert verify(path, require_head=True).ok

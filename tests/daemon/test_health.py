@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.daemon.helpers import World, wait_for
+from tests.services.exposition import metric_value
 from tests.services.procs import find_binary, free_port
 from watchdog.daemon.app import Service
 from watchdog.daemon.config import load_config
@@ -59,7 +60,7 @@ async def test_endpoints_and_every_metric(world: World, tmp_path: Path) -> None:
     try:
         await wait_for(lambda: svc.pipeline.detector.processed == len(world.events),
                        what="processing")
-        await wait_for(lambda: svc.metrics.ready._value.get() == 1, what="ready gauge")
+        await wait_for(lambda: metric_value(svc.metrics.ready) == 1, what="ready gauge")
         async with httpx.AsyncClient(base_url=f"http://{listen}") as http:
             health = await http.get("/healthz")
             ready = await http.get("/readyz")

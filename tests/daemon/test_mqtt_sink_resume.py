@@ -21,6 +21,7 @@ import orjson
 import pytest
 
 from tests.daemon.helpers import World, wait_for
+from tests.services.exposition import metric_value
 from tests.services.mosquitto import Mosquitto
 from watchdog.daemon.app import Service
 from watchdog.daemon.config import load_config
@@ -113,7 +114,7 @@ async def test_delivery_resumes_after_the_broker_comes_back(world: World,
             sources[0].feed(0, list(second))
             await wait_for(lambda: sources[0].consumed == len(world.events) and idle(),
                            what="the second half read, the buffer flushed")
-            await wait_for(lambda: errors._value.get() >= 2, what="the sink failing, retried")
+            await wait_for(lambda: metric_value(errors) >= 2, what="the sink failing, retried")
             assert raised.ids > before, "the second half raises alerts during the outage"
             assert svc.delivery.pending > 0, "they wait for the MQTT sink"
             assert not run.done(), "the daemon runs on"
@@ -133,5 +134,5 @@ async def test_delivery_resumes_after_the_broker_comes_back(world: World,
                 reading.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await reading
-    assert svc.metrics.sink_sent.labels("mqtt")._value.get() == len(raised.alerts)
+    assert metric_value(svc.metrics.sink_sent.labels("mqtt")) == len(raised.alerts)
     assert len(raised.alerts) == len(raised.ids)

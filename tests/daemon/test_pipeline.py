@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from tests.daemon.helpers import World, replay_alerts, wait_for
+from tests.services.exposition import metric_value
 from watchdog.daemon.app import Service
 from watchdog.daemon.config import load_config
 from watchdog.daemon.deadletter import MemoryDeadLetters
@@ -83,7 +84,7 @@ async def test_a_sink_that_is_down_slows_consumption_and_loses_nothing(world: Wo
     assert src().consumed < len(world.events)
     first_pending = min(p.offset for box in svc.delivery.outboxes for p in box._items)
     assert src().committed.get(0, 0) <= first_pending
-    assert svc.metrics.sink_errors.labels("down")._value.get() >= 3
+    assert metric_value(svc.metrics.sink_errors.labels("down")) >= 3
     assert not down.alerts
     down.down = False
     await wait_for(lambda: down.ids >= set(world.expected), what="delivery after recovery")
@@ -198,7 +199,7 @@ async def test_restart_rebuilds_windows_without_realerting(world: World) -> None
     await stop(svc, run)
     assert sink.ids == new
     assert svc.pipeline.suppressed == len(old)
-    assert svc.metrics.deduplicated._value.get() == len(old)
+    assert metric_value(svc.metrics.deduplicated) == len(old)
 
 
 async def test_redelivered_events_are_dropped_and_alert_once(world: World) -> None:
@@ -212,7 +213,7 @@ async def test_redelivered_events_are_dropped_and_alert_once(world: World) -> No
     await stop(svc, run)
     assert sink.ids == set(world.expected)
     assert len(sink.alerts) == len(sink.ids)
-    assert svc.metrics.duplicate._value.get() == len(again)
+    assert metric_value(svc.metrics.duplicate) == len(again)
 
 
 async def test_invalid_documents_are_dead_lettered_untouched(world: World) -> None:
@@ -236,7 +237,7 @@ async def test_invalid_documents_are_dead_lettered_untouched(world: World) -> No
     assert set(headers) == {"reason", "detail", "source_topic", "source_partition",
                             "source_offset"}
     assert "teleport" not in got[104].detail  # values are not repeated in details
-    assert svc.metrics.invalid.labels("not_json")._value.get() == 3
+    assert metric_value(svc.metrics.invalid.labels("not_json")) == 3
 
 
 async def test_sighup_reloads_the_policy_and_keeps_state(world: World, tmp_path: Any) -> None:
@@ -247,11 +248,11 @@ async def test_sighup_reloads_the_policy_and_keeps_state(world: World, tmp_path:
     await wait_for(lambda: svc.pipeline.detector.processed > 0, what="processing")
     tracked = svc.engine.tracked()
     svc.reload_policy()
-    assert svc.metrics.reloads.labels("ok")._value.get() == 1
+    assert metric_value(svc.metrics.reloads.labels("ok")) == 1
     policy.write_text("roles: {x: {categories: [not_a_category]}}\n")
     before = svc.engine.policy
     svc.reload_policy()
-    assert svc.metrics.reloads.labels("error")._value.get() == 1
+    assert metric_value(svc.metrics.reloads.labels("error")) == 1
     assert svc.engine.policy is before  # a bad file leaves the running policy alone
     assert svc.engine.tracked() >= tracked
     await stop(svc, run)
@@ -266,7 +267,7 @@ async def test_a_failing_sink_is_retried_until_it_accepts(world: World, failures
     await wait_for(lambda: sink.ids >= set(world.expected), what="every alert")
     await stop(svc, run)
     assert sink.ids == set(world.expected)
-    assert svc.metrics.sink_errors.labels("memory")._value.get() == failures
+    assert metric_value(svc.metrics.sink_errors.labels("memory")) == failures
 
 
 async def test_a_reused_event_id_with_other_content_is_processed_and_counted(
@@ -290,5 +291,5 @@ async def test_a_reused_event_id_with_other_content_is_processed_and_counted(
     await wait_for(lambda: src().committed.get(0) == len(stream), what="commit to the end")
     await stop(svc, run)
     assert sink.ids == set(expected)
-    assert svc.metrics.duplicate._value.get() == 1
-    assert svc.metrics.id_conflicts._value.get() == 1
+    assert metric_value(svc.metrics.duplicate) == 1
+    assert metric_value(svc.metrics.id_conflicts) == 1

@@ -20,6 +20,7 @@ import pytest
 
 from tests.daemon.helpers import World, cancel_all, replay_alerts, service, stop_all, wait_for
 from tests.daemon.kafkautil import daemon_config, make_topics, produce, produce_state, read_all
+from tests.services.exposition import metric_value
 from watchdog.daemon.app import Service
 from watchdog.daemon.config import load_config
 from watchdog.daemon.metrics import Metrics
@@ -92,7 +93,7 @@ async def test_an_event_that_raises_is_skipped_as_replay_skips_it(
     try:
         await wait_for(lambda: svc.pipeline.detector.processed == len(world.events),
                        within=60, what="every event processed, the daemon still running")
-        await wait_for(lambda: failed._value.get() == 1 + len(records) and len(svc.dlq) == 0,
+        await wait_for(lambda: metric_value(failed) == 1 + len(records) and len(svc.dlq) == 0,
                        within=20, what="the event and the records counted, those dead-lettered")
         assert not run.done()
         await stop_all([svc], [run], 20)
@@ -175,7 +176,7 @@ async def test_a_stage_that_raises_does_not_stop_the_daemon(
     try:
         await wait_for(lambda: svc.pipeline.detector.processed == len(world.events),
                        within=60, what="every event processed, the daemon still running")
-        await wait_for(lambda: failed._value.get() == 1, within=20,
+        await wait_for(lambda: metric_value(failed) == 1, within=20,
                        what="the stage's failure counted once")
         assert not run.done()
         assert target not in stage.seen

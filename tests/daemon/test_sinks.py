@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from tests.daemon.helpers import HookReceiver, wait_for
+from tests.services.exposition import metric_value
 from watchdog.alerts.model import Alert, AlertSubjects, encode_alert, now_rfc3339
 from watchdog.daemon.config import AlertmanagerSink as AMSettings
 from watchdog.daemon.config import WebhookSink as WebhookSettings
@@ -62,8 +63,8 @@ async def test_webhook_retries_with_backoff_and_sends_each_alert_once() -> None:
         await sink.close()
     assert [b["alert_id"] for b in hook.bodies] == [a.alert_id for a in alerts]
     assert hook.requests == 5  # two failures, then three deliveries
-    assert metrics.sink_errors.labels("webhook")._value.get() == 2
-    assert metrics.sink_sent.labels("webhook")._value.get() == 3
+    assert metric_value(metrics.sink_errors.labels("webhook")) == 2
+    assert metric_value(metrics.sink_sent.labels("webhook")) == 3
     assert hook.headers[0]["authorization"] == "Bearer s3cret"
     assert hook.headers[0]["x-team"] == "privacy"
     sent = dict(hook.bodies[0])
@@ -115,7 +116,7 @@ async def test_a_partial_failure_resends_only_the_rest() -> None:
     alerts = [alert(i) for i in range(5)]
     _, metrics = await deliver([sink], alerts)
     assert sink.got == [a.alert_id for a in alerts]
-    assert metrics.sink_errors.labels("flaky")._value.get() == 1
+    assert metric_value(metrics.sink_errors.labels("flaky")) == 1
 
 
 def test_backoff_grows_with_jitter_up_to_the_cap() -> None:

@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests.daemon.helpers import HookReceiver, World, wait_for
+from tests.services.exposition import metric_value
 from watchdog.daemon.app import Service
 from watchdog.daemon.config import load_config
 from watchdog.daemon.deadletter import MemoryDeadLetters
@@ -62,11 +63,11 @@ async def test_a_batch_longer_than_the_send_timeout_is_delivered_in_parts(
             assert await asyncio.wait_for(run, 20) == 0
     received = Counter(b["alert_id"] for b in hook.bodies)
     assert set(received) == set(world.expected)
-    errors = svc.metrics.sink_errors.labels("webhook")._value.get()
+    errors = metric_value(svc.metrics.sink_errors.labels("webhook"))
     assert errors >= 1  # the bound was hit: the batch went in parts
     # at least once: only an alert in flight when a send was cut short may come twice
     assert sum(received.values()) - n <= errors
-    assert svc.metrics.sink_sent.labels("webhook")._value.get() == n
+    assert metric_value(svc.metrics.sink_sent.labels("webhook")) == n
 
 
 async def test_an_answer_whose_body_never_ends_is_not_waited_for(
@@ -83,4 +84,4 @@ async def test_an_answer_whose_body_never_ends_is_not_waited_for(
             svc.request_stop()
             assert await asyncio.wait_for(run, 20) == 0
     assert {b["alert_id"] for b in hook.bodies} == set(world.expected)
-    assert svc.metrics.sink_errors.labels("webhook")._value.get() == 0
+    assert metric_value(svc.metrics.sink_errors.labels("webhook")) == 0

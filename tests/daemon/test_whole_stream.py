@@ -33,6 +33,7 @@ from tests.daemon.helpers import (
     wait_for,
 )
 from tests.daemon.kafkautil import daemon_config, make_topics, produce, produce_state, read_all
+from tests.services.exposition import metric_value
 from watchdog.daemon.config import load_config
 
 pytestmark = pytest.mark.integration
@@ -116,7 +117,7 @@ async def test_two_instances_deliver_replays_log_gap_alerts_once(
         await wait_for(lambda: owner.whole_stream.reader is not None
                        and len(owner.whole_stream.reader.assigned) == PARTITIONS,
                        within=40, what="the owner of partition 0 reads every partition")
-        assert owner.metrics.whole_stream_reader._value.get() == 1
+        assert metric_value(owner.metrics.whole_stream_reader) == 1
         rebalances = [s.sources[0].rebalances for s in services]
         side_rebalances = owner.whole_stream.reader.rebalances
 
@@ -146,7 +147,7 @@ async def test_two_instances_deliver_replays_log_gap_alerts_once(
         assert placed[ds] & other.sources[0].assigned
     assert owner.whole_stream.starts == 1
     assert other.whole_stream.starts == 0
-    assert owner.metrics.whole_stream_reader._value.get() == 0  # stopped at shutdown
+    assert metric_value(owner.metrics.whole_stream_reader) == 0  # stopped at shutdown
     assert sum(s.pipeline.suppressed for s in services) >= len(gaps)
     # the reader's alerts count where it runs
     assert _total(owner.metrics.alerts, rule="log_gap") >= len(gaps)
@@ -186,7 +187,7 @@ async def test_a_single_instance_sees_everything_and_runs_no_reader(
         assert not svc.pipeline.partial_view
         assert svc.whole_stream.starts == 0
         assert svc.whole_stream.reader is None
-        assert svc.metrics.whole_stream_reader._value.get() == 0
+        assert metric_value(svc.metrics.whole_stream_reader) == 0
         await stop_all([svc], [run], 30)
     finally:
         cancel_all([svc], [run])
