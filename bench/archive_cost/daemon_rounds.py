@@ -72,6 +72,11 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
             variants.append((f"with, {Path(tree).name}", True, Path(tree)))
         if args.ab:  # one daemon per round, the archive handed every other few batches
             variants = [("A/B", True, ROOT)]
+        model = getattr(args, "model", None)  # bench/bench_model_share.py: no archive
+        if model:
+            variants = [("rules only", False, ROOT), ("model", False, ROOT)]
+            for tree in args.before or ():
+                variants.append((f"model, {Path(tree).name}", False, Path(tree)))
         ab: dict[str, list[float]] = {}
         results: dict[str, list[float]] = {name: [] for name, _a, _t in variants}
         split: dict[str, list[tuple[float, float]]] = {name: [] for name, _a, _t in variants}
@@ -80,9 +85,16 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
         tails: dict[str, list[tuple[float, ...]]] = {name: [] for name, _a, _t in variants}
         batches: dict[str, list[float]] = {name: [] for name, _a, _t in variants}
 
+        given: set[int] = set()  # listen ports handed out in this run
+
         async def one(name: str, archived: bool, tree: Path, run: int) -> None:
             nonlocal ends
+            # distinct: daemons started at once (``--together``) could be handed the same
+            # free port; the second then fails to bind while the bench reads the first's
             port = free_port()
+            while port in given:
+                port = free_port()
+            given.add(port)
             topic = f"access-logs-{run}" if warm else "access-logs"
             if warm:  # a topic of its own: the warm-up's events, then the timed ones
                 await create_topics(bs, [topic], partitions=PARTITIONS)
@@ -97,6 +109,8 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
                 "topics": {"access_logs": topic},
                 "sinks": {"jsonl": {"path": str(Path(tmp) / f"alerts-{run}.jsonl")}},
             }
+            if model and name != "rules only":
+                cfg["model"] = model
             if archived:
                 if s3 is not None:
                     bucket = s3.create_bucket()

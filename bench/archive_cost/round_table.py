@@ -1,6 +1,7 @@
-"""The summary rows of bench/bench_archive.py's daemon rounds (``daemon_rounds``): events per
-CPU-second of each daemon in each round, medians, the change against the daemon without the
-archive within a round; and with ``--ab`` the one daemon's cost per record with and without."""
+"""The summary rows of bench/bench_archive.py's daemon rounds (``daemon_rounds``; also
+bench/bench_model_share.py's): events per CPU-second of each daemon in each round, medians, the
+change against the first daemon (without the archive, or rules only) within a round; and with
+``--ab`` the one daemon's cost per record with and without."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def round_rows(pairs: int, names: list[str], results: dict[str, list[float]],
     then until every offset was committed, and that last stretch's wall seconds;
     ``batches``: batches consumed."""
     rows: list[tuple[str, str]] = []
-    base = results["without"]
+    base = results[names[0]]  # "without" the archive (or "rules only")
     for i in range(pairs):
         rows.append((f"round {i + 1}: events per daemon CPU-second, "
                      + " / ".join(names),
@@ -36,11 +37,12 @@ def round_rows(pairs: int, names: list[str], results: dict[str, list[float]],
                      f"in {med[4]:.1f} s"))
         rows.append((f"{name}: median batches consumed",
                      f"{statistics.median(batches[name]):,.0f}"))
-        if name != "without":
+        if name != names[0]:
             changes = [(r - b) / b for r, b in zip(rates, base, strict=True)]
             rows.append((f"{name}: median change within a round (lowest, highest)",
                          f"{statistics.median(changes):+.1%} ({min(changes):+.1%}, "
-                         f"{max(changes):+.1%})"))
+                         f"{max(changes):+.1%}); share of {names[0]}'s rate "
+                         f"{1 + statistics.median(changes):.1%}"))
     return rows
 
 
