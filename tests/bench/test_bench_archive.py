@@ -59,5 +59,15 @@ def test_the_round_table_compares_each_daemon_within_its_round() -> None:
     assert rows["with: median change within a round (lowest, highest)"] == (
         "-15.0% (-20.0%, -10.0%)")
     assert "without: median change within a round (lowest, highest)" not in rows
+    assert rows["with: its rate as a share of without's, each round (sorted)"] == "80.0% 90.0%"
+    # bench/bench_model_share.py: the first daemon is the base, whatever its name
+    model = dict(round_rows(
+        1, ["rules only", "model"], {"rules only": [40.0], "model": [31.0]},
+        {n: [(1.0, 0.5)] for n in ("rules only", "model")},
+        {n: [(1.0, 0.0, 0.5, 0.5, 1.0)] for n in ("rules only", "model")},
+        {n: [3.0] for n in ("rules only", "model")}))
+    assert model["model: median change within a round (lowest, highest)"] == (
+        "-22.5% (-22.5%, -22.5%)")
+    assert model["model: its rate as a share of rules only's, each round (sorted)"] == "77.5%"
     assert ab_rows({"archive on": [2.0, 1.0, 3.0]}) == [
         ("archive on", "median 2.00 (2.00, 1.00, 3.00)")]

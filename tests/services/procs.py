@@ -56,11 +56,21 @@ class ServiceError(RuntimeError):
     """A service did not start, or died while it was waited for."""
 
 
+_GIVEN: set[int] = set()  # ports free_port handed out in this process
+
+
 def free_port(host: str = HOST) -> int:
-    """A TCP port nobody listens on right now (the kernel's pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port nobody listens on right now (the kernel's pick), and not one this process
+    was handed before: the kernel can pick a port again once its probe socket is closed, and
+    two servers started at once would then get the same one; the second fails to bind while
+    a readiness check of its URL is answered by the first."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def find_binary(name: str) -> str | None:
