@@ -110,6 +110,31 @@ def test_a_rule_state_of_another_shape_is_refused_before_anything_is_restored(
     assert count(m, "unreadable") == 1
 
 
+def test_a_rule_state_that_fails_is_logged_without_the_values_it_failed_on(
+        tmp_path: Path) -> None:
+    """The error's type and where it was raised, never its message: a restore that fails on
+    the state's data may quote an account or subject id (watchdog.engine.faults)."""
+    from structlog.testing import capture_logs
+
+    from tests.privacy.scan import scan_for_ids
+    from watchdog.daemon.checkpoint import encode
+    from watchdog.engine import snapshot
+
+    secret = "c-SECRET-0001"
+    m = Metrics(CollectorRegistry())
+    path = tmp_path / "c.checkpoint"
+    ck = checkpoints(path, m)
+    state = snapshot.capture(ck.detector, [])
+    # an erasure request of a shape this code does not know: a field named by a subject id
+    state["rules"]["erasure_overdue"] = {"k": {"owing": [], secret: 1.0}}
+    path.write_bytes(encode("x", state))
+    with capture_logs() as logs:
+        assert checkpoints(path, m).load() is False
+    assert scan_for_ids([repr(e) for e in logs], {secret}) == []
+    [line] = [e for e in logs if e["event"] == "checkpoint_unreadable"]
+    assert "state of erasure_overdue unreadable: TypeError at " in line["error"]
+
+
 def test_where_it_is_written() -> None:
     from watchdog.daemon.checkpoint import default_path
 

@@ -41,6 +41,7 @@ from watchdog.daemon.offsets import PartitionBook
 from watchdog.daemon.settings import Mqtt
 from watchdog.engine import snapshot
 from watchdog.engine.detector import Detector
+from watchdog.engine.faults import fault_site
 from watchdog.events import AccessEvent
 
 MAGIC = b"WDCKPT\x00\x01"  # the format's name and version (1)
@@ -182,8 +183,10 @@ class Checkpoints:
             try:
                 type(rule)().restore(part)
             except (TypeError, ValueError, KeyError, IndexError, AttributeError) as err:
+                # where and what type, never the message: it may quote the state's account
+                # and subject ids (watchdog.engine.faults)
                 raise CheckpointError(f"state of {rule.id} unreadable: "
-                                      f"{type(err).__name__}: {err}") from None
+                                      f"{fault_site(err)}") from None
 
     def _unusable(self, why: str) -> bool:
         self.metrics.checkpoints.labels("unreadable").inc()
