@@ -128,6 +128,7 @@ sys.path.insert(0, str(ROOT))
 # each step's module in bench/archive_cost/
 from bench.archive_cost.daemon_rounds import daemon_cost  # noqa: E402
 from bench.archive_cost.report_timing import month_rows  # noqa: E402
+from bench.archive_cost.round_table import print_table  # noqa: E402
 from bench.archive_cost.sink_alone import writer_alone  # noqa: E402
 
 
@@ -177,18 +178,10 @@ def main() -> None:
         rows += asyncio.run(daemon_cost(args))
     with TemporaryDirectory() as t:
         if args.skip_month:
-            _print(rows)
+            print_table(rows)
             return
         rows += month_rows(args, Path(t))
-    _print(rows)
-
-
-def _print(rows: list[tuple[str, str]]) -> None:
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'measure':<{width}}  value")
-    print(f"{'-' * width}  {'-' * 40}")
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.archive_cost.daemon_rounds import daemon_cost  # noqa: E402
+from bench.archive_cost.round_table import print_table  # noqa: E402
 
 GOAL_SHARE = 0.75
 
@@ -53,11 +54,7 @@ def main() -> None:
     args.broker_cpus = args.daemon_cpus = None
     rows = asyncio.run(daemon_cost(args))
     rows.append(("goal: share of the rules-only rate", f"at least {GOAL_SHARE:.0%}"))
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'measure':<{width}}  value")
-    print(f"{'-' * width}  {'-' * 40}")
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    print_table(rows)
 
 
 if __name__ == "__main__":

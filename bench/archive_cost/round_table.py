@@ -63,3 +63,11 @@ def ab_rows(ab: dict[str, list[float]]) -> list[tuple[str, str]]:
     return [(key, f"median {statistics.median(v):.2f} ({', '.join(f'{x:.2f}' for x in v)})")
             for key, v in sorted(ab.items())]
 
+
+def print_table(rows: list[tuple[str, str]]) -> None:
+    """The rows as the benches print them: a measure and its value per line."""
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'measure':<{width}}  value")
+    print(f"{'-' * width}  {'-' * 40}")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
