@@ -6,6 +6,9 @@ per tracked account, measured for a million accounts).
   evaluated part in this process, rules only and with the world's model, interleaved
   ``rounds`` times (the machine is shared and drifts by tens of percent: only runs made back
   to back compare); CPU time of the replay itself, the model already loaded; medians.
+  The issue words the goal for the daemon, whose rules-only rate is about half the replay
+  engine's (Kafka, record decoding, offsets): ``bench/bench_model_share.py`` measures that,
+  ``watchdog run`` rules only and with the default model at once on one real broker.
 - Memory: ``tracemalloc`` of what the shipped stage (``load_stage``: whatever state it keeps
   per account) holds after one event from each of ``accounts`` accounts, per account.
 """
