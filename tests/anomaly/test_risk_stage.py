@@ -77,6 +77,32 @@ def test_live_equals_replay_with_risk(tiny_model: Path, insider: list[Alert]) ->
         a.alert_id: a.score for a in insider if is_risk(a)}
 
 
+@pytest.mark.parametrize("cut", [2510, 2520])
+def test_an_idle_pause_does_not_end_the_stages_windows(
+        tiny_model: Path, insider: list[Alert], cut: int) -> None:
+    """Every partition quiet (the daemon flushes the reorder buffer) is not the end of the
+    input: the stage raises what event time made due, and the alerts, scores included, are
+    replay's. (Flushing the stage there scored the open hour without the events still to come
+    and advanced the risk ledger to the end of time: a pause four hours before the insider's
+    night changed the window alert's score; one a little later, which alerts were raised.)"""
+    docs = insider_docs()
+    assert docs[cut - 1]["@timestamp"] < docs[cut]["@timestamp"]  # a pause between two times
+    stage = stage_for(tiny_model)
+    det = Detector(stage.engine, Reorderer(lateness=120.0), [stage], early=True)
+    det.order.expect({0})
+    live: list[Alert] = []
+    for n, doc in enumerate(docs):
+        if n == cut:
+            live += det.idle(0)  # caught up and quiet: the buffer is released
+            live += det.flush_present()
+        ev = decode(doc)
+        live += det.push(ev, ev.timestamp.timestamp(), 0).alerts
+    live += det.flush()
+    assert sorted(a.alert_id for a in live) == sorted(a.alert_id for a in insider)
+    assert {a.alert_id: a.score for a in live if a.rule == "anomaly"} == {
+        a.alert_id: a.score for a in insider if a.rule == "anomaly"}
+
+
 def test_a_leaver_weighs_more(tiny_model: Path, insider: list[Alert]) -> None:
     stage = stage_for(tiny_model)
     stage.engine.apply_directory(msgspec.convert({
