@@ -55,7 +55,8 @@ SHARES: dict[str, float] = {
     "order_partitions": 0.003,  # (38 ms) partitioning does not change the alerts
     "order_redelivery": 0.003,  # (33 ms) redeliveries are dropped once
     "order_live": 0.003,  # (60 ms) the daemon's pipeline against replay, strays and pauses
-    "atheris": 0.5377,  # (0.03 ms) coverage-guided inputs, in a subprocess
+    "order_anomaly": 0.003,  # (240 ms) the same with the anomaly stage, on the insider scenario
+    "atheris": 0.5347,  # (0.03 ms) coverage-guided inputs, in a subprocess
 }
 
 
