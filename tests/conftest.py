@@ -13,7 +13,7 @@ EXAMPLES = CONTRACT / "examples"
 
 os.environ.setdefault("WATCHDOG_PSEUDONYM_KEY", "test-key-0123456789abcdef")
 
-pytest_plugins = ["tests.services.fixtures"]
+pytest_plugins = ["tests.services.fixtures", "tests.anomaly.model_fixtures"]
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
-import pytest
 
 from watchdog.alerts.pseudonym import Pseudonymizer
 from watchdog.engine.engine import Engine
@@ -128,30 +127,3 @@ def make_engine(n_accounts: int = 30) -> Engine:
     for rec in directory_records(n_accounts):
         engine.apply_directory(msgspec.convert(rec, DirectoryRecord))
     return engine
-
-
-@pytest.fixture(scope="session")
-def tiny_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("anomaly-inputs")
-    return {"events": write_jsonl(d / "events.jsonl", baseline()),
-            "directory": write_jsonl(d / "directory.jsonl", directory_records(30))}
-
-
-# the tiny model, once per run: tests/fuzz imports these fixtures, which makes them a second
-# fixture of the same scope (a second training, 5 s, without this)
-_TRAINED: list[Path] = []
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_inputs: dict[str, Path]) -> Path:
-    """A small isolation forest trained on the tiny baseline (warm-up 6 h, 20 trees)."""
-    from watchdog.anomaly.train import train
-
-    if _TRAINED:
-        return _TRAINED[0]
-    out = tmp_path_factory.mktemp("models") / "tiny"
-    train(str(tiny_inputs["events"]), str(out), directory=str(tiny_inputs["directory"]),
-          trees=20, warmup=6 * 3600.0, target=5.0)
-    _TRAINED.append(out)
-    return out
-

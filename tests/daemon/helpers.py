@@ -277,6 +277,13 @@ def fetched(pipeline: Any, p: int, recs: list[Any], highwater: int,
     st.high = max(st.high, high)
 
 
+class NoDeadLetters:
+    """A dead-letter outbox for valid input only: any dead letter fails the test."""
+
+    def put(self, item: Any) -> None:
+        raise AssertionError(f"a valid event was dead-lettered: {item}")
+
+
 class QuietLog:
     """A logger that drops everything (held strays are logged, hundreds of times in a fuzz
     run)."""

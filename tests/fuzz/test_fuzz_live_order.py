@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import orjson
 from hypothesis import event, given, note
 from hypothesis import strategies as st
 
-from tests.daemon.helpers import CollectAlerts, QuietLog
+from tests.daemon.helpers import CollectAlerts, NoDeadLetters, QuietLog
+from tests.fuzz._live_broker import comparable
 from tests.fuzz._scenarios import build, scenarios, unique_ids
 from tests.fuzz._support import fuzz, grouped_times
 from watchdog.alerts.model import encode_alert
@@ -34,11 +34,6 @@ from watchdog.replay import replay
 
 LAST = 4102444799.0  # 2099-12-31T23:59:59Z, the latest time the decoder accepts
 DAY = 86400.0
-
-
-class _NoDeadLetters:
-    def put(self, item: Any) -> None:
-        raise AssertionError(f"a valid event was dead-lettered: {item}")
 
 
 def _stamp(t: float) -> str:
@@ -97,15 +92,6 @@ def deliveries(draw: st.DrawFn) -> dict[str, Any]:
             "future": future, "strays": len(strays), "times": times, "lateness": lateness}
 
 
-def _comparable(alerts: list[bytes]) -> set[bytes]:
-    out = set()
-    for raw in alerts:
-        doc = orjson.loads(raw)
-        doc.pop("detected_at", None)
-        out.add(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS))
-    return out
-
-
 def _replayed(case: dict[str, Any]) -> set[bytes]:
     engine, _ = build(case["sc"])
     order = sorted(range(len(case["docs"])), key=lambda i: case["times"][i])
@@ -117,13 +103,13 @@ def _replayed(case: dict[str, Any]) -> set[bytes]:
         replay(str(path), out, engine, rejected=rejected)
         rejected.close()
         assert rejected.count == 0
-    return _comparable(out.getvalue().splitlines())
+    return comparable(out.getvalue().splitlines())
 
 
 def _live(case: dict[str, Any]) -> tuple[set[bytes], Pipeline]:
     engine, _ = build(case["sc"])
     delivery = CollectAlerts()
-    pipeline = Pipeline(engine, delivery, _NoDeadLetters(), Metrics(),  # type: ignore[arg-type]
+    pipeline = Pipeline(engine, delivery, NoDeadLetters(), Metrics(),  # type: ignore[arg-type]
                         QuietLog(), lateness=case["lateness"],
                         future=case["future"])
     parts = sorted(set(case["parts"]))
@@ -154,7 +140,7 @@ def _live(case: dict[str, Any]) -> tuple[set[bytes], Pipeline]:
             offsets[p] += 1
     send()
     pipeline.flush()  # shutdown, not in a backlog
-    return _comparable([encode_alert(a) for a in delivery.alerts]), pipeline
+    return comparable([encode_alert(a) for a in delivery.alerts]), pipeline
 
 
 @fuzz("order_live", 40, slow=True)

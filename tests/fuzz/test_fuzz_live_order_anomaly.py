@@ -28,11 +28,9 @@ from hypothesis import event, given, note
 from hypothesis import strategies as st
 
 from tests.anomaly.conftest import insider_docs, make_engine, write_jsonl
-from tests.anomaly.conftest import tiny_inputs as tiny_inputs  # (a fixture)
-from tests.anomaly.conftest import tiny_model as tiny_model  # (a fixture)
-from tests.daemon.helpers import CollectAlerts, QuietLog
+from tests.daemon.helpers import CollectAlerts, NoDeadLetters, QuietLog
+from tests.fuzz._live_broker import comparable
 from tests.fuzz._support import fuzz
-from tests.fuzz.test_fuzz_live_order import _comparable, _NoDeadLetters
 from watchdog.alerts.model import encode_alert
 from watchdog.anomaly.stage import load_stage
 from watchdog.daemon.metrics import Metrics
@@ -114,14 +112,14 @@ def _replayed(model: Path, tmp: Path) -> set[bytes]:
            rejected=rejected)
     rejected.close()
     assert rejected.count == 0
-    return _comparable(out.getvalue().splitlines())
+    return comparable(out.getvalue().splitlines())
 
 
 def _live(model: Path, case: dict[str, Any]) -> tuple[set[bytes], Pipeline]:
     engine = make_engine()
     stage = load_stage(model, engine)  # as the daemon does (cli.load_stages), no observer
     delivery = CollectAlerts()
-    pipeline = Pipeline(engine, delivery, _NoDeadLetters(), Metrics(),  # type: ignore[arg-type]
+    pipeline = Pipeline(engine, delivery, NoDeadLetters(), Metrics(),  # type: ignore[arg-type]
                         QuietLog(), stages=[stage], lateness=case["lateness"])
     parts = range(case["parts"])
     for p in parts:
@@ -143,7 +141,7 @@ def _live(model: Path, case: dict[str, Any]) -> tuple[set[bytes], Pipeline]:
             for p in step[1]:
                 pipeline.mark_idle(p)
     pipeline.flush()  # shutdown, not in a backlog
-    return _comparable([encode_alert(a) for a in delivery.alerts]), pipeline
+    return comparable([encode_alert(a) for a in delivery.alerts]), pipeline
 
 
 def _is_risk(raw: bytes) -> bool:
