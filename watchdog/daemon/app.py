@@ -45,6 +45,7 @@ from watchdog.daemon.kafka_client import connection_problem, start_producer
 from watchdog.daemon.labels_watch import LabelsWatch
 from watchdog.daemon.logging import get_logger
 from watchdog.daemon.metrics import Metrics
+from watchdog.daemon.model_state import KeptStage, ModelStateKeeper
 from watchdog.daemon.notify import Notify
 from watchdog.daemon.pipeline import Pipeline
 from watchdog.daemon.policy_reload import PolicyReload
@@ -135,6 +136,8 @@ class Service:
         if kafka:
             self.state = StateTopics(cfg, engine, self.dlq, m, get_logger("state"))
         self.archive = self._configured_archive()
+        self.model_state = (self._configured_model_state(stages)
+                            if sources is None and kafka else None)
         factories = list(sources) if sources is not None else self._configured_sources()
         self.sources: list[Source] = [f(self.pipeline) for f in factories]
         self.health: HealthServer | None = None
@@ -195,6 +198,24 @@ class Service:
             self.state.archive = archive
         return archive
 
+    def _configured_model_state(self, stages: Sequence[Stage]) -> ModelStateKeeper | None:
+        """The anomaly stage's learnt state kept across restarts, with a Kafka source only
+        (MQTT messages acknowledged since a save would not come again)."""
+        cfg = self.cfg
+        stage = next((s for s in stages if isinstance(s, KeptStage)), None)
+        if cfg.model_state is None or stage is None or not cfg.kafka.consume:
+            return None
+        if cfg.mqtt is not None and cfg.mqtt.subscribe:
+            self.log.warning("model_state_off", reason="access events come over MQTT too: "
+                             "messages acknowledged since a save are not delivered again",
+                             consequence="a restart starts the model's learning afresh")
+            return None
+        return ModelStateKeeper(cfg.model_state, group=cfg.kafka.group,
+                                topic=cfg.topics.access_logs, stage=stage,
+                                pipeline=self.pipeline, metrics=self.metrics,
+                                log=get_logger("model_state"),
+                                max_records=cfg.kafka.rebuild_max_records)
+
     def _configured_sources(self) -> list[SourceFactory]:
         cfg, out = self.cfg, list[SourceFactory]()
         if cfg.kafka.consume:
@@ -210,9 +231,12 @@ class Service:
                     ws.on_view(src)
 
             def kafka(p: Pipeline) -> Source:
-                return KafkaSource(cfg, p, self.metrics, get_logger("kafka"),
-                                   congested=self.congested, on_assigned=assigned,
-                                   on_whole_commit=ws.record if ws else None)
+                src = KafkaSource(cfg, p, self.metrics, get_logger("kafka"),
+                                  congested=self.congested, on_assigned=assigned,
+                                  on_whole_commit=ws.record if ws else None)
+                if self.model_state is not None:
+                    src.restore_from = self.model_state.on_assigned
+                return src
 
             out.append(kafka)
         if cfg.mqtt is not None and cfg.mqtt.subscribe:
@@ -273,6 +297,9 @@ class Service:
             # the archive's store opened and the state records written before the stream starts
             if self.archive is not None and not await self._until(self.archive.ready()):
                 return
+            if self.model_state is not None:  # restored at the first assignment
+                self.model_state.load()
+                spawn(self.model_state.run(), "model-state")
             gc_policy.settle()  # state loaded: keep the collector off it
             if self.whole_stream is not None:
                 spawn(self.whole_stream.run(), "whole-stream")

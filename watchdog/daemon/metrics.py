@@ -172,6 +172,18 @@ class Metrics:
         self.checkpoint_seconds = Histogram(
             "watchdog_checkpoint_seconds", "Time to capture, encode and durably write one "
             "checkpoint (the pipeline waits meanwhile)", buckets=_BATCH, registry=r)
+        self.model_state_saves = Counter(
+            "watchdog_model_state_saves_total", "Saves of the anomaly model's learnt state: "
+            "ok, failed (retried), deferred (re-read records still in the buffer)",
+            ["result"], registry=r)
+        self.model_state_restores = Counter(
+            "watchdog_model_state_restores_total", "Starts and the anomaly model's saved state: "
+            "restored, none, unreadable or stale (started afresh)", ["result"], registry=r)
+        self.model_state_bytes = Gauge("watchdog_model_state_bytes",
+                                       "Size of the last saved model state", registry=r)
+        self.model_state_seconds = Histogram(
+            "watchdog_model_state_capture_seconds", "Time to capture the model's state (the "
+            "pipeline waits meanwhile; the write runs beside it)", buckets=_BATCH, registry=r)
         self.mqtt_unacked = Gauge(
             "watchdog_mqtt_unacknowledged", "MQTT messages received and not acknowledged yet "
             "(in the reorder buffer, alerts for sinks, awaiting a checkpoint; the broker sends "
@@ -221,6 +233,10 @@ class Metrics:
             self.reloads.labels(result)
         for result in ("written", "failed", "unreadable"):
             self.checkpoints.labels(result)  # increase() needs the series before the first
+        for result in ("ok", "failed", "deferred"):
+            self.model_state_saves.labels(result)
+        for result in ("restored", "none", "unreadable", "stale"):
+            self.model_state_restores.labels(result)
         self.q_alerts = self.queue.labels("alerts")
         self.q_reorder = self.queue.labels("reorder")
         self.s_directory = self.state.labels("directory")

@@ -70,16 +70,21 @@ class PartitionBook:
 
     def safe(self) -> int:
         """The offset to commit: every record below it is fully handled."""
-        held, done = self._held, self._done
-        while held and held[0] in done:
-            done.discard(held.popleft())
-        safe = held[0] if held else self.next
+        safe = self.unreleased()
         heap, inflight = self._heap, self._inflight
         while heap and heap[0] not in inflight:
             heapq.heappop(heap)
         if heap and heap[0] < safe:
             safe = heap[0]
         return safe
+
+    def unreleased(self) -> int:
+        """The lowest offset whose event is still in the reorder buffer (else the next one to
+        consume): every record below it was processed or dropped."""
+        held, done = self._held, self._done
+        while held and held[0] in done:
+            done.discard(held.popleft())
+        return held[0] if held else self.next
 
     @property
     def inflight(self) -> bool:

@@ -118,6 +118,9 @@ class Pipeline:
         # the archive (watchdog.daemon.sinks.archive.DaemonArchive) when configured: each
         # batch's valid events, holding the batch's commit until they are written
         self.archive: Any = None
+        # the stages' state is saved for the next start (daemon/model_state.py): a shutdown
+        # drains them rather than closing their open windows
+        self.stages_go_on = False
         self.last_progress = time.monotonic()
         # when records came again after every partition was idle: a source counts the quiet
         # time of each partition from here (they are waited for again)
@@ -161,6 +164,17 @@ class Pipeline:
     def books(self) -> dict[int, PartitionBook]:
         """The Kafka partitions' books (committed by the source)."""
         return {p: st.book for p, st in self.partitions.items()
+                if st.kafka and st.book is not None}
+
+    def unreleased(self) -> dict[int, int] | None:
+        """Per Kafka partition, the lowest offset whose event the stages have not seen (every
+        record below it was released to them, or dropped); None while re-read records still
+        wait in the buffer (their partition's offsets do not cover them)."""
+        parts = self.partitions
+        if any(st.kafka and st.pos < st.resume for st in parts.values()) or any(
+                m[3] for m in self._meta.values()):
+            return None
+        return {p: st.book.unreleased() for p, st in parts.items()
                 if st.kafka and st.book is not None}
 
     def all_idle(self) -> bool:
@@ -325,8 +339,9 @@ class Pipeline:
             self._released(released, found)
 
     def flush(self) -> None:
-        """Shutdown: process everything buffered (and stages' micro-batches)."""
-        found, released = self.detector.flush_released()
+        """Shutdown: process everything buffered (and stages' micro-batches; drained only when
+        their state is kept for the next start: :attr:`stages_go_on`)."""
+        found, released = self.detector.flush_released(end_stages=not self.stages_go_on)
         self._released(released, found)
         self._flushed_at = self.detector.processed
 

@@ -102,6 +102,17 @@ class Mqtt(_Base):
     checkpoint: MqttCheckpoint | None = msgspec.field(default_factory=MqttCheckpoint)
 
 
+class ModelState(_Base):
+    """The anomaly model's learnt state (baselines, usual days, accumulated risk), saved so that
+    a restart goes on with it (watchdog.daemon.model_state); Kafka sources only."""
+
+    # relative: under $STATE_DIRECTORY (systemd) or else the working directory; default
+    # anomaly-<kafka.group>.state
+    path: NonEmpty | None = None
+    # at least this often, and at shutdown; a crash re-reads the records since the last save
+    every_seconds: Positive = 300.0
+
+
 class KafkaSink(_Base):
     topic: str | None = None  # default: topics.alerts
 
@@ -227,6 +238,8 @@ class Config(_Base):
     detection: Detection = msgspec.field(default_factory=Detection)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     archive: Archive | None = None
+    # null: a restart starts the model's learning afresh (days without day-scale evidence)
+    model_state: ModelState | None = msgspec.field(default_factory=ModelState)
 
     @property
     def listen_address(self) -> tuple[str, int]:

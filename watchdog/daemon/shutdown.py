@@ -52,6 +52,14 @@ async def shutdown(svc: Service) -> None:
                                   "arrival are sent again (same alert_id)")
     # leave time for the last commit, leaving the group and disconnecting
     budget = max(0.1, deadline - time.monotonic() - 2 * FINISH_STEP - CLOSE_SECONDS)
+    if svc.model_state is not None:  # after the last release to the stage, before the commit
+        try:
+            async with asyncio.timeout(budget):
+                await svc.model_state.save()
+        except TimeoutError:
+            svc.log.warning("model_state_save_timed_out",
+                            consequence="the next start goes on from the previous save")
+        budget = max(0.1, deadline - time.monotonic() - 2 * FINISH_STEP - CLOSE_SECONDS)
     try:
         async with asyncio.timeout(budget):
             await svc.delivery.drained()

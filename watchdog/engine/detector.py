@@ -200,8 +200,10 @@ class Detector:
         released = self.order.idle(partition)
         return Flushed(self._run(released), released)
 
-    def flush_released(self, *, present: bool = False) -> Flushed:
-        """:meth:`flush` (``present``: :meth:`flush_present`), with the events it released."""
+    def flush_released(self, *, present: bool = False, end_stages: bool = True) -> Flushed:
+        """:meth:`flush` (``present``: :meth:`flush_present`), with the events it released.
+        ``end_stages`` False: the stages are drained, not flushed, even by a full flush (a
+        shutdown whose stages' state is kept for the next start, which goes on with it)."""
         order = self.order
         released = order.flush_present() if present else order.flush()
         alerts = self._run(released)
@@ -210,7 +212,7 @@ class Detector:
             # raises what event time has made due, no more (closing its open windows early,
             # as ``flush`` does, would score them without the events still to come: live
             # would differ from replay wherever the daemon happened to be idle)
-            end = getattr(stage, "drain", None) if present else None
+            end = getattr(stage, "drain", None) if present or not end_stages else None
             try:
                 alerts.extend(stage.flush() if end is None else end())
             except Exception as err:

@@ -7,7 +7,8 @@
   its committed offset (:mod:`.kafka_rebuild`), so its windows are whole again; alerts
   completed by the re-read records were sent before and are suppressed by the pipeline, and
   those this process processed before are skipped. A partition kept across a rebalance
-  carries on where it was (waited for again if it was idle).
+  carries on where it was (waited for again if it was idle). At the first assignment, a
+  restored anomaly state may ask for an earlier start (:mod:`watchdog.daemon.model_state`).
 - Offsets are committed (every ``commit_interval_seconds``, on revocation and at shutdown) up to
   what the pipeline says is safe: never past an event still in the reorder buffer or an alert
   not yet accepted by every sink.
@@ -91,6 +92,9 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         self._next_ends = 0.0
         self.assigned: set[int] = set()
         self.rebalances = 0
+        # new partitions -> committed offsets (-1: none) in, offsets to read from out (the
+        # model's saved state: daemon/model_state.py)
+        self.restore_from: Callable[[dict[int, int]], dict[int, int]] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -306,6 +310,12 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             else:
                 plan[p] = (committed, committed, await self._rebuild.start_offset(
                     c, tp, committed, self.pipeline.detector.horizon()))
+        if self.restore_from is not None and plan:
+            # a restored stage holds events up to its saved offsets: read them again from there
+            back = self.restore_from({p: resume for p, (_, resume, _) in plan.items()})
+            for p, off in back.items():
+                book_start, resume, start = plan[p]
+                plan[p] = (book_start, resume, min(start, max(0, off)))
         ends = await self._ends(plan)
         self._drop(self.assigned - mine)
         now = time.monotonic()

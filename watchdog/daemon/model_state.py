@@ -1,0 +1,247 @@
+"""The anomaly model's learnt state across restarts (Kafka sources).
+
+The anomaly stage learns as it goes: each account's own baselines, its usual working day (the
+day scale gives no evidence until it has learnt several days), the peers, the accumulated risk
+that decays over days. Without this module all of it lives in memory and every restart, a
+deploy or a crash, starts afresh: days without day-scale evidence, a leaver's risk back to 0.
+
+**When**: every ``model_state.every_seconds`` and at shutdown, after the last flush (which then
+drains the stages rather than closing their open windows: :attr:`Pipeline.stages_go_on`). The
+state is captured on the event loop (the pipeline waits; ``watchdog_model_state_capture_seconds``)
+and written beside it. A save is deferred while records re-read after an assignment still wait
+in the reorder buffer (their partition's offsets do not say which the stage holds).
+
+**What makes it exact**: the state holds exactly the events released to the stage, and per
+partition ``resume``, the lowest offset whose event it does not hold (:meth:`Pipeline.unreleased`).
+At the next start, at the first assignment, the stage is restored and each partition it names
+is read again from ``resume`` (or from where the windows' rebuild starts, if earlier). Records
+below the committed offset are re-read records as after any restart (windows only, their alerts
+sent before and suppressed); the stage drops the events it holds (its frontier: event time, and
+the ids at the last time). So the stage sees every event once, in event-time order, as in a
+replay, and raises the same alerts. A crash loses nothing but time: the records since the last
+save are read again.
+
+**Started afresh instead** (``watchdog_model_state_restores_total{result}``, one log line): no
+file (``none``); a file that cannot be used, moved aside to ``<path>.unreadable`` (``unreadable``:
+truncated, altered, another format, a model of another feature layout); a state of another
+topic, or one whose ``resume`` lies more than ``kafka.rebuild_max_records`` before a committed
+offset (``stale``: the records in between would not be read again).
+
+**Scale-out**: the file is this instance's. A partition that moved to another instance since
+the save brings its accounts' state along here, unused until the idle accounts are forgotten
+(two weeks of event time); its new owner learns them afresh. Keyed by account, a partition
+stays with its instance across ordinary restarts (the group's assignment is sticky).
+
+The file: ``WDMSTA`` and a format version (8 bytes), the SHA-256 of the payload (32), the
+payload (msgpack: plain data and the stage's own bytes, no pickle). Written to a temporary file,
+fsync'd, renamed, mode 0600: it holds account ids, as the stage's rows do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import hashlib
+import os
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import msgspec
+
+from watchdog.daemon.checkpoint import write_atomically
+from watchdog.daemon.metrics import Metrics
+from watchdog.daemon.pipeline import Pipeline
+from watchdog.daemon.settings import ModelState
+
+MAGIC = b"WDMSTA\x00\x01"  # the format's name and version (1)
+_DIGEST = 32
+
+
+class ModelStateError(ValueError):
+    """A state file that cannot be used; ``str()`` is one line, with no account ids."""
+
+
+@runtime_checkable
+class KeptStage(Protocol):
+    """What this module needs of the anomaly stage (watchdog.anomaly.stage.AnomalyStage)."""
+
+    @property
+    def frontier(self) -> float: ...
+
+    def snapshot(self) -> bytes: ...
+
+    def restore(self, blob: bytes) -> None: ...
+
+    def tracked(self) -> int: ...
+
+
+class Saved(msgspec.Struct, forbid_unknown_fields=True):
+    topic: str
+    group: str
+    written_at: float  # wall clock
+    resume: dict[int, int]  # partition -> lowest offset whose event the stage does not hold
+    stage: bytes
+
+
+def default_path(settings: ModelState, group: str, env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    name = settings.path or f"anomaly-{re.sub(r'[^A-Za-z0-9._-]', '_', group)}.state"
+    base = env.get("STATE_DIRECTORY", "").split(":")[0]  # systemd's StateDirectory=
+    return Path(base) / name if base else Path(name)
+
+
+def encode(saved: Saved) -> bytes:
+    payload = msgspec.msgpack.encode(saved)
+    return MAGIC + hashlib.sha256(payload).digest() + payload
+
+
+def decode(data: bytes) -> Saved:
+    """The saved state in a file's bytes; :class:`ModelStateError` if unusable."""
+    if len(data) < len(MAGIC) + _DIGEST:
+        raise ModelStateError(f"truncated ({len(data)} bytes)")
+    if data[:6] != MAGIC[:6]:
+        raise ModelStateError("not a watchdog model state")
+    if data[:8] != MAGIC:
+        raise ModelStateError(f"format version {int.from_bytes(data[6:8], 'big')}, this "
+                              f"daemon reads {int.from_bytes(MAGIC[6:8], 'big')}")
+    digest, payload = data[8:8 + _DIGEST], data[8 + _DIGEST:]
+    if hashlib.sha256(payload).digest() != digest:
+        raise ModelStateError("checksum mismatch (truncated or altered)")
+    try:
+        return msgspec.msgpack.decode(payload, type=Saved)
+    except (msgspec.ValidationError, msgspec.DecodeError) as err:
+        raise ModelStateError(f"unexpected content: {type(err).__name__}") from None
+
+
+class ModelStateKeeper:
+    """Saves and restores one anomaly stage's state (see the module doc)."""
+
+    def __init__(self, settings: ModelState, *, group: str, topic: str, stage: KeptStage,
+                 pipeline: Pipeline, metrics: Metrics, log: Any, max_records: int,
+                 path: Path | None = None) -> None:
+        self.every_seconds = settings.every_seconds
+        self.path = path or default_path(settings, group)
+        self.group, self.topic = group, topic
+        self.stage = stage
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.log = log.bind(model_state=str(self.path))
+        self.max_records = max_records
+        self.saves = 0
+        self._saved: Saved | None = None  # read at start, restored at the first assignment
+        self._lock = asyncio.Lock()
+        pipeline.stages_go_on = True
+
+    # -- start ----------------------------------------------------------------------------
+    def load(self) -> None:
+        """Read the file (before the sources start); restored by :meth:`on_assigned`."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            self._result("none")
+            self.log.info("model_state_none", consequence="the model starts learning afresh")
+            return
+        except OSError as err:
+            self._unusable(f"cannot read: {err.strerror or err}")
+            return
+        try:
+            saved = decode(data)
+        except ModelStateError as err:
+            self._unusable(str(err))
+            return
+        if saved.topic != self.topic:
+            self._stale(f"saved for another topic ({saved.topic})")
+            return
+        self._saved = saved
+
+    def on_assigned(self, committed: Mapping[int, int]) -> dict[int, int]:
+        """The partitions new to this instance and their committed offsets (-1: none): the
+        offsets to read them from for the restored stage ({}: nothing restored). Restores once,
+        at the first assignment with partitions, into a stage that has seen nothing."""
+        saved = self._saved
+        if saved is None or not committed:
+            return {}
+        self._saved = None
+        if self.stage.frontier != float("-inf"):
+            self._stale("the stage has seen events already")
+            return {}
+        for p, c in committed.items():
+            r = saved.resume.get(p)
+            if r is not None and c >= 0 and c - r > self.max_records:
+                self._stale(f"partition {p} saved {c - r} records before its committed offset "
+                            f"(kafka.rebuild_max_records {self.max_records})")
+                return {}
+        t0 = time.perf_counter()
+        try:
+            self.stage.restore(saved.stage)
+        except ValueError as err:  # the stage's StateError: one line, no ids
+            self._unusable(str(err))
+            return {}
+        self._result("restored")
+        back = {p: r for p, r in saved.resume.items() if committed.get(p, -1) >= 0}
+        self.log.info("model_state_restored", bytes=len(saved.stage),
+                      accounts=self.stage.tracked(),
+                      saved_seconds_ago=round(time.time() - saved.written_at, 1),
+                      seconds=round(time.perf_counter() - t0, 3),
+                      reread={p: max(0, committed[p] - r) for p, r in back.items()})
+        return back
+
+    # -- saves ------------------------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_seconds)
+            await self.save()
+
+    async def save(self) -> bool:
+        """Capture the state now and write it; whether it was written."""
+        async with self._lock:  # a shutdown's save waits for a periodic one under way
+            resume = self.pipeline.unreleased()
+            if resume is None:
+                self.metrics.model_state_saves.labels("deferred").inc()
+                return False
+            if self.stage.frontier == float("-inf"):
+                return False  # nothing learnt yet: keep what the file holds
+            t0 = time.perf_counter()
+            collecting = gc.isenabled()
+            gc.disable()  # no collector pass while the state is walked (it makes no cycles)
+            try:
+                data = encode(Saved(self.topic, self.group, time.time(), resume,
+                                    self.stage.snapshot()))
+            finally:
+                if collecting:
+                    gc.enable()
+            self.metrics.model_state_seconds.observe(time.perf_counter() - t0)
+            try:
+                await asyncio.to_thread(write_atomically, self.path, data)
+            except OSError as err:
+                self.metrics.model_state_saves.labels("failed").inc()
+                self.log.warning("model_state_save_failed",
+                                 error=f"{type(err).__name__}: {err.strerror or ''}"[:300],
+                                 consequence="a restart re-learns from an older save or "
+                                             "afresh; retried")
+                return False
+            self.saves += 1
+            self.metrics.model_state_saves.labels("ok").inc()
+            self.metrics.model_state_bytes.set(len(data))
+            return True
+
+    # -- outcomes ---------------------------------------------------------------------------
+    def _result(self, result: str) -> None:
+        self.metrics.model_state_restores.labels(result).inc()
+
+    def _stale(self, why: str) -> None:
+        self._result("stale")
+        self.log.warning("model_state_stale", reason=why[:300],
+                         consequence="the model starts learning afresh")
+
+    def _unusable(self, why: str) -> None:
+        self._result("unreadable")
+        aside = self.path.with_name(self.path.name + ".unreadable")
+        with contextlib.suppress(OSError):
+            os.replace(self.path, aside)
+        self.log.error("model_state_unreadable", error=why[:300], moved_to=str(aside),
+                       consequence="the model starts learning afresh")
