@@ -119,6 +119,8 @@ def daemon_config(path: Path, bootstrap: str, **extra: Any) -> Path:
         "detection": {"lateness_seconds": 60},
         "delivery": {"retry_initial_seconds": 0.05, "retry_max_seconds": 0.5},
         "shutdown_timeout_seconds": 8,
+        # beside the config, not in the working directory (a later test would restore it)
+        "model_state": {"path": str(path.with_suffix(".anomaly.state"))},
     }
     for section, values in extra.items():
         if isinstance(values, dict) and isinstance(cfg.get(section), dict):
