@@ -27,6 +27,7 @@ from watchdog.alerts.model import Alert
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.model_state import (
     MAGIC,
+    Header,
     ModelStateError,
     ModelStateKeeper,
     Saved,
@@ -91,7 +92,7 @@ class SeenStage:
     def snapshot(self) -> bytes:
         return msgspec.msgpack.encode([self.seen, self._t, sorted(self._ids)])
 
-    def restore(self, blob: bytes) -> None:
+    def restore(self, blob: bytes | memoryview) -> None:
         try:
             seen, t, ids = msgspec.msgpack.decode(blob)
         except msgspec.DecodeError:
@@ -126,10 +127,12 @@ def _count(m: Metrics, name: str, result: str) -> float:
 
 # -- the file ---------------------------------------------------------------------------------
 def test_the_file_round_trips_and_refuses_what_it_cannot_use() -> None:
-    saved = Saved("access-logs", "g", 1.0, {0: 5, 3: 7}, b"\x00stage")
-    data = encode(saved)
+    saved = Saved(Header("access-logs", "g", 1.0, {0: 5, 3: 7}), b"\x00stage")
+    data = b"".join(encode(saved))
     assert data.startswith(MAGIC)
-    assert decode(data) == saved
+    back = decode(data)
+    assert back.header == saved.header
+    assert bytes(back.stage) == saved.stage
     for bad, why in [(data[:20], "truncated"), (b"XXXXXX" + data[6:], "not a watchdog"),
                      (data[:6] + b"\x00\x09" + data[8:], "format version 9"),
                      (data[:-1] + bytes([data[-1] ^ 1]), "checksum")]:
@@ -165,7 +168,8 @@ def test_a_state_the_stage_refuses_is_unreadable(tmp_path: Path) -> None:
     m = Metrics()
     stage = SeenStage()
     k = _keeper(tmp_path, stage, _pipeline(stage), metrics=m)
-    k.path.write_bytes(encode(Saved("access-logs", "g", 1.0, {0: 1}, b"\xc1")))
+    k.path.write_bytes(b"".join(encode(Saved(Header("access-logs", "g", 1.0, {0: 1}),
+                                             b"\xc1"))))
     k.load()
     assert k.on_assigned({0: 3}) == {}
     assert _count(m, "watchdog_model_state_restores_total", "unreadable") == 1
@@ -173,15 +177,15 @@ def test_a_state_the_stage_refuses_is_unreadable(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("saved", "committed", "why"), [
-    (Saved("other-topic", "g", 1.0, {0: 0}, b""), {0: 5}, "another topic"),
-    (Saved("access-logs", "g", 1.0, {0: 0}, b""), {0: 101}, "rebuild_max_records 100"),
+    (Saved(Header("other-topic", "g", 1.0, {0: 0}), b""), {0: 5}, "another topic"),
+    (Saved(Header("access-logs", "g", 1.0, {0: 0}), b""), {0: 101}, "rebuild_max_records 100"),
 ])
 def test_a_stale_state_starts_afresh(tmp_path: Path, saved: Saved,
                                      committed: dict[int, int], why: str) -> None:
     m = Metrics()
     stage = SeenStage()
     k = _keeper(tmp_path, stage, _pipeline(stage), max_records=100, metrics=m)
-    k.path.write_bytes(encode(saved))
+    k.path.write_bytes(b"".join(encode(saved)))
     k.load()
     assert k.on_assigned(committed) == {}
     assert _count(m, "watchdog_model_state_restores_total", "stale") == 1
@@ -193,8 +197,8 @@ def test_it_restores_once_at_the_first_assignment_with_partitions(
     m = Metrics()
     stage = SeenStage()
     k = _keeper(tmp_path, stage, _pipeline(stage), metrics=m)
-    k.path.write_bytes(encode(Saved("access-logs", "g", 1.0, {0: 4, 1: 9},
-                                    msgspec.msgpack.encode([["a"], 5.0, ["a"]]))))
+    k.path.write_bytes(b"".join(encode(Saved(Header("access-logs", "g", 1.0, {0: 4, 1: 9}),
+                                             msgspec.msgpack.encode([["a"], 5.0, ["a"]])))))
     k.load()
     assert k.on_assigned({}) == {}  # nothing assigned yet: kept for the next assignment
     assert k.on_assigned({0: 6, 2: 3}) == {0: 4}  # partition 1 is another instance's now
@@ -219,7 +223,7 @@ def test_a_save_is_deferred_while_re_read_records_wait_and_written_0600_after(
     p.partitions[0].pos = 3
     assert asyncio.run(k.save())
     assert stat.S_IMODE(os.stat(k.path).st_mode) == 0o600
-    assert decode(k.path.read_bytes()).resume == {0: 2}
+    assert decode(k.path.read_bytes()).header.resume == {0: 2}
 
 
 # -- the offsets: a restart sees every event once, in order ------------------------------------

@@ -113,13 +113,16 @@ def decode(data: bytes) -> dict[str, Any]:
     return state
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, *parts: bytes) -> None:
+    """``parts``, one after the other, as the file's whole content or not at all (a large
+    state is not joined into one more copy first)."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        for data in parts:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
         os.fsync(fd)
     finally:
         os.close(fd)

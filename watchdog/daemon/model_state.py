@@ -32,9 +32,11 @@ the save brings its accounts' state along here, unused until the idle accounts a
 (two weeks of event time); its new owner learns them afresh. Keyed by account, a partition
 stays with its instance across ordinary restarts (the group's assignment is sticky).
 
-The file: ``WDMSTA`` and a format version (8 bytes), the SHA-256 of the payload (32), the
-payload (msgpack: plain data and the stage's own bytes, no pickle). Written to a temporary file,
-fsync'd, renamed, mode 0600: it holds account ids, as the stage's rows do.
+The file: ``WDMSTA`` and a format version (8 bytes), the SHA-256 of the rest (32), the header's
+length (8), the header (msgpack: topic, group, time, offsets), the stage's own bytes (its format:
+:mod:`watchdog.anomaly.stage_state`); no pickle. Written in parts (no joined copy of a large
+state) to a temporary file, fsync'd, renamed, mode 0600: it holds account ids, as the stage's
+rows do.
 """
 
 from __future__ import annotations
@@ -74,17 +76,21 @@ class KeptStage(Protocol):
 
     def snapshot(self) -> bytes: ...
 
-    def restore(self, blob: bytes) -> None: ...
+    def restore(self, blob: bytes | memoryview) -> None: ...
 
     def tracked(self) -> int: ...
 
 
-class Saved(msgspec.Struct, forbid_unknown_fields=True):
+class Header(msgspec.Struct, forbid_unknown_fields=True):
     topic: str
     group: str
     written_at: float  # wall clock
     resume: dict[int, int]  # partition -> lowest offset whose event the stage does not hold
-    stage: bytes
+
+
+class Saved(msgspec.Struct):
+    header: Header
+    stage: bytes | memoryview  # the stage's own bytes (AnomalyStage.snapshot)
 
 
 def default_path(settings: ModelState, group: str, env: Mapping[str, str] | None = None) -> Path:
@@ -94,27 +100,40 @@ def default_path(settings: ModelState, group: str, env: Mapping[str, str] | None
     return Path(base) / name if base else Path(name)
 
 
-def encode(saved: Saved) -> bytes:
-    payload = msgspec.msgpack.encode(saved)
-    return MAGIC + hashlib.sha256(payload).digest() + payload
+def encode(saved: Saved) -> list[bytes]:
+    """The file's content in parts (not joined: the stage's bytes may be large): the magic,
+    the SHA-256 of the rest, the header's length (8 bytes), the header, the stage's bytes."""
+    header = msgspec.msgpack.encode(saved.header)
+    size = len(header).to_bytes(8, "big")
+    digest = hashlib.sha256(size)
+    digest.update(header)
+    digest.update(saved.stage)
+    return [MAGIC + digest.digest() + size, header, bytes(saved.stage)
+            if isinstance(saved.stage, memoryview) else saved.stage]
 
 
 def decode(data: bytes) -> Saved:
-    """The saved state in a file's bytes; :class:`ModelStateError` if unusable."""
-    if len(data) < len(MAGIC) + _DIGEST:
+    """The saved state in a file's bytes (the stage's part a view of them, not a copy);
+    :class:`ModelStateError` if unusable."""
+    start = len(MAGIC) + _DIGEST + 8
+    if len(data) < start:
         raise ModelStateError(f"truncated ({len(data)} bytes)")
     if data[:6] != MAGIC[:6]:
         raise ModelStateError("not a watchdog model state")
     if data[:8] != MAGIC:
         raise ModelStateError(f"format version {int.from_bytes(data[6:8], 'big')}, this "
                               f"daemon reads {int.from_bytes(MAGIC[6:8], 'big')}")
-    digest, payload = data[8:8 + _DIGEST], data[8 + _DIGEST:]
-    if hashlib.sha256(payload).digest() != digest:
+    view = memoryview(data)
+    if hashlib.sha256(view[start - 8:]).digest() != data[8:8 + _DIGEST]:
         raise ModelStateError("checksum mismatch (truncated or altered)")
+    size = int.from_bytes(data[start - 8:start], "big")
+    if start + size > len(data):
+        raise ModelStateError("unexpected content: header past the end")
     try:
-        return msgspec.msgpack.decode(payload, type=Saved)
+        header = msgspec.msgpack.decode(view[start:start + size], type=Header)
     except (msgspec.ValidationError, msgspec.DecodeError) as err:
         raise ModelStateError(f"unexpected content: {type(err).__name__}") from None
+    return Saved(header, view[start + size:])
 
 
 class ModelStateKeeper:
@@ -153,8 +172,8 @@ class ModelStateKeeper:
         except ModelStateError as err:
             self._unusable(str(err))
             return
-        if saved.topic != self.topic:
-            self._stale(f"saved for another topic ({saved.topic})")
+        if saved.header.topic != self.topic:
+            self._stale(f"saved for another topic ({saved.header.topic})")
             return
         self._saved = saved
 
@@ -169,8 +188,9 @@ class ModelStateKeeper:
         if self.stage.frontier != float("-inf"):
             self._stale("the stage has seen events already")
             return {}
+        head = saved.header
         for p, c in committed.items():
-            r = saved.resume.get(p)
+            r = head.resume.get(p)
             if r is not None and c >= 0 and c - r > self.max_records:
                 self._stale(f"partition {p} saved {c - r} records before its committed offset "
                             f"(kafka.rebuild_max_records {self.max_records})")
@@ -182,10 +202,10 @@ class ModelStateKeeper:
             self._unusable(str(err))
             return {}
         self._result("restored")
-        back = {p: r for p, r in saved.resume.items() if committed.get(p, -1) >= 0}
+        back = {p: r for p, r in head.resume.items() if committed.get(p, -1) >= 0}
         self.log.info("model_state_restored", bytes=len(saved.stage),
                       accounts=self.stage.tracked(),
-                      saved_seconds_ago=round(time.time() - saved.written_at, 1),
+                      saved_seconds_ago=round(time.time() - head.written_at, 1),
                       seconds=round(time.perf_counter() - t0, 3),
                       reread={p: max(0, committed[p] - r) for p, r in back.items()})
         return back
@@ -209,14 +229,14 @@ class ModelStateKeeper:
             collecting = gc.isenabled()
             gc.disable()  # no collector pass while the state is walked (it makes no cycles)
             try:
-                data = encode(Saved(self.topic, self.group, time.time(), resume,
-                                    self.stage.snapshot()))
+                parts = encode(Saved(Header(self.topic, self.group, time.time(), resume),
+                                     self.stage.snapshot()))
             finally:
                 if collecting:
                     gc.enable()
             self.metrics.model_state_seconds.observe(time.perf_counter() - t0)
             try:
-                await asyncio.to_thread(write_atomically, self.path, data)
+                await asyncio.to_thread(write_atomically, self.path, *parts)
             except OSError as err:
                 self.metrics.model_state_saves.labels("failed").inc()
                 self.log.warning("model_state_save_failed",
@@ -226,7 +246,7 @@ class ModelStateKeeper:
                 return False
             self.saves += 1
             self.metrics.model_state_saves.labels("ok").inc()
-            self.metrics.model_state_bytes.set(len(data))
+            self.metrics.model_state_bytes.set(sum(map(len, parts)))
             return True
 
     # -- outcomes ---------------------------------------------------------------------------
