@@ -26,6 +26,7 @@ import numpy as np
 from msgspec import UNSET
 
 from watchdog.anomaly.compiled import kernel
+from watchdog.anomaly.stage_state import StateError, integer, pack, strings, unpack
 from watchdog.events import DirectoryRecord
 from watchdog.state.directory import Directory
 
@@ -379,3 +380,41 @@ class PeerBaselines:
     def rebase(self, bucket: int) -> None:
         """Start the decay clock at ``bucket`` for baselines loaded from a manifest."""
         self.last[self.last < 0] = bucket
+
+    # -- saved state (watchdog.anomaly.stage_state) --------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Everything learnt and queued, as plain data (the caches are recomputed)."""
+        return {"names": list(self.names), "hist": pack(self.hist), "weight": pack(self.weight),
+                "cats": pack(self.cats), "last": pack(self.last),
+                "pend_hist": pack(self._pend_hist), "pend_weight": pack(self._pend_weight),
+                "pend_cats": pack(self._pend_cats), "pend_rows": self._pend_rows,
+                "pend_no_cats": self._pend_no_cats, "pend_any": self._pend_any}
+
+    def load_state(self, doc: dict[str, Any]) -> None:
+        """:meth:`state`'s document back (same ``dim``); :class:`StateError` if it does not
+        fit, and then nothing is changed."""
+        names = strings(doc["names"], "peers")
+        g, d = len(names), self.dim
+        if len(set(names)) != g or not names or names[0] != ALL:
+            raise StateError("peers: group names do not fit")
+        hist = unpack(doc["hist"], np.float64, (g, d, NBINS), "peers")
+        weight = unpack(doc["weight"], np.float64, (g,), "peers")
+        cats = unpack(doc["cats"], np.float64, (g, NCAT), "peers")
+        last = unpack(doc["last"], np.int64, (g,), "peers")
+        p_hist = unpack(doc["pend_hist"], np.uint32, (None, d, NBINS), "peers")
+        p = len(p_hist)
+        p_weight = unpack(doc["pend_weight"], np.float64, (p,), "peers")
+        p_cats = unpack(doc["pend_cats"], np.float64, (p, NCAT), "peers")
+        if p > g:
+            raise StateError("peers: more queued groups than groups")
+        rows, no_cats, any_ = doc["pend_rows"], doc["pend_no_cats"], doc["pend_any"]
+        integer(rows, "peers")
+        if not isinstance(no_cats, bool) or not isinstance(any_, bool):
+            raise StateError("peers: flags are not booleans")
+        self.names[:] = names  # (in place: batches hold the list)
+        self.index = {n: i for i, n in enumerate(names)}
+        self.hist, self.weight, self.cats, self.last = hist, weight, cats, last
+        self._pend_hist, self._pend_weight, self._pend_cats = p_hist, p_weight, p_cats
+        self._pend_rows, self._pend_no_cats, self._pend_any = rows, no_cats, any_
+        self._q = self._rare = None
+        self._moments = {}

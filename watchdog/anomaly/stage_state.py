@@ -1,0 +1,133 @@
+"""The anomaly stage's saved state: the bytes :meth:`AnomalyStage.snapshot` gives and
+:meth:`AnomalyStage.restore` takes (pure: no I/O; the daemon writes and reads the file).
+
+A restarted daemon without it starts blind for days: no account's usual day, no accumulated
+risk (a leaver's low-and-slow theft), no own baselines. The format, like the MQTT checkpoint's
+(:mod:`watchdog.daemon.checkpoint`): ``WDSTAGE`` and a format version (8 bytes), the SHA-256 of
+the payload (32 bytes), the payload: msgpack (msgspec) of plain data only, no pickle; a numpy
+array is ``[dtype str, shape, raw bytes]`` (:func:`pack`, :func:`unpack`, which checks dtype,
+shape and length). Each part of the stage keeps its own ``state()`` / ``load_state()`` next to
+its fields; the stage's own part and the row layout the state belongs to are in
+:mod:`watchdog.anomaly.stage_resume`.
+
+:class:`StateError` says why bytes are refused, in one line and never with an account or
+subject id (messages of errors met while reading the content are not quoted: they may).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+
+MAGIC = b"WDSTAGE\x01"  # the format's name and version (1)
+_NAME = MAGIC[:7]
+_DIGEST = 32
+_BIG = 1 << 16  # arrays of more bytes go to the encoder as views, not copies
+
+
+class StateError(ValueError):
+    """Bytes that are no usable anomaly stage state; ``str()`` is one line, without ids."""
+
+
+def encode(doc: dict[str, Any]) -> bytes:
+    """The saved form of a state document (plain data, arrays :func:`pack`'ed)."""
+    payload = msgspec.msgpack.encode(doc)
+    return b"".join((MAGIC, hashlib.sha256(payload).digest(), payload))
+
+
+def decode(blob: bytes) -> dict[str, Any]:
+    """The state document in ``blob``; :class:`StateError` if it cannot be used."""
+    if len(blob) < len(MAGIC) + _DIGEST:
+        raise StateError(f"truncated ({len(blob)} bytes)")
+    if blob[:len(_NAME)] != _NAME:
+        raise StateError("not a watchdog anomaly stage state")
+    if blob[:len(MAGIC)] != MAGIC:
+        raise StateError(f"format version {blob[len(_NAME)]}, this version reads "
+                         f"{MAGIC[len(_NAME)]}")
+    view = memoryview(blob)
+    payload = view[len(MAGIC) + _DIGEST:]
+    if hashlib.sha256(payload).digest() != view[len(MAGIC):len(MAGIC) + _DIGEST]:
+        raise StateError("checksum mismatch (truncated or altered)")
+    try:
+        doc = msgspec.msgpack.decode(payload)
+    except msgspec.DecodeError:
+        raise StateError("undecodable payload") from None
+    if not isinstance(doc, dict):
+        raise StateError("unexpected content: not a map")
+    return doc
+
+
+def pack(a: np.ndarray) -> list[Any]:
+    """An array as plain data: ``[dtype str, shape, raw bytes]`` (C order)."""
+    a = np.ascontiguousarray(a)
+    # (numpy arrays are buffers; numpy's stubs do not say so to every mypy)
+    raw: bytes | memoryview = (memoryview(a.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
+                               if a.nbytes > _BIG else a.tobytes())
+    return [a.dtype.str, list(a.shape), raw]
+
+
+def unpack(obj: Any, dtype: Any, shape: Sequence[int | None], what: str) -> np.ndarray:
+    """The array of :func:`pack`'s ``obj``, which must be of ``dtype`` and ``shape`` (None: any
+    length on that axis); a writable array of its own (it may be resized in place)."""
+    if not (isinstance(obj, list) and len(obj) == 3 and isinstance(obj[0], str)
+            and isinstance(obj[1], list) and isinstance(obj[2], bytes)):
+        raise StateError(f"{what}: not an array")
+    dt, sh, raw = obj
+    want = np.dtype(dtype)
+    if dt != want.str:
+        raise StateError(f"{what}: dtype {dt[:20]}, expected {want.str}")
+    if len(sh) != len(shape) or not all(isinstance(n, int) and n >= 0 for n in sh) or any(
+            e is not None and e != n for e, n in zip(shape, sh, strict=True)):
+        raise StateError(f"{what}: shape {sh[:8]}, expected {list(shape)}")
+    if len(raw) != math.prod(sh) * want.itemsize:
+        raise StateError(f"{what}: {len(raw)} bytes for shape {sh}")
+    out = np.empty(sh, want)
+    out.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, np.uint8)
+    return out
+
+
+def strings(obj: Any, what: str) -> list[str]:
+    """A list of strings."""
+    if not isinstance(obj, list) or not all(isinstance(s, str) for s in obj):
+        raise StateError(f"{what}: not a list of strings")
+    return obj
+
+
+def number(obj: Any, what: str) -> float:
+    """A float (an int or a float in the document)."""
+    if isinstance(obj, bool) or not isinstance(obj, int | float):
+        raise StateError(f"{what}: not a number")
+    return float(obj)
+
+
+def integer(obj: Any, what: str) -> int:
+    if isinstance(obj, bool) or not isinstance(obj, int):
+        raise StateError(f"{what}: not an integer")
+    return obj
+
+
+def sids_out(sids: Sequence[str | tuple[str, ...]]) -> list[str | list[str]]:
+    """Subject ids as kept per event (a lone id as the string, else a tuple) as plain data."""
+    return [s if isinstance(s, str) else list(s) for s in sids]
+
+
+def sids_in(obj: Any, what: str) -> list[str | tuple[str, ...]]:
+    """:func:`sids_out`'s list back as kept (tuples)."""
+    if not isinstance(obj, list):
+        raise StateError(f"{what}: not a list")
+    out: list[str | tuple[str, ...]] = []
+    for s in obj:
+        if isinstance(s, str):
+            out.append(s)
+        else:
+            out.append(tuple(strings(s, what)))
+    return out
+
+
+__all__: Sequence[str] = ("MAGIC", "StateError", "decode", "encode", "integer", "number",
+                          "pack", "sids_in", "sids_out", "strings", "unpack")
