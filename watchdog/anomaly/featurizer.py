@@ -20,18 +20,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from watchdog.anomaly import own_baseline
 from watchdog.anomaly.batch import FeatureBatch
+from watchdog.anomaly.featurizer_state import SavedFeaturizer
 from watchdog.anomaly.intake import ROW, Kept, T
-from watchdog.anomaly.layout import fresh_row, grow_rows, load_rows, rows_state, stamps, sweep
+from watchdog.anomaly.layout import fresh_row, grow_rows, stamps, sweep
 from watchdog.anomaly.peers import DirectoryGroups, PeerBaselines
 from watchdog.anomaly.reduction import Rows, by_rank, merge, reduce_events
 from watchdog.anomaly.ring_kernel import advance_and_read
-from watchdog.anomaly.stage_state import StateError, integer, number
 from watchdog.anomaly.vocabulary import BUCKET, LOGGED, NW, PEER_SCALE, PER_HOUR
 from watchdog.events import AccessEvent
 from watchdog.policy.model import Policy
@@ -47,7 +47,7 @@ class _HasPolicy(Protocol):
     def policy(self) -> Policy: ...
 
 
-class Featurizer:
+class Featurizer(SavedFeaturizer):
     """Sliding-window features per account; see the module docstring.
 
     :meth:`observe_many` takes its events apart (:meth:`_take_apart`); what is kept is reduced
@@ -78,6 +78,7 @@ class Featurizer:
         capacity: int = 1024,
         policy_source: _HasPolicy | None = None,
     ) -> None:
+        # (a field added here is saved by featurizer_state.py: add it there too)
         self._policy = policy
         self._policy_source = policy_source
         self.group_of = group_of
@@ -396,47 +397,3 @@ class Featurizer:
             dropped += 1
         self.evicted += dropped
         return dropped
-
-    # -- saved state (watchdog.anomaly.stage_state; the row arrays: layout.rows_state) -------
-    def state(self) -> dict[str, Any]:
-        """Everything learnt and pending as plain data (the events not taken apart yet are
-        taken apart first: what they become does not depend on when)."""
-        self._take_apart()
-        return {"users": self._row_user, "free": self._free, "rows": rows_state(self),
-                "clock": [self._bucket, self._end, self._committed_open, self._last_sweep,
-                          self._last_evict_hour, self.evicted], "kept": self._kept.state(),
-                "runs": self._runs, "parts": [p.state() for p in self._parts],
-                "peers": self.peers.state()}
-
-    def load_state(self, doc: dict[str, Any]) -> None:
-        """:meth:`state`'s document back (:class:`StateError` if it does not fit)."""
-        users: list[str | None] = doc["users"]
-        if not isinstance(users, list) or not all(u is None or isinstance(u, str)
-                                                  for u in users):
-            raise StateError("accounts: not a list of ids")
-        cap, rows = len(users), {u: r for r, u in enumerate(users) if u is not None}
-        free = [integer(r, "free rows") for r in doc["free"]]
-        if len(rows) != cap - len(free) or sorted(free) != [
-                r for r, u in enumerate(users) if u is None]:
-            raise StateError("accounts: free rows do not fit")
-        arrays = load_rows(doc["rows"], cap)
-        bucket, end, committed, sweep_b, evict_h, evicted = doc["clock"]
-        kept = Kept(self._policy, rows)
-        kept.load_state(doc["kept"])
-        runs = [(integer(i, "runs"), integer(b, "runs")) for i, b in doc["runs"]]
-        parts = [Rows.from_state(p) for p in doc["parts"]]
-        if (any(len(p) and (p.rows.min() < 0 or p.rows.max() >= cap) for p in parts)
-                or (len(kept) and kept.numbers()[:, ROW].max() >= cap)):
-            raise StateError("pending rows: beyond the accounts")
-        clock = (integer(bucket, "clock"), number(end, "clock"), integer(committed, "clock"),
-                 integer(sweep_b, "clock"), integer(evict_h, "clock"), integer(evicted, "clock"))
-        self.peers.load_state(doc["peers"])  # (the last that may refuse)
-        self._row_user, self._free, self._cap = users, free, cap
-        self.rows.clear()
-        self.rows.update(rows)  # (in place: the intake's parts hold the dict)
-        for name, a in arrays.items():
-            setattr(self, name, a)
-        (self._bucket, self._end, self._committed_open, self._last_sweep,
-         self._last_evict_hour, self.evicted) = clock
-        kept.rows = self.rows
-        self._kept, self._buf, self._runs, self._parts = kept, [], runs, parts

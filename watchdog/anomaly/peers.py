@@ -41,6 +41,12 @@ _Q = np.array(QUANTILES)
 NCAT = 14  # data categories (bit i of a category mask)
 RARE = 0.01  # a category the group touches in fewer of its active buckets is rare for it
 RARE_AFTER = 200.0  # active buckets the organisation needs before anything counts as rare
+# what PeerBaselines.state saves: (attribute, dtype, shape: g groups, d features, p queued)
+_SAVED: tuple[tuple[str, type, tuple[int | str, ...]], ...] = (
+    ("hist", np.float64, ("g", "d", NBINS)), ("weight", np.float64, ("g",)),
+    ("cats", np.float64, ("g", NCAT)), ("last", np.int64, ("g",)),
+    ("_pend_hist", np.uint32, ("p", "d", NBINS)), ("_pend_weight", np.float64, ("p",)),
+    ("_pend_cats", np.float64, ("p", NCAT)))
 
 
 @kernel("void(uint32[:, :, ::1], float64[::1], float64[:, ::1], int64[::1], float64[:, ::1], "
@@ -384,37 +390,28 @@ class PeerBaselines:
     # -- saved state (watchdog.anomaly.stage_state) --------------------------------------
     def state(self) -> dict[str, Any]:
         """Everything learnt and queued, as plain data (the caches are recomputed)."""
-        return {"names": list(self.names), "hist": pack(self.hist), "weight": pack(self.weight),
-                "cats": pack(self.cats), "last": pack(self.last),
-                "pend_hist": pack(self._pend_hist), "pend_weight": pack(self._pend_weight),
-                "pend_cats": pack(self._pend_cats), "pend_rows": self._pend_rows,
-                "pend_no_cats": self._pend_no_cats, "pend_any": self._pend_any}
+        return {"names": list(self.names), "flags": [self._pend_rows, self._pend_no_cats,
+                                                     self._pend_any],
+                **{k: pack(getattr(self, k)) for k, _, _ in _SAVED}}
 
     def load_state(self, doc: dict[str, Any]) -> None:
         """:meth:`state`'s document back (same ``dim``); :class:`StateError` if it does not
         fit, and then nothing is changed."""
         names = strings(doc["names"], "peers")
-        g, d = len(names), self.dim
-        if len(set(names)) != g or not names or names[0] != ALL:
+        if len(set(names)) != len(names) or not names or names[0] != ALL:
             raise StateError("peers: group names do not fit")
-        hist = unpack(doc["hist"], np.float64, (g, d, NBINS), "peers")
-        weight = unpack(doc["weight"], np.float64, (g,), "peers")
-        cats = unpack(doc["cats"], np.float64, (g, NCAT), "peers")
-        last = unpack(doc["last"], np.int64, (g,), "peers")
-        p_hist = unpack(doc["pend_hist"], np.uint32, (None, d, NBINS), "peers")
-        p = len(p_hist)
-        p_weight = unpack(doc["pend_weight"], np.float64, (p,), "peers")
-        p_cats = unpack(doc["pend_cats"], np.float64, (p, NCAT), "peers")
-        if p > g:
-            raise StateError("peers: more queued groups than groups")
-        rows, no_cats, any_ = doc["pend_rows"], doc["pend_no_cats"], doc["pend_any"]
+        n = {"g": len(names), "d": self.dim,
+             "p": len(unpack(doc["_pend_weight"], np.float64, (None,), "peers"))}
+        got = {k: unpack(doc[k], dt, [n[d] if isinstance(d, str) else d for d in shape],
+                         "peers") for k, dt, shape in _SAVED}
+        rows, no_cats, any_ = doc["flags"]
+        if n["p"] > n["g"] or not isinstance(no_cats, bool) or not isinstance(any_, bool):
+            raise StateError("peers: queued rows do not fit")
         integer(rows, "peers")
-        if not isinstance(no_cats, bool) or not isinstance(any_, bool):
-            raise StateError("peers: flags are not booleans")
         self.names[:] = names  # (in place: batches hold the list)
-        self.index = {n: i for i, n in enumerate(names)}
-        self.hist, self.weight, self.cats, self.last = hist, weight, cats, last
-        self._pend_hist, self._pend_weight, self._pend_cats = p_hist, p_weight, p_cats
+        self.index = {g: i for i, g in enumerate(names)}
+        for k, a in got.items():
+            setattr(self, k, a)
         self._pend_rows, self._pend_no_cats, self._pend_any = rows, no_cats, any_
         self._q = self._rare = None
         self._moments = {}
