@@ -18,6 +18,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -304,15 +305,11 @@ def test_unusable_bytes_are_refused(model: AnomalyModel, blob: bytes, how: str) 
 
 
 def _payload(blob: bytes) -> dict[str, Any]:
-    import msgspec
-
     doc: dict[str, Any] = msgspec.msgpack.decode(blob[40:])
     return doc
 
 
 def _sealed(blob: bytes, doc: dict[str, Any]) -> bytes:
-    import msgspec
-
     return _reseal(blob, msgspec.msgpack.encode(doc))
 
 
@@ -329,7 +326,8 @@ def test_another_layout_or_content_is_refused_and_changes_nothing(
         doc["layout"]["rows"][0][1] = [doc["layout"]["rows"][0][1][0] + 1]
     elif change == "shape":  # an account row array one row short
         dt, shape, raw = doc["features"]["rows"][3]
-        doc["features"]["rows"][3] = [dt, [shape[0] - 1, *shape[1:]], raw[:-len(raw) // shape[0]]]
+        raw = msgspec.msgpack.Ext(raw.code, raw.data[:-len(raw.data) // shape[0]])
+        doc["features"]["rows"][3] = [dt, [shape[0] - 1, *shape[1:]], raw]
     else:  # the ledger's accounts garbled (past the checks of the parts before it)
         doc["risk"]["ledger"]["accounts"] = [["u004", "not a number"]]
     stage = fresh(model)

@@ -265,11 +265,11 @@ class DayBaselines:
         marked again where they are loaded; a row's stale mark (its account forgotten, the row
         not committed since) is kept as is: in another process it is nobody's."""
         n = min(len(self.owner), len(row_users))
-        idx = [r for r in range(n) if row_users[r] is not None]
+        users = row_users[:n]
         mine = np.zeros(len(self.owner), bool)
-        if idx:
-            users = [row_users[r] or "" for r in idx]
-            mine[idx] = self.owner[idx] == owners(users)
+        # (None hashes too, and is no account: ~0.1 s per million rows in all)
+        mine[:n] = (self.owner[:n] == owners(users)) & np.fromiter(  # type: ignore[arg-type]
+            (u is not None for u in users), bool, n)
         return {"arrays": [pack(a) for a in self._arrays()], "mine": pack(mine)}
 
     def load_state(self, doc: dict[str, Any], row_users: Sequence[str | None]) -> None:

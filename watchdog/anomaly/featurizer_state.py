@@ -7,7 +7,7 @@ module): a field added there is saved here."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from watchdog.anomaly.intake import ROW, Kept
 from watchdog.anomaly.layout import load_rows, rows_state
@@ -53,10 +53,11 @@ class SavedFeaturizer:
         """:meth:`state`'s document back (:class:`StateError` if it does not fit; what is
         checked is checked before anything changes)."""
         users: list[str | None] = doc["users"]
-        if not isinstance(users, list) or not all(u is None or isinstance(u, str)
-                                                  for u in users):
+        if not isinstance(users, list) or not set(map(type, users)) <= {str, type(None)}:
             raise StateError("accounts: not a list of ids")
-        cap, rows = len(users), {u: r for r, u in enumerate(users) if u is not None}
+        named = dict(zip(users, range(len(users)), strict=True))
+        named.pop(None, None)  # (free rows)
+        cap, rows = len(users), cast(dict[str, int], named)
         free = [integer(r, "free rows") for r in doc["free"]]
         if len(rows) != cap - len(free) or sorted(free) != [
                 r for r, u in enumerate(users) if u is None]:

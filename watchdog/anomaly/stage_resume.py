@@ -29,7 +29,17 @@ import numpy as np
 from watchdog.anomaly.batch import FeatureBatch
 from watchdog.anomaly.day_baseline import MEASURES
 from watchdog.anomaly.featurizer import Featurizer
-from watchdog.anomaly.layout import ROW_ARRAYS
+from watchdog.anomaly.layout import (
+    LARGE,
+    M_RES,
+    M_SRC,
+    M_SUBJ,
+    RING_SLOTS,
+    ROW_ARRAYS,
+    SEEN_RES_BITS,
+    SEEN_SRC_BITS,
+    SMALL,
+)
 from watchdog.anomaly.model import AnomalyModel
 from watchdog.anomaly.peers import NBINS, NCAT
 from watchdog.anomaly.risk_alerts import RiskHook
@@ -45,6 +55,7 @@ from watchdog.anomaly.stage_state import (
 )
 from watchdog.anomaly.vocabulary import (
     BUCKET,
+    CATEGORIES,
     FEATURE_VERSION,
     PEER_SCALE,
     SCORING_WINDOW,
@@ -62,6 +73,8 @@ def layout(model: AnomalyModel) -> dict[str, Any]:
             "model_features": list(model.features), "bucket": BUCKET,
             "scoring_window": SCORING_WINDOW,
             "rows": [[n, list(shape), np.dtype(dt).str] for n, shape, dt, _ in ROW_ARRAYS],
+            "row_parts": [list(SMALL), list(LARGE), list(RING_SLOTS), list(CATEGORIES),
+                          [M_SUBJ, M_RES, M_SRC, SEEN_RES_BITS, SEEN_SRC_BITS]],
             "peers": [NBINS, NCAT, PEER_SCALE.tolist()], "day_measures": list(MEASURES)}
 
 
@@ -114,7 +127,9 @@ class Resumable:
 
     # -- snapshot and restore ---------------------------------------------------------------
     def snapshot(self) -> bytes:
-        """The stage's whole state after every call so far, as bytes (:mod:`stage_state`)."""
+        """The stage's whole state after every call so far, as bytes (:mod:`stage_state`).
+        Synchronous, about 1.9 KB per account (bench/bench_stage_state.py: the time the
+        event loop waits)."""
         return encode(self._state())
 
     def restore(self, blob: bytes) -> None:

@@ -6,8 +6,9 @@ risk (a leaver's low-and-slow theft), no own baselines. The format, like the MQT
 (:mod:`watchdog.daemon.checkpoint`): ``WDSTAGE`` and a format version (8 bytes), the SHA-256 of
 the payload (32 bytes), the payload: msgpack (msgspec) of plain data only, no pickle; a numpy
 array is ``[dtype str, shape, raw bytes]`` (:func:`pack`, :func:`unpack`, which checks dtype,
-shape and length). Each part of the stage keeps its own ``state()`` / ``load_state()`` next to
-its fields; the stage's own part and the row layout the state belongs to are in
+shape and length), the raw bytes as msgpack extension type 1 (read in place, not copied).
+Each part of the stage keeps its own ``state()`` / ``load_state()`` next to its fields; the
+stage's own part and the row layout the state belongs to are in
 :mod:`watchdog.anomaly.stage_resume`.
 
 :class:`StateError` says why bytes are refused, in one line and never with an account or
@@ -28,6 +29,7 @@ MAGIC = b"WDSTAGE\x01"  # the format's name and version (1)
 _NAME = MAGIC[:7]
 _DIGEST = 32
 _BIG = 1 << 16  # arrays of more bytes go to the encoder as views, not copies
+_RAW = 1  # the msgpack extension type of an array's raw bytes
 
 
 class StateError(ValueError):
@@ -54,30 +56,42 @@ def decode(blob: bytes) -> dict[str, Any]:
     if hashlib.sha256(payload).digest() != view[len(MAGIC):len(MAGIC) + _DIGEST]:
         raise StateError("checksum mismatch (truncated or altered)")
     try:
-        doc = msgspec.msgpack.decode(payload)
-    except msgspec.DecodeError:
+        doc = msgspec.msgpack.decode(payload, ext_hook=_ext)
+    except (msgspec.DecodeError, ValueError):
         raise StateError("undecodable payload") from None
     if not isinstance(doc, dict):
         raise StateError("unexpected content: not a map")
     return doc
 
 
+def _ext(code: int, data: memoryview) -> memoryview:
+    """An array's raw bytes: a view into the bytes decoded (copied once, by :func:`unpack`)."""
+    if code != _RAW:
+        raise ValueError("unknown extension type")
+    return data
+
+
 def pack(a: np.ndarray) -> list[Any]:
-    """An array as plain data: ``[dtype str, shape, raw bytes]`` (C order)."""
+    """An array as plain data: ``[dtype str, shape, raw bytes]`` (C order; the bytes as a
+    msgpack extension, which decodes without a copy)."""
     a = np.ascontiguousarray(a)
     # (numpy arrays are buffers; numpy's stubs do not say so to every mypy)
     raw: bytes | memoryview = (memoryview(a.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
                                if a.nbytes > _BIG else a.tobytes())
-    return [a.dtype.str, list(a.shape), raw]
+    return [a.dtype.str, list(a.shape), msgspec.msgpack.Ext(_RAW, raw)]
 
 
 def unpack(obj: Any, dtype: Any, shape: Sequence[int | None], what: str) -> np.ndarray:
     """The array of :func:`pack`'s ``obj``, which must be of ``dtype`` and ``shape`` (None: any
     length on that axis); a writable array of its own (it may be resized in place)."""
     if not (isinstance(obj, list) and len(obj) == 3 and isinstance(obj[0], str)
-            and isinstance(obj[1], list) and isinstance(obj[2], bytes)):
+            and isinstance(obj[1], list)):
         raise StateError(f"{what}: not an array")
     dt, sh, raw = obj
+    if isinstance(raw, msgspec.msgpack.Ext):  # (a document not read by decode())
+        raw = raw.data
+    if not isinstance(raw, memoryview | bytes):
+        raise StateError(f"{what}: not an array")
     want = np.dtype(dtype)
     if dt != want.str:
         raise StateError(f"{what}: dtype {dt[:20]}, expected {want.str}")
@@ -87,7 +101,7 @@ def unpack(obj: Any, dtype: Any, shape: Sequence[int | None], what: str) -> np.n
     if len(raw) != math.prod(sh) * want.itemsize:
         raise StateError(f"{what}: {len(raw)} bytes for shape {sh}")
     out = np.empty(sh, want)
-    out.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, np.uint8)
+    out.reshape(-1).view(np.uint8)[:] = np.frombuffer(raw, np.uint8)  # (its own: resizable)
     return out
 
 
