@@ -6,8 +6,9 @@ Accounts are filled as the memory bench fills them (``anomaly_eval.cost.memory``
 per account, all within half an hour, the shipped model), through ``observe_many`` in lists of
 512. Two states are measured: **mid-hour** (the events taken apart and reduced to rows, none
 committed yet: the most the featurizer holds besides its account rows) and **committed**
-(after ``flush``: every row committed and scored). ``snapshot()`` runs on the daemon's event
-loop: its time is how long the loop would be blocked.
+(after ``flush``: every row committed and scored). ``snapshot()`` (or ``snapshot_parts()``,
+the same bytes not joined) runs on the daemon's event loop: its time is how long the loop
+would be blocked.
 """
 
 from __future__ import annotations
@@ -59,10 +60,15 @@ def fill(s: AnomalyStage, accounts: int) -> None:
     s.observe_many(items)
 
 
-def measure(s: AnomalyStage, rounds: int) -> dict[str, Any]:
-    snaps, restores = [], []
+def measure(s: AnomalyStage, rounds: int, accounts: int) -> dict[str, Any]:
+    snaps, parts, restores = [], [], []
     blob = b""
     for _ in range(rounds):
+        gc.collect()
+        began = time.perf_counter()
+        two = s.snapshot_parts()
+        parts.append(time.perf_counter() - began)
+        del two
         gc.collect()
         began = time.perf_counter()
         blob = s.snapshot()
@@ -76,8 +82,9 @@ def measure(s: AnomalyStage, rounds: int) -> dict[str, Any]:
         same = fresh.snapshot() == blob
         del fresh
         assert same, "a restored stage saves other bytes"
-    return {"bytes": len(blob), "bytes_per_account": round(len(blob) / max(s.tracked(), 1), 1),
+    return {"bytes": len(blob), "bytes_per_account": round(len(blob) / accounts, 1),
             "snapshot_s": round(min(snaps), 3), "snapshot_s_max": round(max(snaps), 3),
+            "snapshot_parts_s": round(min(parts), 3), "snapshot_parts_s_max": round(max(parts), 3),
             "restore_s": round(min(restores), 3), "restore_s_max": round(max(restores), 3)}
 
 
@@ -93,9 +100,9 @@ def main() -> None:
         fill(s, n)
         filled = time.perf_counter() - began
         row: dict[str, Any] = {"accounts": n, "fill_s": round(filled, 1),
-                               "mid_hour": measure(s, args.rounds)}
+                               "mid_hour": measure(s, args.rounds, n)}
         s.flush()
-        row["committed"] = measure(s, args.rounds)
+        row["committed"] = measure(s, args.rounds, n)
         row["max_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)
         print(json.dumps(row), flush=True)
         out.append(row)

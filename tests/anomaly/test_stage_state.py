@@ -369,3 +369,19 @@ def test_the_property_has_power(model: AnomalyModel, reference: list[tuple[int, 
     b = fresh(model)
     b.restore(blob)
     assert comparable(run_all(b, DEFAULT[cut:])) != comparable(want)
+
+
+def test_restore_takes_a_view(model: AnomalyModel, blob: bytes) -> None:
+    """The daemon reads its file as a view (no copy of a large state)."""
+    framed = b"header" + blob
+    stage = fresh(model)
+    stage.restore(memoryview(framed)[6:])
+    assert stage.snapshot() == blob
+
+
+def test_snapshot_in_parts_is_the_same_bytes(model: AnomalyModel) -> None:
+    stage = fresh(model)
+    run_all(stage, steps_from(0, [300], [True], [False], hi=N // 3))
+    head, payload = stage.snapshot_parts()
+    assert len(head) == 40
+    assert head + payload == stage.snapshot()

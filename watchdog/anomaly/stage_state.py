@@ -38,20 +38,28 @@ class StateError(ValueError):
 
 def encode(doc: dict[str, Any]) -> bytes:
     """The saved form of a state document (plain data, arrays :func:`pack`'ed)."""
+    return b"".join(encode_parts(doc))
+
+
+def encode_parts(doc: dict[str, Any]) -> tuple[bytes, bytes]:
+    """:func:`encode`'s bytes in two parts, not joined (a copy of a million accounts' ~2 GB
+    took 1.7-6.7 s, most of it the new memory's page faults): the head (magic, version, the
+    payload's SHA-256: 40 bytes) and the payload."""
     payload = msgspec.msgpack.encode(doc)
-    return b"".join((MAGIC, hashlib.sha256(payload).digest(), payload))
+    return MAGIC + hashlib.sha256(payload).digest(), payload
 
 
-def decode(blob: bytes) -> dict[str, Any]:
-    """The state document in ``blob``; :class:`StateError` if it cannot be used."""
-    if len(blob) < len(MAGIC) + _DIGEST:
-        raise StateError(f"truncated ({len(blob)} bytes)")
-    if blob[:len(_NAME)] != _NAME:
+def decode(blob: bytes | bytearray | memoryview) -> dict[str, Any]:
+    """The state document in ``blob``; :class:`StateError` if it cannot be used. Its arrays'
+    raw bytes are views into ``blob``."""
+    view = memoryview(blob).cast("B")
+    if len(view) < len(MAGIC) + _DIGEST:
+        raise StateError(f"truncated ({len(view)} bytes)")
+    if view[:len(_NAME)] != _NAME:
         raise StateError("not a watchdog anomaly stage state")
-    if blob[:len(MAGIC)] != MAGIC:
-        raise StateError(f"format version {blob[len(_NAME)]}, this version reads "
+    if view[:len(MAGIC)] != MAGIC:
+        raise StateError(f"format version {view[len(_NAME)]}, this version reads "
                          f"{MAGIC[len(_NAME)]}")
-    view = memoryview(blob)
     payload = view[len(MAGIC) + _DIGEST:]
     if hashlib.sha256(payload).digest() != view[len(MAGIC):len(MAGIC) + _DIGEST]:
         raise StateError("checksum mismatch (truncated or altered)")
@@ -143,5 +151,5 @@ def sids_in(obj: Any, what: str) -> list[str | tuple[str, ...]]:
     return out
 
 
-__all__: Sequence[str] = ("MAGIC", "StateError", "decode", "encode", "integer", "number",
-                          "pack", "sids_in", "sids_out", "strings", "unpack")
+__all__: Sequence[str] = ("MAGIC", "StateError", "decode", "encode", "encode_parts", "integer",
+                          "number", "pack", "sids_in", "sids_out", "strings", "unpack")
