@@ -30,7 +30,7 @@ from watchdog.alerts.model import Alert, encode_alert
 from watchdog.anomaly import day_baseline, store
 from watchdog.anomaly.model import AnomalyModel
 from watchdog.anomaly.stage import AnomalyStage
-from watchdog.anomaly.stage_state import MAGIC, StateError
+from watchdog.anomaly.stage_state import MAGIC, StateError, head
 from watchdog.events import AccessEvent
 
 
@@ -382,6 +382,8 @@ def test_restore_takes_a_view(model: AnomalyModel, blob: bytes) -> None:
 def test_snapshot_in_parts_is_the_same_bytes(model: AnomalyModel) -> None:
     stage = fresh(model)
     run_all(stage, steps_from(0, [300], [True], [False], hi=N // 3))
-    head, payload = stage.snapshot_parts()
-    assert len(head) == 40
-    assert head + payload == stage.snapshot()
+    first, payload = stage.snapshot_parts()
+    assert len(first) == 40
+    assert first + payload == stage.snapshot()
+    assert stage.snapshot_payload() == payload
+    assert head(payload) == first

@@ -48,6 +48,7 @@ from watchdog.anomaly.stage_state import (
     decode,
     encode,
     encode_parts,
+    encode_payload,
     integer,
     number,
     pack,
@@ -137,6 +138,11 @@ class Resumable:
         no copy of a large state): the 40-byte head (magic, version, the payload's SHA-256)
         and the payload. A hash of the head covers the payload too."""
         return encode_parts(self._state())
+
+    def snapshot_payload(self) -> bytes:
+        """:meth:`snapshot_parts`' payload alone: its head is ``stage_state.head(payload)``,
+        which may be computed off the event loop (the hash releases the GIL)."""
+        return encode_payload(self._state())
 
     def restore(self, blob: bytes | bytearray | memoryview) -> None:
         """Continue from :meth:`snapshot`'s ``blob`` (on a freshly built stage).
