@@ -3,15 +3,27 @@ and how the model's inputs are read from them (:func:`model_inputs`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from watchdog.anomaly.own_baseline import excess, largest
 from watchdog.anomaly.scoring_kernel import score_inputs
+from watchdog.anomaly.stage_state import (
+    StateError,
+    number,
+    pack,
+    sids_in,
+    sids_out,
+    strings,
+    unpack,
+)
 from watchdog.anomaly.vocabulary import (
     FEATURE_NAMES,
     FLOOR,
     MODEL_FEATURES,
     NOVELTY_COLS,
+    NW,
     TAIL_COLS,
     WINDOW_FEATURES,
     to_natural,
@@ -205,6 +217,33 @@ class FeatureBatch:
     def index(self, user_id: str) -> int:
         return self.users.index(user_id)
 
+    def state(self) -> dict[str, Any]:
+        """As plain data (watchdog.anomaly.stage_state; the group names are the peers')."""
+        return {"arrays": [pack(getattr(self, n)) for n, _, _ in _ARRAYS],
+                "users": self.users, "eids": self.eids, "sids": sids_out(self.sids),
+                "closed_before": float(self.closed_before)}
+
+    @classmethod
+    def from_state(cls, doc: dict[str, Any], group_names: list[str]) -> FeatureBatch:
+        arrays = doc["arrays"]
+        users = strings(doc["users"], "batch")
+        if not isinstance(arrays, list) or len(arrays) != len(_ARRAYS):
+            raise StateError("batch: arrays do not fit")
+        k, g = len(users), len(group_names)
+        got = {n: unpack(a, dt, [k if d == _K else d for d in shape], "batch")
+               for a, (n, dt, shape) in zip(arrays, _ARRAYS, strict=True)}
+        eids, sids = strings(doc["eids"], "batch"), sids_in(doc["sids"], "batch")
+        ends, starts = got["eid_ends"], got["eid_starts"]
+        if len(sids) != len(eids) or (k and (starts.min() < 0 or (ends < starts).any()
+                                             or ends.max() > len(eids))) or (
+                k and (got["gids"].min() < 0 or got["gids"].max() >= len(got["quantiles"])
+                       or len(got["quantiles"]) > g)):
+            raise StateError("batch: event ids or peer groups do not fit")
+        return cls(got["buckets"], users, got["gids"], group_names, got["raw"], got["t_last"],
+                   got["warm"], got["own_mean"], got["own_var"], got["quantiles"], eids, ends,
+                   starts, got["accounts"], number(doc["closed_before"], "batch"), sids,
+                   got["counts"])
+
     def select(self, which: np.ndarray) -> FeatureBatch:
         """The rows of a boolean mask, or at the given positions (in that order)."""
         idx = np.flatnonzero(which) if which.dtype == bool else which
@@ -220,6 +259,17 @@ class FeatureBatch:
             [e for e_ids in ids for e in e_ids], ends, ends - [len(e) for e in ids],
             self.accounts[idx], self.closed_before,
             [s for a, b in spans for s in self.sids[a:b]], self.counts[idx])
+
+
+# the arrays of :meth:`FeatureBatch.state`: (name, dtype, shape: _K its rows, None any)
+_K = -1
+_ARRAYS: tuple[tuple[str, type, tuple[int | None, ...]], ...] = (
+    ("buckets", np.int64, (_K,)), ("gids", np.int64, (_K,)),
+    ("raw", np.float64, (_K, NW)), ("t_last", np.float64, (_K,)), ("warm", np.bool_, (_K,)),
+    ("own_mean", np.float32, (_K, NW)), ("own_var", np.float32, (_K, NW)),
+    ("quantiles", np.float64, (None, 3, NW)), ("eid_ends", np.int64, (_K,)),
+    ("eid_starts", np.int64, (_K,)), ("accounts", np.int64, (_K,)),
+    ("counts", np.float64, (_K, 3)))
 
 
 def model_inputs(raw: np.ndarray, own_mean: np.ndarray, own_var: np.ndarray,

@@ -26,6 +26,7 @@ import numpy as np
 
 from watchdog.anomaly import own_baseline
 from watchdog.anomaly.batch import FeatureBatch
+from watchdog.anomaly.featurizer_state import SavedFeaturizer
 from watchdog.anomaly.intake import ROW, Kept, T
 from watchdog.anomaly.layout import fresh_row, grow_rows, stamps, sweep
 from watchdog.anomaly.peers import DirectoryGroups, PeerBaselines
@@ -46,7 +47,7 @@ class _HasPolicy(Protocol):
     def policy(self) -> Policy: ...
 
 
-class Featurizer:
+class Featurizer(SavedFeaturizer):
     """Sliding-window features per account; see the module docstring.
 
     :meth:`observe_many` takes its events apart (:meth:`_take_apart`); what is kept is reduced
@@ -77,6 +78,7 @@ class Featurizer:
         capacity: int = 1024,
         policy_source: _HasPolicy | None = None,
     ) -> None:
+        # (a field added here is saved by featurizer_state.py: add it there too)
         self._policy = policy
         self._policy_source = policy_source
         self.group_of = group_of

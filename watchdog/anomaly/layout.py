@@ -11,8 +11,11 @@ bucket numbers modulo 65536; :func:`sweep` keeps stale ones from wrapping round.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from watchdog.anomaly.stage_state import StateError, pack, unpack
 from watchdog.anomaly.vocabulary import (
     CATEGORIES,
     NW,
@@ -87,6 +90,21 @@ def grow_rows(owner: object, old: int, cap: int) -> None:
         arr: np.ndarray = getattr(owner, name)
         arr.resize((cap, *shape), refcheck=False)
         arr[old:] = fill
+
+
+def rows_state(owner: object) -> list[Any]:
+    """``owner``'s row arrays as plain data (watchdog.anomaly.stage_state), in the order of
+    :data:`ROW_ARRAYS`."""
+    return [pack(getattr(owner, name)) for name, _, _, _ in ROW_ARRAYS]
+
+
+def load_rows(doc: Any, cap: int) -> dict[str, np.ndarray]:
+    """:func:`rows_state`'s arrays back by name, each of ``cap`` rows (:class:`StateError` if
+    they do not fit the layout)."""
+    if not isinstance(doc, list) or len(doc) != len(ROW_ARRAYS):
+        raise StateError("account rows: arrays do not fit the layout")
+    return {name: unpack(a, dtype, (cap, *shape), f"account rows ({name})")
+            for a, (name, shape, dtype, _) in zip(doc, ROW_ARRAYS, strict=True)}
 
 
 def _linear_count(empty: np.ndarray, m: int) -> np.ndarray:

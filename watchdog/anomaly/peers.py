@@ -26,6 +26,7 @@ import numpy as np
 from msgspec import UNSET
 
 from watchdog.anomaly.compiled import kernel
+from watchdog.anomaly.stage_state import StateError, integer, pack, strings, unpack
 from watchdog.events import DirectoryRecord
 from watchdog.state.directory import Directory
 
@@ -40,6 +41,12 @@ _Q = np.array(QUANTILES)
 NCAT = 14  # data categories (bit i of a category mask)
 RARE = 0.01  # a category the group touches in fewer of its active buckets is rare for it
 RARE_AFTER = 200.0  # active buckets the organisation needs before anything counts as rare
+# what PeerBaselines.state saves: (attribute, dtype, shape: g groups, d features, p queued)
+_SAVED: tuple[tuple[str, type, tuple[int | str, ...]], ...] = (
+    ("hist", np.float64, ("g", "d", NBINS)), ("weight", np.float64, ("g",)),
+    ("cats", np.float64, ("g", NCAT)), ("last", np.int64, ("g",)),
+    ("_pend_hist", np.uint32, ("p", "d", NBINS)), ("_pend_weight", np.float64, ("p",)),
+    ("_pend_cats", np.float64, ("p", NCAT)))
 
 
 @kernel("void(uint32[:, :, ::1], float64[::1], float64[:, ::1], int64[::1], float64[:, ::1], "
@@ -379,3 +386,32 @@ class PeerBaselines:
     def rebase(self, bucket: int) -> None:
         """Start the decay clock at ``bucket`` for baselines loaded from a manifest."""
         self.last[self.last < 0] = bucket
+
+    # -- saved state (watchdog.anomaly.stage_state) --------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Everything learnt and queued, as plain data (the caches are recomputed)."""
+        return {"names": list(self.names), "flags": [self._pend_rows, self._pend_no_cats,
+                                                     self._pend_any],
+                **{k: pack(getattr(self, k)) for k, _, _ in _SAVED}}
+
+    def load_state(self, doc: dict[str, Any]) -> None:
+        """:meth:`state`'s document back (same ``dim``); :class:`StateError` if it does not
+        fit, and then nothing is changed."""
+        names = strings(doc["names"], "peers")
+        if len(set(names)) != len(names) or not names or names[0] != ALL:
+            raise StateError("peers: group names do not fit")
+        n = {"g": len(names), "d": self.dim,
+             "p": len(unpack(doc["_pend_weight"], np.float64, (None,), "peers"))}
+        got = {k: unpack(doc[k], dt, [n[d] if isinstance(d, str) else d for d in shape],
+                         "peers") for k, dt, shape in _SAVED}
+        rows, no_cats, any_ = doc["flags"]
+        if n["p"] > n["g"] or not isinstance(no_cats, bool) or not isinstance(any_, bool):
+            raise StateError("peers: queued rows do not fit")
+        integer(rows, "peers")
+        self.names[:] = names  # (in place: batches hold the list)
+        self.index = {g: i for i, g in enumerate(names)}
+        for k, a in got.items():
+            setattr(self, k, a)
+        self._pend_rows, self._pend_no_cats, self._pend_any = rows, no_cats, any_
+        self._q = self._rare = None
+        self._moments = {}

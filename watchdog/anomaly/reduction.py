@@ -7,7 +7,7 @@ several parts are added up in order (:func:`merge`). Pure: no state.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from watchdog.anomaly.intake import (
     T,
 )
 from watchdog.anomaly.layout import NL, NS, SEEN_WORDS
+from watchdog.anomaly.stage_state import StateError, pack, sids_in, sids_out, strings, unpack
 from watchdog.policy.model import Policy
 
 
@@ -67,6 +68,26 @@ class Rows:
             return self, None
         return self.take(np.flatnonzero(~still)), self.take(np.flatnonzero(still))
 
+    def state(self) -> dict[str, Any]:
+        """As plain data (watchdog.anomaly.stage_state)."""
+        return {"arrays": [pack(getattr(self, n)) for n, _, _ in _ARRAYS],
+                "eids": self.eids, "sids": sids_out(self.sids)}
+
+    @classmethod
+    def from_state(cls, doc: dict[str, Any]) -> Rows:
+        arrays = doc["arrays"]
+        if not isinstance(arrays, list) or len(arrays) != len(_ARRAYS):
+            raise StateError("rows: arrays do not fit")
+        g = unpack(arrays[0], np.int64, (None,), "rows")
+        got = [unpack(a, dt, (len(g), *tail), "rows")
+               for a, (_, dt, tail) in zip(arrays, _ARRAYS, strict=True)]
+        eids, sids = strings(doc["eids"], "rows"), sids_in(doc["sids"], "rows")
+        eid_n = got[-1]
+        if len(eids) != int(eid_n.sum()) or len(sids) != len(eids) or (eid_n < 0).any():
+            raise StateError("rows: event ids do not fit")
+        rows, bks, small, large, cats, subj, bloom, t_last, _ = got
+        return cls(rows, bks, small, large, cats, subj, bloom, t_last, eids, eid_n, sids)
+
     def take(self, idx: np.ndarray) -> Rows:
         ends = np.cumsum(self.eid_n)
         pos, n = ranges(ends[idx] - self.eid_n[idx], self.eid_n[idx])
@@ -74,6 +95,13 @@ class Rows:
         return Rows(self.rows[idx], self.bks[idx], self.small[idx], self.large[idx],
                      self.cats[idx], self.subj[idx], self.bloom[idx], self.t_last[idx],
                      [eids[i] for i in at], n, [sids[i] for i in at])
+
+
+# the arrays of :meth:`Rows.state`, in order: (name, dtype, shape after the row axis)
+_ARRAYS: tuple[tuple[str, type, tuple[int, ...]], ...] = (
+    ("rows", np.int64, ()), ("bks", np.int64, ()), ("small", np.int64, (NS,)),
+    ("large", np.float64, (NL,)), ("cats", np.int64, ()), ("subj", np.uint64, ()),
+    ("bloom", np.uint64, (SEEN_WORDS,)), ("t_last", np.float64, ()), ("eid_n", np.int64, ()))
 
 
 def ranges(starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

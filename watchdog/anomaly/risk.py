@@ -36,7 +36,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 DAY = 86400.0
@@ -251,6 +251,35 @@ class RiskLedger:
         acc = self._accounts.get(user)
         return () if acc is None else tuple(acc.contribs)
 
+    # -- saved state (watchdog.anomaly.stage_state) --------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """The accounts, the queued rule alerts and the ids taken, as plain data (the config
+        is the model's)."""
+        accounts = [[u, a.value, a.t, a.day, a.day_points, a.last_alert, a.last_value,
+                     [[getattr(c, f) for f in _FIELDS] for c in a.contribs]]
+                    for u, a in self._accounts.items()]
+        return {"accounts": accounts, "pending": [list(p) for p in self._pending],
+                "seen": [list(self._seen), list(self._seen.values())],
+                "counts": [self._clock, self._applied, self.alerts]}
+
+    def load_state(self, doc: dict[str, Any]) -> None:
+        """:meth:`state`'s document back (TypeError, ValueError if it does not fit: nothing
+        is changed then)."""
+        accounts: dict[str, _Account] = {}
+        for u, value, t, day, day_points, last_alert, last_value, contribs in doc["accounts"]:
+            a = accounts[str(u)] = _Account()
+            a.value, a.t, a.day, a.day_points = float(value), float(t), int(day), float(
+                day_points)
+            a.last_alert, a.last_value = float(last_alert), float(last_value)
+            a.contribs = [_contribution(c) for c in contribs]
+        pending = [(float(t), str(aid), str(u), str(r), str(sev), str(e))
+                   for t, aid, u, r, sev, e in doc["pending"]]
+        keys, times = doc["seen"]
+        seen = dict(zip(map(str, keys), map(float, times), strict=True))
+        clock, applied, alerts = doc["counts"]
+        self._accounts, self._pending, self._seen = accounts, pending, seen
+        self._clock, self._applied, self.alerts = float(clock), int(applied), int(alerts)
+
     # -- internals ---------------------------------------------------------------------------
     def _add(self, user: str, t: float, kind: str, what: tuple[str, ...], points: float,
              ids: Sequence[str], *, window: bool, events: tuple[str, ...] = (),
@@ -326,6 +355,17 @@ class RiskLedger:
                           if a.value * cfg.decay(now - a.t) > eps or now - a.last_alert < cool}
         horizon = self._clock - DAY
         self._seen = {k: v for k, v in self._seen.items() if v >= horizon}
+
+
+_FIELDS = tuple(f.name for f in fields(Contribution))
+
+
+def _contribution(c: Sequence[Any]) -> Contribution:
+    """A :class:`Contribution` from its saved fields (tuples came back as lists)."""
+    day, kind, what, points, t_first, t_last, count, ids, leaver, events, detail = c
+    return Contribution(int(day), str(kind), tuple(map(str, what)), float(points),
+                        float(t_first), float(t_last), int(count), tuple(map(str, ids)),
+                        bool(leaver), tuple(map(str, events)), str(detail))
 
 
 def _merged(old: tuple[str, ...], new: tuple[str, ...]) -> tuple[str, ...]:

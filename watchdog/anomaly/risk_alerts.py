@@ -156,6 +156,24 @@ class RiskHook:
         """Whether a per-window alert on these behaviours is damped by a label."""
         return self._damped(user_id, behaviours, t)
 
+    # -- saved state (watchdog.anomaly.stage_state; labels are the labels file's) -------------
+    def state(self, row_users: Sequence[str | None]) -> dict[str, Any]:
+        """The ledger, the usual days (rows: the featurizer's, ``row_users`` their accounts)
+        and the day evidence waiting for its window, as plain data."""
+        return {"ledger": self.ledger.state(), "days": self.days.state(row_users),
+                "waiting": [[w, list(d[:4]), list(d[4]), d[5]] for w, d in self._days]}
+
+    def load_state(self, doc: dict[str, Any], row_users: Sequence[str | None]) -> None:
+        """:meth:`state`'s document back (errors if it does not fit)."""
+        waiting = [(int(w), (float(t), str(u), float(p), str(what), tuple(map(str, ids)),
+                             str(detail)))
+                   for w, (t, u, p, what), ids, detail in doc["waiting"]]
+        ledger = RiskLedger(self.ledger.config, leaver=self._leaver, damped=self._damped)
+        ledger.load_state(doc["ledger"])
+        days = DayBaselines(self.days.config)
+        days.load_state(doc["days"], row_users)
+        self.ledger, self.days, self._days = ledger, days, waiting
+
     # -- internals ---------------------------------------------------------------------------
     def _leaver(self, user: str, t: float) -> bool:
         rec = self.engine.directory.at(user, t)

@@ -53,6 +53,7 @@ from watchdog.anomaly.model import AnomalyModel
 from watchdog.anomaly.peers import DirectoryGroups, PeerBaselines
 from watchdog.anomaly.risk_alerts import RiskHook
 from watchdog.anomaly.scoring_windows import latest_per_window, split_windows
+from watchdog.anomaly.stage_resume import Resumable
 from watchdog.anomaly.tail_levels import alerting_times, times_beyond
 from watchdog.anomaly.vocabulary import (
     BUCKET,
@@ -83,8 +84,9 @@ class Observer(Protocol):
     def on_model(self, version: str, loaded: bool) -> None: ...
 
 
-class AnomalyStage:
-    """A Detector stage (``observe``/``flush``) raising ``anomaly`` alerts."""
+class AnomalyStage(Resumable):
+    """A Detector stage (``observe``/``flush``) raising ``anomaly`` alerts; its state saved
+    and restored by :meth:`snapshot` / :meth:`restore` (:mod:`stage_resume`)."""
 
     def __init__(
         self,
@@ -119,11 +121,15 @@ class AnomalyStage:
         self.batches = 0  # calls of the forest
         self.alerted = 0
         self.risk = RiskHook(model, engine)  # person-level risk over days (risk.py)
+        self._front_ids: set[str] = set()  # (with _front: the frontier, stage_resume.py)
         if observer is not None:
             observer.on_model(model.version, True)
 
     # -- the Stage protocol ---------------------------------------------------------------
     def observe(self, ev: AccessEvent, t: float) -> list[Alert]:
+        if self._held is not None and not self._unheld(((ev, t),)):
+            return []  # the restored state holds it
+        self._passed(((ev, t),))
         batch = self._features_observe(ev, t)
         if batch is None:
             return []
@@ -133,6 +139,11 @@ class AnomalyStage:
         """:meth:`observe` of each (event, event time) in turn (the detector's released
         lists: no call per event)."""
         alerts: list[Alert] = []
+        if self._held is not None and items and items[0][1] <= self._held[0]:
+            items = self._unheld(items)  # (what the restored state holds)
+        if not items:
+            return alerts
+        self._passed(items)
         for batch in self.features.observe_many(items):
             alerts.extend(self._take(batch, False))
         return alerts
