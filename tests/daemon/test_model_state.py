@@ -30,7 +30,6 @@ from watchdog.daemon.model_state import (
     Header,
     ModelStateError,
     ModelStateKeeper,
-    Saved,
     decode,
     default_path,
     encode,
@@ -89,12 +88,18 @@ class SeenStage:
     def drain(self) -> list[Alert]:
         return []
 
-    def snapshot(self) -> bytes:
+    def snapshot_payload(self) -> bytes:
         return msgspec.msgpack.encode([self.seen, self._t, sorted(self._ids)])
 
+    @staticmethod
+    def payload_head(payload: bytes) -> bytes:
+        return b"HEAD"
+
     def restore(self, blob: bytes | memoryview) -> None:
+        if bytes(blob[:4]) != b"HEAD":
+            raise ValueError("not a stage state")
         try:
-            seen, t, ids = msgspec.msgpack.decode(blob)
+            seen, t, ids = msgspec.msgpack.decode(blob[4:])
         except msgspec.DecodeError:
             raise ValueError("not a stage state") from None
         self.seen, self._t, self._ids = list(seen), t, set(ids)
@@ -127,15 +132,16 @@ def _count(m: Metrics, name: str, result: str) -> float:
 
 # -- the file ---------------------------------------------------------------------------------
 def test_the_file_round_trips_and_refuses_what_it_cannot_use() -> None:
-    saved = Saved(Header("access-logs", "g", 1.0, {0: 5, 3: 7}), b"\x00stage")
-    data = b"".join(encode(saved))
+    header = Header("access-logs", "g", 1.0, {0: 5, 3: 7})
+    data = b"".join(encode(header, b"\x00st", b"age"))
     assert data.startswith(MAGIC)
     back = decode(data)
-    assert back.header == saved.header
-    assert bytes(back.stage) == saved.stage
+    assert back.header == header
+    assert bytes(back.stage) == b"\x00stage"  # checked by the stage's own restore
     for bad, why in [(data[:20], "truncated"), (b"XXXXXX" + data[6:], "not a watchdog"),
                      (data[:6] + b"\x00\x09" + data[8:], "format version 9"),
-                     (data[:-1] + bytes([data[-1] ^ 1]), "checksum")]:
+                     (data[:50] + bytes([data[50] ^ 1]) + data[51:], "checksum"),
+                     (data[:60], "header past the end")]:
         with pytest.raises(ModelStateError, match=why) as err:
             decode(bad)
         assert "\n" not in str(err.value)
@@ -168,8 +174,7 @@ def test_a_state_the_stage_refuses_is_unreadable(tmp_path: Path) -> None:
     m = Metrics()
     stage = SeenStage()
     k = _keeper(tmp_path, stage, _pipeline(stage), metrics=m)
-    k.path.write_bytes(b"".join(encode(Saved(Header("access-logs", "g", 1.0, {0: 1}),
-                                             b"\xc1"))))
+    k.path.write_bytes(b"".join(encode(Header("access-logs", "g", 1.0, {0: 1}), b"HEAD\xc1")))
     k.load()
     assert k.on_assigned({0: 3}) == {}
     assert _count(m, "watchdog_model_state_restores_total", "unreadable") == 1
@@ -177,15 +182,15 @@ def test_a_state_the_stage_refuses_is_unreadable(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("saved", "committed", "why"), [
-    (Saved(Header("other-topic", "g", 1.0, {0: 0}), b""), {0: 5}, "another topic"),
-    (Saved(Header("access-logs", "g", 1.0, {0: 0}), b""), {0: 101}, "rebuild_max_records 100"),
+    (Header("other-topic", "g", 1.0, {0: 0}), {0: 5}, "another topic"),
+    (Header("access-logs", "g", 1.0, {0: 0}), {0: 101}, "rebuild_max_records 100"),
 ])
-def test_a_stale_state_starts_afresh(tmp_path: Path, saved: Saved,
+def test_a_stale_state_starts_afresh(tmp_path: Path, saved: Header,
                                      committed: dict[int, int], why: str) -> None:
     m = Metrics()
     stage = SeenStage()
     k = _keeper(tmp_path, stage, _pipeline(stage), max_records=100, metrics=m)
-    k.path.write_bytes(b"".join(encode(saved)))
+    k.path.write_bytes(b"".join(encode(saved, b"HEAD")))
     k.load()
     assert k.on_assigned(committed) == {}
     assert _count(m, "watchdog_model_state_restores_total", "stale") == 1
@@ -197,8 +202,8 @@ def test_it_restores_once_at_the_first_assignment_with_partitions(
     m = Metrics()
     stage = SeenStage()
     k = _keeper(tmp_path, stage, _pipeline(stage), metrics=m)
-    k.path.write_bytes(b"".join(encode(Saved(Header("access-logs", "g", 1.0, {0: 4, 1: 9}),
-                                             msgspec.msgpack.encode([["a"], 5.0, ["a"]])))))
+    k.path.write_bytes(b"".join(encode(Header("access-logs", "g", 1.0, {0: 4, 1: 9}), b"HEAD",
+                                       msgspec.msgpack.encode([["a"], 5.0, ["a"]]))))
     k.load()
     assert k.on_assigned({}) == {}  # nothing assigned yet: kept for the next assignment
     assert k.on_assigned({0: 6, 2: 3}) == {0: 4}  # partition 1 is another instance's now

@@ -49,6 +49,7 @@ from watchdog.anomaly.stage_state import (
     encode,
     encode_parts,
     encode_payload,
+    head,
     integer,
     number,
     pack,
@@ -143,6 +144,12 @@ class Resumable:
         """:meth:`snapshot_parts`' payload alone: its head is ``stage_state.head(payload)``,
         which may be computed off the event loop (the hash releases the GIL)."""
         return encode_payload(self._state())
+
+    @staticmethod
+    def payload_head(payload: bytes) -> bytes:
+        """The 40 bytes that go before :meth:`snapshot_payload`'s ``payload`` (its SHA-256:
+        may run off the event loop)."""
+        return head(payload)
 
     def restore(self, blob: bytes | bytearray | memoryview) -> None:
         """Continue from :meth:`snapshot`'s ``blob`` (on a freshly built stage).

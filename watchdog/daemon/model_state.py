@@ -32,11 +32,12 @@ the save brings its accounts' state along here, unused until the idle accounts a
 (two weeks of event time); its new owner learns them afresh. Keyed by account, a partition
 stays with its instance across ordinary restarts (the group's assignment is sticky).
 
-The file: ``WDMSTA`` and a format version (8 bytes), the SHA-256 of the rest (32), the header's
-length (8), the header (msgpack: topic, group, time, offsets), the stage's own bytes (its format:
-:mod:`watchdog.anomaly.stage_state`); no pickle. Written in parts (no joined copy of a large
-state) to a temporary file, fsync'd, renamed, mode 0600: it holds account ids, as the stage's
-rows do.
+The file: ``WDMSTA`` and a format version (8 bytes), the SHA-256 of the header's length and the
+header (32), the header's length (8), the header (msgpack: topic, group, time, offsets), then the
+stage's own bytes, which carry their own format version and SHA-256, checked by the stage's
+restore (:mod:`watchdog.anomaly.stage_state`); no pickle. Written in parts (no joined copy of
+a large state) to a temporary file, fsync'd, renamed, mode 0600: it holds account ids, as the
+stage's rows do.
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ class KeptStage(Protocol):
     @property
     def frontier(self) -> float: ...
 
-    def snapshot(self) -> bytes: ...
+    def snapshot_payload(self) -> bytes: ...
+
+    def payload_head(self, payload: bytes) -> bytes: ...
 
     def restore(self, blob: bytes | memoryview) -> None: ...
 
@@ -90,7 +93,7 @@ class Header(msgspec.Struct, forbid_unknown_fields=True):
 
 class Saved(msgspec.Struct):
     header: Header
-    stage: bytes | memoryview  # the stage's own bytes (AnomalyStage.snapshot)
+    stage: bytes | memoryview  # the stage's own bytes (AnomalyStage.snapshot: self-checked)
 
 
 def default_path(settings: ModelState, group: str, env: Mapping[str, str] | None = None) -> Path:
@@ -100,16 +103,13 @@ def default_path(settings: ModelState, group: str, env: Mapping[str, str] | None
     return Path(base) / name if base else Path(name)
 
 
-def encode(saved: Saved) -> list[bytes]:
+def encode(header: Header, *stage: bytes) -> list[bytes]:
     """The file's content in parts (not joined: the stage's bytes may be large): the magic,
-    the SHA-256 of the rest, the header's length (8 bytes), the header, the stage's bytes."""
-    header = msgspec.msgpack.encode(saved.header)
-    size = len(header).to_bytes(8, "big")
-    digest = hashlib.sha256(size)
-    digest.update(header)
-    digest.update(saved.stage)
-    return [MAGIC + digest.digest() + size, header, bytes(saved.stage)
-            if isinstance(saved.stage, memoryview) else saved.stage]
+    the SHA-256 of the header's length and the header, the length (8 bytes), the header, then
+    the stage's bytes (``stage``'s parts), which carry their own SHA-256."""
+    head = msgspec.msgpack.encode(header)
+    size = len(head).to_bytes(8, "big")
+    return [MAGIC + hashlib.sha256(size + head).digest() + size, head, *stage]
 
 
 def decode(data: bytes) -> Saved:
@@ -124,11 +124,11 @@ def decode(data: bytes) -> Saved:
         raise ModelStateError(f"format version {int.from_bytes(data[6:8], 'big')}, this "
                               f"daemon reads {int.from_bytes(MAGIC[6:8], 'big')}")
     view = memoryview(data)
-    if hashlib.sha256(view[start - 8:]).digest() != data[8:8 + _DIGEST]:
-        raise ModelStateError("checksum mismatch (truncated or altered)")
     size = int.from_bytes(data[start - 8:start], "big")
     if start + size > len(data):
-        raise ModelStateError("unexpected content: header past the end")
+        raise ModelStateError("truncated (header past the end)")
+    if hashlib.sha256(view[start - 8:start + size]).digest() != data[8:8 + _DIGEST]:
+        raise ModelStateError("checksum mismatch (truncated or altered)")
     try:
         header = msgspec.msgpack.decode(view[start:start + size], type=Header)
     except (msgspec.ValidationError, msgspec.DecodeError) as err:
@@ -229,14 +229,15 @@ class ModelStateKeeper:
             collecting = gc.isenabled()
             gc.disable()  # no collector pass while the state is walked (it makes no cycles)
             try:
-                parts = encode(Saved(Header(self.topic, self.group, time.time(), resume),
-                                     self.stage.snapshot()))
+                payload = self.stage.snapshot_payload()
             finally:
                 if collecting:
                     gc.enable()
             self.metrics.model_state_seconds.observe(time.perf_counter() - t0)
+            header = Header(self.topic, self.group, time.time(), resume)
             try:
-                await asyncio.to_thread(write_atomically, self.path, *parts)
+                # the payload's hash and the write beside the loop (hashing releases the GIL)
+                parts = await asyncio.to_thread(self._write, header, payload)
             except OSError as err:
                 self.metrics.model_state_saves.labels("failed").inc()
                 self.log.warning("model_state_save_failed",
@@ -248,6 +249,11 @@ class ModelStateKeeper:
             self.metrics.model_state_saves.labels("ok").inc()
             self.metrics.model_state_bytes.set(sum(map(len, parts)))
             return True
+
+    def _write(self, header: Header, payload: bytes) -> list[bytes]:
+        parts = encode(header, self.stage.payload_head(payload), payload)
+        write_atomically(self.path, *parts)
+        return parts
 
     # -- outcomes ---------------------------------------------------------------------------
     def _result(self, result: str) -> None:
