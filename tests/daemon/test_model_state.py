@@ -184,6 +184,8 @@ def test_a_state_the_stage_refuses_is_unreadable(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("saved", "committed", "why"), [
     (Header("other-topic", "g", 1.0, {0: 0}), {0: 5}, "another topic"),
     (Header("access-logs", "g", 1.0, {0: 0}), {0: 101}, "rebuild_max_records 100"),
+    (Header("access-logs", "other", 1.0, {0: 0}), {0: 5}, "consumer group other"),
+    (Header("access-logs", "g", 1.0, {0: 7, 1: 3}), {0: 9, 1: -1}, "partition 1 has no committed"),
 ])
 def test_a_stale_state_starts_afresh(tmp_path: Path, saved: Header,
                                      committed: dict[int, int], why: str) -> None:
