@@ -183,7 +183,7 @@ def test_a_state_the_stage_refuses_is_unreadable(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("saved", "committed", "why"), [
     (Header("other-topic", "g", 1.0, {0: 0}), {0: 5}, "another topic"),
-    (Header("access-logs", "g", 1.0, {0: 0}), {0: 101}, "rebuild_max_records 100"),
+    (Header("access-logs", "g", 1.0, {0: 0}), {0: 101}, "max_reread_records 100"),
     (Header("access-logs", "other", 1.0, {0: 0}), {0: 5}, "consumer group other"),
     (Header("access-logs", "g", 1.0, {0: 7, 1: 3}), {0: 9, 1: -1}, "partition 1 has no committed"),
 ])
@@ -347,3 +347,14 @@ def test_a_shutdown_drains_the_stages_whose_state_is_kept(goes_on: bool, call: s
     p.flush()
     assert stage.calls == [call]
     assert stage.seen == ["e0"]
+
+
+def test_an_empty_partition_without_a_committed_offset_does_not_make_it_stale(
+        tmp_path: Path) -> None:
+    stage = SeenStage()
+    k = _keeper(tmp_path, stage, _pipeline(stage))
+    k.path.write_bytes(b"".join(encode(Header("access-logs", "g", 1.0, {0: 4, 1: 0}), b"HEAD",
+                                       msgspec.msgpack.encode([["a"], 5.0, ["a"]]))))
+    k.load()
+    assert k.on_assigned({0: 6, 1: -1}) == {0: 4}
+    assert stage.seen == ["a"]

@@ -214,7 +214,7 @@ class Service:
                                 topic=cfg.topics.access_logs, stage=stage,
                                 pipeline=self.pipeline, metrics=self.metrics,
                                 log=get_logger("model_state"),
-                                max_records=cfg.kafka.rebuild_max_records)
+                                max_records=cfg.model_state.max_reread_records)
 
     def _configured_sources(self) -> list[SourceFactory]:
         cfg, out = self.cfg, list[SourceFactory]()

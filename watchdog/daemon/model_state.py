@@ -26,8 +26,8 @@ file (``none``); a file that cannot be used, moved aside to ``<path>.unreadable`
 truncated, altered, another format, a model of another feature layout); a state of another
 topic or consumer group, one of a partition without a committed offset (a new cluster, a
 recreated topic: nothing places the state in the log), or one whose ``resume`` lies more than
-``kafka.rebuild_max_records`` before a committed offset (``stale``: the records in between
-would not be read again).
+``model_state.max_reread_records`` before a committed offset (``stale``: an old file, whose
+re-reading would take longer than learning afresh is worth).
 
 **Scale-out**: the file is this instance's. A partition that moved to another instance since
 the save brings its accounts' state along here, unused until the idle accounts are forgotten
@@ -196,14 +196,16 @@ class ModelStateKeeper:
             return {}
         for p, c in committed.items():
             r = head.resume.get(p)
-            if r is not None and c < 0:
+            if r is None or (c < 0 and r == 0):
+                continue  # (none of its events in the state: an empty partition)
+            if c < 0:
                 # no offset to place the state in the log (a new cluster, a recreated topic):
                 # re-reading from the start would skip every event older than the state's
                 self._stale(f"partition {p} has no committed offset")
                 return {}
-            if r is not None and c - r > self.max_records:
+            if c - r > self.max_records:
                 self._stale(f"partition {p} saved {c - r} records before its committed offset "
-                            f"(kafka.rebuild_max_records {self.max_records})")
+                            f"(model_state.max_reread_records {self.max_records})")
                 return {}
         t0 = time.perf_counter()
         try:
@@ -212,7 +214,7 @@ class ModelStateKeeper:
             self._unusable(str(err))
             return {}
         self._result("restored")
-        back = {p: r for p, r in head.resume.items() if p in committed}
+        back = {p: r for p, r in head.resume.items() if committed.get(p, -1) >= 0}
         self.log.info("model_state_restored", bytes=len(saved.stage),
                       accounts=self.stage.tracked(),
                       saved_seconds_ago=round(time.time() - head.written_at, 1),

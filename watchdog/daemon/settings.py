@@ -111,6 +111,9 @@ class ModelState(_Base):
     path: NonEmpty | None = None
     # at least this often, and at shutdown; a crash re-reads the records since the last save
     every_seconds: Positive = 300.0
+    # a state saved further back than this many records of a partition (before its committed
+    # offset) is stale: the model starts afresh rather than re-read them
+    max_reread_records: PositiveInt = 10_000_000
 
 
 class KafkaSink(_Base):

@@ -315,7 +315,8 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             back = self.restore_from({p: resume for p, (_, resume, _) in plan.items()})
             for p, off in back.items():
                 book_start, resume, start = plan[p]
-                plan[p] = (book_start, resume, min(start, max(0, off)))
+                if resume >= 0:  # (a partition never committed starts where it would)
+                    plan[p] = (book_start, resume, min(start, max(0, off)))
         ends = await self._ends(plan)
         self._drop(self.assigned - mine)
         now = time.monotonic()
