@@ -91,6 +91,11 @@ CUT = TIMES[-1] // WINDOW * WINDOW  # compared: the alerts dated before the mark
 _DAY2, _DAY3 = (next(i for i, t in enumerate(TIMES) if t >= TIMES[0] + d * DAY) for d in (1, 2))
 _NIGHT = next(i for i, d in enumerate(DOCS) if d["event"]["id"] == "x0")
 KILL_SPANS = ((_DAY2, _DAY3), (_DAY3, _NIGHT), (_NIGHT, len(DOCS) - 1))
+# the nights' copies (u010's three, the insider's): a stop there finds an unusual window open
+NIGHT_SPANS = tuple(
+    (min(ix), max(ix) + 1) for ix in (
+        [i for i, d in enumerate(DOCS) if str(d["event"]["id"]).startswith(prefix)]
+        for prefix in ("y0-", "y1-", "y2-", "x")))
 
 
 def before_cut(alerts: set[bytes]) -> set[bytes]:

@@ -58,6 +58,7 @@ from tests.fuzz._anomaly_stream import (
     DAY,
     DOCS,
     KILL_SPANS,
+    NIGHT_SPANS,
     RAWS,
     TIMES,
     USERS,
@@ -106,7 +107,7 @@ class Plan:
     kill_after: int  # chunk: once it was read and the state saved since, kill -9 ...
     kill_during_next: bool  # ... after the next chunk was produced (else at once)
     kill_delay: float  # seconds after that
-    term_after: int | None  # SIGTERM and restart after this chunk
+    term_after: int | None  # SIGTERM and restart after this chunk (after the kill, if both)
     term_idle: bool  # after every partition is idle (else while the chunk is read)
     copies: int
 
@@ -140,7 +141,13 @@ def plans(draw: st.DrawFn) -> Plan:
             for i, u in enumerate(USERS)]
     first, last = draw(st.sampled_from(KILL_SPANS))
     kill_cut = _cut_at(draw(st.integers(first, last)))
+    # a SIGTERM anywhere, or in a night's copies (where a stop that closed the open windows
+    # instead of draining them would show)
+    term_span = draw(st.sampled_from((None, (1, n - 1), *NIGHT_SPANS)))
+    term_cut = None if term_span is None else _cut_at(draw(st.integers(*term_span)))
     cuts = {kill_cut} | {_cut_at(k) for k in draw(st.lists(st.integers(1, n - 1), max_size=3))}
+    if term_cut is not None:
+        cuts.add(term_cut)
     bounds = [0, *sorted(cuts), n]
     chunks: list[list[tuple[int, int]]] = []
     copies = 0
@@ -165,12 +172,10 @@ def plans(draw: st.DrawFn) -> Plan:
             if not queues[p]:
                 del queues[p]
         chunks.append(chunk)
-    kill_after = bounds.index(kill_cut) - 1
-    others = [k for k in range(len(chunks) - 1) if k != kill_after]
     return Plan(parts, keyed, draw(st.sampled_from((1.0, 60.0, 300.0))), chunks,
-                [draw(st.booleans()) for _ in chunks], kill_after,
+                [draw(st.booleans()) for _ in chunks], bounds.index(kill_cut) - 1,
                 draw(st.booleans()), draw(st.sampled_from((0.0, 0.1, 0.3, 0.7))),
-                draw(st.none() | st.sampled_from(others)) if others else None,
+                None if term_cut is None else bounds.index(term_cut) - 1,
                 draw(st.booleans()), copies)
 
 
