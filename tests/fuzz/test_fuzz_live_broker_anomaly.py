@@ -17,10 +17,11 @@ drawn delay, at once or while the next chunk is read), perhaps a graceful SIGTER
 or within a night's copies, where a stop that closed the open windows rather than draining
 them would show; after an idle pause, or while a chunk is read), each followed by a restart,
 which must restore the saved state (``watchdog_model_state_restores_total{result="restored"}``).
-Records carry their event time as Kafka timestamp, as a live producer's would. Tansu does not
-find offsets by time, so the re-read bounded by ``kafka.rebuild_max_records`` (see
-:func:`rebuild_records`) always reaches back to the saved state's place: the seek back to it
-is not told apart here (tests/daemon/test_model_state.py checks it on the pipeline).
+Records carry their event time as Kafka timestamp, as a live producer's would. Tansu (memory
+and s3 storage alike) finds no offset by time, so the re-read bounded by
+``kafka.rebuild_max_records`` (:func:`rebuild_records`) always reaches back to the saved
+state's place: the Kafka source's seek back to it is not told apart here (the keeper's
+offsets are checked on the pipeline in tests/daemon/test_model_state.py).
 
 The property: the daemon's alerts (the rules', the ``anomaly`` window alerts and the risk
 alerts, ``detected_at`` aside, as sets: a redelivery after a crash may send an alert again,
