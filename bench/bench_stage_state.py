@@ -19,16 +19,12 @@ import json
 import resource
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import msgspec
-import orjson
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.anomaly_eval.cost import DEFAULT_MODEL
+from bench.anomaly_eval.cost import DEFAULT_MODEL, account_events
 from watchdog.alerts.pseudonym import DEMO_KEY, Pseudonymizer
 from watchdog.anomaly.stage import AnomalyStage, load_stage
 from watchdog.engine.engine import Engine
@@ -41,19 +37,9 @@ def stage() -> AnomalyStage:
 
 
 def fill(s: AnomalyStage, accounts: int) -> None:
-    t0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC).timestamp()
-    dec = msgspec.json.Decoder(AccessEvent)
     items: list[tuple[AccessEvent, float]] = []
-    for i in range(accounts):
-        t = t0 + i * (1800.0 / accounts)  # all inside half an hour: every account tracked
-        doc = {"@timestamp": datetime.fromtimestamp(t, UTC).isoformat(),
-               "event": {"id": f"m{i}", "action": "read", "dataset": "crm.audit"},
-               "user": {"id": f"e{1_000_000 + i}"},
-               "source": {"ip": f"10.{i % 250}.{i // 250 % 250}.7"},
-               "data": {"resource": "crm.customers", "categories": ["identity"],
-                        "subject_ids": [f"c-{i:07d}"], "records": 1, "purpose": "x"}}
-        ev = dec.decode(orjson.dumps(doc))
-        items.append((ev, ev.timestamp.timestamp()))
+    for item in account_events(accounts):  # as the memory bench fills them
+        items.append(item)
         if len(items) == 512:
             s.observe_many(items)
             items = []

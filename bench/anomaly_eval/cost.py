@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 import tracemalloc
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -98,17 +99,13 @@ def throughput(w: WorldFiles, rounds: int = 5) -> dict[str, Any]:
             "goal": GOAL_SHARE, "pass": share >= GOAL_SHARE}
 
 
-def memory(accounts: int = 100_000, model: Path = DEFAULT_MODEL) -> dict[str, Any]:
-    """Bytes the shipped stage keeps per tracked account (one event from each)."""
-    engine = Engine(load_policy(None), Pseudonymizer(DEMO_KEY), rules=())
-    stage = load_stage(model, engine)
+def account_events(accounts: int) -> Iterator[tuple[AccessEvent, float]]:
+    """One event from each of ``accounts`` accounts, all inside half an hour (every account
+    tracked at once), with its event time."""
     t0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC).timestamp()
     dec = msgspec.json.Decoder(AccessEvent)
-    began = time.perf_counter()
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
     for i in range(accounts):
-        t = t0 + i * (1800.0 / accounts)  # all inside half an hour: every account tracked
+        t = t0 + i * (1800.0 / accounts)
         doc = {"@timestamp": datetime.fromtimestamp(t, UTC).isoformat(),
                "event": {"id": f"m{i}", "action": "read", "dataset": "crm.audit"},
                "user": {"id": f"e{1_000_000 + i}"},
@@ -116,7 +113,18 @@ def memory(accounts: int = 100_000, model: Path = DEFAULT_MODEL) -> dict[str, An
                "data": {"resource": "crm.customers", "categories": ["identity"],
                         "subject_ids": [f"c-{i:07d}"], "records": 1, "purpose": "x"}}
         ev = dec.decode(orjson.dumps(doc))
-        stage.observe(ev, ev.timestamp.timestamp())
+        yield ev, ev.timestamp.timestamp()
+
+
+def memory(accounts: int = 100_000, model: Path = DEFAULT_MODEL) -> dict[str, Any]:
+    """Bytes the shipped stage keeps per tracked account (one event from each)."""
+    engine = Engine(load_policy(None), Pseudonymizer(DEMO_KEY), rules=())
+    stage = load_stage(model, engine)
+    began = time.perf_counter()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for ev, t in account_events(accounts):
+        stage.observe(ev, t)
     stage.flush()
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
