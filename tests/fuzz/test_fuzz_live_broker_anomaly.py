@@ -215,14 +215,14 @@ def rebuild_records(plan: Plan) -> int:
     return 2 * densest + 20 + read
 
 
-def write_config(tmp: Path, bs: str, port: int, model: Path,
-                 plan: Plan) -> tuple[Path, dict[str, str]]:
+def write_config(tmp: Path, bs: str, port: int, model: Path, plan: Plan,
+                 state_every: float = STATE_EVERY) -> tuple[Path, dict[str, str]]:
     topics = {name: unique_name(name.replace("_", "-"))
               for name in ("access_logs", "directory", "subjects", "accounts", "alerts", "dlq")}
     doc: dict[str, Any] = {
         "listen": f"127.0.0.1:{port}",
         "model": str(model),
-        "model_state": {"path": str(tmp / "anomaly.state"), "every_seconds": STATE_EVERY},
+        "model_state": {"path": str(tmp / "anomaly.state"), "every_seconds": state_every},
         "kafka": {"bootstrap": bs, "group": unique_name("g"), "heartbeat_interval_ms": 300,
                   "session_timeout_ms": 1500, "idle_after_seconds": IDLE,
                   "commit_interval_seconds": 0.2, "poll_timeout_ms": 100,
