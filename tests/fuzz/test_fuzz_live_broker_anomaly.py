@@ -20,8 +20,8 @@ which must restore the saved state (``watchdog_model_state_restores_total{result
 Records carry their event time as Kafka timestamp, as a live producer's would. Tansu (memory
 and s3 storage alike) finds no offset by time, so the re-read bounded by
 ``kafka.rebuild_max_records`` (:func:`rebuild_records`) always reaches back to the saved
-state's place: the Kafka source's seek back to it is not told apart here (the keeper's
-offsets are checked on the pipeline in tests/daemon/test_model_state.py).
+state's place: the Kafka source's seek back to it is not told apart here (a restart where
+it decides: :mod:`test_live_broker_anomaly_seek`).
 
 The property: the daemon's alerts (the rules', the ``anomaly`` window alerts and the risk
 alerts, ``detected_at`` aside, as sets: a redelivery after a crash may send an alert again,
