@@ -20,8 +20,8 @@ which must restore the saved state (``watchdog_model_state_restores_total{result
 Records carry their event time as Kafka timestamp, as a live producer's would. Tansu (memory
 and s3 storage alike) finds no offset by time, so the re-read bounded by
 ``kafka.rebuild_max_records`` (:func:`rebuild_records`) always reaches back to the saved
-state's place: the Kafka source's seek back to it is not told apart here (the keeper's
-offsets are checked on the pipeline in tests/daemon/test_model_state.py).
+state's place: the Kafka source's seek back to it is not told apart here (a restart where
+it decides: :mod:`test_live_broker_anomaly_seek`).
 
 The property: the daemon's alerts (the rules', the ``anomaly`` window alerts and the risk
 alerts, ``detected_at`` aside, as sets: a redelivery after a crash may send an alert again,
@@ -215,14 +215,14 @@ def rebuild_records(plan: Plan) -> int:
     return 2 * densest + 20 + read
 
 
-def write_config(tmp: Path, bs: str, port: int, model: Path,
-                 plan: Plan) -> tuple[Path, dict[str, str]]:
+def write_config(tmp: Path, bs: str, port: int, model: Path, plan: Plan,
+                 state_every: float = STATE_EVERY) -> tuple[Path, dict[str, str]]:
     topics = {name: unique_name(name.replace("_", "-"))
               for name in ("access_logs", "directory", "subjects", "accounts", "alerts", "dlq")}
     doc: dict[str, Any] = {
         "listen": f"127.0.0.1:{port}",
         "model": str(model),
-        "model_state": {"path": str(tmp / "anomaly.state"), "every_seconds": STATE_EVERY},
+        "model_state": {"path": str(tmp / "anomaly.state"), "every_seconds": state_every},
         "kafka": {"bootstrap": bs, "group": unique_name("g"), "heartbeat_interval_ms": 300,
                   "session_timeout_ms": 1500, "idle_after_seconds": IDLE,
                   "commit_interval_seconds": 0.2, "poll_timeout_ms": 100,
