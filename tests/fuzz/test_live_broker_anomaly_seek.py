@@ -43,6 +43,13 @@ from aiokafka import AIOKafkaProducer
 
 from tests.anomaly.conftest import directory_records
 from tests.daemon.kafkautil import committed
+from tests.fuzz._anomaly_live import (
+    SAVES_OK,
+    Plan,
+    Run,
+    rebuild_records,
+    write_config,
+)
 from tests.fuzz._anomaly_stream import (
     ACCOUNTS,
     DOCS,
@@ -57,13 +64,6 @@ from tests.fuzz._anomaly_stream import (
 )
 from tests.fuzz._daemon_process import Daemon, wait_until
 from tests.fuzz._live_broker import comparable
-from tests.fuzz.test_fuzz_live_broker_anomaly import (
-    SAVES_OK,
-    Plan,
-    Run,
-    rebuild_records,
-    write_config,
-)
 from tests.services.fixtures import create_topics
 from tests.services.procs import free_port
 from tests.services.tansu import TansuBroker
