@@ -60,6 +60,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "watchdog_account_alerts": ("counter", ("account",)),
     "watchdog_sink_stalled_seconds": ("gauge", ("sink",)),
     "watchdog_checkpoints": ("counter", ("result",)),
+    "watchdog_model_state_saves": ("counter", ("result",)),
 }
 
 RULES = {
