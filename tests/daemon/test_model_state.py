@@ -358,3 +358,21 @@ def test_an_empty_partition_without_a_committed_offset_does_not_make_it_stale(
     k.load()
     assert k.on_assigned({0: 6, 1: -1}) == {0: 4}
     assert stage.seen == ["a"]
+
+
+class _Broken(SeenStage):
+    def restore(self, blob: bytes | memoryview) -> None:
+        raise KeyError("c-0001234")  # a bug, whose message quotes an id
+
+
+def test_a_restore_that_raises_starts_afresh_without_quoting_it(tmp_path: Path) -> None:
+    m = Metrics()
+    stage = _Broken()
+    k = _keeper(tmp_path, stage, _pipeline(stage), metrics=m)
+    k.path.write_bytes(b"".join(encode(Header("access-logs", "g", 1.0, {0: 4}), b"HEAD")))
+    k.load()
+    assert k.on_assigned({0: 6}) == {}
+    assert _count(m, "watchdog_model_state_restores_total", "unreadable") == 1
+    assert "c-0001234" not in repr(k.log.lines)  # type: ignore[attr-defined]
+    events = [e for e, _ in k.log.lines]  # type: ignore[attr-defined]
+    assert events == ["model_state_unreadable"]

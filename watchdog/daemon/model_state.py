@@ -213,6 +213,9 @@ class ModelStateKeeper:
         except ValueError as err:  # the stage's StateError: one line, no ids
             self._unusable(str(err))
             return {}
+        except Exception as err:  # a bug must not fail the assignment: afresh, said so
+            self._unusable(f"restore failed ({type(err).__name__})")  # (a message may quote ids)
+            return {}
         self._result("restored")
         back = {p: r for p, r in head.resume.items() if committed.get(p, -1) >= 0}
         self.log.info("model_state_restored", bytes=len(saved.stage),
