@@ -52,24 +52,12 @@ from hypothesis import given
 from tests.fuzz._anomaly_live import Plan, plans, run_plan
 from tests.fuzz._anomaly_stream import (
     Alerts,
-    expected_alerts,
     explain,
     kind,
 )
 from tests.fuzz._live_broker import process_settings
-from tests.services.tansu import TansuBroker
 
 pytestmark = pytest.mark.integration
-
-@pytest.fixture(scope="module")
-def broker(tansu_broker_module: TansuBroker) -> str:
-    return tansu_broker_module.bootstrap_servers
-
-
-@pytest.fixture(scope="module")
-def reference(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Alerts:
-    return expected_alerts(tiny_model, tmp_path_factory.mktemp("replay"))
-
 
 @process_settings(3)
 @given(plan=plans())

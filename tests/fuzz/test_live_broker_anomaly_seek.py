@@ -58,7 +58,6 @@ from tests.fuzz._anomaly_stream import (
     TIMES,
     Alerts,
     before_cut,
-    expected_alerts,
     explain,
     kind,
 )
@@ -66,7 +65,6 @@ from tests.fuzz._daemon_process import Daemon, wait_until
 from tests.fuzz._live_broker import comparable
 from tests.services.fixtures import create_topics
 from tests.services.procs import free_port
-from tests.services.tansu import TansuBroker
 
 pytestmark = pytest.mark.integration
 
@@ -162,16 +160,6 @@ async def run_seek(bs: str, tmp: Path, model: Path) -> tuple[set[bytes], dict[st
             continue
         whole.append(ln)
     return before_cut(comparable(whole)), seen
-
-
-@pytest.fixture(scope="module")
-def broker(tansu_broker_module: TansuBroker) -> str:
-    return tansu_broker_module.bootstrap_servers
-
-
-@pytest.fixture(scope="module")
-def reference(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Alerts:
-    return expected_alerts(tiny_model, tmp_path_factory.mktemp("replay"))
 
 
 def test_a_restart_reads_back_to_the_saved_state_past_the_windows_rebuild(
