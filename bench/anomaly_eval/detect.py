@@ -23,6 +23,8 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -63,7 +65,7 @@ def _t(stamp: str) -> float:
     return datetime.fromisoformat(stamp).timestamp()
 
 
-class _Sink:
+class AlertSink:
     """Stands in for replay's output file: keeps anomaly alerts and rule-alert times."""
 
     def __init__(self, run: Run) -> None:
@@ -84,15 +86,33 @@ class _Sink:
         return None
 
 
+def train_world(w: WorldFiles, model_dir: Path) -> Any:
+    """``watchdog train`` with its defaults on the world's first part; the model."""
+    model, _ = train(w.path("train.jsonl"), str(model_dir), policy_path=w.path("policy.yaml"),
+                     directory=w.path("train-directory.jsonl"),
+                     subjects=w.path("train-subjects.jsonl"))
+    return model
+
+
+def replay_world(w: WorldFiles, engine: Any, stages: list[Any], out: Run,
+                 name: str = "replay") -> Any:
+    """``watchdog replay`` of the whole stream with ``stages``, its alerts kept in ``out``."""
+    rejected = RejectedWriter(w.root / f"{name}.rejected.jsonl")
+    try:
+        return replay(w.path("events.jsonl"), AlertSink(out), engine,  # type: ignore[arg-type]
+                      directory=w.path("directory.jsonl"), subjects=w.path("subjects.jsonl"),
+                      accounts=w.path("accounts.jsonl"), stages=stages, rejected=rejected)
+    finally:
+        rejected.close()
+
+
 def run_world(w: WorldFiles, *, rows: bool = True) -> Run:
     """Train (defaults) on the first part, replay everything with the model."""
     os.environ.pop("WATCHDOG_PSEUDONYM_KEY", None)  # the demo key, as train falls back to
     out = Run()
     model_dir = w.root / "model"
     began = time.perf_counter()
-    model, _ = train(w.path("train.jsonl"), str(model_dir), policy_path=w.path("policy.yaml"),
-                     directory=w.path("train-directory.jsonl"),
-                     subjects=w.path("train-subjects.jsonl"))
+    model = train_world(w, model_dir)
     out.threshold = float(model.threshold)
     out.seconds["train"] = time.perf_counter() - began
     engine = build_engine(load_policy(w.path("policy.yaml")), DEMO_KEY)
@@ -100,14 +120,8 @@ def run_world(w: WorldFiles, *, rows: bool = True) -> Run:
     collector = Collector(engine, heldout=1.0) if rows else None
     if collector is not None:
         stages.append(collector)
-    rejected = RejectedWriter(w.root / "replay.rejected.jsonl")
     began = time.perf_counter()
-    try:
-        res = replay(w.path("events.jsonl"), _Sink(out), engine,  # type: ignore[arg-type]
-                     directory=w.path("directory.jsonl"), subjects=w.path("subjects.jsonl"),
-                     accounts=w.path("accounts.jsonl"), stages=stages, rejected=rejected)
-    finally:
-        rejected.close()
+    res = replay_world(w, engine, stages, out)
     out.seconds["replay"] = time.perf_counter() - began
     if collector is not None:
         x, users, times, _ = collector.out.held_matrix()

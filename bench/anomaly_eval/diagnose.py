@@ -27,7 +27,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.anomaly_eval.detect import Run, _Sink  # noqa: E402
+from bench.anomaly_eval.detect import AlertSink, Run  # noqa: E402
 from watchdog.alerts.pseudonym import DEMO_KEY  # noqa: E402
 from watchdog.anomaly.batch import FeatureBatch  # noqa: E402
 from watchdog.anomaly.stage import AnomalyStage, load_stage  # noqa: E402
@@ -81,7 +81,7 @@ def record(world: Path) -> tuple[dict[str, np.ndarray], Run, float]:
     run = Run()
     rejected = RejectedWriter(world / "diag.rejected.jsonl")
     try:
-        replay(str(world / "events.jsonl"), _Sink(run), engine,  # type: ignore[arg-type]
+        replay(str(world / "events.jsonl"), AlertSink(run), engine,  # type: ignore[arg-type]
                directory=str(world / "directory.jsonl"), subjects=str(world / "subjects.jsonl"),
                accounts=str(world / "accounts.jsonl"), stages=[stage], rejected=rejected)
     finally:

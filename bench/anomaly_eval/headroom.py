@@ -44,7 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.anomaly_eval.detect import Run, _Sink  # noqa: E402
+from bench.anomaly_eval.detect import AlertSink, Run  # noqa: E402
 from watchdog.alerts.pseudonym import DEMO_KEY  # noqa: E402
 from watchdog.anomaly import day_baseline as db  # noqa: E402
 from watchdog.anomaly.stage import load_stage  # noqa: E402
@@ -85,7 +85,7 @@ def record(world: Path) -> dict[str, np.ndarray]:
     rejected = RejectedWriter(world / "headroom.rejected.jsonl")
     db.DayBaselines.observe = observe  # type: ignore[method-assign]
     try:
-        replay(str(world / "events.jsonl"), _Sink(Run()), engine,  # type: ignore[arg-type]
+        replay(str(world / "events.jsonl"), AlertSink(Run()), engine,  # type: ignore[arg-type]
                directory=str(world / "directory.jsonl"), subjects=str(world / "subjects.jsonl"),
                accounts=str(world / "accounts.jsonl"), stages=[stage], rejected=rejected)
     finally:

@@ -23,16 +23,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.anomaly_eval import worlds as W
-from bench.anomaly_eval.detect import Run, _Sink
+from bench.anomaly_eval.detect import Run, replay_world, train_world
 from bench.anomaly_eval.score import TARGETS, match
 from watchdog.alerts.model import Alert
 from watchdog.alerts.pseudonym import DEMO_KEY
 from watchdog.anomaly.stage import AnomalyStage, load_stage
-from watchdog.anomaly.train import train
 from watchdog.events import AccessEvent
-from watchdog.files.jsonl import RejectedWriter
 from watchdog.policy import load_policy
-from watchdog.replay import build_engine, replay
+from watchdog.replay import build_engine
 
 DAY = 86400.0
 
@@ -91,13 +89,7 @@ def _replay(w: W.WorldFiles, model_dir: Path, every: float | None) -> tuple[Run,
         stage = Restarting(lambda: load_stage(model_dir, engine),
                            [w.train_end + 3 * 3600.0 + k * every for k in range(n)])
     out = Run()
-    rejected = RejectedWriter(w.root / "restarts.rejected.jsonl")
-    try:
-        replay(w.path("events.jsonl"), _Sink(out), engine,  # type: ignore[arg-type]
-               directory=w.path("directory.jsonl"), subjects=w.path("subjects.jsonl"),
-               accounts=w.path("accounts.jsonl"), stages=[stage], rejected=rejected)
-    finally:
-        rejected.close()
+    replay_world(w, engine, [stage], out, "restarts")
     return out, getattr(stage, "restarts", 0)
 
 
@@ -127,23 +119,19 @@ def main(argv: list[str] | None = None) -> int:
         for seed in map(int, args.seeds.split(",")):
             w = W.make_world(args.work, size, seed)
             model_dir = w.root / "model"
-            train(w.path("train.jsonl"), str(model_dir), policy_path=w.path("policy.yaml"),
-                  directory=w.path("train-directory.jsonl"),
-                  subjects=w.path("train-subjects.jsonl"))
+            train_world(w, model_dir)
             ad = w.directory_accounts * w.eval_days
             for label, every in [("kept", None), *[(f"every {d} d", float(d) * DAY)
                                                     for d in args.every_days.split(",")]]:
                 run, restarts = _replay(w, model_dir, every)
                 row = _row(w, run)
-                print(f"{w.root.name} {label} ({restarts} restarts): "
-                      f"{ {k: v for k, v in row.items()} } false/1000 "
+                print(f"{w.root.name} {label} ({restarts} restarts): {row} false/1000 "
                       f"{1000.0 * row['false'] / ad:.2f}", file=sys.stderr, flush=True)
                 t = totals.setdefault(label, {"ad": 0.0})
                 t["ad"] += ad
-                for k, v in row.items():
-                    t[k] = (tuple(a + b for a, b in zip(t[k], v, strict=True))
-                            if k in t and isinstance(v, tuple) else t.get(k, 0) + v
-                            if not isinstance(v, tuple) else v)
+                for k, v in row.items():  # counts, or tuples of counts: added up
+                    t[k] = (v if k not in t else t[k] + v if isinstance(v, int)
+                            else tuple(map(sum, zip(t[k], v, strict=True))))
     print("| state | " + " | ".join(tg.name + " in time" for tg in TARGETS)
           + " | bursts / sustained / low-and-slow / off-pattern in time (found) | false per "
           "1,000 account-days |")

@@ -125,6 +125,11 @@ def _keeper(tmp: Path, stage: SeenStage, pipeline: Pipeline, *, max_records: int
                             log=Log(), max_records=max_records, path=tmp / "anomaly.state")
 
 
+def _save(k: ModelStateKeeper, header: Header, *stage: bytes) -> None:
+    """A state file as the keeper writes it."""
+    k.path.write_bytes(b"".join(encode(header, *stage)))
+
+
 def _count(m: Metrics, name: str, result: str) -> float:
     v = m.registry.get_sample_value(name, {"result": result})
     return 0.0 if v is None else v
@@ -174,7 +179,7 @@ def test_a_state_the_stage_refuses_is_unreadable(tmp_path: Path) -> None:
     m = Metrics()
     stage = SeenStage()
     k = _keeper(tmp_path, stage, _pipeline(stage), metrics=m)
-    k.path.write_bytes(b"".join(encode(Header("access-logs", "g", 1.0, {0: 1}), b"HEAD\xc1")))
+    _save(k, Header("access-logs", "g", 1.0, {0: 1}), b"HEAD\xc1")
     k.load()
     assert k.on_assigned({0: 3}) == {}
     assert _count(m, "watchdog_model_state_restores_total", "unreadable") == 1
@@ -192,7 +197,7 @@ def test_a_stale_state_starts_afresh(tmp_path: Path, saved: Header,
     m = Metrics()
     stage = SeenStage()
     k = _keeper(tmp_path, stage, _pipeline(stage), max_records=100, metrics=m)
-    k.path.write_bytes(b"".join(encode(saved, b"HEAD")))
+    _save(k, saved, b"HEAD")
     k.load()
     assert k.on_assigned(committed) == {}
     assert _count(m, "watchdog_model_state_restores_total", "stale") == 1
@@ -204,8 +209,8 @@ def test_it_restores_once_at_the_first_assignment_with_partitions(
     m = Metrics()
     stage = SeenStage()
     k = _keeper(tmp_path, stage, _pipeline(stage), metrics=m)
-    k.path.write_bytes(b"".join(encode(Header("access-logs", "g", 1.0, {0: 4, 1: 9}), b"HEAD",
-                                       msgspec.msgpack.encode([["a"], 5.0, ["a"]]))))
+    _save(k, Header("access-logs", "g", 1.0, {0: 4, 1: 9}), b"HEAD",
+          msgspec.msgpack.encode([["a"], 5.0, ["a"]]))
     k.load()
     assert k.on_assigned({}) == {}  # nothing assigned yet: kept for the next assignment
     assert k.on_assigned({0: 6, 2: 3}) == {0: 4}  # partition 1 is another instance's now
@@ -353,8 +358,8 @@ def test_an_empty_partition_without_a_committed_offset_does_not_make_it_stale(
         tmp_path: Path) -> None:
     stage = SeenStage()
     k = _keeper(tmp_path, stage, _pipeline(stage))
-    k.path.write_bytes(b"".join(encode(Header("access-logs", "g", 1.0, {0: 4, 1: 0}), b"HEAD",
-                                       msgspec.msgpack.encode([["a"], 5.0, ["a"]]))))
+    _save(k, Header("access-logs", "g", 1.0, {0: 4, 1: 0}), b"HEAD",
+          msgspec.msgpack.encode([["a"], 5.0, ["a"]]))
     k.load()
     assert k.on_assigned({0: 6, 1: -1}) == {0: 4}
     assert stage.seen == ["a"]
@@ -369,7 +374,7 @@ def test_a_restore_that_raises_starts_afresh_without_quoting_it(tmp_path: Path) 
     m = Metrics()
     stage = _Broken()
     k = _keeper(tmp_path, stage, _pipeline(stage), metrics=m)
-    k.path.write_bytes(b"".join(encode(Header("access-logs", "g", 1.0, {0: 4}), b"HEAD")))
+    _save(k, Header("access-logs", "g", 1.0, {0: 4}), b"HEAD")
     k.load()
     assert k.on_assigned({0: 6}) == {}
     assert _count(m, "watchdog_model_state_restores_total", "unreadable") == 1
