@@ -22,6 +22,7 @@ Bookkeeping per event, so that at-least-once holds:
   alert ids, so that an alert one of them sent is not sent again by the other.
 
 What is known of each partition is in :attr:`Pipeline.partitions`; :mod:`.partitions` decides.
+What becomes of released events and alerts: :mod:`.dispatch`.
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ from watchdog.daemon.alert_ids import AlertIds
 from watchdog.daemon.batch_metrics import BatchMetrics
 from watchdog.daemon.deadletter import DeadLetter
 from watchdog.daemon.delivery import Delivery, Outbox
+from watchdog.daemon.dispatch import WHOLE_STREAM_RULES, Dispatch
 from watchdog.daemon.held_ahead import HeldAhead
 from watchdog.daemon.id_conflicts import IdConflicts
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.offsets import PartitionBook
 from watchdog.daemon.partitions import PartitionPlan, PartitionState
-from watchdog.daemon.record_meta import Meta, lowest
+from watchdog.daemon.record_meta import Meta
 from watchdog.daemon.rejections import RecordLike, Rejections
 from watchdog.decode import Decoder, Rejection
 from watchdog.engine.detector import Detector, Stage
@@ -48,11 +50,7 @@ from watchdog.engine.engine import Engine
 from watchdog.engine.ordering import AHEAD, DUPLICATE, LATE, QUEUED, Released, Reorderer
 from watchdog.events import AccessEvent, check_times
 
-# rules that judge a whole dataset, whose events are spread over every partition: an instance
-# that owns only some partitions would take the others' events for gaps and silences; and the
-# obligations (1.1), judged when the whole stream's event time passes a deadline (on the
-# deletes of every partition): one instance raises each of them
-WHOLE_STREAM_RULES = frozenset({"log_gap", "account_not_revoked", "erasure_overdue"})
+__all__ = ["WHOLE_STREAM_RULES", "Pipeline"]
 
 _NEG_INF = float("-inf")
 _TOMBSTONE = Rejection("not_json", "empty message (no value)", b"")
@@ -113,8 +111,9 @@ class Pipeline:
         self.detector.on_stage_fault = self.rejections.stage_failed  # one list, not all
         self.held_ahead = HeldAhead(metrics, log, counted=not whole_stream)
         self.id_conflicts = IdConflicts(metrics, log, counted=not whole_stream)
-        self.suppressed = 0
-        self.partial_view = False  # this instance owns only some partitions of the topic
+        self.dispatch = Dispatch(engine, delivery, metrics, self.alert_ids, self._meta,
+                                 self._variants, counted=not whole_stream)
+        self._released = self.dispatch.released
         # the archive (watchdog.daemon.sinks.archive.DaemonArchive) when configured: each
         # batch's valid events, holding the batch's commit until they are written
         self.archive: Any = None
@@ -183,6 +182,20 @@ class Pipeline:
     @property
     def rejected(self) -> int:
         return self.rejections.count
+
+    @property
+    def suppressed(self) -> int:
+        """Alerts not sent: see :mod:`.dispatch`."""
+        return self.dispatch.suppressed
+
+    @property
+    def partial_view(self) -> bool:
+        """This instance owns only some partitions of the topic."""
+        return self.dispatch.partial_view
+
+    @partial_view.setter
+    def partial_view(self, partial: bool) -> None:
+        self.dispatch.partial_view = partial
 
     # -- records in ------------------------------------------------------------------------
     def ingest(self, pkey: int, records: Sequence[RecordLike], topic: str) -> float:
@@ -353,48 +366,3 @@ class Pipeline:
             self.flush()
             return True
         return False
-
-    # -- internals ---------------------------------------------------------------------------
-    def _released(self, released: Released, found: list[Alert]) -> None:
-        meta, variants = self._meta, self._variants
-        rel: dict[str, Meta] = {}
-        for ev, _t in released:
-            eid = ev.event.id
-            m = variants.pop(id(ev), None) if variants else None
-            if m is None:
-                m = meta.pop(eid, None)
-            if m is None:
-                continue
-            if m[0] is not None:
-                m[0].release(m[1], eid)
-            if found:
-                rel[eid] = m
-        if found:
-            self._dispatch(found, rel)
-
-    def _dispatch(self, alerts: list[Alert], rel: dict[str, Meta]) -> None:
-        metrics, submit, sent = self.metrics, self.delivery.submit, self.alert_ids
-        partial = self.partial_view
-        meta = self._meta
-        judged_at = self.engine.judged_at
-        for a in alerts:
-            m = None
-            if a.event_ids:
-                eid = a.event_ids[-1]
-                if judged_at:
-                    eid = judged_at.pop(a.alert_id, eid)
-                # an early alert's event is still in the reorder buffer: its record is in meta
-                m = rel.get(eid) or meta.get(eid)
-            if ((m is not None and m[3]) or (partial and a.rule in WHOLE_STREAM_RULES)
-                    or sent.seen(a.alert_id)):
-                # completed by a re-read event (alerted before), judged on a partial view of a
-                # dataset, or sent already
-                if not self.whole_stream:
-                    metrics.deduplicated.inc()
-                self.suppressed += 1
-                continue
-            metrics.count_alert(a.rule, a.severity, a.user_id)
-            if m is None:
-                submit(a, None, -1, time.monotonic())
-            else:
-                submit(a, m[0], lowest(a.event_ids, m, rel, meta), m[2])
