@@ -1,5 +1,5 @@
 """Peer groups from the directory, looked up again only when the record in force may have
-changed (watchdog.anomaly.peers.DirectoryGroups): the same groups as a lookup per account and
+changed (watchdog.anomaly.peer_groups.DirectoryGroups): the same groups as a lookup per account and
 hour, through moves that take effect mid-hour, records applied late (retroactive) and a
 directory that drops superseded records."""
 
@@ -9,7 +9,7 @@ import msgspec
 
 from tests.anomaly.conftest import T0, decode, event, make_engine, ts
 from watchdog.anomaly.featurizer import Featurizer
-from watchdog.anomaly.peers import DirectoryGroups, group_key
+from watchdog.anomaly.peer_groups import DirectoryGroups, group_key
 from watchdog.events import DirectoryRecord
 
 HOUR = 3600.0

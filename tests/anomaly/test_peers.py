@@ -6,7 +6,8 @@ import msgspec
 import numpy as np
 import pytest
 
-from watchdog.anomaly.peers import ALL, UNKNOWN, PeerBaselines, group_key
+from watchdog.anomaly.peer_groups import UNKNOWN, group_key
+from watchdog.anomaly.peers import ALL, PeerBaselines
 from watchdog.events import DirectoryRecord
 
 

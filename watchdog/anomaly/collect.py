@@ -23,7 +23,7 @@ from watchdog.alerts.model import Alert
 from watchdog.anomaly.batch import FeatureBatch
 from watchdog.anomaly.day_baseline import DayBaselines, day_shift
 from watchdog.anomaly.featurizer import Featurizer
-from watchdog.anomaly.peers import DirectoryGroups
+from watchdog.anomaly.peer_groups import DirectoryGroups
 from watchdog.anomaly.vocabulary import BUCKET, FEATURE_NAMES, SCORING_WINDOW, TAIL_COLS
 from watchdog.engine.engine import Engine
 from watchdog.events import AccessEvent

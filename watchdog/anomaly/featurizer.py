@@ -29,7 +29,8 @@ from watchdog.anomaly.batch import FeatureBatch
 from watchdog.anomaly.featurizer_state import SavedFeaturizer
 from watchdog.anomaly.intake import ROW, Kept, T
 from watchdog.anomaly.layout import fresh_row, grow_rows, stamps, sweep
-from watchdog.anomaly.peers import DirectoryGroups, PeerBaselines
+from watchdog.anomaly.peer_groups import DirectoryGroups
+from watchdog.anomaly.peers import PeerBaselines
 from watchdog.anomaly.reduction import Rows, by_rank, merge, reduce_events
 from watchdog.anomaly.ring_kernel import advance_and_read
 from watchdog.anomaly.vocabulary import BUCKET, LOGGED, NW, PEER_SCALE, PER_HOUR

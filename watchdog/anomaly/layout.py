@@ -68,7 +68,7 @@ SPANS = np.array([WINDOW_BUCKETS[w] for w in WINDOWS], np.uint16)
 # fill); the own baseline (log scale) has a float32 mean (slow steps are below float16's
 # resolution); meta: commits, peer group, hour of event time it was looked up; free rows are
 # never idle (last seen: inf); the event times over which the peer group looked up holds
-# (peers.DirectoryGroups; none: empty)
+# (peer_groups.DirectoryGroups; none: empty)
 ROW_ARRAYS: tuple[tuple[str, tuple[int, ...], type, float], ...] = (
     ("u16", (U_WIDTH,), np.uint16, 0), ("f32", (F_WIDTH,), np.float32, 0),
     ("seen", (SEEN_WORDS,), np.uint64, 0), ("own_mean", (NW,), np.float32, 0),

@@ -50,7 +50,8 @@ from watchdog.anomaly.batch import FeatureBatch
 from watchdog.anomaly.explain import explain
 from watchdog.anomaly.featurizer import Featurizer
 from watchdog.anomaly.model import AnomalyModel
-from watchdog.anomaly.peers import DirectoryGroups, PeerBaselines
+from watchdog.anomaly.peer_groups import DirectoryGroups
+from watchdog.anomaly.peers import PeerBaselines
 from watchdog.anomaly.risk_alerts import RiskHook
 from watchdog.anomaly.scoring_windows import latest_per_window, split_windows
 from watchdog.anomaly.stage_resume import Resumable
