@@ -36,7 +36,6 @@ assignment, read once per batch); a refused directory leaves the old model in pl
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -178,12 +177,7 @@ class AnomalyStage(Resumable):
         Raises ``ValueError`` (one line) if the directory is refused; the current model then
         stays in place. The accounts' windows and baselines are kept (same feature set).
         """
-        try:
-            new = store.load(model_dir)
-        except ValueError:
-            if self.observer is not None:
-                self.observer.on_model(_peek_version(model_dir), False)
-            raise
+        new = _load(model_dir, self.observer)
         self._model = new  # atomic: _score reads the attribute once per batch
         self.risk.set_model(new)
         self.source = str(model_dir)
@@ -372,15 +366,14 @@ def _peers_from(model: AnomalyModel) -> PeerBaselines:
         raise ValueError(f"model {model.version}: peer baselines unusable: {err}") from None
 
 
-def _peek_version(model_dir: str | Path) -> str:
-    """The version a (possibly refused) directory claims, for the observer; never raises."""
+def _load(model_dir: str | Path, observer: Observer | None) -> AnomalyModel:
+    """The model in ``model_dir``; a refusal is told to the observer, then raised."""
     try:
-        from watchdog.packaged import resolve_model
-
-        doc = json.loads((resolve_model(model_dir) / store.MANIFEST).read_text())
-        return str(doc.get("model_version", "unknown"))[:100]
-    except Exception:  # a refused model may be anything
-        return "unknown"
+        return store.load(model_dir)
+    except ValueError:
+        if observer is not None:
+            observer.on_model(store.claimed_version(model_dir), False)
+        raise
 
 
 def load_stage(
@@ -395,13 +388,8 @@ def load_stage(
     Raises ``ValueError`` with a one-line reason when the directory is refused (checksum,
     feature set, format).
     """
-    try:
-        model = store.load(model_dir)
-    except ValueError:
-        if observer is not None:
-            observer.on_model(_peek_version(model_dir), False)
-        raise
-    return AnomalyStage(model, engine, observer=observer, source=str(model_dir), **options)
+    return AnomalyStage(_load(model_dir, observer), engine, observer=observer,
+                        source=str(model_dir), **options)
 
 
 __all__: Sequence[str] = ("AnomalyStage", "Observer", "load_stage")

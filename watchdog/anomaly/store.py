@@ -232,6 +232,17 @@ def load(model_dir: str | Path) -> AnomalyModel:
     return model
 
 
+def claimed_version(model_dir: str | Path) -> str:
+    """The version a (possibly refused) directory claims, for metrics; never raises."""
+    try:
+        from watchdog.packaged import resolve_model
+
+        doc = json.loads((resolve_model(model_dir) / MANIFEST).read_text())
+        return str(doc.get("model_version", "unknown"))[:100]
+    except Exception:  # a refused model may be anything
+        return "unknown"
+
+
 def _load_estimator(path: Path, n_features: int, digest: str | None = None) -> Any:
     """The IsolationForest in ``path``, by skops with the allow-list (``digest``: checked
     again first, for a file verified earlier)."""
