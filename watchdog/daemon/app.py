@@ -56,6 +56,7 @@ from watchdog.daemon.sinks.base import Sink
 from watchdog.daemon.sinks.configured import ProducerRef, configured_sinks
 from watchdog.daemon.sources.base import Source
 from watchdog.daemon.sources.kafka import KafkaSource
+from watchdog.daemon.sources.kafka_assignor import StateAssignor
 from watchdog.daemon.sources.kafka_state import StateTopics
 from watchdog.daemon.sources.mqtt import MqttSource
 from watchdog.daemon.sources.whole_stream import WholeStream
@@ -234,8 +235,11 @@ class Service:
                 src = KafkaSource(cfg, p, self.metrics, get_logger("kafka"),
                                   congested=self.congested, on_assigned=assigned,
                                   on_whole_commit=ws.record if ws else None)
-                if self.model_state is not None:
-                    src.restore_from = self.model_state.on_assigned
+                keeper = self.model_state
+                if keeper is not None:
+                    src.restore_from = keeper.on_assigned
+                    src.assignor = StateAssignor(lambda: {src.topic: keeper.claims()},
+                                                 max_behind=keeper.max_records)
                 return src
 
             out.append(kafka)

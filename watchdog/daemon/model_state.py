@@ -29,10 +29,15 @@ recreated topic: nothing places the state in the log), or one whose ``resume`` l
 ``model_state.max_reread_records`` before a committed offset (``stale``: an old file, whose
 re-reading would take longer than learning afresh is worth).
 
-**Scale-out**: the file is this instance's. A partition that moved to another instance since
-the save brings its accounts' state along here, unused until the idle accounts are forgotten
-(two weeks of event time); its new owner learns them afresh. Keyed by account, a partition
-stays with its instance across ordinary restarts (the group's assignment is sticky).
+**Scale-out**: the file is this instance's, and the partitions follow it. At every join this
+instance tells the group which partitions its state holds and from which offset it has learnt
+them (:meth:`claims`: the saved file's before the first assignment, then the partitions it
+reads, each with its ``since``), and the group's assignment gives each partition back to the
+claimant with the longest history (:mod:`.sources.kafka_assignor`): a restarted instance gets
+its own partitions back from the one that took them over meanwhile. A partition that moves
+all the same (scale-out, an instance gone for good) is learnt afresh by its new owner; its
+accounts' state stays unused where it was until the idle accounts are forgotten (two weeks of
+event time).
 
 The file: ``WDMSTA`` and a format version (8 bytes), the SHA-256 of the header's length and the
 header (32), the header's length (8), the header (msgpack: topic, group, time, offsets), then the
@@ -61,6 +66,7 @@ from watchdog.daemon.checkpoint import write_atomically
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.pipeline import Pipeline
 from watchdog.daemon.settings import ModelState
+from watchdog.daemon.sources.kafka_assignor import Claim
 
 MAGIC = b"WDMSTA\x00\x01"  # the format's name and version (1)
 _DIGEST = 32
@@ -86,11 +92,14 @@ class KeptStage(Protocol):
     def tracked(self) -> int: ...
 
 
-class Header(msgspec.Struct, forbid_unknown_fields=True):
+class Header(msgspec.Struct):  # fields a later version adds are ignored, not refused
     topic: str
     group: str
     written_at: float  # wall clock
     resume: dict[int, int]  # partition -> lowest offset whose event the stage does not hold
+    # partition -> offset from which the stage has learnt it (0: from a state older than this
+    # field): a claim's history (daemon/sources/kafka_assignor.py)
+    since: dict[int, int] = msgspec.field(default_factory=dict)
 
 
 class Saved(msgspec.Struct):
@@ -154,6 +163,7 @@ class ModelStateKeeper:
         self.max_records = max_records
         self.saves = 0
         self._saved: Saved | None = None  # read at start, restored at the first assignment
+        self.since: dict[int, int] = {}  # partition -> offset the stage has learnt it from
         self._lock = asyncio.Lock()
         pipeline.stages_go_on = True
 
@@ -183,6 +193,27 @@ class ModelStateKeeper:
         """The partitions new to this instance and their committed offsets (-1: none): the
         offsets to read them from for the restored stage ({}: nothing restored). Restores once,
         at the first assignment with partitions, into a stage that has seen nothing."""
+        saved = self._saved
+        back = self._restore(committed)
+        since = saved.header.since if saved is not None else {}
+        for p, c in committed.items():
+            self.since[p] = since.get(p, 0) if p in back else max(c, 0)
+        return back
+
+    def claims(self) -> dict[int, Claim]:
+        """What this instance's state holds, for the group's assignment: the partitions it
+        reads, and before the first assignment those of the saved state."""
+        out: dict[int, Claim] = {}
+        saved = self._saved
+        if saved is not None and saved.header.group == self.group:
+            head = saved.header
+            out = {p: Claim(head.since.get(p, 0), r) for p, r in head.resume.items()}
+        for p, st in self.pipeline.partitions.items():
+            if st.kafka:
+                out[p] = Claim(self.since.get(p, st.start), st.pos)
+        return out
+
+    def _restore(self, committed: Mapping[int, int]) -> dict[int, int]:
         saved = self._saved
         if saved is None or not committed:
             return {}
@@ -249,7 +280,8 @@ class ModelStateKeeper:
                 if collecting:
                     gc.enable()
             self.metrics.model_state_seconds.observe(time.perf_counter() - t0)
-            header = Header(self.topic, self.group, time.time(), resume)
+            header = Header(self.topic, self.group, time.time(), resume,
+                            {p: self.since.get(p, 0) for p in resume})
             try:
                 # the payload's hash and the write beside the loop (hashing releases the GIL)
                 parts = await asyncio.to_thread(self._write, header, payload)

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import KafkaError
 
 from watchdog.daemon.config import Config
@@ -39,6 +40,7 @@ from watchdog.daemon.kafka_client import client_kwargs
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.partitions import PartitionState
 from watchdog.daemon.pipeline import Pipeline
+from watchdog.daemon.sources.kafka_assignor import StateAssignor
 from watchdog.daemon.sources.kafka_rebuild import WindowRebuild
 
 FINISH_STEP = 2.0  # seconds for the last commit, and for leaving the group, at shutdown
@@ -95,6 +97,9 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         # new partitions -> committed offsets (-1: none) in, offsets to read from out (the
         # model's saved state: daemon/model_state.py)
         self.restore_from: Callable[[dict[int, int]], dict[int, int]] | None = None
+        # partitions follow the saved state (daemon/sources/kafka_assignor.py); None: aiokafka's
+        # round robin alone
+        self.assignor: StateAssignor | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -103,7 +108,10 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer = AIOKafkaConsumer(
             group_id=k.group, enable_auto_commit=False, auto_offset_reset=k.auto_offset_reset,
             session_timeout_ms=k.session_timeout_ms, heartbeat_interval_ms=k.heartbeat_interval_ms,
-            max_poll_records=k.max_poll_records, fetch_max_wait_ms=FETCH_MAX_WAIT_MS, **kw)
+            max_poll_records=k.max_poll_records, fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            partition_assignment_strategy=(
+                (self.assignor, RoundRobinPartitionAssignor) if self.assignor is not None
+                else (RoundRobinPartitionAssignor,)), **kw)
         await self.consumer.start()
         await self._rebuild.start(kw)
         self.consumer.subscribe([self.topic], listener=self)
