@@ -1,4 +1,5 @@
-"""The anomaly model's learnt state across restarts (Kafka sources).
+"""The anomaly model's learnt state across restarts (Kafka sources; MQTT sources:
+:mod:`.model_state_mqtt`, the same file and saves, restored at the start).
 
 The anomaly stage learns as it goes: each account's own baselines, its usual working day (the
 day scale gives no evidence until it has learnt several days), the peers, the accumulated risk
@@ -86,11 +87,15 @@ class KeptStage(Protocol):
     def tracked(self) -> int: ...
 
 
-class Header(msgspec.Struct, forbid_unknown_fields=True):
-    topic: str
-    group: str
+class Header(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    topic: str  # Kafka: the access events' topic; MQTT: "mqtt <client id> <topic filters>"
+    group: str  # Kafka: the consumer group; MQTT: ""
     written_at: float  # wall clock
     resume: dict[int, int]  # partition -> lowest offset whose event the stage does not hold
+    # MQTT: the detector's count of events processed at the save (the rules' checkpoint holds
+    # the same count: the difference is what the model missed after a crash); Kafka: absent
+    # (omitted: a Kafka state file is the bytes it was before)
+    processed: int | None = None
 
 
 class Saved(msgspec.Struct):
@@ -207,23 +212,30 @@ class ModelStateKeeper:
                 self._stale(f"partition {p} saved {c - r} records before its committed offset "
                             f"(model_state.max_reread_records {self.max_records})")
                 return {}
+        back = {p: r for p, r in head.resume.items() if committed.get(p, -1) >= 0}
+        if not self._restore(saved, reread={p: max(0, committed[p] - r)
+                                            for p, r in back.items()}):
+            return {}
+        return back
+
+    def _restore(self, saved: Saved, **said: Any) -> bool:
+        """``saved`` into the stage, counted and logged (``said``: more for the log line);
+        whether it was restored (else the model starts afresh, said why)."""
         t0 = time.perf_counter()
         try:
             self.stage.restore(saved.stage)
         except ValueError as err:  # the stage's StateError: one line, no ids
             self._unusable(str(err))
-            return {}
-        except Exception as err:  # a bug must not fail the assignment: afresh, said so
+            return False
+        except Exception as err:  # a bug must not fail the start: afresh, said so
             self._unusable(f"restore failed ({type(err).__name__})")  # (a message may quote ids)
-            return {}
+            return False
         self._result("restored")
-        back = {p: r for p, r in head.resume.items() if committed.get(p, -1) >= 0}
         self.log.info("model_state_restored", bytes=len(saved.stage),
                       accounts=self.stage.tracked(),
-                      saved_seconds_ago=round(time.time() - head.written_at, 1),
-                      seconds=round(time.perf_counter() - t0, 3),
-                      reread={p: max(0, committed[p] - r) for p, r in back.items()})
-        return back
+                      saved_seconds_ago=round(time.time() - saved.header.written_at, 1),
+                      seconds=round(time.perf_counter() - t0, 3), **said)
+        return True
 
     # -- saves ------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -249,7 +261,7 @@ class ModelStateKeeper:
                 if collecting:
                     gc.enable()
             self.metrics.model_state_seconds.observe(time.perf_counter() - t0)
-            header = Header(self.topic, self.group, time.time(), resume)
+            header = self._header(resume)
             try:
                 # the payload's hash and the write beside the loop (hashing releases the GIL)
                 parts = await asyncio.to_thread(self._write, header, payload)
@@ -264,6 +276,9 @@ class ModelStateKeeper:
             self.metrics.model_state_saves.labels("ok").inc()
             self.metrics.model_state_bytes.set(sum(map(len, parts)))
             return True
+
+    def _header(self, resume: dict[int, int]) -> Header:
+        return Header(self.topic, self.group, time.time(), resume)
 
     def _write(self, header: Header, payload: bytes) -> list[bytes]:
         parts = encode(header, self.stage.payload_head(payload), payload)
