@@ -18,8 +18,13 @@
   the one saved before the night and the rules' is the one after it, and those differ from
   replay's (the loss is real) and from a model started afresh (the state was restored).
 
-Measured without the feature (``_configured_model_state`` returning None for MQTT, as on
-main): see the report in CHANGELOG.md ("model_state with MQTT").
+In this process (:func:`lost_between`): the kill's alerts differ from replay's in 5 (u010's risk
+alert raised again on its second night, its cool-down unlearnt, a window alert more, 3 other
+scores), and a model started afresh at the kill would give 4 of them otherwise (u010 "a new
+account" where its usual range was learnt). Measured without the feature
+(``_configured_model_state`` returning None for MQTT, as before): both tests fail on the
+alerts; the SIGTERM's differ from replay's in 5 (u010's risk alert again, a window alert more,
+3 scores), the kill's from the expected in 6 or more.
 """
 
 from __future__ import annotations
