@@ -232,3 +232,23 @@ def test_the_service_keeps_the_model_state_with_kafka_or_mqtt_not_both(tmp_path:
     only_kafka = _service(tmp_path, kafka=True, mqtt=False)
     assert type(only_kafka.model_state) is ModelStateKeeper
     assert _service(tmp_path, kafka=True, mqtt=True).model_state is None  # (model_state_off)
+
+
+def test_without_a_checkpoint_the_state_is_restored_and_what_it_missed_is_unknown(
+        tmp_path: Path) -> None:
+    """``mqtt.checkpoint: null`` or the anomaly service (no rules' checkpoint): restored, the
+    count of missed events unknown (null in the log line, which names no event)."""
+    m, s1 = Metrics(), SeenStage()
+    p1 = _pipeline(s1)
+    Stream(p1).send(_raws([1, 2, 3]))
+    p1.mark_idle(MQTT_STREAM)
+    assert asyncio.run(_keeper(tmp_path, s1, p1, m).save())
+    s2, log = SeenStage(), Log()
+    k = StreamStateKeeper(ModelState(), MQ, stage=s2, pipeline=_pipeline(s2), metrics=m,
+                          log=log, path=tmp_path / "anomaly.state")
+    k.load()
+    assert _count(m, RESTORES, "restored") == 1
+    assert s2.seen == ["e0", "e1", "e2"]
+    [(_, said)] = [line for line in log.lines if line[0] == "model_state_restored"]
+    assert said["events_missed"] is None
+    assert not any("e0" in str(v) for v in said.values())

@@ -23,7 +23,7 @@ processed at the save (``processed``); the checkpoint restored says how many it 
 difference is logged in ``model_state_restored`` (``events_missed``) and set in
 ``watchdog_model_state_missed_events``. Without a checkpoint (``mqtt.checkpoint: null``, or the
 anomaly service, ``detection.only: anomaly``, which keeps none) the count is unknown (logged
-as such): messages are then acknowledged as soon as they are handled, the loss is bounded the
+as null): messages are then acknowledged as soon as they are handled, the loss is bounded the
 same way.
 
 The file belongs to one stream: its ``topic`` is ``mqtt <client id> <topic filters>``, and a
@@ -79,8 +79,7 @@ class StreamStateKeeper(ModelStateKeeper):
         ck = self.checkpoints
         n = missed(self.pipeline.detector.processed if ck is not None and ck.restored else None,
                    saved.header.processed)
-        if self._restore(saved, events_missed="unknown (no checkpoint restored)" if n is None
-                         else n):
+        if self._restore(saved, events_missed=n):  # (None: unknown, no checkpoint restored)
             self.metrics.model_state_missed.set(n or 0)
 
     def _header(self, resume: dict[int, int]) -> Header:
