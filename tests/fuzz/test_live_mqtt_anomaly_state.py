@@ -69,7 +69,7 @@ from watchdog.daemon.pipeline import Pipeline
 from watchdog.daemon.sources.base import MQTT_STREAM, Raw
 from watchdog.engine import snapshot
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 NEVER = 3600.0  # model_state.every_seconds: the only saves are the SIGTERMs'
 MISSED = "watchdog_model_state_missed_events"
