@@ -133,8 +133,8 @@ def test_the_keeper_claims_its_saved_state_then_what_it_reads(tmp_path: Path) ->
     stage = SeenStage()
     pipeline = _pipeline(stage)
     k = _keeper(tmp_path, stage, pipeline)
-    _save(k, Header(T, "g", 1.0, {0: 40, 2: 30}, {0: 0, 2: 12}), b"HEAD" + msgspec.msgpack.encode(
-        [["e1"], 1.0, ["e1"]]))
+    _save(k, Header(T, "g", 1.0, {0: 40, 2: 30}, since={0: 0, 2: 12}),
+          b"HEAD" + msgspec.msgpack.encode([["e1"], 1.0, ["e1"]]))
     k.load()
     assert k.claims() == {0: Claim(0, 40), 2: Claim(12, 30)}
     assert k.on_assigned({0: 50, 1: 70}) == {0: 40}  # 2 went elsewhere; 1 is new here

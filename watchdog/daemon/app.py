@@ -46,6 +46,7 @@ from watchdog.daemon.labels_watch import LabelsWatch
 from watchdog.daemon.logging import get_logger
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.model_state import KeptStage, ModelStateKeeper
+from watchdog.daemon.model_state_mqtt import StreamStateKeeper
 from watchdog.daemon.notify import Notify
 from watchdog.daemon.pipeline import Pipeline
 from watchdog.daemon.policy_reload import PolicyReload
@@ -200,22 +201,29 @@ class Service:
         return archive
 
     def _configured_model_state(self, stages: Sequence[Stage]) -> ModelStateKeeper | None:
-        """The anomaly stage's learnt state kept across restarts, with a Kafka source only
-        (MQTT messages acknowledged since a save would not come again)."""
+        """The anomaly stage's learnt state kept across restarts: with a Kafka source
+        (re-read from the save's offsets) or an MQTT one (:mod:`.model_state_mqtt`), not both
+        (what places the state in the Kafka log does not cover the MQTT messages)."""
         cfg = self.cfg
         stage = next((s for s in stages if isinstance(s, KeptStage)), None)
-        if cfg.model_state is None or stage is None or not cfg.kafka.consume:
+        mqtt = cfg.mqtt if cfg.mqtt is not None and cfg.mqtt.subscribe else None
+        if cfg.model_state is None or stage is None or not (cfg.kafka.consume or mqtt):
             return None
-        if cfg.mqtt is not None and cfg.mqtt.subscribe:
-            self.log.warning("model_state_off", reason="access events come over MQTT too: "
-                             "messages acknowledged since a save are not delivered again",
-                             consequence="a restart starts the model's learning afresh")
-            return None
-        return ModelStateKeeper(cfg.model_state, group=cfg.kafka.group,
-                                topic=cfg.topics.access_logs, stage=stage,
-                                pipeline=self.pipeline, metrics=self.metrics,
-                                log=get_logger("model_state"),
-                                max_records=cfg.model_state.max_reread_records)
+        log = get_logger("model_state")
+        if mqtt is None:
+            return ModelStateKeeper(cfg.model_state, group=cfg.kafka.group,
+                                    topic=cfg.topics.access_logs, stage=stage,
+                                    pipeline=self.pipeline, metrics=self.metrics, log=log,
+                                    max_records=cfg.model_state.max_reread_records)
+        if not cfg.kafka.consume:
+            return StreamStateKeeper(cfg.model_state, mqtt, stage=stage, pipeline=self.pipeline,
+                                     metrics=self.metrics, log=log)
+        self.log.warning("model_state_off", reason="access events come over Kafka and MQTT: "
+                         "a save is placed in the Kafka partitions, and the MQTT messages "
+                         "acknowledged since it are not delivered again",
+                         consequence="a restart starts the model's learning afresh (run MQTT "
+                                     "in an instance of its own to keep it)")
+        return None
 
     def _configured_sources(self) -> list[SourceFactory]:
         cfg, out = self.cfg, list[SourceFactory]()
@@ -251,6 +259,8 @@ class Service:
                                          rules=cfg.detection.rules, detector=p.detector,
                                          metrics=self.metrics, log=get_logger("checkpoint"),
                                          settled=lambda: self.delivery.pending == 0)
+                if isinstance(self.model_state, StreamStateKeeper):
+                    self.model_state.checkpoints = ck  # (restored: it says how far it got)
                 return MqttSource(mq, p, get_logger("mqtt"), stall=cfg.stall_seconds,
                                   congested=self.congested, checkpoints=ck)
 
@@ -301,7 +311,7 @@ class Service:
             # the archive's store opened and the state records written before the stream starts
             if self.archive is not None and not await self._until(self.archive.ready()):
                 return
-            if self.model_state is not None:  # restored at the first assignment
+            if self.model_state is not None:  # MQTT: restored now; Kafka: at the assignment
                 self.model_state.load()
                 spawn(self.model_state.run(), "model-state")
             gc_policy.settle()  # state loaded: keep the collector off it

@@ -151,6 +151,7 @@ class Checkpoints:
         self.settled = settled
         self.taken_at = time.monotonic()
         self.written = 0
+        self.restored = False  # a checkpoint was restored at the start (load)
         # ids restored: duplicates while the buffer remembers them (their messages may not have
         # come again yet when the next checkpoint is taken)
         self._restored: list[str] = []
@@ -172,6 +173,7 @@ class Checkpoints:
             return self._unusable(str(err))
         unknown = snapshot.restore(self.detector, state)
         self._restored = list(state["done"])
+        self.restored = True
         self.log.info("checkpoint_restored", bytes=len(data), processed=state["processed"],
                       redelivered_duplicates=len(self._restored), rules_not_run=unknown)
         return True

@@ -184,6 +184,10 @@ class Metrics:
         self.model_state_seconds = Histogram(
             "watchdog_model_state_capture_seconds", "Time to capture the model's state (the "
             "pipeline waits meanwhile; the write runs beside it)", buckets=_BATCH, registry=r)
+        self.model_state_missed = Gauge(
+            "watchdog_model_state_missed_events", "Events the anomaly model did not learn at "
+            "the last start: over MQTT, processed and acknowledged between its last save and a "
+            "crash (not delivered again)", registry=r)
         self.mqtt_unacked = Gauge(
             "watchdog_mqtt_unacknowledged", "MQTT messages received and not acknowledged yet "
             "(in the reorder buffer, alerts for sinks, awaiting a checkpoint; the broker sends "

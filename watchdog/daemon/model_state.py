@@ -1,4 +1,5 @@
-"""The anomaly model's learnt state across restarts (Kafka sources).
+"""The anomaly model's learnt state across restarts (Kafka sources; MQTT sources:
+:mod:`.model_state_mqtt`, the same file and saves, restored at the start).
 
 The anomaly stage learns as it goes: each account's own baselines, its usual working day (the
 day scale gives no evidence until it has learnt several days), the peers, the accumulated risk
@@ -92,13 +93,18 @@ class KeptStage(Protocol):
     def tracked(self) -> int: ...
 
 
-class Header(msgspec.Struct):  # fields a later version adds are ignored, not refused
-    topic: str
-    group: str
+# fields a later version adds are ignored, not refused; defaults are omitted (a Kafka state file
+# without MQTT's ``processed``)
+class Header(msgspec.Struct, omit_defaults=True):
+    topic: str  # Kafka: the access events' topic; MQTT: "mqtt <client id> <topic filters>"
+    group: str  # Kafka: the consumer group; MQTT: ""
     written_at: float  # wall clock
     resume: dict[int, int]  # partition -> lowest offset whose event the stage does not hold
-    # partition -> offset from which the stage has learnt it (0: from a state older than this
-    # field): a claim's history (daemon/sources/kafka_assignor.py)
+    # MQTT: the detector's count of events processed at the save (the rules' checkpoint holds
+    # the same count: the difference is what the model missed after a crash); Kafka: absent
+    processed: int | None = None
+    # Kafka: partition -> offset from which the stage has learnt it (0: from a state older
+    # than this field): a claim's history (daemon/sources/kafka_assignor.py)
     since: dict[int, int] = msgspec.field(default_factory=dict)
 
 
@@ -194,7 +200,7 @@ class ModelStateKeeper:
         offsets to read them from for the restored stage ({}: nothing restored). Restores once,
         at the first assignment with partitions, into a stage that has seen nothing."""
         saved = self._saved
-        back = self._restore(committed)
+        back = self._restore_assigned(committed)
         since = saved.header.since if saved is not None else {}
         for p, c in committed.items():
             self.since[p] = since.get(p, 0) if p in back else max(c, 0)
@@ -213,7 +219,7 @@ class ModelStateKeeper:
                 out[p] = Claim(self.since.get(p, st.start), st.pos)
         return out
 
-    def _restore(self, committed: Mapping[int, int]) -> dict[int, int]:
+    def _restore_assigned(self, committed: Mapping[int, int]) -> dict[int, int]:
         saved = self._saved
         if saved is None or not committed:
             return {}
@@ -238,23 +244,30 @@ class ModelStateKeeper:
                 self._stale(f"partition {p} saved {c - r} records before its committed offset "
                             f"(model_state.max_reread_records {self.max_records})")
                 return {}
+        back = {p: r for p, r in head.resume.items() if committed.get(p, -1) >= 0}
+        if not self._restore(saved, reread={p: max(0, committed[p] - r)
+                                            for p, r in back.items()}):
+            return {}
+        return back
+
+    def _restore(self, saved: Saved, **said: Any) -> bool:
+        """``saved`` into the stage, counted and logged (``said``: more for the log line);
+        whether it was restored (else the model starts afresh, said why)."""
         t0 = time.perf_counter()
         try:
             self.stage.restore(saved.stage)
         except ValueError as err:  # the stage's StateError: one line, no ids
             self._unusable(str(err))
-            return {}
-        except Exception as err:  # a bug must not fail the assignment: afresh, said so
+            return False
+        except Exception as err:  # a bug must not fail the start: afresh, said so
             self._unusable(f"restore failed ({type(err).__name__})")  # (a message may quote ids)
-            return {}
+            return False
         self._result("restored")
-        back = {p: r for p, r in head.resume.items() if committed.get(p, -1) >= 0}
         self.log.info("model_state_restored", bytes=len(saved.stage),
                       accounts=self.stage.tracked(),
-                      saved_seconds_ago=round(time.time() - head.written_at, 1),
-                      seconds=round(time.perf_counter() - t0, 3),
-                      reread={p: max(0, committed[p] - r) for p, r in back.items()})
-        return back
+                      saved_seconds_ago=round(time.time() - saved.header.written_at, 1),
+                      seconds=round(time.perf_counter() - t0, 3), **said)
+        return True
 
     # -- saves ------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -280,8 +293,7 @@ class ModelStateKeeper:
                 if collecting:
                     gc.enable()
             self.metrics.model_state_seconds.observe(time.perf_counter() - t0)
-            header = Header(self.topic, self.group, time.time(), resume,
-                            {p: self.since.get(p, 0) for p in resume})
+            header = self._header(resume)
             try:
                 # the payload's hash and the write beside the loop (hashing releases the GIL)
                 parts = await asyncio.to_thread(self._write, header, payload)
@@ -296,6 +308,10 @@ class ModelStateKeeper:
             self.metrics.model_state_saves.labels("ok").inc()
             self.metrics.model_state_bytes.set(sum(map(len, parts)))
             return True
+
+    def _header(self, resume: dict[int, int]) -> Header:
+        return Header(self.topic, self.group, time.time(), resume,
+                      since={p: self.since.get(p, 0) for p in resume})
 
     def _write(self, header: Header, payload: bytes) -> list[bytes]:
         parts = encode(header, self.stage.payload_head(payload), payload)

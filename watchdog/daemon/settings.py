@@ -104,12 +104,14 @@ class Mqtt(_Base):
 
 class ModelState(_Base):
     """The anomaly model's learnt state (baselines, usual days, accumulated risk), saved so that
-    a restart goes on with it (watchdog.daemon.model_state); Kafka sources only."""
+    a restart goes on with it (watchdog.daemon.model_state, .model_state_mqtt); a Kafka or an
+    MQTT source, not both."""
 
     # relative: under $STATE_DIRECTORY (systemd) or else the working directory; default
-    # anomaly-<kafka.group>.state
+    # anomaly-<kafka.group>.state (MQTT: anomaly-mqtt-<mqtt.client_id>.state)
     path: NonEmpty | None = None
     # at least this often, and at shutdown; a crash re-reads the records since the last save
+    # (MQTT: the model misses the events processed since, acknowledged)
     every_seconds: Positive = 300.0
     # a state saved further back than this many records of a partition (before its committed
     # offset) is stale: the model starts afresh rather than re-read them

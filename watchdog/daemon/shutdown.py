@@ -52,7 +52,9 @@ async def shutdown(svc: Service) -> None:
                                   "arrival are sent again (same alert_id)")
     # leave time for the last commit, leaving the group and disconnecting
     budget = max(0.1, deadline - time.monotonic() - 2 * FINISH_STEP - CLOSE_SECONDS)
-    if svc.model_state is not None:  # after the last release to the stage, before the commit
+    # after the last release to the stage, before the commit (MQTT: before the last checkpoint,
+    # which holds the same events, and the acknowledgements)
+    if svc.model_state is not None:
         try:
             async with asyncio.timeout(budget):
                 await svc.model_state.save()
