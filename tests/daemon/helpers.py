@@ -24,6 +24,7 @@ from watchdog.alerts.pseudonym import Pseudonymizer
 from watchdog.daemon.app import Service
 from watchdog.daemon.config import Config
 from watchdog.daemon.metrics import Metrics
+from watchdog.daemon.sinks.memory import MemorySink
 from watchdog.decode import Decoder
 from watchdog.engine.engine import Engine
 from watchdog.events import DirectoryRecord, SubjectRecord
@@ -211,6 +212,20 @@ def service(cfg: Config, world: World) -> Service:
     """A daemon instance in this process (no HTTP listener) with the world's policy."""
     engine = Engine(load_policy(str(world.policy)), Pseudonymizer(KEY.encode()), default_rules())
     return Service(cfg, engine, metrics=Metrics(), listen=False)
+
+
+def model_service(cfg_path: Path, model: Path | None) -> tuple[Service, MemorySink]:
+    """A daemon instance in this process with the insider world's engine (tests.anomaly), the
+    anomaly stage of ``model`` if any, and a memory sink (returned beside it)."""
+    from tests.anomaly.conftest import make_engine
+    from watchdog.anomaly.stage import load_stage
+    from watchdog.daemon.config import load_config
+
+    engine = make_engine()
+    stages = [load_stage(model, engine, warmup=6 * 3600.0)] if model else []
+    sink = MemorySink()
+    return Service(load_config(str(cfg_path)), engine, metrics=Metrics(), stages=stages,
+                   sinks=[sink], listen=False), sink
 
 
 async def join_in_turn(services: list[Service], runs: list[asyncio.Task[int]],

@@ -15,45 +15,16 @@ import msgspec
 import pytest
 
 from tests.anomaly.conftest import (
-    baseline,
     directory_records,
     insider_docs,
-    make_engine,
-    write_jsonl,
 )
-from tests.daemon.helpers import cancel_all, stop_all, wait_for
+from tests.daemon.helpers import cancel_all, model_service, stop_all, wait_for
 from tests.daemon.kafkautil import committed, daemon_config, make_topics, produce, read_all
-from watchdog.anomaly.stage import load_stage
-from watchdog.anomaly.train import train
-from watchdog.daemon.app import Service
-from watchdog.daemon.config import load_config
-from watchdog.daemon.metrics import Metrics
-from watchdog.daemon.sinks.memory import MemorySink
 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 2
 BAD = b'{"@timestamp":"2026-11-02T00:00:00Z","event":{"action":"read"}}'  # no event.id
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("anomaly-service")
-    events = write_jsonl(d / "events.jsonl", baseline())
-    directory = write_jsonl(d / "directory.jsonl", directory_records(30))
-    out = d / "model"
-    train(str(events), str(out), directory=str(directory), trees=20, warmup=6 * 3600.0,
-          target=5.0)
-    return out
-
-
-def _service(cfg_path: Path, model: Path | None) -> tuple[Service, MemorySink]:
-    cfg = load_config(str(cfg_path))
-    engine = make_engine()
-    stages = [load_stage(model, engine, warmup=6 * 3600.0)] if model else []
-    sink = MemorySink()
-    return Service(cfg, engine, metrics=Metrics(), stages=stages, sinks=[sink],
-                   listen=False), sink
 
 
 async def test_rules_and_anomaly_services_split_the_work(
@@ -69,9 +40,9 @@ async def test_rules_and_anomaly_services_split_the_work(
 
     common = {"sinks": {"kafka": {}}, "model": str(model_dir),
               "kafka": {"idle_after_seconds": 1.0}}
-    rules, rules_sink = _service(daemon_config(
+    rules, rules_sink = model_service(daemon_config(
         tmp_path / "rules.yaml", bs, detection={"only": "rules"}, **common), None)
-    anomaly, anomaly_sink = _service(daemon_config(
+    anomaly, anomaly_sink = model_service(daemon_config(
         tmp_path / "anomaly.yaml", bs, detection={"only": "anomaly"}, **common), model_dir)
     assert anomaly.cfg.kafka.group == "watchdog.anomaly"
     assert anomaly.whole_stream is None  # log_gap is a rule: not the anomaly service's

@@ -15,43 +15,16 @@ import msgspec
 import pytest
 
 from tests.anomaly.conftest import (
-    baseline,
     directory_records,
     insider_docs,
-    make_engine,
-    write_jsonl,
 )
-from tests.daemon.helpers import cancel_all, join_in_turn, wait_for
+from tests.daemon.helpers import cancel_all, join_in_turn, model_service, wait_for
 from tests.daemon.kafkautil import daemon_config, make_topics, produce
-from watchdog.anomaly.stage import load_stage
-from watchdog.anomaly.train import train
 from watchdog.daemon.app import Service
-from watchdog.daemon.config import load_config
-from watchdog.daemon.metrics import Metrics
-from watchdog.daemon.sinks.memory import MemorySink
 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 4
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("state-follows")
-    events = write_jsonl(d / "events.jsonl", baseline())
-    directory = write_jsonl(d / "directory.jsonl", directory_records(30))
-    out = d / "model"
-    train(str(events), str(out), directory=str(directory), trees=20, warmup=6 * 3600.0,
-          target=5.0)
-    return out
-
-
-def _instance(cfg_path: Path, model: Path) -> Service:
-    cfg = load_config(str(cfg_path))
-    engine = make_engine()
-    return Service(cfg, engine, metrics=Metrics(),
-                   stages=[load_stage(model, engine, warmup=6 * 3600.0)], sinks=[MemorySink()],
-                   listen=False)
 
 
 def _owned(svc: Service) -> set[int]:
@@ -76,7 +49,7 @@ async def test_a_restarted_instance_gets_back_the_partitions_its_state_learnt(
                            model=str(model_dir), kafka={"idle_after_seconds": 1.0},
                            sinks={"kafka": {}})
              for name in ("a", "b")]
-    services = [_instance(p, model_dir) for p in paths]
+    services = [model_service(p, model_dir)[0] for p in paths]
     runs: list[asyncio.Task[int]] = []
     try:
         await join_in_turn(services, runs, PARTITIONS)
@@ -94,7 +67,7 @@ async def test_a_restarted_instance_gets_back_the_partitions_its_state_learnt(
             assert paths[turn].with_suffix(".anomaly.state").exists()
             await wait_for(lambda o=other: len(_owned(services[o])) == PARTITIONS, within=40,
                            what="the other instance took every partition over")
-            back = services[turn] = _instance(paths[turn], model_dir)
+            back = services[turn] = model_service(paths[turn], model_dir)[0]
             runs[turn] = asyncio.create_task(back.run())
             await wait_for(lambda b=back, o=other: len(_owned(b)) == PARTITIONS // 2
                            and len(_owned(services[o])) == PARTITIONS // 2, within=40,
