@@ -381,3 +381,26 @@ def test_a_restore_that_raises_starts_afresh_without_quoting_it(tmp_path: Path) 
     assert "c-0001234" not in repr(k.log.lines)  # type: ignore[attr-defined]
     events = [e for e, _ in k.log.lines]  # type: ignore[attr-defined]
     assert events == ["model_state_unreadable"]
+
+
+def test_a_save_waits_while_an_alert_waits_for_a_sink(tmp_path: Path) -> None:
+    """A state holding the events of an alert still in flight would, after a crash, drop them
+    when read again and never raise the alert again: the save is deferred until every alert
+    was accepted (the service's ``settled``), and the periodic loop tries again soon."""
+    m = Metrics()
+    stage = SeenStage()
+    p = _pipeline(stage)
+    k = _keeper(tmp_path, stage, p, metrics=m)
+    p.open_partition(0, 0)
+    p.ingest(0, [Rec(0, _raw(0, 0)), Rec(1, _raw(1, 200))], "access-logs")
+    p.partitions[0].pos = 2
+    in_flight = [1]
+    k.settled = lambda: not in_flight
+    assert not asyncio.run(k.save())
+    assert k.deferred
+    assert _count(m, "watchdog_model_state_saves_total", "deferred") == 1
+    assert not k.path.exists()
+    in_flight.clear()
+    assert asyncio.run(k.save())
+    assert not k.deferred
+    assert decode(k.path.read_bytes()).header.resume == {0: 1}

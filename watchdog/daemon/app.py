@@ -210,14 +210,18 @@ class Service:
         if cfg.model_state is None or stage is None or not (cfg.kafka.consume or mqtt):
             return None
         log = get_logger("model_state")
+        keeper: ModelStateKeeper | None = None
         if mqtt is None:
-            return ModelStateKeeper(cfg.model_state, group=cfg.kafka.group,
-                                    topic=cfg.topics.access_logs, stage=stage,
-                                    pipeline=self.pipeline, metrics=self.metrics, log=log,
-                                    max_records=cfg.model_state.max_reread_records)
-        if not cfg.kafka.consume:
-            return StreamStateKeeper(cfg.model_state, mqtt, stage=stage, pipeline=self.pipeline,
-                                     metrics=self.metrics, log=log)
+            keeper = ModelStateKeeper(cfg.model_state, group=cfg.kafka.group,
+                                      topic=cfg.topics.access_logs, stage=stage,
+                                      pipeline=self.pipeline, metrics=self.metrics, log=log,
+                                      max_records=cfg.model_state.max_reread_records)
+        elif not cfg.kafka.consume:
+            keeper = StreamStateKeeper(cfg.model_state, mqtt, stage=stage,
+                                       pipeline=self.pipeline, metrics=self.metrics, log=log)
+        if keeper is not None:
+            keeper.settled = lambda: self.delivery.pending == 0
+            return keeper
         self.log.warning("model_state_off", reason="access events come over Kafka and MQTT: "
                          "a save is placed in the Kafka partitions, and the MQTT messages "
                          "acknowledged since it are not delivered again",

@@ -7,10 +7,14 @@ that decays over days. Without this module all of it lives in memory and every r
 deploy or a crash, starts afresh: days without day-scale evidence, a leaver's risk back to 0.
 
 **When**: every ``model_state.every_seconds`` and at shutdown, after the last flush (which then
-drains the stages rather than closing their open windows: :attr:`Pipeline.stages_go_on`). The
-state is captured on the event loop (the pipeline waits; ``watchdog_model_state_capture_seconds``)
-and written beside it. A save is deferred while records re-read after an assignment still wait
-in the reorder buffer (their partition's offsets do not say which the stage holds).
+drains the stages rather than closing their open windows: :attr:`Pipeline.stages_go_on`) and
+the sinks' drain. The state is captured on the event loop (the pipeline waits;
+``watchdog_model_state_capture_seconds``) and written beside it. A save is deferred (and tried
+again every second until the next period) while records re-read after an assignment still wait
+in the reorder buffer (their partition's offsets do not say which the stage holds), and while
+an alert waits for a sink: the state would hold its events, and after a crash the stage would
+drop them when they are read again, and never raise the alert again (at least once, for
+anomaly alerts too).
 
 **What makes it exact**: the state holds exactly the events released to the stage, and per
 partition ``resume``, the lowest offset whose event it does not hold (:meth:`Pipeline.unreleased`).
@@ -57,7 +61,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -70,6 +74,7 @@ from watchdog.daemon.settings import ModelState
 from watchdog.daemon.sources.kafka_assignor import Claim
 
 MAGIC = b"WDMSTA\x00\x01"  # the format's name and version (1)
+RETRY_SECONDS = 1.0  # a deferred save is tried again this often, until the next period
 _DIGEST = 32
 
 
@@ -170,7 +175,12 @@ class ModelStateKeeper:
         self.saves = 0
         self._saved: Saved | None = None  # read at start, restored at the first assignment
         self.since: dict[int, int] = {}  # partition -> offset the stage has learnt it from
+        # every alert raised so far accepted by every sink (set by the service): a state that
+        # holds the events of an alert still in flight would, after a crash, never raise it
+        # again (the events read again are the stage's already)
+        self.settled: Callable[[], bool] = lambda: True
         self._lock = asyncio.Lock()
+        self.deferred = False  # the last save waited (see :meth:`save`)
         pipeline.stages_go_on = True
 
     # -- start ----------------------------------------------------------------------------
@@ -273,13 +283,17 @@ class ModelStateKeeper:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.every_seconds)
-            await self.save()
+            for _ in range(max(1, int(self.every_seconds / RETRY_SECONDS))):
+                if await self.save() or not self.deferred:
+                    break
+                await asyncio.sleep(RETRY_SECONDS)  # deferred: soon, not a period later
 
     async def save(self) -> bool:
         """Capture the state now and write it; whether it was written."""
         async with self._lock:  # a shutdown's save waits for a periodic one under way
             resume = self.pipeline.unreleased()
-            if resume is None:
+            self.deferred = resume is None or not self.settled()
+            if resume is None or self.deferred:
                 self.metrics.model_state_saves.labels("deferred").inc()
                 return False
             if self.stage.frontier == float("-inf"):

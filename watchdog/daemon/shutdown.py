@@ -52,16 +52,6 @@ async def shutdown(svc: Service) -> None:
                                   "arrival are sent again (same alert_id)")
     # leave time for the last commit, leaving the group and disconnecting
     budget = max(0.1, deadline - time.monotonic() - 2 * FINISH_STEP - CLOSE_SECONDS)
-    # after the last release to the stage, before the commit (MQTT: before the last checkpoint,
-    # which holds the same events, and the acknowledgements)
-    if svc.model_state is not None:
-        try:
-            async with asyncio.timeout(budget):
-                await svc.model_state.save()
-        except TimeoutError:
-            svc.log.warning("model_state_save_timed_out",
-                            consequence="the next start goes on from the previous save")
-        budget = max(0.1, deadline - time.monotonic() - 2 * FINISH_STEP - CLOSE_SECONDS)
     try:
         async with asyncio.timeout(budget):
             await svc.delivery.drained()
@@ -73,6 +63,17 @@ async def shutdown(svc: Service) -> None:
                          dead_letters=len(svc.dlq),
                          archive=svc.archive.pending if svc.archive else 0,
                          consequence="not committed: read again on the next start")
+    # after the last release to the stage and the sinks' drain (deferred if an alert is still
+    # in flight: see model_state), before the commit (MQTT: before the last checkpoint, which
+    # holds the same events, and the acknowledgements)
+    if svc.model_state is not None:
+        budget = max(0.1, deadline - time.monotonic() - 2 * FINISH_STEP - CLOSE_SECONDS)
+        try:
+            async with asyncio.timeout(budget):
+                await svc.model_state.save()
+        except TimeoutError:
+            svc.log.warning("model_state_save_timed_out",
+                            consequence="the next start goes on from the previous save")
     # the whole-stream reader's last commit alongside the main one's (each bounded)
     side = asyncio.ensure_future(ws.finish()) if ws is not None else None
     for src in svc.sources:  # each bounds its own steps (FINISH_STEP)
