@@ -9,13 +9,16 @@ import random
 from pathlib import Path
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.daemon.test_model_state import SeenStage, _keeper, _pipeline, _save
 from watchdog.daemon.model_state import MAGIC, Header
+from watchdog.daemon.sources import kafka_assignor
 from watchdog.daemon.sources.kafka_assignor import (
     Claim,
+    StateAssignor,
     decode_claims,
     encode_claims,
     plan,
@@ -168,3 +171,28 @@ def test_a_state_of_another_group_claims_nothing(tmp_path: Path) -> None:
     _save(k, Header(T, "other", 1.0, {0: 5}), b"HEAD")
     k.load()
     assert k.claims() == {}
+
+
+def test_a_fault_in_the_assignor_never_keeps_the_group_from_forming(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Claims that raise: none made; a plan that raises: round robin (logged)."""
+
+    def broken() -> dict[str, dict[int, Claim]]:
+        raise RuntimeError("a bug")
+
+    a = StateAssignor(broken, max_behind=10)
+    meta = a.metadata([T])
+    assert meta.user_data == b""
+    assert list(meta.subscription) == [T]
+
+    class Cluster:
+        def partitions_for_topic(self, topic: str) -> set[int] | None:
+            return {0, 1, 2} if topic == T else None
+
+    def no_plan(*_a: object, **_k: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(kafka_assignor, "plan", no_plan)
+    members = {"a": meta, "b": meta}
+    got = a.assign(Cluster(), members)  # type: ignore[arg-type]
+    assert sorted(p for m in got.values() for _t, ps in m.assignment for p in ps) == [0, 1, 2]

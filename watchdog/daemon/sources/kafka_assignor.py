@@ -23,16 +23,20 @@ the adapter aiokafka calls.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import msgspec
 from aiokafka.cluster import ClusterMetadata
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.coordinator.protocol import (
     ConsumerProtocolMemberAssignment,
     ConsumerProtocolMemberMetadata,
 )
+
+log = logging.getLogger(__name__)
 
 NAME = "watchdog-state"
 VERSION = 0
@@ -136,8 +140,12 @@ class StateAssignor(AbstractPartitionAssignor):  # type: ignore[misc]
         self.max_behind = max_behind
 
     def metadata(self, topics: Iterable[str]) -> ConsumerProtocolMemberMetadata:
-        return ConsumerProtocolMemberMetadata(self.version, sorted(topics),
-                                              encode_claims(self.claims()))
+        try:
+            data = encode_claims(self.claims())
+        except Exception:  # a bug here must not keep this instance out of the group
+            log.exception("watchdog-state assignor: claims not computed; none made")
+            data = b""
+        return ConsumerProtocolMemberMetadata(self.version, sorted(topics), data)
 
     def assign(self, cluster: ClusterMetadata,
                members: Mapping[str, ConsumerProtocolMemberMetadata],
@@ -145,9 +153,15 @@ class StateAssignor(AbstractPartitionAssignor):  # type: ignore[misc]
         topics = {t for meta in members.values() for t in meta.subscription}
         partitions = {t: ps for t in topics
                       if (ps := cluster.partitions_for_topic(t)) is not None}
-        got = plan(partitions, {m: meta.subscription for m, meta in members.items()},
-                   {m: decode_claims(meta.user_data) for m, meta in members.items()},
-                   max_behind=self.max_behind)
+        try:
+            got = plan(partitions, {m: meta.subscription for m, meta in members.items()},
+                       {m: decode_claims(meta.user_data) for m, meta in members.items()},
+                       max_behind=self.max_behind)
+        except Exception:  # a bug here must not leave the group without an assignment
+            log.exception("watchdog-state assignor failed; round robin instead")
+            fallback: dict[str, ConsumerProtocolMemberAssignment] = (
+                RoundRobinPartitionAssignor.assign(cluster, members))
+            return fallback
         return {m: ConsumerProtocolMemberAssignment(self.version, sorted(got[m].items()), b"")
                 for m in members}
 
