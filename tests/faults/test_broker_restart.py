@@ -10,6 +10,21 @@ broker gets SIGKILL. The test waits until the daemon reports the broker unreacha
 consuming all partitions again without any help, and resumes the stream. In the end the whole
 stream is committed and every alert replay finds is on ``alerts`` (deduplicated by
 ``alert_id``), nothing else.
+
+Two settings keep Tansu-on-moto from starving the reader (what is checked is unchanged):
+
+- Tansu spends a fetch's ``max_wait`` on its storage reads: per partition it lists the
+  partition's batch objects on S3, and once the wait is used up it stops and returns nothing
+  for that partition. moto lists in time linear in the objects under the prefix (~6 ms at 10,
+  80-130 ms at 300-600 here), and this stream writes one object per ~12-record batch. With the
+  daemon's default 50 ms wait most fetches came back empty once the partitions had grown: it
+  read 5-30 events a second with over a thousand behind per partition, and the test failed 6
+  of 8 runs (the stream produced whole before 30 % was committed, or the 240 s bound). 8,000
+  records produced this way, read by a plain consumer: 27-48/s at 50 ms, 1,300/s at 500 ms.
+  The daemon here waits 500 ms (``kafka.fetch_max_wait_ms``, aiokafka's default); a Kafka
+  broker answers as soon as records arrive either way.
+- The stream parks by itself at two thirds (``park_at``) if the daemon has not committed 30 %
+  by then, so that the broker is always killed mid-stream.
 """
 
 from __future__ import annotations
@@ -26,8 +41,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 async def test_broker_restart_mid_stream_loses_no_alert(
         tansu_s3_broker, fault_world: FaultWorld, tmp_path: Path) -> None:
     broker = tansu_s3_broker
-    async with streaming_daemon(broker.bootstrap_servers, fault_world, tmp_path) as run:
-        daemon, n = run.daemon, run.n
+    n = len(fault_world.events)
+    async with streaming_daemon(broker.bootstrap_servers, fault_world, tmp_path,
+                                park_at=2 * n // 3, kafka={"fetch_max_wait_ms": 500}) as run:
+        daemon = run.daemon
         await run.until_committed(0.3)
         await run.stream.park()
         await run.offsets.reset()

@@ -50,6 +50,10 @@ class Kafka(_Base):
     request_timeout_ms: PositiveInt = 30_000
     max_poll_records: PositiveInt = 2_000
     poll_timeout_ms: PositiveInt = 200
+    # how long the broker may hold a fetch that finds nothing new (sources/kafka.py says why
+    # so short); a broker whose fetch spends this wait on its own storage reads (Tansu on S3)
+    # returns nothing when they take longer, so it needs more
+    fetch_max_wait_ms: PositiveInt = 50
     commit_interval_seconds: Positive = 1.0
     # a partition with lag 0 and no new record for this long stops holding the watermark
     idle_after_seconds: Positive = 5.0

@@ -44,12 +44,12 @@ from watchdog.daemon.sources.kafka_assignor import StateAssignor
 from watchdog.daemon.sources.kafka_rebuild import WindowRebuild
 
 FINISH_STEP = 2.0  # seconds for the last commit, and for leaving the group, at shutdown
-# How long the broker may hold a fetch that finds nothing new. aiokafka's default (500 ms) is
-# fine for a broker that answers as soon as records arrive, but Tansu answers only when the
-# wait is over: records produced meanwhile waited up to ~270 ms to be read (measured p99
-# produce->alert 300 ms at lateness 0, 42-62 ms with 20-50 ms). A short wait costs a few
-# empty fetches a second when the topic is quiet, and nothing while a backlog is read.
-FETCH_MAX_WAIT_MS = 50
+# kafka.fetch_max_wait_ms, how long the broker may hold a fetch that finds nothing new, is
+# 50 ms by default. aiokafka's default (500 ms) is fine for a broker that answers as soon as
+# records arrive, but Tansu answers only when the wait is over: records produced meanwhile
+# waited up to ~270 ms to be read (measured p99 produce->alert 300 ms at lateness 0, 42-62 ms
+# with 20-50 ms). A short wait costs a few empty fetches a second when the topic is quiet, and
+# nothing while a backlog is read, unless the broker's own reads take longer than the wait.
 # A paused partition is not fetched, so its highwater stops moving: its end offset is asked for
 # this often instead, or the lag gauge would read 0 during a pause while records pile up.
 ENDS_REFRESH_SECONDS = 2.0
@@ -108,12 +108,12 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer = AIOKafkaConsumer(
             group_id=k.group, enable_auto_commit=False, auto_offset_reset=k.auto_offset_reset,
             session_timeout_ms=k.session_timeout_ms, heartbeat_interval_ms=k.heartbeat_interval_ms,
-            max_poll_records=k.max_poll_records, fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+            max_poll_records=k.max_poll_records, fetch_max_wait_ms=k.fetch_max_wait_ms,
             partition_assignment_strategy=(
                 (self.assignor, RoundRobinPartitionAssignor) if self.assignor is not None
                 else (RoundRobinPartitionAssignor,)), **kw)
         await self.consumer.start()
-        await self._rebuild.start(kw)
+        await self._rebuild.start(dict(kw, fetch_max_wait_ms=k.fetch_max_wait_ms))
         self.consumer.subscribe([self.topic], listener=self)
 
     def stop(self) -> None:

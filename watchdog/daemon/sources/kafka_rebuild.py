@@ -24,8 +24,7 @@ class WindowRebuild:
         self.seeker: AIOKafkaConsumer | None = None
 
     async def start(self, client_kwargs: dict[str, Any]) -> None:
-        self.seeker = AIOKafkaConsumer(enable_auto_commit=False, fetch_max_wait_ms=50,
-                                       **client_kwargs)
+        self.seeker = AIOKafkaConsumer(enable_auto_commit=False, **client_kwargs)
         await self.seeker.start()
 
     async def start_offset(self, c: AIOKafkaConsumer, tp: TopicPartition, committed: int,
