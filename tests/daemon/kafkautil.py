@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -129,3 +130,14 @@ def daemon_config(path: Path, bootstrap: str, **extra: Any) -> Path:
             cfg[section] = values
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+async def insider_topics(bootstrap: str, partitions: int) -> list[bytes]:
+    """The topics, with the insider world's directory produced (tests.anomaly); returns its
+    access events, for the test to produce (as they are, or with what it adds)."""
+    from tests.anomaly.conftest import directory_records, insider_docs
+
+    await make_topics(bootstrap, partitions=partitions)
+    await produce(bootstrap, "directory",
+                  [msgspec.json.encode(r) for r in directory_records(30)], key="directory")
+    return [msgspec.json.encode(d) for d in insider_docs()]

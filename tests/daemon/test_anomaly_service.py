@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import msgspec
 import pytest
 
-from tests.anomaly.conftest import (
-    directory_records,
-    insider_docs,
-)
 from tests.daemon.helpers import cancel_all, model_service, stop_all, wait_for
-from tests.daemon.kafkautil import committed, daemon_config, make_topics, produce, read_all
+from tests.daemon.kafkautil import (
+    committed,
+    daemon_config,
+    insider_topics,
+    produce,
+    read_all,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -30,10 +31,7 @@ BAD = b'{"@timestamp":"2026-11-02T00:00:00Z","event":{"action":"read"}}'  # no e
 async def test_rules_and_anomaly_services_split_the_work(
         tansu_broker, model_dir: Path, tmp_path: Path) -> None:
     bs = tansu_broker.bootstrap_servers
-    await make_topics(bs, partitions=PARTITIONS)
-    await produce(bs, "directory", [msgspec.json.encode(r) for r in directory_records(30)],
-                  key="directory")
-    docs = [msgspec.json.encode(d) for d in insider_docs()]
+    docs = await insider_topics(bs, PARTITIONS)
     await produce(bs, "access-logs", [*docs[:100], BAD, *docs[100:]], key="user",
                   event_time=True)
     total = len(docs) + 1

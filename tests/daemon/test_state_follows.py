@@ -11,15 +11,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import msgspec
 import pytest
 
-from tests.anomaly.conftest import (
-    directory_records,
-    insider_docs,
-)
 from tests.daemon.helpers import cancel_all, join_in_turn, model_service, wait_for
-from tests.daemon.kafkautil import daemon_config, make_topics, produce
+from tests.daemon.kafkautil import daemon_config, insider_topics, produce
 from watchdog.daemon.app import Service
 
 pytestmark = pytest.mark.integration
@@ -40,10 +35,7 @@ def _restored(svc: Service) -> float:
 async def test_a_restarted_instance_gets_back_the_partitions_its_state_learnt(
         tansu_broker, model_dir: Path, tmp_path: Path) -> None:
     bs = tansu_broker.bootstrap_servers
-    await make_topics(bs, partitions=PARTITIONS)
-    await produce(bs, "directory", [msgspec.json.encode(r) for r in directory_records(30)],
-                  key="directory")
-    docs = [msgspec.json.encode(d) for d in insider_docs()]
+    docs = await insider_topics(bs, PARTITIONS)
     await produce(bs, "access-logs", docs, key="user", event_time=True)
     paths = [daemon_config(tmp_path / f"{name}.yaml", bs, detection={"only": "anomaly"},
                            model=str(model_dir), kafka={"idle_after_seconds": 1.0},
