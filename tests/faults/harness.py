@@ -421,7 +421,7 @@ class Receiver:
 
     Not listening at all (:meth:`down`: connection refused), or listening and answering every
     POST with ``503`` (``mode = "error"``) or with ``200`` after ``delay`` seconds, recording
-    the ``alert_id`` of each alert it accepted (``mode = "ok"``).
+    the ``alert_id`` and the document of each alert it accepted (``mode = "ok"``).
     """
 
     def __init__(self, *, delay: float = 0.0) -> None:
@@ -430,6 +430,7 @@ class Receiver:
         self.delay = delay
         self.mode = "ok"
         self.ids: list[str] = []
+        self.bodies: list[bytes] = []
         self.refused = 0  # answered 503
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.StreamWriter] = set()
@@ -462,6 +463,7 @@ class Receiver:
                     if self.delay:
                         await asyncio.sleep(self.delay)  # a slow receiver
                     self.ids.append(orjson.loads(body)["alert_id"])
+                    self.bodies.append(body)
                     status = "200 OK"
                 else:
                     self.refused += 1

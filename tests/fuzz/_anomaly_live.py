@@ -169,7 +169,9 @@ def rebuild_records(plan: Plan) -> int:
 
 
 def write_config(tmp: Path, bs: str, port: int, model: Path, plan: Plan,
-                 state_every: float = STATE_EVERY) -> tuple[Path, dict[str, str]]:
+                 state_every: float = STATE_EVERY,
+                 sinks: dict[str, Any] | None = None) -> tuple[Path, dict[str, str]]:
+    """The daemon's config; ``sinks``: instead of a JSON-lines file (``alerts.jsonl``)."""
     topics = {name: unique_name(name.replace("_", "-"))
               for name in ("access_logs", "directory", "subjects", "accounts", "alerts", "dlq")}
     doc: dict[str, Any] = {
@@ -183,7 +185,7 @@ def write_config(tmp: Path, bs: str, port: int, model: Path, plan: Plan,
         "topics": topics,
         # (the end marker, two days on, is not held as a stray dated ahead of the present)
         "detection": {"lateness_seconds": plan.lateness, "future_seconds": 4 * DAY},
-        "sinks": {"jsonl": {"path": str(tmp / "alerts.jsonl")}},
+        "sinks": sinks or {"jsonl": {"path": str(tmp / "alerts.jsonl")}},
         "delivery": {"retry_initial_seconds": 0.05, "retry_max_seconds": 0.5},
         "shutdown_timeout_seconds": 10,
     }
@@ -245,6 +247,10 @@ class Run:
         assert m.get(SAVES_FAILED, 0.0) == 0, "a state save failed"
         self.late += sum(v for k, v in m.items() if k.startswith("watchdog_events_late_total"))
 
+    async def close(self) -> None:
+        await self.producer.stop()
+        await self.daemon.close()
+
     async def restart(self, how: str) -> None:
         """kill -9 or SIGTERM, and start again: the state must be restored."""
         await self.account()
@@ -260,20 +266,33 @@ class Run:
                                            {k: v for k, v in m.items() if "model_state" in k})
 
 
-async def run_plan(bs: str, tmp: Path, model: Path, plan: Plan) -> set[bytes]:
-    """Deliver as ``plan`` says; the daemon's alerts before the cut."""
+async def prepare(bs: str, tmp: Path, model: Path, plan: Plan,
+                  **config: Any) -> tuple[Run, Path, dict[str, str]]:
+    """A run of ``plan`` (the daemon not started yet; ``config``: :func:`write_config`'s),
+    its topics created and the directory produced; its config file and topics. Close it
+    (:meth:`Run.close`)."""
     port = free_port()
-    cfg, topics = write_config(tmp, bs, port, model, plan)
+    cfg, topics = write_config(tmp, bs, port, model, plan, **config)
     await create_topics(bs, [topics["access_logs"]], partitions=plan.parts)
     await create_topics(bs, [topics[t] for t in ("directory", "subjects", "alerts", "dlq")])
     producer = AIOKafkaProducer(bootstrap_servers=bs, acks="all", linger_ms=5)
     await producer.start()
-    daemon = Daemon(cfg, port)
-    run = Run(daemon, producer, plan, topics["access_logs"])
+    run = Run(Daemon(cfg, port), producer, plan, topics["access_logs"])
     try:
         await asyncio.gather(*[await producer.send(topics["directory"], msgspec.json.encode(d),
                                                    key=d["user_id"].encode())
                                for d in directory_records(ACCOUNTS)])
+    except BaseException:
+        await run.close()
+        raise
+    return run, cfg, topics
+
+
+async def run_plan(bs: str, tmp: Path, model: Path, plan: Plan) -> set[bytes]:
+    """Deliver as ``plan`` says; the daemon's alerts before the cut."""
+    run, cfg, topics = await prepare(bs, tmp, model, plan)
+    daemon = run.daemon
+    try:
         await daemon.start(plan.parts)
         last = len(plan.chunks) - 1
         for k, chunk in enumerate(plan.chunks):
@@ -302,8 +321,7 @@ async def run_plan(bs: str, tmp: Path, model: Path, plan: Plan) -> set[bytes]:
         assert await committed(bs, group, topics["access_logs"], plan.parts) == run.ends, (
             "an offset not committed")
     finally:
-        await producer.stop()
-        await daemon.close()
+        await run.close()
     lines = (tmp / "alerts.jsonl").read_bytes().splitlines()
     whole = [ln for ln in lines if _parses(ln)]  # (a line torn by the kill: sent again)
     note(f"{plan!r} restarts={run.restarts} torn={len(lines) - len(whole)}")

@@ -195,3 +195,12 @@ def explain(missing: list[bytes], extra: list[bytes]) -> str:
         lines.append(f"extra {kind(raw)} {doc['alert_id']} {doc['ts']} {doc['user_id']} "
                      f"score={doc.get('score')}")
     return "\n".join(lines)
+
+
+def assert_replays(reference: Alerts, live: set[bytes]) -> None:
+    """The daemon's alerts (before the cut) are replay's: none missing, none extra."""
+    missing, extra = sorted(reference - live), sorted(live - reference)
+    assert (missing, extra) == ([], []), (
+        f"{len(missing)} of replay's {len(reference)} alerts missing, {len(extra)} extra "
+        f"(before the cut; {[kind(a) for a in missing]} / {[kind(a) for a in extra]})\n"
+        f"{explain(missing, extra)}")

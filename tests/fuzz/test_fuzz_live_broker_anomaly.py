@@ -52,8 +52,7 @@ from hypothesis import given
 from tests.fuzz._anomaly_live import Plan, plans, run_plan
 from tests.fuzz._anomaly_stream import (
     Alerts,
-    explain,
-    kind,
+    assert_replays,
 )
 from tests.fuzz._live_broker import process_settings
 
@@ -65,8 +64,4 @@ def test_the_daemon_killed_and_restarted_gives_the_anomaly_alerts_replay_gives(
         broker: str, tiny_model: Path, reference: Alerts,
         tmp_path_factory: pytest.TempPathFactory, plan: Plan) -> None:
     live = asyncio.run(run_plan(broker, tmp_path_factory.mktemp("live"), tiny_model, plan))
-    missing, extra = sorted(reference - live), sorted(live - reference)
-    assert (missing, extra) == ([], []), (
-        f"{len(missing)} of replay's {len(reference)} alerts missing, {len(extra)} extra "
-        f"(before the cut; {[kind(a) for a in missing]} / {[kind(a) for a in extra]})\n"
-        f"{explain(missing, extra)}")
+    assert_replays(reference, live)

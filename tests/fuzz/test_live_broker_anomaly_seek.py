@@ -35,36 +35,28 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import orjson
 import pytest
 import yaml
-from aiokafka import AIOKafkaProducer
 
-from tests.anomaly.conftest import directory_records
 from tests.daemon.kafkautil import committed
 from tests.fuzz._anomaly_live import (
     SAVES_OK,
     Plan,
-    Run,
+    prepare,
     rebuild_records,
-    write_config,
 )
 from tests.fuzz._anomaly_stream import (
-    ACCOUNTS,
     DOCS,
     KILL_SPANS,
     NIGHT_SPANS,
     TIMES,
     Alerts,
+    assert_replays,
     before_cut,
-    explain,
-    kind,
 )
 from tests.fuzz._daemon_process import Daemon, wait_until
 from tests.fuzz._live_broker import comparable
-from tests.services.fixtures import create_topics
-from tests.services.procs import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -106,21 +98,12 @@ def restored_line(daemon: Daemon) -> dict[str, Any]:
 async def run_seek(bs: str, tmp: Path, model: Path) -> tuple[set[bytes], dict[str, Any]]:
     """The stream delivered in three chunks, a SIGTERM after the first, a kill -9 after the
     second; the daemon's alerts before the cut, and what the restart after the kill read."""
-    port = free_port()
-    cfg, topics = write_config(tmp, bs, port, model, PLAN, state_every=NEVER)
+    run, cfg, topics = await prepare(bs, tmp, model, PLAN, state_every=NEVER)
+    daemon = run.daemon
     group = str(yaml.safe_load(cfg.read_text())["kafka"]["group"])
     topic = topics["access_logs"]
-    await create_topics(bs, [topic], partitions=1)
-    await create_topics(bs, [topics[t] for t in ("directory", "subjects", "alerts", "dlq")])
-    producer = AIOKafkaProducer(bootstrap_servers=bs, acks="all", linger_ms=5)
-    await producer.start()
-    daemon = Daemon(cfg, port)
-    run = Run(daemon, producer, PLAN, topic)
     first, chunk, rest = PLAN.chunks
     try:
-        await asyncio.gather(*[await producer.send(topics["directory"], msgspec.json.encode(d),
-                                                   key=d["user_id"].encode())
-                               for d in directory_records(ACCOUNTS)])
         await daemon.start(1)
         await run.produce(first)
         await run.read("the first chunk read")
@@ -148,8 +131,7 @@ async def run_seek(bs: str, tmp: Path, model: Path) -> tuple[set[bytes], dict[st
         assert daemon.proc.stop() == 0, daemon.proc.log_tail()
         assert await committed(bs, group, topic, 1) == run.ends, "an offset not committed"
     finally:
-        await producer.stop()
-        await daemon.close()
+        await run.close()
     assert run.late == 0, "an event was made late"
     lines = (tmp / "alerts.jsonl").read_bytes().splitlines()
     whole = []
@@ -168,8 +150,4 @@ def test_a_restart_reads_back_to_the_saved_state_past_the_windows_rebuild(
     # the seek decided: read again from the saved place, not from the windows' rebuild
     assert seen["reread"] == {"0": CHUNK}, seen
     assert seen["events"] == CHUNK - 1 > LIMIT, (seen, LIMIT)  # (the chunk's sentinel: invalid)
-    missing, extra = sorted(reference - live), sorted(live - reference)
-    assert (missing, extra) == ([], []), (
-        f"{len(missing)} of replay's {len(reference)} alerts missing, {len(extra)} extra "
-        f"(before the cut; {[kind(a) for a in missing]} / {[kind(a) for a in extra]})\n"
-        f"{explain(missing, extra)}")
+    assert_replays(reference, live)

@@ -174,7 +174,8 @@ class Metrics:
             "checkpoint (the pipeline waits meanwhile)", buckets=_BATCH, registry=r)
         self.model_state_saves = Counter(
             "watchdog_model_state_saves_total", "Saves of the anomaly model's learnt state: "
-            "ok, failed (retried), deferred (re-read records still in the buffer)",
+            "ok, failed (retried), deferred (re-read records still in the buffer, or an alert "
+            "waiting for a sink)",
             ["result"], registry=r)
         self.model_state_restores = Counter(
             "watchdog_model_state_restores_total", "Starts and the anomaly model's saved state: "
