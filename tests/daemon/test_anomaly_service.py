@@ -44,6 +44,9 @@ async def test_rules_and_anomaly_services_split_the_work(
         tmp_path / "anomaly.yaml", bs, detection={"only": "anomaly"}, **common), model_dir)
     assert anomaly.cfg.kafka.group == "watchdog.anomaly"
     assert anomaly.whole_stream is None  # log_gap is a rule: not the anomaly service's
+    # (nor its gauge: the alert on a missing reader counts the rules service's instances)
+    assert anomaly.metrics.registry.get_sample_value("watchdog_whole_stream_reader") is None
+    assert rules.metrics.registry.get_sample_value("watchdog_whole_stream_reader") == 0
     runs = [asyncio.create_task(s.run()) for s in (rules, anomaly)]
     try:
         for svc in (rules, anomaly):

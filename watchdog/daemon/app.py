@@ -98,6 +98,10 @@ class Service:
         self.engine = engine
         self.metrics = metrics or Metrics()
         self.metrics.name_datasets(cfg.metrics.datasets)
+        if not cfg.detection.rules:
+            # the anomaly service never runs the whole-stream reader: not exported, so the alert
+            # on a missing reader counts the rules service's instances only
+            self.metrics.registry.unregister(self.metrics.whole_stream_reader)
         self.metrics.promises.set_policy(engine.policy, engine.pseudonymize)
         self.log = get_logger("service")
         self.notify = Notify(self.log)
