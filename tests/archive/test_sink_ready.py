@@ -57,3 +57,29 @@ async def test_ready_does_not_wait_for_a_store_that_cannot_be_opened(tmp_path: P
         assert sink.pending == 1  # kept for the next attempt
     finally:
         task.cancel()
+
+
+async def test_alerts_pending_counts_the_alerts_not_yet_in_a_segment(tmp_path: Path) -> None:
+    """What the model's saves wait for (daemon/model_state.py): an alert the archive holds
+    but has not written would be lost to it by a crash after a save that holds its events."""
+    from tests.daemon.helpers import wait_for
+    from watchdog.alerts.model import Alert
+
+    def alert(alert_id: str) -> Alert:
+        return Alert(alert_id=alert_id, rule="anomaly", severity="medium",
+                     ts="2026-11-20T00:00:00.000Z", user_id="u1", event_ids=("ev-1",),
+                     summary="unlike itself")
+
+    sink = DaemonArchive(Archive(location=str(tmp_path / "a"), writer="w", flush_seconds=3600),
+                         Topics(), Metrics(), structlog.get_logger())
+    sink.put_alert(alert("anomaly:u1:1"), None, -1)
+    sink.put_alert(alert("anomaly:u1:2"), None, -1)
+    sink.put_record(Topics().directory, *_record("u1"))
+    assert sink.alerts_pending == 2
+    task = asyncio.create_task(sink.run())
+    try:
+        sink.quiet()
+        await wait_for(lambda: sink.pending == 0, 10, "the segment written")
+        assert sink.alerts_pending == 0
+    finally:
+        task.cancel()

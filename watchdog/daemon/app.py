@@ -224,7 +224,10 @@ class Service:
             keeper = StreamStateKeeper(cfg.model_state, mqtt, stage=stage,
                                        pipeline=self.pipeline, metrics=self.metrics, log=log)
         if keeper is not None:
-            keeper.settled = lambda: self.delivery.pending == 0
+            # (the archive's copy of an alert too: the sinks may have it while a crash loses
+            # the archive's)
+            keeper.settled = lambda: self.delivery.pending == 0 and (
+                self.archive is None or self.archive.alerts_pending == 0)
             return keeper
         self.log.warning("model_state_off", reason="access events come over Kafka and MQTT: "
                          "a save is placed in the Kafka partitions, and the MQTT messages "

@@ -79,11 +79,18 @@ class DaemonArchive:
         self._pruned_at = 0.0
         self._day_rows: Counter[tuple[str, str]] = Counter()
         self._labelled: set[tuple[str, str]] = set()
+        self._alerts_put = self._alerts_written = 0  # alerts handed over / in a segment
 
     # -- in (event loop, hot) ---------------------------------------------------------------
     @property
     def pending(self) -> int:
         return self._staged + len(self._docs) + (self.writer.pending if self.writer else 0)
+
+    @property
+    def alerts_pending(self) -> int:
+        """Alerts handed over and not yet in a written segment (a flush writes every one handed
+        over before it started: the writer keeps what a failed flush had)."""
+        return self._alerts_put - self._alerts_written
 
     def _hold(self, book: PartitionBook | None, offset: int) -> None:
         if book is not None and offset >= 0:
@@ -112,6 +119,7 @@ class DaemonArchive:
             self.log.warning("archive_alert_unreadable", detail=key)
             return
         self._docs.append((ALERTS, key[0], key[1], raw))
+        self._alerts_put += 1
         self._hold(book, offset)
 
     def put_record(self, topic: str, doc: Any, raw: bytes) -> None:
@@ -162,6 +170,7 @@ class DaemonArchive:
         events, docs, holds = self._events, self._docs, self._holds
         self._events, self._docs, self._holds = [], [], []
         staged, self._staged = self._staged, 0
+        alerts_put = self._alerts_put
         self._first_at = time.monotonic()
         try:
             written = await asyncio.to_thread(self._write, events, docs)
@@ -179,6 +188,7 @@ class DaemonArchive:
             self.failing = True
             self._holds = holds + self._holds
             return False
+        self._alerts_written = alerts_put
         if self.failing:
             self.failing = False
             self.log.info("archive_recovered")
