@@ -486,6 +486,33 @@ def operations() -> dash.Dashboard:
                         fmt=pm.PromQueryFormat.TABLE)])
             .unit("short").decimals(0))
     )
+    d = d.with_row(
+        row(205, "Anomaly model's learnt state (model_state: kept across restarts)")
+        .with_panel(ts(27, "Model state saves / h by result",
+                       "Saves of the model's baselines, usual days and risk: ok, failed "
+                       "(alert WatchdogModelStateFailing) and deferred (records re-read after "
+                       "an assignment still buffered, or an alert waiting for a sink).",
+                       [q(f"sum by (result) (increase(watchdog_model_state_saves_total{{{JOB}}}"
+                          f"[1h])) or {ready0}", "{{result}}")], w=8))
+        .with_panel(ts(28, "Model state size",
+                       "Bytes of the last save (~2 KB per account; twice that on disk while "
+                       "a save is written) and the time the pipeline waits while it is "
+                       "captured (p95).",
+                       [q(f"max(watchdog_model_state_bytes{{{JOB}}})", "bytes"),
+                        q(f"histogram_quantile(0.95, sum by (le) (rate("
+                          f"watchdog_model_state_capture_seconds_bucket{{{JOB}}}[{RATE}]))) "
+                          f"or {ready0}", "capture p95 (s)", "B")], unit="bytes", w=8))
+        .with_panel(bars(29, "Starts by what became of the saved state",
+                         "Over the range: restored, none (no file), stale (another topic, "
+                         "group or stream, or too far back), unreadable (moved aside). After a "
+                         "crash with MQTT: events the model did not learn.",
+                         q(f"round(sum by (result) (increase("
+                           f"watchdog_model_state_restores_total{{{JOB}}}[$__range]))) "
+                           f"or label_replace(max(watchdog_model_state_missed_events{{{JOB}}}), "
+                           f"\"result\", \"events missed (MQTT)\", \"\", \"\")",
+                           "{{result}}", instant=True),
+                         w=8, h=8, steps=((None, "green"),)))
+    )
     return d
 
 

@@ -61,6 +61,10 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "watchdog_sink_stalled_seconds": ("gauge", ("sink",)),
     "watchdog_checkpoints": ("counter", ("result",)),
     "watchdog_model_state_saves": ("counter", ("result",)),
+    "watchdog_model_state_restores": ("counter", ("result",)),
+    "watchdog_model_state_bytes": ("gauge", ()),
+    "watchdog_model_state_capture_seconds": ("histogram", ()),
+    "watchdog_model_state_missed_events": ("gauge", ()),
 }
 
 RULES = {
