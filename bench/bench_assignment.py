@@ -81,7 +81,7 @@ def rolling_restart(assign: Callable[..., dict[str, object]], n_inst: int, n_par
     _rebalance(assign, inst, n_parts, 0)
     for i in inst:
         i.since = dict.fromkeys(i.owned, 0)
-    for k, leaving in enumerate(inst):
+    for leaving in inst:
         at += 1_000
         leaving.saved = {p: Claim(leaving.since[p], at) for p in leaving.owned}  # at shutdown
         leaving.owned, leaving.since = set(), {}
@@ -89,7 +89,6 @@ def rolling_restart(assign: Callable[..., dict[str, object]], n_inst: int, n_par
         at += 100
         leaving.restart()
         _rebalance(assign, inst, n_parts, at)
-        del k
     return sum(1 for i in inst for p in i.owned if i.since[p] != 0) / n_parts
 
 

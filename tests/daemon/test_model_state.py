@@ -175,14 +175,21 @@ def test_no_file_starts_afresh_and_an_unusable_one_is_moved_aside(
     assert k.path.with_name("anomaly.state.unreadable").exists()
 
 
-def test_a_state_the_stage_refuses_is_unreadable(tmp_path: Path) -> None:
+def _refused(tmp: Path, stage: SeenStage, blob: bytes) -> ModelStateKeeper:
+    """A saved state whose restore the stage refuses (or raises on): nothing restored,
+    counted unreadable."""
     m = Metrics()
-    stage = SeenStage()
-    k = _keeper(tmp_path, stage, _pipeline(stage), metrics=m)
-    _save(k, Header("access-logs", "g", 1.0, {0: 1}), b"HEAD\xc1")
+    k = _keeper(tmp, stage, _pipeline(stage), metrics=m)
+    _save(k, Header("access-logs", "g", 1.0, {0: 1}), blob)
     k.load()
     assert k.on_assigned({0: 3}) == {}
     assert _count(m, "watchdog_model_state_restores_total", "unreadable") == 1
+    return k
+
+
+def test_a_state_the_stage_refuses_is_unreadable(tmp_path: Path) -> None:
+    stage = SeenStage()
+    _refused(tmp_path, stage, b"HEAD\xc1")
     assert stage.seen == []
 
 
@@ -371,13 +378,7 @@ class _Broken(SeenStage):
 
 
 def test_a_restore_that_raises_starts_afresh_without_quoting_it(tmp_path: Path) -> None:
-    m = Metrics()
-    stage = _Broken()
-    k = _keeper(tmp_path, stage, _pipeline(stage), metrics=m)
-    _save(k, Header("access-logs", "g", 1.0, {0: 4}), b"HEAD")
-    k.load()
-    assert k.on_assigned({0: 6}) == {}
-    assert _count(m, "watchdog_model_state_restores_total", "unreadable") == 1
+    k = _refused(tmp_path, _Broken(), b"HEAD")
     assert "c-0001234" not in repr(k.log.lines)  # type: ignore[attr-defined]
     events = [e for e, _ in k.log.lines]  # type: ignore[attr-defined]
     assert events == ["model_state_unreadable"]

@@ -113,7 +113,6 @@ class Pipeline:
         self.id_conflicts = IdConflicts(metrics, log, counted=not whole_stream)
         self.dispatch = Dispatch(engine, delivery, metrics, self.alert_ids, self._meta,
                                  self._variants, counted=not whole_stream)
-        self._released = self.dispatch.released
         # the archive (watchdog.daemon.sinks.archive.DaemonArchive) when configured: each
         # batch's valid events, holding the batch's commit until they are written
         self.archive: Any = None
@@ -292,7 +291,7 @@ class Pipeline:
         if a_ids and archive is not None:
             archive.put_events(a_ids, a_times, a_raws, a_subjects, book, archived_from)
         if released or alerts:
-            self._released(released, alerts)
+            self.dispatch.released(released, alerts)
         if pkey in self.held_ahead.waiting:  # strays' records no longer hold the commit
             for eid, sb, off in self.held_ahead.followed(pkey, len(records) - n_ahead, order, meta):
                 meta[eid] = (None, *meta[eid][1:])
@@ -326,7 +325,7 @@ class Pipeline:
         scoring windows that have ended), sent at once rather than at the next batch."""
         found = self.detector.tick()
         if found:
-            self._released([], found)
+            self.dispatch.released([], found)
 
     def mark_idle(self, pkey: int) -> None:
         """The partition is caught up and quiet: stop waiting for it. When every partition is,
@@ -349,13 +348,13 @@ class Pipeline:
             self._flushed_at = self.detector.processed
             self.held_ahead.quiet(self.order, self._meta)
         if released or found:
-            self._released(released, found)
+            self.dispatch.released(released, found)
 
     def flush(self) -> None:
         """Shutdown: process everything buffered (and stages' micro-batches; drained only when
         their state is kept for the next start: :attr:`stages_go_on`)."""
         found, released = self.detector.flush_released(end_stages=not self.stages_go_on)
-        self._released(released, found)
+        self.dispatch.released(released, found)
         self._flushed_at = self.detector.processed
 
     def flush_at_stop(self, *, rereads: bool = True) -> bool:
