@@ -229,9 +229,13 @@ def overview() -> dash.Dashboard:
                         q(f"sum(rate(watchdog_events_id_conflicts_total{{{JOB}}}[{RATE}]))",
                           "id conflict", "D")], unit="ops"))
         .with_panel(ts(9, "Consumer lag by topic and partition",
-                       "Messages not yet read. Growing lag: the watchdog falls behind.",
-                       [q(f"sum by (topic, partition) (watchdog_consumer_lag{{{JOB}}})",
-                          "{{topic}}/{{partition}}")], legend_calcs=("last", "max")))
+                       "Messages not yet read, per consumer group (the rules and the anomaly "
+                       "services read access-logs each in its own group); a state topic, read "
+                       "by every instance, shows its slowest. Growing lag: the watchdog falls "
+                       "behind.",
+                       [q(f"max by (group, topic, partition) "
+                          f"(watchdog_consumer_lag{{{JOB}}})",
+                          "{{topic}}/{{partition}} {{group}}")], legend_calcs=("last", "max")))
         .with_panel(ts(10, "Source freshness",
                        "Wall time minus the event time of each source's newest event. A source "
                        "that climbs while others stay low has fallen silent.",
@@ -384,8 +388,11 @@ def operations() -> dash.Dashboard:
         .with_panel(ts(7, "Accounts tracked", "Accounts with windowed or anomaly state.",
                        [q(f"sum by (instance) (watchdog_accounts_tracked{{{JOB}}})",
                           "{{instance}}")], w=8))
-        .with_panel(ts(8, "Consumer lag by topic", "Unread messages per topic, all partitions.",
-                       [q(f"sum by (topic) (watchdog_consumer_lag{{{JOB}}})", "{{topic}}")],
+        .with_panel(ts(8, "Consumer lag by topic",
+                       "Unread messages per topic and consumer group, all partitions (a state "
+                       "topic, read by every instance: its slowest instance's).",
+                       [q(f"sum by (group, topic) (max by (group, topic, partition) "
+                          f"(watchdog_consumer_lag{{{JOB}}}))", "{{topic}} {{group}}")],
                        legend_calcs=("last", "max")))
         .with_panel(ts(9, "Event-time watermark delay",
                        "Wall time minus the watermark (the event time up to which every "

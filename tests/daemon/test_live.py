@@ -134,6 +134,9 @@ async def test_kafka_and_mqtt_give_the_alerts_replay_gives(
     for name in ("watchdog_events_total{", "watchdog_alerts_total{", "watchdog_consumer_lag{",
                  "watchdog_event_to_alert_seconds_bucket", "watchdog_ready 1.0"):
         assert name in metrics
+    # the lag is per consumer group; the state topics, read in full by every instance, have none
+    assert 'watchdog_consumer_lag{group="watchdog",partition="0",topic="access-logs"}' in metrics
+    assert 'watchdog_consumer_lag{group="",partition="0",topic="directory"}' in metrics
     users = {World.user_of(e) for e in world.events}
     for line in metrics.splitlines():  # no account id in any label
         if line.startswith("watchdog_"):

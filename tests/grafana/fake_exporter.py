@@ -21,7 +21,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "watchdog_events_invalid": ("counter", ("reason",)),
     "watchdog_alerts": ("counter", ("rule", "severity")),
     "watchdog_event_to_alert_seconds": ("histogram", ()),
-    "watchdog_consumer_lag": ("gauge", ("topic", "partition")),
+    "watchdog_consumer_lag": ("gauge", ("group", "topic", "partition")),
     "watchdog_sink_errors": ("counter", ("sink",)),
     "watchdog_accounts_tracked": ("gauge", ()),
     "watchdog_build_info": ("gauge", ("version",)),
@@ -90,7 +90,7 @@ def serve(port: int, max_seconds: float) -> None:
     invalid = Counter("watchdog_events_invalid", "Invalid input documents.", ["reason"])
     alerts = Counter("watchdog_alerts", "Alerts raised.", ["rule", "severity"])
     e2a = Histogram("watchdog_event_to_alert_seconds", "Consume to alert sent.", buckets=lat)
-    lag = Gauge("watchdog_consumer_lag", "Consumer lag.", ["topic", "partition"])
+    lag = Gauge("watchdog_consumer_lag", "Consumer lag.", ["group", "topic", "partition"])
     sink_err = Counter("watchdog_sink_errors", "Failed sends.", ["sink"])
     accounts = Gauge("watchdog_accounts_tracked", "Accounts with state.")
     build = Gauge("watchdog_build_info", "Build.", ["version"])
@@ -184,9 +184,10 @@ def serve(port: int, max_seconds: float) -> None:
             sink_lat.labels(sink=sink).observe(rnd.expovariate(50))
         sink_err.labels(sink="webhook").inc(tick % 2)
         for p in range(2):
-            lag.labels(topic="access-logs", partition=str(p)).set(rnd.randint(0, 50))
-        lag.labels(topic="directory", partition="0").set(0)
-        lag.labels(topic="subjects", partition="0").set(0)
+            lag.labels(group="watchdog", topic="access-logs", partition=str(p)).set(
+                rnd.randint(0, 50))
+        lag.labels(group="", topic="directory", partition="0").set(0)
+        lag.labels(group="", topic="subjects", partition="0").set(0)
         accounts.set(100 + tick % 10)
         queue.labels(queue="alerts").set(rnd.randint(0, 5))
         queue.labels(queue="reorder").set(rnd.randint(0, 200))

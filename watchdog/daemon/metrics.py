@@ -92,8 +92,10 @@ class Metrics:
             "watchdog_event_to_alert_seconds",
             "Wall time from consuming the completing event to every sink accepting the alert",
             buckets=_LATENCY, registry=r)
+        # group: the consumer group reading the partition ("" for the state topics, which every
+        # instance reads in full): the rules and anomaly services share a topic, not a lag
         self.lag = Gauge("watchdog_consumer_lag", "Records behind the partition's end",
-                         ["topic", "partition"], registry=r)
+                         ["group", "topic", "partition"], registry=r)
         self.sink_errors = Counter("watchdog_sink_errors_total", "Failed deliveries (retried)",
                                    ["sink"], registry=r)
         self.sink_sent = Counter("watchdog_sink_sent_total", "Alerts accepted by a sink",

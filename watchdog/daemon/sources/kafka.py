@@ -84,7 +84,7 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         self.congested = congested
         self.on_assigned = on_assigned
         self.on_whole_commit = on_whole_commit
-        self.lag_gauge: Any = metrics.lag  # watchdog_consumer_lag{topic, partition}
+        self.lag_gauge: Any = metrics.lag  # watchdog_consumer_lag{group, topic, partition}
         self.consumer: AIOKafkaConsumer | None = None
         self._rebuild = WindowRebuild(self.cfg.rebuild_max_records, self.log)
         self._stopping = False
@@ -338,8 +338,9 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             st = self.pipeline.open_partition(p, book_start, start=start, resume=resume)
             st.last_record = now
             st.assigned_end = ends.get(p)
-            st.lag_gauge = self.lag_gauge.labels(self.topic, str(p))  # at 0: a backlog is not
-            st.lag_gauge.set(self.pipeline.plan.lag(st, None) or 0)  # 0 until the first fetch
+            # at 0 until the first fetch says otherwise (a backlog is not known before)
+            st.lag_gauge = self.lag_gauge.labels(self.cfg.group, self.topic, str(p))
+            st.lag_gauge.set(self.pipeline.plan.lag(st, None) or 0)
             c.seek(TopicPartition(self.topic, p), start)
         self.assigned = mine
         if partial and not self.pipeline.partial_view:
@@ -379,5 +380,5 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         for p in gone:
             st = parts.get(p)
             if st is not None and st.lag_gauge is not None:
-                self.lag_gauge.remove(self.topic, str(p))
+                self.lag_gauge.remove(self.cfg.group, self.topic, str(p))
         self.pipeline.close_partitions(gone)

@@ -99,7 +99,9 @@ class StateTopics:
         if c is None or not c.assignment():
             await asyncio.Event().wait()  # nothing to tail; wait to be cancelled
         assert c is not None
-        lag = {tp: self.metrics.lag.labels(tp.topic, str(tp.partition)) for tp in c.assignment()}
+        # (no group: every instance reads these in full)
+        lag = {tp: self.metrics.lag.labels("", tp.topic, str(tp.partition))
+               for tp in c.assignment()}
         while True:
             self._beat = time.monotonic()
             try:
