@@ -49,6 +49,13 @@ DATASOURCE_UID = "watchdog-prometheus"  # grafana/provisioning/datasources/prome
 DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 JOB = 'job=~"$job"'
 RATE = "$__rate_interval"
+
+
+def read_rate(metric: str) -> str:
+    """The rate of an input counter without the anomaly service's instances: they read every
+    event again (a consumer group of their own), which would count the input twice."""
+    return (f"rate({metric}{{{JOB}}}[{RATE}]) unless on (job, instance) "
+            f'watchdog_build_info{{{JOB}, detection="anomaly"}}')
 TAGS = ["watchdog", "privacy"]
 
 
@@ -187,8 +194,10 @@ def overview() -> dash.Dashboard:
                            mappings=[dm.ValueMap(options={
                                "0": dm.ValueMappingResult(text="NOT READY", color="red"),
                                "1": dm.ValueMappingResult(text="READY", color="green")})]))
-        .with_panel(single(2, "Events / s", "Valid access events read, all sources.",
-                           q(f"sum(rate(watchdog_events_total{{{JOB}}}[{RATE}]))"),
+        .with_panel(single(2, "Events / s",
+                           "Valid access events read, all sources (an anomaly service, reading "
+                           "them again, is not counted twice).",
+                           q(f"sum({read_rate('watchdog_events_total')})"),
                            unit="ops", steps=((None, "blue"),)))
         .with_panel(single(3, "Alerts in range", "Alerts raised over the dashboard's time range.",
                            q(f"round(sum(increase(watchdog_alerts_total{{{JOB}}}[$__range])))",
@@ -215,18 +224,18 @@ def overview() -> dash.Dashboard:
         row(101, "Input")
         .with_panel(ts(7, "Events / s by source",
                        "Valid access events per event.dataset (the system that logged them).",
-                       [q(f"sum by (dataset) (rate(watchdog_events_total{{{JOB}}}[{RATE}]))",
+                       [q(f"sum by (dataset) ({read_rate('watchdog_events_total')})",
                           "{{dataset}}")], unit="ops", stacked=True, legend_calcs=("mean", "max")))
         .with_panel(ts(8, "Invalid, late and duplicate input / s",
                        "Documents rejected to the dead-letter topic (by reason), events behind "
                        "the watermark, redeliveries dropped as duplicates, and events that "
                        "reused a known event.id with other content (processed).",
-                       [q(f"sum by (reason) (rate(watchdog_events_invalid_total{{{JOB}}}[{RATE}]))",
+                       [q(f"sum by (reason) ({read_rate('watchdog_events_invalid_total')})",
                           "invalid: {{reason}}"),
-                        q(f"sum(rate(watchdog_events_late_total{{{JOB}}}[{RATE}]))", "late", "B"),
-                        q(f"sum(rate(watchdog_events_duplicate_total{{{JOB}}}[{RATE}]))",
+                        q(f"sum({read_rate('watchdog_events_late_total')})", "late", "B"),
+                        q(f"sum({read_rate('watchdog_events_duplicate_total')})",
                           "duplicate", "C"),
-                        q(f"sum(rate(watchdog_events_id_conflicts_total{{{JOB}}}[{RATE}]))",
+                        q(f"sum({read_rate('watchdog_events_id_conflicts_total')})",
                           "id conflict", "D")], unit="ops"))
         .with_panel(ts(9, "Consumer lag by topic and partition",
                        "Messages not yet read, per consumer group (the rules and the anomaly "

@@ -21,6 +21,7 @@ from tests.daemon.kafkautil import (
     produce,
     read_all,
 )
+from watchdog import __version__
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +48,10 @@ async def test_rules_and_anomaly_services_split_the_work(
     # (nor its gauge: the alert on a missing reader counts the rules service's instances)
     assert anomaly.metrics.registry.get_sample_value("watchdog_whole_stream_reader") is None
     assert rules.metrics.registry.get_sample_value("watchdog_whole_stream_reader") == 0
+    # what each runs, for panels that count the input once (the anomaly service reads it again)
+    for svc, name in ((rules, "rules"), (anomaly, "anomaly")):
+        assert svc.metrics.registry.get_sample_value(
+            "watchdog_build_info", {"version": __version__, "detection": name}) == 1
     runs = [asyncio.create_task(s.run()) for s in (rules, anomaly)]
     try:
         for svc in (rules, anomaly):
@@ -57,6 +62,11 @@ async def test_rules_and_anomaly_services_split_the_work(
                            what="every record read by both services, every partition idle")
         await wait_for(lambda: any(a.rule == "anomaly" for a in anomaly_sink.alerts),
                        within=30, what="the insider's anomaly alert")
+        # each service's lag is its own group's, on the same partitions
+        for svc, group in ((rules, "watchdog"), (anomaly, "watchdog.anomaly")):
+            for p_ in range(PARTITIONS):
+                assert svc.metrics.registry.get_sample_value("watchdog_consumer_lag", {
+                    "group": group, "topic": "access-logs", "partition": str(p_)}) == 0
         await stop_all([rules, anomaly], runs, 20)
     finally:
         cancel_all([rules, anomaly], runs)

@@ -77,7 +77,7 @@ async def test_endpoints_and_every_metric(world: World, tmp_path: Path) -> None:
     text = metrics.text
     types = {ln.split()[2] for ln in text.splitlines() if ln.startswith("# TYPE ")}
     assert [m for m in METRICS if m not in types] == []
-    assert 'watchdog_build_info{version="' in text
+    assert 'watchdog_build_info{detection="all",version="' in text
     assert 'watchdog_state_entries{state="directory"}' in text
     assert 'watchdog_queue_depth{queue="reorder"}' in text
     assert "watchdog_model_loaded 0.0" in text  # no model: 0, and no model_info series

@@ -24,7 +24,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "watchdog_consumer_lag": ("gauge", ("group", "topic", "partition")),
     "watchdog_sink_errors": ("counter", ("sink",)),
     "watchdog_accounts_tracked": ("gauge", ()),
-    "watchdog_build_info": ("gauge", ("version",)),
+    "watchdog_build_info": ("gauge", ("version", "detection")),
     "watchdog_sink_sent": ("counter", ("sink",)),
     "watchdog_sink_skipped": ("counter", ("sink",)),
     "watchdog_sink_latency_seconds": ("histogram", ("sink",)),
@@ -93,7 +93,7 @@ def serve(port: int, max_seconds: float) -> None:
     lag = Gauge("watchdog_consumer_lag", "Consumer lag.", ["group", "topic", "partition"])
     sink_err = Counter("watchdog_sink_errors", "Failed sends.", ["sink"])
     accounts = Gauge("watchdog_accounts_tracked", "Accounts with state.")
-    build = Gauge("watchdog_build_info", "Build.", ["version"])
+    build = Gauge("watchdog_build_info", "Build.", ["version", "detection"])
     sent = Counter("watchdog_sink_sent", "Alerts sent.", ["sink"])
     Counter("watchdog_sink_skipped", "Alerts a file sink already held.", ["sink"]).labels(
         sink="jsonl")
@@ -145,7 +145,7 @@ def serve(port: int, max_seconds: float) -> None:
         by_commitment.labels(commitment=rule)
 
     # Label sets the daemon creates at start (so that series exist at zero).
-    build.labels(version="0.1.0").set(1)
+    build.labels(version="0.1.0", detection="all").set(1)
     model_loaded.set(0)  # like `watchdog run` without --model: no watchdog_model_info series
     del model_info
     for rule, severity in RULES.items():

@@ -98,6 +98,7 @@ class Service:
         self.engine = engine
         self.metrics = metrics or Metrics()
         self.metrics.name_datasets(cfg.metrics.datasets)
+        self.metrics.set_detection(cfg.detection.only or "all")
         if not cfg.detection.rules:
             # the anomaly service never runs the whole-stream reader: not exported, so the alert
             # on a missing reader counts the rules service's instances only

@@ -109,8 +109,11 @@ class Metrics:
                                       ["sink"], buckets=_SINK, registry=r)
         self.accounts = Gauge("watchdog_accounts_tracked",
                               "Accounts with window state in the engine", registry=r)
-        self.build = Gauge("watchdog_build_info", "Build of the running daemon", ["version"],
-                           registry=r)
+        # detection: what the instance runs (detection.only: "rules", "anomaly"; both: "all"),
+        # so that panels counting events can leave out the anomaly service, which reads them
+        # again (not "service": the Prometheus Operator's target label of that name would win)
+        self.build = Gauge("watchdog_build_info", "Build of the running daemon",
+                           ["version", "detection"], registry=r)
         self.queue = Gauge("watchdog_queue_depth", "Items waiting: alerts for sinks, events in "
                            "the reorder buffer", ["queue"], registry=r)
         self.state = Gauge("watchdog_state_entries", "Entries in the engine's state",
@@ -229,7 +232,7 @@ class Metrics:
         self.promises = PromiseMetrics(r)
         self._rule_ids = tuple(rules)
 
-        self.build.labels(__version__).set(1)
+        self.set_detection("all")
         self.model_loaded_g.set(0)
         self.ready.set(0)
         self.whole_stream_reader.set(0)
@@ -268,6 +271,11 @@ class Metrics:
         self._last_t: dict[str, float] = {}
 
     # -- per batch -------------------------------------------------------------------
+    def set_detection(self, runs: str) -> None:
+        """What this instance runs: ``rules``, ``anomaly`` or ``all`` (watchdog_build_info)."""
+        self.build.clear()
+        self.build.labels(__version__, runs).set(1)
+
     def name_datasets(self, names: Iterable[str]) -> None:
         """The datasets that may be label values (the configuration's); others are ``other``."""
         self._datasets = frozenset(list(names)[:MAX_DATASETS])
