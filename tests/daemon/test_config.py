@@ -11,7 +11,7 @@ import pytest
 
 from watchdog.alerts.pseudonym import DEMO_KEY
 from watchdog.daemon.cli import resolve_key
-from watchdog.daemon.config import ConfigError, load_config
+from watchdog.daemon.config import ConfigError, as_anomaly_service, load_config
 from watchdog.daemon.kafka_client import client_kwargs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -184,3 +184,19 @@ def test_an_unreadable_credential_is_a_one_line_error(tmp_path: Path, make: str)
         assert "mqtt-password: cannot read: Is a directory" in lines[0]
     else:
         assert "not UTF-8" in lines[0]
+
+
+def test_the_anomaly_service_reads_under_identities_of_its_own() -> None:
+    """Beside the rules service with the same file: its own consumer group, MQTT client id
+    (an id in use is taken over by the broker) and share names (one share name splits the
+    messages between the two); plain topic filters are unchanged."""
+    cfg = load_config(overrides={"mqtt.subscribe": [
+        "$share/wd/logs/+/access", "logs/hr/access", "$share/x", "$shared/a/b"]})
+    assert cfg.mqtt is not None
+    a = as_anomaly_service(cfg)
+    assert a.kafka.group == cfg.kafka.group + ".anomaly"
+    assert a.mqtt is not None
+    assert a.mqtt.client_id == cfg.mqtt.client_id + "-anomaly"
+    assert a.mqtt.subscribe == [
+        "$share/wd-anomaly/logs/+/access", "logs/hr/access", "$share/x", "$shared/a/b"]
+    assert as_anomaly_service(load_config()).mqtt is None

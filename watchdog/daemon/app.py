@@ -30,7 +30,7 @@ from aiokafka.errors import KafkaConnectionError
 
 from watchdog import gc_policy
 from watchdog.daemon import checkpoint
-from watchdog.daemon.config import Config, in_group
+from watchdog.daemon.config import Config, as_anomaly_service
 from watchdog.daemon.deadletter import (
     PRODUCER_MAX_REQUEST,
     DeadLetter,
@@ -68,9 +68,6 @@ if TYPE_CHECKING:
     from watchdog.daemon.sinks.archive import DaemonArchive
 
 SourceFactory = Callable[[Pipeline], Source]
-ANOMALY_GROUP_SUFFIX = ".anomaly"  # the consumer group of ``detection.only: anomaly``
-
-
 class Service:
     """``await Service(cfg, engine).run()`` -> exit code.
 
@@ -92,8 +89,7 @@ class Service:
         listen: bool = True,
     ) -> None:
         if not cfg.detection.rules:
-            # the anomaly service reads every event too: in a consumer group of its own
-            cfg = in_group(cfg, ANOMALY_GROUP_SUFFIX)
+            cfg = as_anomaly_service(cfg)  # it reads every event too, under its own identities
         self.cfg = cfg
         self.engine = engine
         self.metrics = metrics or Metrics()

@@ -44,6 +44,7 @@ from watchdog.daemon.settings import (
     Sinks,
     Topics,
     WebhookSink,
+    as_anomaly_service,
     in_group,
     parse_listen,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "Sinks",
     "Topics",
     "WebhookSink",
+    "as_anomaly_service",
     "in_group",
     "load_config",
     "parse_listen",

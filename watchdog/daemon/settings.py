@@ -112,7 +112,8 @@ class ModelState(_Base):
     MQTT source, not both."""
 
     # relative: under $STATE_DIRECTORY (systemd) or else the working directory; default
-    # anomaly-<kafka.group>.state (MQTT: anomaly-mqtt-<mqtt.client_id>.state)
+    # anomaly-<kafka.group>.state (MQTT: anomaly-mqtt-<mqtt.client_id>.state; the anomaly
+    # service reads as <client_id>-anomaly)
     path: NonEmpty | None = None
     # at least this often, and at shutdown; a crash re-reads the records since the last save
     # (MQTT: the model misses the events processed since, acknowledged)
@@ -260,6 +261,34 @@ def in_group(cfg: Config, suffix: str) -> Config:
     (the whole-stream reader, the anomaly service) that commits for itself."""
     return msgspec.structs.replace(cfg, kafka=msgspec.structs.replace(
         cfg.kafka, group=cfg.kafka.group + suffix))
+
+
+ANOMALY_SUFFIX = "anomaly"  # what the anomaly service adds to the identities it reads under
+
+
+def as_anomaly_service(cfg: Config) -> Config:
+    """``cfg`` as the anomaly service (``detection.only: anomaly``) reads: every event again,
+    beside the rules service with the same configuration, so under identities of its own: the
+    consumer group ``<kafka.group>.anomaly``; the MQTT client id ``<client_id>-anomaly`` (an id
+    in use is taken over by the broker: the two services would disconnect each other and share
+    one session) and shared subscriptions ``$share/<name>-anomaly/...`` (the same share name
+    would split the messages between the services, each seeing a part)."""
+    cfg = in_group(cfg, "." + ANOMALY_SUFFIX)
+    m = cfg.mqtt
+    if m is None:
+        return cfg
+    return msgspec.structs.replace(cfg, mqtt=msgspec.structs.replace(
+        m, client_id=f"{m.client_id}-{ANOMALY_SUFFIX}",
+        subscribe=[_own_share(f, ANOMALY_SUFFIX) for f in m.subscribe]))
+
+
+def _own_share(topic_filter: str, suffix: str) -> str:
+    """``$share/<name>/<filter>`` -> ``$share/<name>-<suffix>/<filter>``; others unchanged."""
+    head, sep, rest = topic_filter.partition("/")
+    if head != "$share" or not sep:
+        return topic_filter
+    name, sep, flt = rest.partition("/")
+    return f"$share/{name}-{suffix}/{flt}" if sep else topic_filter
 
 
 _LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})$")

@@ -25,7 +25,10 @@ written a second time: one line per alert. An alert that fails to append (disk f
 
 Opening the trail takes an exclusive lock and checks its last line against its head: a trail
 that was truncated or rewritten, or that another process holds, stops the daemon at start
-(exit 1, the reason in the log) rather than chaining new alerts onto a broken history.
+(exit 1, the reason in the log) rather than chaining new alerts onto a broken history. The
+anomaly service (``detection.only: anomaly``) does not take that lock (``owner=False``): run
+with the same configuration beside the rules service, it appends its alerts to the same chain
+as a second writer, each append locked and chained onto the other's (:mod:`watchdog.audit.trail`).
 """
 
 from __future__ import annotations
@@ -51,8 +54,9 @@ class AuditSink:
     name = "audit"
 
     def __init__(self, path: str | Path, *, fsync: bool = True, timeout: float = 30.0,
-                 key: bytes | None = None) -> None:
+                 key: bytes | None = None, owner: bool = True) -> None:
         self.path = Path(path)
+        self.owner = owner  # holds the trail's owner lock (the rules service, or both in one)
         self.fsync = fsync
         self.key = key  # a keyed (HMAC) chain
         self.timeout = timeout
@@ -69,7 +73,8 @@ class AuditSink:
     def _open(self) -> AuditTrail:
         """The trail, opened and checked (a torn last line cut), and the alert ids of the
         lines that check read remembered: the tail is read once."""
-        trail = AuditTrail(self.path, fsync=self.fsync, key=self.key, recall=REMEMBER)
+        trail = AuditTrail(self.path, fsync=self.fsync, key=self.key, owner=self.owner,
+                           recall=REMEMBER)
         lines, trail.recalled = trail.recalled, []
         self.written.seed(k for k in map(alert_key, lines) if k is not None)
         return trail

@@ -31,7 +31,9 @@ def configured_sinks(cfg: Config, producer: Any) -> list[Sink]:
         out.append(JsonlSink(s.jsonl.path))
     if s.audit is not None:
         key = s.audit.key.encode() if s.audit.key else None
-        out.append(AuditSink(s.audit.path, fsync=s.audit.fsync, key=key))
+        # the anomaly service appends beside the rules service's lock (one chain)
+        out.append(AuditSink(s.audit.path, fsync=s.audit.fsync, key=key,
+                             owner=cfg.detection.rules))
     return out
 
 

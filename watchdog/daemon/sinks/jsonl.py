@@ -12,21 +12,35 @@ torn last line is left out, and ended so the next alert starts a line of its own
 an alert it already holds, counted as delivered (and in ``watchdog_sink_skipped_total``). Such
 an alert is one sent again after a restart: a stop mid-stream leaves the reorder buffer
 uncommitted, and the alerts raised on arrival of those events come again with the same
-``alert_id``.
+``alert_id``. Each batch is written under an exclusive lock of the file (``flock``): the rules
+and the anomaly services may share one file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
 from watchdog.alerts.model import Alert, encode_alert
 from watchdog.daemon.sinks.recent import REMEMBER, tail_alert_ids
 from watchdog.daemon.sinks.written import WrittenOnce
+
+
+@contextlib.contextmanager
+def _locked(fd: int) -> Iterator[None]:
+    """The file locked for one batch: another process appending to it (the anomaly service
+    beside the rules service, same configuration) neither interleaves with a batch written in
+    several calls nor loses lines to a failed batch's cut back to its start."""
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class JsonlSink:
@@ -49,9 +63,10 @@ class JsonlSink:
         """A torn last line (a crash mid-write) is ended, so the next alert is a line of its
         own rather than glued to it."""
         assert self._fd is not None
-        size = os.fstat(self._fd).st_size
-        if size and os.pread(self._fd, 1, size - 1) != b"\n":
-            self._write(b"\n")
+        with _locked(self._fd):
+            size = os.fstat(self._fd).st_size
+            if size and os.pread(self._fd, 1, size - 1) != b"\n":
+                self._write_locked(b"\n")
 
     async def send(self, alerts: Sequence[Alert]) -> None:
         if self._fd is None:
@@ -74,6 +89,12 @@ class JsonlSink:
         fd = self._fd
         if fd is None:
             raise OSError(f"{self.path}: not open")
+        with _locked(fd):
+            self._write_locked(data)
+
+    def _write_locked(self, data: bytes) -> None:
+        fd = self._fd
+        assert fd is not None
         size = os.fstat(fd).st_size
         view = memoryview(data)
         try:
