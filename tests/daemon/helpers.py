@@ -305,3 +305,19 @@ class QuietLog:
 
     def __getattr__(self, name: str) -> Any:
         return lambda *a, **kw: None
+
+
+class RecordingLog:
+    """A logger that keeps every line as (event, fields), any level, ``bind`` ignored."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, dict[str, Any]]] = []
+
+    def bind(self, **_kw: Any) -> RecordingLog:
+        return self
+
+    def __getattr__(self, level: str) -> Any:
+        return lambda event, **kw: self.lines.append((event, kw))
+
+    def events(self) -> list[str]:
+        return [e for e, _ in self.lines]

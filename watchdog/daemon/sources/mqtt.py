@@ -21,8 +21,18 @@ messages the checkpoint holds are duplicates).
 One connection is one stream in the reorder buffer (partition key
 :data:`~watchdog.daemon.sources.base.MQTT_STREAM`); it stops holding the watermark after
 ``idle_after_seconds`` without a message. While sinks are behind, received messages wait
-unread (and unacknowledged). Several instances should subscribe with shared subscriptions
-(``$share/watchdog/...``), or every instance gets every message. Reconnects with backoff.
+unread (and unacknowledged). Reconnects with backoff.
+
+One instance per stream: a shared subscription (``$share/<name>/...``) hands each message to one
+of its subscribers, so one account's events are split between instances at random and the
+windowed rules and the model each see a part of it (Kafka keeps an account on one partition).
+It works, and is warned about once at the start (``mqtt_shared_subscription``); to scale out,
+bridge the MQTT topics into ``access-logs`` keyed by ``user.id``. Each instance needs its own
+``mqtt.client_id``: the broker drops a connection when another connects with its id, and the
+two then take the session from each other at every reconnect. Some brokers say so (MQTT 5
+"Session taken over"); mosquitto 2.0 closes the connection without a reason. Either, or
+:data:`SHORT_LIVED` connections in a row lost within :data:`SHORT_SECONDS` of their
+subscription, is logged as the error ``mqtt_client_id_in_use``.
 """
 
 from __future__ import annotations
@@ -66,6 +76,12 @@ def tls_context(tls: TLS | None) -> ssl.SSLContext | None:
     return ctx
 
 
+# MQTT 5 reason 0x8E: another connection with this client id took the session over
+TAKEN_OVER = "Session taken over"
+# connections lost this soon after their subscription, this many in a row: taken over, likely
+SHORT_SECONDS, SHORT_LIVED = 30.0, 2
+
+
 class MqttSource:
     name = "mqtt"
     rereads = False  # an acknowledged QoS 1 message is not delivered again
@@ -96,6 +112,8 @@ class MqttSource:
         self._task: asyncio.Task[None] | None = None
         self._last = time.monotonic()
         self._beat = time.monotonic()
+        self._short = 0  # connections in a row lost soon after their subscription
+        self._subscribed_at: float | None = None
 
     async def start(self) -> None:
         self._book = self.pipeline.track_stream(self.pkey)
@@ -132,12 +150,32 @@ class MqttSource:
 
     async def run(self) -> None:
         self._task = asyncio.current_task()
+        shared = [f for f in self.m.subscribe if f.startswith("$share/")]
+        if shared:
+            self.log.warning("mqtt_shared_subscription", topics=shared,
+                             consequence="each message goes to one of the instances sharing "
+                                         "it: an account's events are split between them, and "
+                                         "windowed rules and the model see a part of each",
+                             remedy="one instance per stream; to scale out, bridge the topics "
+                                    "into access-logs keyed by user.id")
         delay = 0.5
         try:
             while not self._stopping:
                 try:
                     await self._session()
                 except MqttSessionError as err:
+                    at, self._subscribed_at = self._subscribed_at, None
+                    if at is not None:  # (a connection that never subscribed: no verdict)
+                        lasted = time.monotonic() - at
+                        self._short = self._short + 1 if lasted < SHORT_SECONDS else 0
+                        if lasted >= SHORT_SECONDS:
+                            delay = 0.5  # a connection that held: the backoff starts over
+                    if TAKEN_OVER in str(err) or self._short == SHORT_LIVED:
+                        self.log.error("mqtt_client_id_in_use", client_id=self.m.client_id,
+                                       detail="the broker drops this connection for another "
+                                              "with the same client id (or it keeps failing "
+                                              "right after subscribing): give every instance "
+                                              "its own mqtt.client_id")
                     self.log.warning("mqtt_disconnected", error=str(err)[:200],
                                      unacknowledged=len(self._unacked),
                                      retry_in=round(delay, 1))
@@ -165,7 +203,7 @@ class MqttSource:
         await sub.__aenter__()
         self._sub = sub
         await sub.subscribe(self.m.subscribe, self.m.qos)
-        self._last = time.monotonic()  # quiet is measured from the subscription on
+        self._last = self._subscribed_at = time.monotonic()  # quiet: from the subscription
         self.log.info("mqtt_subscribed", topics=self.m.subscribe, qos=self.m.qos,
                       session_present=sub.session_present)
         while True:
