@@ -9,6 +9,7 @@ saw); the daemon with the real stage and mosquitto: tests/fuzz/test_live_mqtt_an
 from __future__ import annotations
 
 import asyncio
+import math
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -234,21 +235,41 @@ def test_the_service_keeps_the_model_state_with_kafka_or_mqtt_not_both(tmp_path:
     assert _service(tmp_path, kafka=True, mqtt=True).model_state is None  # (model_state_off)
 
 
-def test_without_a_checkpoint_the_state_is_restored_and_what_it_missed_is_unknown(
-        tmp_path: Path) -> None:
-    """``mqtt.checkpoint: null`` or the anomaly service (no rules' checkpoint): restored, the
-    count of missed events unknown (null in the log line, which names no event)."""
+def _restored_without_checkpoint(tmp: Path) -> tuple[Metrics, SeenStage, Log]:
+    """A state of three events saved, then restored by a keeper given no checkpoint (as
+    ``mqtt.checkpoint: null`` or the anomaly service's): its metrics, stage and log."""
     m, s1 = Metrics(), SeenStage()
     p1 = _pipeline(s1)
     Stream(p1).send(_raws([1, 2, 3]))
     p1.mark_idle(MQTT_STREAM)
-    assert asyncio.run(_keeper(tmp_path, s1, p1, m).save())
+    assert asyncio.run(_keeper(tmp, s1, p1, m).save())
     s2, log = SeenStage(), Log()
     k = StreamStateKeeper(ModelState(), MQ, stage=s2, pipeline=_pipeline(s2), metrics=m,
-                          log=log, path=tmp_path / "anomaly.state")
+                          log=log, path=tmp / "anomaly.state")
     k.load()
+    return m, s2, log
+
+
+def test_without_a_checkpoint_the_state_is_restored_and_what_it_missed_is_unknown(
+        tmp_path: Path) -> None:
+    """``mqtt.checkpoint: null`` or the anomaly service (no rules' checkpoint): restored, the
+    count of missed events unknown (null in the log line, which names no event)."""
+    m, s2, log = _restored_without_checkpoint(tmp_path)
     assert _count(m, RESTORES, "restored") == 1
     assert s2.seen == ["e0", "e1", "e2"]
     [(_, said)] = [line for line in log.lines if line[0] == "model_state_restored"]
     assert said["events_missed"] is None
     assert not any("e0" in str(v) for v in said.values())
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the gauge is set to 0 when the count is unknown (StreamStateKeeper.load: set(n or 0)): "
+    "after a kill -9 of the anomaly service it says no event was missed; proposed: NaN "
+    "(model_state_mqtt.py, owned by another helper this session)"))
+def test_without_a_checkpoint_the_gauge_does_not_say_that_nothing_was_missed(
+        tmp_path: Path) -> None:
+    """docs/configuration.md: ``events_missed``, also the gauge, is "null without a
+    checkpoint"; 0 says "none missed", which a crash of the anomaly service does not know."""
+    m, _, _ = _restored_without_checkpoint(tmp_path)
+    value = m.registry.get_sample_value("watchdog_model_state_missed_events")
+    assert value is None or math.isnan(value), value

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +45,14 @@ async def wait_until(cond: Callable[[], Awaitable[bool]], what: str, proc: Manag
 class Daemon:
     """``watchdog run`` as a subprocess, and what its /metrics and /readyz say."""
 
-    def __init__(self, cfg: Path, port: int) -> None:
+    def __init__(self, cfg: Path, port: int, args: Sequence[str] = (),
+                 log_path: Path | None = None) -> None:
+        """``args``: more of ``watchdog run``'s (``--only anomaly``); ``log_path``: the log of
+        every start (else a temporary file)."""
         env = {**os.environ, "WATCHDOG_PSEUDONYM_KEY": KEY.decode()}
         self.proc = ManagedProcess("watchdog", [sys.executable, "-m", "watchdog", "run",
-                                                "--config", str(cfg)],
-                                   env=env, cwd=ROOT, stop_timeout=15.0)
+                                                "--config", str(cfg), *args],
+                                   env=env, cwd=ROOT, stop_timeout=15.0, log_path=log_path)
         self.base = f"http://127.0.0.1:{port}"
         self.http = httpx.AsyncClient(timeout=5.0)
 

@@ -30,6 +30,7 @@ alerts; the SIGTERM's differ from replay's in 5 (u010's risk alert again, a wind
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,6 @@ from tests.fuzz.test_live_broker_anomaly_seek import restored_line
 from tests.services.fixtures import create_topics, unique_name
 from tests.services.mosquitto import Mosquitto
 from tests.services.procs import free_port
-from tests.services.tansu import TansuBroker
 from watchdog.alerts.model import encode_alert
 from watchdog.anomaly.stage import load_stage
 from watchdog.daemon import checkpoint
@@ -73,6 +73,7 @@ pytestmark = pytest.mark.integration
 
 NEVER = 3600.0  # model_state.every_seconds: the only saves are the SIGTERMs'
 MISSED = "watchdog_model_state_missed_events"
+READER = "watchdog_whole_stream_reader"
 
 
 def _cut(k: int) -> int:
@@ -88,16 +89,19 @@ KILLED = _cut(NIGHT_SPANS[0][1] + 40)  # ... killed after it, read and acknowled
 
 
 # -- what the daemon must give ------------------------------------------------------------------
-def _pipeline(model: Path, state: tuple[bytes, dict[str, Any]] | None = None,
-              ) -> tuple[Pipeline, Any, CollectAlerts]:
+def _pipeline(model: Path, state: tuple[bytes, dict[str, Any] | None] | None = None, *,
+              rules: bool = True) -> tuple[Pipeline, Any, CollectAlerts]:
+    """``state``: the stage's and the detector's (None: none restored, as in the anomaly
+    service, which keeps no checkpoint); ``rules=False``: the anomaly service's pipeline."""
     eng = engine()
     stage = load_stage(model, eng)
     delivery = CollectAlerts()
     p = Pipeline(eng, delivery, NoDeadLetters(), Metrics(),  # type: ignore[arg-type]
-                 QuietLog(), stages=[stage], lateness=60.0)
+                 QuietLog(), stages=[stage], lateness=60.0, rules=rules)
     if state is not None:
         stage.restore(state[0])
-        snapshot.restore(p.detector, state[1])
+        if state[1] is not None:
+            snapshot.restore(p.detector, state[1])
     p.track_stream(MQTT_STREAM)
     return p, stage, delivery
 
@@ -109,20 +113,24 @@ def _feed(p: Pipeline, lo: int, hi: int) -> None:
     p.mark_idle(MQTT_STREAM)  # (the daemon's idle pause, or its SIGTERM: the stage drained)
 
 
-def lost_between(model: Path, saved: int, killed: int, *, afresh: bool = False) -> set[bytes]:
+def lost_between(model: Path, saved: int, killed: int, *, afresh: bool = False,
+                 rules: bool = True) -> set[bytes]:
     """The alerts of the stream through the daemon's pipeline in this process, where after
     ``killed`` events the rules go on from their state there and the model from its state
-    after ``saved`` (``afresh``: from nothing, as without ``model_state``)."""
-    p1, stage1, out1 = _pipeline(model)
+    after ``saved`` (``afresh``: from nothing, as without ``model_state``). ``rules=False``:
+    the anomaly service's pipeline, whose detector starts afresh (it keeps no checkpoint)."""
+    p1, stage1, out1 = _pipeline(model, rules=rules)
     _feed(p1, 0, saved)
     kept = stage1.snapshot()
     _feed(p1, saved, killed)
-    rules = checkpoint.decode(checkpoint.encode("s", snapshot.capture(p1.detector, [])))
+    held = (checkpoint.decode(checkpoint.encode("s", snapshot.capture(p1.detector, [])))
+            if rules else None)
     if afresh:
-        p2, _, out2 = _pipeline(model)
-        snapshot.restore(p2.detector, rules)
+        p2, _, out2 = _pipeline(model, rules=rules)
+        if held is not None:
+            snapshot.restore(p2.detector, held)
     else:
-        p2, _, out2 = _pipeline(model, (kept, rules))
+        p2, _, out2 = _pipeline(model, (kept, held), rules=rules)
     _feed(p2, killed, len(RAWS))
     return before_cut(comparable([encode_alert(a) for a in [*out1.alerts, *out2.alerts]]))
 
@@ -172,18 +180,19 @@ def _restored(daemon: Daemon) -> dict[str, Any] | None:
         return None
 
 
-async def deliver(bs: str, mq: Mosquitto, tmp: Path, model: Path,
-                  stops: list[tuple[int, str]]) -> tuple[set[bytes], list[dict[str, Any]]]:
+async def deliver(bs: str, mq: Mosquitto, tmp: Path, model: Path, stops: list[tuple[int, str]],
+                  args: Sequence[str] = ()) -> tuple[set[bytes], list[dict[str, Any]]]:
     """The stream published over MQTT; after event ``k`` of each ``(k, how)`` of ``stops``
     is read, ``term`` (SIGTERM at once, the last minute still in the reorder buffer) or
     ``kill`` (kill -9 once it is handled) and a restart. The alerts before the cut, and what
-    each restart said of the model's state."""
+    each restart said of the model's state. ``args``: ``watchdog run``'s (``--only anomaly``);
+    the daemon's log of every start: ``watchdog.log`` in ``tmp``."""
     port = free_port()
     cfg, topics, topic = _config(tmp, bs, mq, port, model)
     await create_topics(bs, [topics[t] for t in ("directory", "subjects", "alerts", "dlq")])
     producer = AIOKafkaProducer(bootstrap_servers=bs, acks="all", linger_ms=5)
     await producer.start()
-    daemon = Daemon(cfg, port)
+    daemon = Daemon(cfg, port, args, log_path=tmp / "watchdog.log")
     restarts: list[dict[str, Any]] = []
     try:
         await asyncio.gather(*[await producer.send(topics["directory"], msgspec.json.encode(d),
@@ -212,7 +221,8 @@ async def deliver(bs: str, mq: Mosquitto, tmp: Path, model: Path,
                 await daemon.start(None)
                 m = await daemon.metrics()
                 restarts.append({"after": how, "restored": m.get(RESTORED, 0.0),
-                                 "missed": m.get(MISSED), "line": _restored(daemon)})
+                                 "missed": m.get(MISSED), "line": _restored(daemon),
+                                 "reader": m.get(READER)})  # (None: not exported)
         assert daemon.proc.stop() == 0, daemon.proc.log_tail()  # SIGTERM: drain, save, ack
     finally:
         await producer.stop()
@@ -228,12 +238,6 @@ def _parses(line: bytes) -> bool:  # (a line torn by the kill -9: its alert was 
     except orjson.JSONDecodeError:
         return False
     return True
-
-
-@pytest.fixture(scope="module")
-def brokers(tansu_broker_module: TansuBroker,
-            mosquitto_broker_module: Mosquitto) -> tuple[str, Mosquitto]:
-    return tansu_broker_module.bootstrap_servers, mosquitto_broker_module
 
 
 async def test_a_sigterm_mid_stream_keeps_what_the_model_learnt(
