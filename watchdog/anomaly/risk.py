@@ -247,6 +247,11 @@ class RiskLedger:
     def tracked(self) -> int:
         return len(self._accounts)
 
+    @property
+    def clock(self) -> float:
+        """The latest time of a signal applied (event time); -inf before the first."""
+        return self._clock
+
     def contributions(self, user: str) -> tuple[Contribution, ...]:
         acc = self._accounts.get(user)
         return () if acc is None else tuple(acc.contribs)

@@ -121,6 +121,7 @@ class AnomalyStage(Resumable):
         self.batches = 0  # calls of the forest
         self.alerted = 0
         self.risk = RiskHook(model, engine)  # person-level risk over days (risk.py)
+        self.late_rule_alerts = False  # the anomaly service's (daemon/rule_alert_feed.py)
         self._front_ids: set[str] = set()  # (with _front: the frontier, stage_resume.py)
         if observer is not None:
             observer.on_model(model.version, True)
@@ -159,8 +160,10 @@ class AnomalyStage(Resumable):
 
     def drain(self) -> list[Alert]:
         """Commit the closed buckets and score the windows that have ended, without closing
-        the open bucket (the daemon, every tick: live alerts need not wait for the hour)."""
-        return self._take(self.features.commit(), True)
+        the open bucket (the daemon, every tick: live alerts need not wait for the hour); with
+        :attr:`late_rule_alerts`, also apply the rule alerts that came after their time."""
+        out = self._take(self.features.commit(), True)
+        return out + self.risk.catch_up() if self.late_rule_alerts else out
 
     # -- model life cycle ------------------------------------------------------------------
     @property
@@ -187,6 +190,10 @@ class AnomalyStage(Resumable):
 
     def tracked(self) -> int:
         return self.features.tracked()
+
+    def tracks(self, user_id: str) -> bool:
+        """Whether this stage has seen the account's events (holds its row)."""
+        return user_id in self.features.rows
 
     # -- internals ------------------------------------------------------------------------
     def _take(self, batch: FeatureBatch | None, now: bool) -> list[Alert]:

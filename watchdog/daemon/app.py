@@ -41,7 +41,7 @@ from watchdog.daemon.deadletter import (
 from watchdog.daemon.delivery import Delivery, Outbox, RetryPolicy
 from watchdog.daemon.health import HealthServer
 from watchdog.daemon.housekeeping import housekeeping, probe
-from watchdog.daemon.kafka_client import connection_problem, start_producer
+from watchdog.daemon.kafka_client import client_kwargs, connection_problem, start_producer
 from watchdog.daemon.labels_watch import LabelsWatch
 from watchdog.daemon.logging import get_logger
 from watchdog.daemon.metrics import Metrics
@@ -50,6 +50,7 @@ from watchdog.daemon.model_state_mqtt import StreamStateKeeper
 from watchdog.daemon.notify import Notify
 from watchdog.daemon.pipeline import Pipeline
 from watchdog.daemon.policy_reload import PolicyReload
+from watchdog.daemon.rule_alert_feed import configured_feed
 from watchdog.daemon.service_health import alive, readiness
 from watchdog.daemon.shutdown import close, shutdown
 from watchdog.daemon.sinks.audit import AuditSink
@@ -141,6 +142,8 @@ class Service:
         self.archive = self._configured_archive()
         self.model_state = (self._configured_model_state(stages)
                             if sources is None and kafka else None)
+        self.rule_alerts = (configured_feed(cfg, stages, client_kwargs(cfg.kafka), m, get_logger(
+            "rule_alerts")) if kafka and sources is None else None)  # the split risk's input
         factories = list(sources) if sources is not None else self._configured_sources()
         self.sources: list[Source] = [f(self.pipeline) for f in factories]
         self.health: HealthServer | None = None
@@ -322,6 +325,8 @@ class Service:
             if self.model_state is not None:  # MQTT: restored now; Kafka: at the assignment
                 self.model_state.load()
                 spawn(self.model_state.run(), "model-state")
+            if self.rule_alerts is not None:
+                spawn(self.rule_alerts.run(), "rule-alerts")
             gc_policy.settle()  # state loaded: keep the collector off it
             if self.whole_stream is not None:
                 spawn(self.whole_stream.run(), "whole-stream")

@@ -198,6 +198,10 @@ class Metrics:
             "watchdog_mqtt_unacknowledged", "MQTT messages received and not acknowledged yet "
             "(in the reorder buffer, alerts for sinks, awaiting a checkpoint; the broker sends "
             "at most 65535)", registry=r)
+        self.rule_alerts_read = Counter(
+            "watchdog_rule_alerts_read_total", "Rules' alerts the anomaly service read back for "
+            "the accumulated risk: taken, foreign (an account of another instance) or invalid",
+            ["result"], registry=r)
         self.future_held = Gauge("watchdog_events_future_held",
                                  "Events held ahead of the present now", registry=r)
         self.whole_stream_reader = Gauge(

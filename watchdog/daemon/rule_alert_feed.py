@@ -1,0 +1,190 @@
+"""The rules service's alerts, read back by the anomaly service for the accumulated risk.
+
+In one process the detector hands every rule alert to the anomaly stage, whose risk ledger
+counts it for the account (docs/risk-and-labels.md). Split in two services
+(``detection.only``), the anomaly service runs no rule and its risk added windows and the
+leaver period only: an insider whose rule alerts and small anomalies add up in one process
+raised no risk alert in the split deployment. The rules service publishes its alerts to the
+Kafka sink's topic (``sinks.kafka``); this reader takes them from there.
+
+- A consumer outside any group reads every partition of the topic (alerts are few), from
+  ``LOOKBACK_SECONDS`` of broker time before the start (the ledger's saved state says which
+  alert ids it already took: those are skipped, so a restart counts none twice), then tails.
+- Only rule alerts of the accounts this instance reads are taken: an alert of an account it
+  has not seen yet waits (at most ``HOLD_SECONDS``, ``MAX_HELD`` of them) for its events, as
+  the anomaly service may lag the rules service; one that never comes belongs to another
+  instance's partitions and is dropped. Its own ``anomaly`` alerts are left out.
+- A rule alert counts at its event time, as in one process; one that arrives after the
+  ledger's clock passed it counts decayed to the present (the ledger treats any earlier signal
+  so). So the split deployment's risk equals the single process's when the rules service is
+  ahead of the anomaly service, and is at most a few seconds' decay lower when it is behind.
+- A document that is not an alert is counted (``invalid``) and skipped; a broker that is away
+  is retried; the topic missing is said once and looked for again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from watchdog.alerts.model import Alert
+from watchdog.daemon.config import Config
+from watchdog.daemon.metrics import Metrics
+
+LOOKBACK_SECONDS = 86_400.0
+HOLD_SECONDS = 600.0
+MAX_HELD = 10_000
+RULE_OF_THE_MODEL = "anomaly"
+
+_decode = msgspec.json.Decoder(Alert).decode
+
+
+@runtime_checkable
+class TakesRuleAlerts(Protocol):
+    """The anomaly stage as this feed uses it."""
+
+    late_rule_alerts: bool
+
+    def observe_alerts(self, alerts: Sequence[Alert]) -> None: ...
+    def tracks(self, user_id: str) -> bool: ...
+
+
+class RuleAlertFeed:
+    """``observe(alerts)`` gets the rule alerts of tracked accounts (``tracks(user_id)``)."""
+
+    def __init__(self, topic: str, client_kwargs: dict[str, Any], *,
+                 observe: Callable[[Sequence[Alert]], None], tracks: Callable[[str], bool],
+                 count: Callable[[str, int], None], log: Any,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.topic = topic
+        self.client_kwargs = client_kwargs
+        self.observe = observe
+        self.tracks = tracks
+        self.count = count  # (result, n): taken, foreign, invalid
+        self.log = log.bind(topic=topic)
+        self.clock = clock
+        self.consumer: AIOKafkaConsumer | None = None
+        self.held: dict[str, tuple[float, Alert]] = {}  # alert id -> (held since, alert)
+
+    # -- pure part: what to take ----------------------------------------------------------------
+    def take(self, raws: Sequence[bytes]) -> None:
+        """Decode, filter and hand over one fetch's documents (and any held alert whose
+        account has appeared); drop what waited too long."""
+        now = self.clock()
+        fresh: list[Alert] = []
+        invalid = 0
+        for raw in raws:
+            try:
+                a = _decode(raw)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                invalid += 1
+                continue
+            if a.rule != RULE_OF_THE_MODEL:
+                fresh.append(a)
+        if invalid:
+            self.count("invalid", invalid)
+            self.log.warning("rule_alert_invalid", documents=invalid)
+        for a in fresh:
+            self.held.setdefault(a.alert_id, (now, a))
+        ready, foreign = [], 0
+        for aid, (since, a) in list(self.held.items()):
+            if self.tracks(a.user_id):
+                ready.append(a)
+                del self.held[aid]
+            elif now - since > HOLD_SECONDS:
+                foreign += 1
+                del self.held[aid]
+        while len(self.held) > MAX_HELD:  # the oldest first (dicts keep insertion order)
+            del self.held[next(iter(self.held))]
+            foreign += 1
+        if foreign:
+            self.count("foreign", foreign)
+        if ready:
+            ready.sort(key=lambda a: (a.ts, a.alert_id))
+            self.observe(ready)
+            self.count("taken", len(ready))
+
+    # -- I/O ------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        delay = 1.0
+        try:
+            while True:
+                try:
+                    if self.consumer is None and not await self._open():
+                        await asyncio.sleep(30.0)  # the topic is not there (yet)
+                        continue
+                    assert self.consumer is not None
+                    data = await self.consumer.getmany(timeout_ms=1000, max_records=5000)
+                    self.take([r.value for recs in data.values() for r in recs
+                               if r.value is not None])
+                    delay = 1.0
+                except KafkaError as err:
+                    self.log.warning("rule_alerts_fetch_failed", error=type(err).__name__,
+                                     retry_in=delay)
+                    await self.close()
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+        finally:
+            await self.close()
+
+    async def _open(self) -> bool:
+        c = AIOKafkaConsumer(enable_auto_commit=False, **self.client_kwargs)
+        try:
+            await c.start()
+        except BaseException:
+            await c.stop()
+            raise
+        parts = c.partitions_for_topic(self.topic)
+        if not parts:
+            await c.stop()
+            self.log.warning("rule_alerts_topic_missing",
+                             consequence="the risk adds windows and the leaver period only "
+                                         "until the rules service's alerts topic exists")
+            return False
+        tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+        c.assign(tps)
+        since = int((time.time() - LOOKBACK_SECONDS) * 1000)
+        found = await c.offsets_for_times(dict.fromkeys(tps, since))
+        for tp in tps:
+            at = found.get(tp)
+            if at is None:
+                await c.seek_to_end(tp)
+            else:
+                c.seek(tp, at.offset)
+        self.consumer = c
+        self.log.info("rule_alerts_reading", partitions=len(tps),
+                      lookback_hours=LOOKBACK_SECONDS / 3600)
+        return True
+
+    async def close(self) -> None:
+        c, self.consumer = self.consumer, None
+        if c is not None:
+            await c.stop()
+
+
+def configured_feed(cfg: Config, stages: Sequence[object], client: dict[str, Any],
+                    metrics: Metrics, log: Any) -> RuleAlertFeed | None:
+    """The feed of the anomaly service (``detection.only: anomaly``) whose rules service
+    publishes its alerts to Kafka (``sinks.kafka``); None otherwise (said once)."""
+    if cfg.detection.rules:
+        return None  # the rules run here: the detector hands their alerts over
+    # (by what it does, not its class: importing the anomaly stage loads numba and scikit-learn)
+    stage = next((s for s in stages if isinstance(s, TakesRuleAlerts)), None)
+    if stage is None:
+        return None
+    if cfg.sinks.kafka is None:
+        log.warning("rule_alerts_off", reason="no Kafka sink: the rules service's alerts are "
+                    "not on a topic", consequence="the accumulated risk adds windows and the "
+                    "leaver period only, not the rules' alerts")
+        return None
+    counter = metrics.rule_alerts_read
+    stage.late_rule_alerts = True  # applied at the next tick when their time has passed
+    return RuleAlertFeed(cfg.sinks.kafka.topic or cfg.topics.alerts, client,
+                         observe=stage.observe_alerts, tracks=stage.tracks,
+                         count=lambda result, n: counter.labels(result).inc(n), log=log)
