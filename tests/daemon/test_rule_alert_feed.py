@@ -70,6 +70,17 @@ def test_takes_rule_alerts_of_its_accounts_in_time_order() -> None:
     assert not feed.held
 
 
+def test_an_alert_older_than_the_ledger_remembers_is_skipped() -> None:
+    """Read again after a restart (a day back), an alert the ledger no longer knows it took
+    would be counted twice: skipped as old."""
+    feed, got, counts = _feed({"u1"}, Clock())
+    feed.forgets_before = lambda: 1_793_577_601.0  # 2026-11-02T00:00:01Z
+    feed.take([_alert("old", "u1", ts="2026-11-02T00:00:00Z"),
+               _alert("new", "u1", ts="2026-11-02T00:00:01Z")])
+    assert [a.alert_id for a in got] == ["new"]
+    assert counts == {"old": 1, "taken": 1}
+
+
 def test_an_alert_of_an_account_never_seen_is_dropped_after_the_hold() -> None:
     clock = Clock()
     feed, got, counts = _feed(set(), clock)

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 DAY = 86400.0
+SEEN_SECONDS = DAY  # the alert ids taken are kept this long behind the clock (redeliveries)
 MAX_IDS = 3  # event or alert ids kept per contribution
 RULE_POINTS: Mapping[str, float] = {"low": 0.25, "medium": 0.5, "high": 1.0, "critical": 1.5}
 
@@ -358,7 +359,7 @@ class RiskLedger:
         cool = cfg.cooldown_days * DAY
         self._accounts = {u: a for u, a in self._accounts.items()
                           if a.value * cfg.decay(now - a.t) > eps or now - a.last_alert < cool}
-        horizon = self._clock - DAY
+        horizon = self._clock - SEEN_SECONDS
         self._seen = {k: v for k, v in self._seen.items() if v >= horizon}
 
 

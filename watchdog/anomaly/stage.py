@@ -1,37 +1,31 @@
 """The anomaly stage: features per event, isolation-forest scores per micro-batch, alerts.
 
 The Detector calls :meth:`AnomalyStage.observe` for every event in event-time order. The
-featurizer turns every 10 minutes of event time into one vector per active account, and
-commits them an hour at a time (or whenever :meth:`drain` asks: the daemon does, every tick, so
-that live alerts do not wait for the hour). Scoring is by **scoring window** (one 10-minute
-bucket of event time, aligned: ``SCORING_WINDOW``): once a window has ended and its buckets
-are committed, each account's latest vector in it is scored, every complete window pending
-in **one** call of the forest, once ``batch_size`` vectors are pending, at every
-:meth:`drain` and at :meth:`flush`. What is
-scored depends on event time only, not on when commits or scoring happen, so a replay and the
-live daemon raise the same alerts (a replay raises them later in its output, in bigger
-batches). The model's inputs are computed for the scored vectors only, and a vector with no
-behaviour above its baselines at all (all inputs 0) is not sent to the forest: its score is
-the model's constant score of "nothing unusual", checked against the threshold when the model
-is loaded.
+featurizer turns every 10 minutes of event time into one vector per active account, and commits
+them an hour at a time (or whenever :meth:`drain` asks: the daemon does, every tick, so that
+live alerts do not wait for the hour). Scoring is by **scoring window** (one 10-minute bucket
+of event time, aligned: ``SCORING_WINDOW``): once a window has ended and its buckets are
+committed, each account's latest vector in it is scored, every complete window pending in
+**one** call of the forest, once ``batch_size`` vectors are pending, at every :meth:`drain` and
+at :meth:`flush`. What is scored depends on event time only, not on when commits or scoring
+happen, so a replay and the live daemon raise the same alerts (a replay raises them later in
+its output, in bigger batches). The model's inputs are computed for the scored vectors only,
+and a vector with no behaviour above its baselines at all (all inputs 0) is not sent to the
+forest: its score is the model's constant score of "nothing unusual", checked against the
+threshold when the model is loaded.
 
 The score is the forest's read together with the tail score
 (:meth:`~watchdog.anomaly.model.AnomalyModel.combine`): a count far beyond both the account's
-own usual range and its peers' alerts whatever the other features say. Every account is
-scored from its first hour: within the warm-up (25 hours: its "never before" and own-baseline
-features need a day of history) against its peers only. At most one ``anomaly`` alert per
-account per ``cooldown`` (an hour of event time); it lists the pseudonyms of the subjects of
-the events it cites (at most ten), never raw ids. Severity is ``medium`` (or the policy's override),
-``high`` past the model's extreme threshold.
+own usual range and its peers' alerts whatever the other features say. Every account is scored
+from its first hour: within the warm-up (25 hours: its "never before" and own-baseline features
+need a day of history) against its peers only. At most one ``anomaly`` alert per account per
+``cooldown`` (an hour of event time); it lists the pseudonyms of the subjects of the events it
+cites (at most ten), never raw ids. Severity is ``medium`` (or the policy's override), ``high``
+past the model's extreme threshold.
 
-Metrics go through an optional observer (no metrics library here)::
-
-    class Observer(Protocol):
-        def on_score(self, score: float) -> None: ...       # or on_scores(array), per batch
-        def on_model(self, version: str, loaded: bool) -> None: ...
-
-:meth:`swap` loads another model directory and replaces the model atomically (one attribute
-assignment, read once per batch); a refused directory leaves the old model in place.
+Metrics go through an optional :class:`Observer` (no metrics library here). :meth:`swap` loads
+another model directory and replaces the model atomically (one attribute assignment, read once
+per batch); a refused directory leaves the old model in place.
 """
 
 from __future__ import annotations
@@ -51,6 +45,7 @@ from watchdog.anomaly.featurizer import Featurizer
 from watchdog.anomaly.model import AnomalyModel
 from watchdog.anomaly.peer_groups import DirectoryGroups
 from watchdog.anomaly.peers import PeerBaselines
+from watchdog.anomaly.risk import SEEN_SECONDS
 from watchdog.anomaly.risk_alerts import RiskHook
 from watchdog.anomaly.scoring_windows import latest_per_window, split_windows
 from watchdog.anomaly.stage_resume import Resumable
@@ -194,6 +189,10 @@ class AnomalyStage(Resumable):
     def tracks(self, user_id: str) -> bool:
         """Whether this stage has seen the account's events (holds its row)."""
         return user_id in self.features.rows
+
+    def forgets_before(self) -> float:
+        """Event time before which the risk no longer knows which rule alerts it took."""
+        return self.risk.ledger.clock - SEEN_SECONDS
 
     # -- internals ------------------------------------------------------------------------
     def _take(self, batch: FeatureBatch | None, now: bool) -> list[Alert]:

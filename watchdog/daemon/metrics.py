@@ -200,7 +200,7 @@ class Metrics:
             "at most 65535)", registry=r)
         self.rule_alerts_read = Counter(
             "watchdog_rule_alerts_read_total", "Rules' alerts the anomaly service read back for "
-            "the accumulated risk: taken, foreign (an account of another instance) or invalid",
+            "the accumulated risk: taken, foreign (an account of another instance), old or invalid",
             ["result"], registry=r)
         self.future_held = Gauge("watchdog_events_future_held",
                                  "Events held ahead of the present now", registry=r)

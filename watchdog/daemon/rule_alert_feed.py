@@ -14,6 +14,8 @@ Kafka sink's topic (``sinks.kafka``); this reader takes them from there.
   has not seen yet waits (at most ``HOLD_SECONDS``, ``MAX_HELD`` of them) for its events, as
   the anomaly service may lag the rules service; one that never comes belongs to another
   instance's partitions and is dropped. Its own ``anomaly`` alerts are left out.
+- One older than the ledger remembers the ids it took (a day of event time behind its clock:
+  ``forgets_before``) is skipped as ``old``: read again after a restart, it was counted before.
 - A rule alert counts at its event time, as in one process; one that arrives after the
   ledger's clock passed it counts decayed to the present (the ledger treats any earlier signal
   so). So the split deployment's risk equals the single process's when the rules service is
@@ -27,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
@@ -45,6 +48,10 @@ RULE_OF_THE_MODEL = "anomaly"
 _decode = msgspec.json.Decoder(Alert).decode
 
 
+def _epoch(ts: str) -> float:
+    return datetime.fromisoformat(ts).timestamp()
+
+
 @runtime_checkable
 class TakesRuleAlerts(Protocol):
     """The anomaly stage as this feed uses it."""
@@ -53,14 +60,17 @@ class TakesRuleAlerts(Protocol):
 
     def observe_alerts(self, alerts: Sequence[Alert]) -> None: ...
     def tracks(self, user_id: str) -> bool: ...
+    def forgets_before(self) -> float: ...
 
 
 class RuleAlertFeed:
-    """``observe(alerts)`` gets the rule alerts of tracked accounts (``tracks(user_id)``)."""
+    """``observe(alerts)`` gets the rule alerts of tracked accounts (``tracks(user_id)``),
+    ``count(result, n)`` what became of them: taken, foreign, old, invalid."""
 
     def __init__(self, topic: str, client_kwargs: dict[str, Any], *,
                  observe: Callable[[Sequence[Alert]], None], tracks: Callable[[str], bool],
                  count: Callable[[str, int], None], log: Any,
+                 forgets_before: Callable[[], float] = lambda: float("-inf"),
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.topic = topic
         self.client_kwargs = client_kwargs
@@ -69,6 +79,7 @@ class RuleAlertFeed:
         self.count = count  # (result, n): taken, foreign, invalid
         self.log = log.bind(topic=topic)
         self.clock = clock
+        self.forgets_before = forgets_before  # event time before which taken ids are forgotten
         self.consumer: AIOKafkaConsumer | None = None
         self.held: dict[str, tuple[float, Alert]] = {}  # alert id -> (held since, alert)
 
@@ -90,6 +101,12 @@ class RuleAlertFeed:
         if invalid:
             self.count("invalid", invalid)
             self.log.warning("rule_alert_invalid", documents=invalid)
+        if fresh:
+            horizon = self.forgets_before()
+            kept = [a for a in fresh if _epoch(a.ts) >= horizon]
+            if len(kept) < len(fresh):
+                self.count("old", len(fresh) - len(kept))
+            fresh = kept
         for a in fresh:
             self.held.setdefault(a.alert_id, (now, a))
         ready, foreign = [], 0
@@ -187,4 +204,5 @@ def configured_feed(cfg: Config, stages: Sequence[object], client: dict[str, Any
     stage.late_rule_alerts = True  # applied at the next tick when their time has passed
     return RuleAlertFeed(cfg.sinks.kafka.topic or cfg.topics.alerts, client,
                          observe=stage.observe_alerts, tracks=stage.tracks,
-                         count=lambda result, n: counter.labels(result).inc(n), log=log)
+                         count=lambda result, n: counter.labels(result).inc(n), log=log,
+                         forgets_before=stage.forgets_before)
