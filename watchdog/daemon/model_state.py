@@ -111,6 +111,8 @@ class Header(msgspec.Struct, omit_defaults=True):
     # Kafka: partition -> offset from which the stage has learnt it (0: from a state older
     # than this field): a claim's history (daemon/sources/kafka_assignor.py)
     since: dict[int, int] = msgspec.field(default_factory=dict)
+    # Kafka and MQTT in one instance (model_state_dual.py): the MQTT stream's name; else ""
+    stream: str = ""
 
 
 class Saved(msgspec.Struct):
