@@ -1,5 +1,6 @@
 """The anomaly model's learnt state across restarts (Kafka sources; MQTT sources:
-:mod:`.model_state_mqtt`, the same file and saves, restored at the start).
+:mod:`.model_state_mqtt`, the same file and saves, restored at the start; both in one
+instance: :mod:`.model_state_dual`).
 
 The anomaly stage learns as it goes: each account's own baselines, its usual working day (the
 day scale gives no evidence until it has learnt several days), the peers, the accumulated risk

@@ -17,17 +17,15 @@ restart, whichever source an event comes from. Three things keep that true with 
    group gives nothing for ``WAIT_SECONDS`` (its coordinator away) MQTT goes on; the restore,
    if it comes later, is refused as ``stale`` (logged, counted).
 2. **A SIGTERM leaves the buffer as Kafka does.** A stop otherwise processes the buffer
-   whenever MQTT is read (``MqttSource.rereads``: its messages would be lost): while Kafka is
-   produced, the last fetch may have brought one partition's newest records and not the
-   others' of the same minutes; their events, read after the restart, would lie behind the
-   saved frontier and the stage would drop them as held (lost without a word). With a
+   whenever MQTT is read (``MqttSource.rereads``): the stage would move past Kafka records not
+   fetched yet (Kafka behind MQTT, or a partition behind the others), and after the restart
+   drop their events as held, without a word (tests/daemon/test_model_state_dual.py). With a
    persistent session (``clean_session: false``) a message not acknowledged is delivered
-   again at the next start, so the MQTT source here reads again (:func:`rereads`): the stop
-   processes the buffer only when every partition and the stream are idle, and leaves it
-   otherwise, Kafka's records uncommitted and MQTT's messages unacknowledged. The save comes
-   after the sinks' drain and before both; what comes again and the stage holds, it drops.
-   With ``clean_session: true`` the stop processes the buffer (no redelivery) and a restart
-   is exact only if Kafka was idle; said at the start (``model_state_inexact_stop``).
+   again, so the MQTT source here reads again (:func:`rereads`): the stop processes the buffer
+   only when every partition and the stream are idle, else leaves Kafka's records uncommitted
+   and MQTT's messages unacknowledged, saved after the sinks' drain and before both. With
+   ``clean_session: true`` the stop processes it and a restart is exact only if Kafka was
+   idle (``model_state_inexact_stop`` at the start).
 3. **A kill -9** costs Kafka nothing (re-read from ``resume``, bounded by
    ``max_reread_records``) and the model the MQTT events processed and acknowledged since the
    last save (at most ``every_seconds`` of them): beside Kafka there is no rules' checkpoint
