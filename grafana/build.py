@@ -524,7 +524,8 @@ def operations() -> dash.Dashboard:
                          "crash with MQTT: events the model did not learn.",
                          q(f"round(sum by (result) (increase("
                            f"watchdog_model_state_restores_total{{{JOB}}}[$__range]))) "
-                           f"or label_replace(max(watchdog_model_state_missed_events{{{JOB}}}), "
+                           f"or label_replace(max(watchdog_model_state_missed_events"
+                           f"{{{JOB}}} >= 0), "
                            f"\"result\", \"events missed (MQTT)\", \"\", \"\")",
                            "{{result}}", instant=True),
                          w=8, h=8, steps=((None, "green"),)))

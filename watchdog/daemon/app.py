@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from aiokafka.errors import KafkaConnectionError
 
 from watchdog import gc_policy
-from watchdog.daemon import checkpoint
+from watchdog.daemon import checkpoint, model_state_setup
 from watchdog.daemon.config import Config, as_anomaly_service
 from watchdog.daemon.deadletter import (
     PRODUCER_MAX_REQUEST,
@@ -45,7 +45,7 @@ from watchdog.daemon.kafka_client import client_kwargs, connection_problem, star
 from watchdog.daemon.labels_watch import LabelsWatch
 from watchdog.daemon.logging import get_logger
 from watchdog.daemon.metrics import Metrics
-from watchdog.daemon.model_state import KeptStage, ModelStateKeeper
+from watchdog.daemon.model_state_dual import DualStateKeeper, rereads
 from watchdog.daemon.model_state_mqtt import StreamStateKeeper
 from watchdog.daemon.notify import Notify
 from watchdog.daemon.pipeline import Pipeline
@@ -140,8 +140,11 @@ class Service:
         if kafka:
             self.state = StateTopics(cfg, engine, self.dlq, m, get_logger("state"))
         self.archive = self._configured_archive()
-        self.model_state = (self._configured_model_state(stages)
-                            if sources is None and kafka else None)
+        # (the archive's copy of an alert too: the sinks may have it while a crash loses it)
+        self.model_state = model_state_setup.configured(
+            cfg, stages, self.pipeline, m, lambda: self.delivery.pending == 0 and (
+                self.archive is None or self.archive.alerts_pending == 0),
+        ) if sources is None and kafka else None
         self.rule_alerts = (configured_feed(cfg, stages, client_kwargs(cfg.kafka), m, get_logger(
             "rule_alerts")) if kafka and sources is None else None)  # the split risk's input
         factories = list(sources) if sources is not None else self._configured_sources()
@@ -204,38 +207,6 @@ class Service:
             self.state.archive = archive
         return archive
 
-    def _configured_model_state(self, stages: Sequence[Stage]) -> ModelStateKeeper | None:
-        """The anomaly stage's learnt state kept across restarts: with a Kafka source
-        (re-read from the save's offsets) or an MQTT one (:mod:`.model_state_mqtt`), not both
-        (what places the state in the Kafka log does not cover the MQTT messages)."""
-        cfg = self.cfg
-        stage = next((s for s in stages if isinstance(s, KeptStage)), None)
-        mqtt = cfg.mqtt if cfg.mqtt is not None and cfg.mqtt.subscribe else None
-        if cfg.model_state is None or stage is None or not (cfg.kafka.consume or mqtt):
-            return None
-        log = get_logger("model_state")
-        keeper: ModelStateKeeper | None = None
-        if mqtt is None:
-            keeper = ModelStateKeeper(cfg.model_state, group=cfg.kafka.group,
-                                      topic=cfg.topics.access_logs, stage=stage,
-                                      pipeline=self.pipeline, metrics=self.metrics, log=log,
-                                      max_records=cfg.model_state.max_reread_records)
-        elif not cfg.kafka.consume:
-            keeper = StreamStateKeeper(cfg.model_state, mqtt, stage=stage,
-                                       pipeline=self.pipeline, metrics=self.metrics, log=log)
-        if keeper is not None:
-            # (the archive's copy of an alert too: the sinks may have it while a crash loses
-            # the archive's)
-            keeper.settled = lambda: self.delivery.pending == 0 and (
-                self.archive is None or self.archive.alerts_pending == 0)
-            return keeper
-        self.log.warning("model_state_off", reason="access events come over Kafka and MQTT: "
-                         "a save is placed in the Kafka partitions, and the MQTT messages "
-                         "acknowledged since it are not delivered again",
-                         consequence="a restart starts the model's learning afresh (run MQTT "
-                                     "in an instance of its own to keep it)")
-        return None
-
     def _configured_sources(self) -> list[SourceFactory]:
         cfg, out = self.cfg, list[SourceFactory]()
         if cfg.kafka.consume:
@@ -247,6 +218,8 @@ class Service:
 
             def assigned(src: KafkaSource) -> None:
                 self.joined = True  # the group gave this instance its share (maybe none)
+                if isinstance(self.model_state, DualStateKeeper):
+                    self.model_state.assigned()  # (MQTT waited for it)
                 if ws is not None:
                     ws.on_view(src)
 
@@ -272,8 +245,12 @@ class Service:
                                          settled=lambda: self.delivery.pending == 0)
                 if isinstance(self.model_state, StreamStateKeeper):
                     self.model_state.checkpoints = ck  # (restored: it says how far it got)
-                return MqttSource(mq, p, get_logger("mqtt"), stall=cfg.stall_seconds,
-                                  congested=self.congested, checkpoints=ck)
+                src = MqttSource(mq, p, get_logger("mqtt"), stall=cfg.stall_seconds,
+                                 congested=self.congested, checkpoints=ck)
+                if isinstance(self.model_state, DualStateKeeper):
+                    # a stop leaves the buffer as Kafka does (model_state_dual.py, 2.)
+                    src.rereads = rereads(mq)
+                return src
 
             out.append(mqtt)
         return out

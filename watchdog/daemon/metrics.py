@@ -193,7 +193,8 @@ class Metrics:
         self.model_state_missed = Gauge(
             "watchdog_model_state_missed_events", "Events the anomaly model did not learn at "
             "the last start: over MQTT, processed and acknowledged between its last save and a "
-            "crash (not delivered again)", registry=r)
+            "crash (not delivered again); NaN: unknown (no rules' checkpoint to count them by)",
+            registry=r)
         self.mqtt_unacked = Gauge(
             "watchdog_mqtt_unacknowledged", "MQTT messages received and not acknowledged yet "
             "(in the reorder buffer, alerts for sinks, awaiting a checkpoint; the broker sends "

@@ -1,5 +1,6 @@
 """The anomaly model's learnt state across restarts (Kafka sources; MQTT sources:
-:mod:`.model_state_mqtt`, the same file and saves, restored at the start).
+:mod:`.model_state_mqtt`, the same file and saves, restored at the start; both in one
+instance: :mod:`.model_state_dual`).
 
 The anomaly stage learns as it goes: each account's own baselines, its usual working day (the
 day scale gives no evidence until it has learnt several days), the peers, the accumulated risk
@@ -111,6 +112,8 @@ class Header(msgspec.Struct, omit_defaults=True):
     # Kafka: partition -> offset from which the stage has learnt it (0: from a state older
     # than this field): a claim's history (daemon/sources/kafka_assignor.py)
     since: dict[int, int] = msgspec.field(default_factory=dict)
+    # Kafka and MQTT in one instance (model_state_dual.py): the MQTT stream's name; else ""
+    stream: str = ""
 
 
 class Saved(msgspec.Struct):

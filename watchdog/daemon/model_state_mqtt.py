@@ -80,7 +80,8 @@ class StreamStateKeeper(ModelStateKeeper):
         n = missed(self.pipeline.detector.processed if ck is not None and ck.restored else None,
                    saved.header.processed)
         if self._restore(saved, events_missed=n):  # (None: unknown, no checkpoint restored)
-            self.metrics.model_state_missed.set(n or 0)
+            # unknown is not "none missed": NaN (a panel shows no value, not 0)
+            self.metrics.model_state_missed.set(float("nan") if n is None else n)
 
     def _header(self, resume: dict[int, int]) -> Header:
         return Header(self.topic, "", time.time(), {}, self.pipeline.detector.processed)

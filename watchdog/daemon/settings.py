@@ -108,8 +108,8 @@ class Mqtt(_Base):
 
 class ModelState(_Base):
     """The anomaly model's learnt state (baselines, usual days, accumulated risk), saved so that
-    a restart goes on with it (watchdog.daemon.model_state, .model_state_mqtt); a Kafka or an
-    MQTT source, not both."""
+    a restart goes on with it (watchdog.daemon.model_state, .model_state_mqtt, and
+    .model_state_dual for Kafka and MQTT both)."""
 
     # relative: under $STATE_DIRECTORY (systemd) or else the working directory; default
     # anomaly-<kafka.group>.state (MQTT: anomaly-mqtt-<mqtt.client_id>.state; the anomaly
