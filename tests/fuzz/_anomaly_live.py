@@ -33,6 +33,7 @@ from tests.fuzz._anomaly_stream import (
     TIMES,
     USERS,
     before_cut,
+    cut_at,
     engine,
 )
 from tests.fuzz._daemon_process import IDLE, Daemon, wait_until
@@ -86,13 +87,6 @@ class Plan:
                 f"term_idle={self.term_idle}, copies={self.copies})")
 
 
-def _cut_at(k: int) -> int:
-    """``k`` moved forward to a change of event time (no cut within one time)."""
-    while k < len(TIMES) - 1 and TIMES[k] == TIMES[k - 1]:
-        k += 1
-    return k
-
-
 @st.composite
 def plans(draw: st.DrawFn) -> Plan:
     n = len(DOCS)
@@ -103,12 +97,12 @@ def plans(draw: st.DrawFn) -> Plan:
     part = [zlib.crc32((u if keyed else f"{salt}:{i}").encode()) % parts
             for i, u in enumerate(USERS)]
     first, last = draw(st.sampled_from(KILL_SPANS))
-    kill_cut = _cut_at(draw(st.integers(first, last)))
+    kill_cut = cut_at(draw(st.integers(first, last)))
     # a SIGTERM anywhere, or in a night's copies (where a stop that closed the open windows
     # instead of draining them would show)
     term_span = draw(st.sampled_from((None, (1, n - 1), *NIGHT_SPANS)))
-    term_cut = None if term_span is None else _cut_at(draw(st.integers(*term_span)))
-    cuts = {kill_cut} | {_cut_at(k) for k in draw(st.lists(st.integers(1, n - 1), max_size=3))}
+    term_cut = None if term_span is None else cut_at(draw(st.integers(*term_span)))
+    cuts = {kill_cut} | {cut_at(k) for k in draw(st.lists(st.integers(1, n - 1), max_size=3))}
     if term_cut is not None:
         cuts.add(term_cut)
     bounds = [0, *sorted(cuts), n]

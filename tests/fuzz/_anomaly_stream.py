@@ -101,6 +101,13 @@ NIGHT_SPANS = tuple(
         for prefix in ("y0-", "y1-", "y2-", "x")))
 
 
+def cut_at(k: int) -> int:
+    """``k`` moved forward to a change of event time (no cut within one time)."""
+    while k < len(TIMES) - 1 and TIMES[k] == TIMES[k - 1]:
+        k += 1
+    return k
+
+
 def before_cut(alerts: set[bytes]) -> set[bytes]:
     return {a for a in alerts if epoch(orjson.loads(a)["ts"]) < CUT}
 

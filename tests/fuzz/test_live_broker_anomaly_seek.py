@@ -50,10 +50,10 @@ from tests.fuzz._anomaly_stream import (
     DOCS,
     KILL_SPANS,
     NIGHT_SPANS,
-    TIMES,
     Alerts,
     assert_replays,
     before_cut,
+    cut_at,
 )
 from tests.fuzz._daemon_process import Daemon, wait_until
 from tests.fuzz._live_broker import comparable
@@ -63,15 +63,8 @@ pytestmark = pytest.mark.integration
 NEVER = 3600.0  # model_state.every_seconds: no periodic save within the test
 
 
-def _cut(k: int) -> int:
-    """``k`` moved forward to a change of event time (no cut within one time)."""
-    while TIMES[k] == TIMES[k - 1]:
-        k += 1
-    return k
-
-
-SAVED = _cut(NIGHT_SPANS[0][0] - 200)  # the state saved before u010's first night
-KILLED = _cut(sum(KILL_SPANS[0]) // 2)  # killed in the middle of the second day
+SAVED = cut_at(NIGHT_SPANS[0][0] - 200)  # the state saved before u010's first night
+KILLED = cut_at(sum(KILL_SPANS[0]) // 2)  # killed in the middle of the second day
 PLAN = Plan(parts=1, keyed=True, lateness=60.0,
             chunks=[[(i, 0) for i in range(lo, hi)]
                     for lo, hi in ((0, SAVED), (SAVED, KILLED), (KILLED, len(DOCS)))],

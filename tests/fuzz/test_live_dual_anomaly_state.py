@@ -47,6 +47,7 @@ from tests.fuzz._anomaly_stream import (
     USERS,
     Alerts,
     before_cut,
+    cut_at,
     engine,
     explain,
 )
@@ -71,16 +72,9 @@ MQ = [int(u[1:]) % 2 == 1 for u in USERS]  # by event: over MQTT (odd accounts),
 OFFSET = [sum(1 for j in range(i) if MQ[j] == MQ[i]) for i in range(len(USERS))]
 
 
-def _cut(k: int) -> int:
-    """``k`` moved forward to a change of event time (no cut within one time)."""
-    while TIMES[k] == TIMES[k - 1]:
-        k += 1
-    return k
-
-
-TERM_AT = _cut(sum(NIGHT_SPANS[1]) // 2)  # SIGTERM in u010's second night of copies
-SAVED = _cut(NIGHT_SPANS[0][0] - 40)  # kill -9 test: saved before u010's first night ...
-KILLED = _cut(NIGHT_SPANS[0][1] + 40)  # ... killed after it, read and acknowledged
+TERM_AT = cut_at(sum(NIGHT_SPANS[1]) // 2)  # SIGTERM in u010's second night of copies
+SAVED = cut_at(NIGHT_SPANS[0][0] - 40)  # kill -9 test: saved before u010's first night ...
+KILLED = cut_at(NIGHT_SPANS[0][1] + 40)  # ... killed after it, read and acknowledged
 LEAD = 40  # at the SIGTERM, MQTT's events this far ahead of Kafka's (u010's copies: Kafka's)
 
 

@@ -49,9 +49,9 @@ from tests.fuzz._anomaly_stream import (
     DAY,
     NIGHT_SPANS,
     RAWS,
-    TIMES,
     Alerts,
     before_cut,
+    cut_at,
     engine,
     explain,
 )
@@ -76,16 +76,9 @@ MISSED = "watchdog_model_state_missed_events"
 READER = "watchdog_whole_stream_reader"
 
 
-def _cut(k: int) -> int:
-    """``k`` moved forward to a change of event time (no cut within one time)."""
-    while TIMES[k] == TIMES[k - 1]:
-        k += 1
-    return k
-
-
-TERM_AT = _cut(sum(NIGHT_SPANS[1]) // 2)  # SIGTERM in u010's second night of copies
-SAVED = _cut(NIGHT_SPANS[0][0] - 40)  # kill -9 test: saved before u010's first night ...
-KILLED = _cut(NIGHT_SPANS[0][1] + 40)  # ... killed after it, read and acknowledged
+TERM_AT = cut_at(sum(NIGHT_SPANS[1]) // 2)  # SIGTERM in u010's second night of copies
+SAVED = cut_at(NIGHT_SPANS[0][0] - 40)  # kill -9 test: saved before u010's first night ...
+KILLED = cut_at(NIGHT_SPANS[0][1] + 40)  # ... killed after it, read and acknowledged
 
 
 # -- what the daemon must give ------------------------------------------------------------------
