@@ -85,6 +85,9 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         self.on_assigned = on_assigned
         self.on_whole_commit = on_whole_commit
         self.lag_gauge: Any = metrics.lag  # watchdog_consumer_lag{group, topic, partition}
+        # its labels for a partition (the whole-stream reader's gauge has no group)
+        self.lag_labels: Callable[[int], tuple[str, ...]] = lambda p: (
+            self.cfg.group, self.topic, str(p))
         self.consumer: AIOKafkaConsumer | None = None
         self._rebuild = WindowRebuild(self.cfg.rebuild_max_records, self.log)
         self._stopping = False
@@ -339,7 +342,7 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             st.last_record = now
             st.assigned_end = ends.get(p)
             # at 0 until the first fetch says otherwise (a backlog is not known before)
-            st.lag_gauge = self.lag_gauge.labels(self.cfg.group, self.topic, str(p))
+            st.lag_gauge = self.lag_gauge.labels(*self.lag_labels(p))
             st.lag_gauge.set(self.pipeline.plan.lag(st, None) or 0)
             c.seek(TopicPartition(self.topic, p), start)
         self.assigned = mine
@@ -380,5 +383,5 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         for p in gone:
             st = parts.get(p)
             if st is not None and st.lag_gauge is not None:
-                self.lag_gauge.remove(self.cfg.group, self.topic, str(p))
+                self.lag_gauge.remove(*self.lag_labels(p))
         self.pipeline.close_partitions(gone)

@@ -88,6 +88,7 @@ class WholeStreamSource(KafkaSource):
         super().__init__(cfg, new_pipeline(), metrics, log, congested=congested)
         self._new_pipeline = new_pipeline
         self.lag_gauge = metrics.whole_stream_lag
+        self.lag_labels = lambda p: (self.topic, str(p))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         # windows built on a partial view, or on a buffer cut by the rebalance, are not the
