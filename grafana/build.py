@@ -529,6 +529,14 @@ def operations() -> dash.Dashboard:
                            f"\"result\", \"events missed (MQTT)\", \"\", \"\")",
                            "{{result}}", instant=True),
                          w=8, h=8, steps=((None, "green"),)))
+        .with_panel(ts(30, "Rules' alerts read by the anomaly service / h",
+                       "The anomaly service (detection.only: anomaly) reads the rules "
+                       "service's alerts back from the Kafka sink's topic for its accumulated "
+                       "risk: taken, foreign (an account another instance reads), old (read "
+                       "again after a restart) and invalid. Nothing taken while rule alerts "
+                       "flow: the risk weighs windows and the leaver period only.",
+                       [q(f"sum by (result) (increase(watchdog_rule_alerts_read_total{{{JOB}}}"
+                          f"[1h])) or {ready0}", "{{result}}")], w=24))
     )
     return d
 

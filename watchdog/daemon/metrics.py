@@ -246,6 +246,8 @@ class Metrics:
             self.invalid.labels(reason)
         for result in ("ok", "error"):
             self.reloads.labels(result)
+        for result in ("taken", "foreign", "old", "invalid"):
+            self.rule_alerts_read.labels(result)
         for result in ("written", "failed", "unreadable"):
             self.checkpoints.labels(result)  # increase() needs the series before the first
         for result in ("ok", "failed", "deferred"):
