@@ -13,7 +13,6 @@ import stat
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import orjson
@@ -22,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.builders import BASE, engine, event_doc
-from tests.daemon.helpers import CollectAlerts, Rec
+from tests.daemon.helpers import CollectAlerts, Rec, RecordingLog
 from watchdog.alerts.model import Alert
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.model_state import (
@@ -41,15 +40,7 @@ from watchdog.events import AccessEvent
 LATENESS = 60.0
 
 
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, dict[str, Any]]] = []
-
-    def bind(self, **_kw: Any) -> Log:
-        return self
-
-    def __getattr__(self, level: str) -> Any:
-        return lambda event, **kw: self.lines.append((event, kw))
+Log = RecordingLog  # (the name the model-state tests import)
 
 
 class SeenStage:
