@@ -267,14 +267,18 @@ def test_mqtt_waits_for_the_first_assignment(tmp_path: Path) -> None:
     assert _count(m, "watchdog_model_state_restores_total", "restored") == 1
 
 
-def test_without_partitions_it_restores_at_the_first_assignment(tmp_path: Path) -> None:
+def _saved_mqtt_only(tmp_path: Path) -> None:
+    """A state saved with two MQTT messages read (e0 released, e1 waiting) and no partition."""
     stage = SeenStage()
     run = Run(stage)
     run.p.track_stream(MQTT_STREAM)
     run.message((0, 0.0))
     run.message((1, 100.0))
-    k = _keeper(tmp_path, stage, run.p)
-    assert asyncio.run(k.save())
+    assert asyncio.run(_keeper(tmp_path, stage, run.p).save())
+
+
+def test_without_partitions_it_restores_at_the_first_assignment(tmp_path: Path) -> None:
+    _saved_mqtt_only(tmp_path)
     again = SeenStage()
     run2 = Run(again)
     k2 = _keeper(tmp_path, again, run2.p)
@@ -285,13 +289,7 @@ def test_without_partitions_it_restores_at_the_first_assignment(tmp_path: Path) 
 
 
 def test_a_group_that_never_assigns_ends_the_wait(tmp_path: Path) -> None:
-    stage = SeenStage()
-    run = Run(stage)
-    run.p.track_stream(MQTT_STREAM)
-    run.message((0, 0.0))
-    run.message((1, 100.0))
-    k = _keeper(tmp_path, stage, run.p)
-    assert asyncio.run(k.save())
+    _saved_mqtt_only(tmp_path)
     k2 = _keeper(tmp_path, SeenStage(), Run(SeenStage()).p)
     k2.load()
     assert k2.waiting_since is not None

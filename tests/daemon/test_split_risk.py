@@ -98,3 +98,5 @@ async def test_the_anomaly_service_weighs_the_rules_alerts(
     taken = anomaly.metrics.registry.get_sample_value("watchdog_rule_alerts_read_total",
                                                       {"result": "taken"})
     assert taken == sum(1 for a in replay if stream.kind(a) == "rule")
+    # where a reconnect goes on from: the end of what it read (the topic holds the rules' only)
+    assert sum(anomaly.rule_alerts.resume.values()) == taken

@@ -62,7 +62,8 @@ async def test_rules_and_anomaly_services_share_a_host(
     }))
     rules = _service(cfg_path, "rules", model_dir)
     anomaly = _service(cfg_path, "anomaly", model_dir)
-    assert (rules.cfg.mqtt and anomaly.cfg.mqtt) is not None
+    assert rules.cfg.mqtt is not None
+    assert anomaly.cfg.mqtt is not None
     assert (rules.cfg.mqtt.client_id, anomaly.cfg.mqtt.client_id) == (
         "watchdog", "watchdog-anomaly")
     assert anomaly.cfg.mqtt.subscribe == ["$share/watchdog-anomaly/logs/+/access"]

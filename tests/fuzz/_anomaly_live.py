@@ -36,9 +36,9 @@ from tests.fuzz._anomaly_stream import (
     cut_at,
     engine,
 )
-from tests.fuzz._daemon_process import IDLE, Daemon, wait_until
+from tests.fuzz._daemon_process import FAST_GROUP, Daemon, wait_until, write_live_config
 from tests.fuzz._live_broker import SENTINEL, comparable
-from tests.services.fixtures import create_topics, unique_name
+from tests.services.fixtures import create_topics
 from tests.services.procs import free_port
 from watchdog.engine.detector import Detector
 from watchdog.engine.ordering import Reorderer
@@ -166,26 +166,11 @@ def write_config(tmp: Path, bs: str, port: int, model: Path, plan: Plan,
                  state_every: float = STATE_EVERY,
                  sinks: dict[str, Any] | None = None) -> tuple[Path, dict[str, str]]:
     """The daemon's config; ``sinks``: instead of a JSON-lines file (``alerts.jsonl``)."""
-    topics = {name: unique_name(name.replace("_", "-"))
-              for name in ("access_logs", "directory", "subjects", "accounts", "alerts", "dlq")}
-    doc: dict[str, Any] = {
-        "listen": f"127.0.0.1:{port}",
-        "model": str(model),
-        "model_state": {"path": str(tmp / "anomaly.state"), "every_seconds": state_every},
-        "kafka": {"bootstrap": bs, "group": unique_name("g"), "heartbeat_interval_ms": 300,
-                  "session_timeout_ms": 1500, "idle_after_seconds": IDLE,
-                  "commit_interval_seconds": 0.2, "poll_timeout_ms": 100,
-                  "request_timeout_ms": 10000, "rebuild_max_records": rebuild_records(plan)},
-        "topics": topics,
+    return write_live_config(
+        tmp, bs, port, model, state_every=state_every, sinks=sinks,
+        kafka={**FAST_GROUP, "rebuild_max_records": rebuild_records(plan)},
         # (the end marker, two days on, is not held as a stray dated ahead of the present)
-        "detection": {"lateness_seconds": plan.lateness, "future_seconds": 4 * DAY},
-        "sinks": sinks or {"jsonl": {"path": str(tmp / "alerts.jsonl")}},
-        "delivery": {"retry_initial_seconds": 0.05, "retry_max_seconds": 0.5},
-        "shutdown_timeout_seconds": 10,
-    }
-    path = tmp / "watchdog.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path, topics
+        detection={"lateness_seconds": plan.lateness, "future_seconds": 4 * DAY})
 
 
 class Run:

@@ -108,6 +108,13 @@ def cut_at(k: int) -> int:
     return k
 
 
+# where the restart tests of the model's state stop the daemon (MQTT alone, or with Kafka)
+TERM_AT = cut_at(sum(NIGHT_SPANS[1]) // 2)  # SIGTERM in u010's second night of copies
+SAVED = cut_at(NIGHT_SPANS[0][0] - 40)  # kill -9 test: saved before u010's first night ...
+KILLED = cut_at(NIGHT_SPANS[0][1] + 40)  # ... killed after it, read and acknowledged
+NEVER = 3600.0  # model_state.every_seconds there: the only saves are the SIGTERMs'
+
+
 def before_cut(alerts: set[bytes]) -> set[bytes]:
     return {a for a in alerts if epoch(orjson.loads(a)["ts"]) < CUT}
 

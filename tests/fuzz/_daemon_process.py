@@ -25,6 +25,38 @@ ROOT = Path(__file__).resolve().parents[2]
 # before it on the same MQTT session was read once it is counted
 BARRIER = b"{}"
 IDLE = 1.0  # idle_after_seconds: a partition quiet this long stops holding the watermark
+# a group that joins and notices a member gone quickly, commits and polls often
+FAST_GROUP: dict[str, Any] = {
+    "heartbeat_interval_ms": 300, "session_timeout_ms": 1500, "idle_after_seconds": IDLE,
+    "commit_interval_seconds": 0.2, "poll_timeout_ms": 100}
+
+
+def write_live_config(tmp: Path, bs: str, port: int, model: Path, *, state_every: float,
+                      kafka: dict[str, Any], detection: dict[str, Any],
+                      mqtt: dict[str, Any] | None = None,
+                      sinks: dict[str, Any] | None = None) -> tuple[Path, dict[str, str]]:
+    """``tmp/watchdog.yaml`` for a live anomaly test's daemon: the model, its state saved every
+    ``state_every`` s, topics of their own (returned), ``kafka``/``detection``/``mqtt`` as
+    given (a group of its own added), alerts to ``tmp/alerts.jsonl`` unless ``sinks``."""
+    topics = {name: unique_name(name.replace("_", "-"))
+              for name in ("access_logs", "directory", "subjects", "accounts", "alerts", "dlq")}
+    doc: dict[str, Any] = {
+        "listen": f"127.0.0.1:{port}",
+        "model": str(model),
+        "model_state": {"path": str(tmp / "anomaly.state"), "every_seconds": state_every},
+        "kafka": {"bootstrap": bs, "group": unique_name("g"), "request_timeout_ms": 10000,
+                  **kafka},
+        "topics": topics,
+        "detection": detection,
+        "sinks": sinks or {"jsonl": {"path": str(tmp / "alerts.jsonl")}},
+        "delivery": {"retry_initial_seconds": 0.05, "retry_max_seconds": 0.5},
+        "shutdown_timeout_seconds": 10,
+    }
+    if mqtt is not None:
+        doc["mqtt"] = mqtt
+    path = tmp / "watchdog.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path, topics
 
 
 async def wait_until(cond: Callable[[], Awaitable[bool]], what: str, proc: ManagedProcess,

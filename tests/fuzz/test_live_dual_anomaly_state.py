@@ -32,7 +32,6 @@ import aiomqtt
 import msgspec
 import orjson
 import pytest
-import yaml
 from aiokafka import AIOKafkaProducer
 
 from tests.anomaly.conftest import directory_records
@@ -41,17 +40,19 @@ from tests.fuzz._anomaly_live import RESTORED
 from tests.fuzz._anomaly_stream import (
     ACCOUNTS,
     DAY,
-    NIGHT_SPANS,
+    KILLED,
+    NEVER,
     RAWS,
+    SAVED,
+    TERM_AT,
     TIMES,
     USERS,
     Alerts,
     before_cut,
-    cut_at,
     engine,
     explain,
 )
-from tests.fuzz._daemon_process import IDLE, Daemon, wait_until
+from tests.fuzz._daemon_process import FAST_GROUP, IDLE, Daemon, wait_until, write_live_config
 from tests.fuzz._live_broker import SENTINEL, comparable
 from tests.fuzz.test_live_broker_anomaly_seek import restored_line
 from tests.services.fixtures import create_topics, unique_name
@@ -66,46 +67,25 @@ from watchdog.daemon.sources.base import MQTT_STREAM, Raw
 
 pytestmark = pytest.mark.integration
 
-NEVER = 3600.0  # model_state.every_seconds: the only saves are the SIGTERMs'
 MQ = [int(u[1:]) % 2 == 1 for u in USERS]  # by event: over MQTT (odd accounts), else Kafka
 # by event: its Kafka offset, or its number in the MQTT stream (sentinels aside)
 OFFSET = [sum(1 for j in range(i) if MQ[j] == MQ[i]) for i in range(len(USERS))]
 
 
-TERM_AT = cut_at(sum(NIGHT_SPANS[1]) // 2)  # SIGTERM in u010's second night of copies
-SAVED = cut_at(NIGHT_SPANS[0][0] - 40)  # kill -9 test: saved before u010's first night ...
-KILLED = cut_at(NIGHT_SPANS[0][1] + 40)  # ... killed after it, read and acknowledged
 LEAD = 40  # at the SIGTERM, MQTT's events this far ahead of Kafka's (u010's copies: Kafka's)
 
 
 def _config(tmp: Path, bs: str, mq: Mosquitto, port: int, model: Path, only: str | None,
             ) -> tuple[Path, dict[str, str], str]:
-    topics = {name: unique_name(name.replace("_", "-"))
-              for name in ("access_logs", "directory", "subjects", "accounts", "alerts", "dlq")}
     topic = f"logs/{unique_name('idp')}/access"
+    # (the end marker, two days on, is not held as a stray dated ahead of the present)
     detection: dict[str, Any] = {"lateness_seconds": 60.0, "future_seconds": 4 * DAY}
     if only:
         detection["only"] = only
-    doc: dict[str, Any] = {
-        "listen": f"127.0.0.1:{port}",
-        "model": str(model),
-        "model_state": {"path": str(tmp / "anomaly.state"), "every_seconds": NEVER},
-        "kafka": {"bootstrap": bs, "group": unique_name("g"), "heartbeat_interval_ms": 300,
-                  "session_timeout_ms": 1500, "idle_after_seconds": IDLE,
-                  "commit_interval_seconds": 0.2, "poll_timeout_ms": 100,
-                  "request_timeout_ms": 10000},
-        "mqtt": {"host": mq.host, "port": mq.port, "subscribe": [topic],
-                 "client_id": unique_name("wd"), "idle_after_seconds": IDLE,
-                 "checkpoint": None},
-        "topics": topics,
-        # (the end marker, two days on, is not held as a stray dated ahead of the present)
-        "detection": detection,
-        "sinks": {"jsonl": {"path": str(tmp / "alerts.jsonl")}},
-        "delivery": {"retry_initial_seconds": 0.05, "retry_max_seconds": 0.5},
-        "shutdown_timeout_seconds": 10,
-    }
-    path = tmp / "watchdog.yaml"
-    path.write_text(yaml.safe_dump(doc))
+    path, topics = write_live_config(
+        tmp, bs, port, model, state_every=NEVER, kafka=FAST_GROUP, detection=detection,
+        mqtt={"host": mq.host, "port": mq.port, "subscribe": [topic],
+              "client_id": unique_name("wd"), "idle_after_seconds": IDLE, "checkpoint": None})
     return path, topics, topic
 
 

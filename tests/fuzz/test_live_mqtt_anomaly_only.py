@@ -41,11 +41,17 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.fuzz._anomaly_stream import Alerts, assert_replays, expected_alerts, explain, kind
-from tests.fuzz.test_live_mqtt_anomaly_state import (
+from tests.fuzz._anomaly_stream import (
     KILLED,
     SAVED,
     TERM_AT,
+    Alerts,
+    assert_replays,
+    expected_alerts,
+    explain,
+    kind,
+)
+from tests.fuzz.test_live_mqtt_anomaly_state import (
     _parses,
     deliver,
     lost_between,

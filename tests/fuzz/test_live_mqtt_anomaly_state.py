@@ -38,7 +38,6 @@ import aiomqtt
 import msgspec
 import orjson
 import pytest
-import yaml
 from aiokafka import AIOKafkaProducer
 
 from tests.anomaly.conftest import directory_records
@@ -47,15 +46,17 @@ from tests.fuzz._anomaly_live import RESTORED, SAVES_OK
 from tests.fuzz._anomaly_stream import (
     ACCOUNTS,
     DAY,
-    NIGHT_SPANS,
+    KILLED,
+    NEVER,
     RAWS,
+    SAVED,
+    TERM_AT,
     Alerts,
     before_cut,
-    cut_at,
     engine,
     explain,
 )
-from tests.fuzz._daemon_process import IDLE, Daemon, wait_until
+from tests.fuzz._daemon_process import IDLE, Daemon, wait_until, write_live_config
 from tests.fuzz._live_broker import SENTINEL, comparable
 from tests.fuzz.test_live_broker_anomaly_seek import restored_line
 from tests.services.fixtures import create_topics, unique_name
@@ -71,14 +72,8 @@ from watchdog.engine import snapshot
 
 pytestmark = pytest.mark.integration
 
-NEVER = 3600.0  # model_state.every_seconds: the only saves are the SIGTERMs'
 MISSED = "watchdog_model_state_missed_events"
 READER = "watchdog_whole_stream_reader"
-
-
-TERM_AT = cut_at(sum(NIGHT_SPANS[1]) // 2)  # SIGTERM in u010's second night of copies
-SAVED = cut_at(NIGHT_SPANS[0][0] - 40)  # kill -9 test: saved before u010's first night ...
-KILLED = cut_at(NIGHT_SPANS[0][1] + 40)  # ... killed after it, read and acknowledged
 
 
 # -- what the daemon must give ------------------------------------------------------------------
@@ -131,27 +126,14 @@ def lost_between(model: Path, saved: int, killed: int, *, afresh: bool = False,
 # -- the daemon ---------------------------------------------------------------------------------
 def _config(tmp: Path, bs: str, mq: Mosquitto, port: int, model: Path,
             ) -> tuple[Path, dict[str, str], str]:
-    topics = {name: unique_name(name.replace("_", "-"))
-              for name in ("access_logs", "directory", "subjects", "accounts", "alerts", "dlq")}
     topic = f"logs/{unique_name('idp')}/access"
-    doc: dict[str, Any] = {
-        "listen": f"127.0.0.1:{port}",
-        "model": str(model),
-        "model_state": {"path": str(tmp / "anomaly.state"), "every_seconds": NEVER},
-        "kafka": {"bootstrap": bs, "group": unique_name("g"), "consume": False,
-                  "request_timeout_ms": 10000},
-        "mqtt": {"host": mq.host, "port": mq.port, "subscribe": [topic],
-                 "client_id": unique_name("wd"), "idle_after_seconds": IDLE,
-                 "checkpoint": {"path": str(tmp / "mqtt.checkpoint"), "every_seconds": 0.2}},
-        "topics": topics,
+    path, topics = write_live_config(
+        tmp, bs, port, model, state_every=NEVER, kafka={"consume": False},
         # (the end marker, two days on, is not held as a stray dated ahead of the present)
-        "detection": {"lateness_seconds": 60.0, "future_seconds": 4 * DAY},
-        "sinks": {"jsonl": {"path": str(tmp / "alerts.jsonl")}},
-        "delivery": {"retry_initial_seconds": 0.05, "retry_max_seconds": 0.5},
-        "shutdown_timeout_seconds": 10,
-    }
-    path = tmp / "watchdog.yaml"
-    path.write_text(yaml.safe_dump(doc))
+        detection={"lateness_seconds": 60.0, "future_seconds": 4 * DAY},
+        mqtt={"host": mq.host, "port": mq.port, "subscribe": [topic],
+              "client_id": unique_name("wd"), "idle_after_seconds": IDLE,
+              "checkpoint": {"path": str(tmp / "mqtt.checkpoint"), "every_seconds": 0.2}})
     return path, topics, topic
 
 

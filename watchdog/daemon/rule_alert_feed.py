@@ -81,6 +81,7 @@ class RuleAlertFeed:
         self.clock = clock
         self.forgets_before = forgets_before  # event time before which taken ids are forgotten
         self.consumer: AIOKafkaConsumer | None = None
+        self.resume: dict[TopicPartition, int] = {}  # the next offset of each partition read
         self.held: dict[str, tuple[float, Alert]] = {}  # alert id -> (held since, alert)
 
     # -- pure part: what to take ----------------------------------------------------------------
@@ -138,6 +139,9 @@ class RuleAlertFeed:
                         continue
                     assert self.consumer is not None
                     data = await self.consumer.getmany(timeout_ms=1000, max_records=5000)
+                    for tp, recs in data.items():
+                        if recs:
+                            self.resume[tp] = recs[-1].offset + 1
                     self.take([r.value for recs in data.values() for r in recs
                                if r.value is not None])
                     delay = 1.0
@@ -167,10 +171,13 @@ class RuleAlertFeed:
         tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
         c.assign(tps)
         since = int((time.time() - LOOKBACK_SECONDS) * 1000)
-        found = await c.offsets_for_times(dict.fromkeys(tps, since))
+        new = [tp for tp in tps if tp not in self.resume]  # (a reconnect goes on where it was)
+        found = await c.offsets_for_times(dict.fromkeys(new, since)) if new else {}
         for tp in tps:
             at = found.get(tp)
-            if at is None:
+            if tp in self.resume:
+                c.seek(tp, self.resume[tp])
+            elif at is None:
                 await c.seek_to_end(tp)
             else:
                 c.seek(tp, at.offset)
