@@ -93,10 +93,39 @@ def test_an_alert_of_an_account_never_seen_is_dropped_after_the_hold() -> None:
     assert (got, feed.held, counts) == ([], {}, {"foreign": 1})
 
 
+def test_held_alerts_go_to_the_stage_when_it_first_sees_the_account() -> None:
+    """Not at the next fetch: by then the account's first windows may be scored."""
+    clock = Clock()
+    feed, got, counts = _feed(set(), clock)
+    feed.take([_alert("x", "u9", ts="2026-11-02T00:00:02Z"),
+               _alert("w", "u9", ts="2026-11-02T00:00:01Z"), _alert("y", "u8")])
+    assert (got, set(feed.waiting)) == ([], {"u8", "u9"})
+    feed.seen("u7")  # nothing held for it
+    feed.seen("u9")
+    assert [a.alert_id for a in got] == ["w", "x"]
+    assert (set(feed.held), set(feed.waiting)) == ({"y"}, {"u8"})
+    clock.now = HOLD_SECONDS + 1
+    feed.take([])  # u8 never came: dropped, and not waited for any more
+    assert (feed.held, feed.waiting, counts) == ({}, {}, {"taken": 2, "foreign": 1})
+
+
+def test_reached_says_whether_every_alert_below_the_ends_was_read() -> None:
+    from aiokafka import TopicPartition
+
+    feed, _, _ = _feed(set(), Clock())
+    t0, t1 = TopicPartition("alerts", 0), TopicPartition("alerts", 1)
+    assert feed.reached({})
+    assert feed.reached({t0: 0})  # an empty partition: nothing to read
+    assert not feed.reached({t0: 3})  # not opened yet
+    feed.resume = {t0: 3, t1: 1}
+    assert feed.reached({t0: 3, t1: 1})
+    assert not feed.reached({t0: 3, t1: 2})
+
+
 def test_the_held_alerts_are_bounded_oldest_out() -> None:
     feed, _, counts = _feed(set(), Clock())
     feed.take([_alert(f"a{i:05d}", "u9") for i in range(MAX_HELD + 5)])
-    assert len(feed.held) == MAX_HELD
+    assert len(feed.held) == MAX_HELD == len(feed.waiting["u9"])
     assert next(iter(feed.held)) == "a00005"
     assert counts == {"foreign": 5}
 
@@ -113,6 +142,7 @@ def _stage_alone(model: Path, rule_alerts: list[bytes], lag: float | None,
     detector = Detector(eng, Reorderer(release_step=REPLAY_RELEASE_STEP), [stage], rules=False)
     feed = RuleAlertFeed("alerts", {}, observe=stage.observe_alerts, tracks=stage.tracks,
                          count=lambda _r, _n: None, log=RecordingLog())
+    stage.on_new_account(feed.seen)  # (as configured_feed wires it)
     pending = sorted(rule_alerts, key=lambda a: orjson.loads(a)["ts"])
     due = [stream.epoch(orjson.loads(a)["ts"]) + (lag or 0.0) for a in pending]
     decoder = Decoder(AccessEvent, check=check_times)
@@ -128,12 +158,14 @@ def _stage_alone(model: Path, rule_alerts: list[bytes], lag: float | None,
         k = j
         while k < len(pending) and due[k] <= t:
             k += 1
-        feed.take(pending[j:k])
+        if k > j:  # (all before the first event: held for accounts not seen, never re-taken)
+            feed.take(pending[j:k])
         if tick and k > j:
             out.extend(detector.tick())
         j = k
         out.extend(detector.push(ev, t).alerts)
-    feed.take(pending[j:])
+    if j < len(pending):
+        feed.take(pending[j:])
     out.extend(detector.flush())
     return comparable([encode_alert(a) for a in out])
 

@@ -1,13 +1,12 @@
 """The split deployment's accumulated risk against the real broker (Tansu): the rules service
 publishes its alerts to the Kafka sink's topic, the anomaly service reads them back
-(watchdog.daemon.rule_alert_feed), and its risk alerts name replay's accounts (rules and model
-in one process): u010 and the insider u004 (tests/fuzz/_anomaly_stream.py). Without the feed
-the anomaly service raised one risk alert, u010's, and missed the insider. Both services read
-a backlog here, so the anomaly service scores windows before the rules' alerts of their time
-arrive: those count late, decayed, and the alerts' times and points differ from replay's
-(measured: u004 at 13:00 instead of 13:09, u010's first at 00:00 instead of 13:41 the day
-before); when the rules' alerts come first, as in a stream the services keep up with, the
-risk alerts are replay's exactly (tests/daemon/test_rule_alert_feed.py, without a broker).
+(watchdog.daemon.rule_alert_feed) and reads each partition no further than the rules service
+has committed (watchdog.daemon.rules_follow). Both services read a backlog here, the anomaly
+service started first, and its risk alerts are replay's (rules and model in one process):
+u010 and the insider u004 (tests/fuzz/_anomaly_stream.py). Without following (measured with
+``follow_rules_seconds: 0``) the anomaly service scored windows before the rules' alerts of
+their time arrived: u004 alerted at 13:00 instead of 13:09:20, u010 first at 00:00 instead of
+13:41 the day before. Without the feed it missed the insider.
 """
 
 from __future__ import annotations
@@ -50,9 +49,9 @@ def _rules(cfg_path: Path) -> Service:
     return Service(cfg, eng, metrics=Metrics(), listen=False)
 
 
-def _anomaly(cfg_path: Path, model: Path) -> tuple[Service, MemorySink]:
+def _anomaly(cfg_path: Path, model: Path, **overrides: object) -> tuple[Service, MemorySink]:
     eng = Engine(load_policy(None), Pseudonymizer(stream.KEY), default_rules())
-    cfg = load_config(str(cfg_path), overrides={"detection.only": "anomaly"})
+    cfg = load_config(str(cfg_path), overrides={"detection.only": "anomaly", **overrides})
     sink = MemorySink()
     return Service(cfg, eng, metrics=Metrics(), stages=[load_stage(model, eng)], sinks=[sink],
                    listen=False), sink
@@ -72,31 +71,69 @@ async def test_the_anomaly_service_weighs_the_rules_alerts(
     assert anomaly.rule_alerts is not None
     assert rules.rule_alerts is None
     services = [rules, anomaly]
-    runs = [asyncio.create_task(s.run()) for s in services]
     replay = stream._replayed(tiny_model, tmp_path)
     want = stream.before_cut({a for a in replay if stream.kind(a) == "risk"})
+    # the anomaly service first, the rules service a few seconds later (restarting, say): it
+    # waits for it (alone, it would read the backlog before the rules' alerts exist)
+    runs = [asyncio.create_task(anomaly.run())]
 
     def risk() -> set[bytes]:
         got = comparable([encode_alert(a) for a in anomaly_sink.alerts])
         return {a for a in got if stream.kind(a) == "risk"}
 
     try:
+        await wait_for(lambda: anomaly.started.is_set(), within=30, what="the anomaly service")
+        await asyncio.sleep(4.0)
+        assert anomaly.pipeline.detector.processed == 0
+        runs.insert(0, asyncio.create_task(rules.run()))
         # (the end marker, two days after the rest, waits ahead of the present: not processed)
         for s in services:
             p = s.pipeline
             await wait_for(lambda p=p: p.detector.processed == len(stream.RAWS) - 1
                            and not p.order, within=90, what="the events read by each service")
-        await wait_for(lambda: users(risk()) >= users(want), within=60,
-                       what="risk alerts of replay's accounts")
+        await wait_for(lambda: stream.before_cut(risk()) >= want, within=60,
+                       what="replay's risk alerts")
         await stop_all(services, runs, 30)
     finally:
         cancel_all(services, runs)
     assert users(want) == {"u004", "u010"}
-    # a backlog: the anomaly service scores windows before the rules' alerts of their time
-    # come, which then count late, decayed (exact when they come first: test_rule_alert_feed)
-    assert users(stream.before_cut(risk())) == users(want)
+    # a backlog: the anomaly service reads no further than the rules service committed
+    # (rules_follow.py), so every rule alert is in its risk before its windows are scored
+    assert stream.before_cut(risk()) == want
     taken = anomaly.metrics.registry.get_sample_value("watchdog_rule_alerts_read_total",
                                                       {"result": "taken"})
     assert taken == sum(1 for a in replay if stream.kind(a) == "rule")
     # where a reconnect goes on from: the end of what it read (the topic holds the rules' only)
     assert sum(anomaly.rule_alerts.resume.values()) == taken
+
+
+async def test_without_the_rules_service_the_model_reads_on(
+        tansu_broker, tiny_model: Path, tmp_path: Path) -> None:
+    """No rules group commits: after ``follow_rules_seconds`` the anomaly service stops
+    following, says so, and reads the stream (its risk then adds what the feed brings late)."""
+    bs = tansu_broker.bootstrap_servers
+    await make_topics(bs, partitions=PARTITIONS)
+    await produce(bs, "directory", [msgspec.json.encode(r) for r in directory_records(
+        stream.ACCOUNTS)], key="directory")
+    await produce(bs, "access-logs", stream.RAWS, key="user", event_time=True)
+    cfg_path = daemon_config(tmp_path / "watchdog.yaml", bs, sinks={"kafka": {}},
+                             model=str(tiny_model), kafka={"idle_after_seconds": 1.0})
+    anomaly, _sink = _anomaly(cfg_path, tiny_model,
+                              **{"detection.follow_rules_seconds": 3.0})
+    assert anomaly.follower is not None
+    run = asyncio.create_task(anomaly.run())
+    p = anomaly.pipeline
+    lifted = {"watchdog_rules_follow_lifted_total": 0.0}
+    try:
+        await wait_for(lambda: p.detector.processed > 0 or not run.done(), within=5,
+                       what="the service running")
+        await asyncio.sleep(2.0)
+        assert p.detector.processed == 0, "read before any rules offset was committed"
+        await wait_for(lambda: p.detector.processed == len(stream.RAWS) - 1 and not p.order,
+                       within=60, what="the events read once following was lifted")
+        lifted["watchdog_rules_follow_lifted_total"] = anomaly.metrics.registry.get_sample_value(
+            "watchdog_rules_follow_lifted_total") or 0.0
+        await stop_all([anomaly], [run], 30)
+    finally:
+        cancel_all([anomaly], [run])
+    assert lifted["watchdog_rules_follow_lifted_total"] >= 1

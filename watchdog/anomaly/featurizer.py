@@ -89,6 +89,8 @@ class Featurizer(SavedFeaturizer):
         self.warmup = warmup
         self.idle_ttl = idle_ttl
         self.rows: dict[str, int] = {}  # user id -> row
+        # told each account that gets a row (the anomaly service's held rule alerts)
+        self.on_new_account: Callable[[str], None] | None = None
         self._row_user: list[str | None] = []  # row -> user id (None: free)
         self._free: list[int] = []
         self._cap = 0
@@ -142,6 +144,8 @@ class Featurizer(SavedFeaturizer):
         self.first_seen[r] = t
         self.last_seen[r] = t
         self.group_span[r] = np.nan  # the next hour looks its group up
+        if self.on_new_account is not None:
+            self.on_new_account(uid)
         return r
 
     def tracked(self) -> int:

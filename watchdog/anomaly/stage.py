@@ -31,7 +31,7 @@ per batch); a refused directory leaves the old model in place.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -189,6 +189,11 @@ class AnomalyStage(Resumable):
     def tracks(self, user_id: str) -> bool:
         """Whether this stage has seen the account's events (holds its row)."""
         return user_id in self.features.rows
+
+    def on_new_account(self, hook: Callable[[str], None]) -> None:
+        """``hook(user_id)`` whenever an account gets its row, before its windows are scored
+        (the rule alerts held for it are handed over then: daemon/rule_alert_feed.py)."""
+        self.features.on_new_account = hook
 
     def forgets_before(self) -> float:
         """Event time before which the risk no longer knows which rule alerts it took."""

@@ -51,6 +51,7 @@ from watchdog.daemon.notify import Notify
 from watchdog.daemon.pipeline import Pipeline
 from watchdog.daemon.policy_reload import PolicyReload
 from watchdog.daemon.rule_alert_feed import configured_feed
+from watchdog.daemon.rules_follow import configured_follower
 from watchdog.daemon.service_health import alive, readiness
 from watchdog.daemon.shutdown import close, shutdown
 from watchdog.daemon.sinks.audit import AuditSink
@@ -89,6 +90,7 @@ class Service:
         kafka: bool = True,
         listen: bool = True,
     ) -> None:
+        rules_group = cfg.kafka.group  # (the anomaly service follows its offsets)
         if not cfg.detection.rules:
             cfg = as_anomaly_service(cfg)  # it reads every event too, under its own identities
         self.cfg = cfg
@@ -147,6 +149,8 @@ class Service:
         ) if sources is None and kafka else None
         self.rule_alerts = (configured_feed(cfg, stages, client_kwargs(cfg.kafka), m, get_logger(
             "rule_alerts")) if kafka and sources is None else None)  # the split risk's input
+        self.follower = configured_follower(cfg, rules_group, self.rule_alerts,
+                                            client_kwargs(cfg.kafka), m, get_logger("follow"))
         factories = list(sources) if sources is not None else self._configured_sources()
         self.sources: list[Source] = [f(self.pipeline) for f in factories]
         self.health: HealthServer | None = None
@@ -228,6 +232,9 @@ class Service:
                                   congested=self.congested, on_assigned=assigned,
                                   on_whole_commit=ws.record if ws else None)
                 keeper = self.model_state
+                if self.follower is not None:
+                    src.follow = self.follower.follow
+                    self.follower.partitions = lambda: src.assigned
                 if keeper is not None:
                     src.restore_from = keeper.on_assigned
                     src.assignor = StateAssignor(lambda: {src.topic: keeper.claims()},
@@ -304,6 +311,8 @@ class Service:
                 spawn(self.model_state.run(), "model-state")
             if self.rule_alerts is not None:
                 spawn(self.rule_alerts.run(), "rule-alerts")
+            if self.follower is not None:
+                spawn(self.follower.run(), "follow-rules")
             gc_policy.settle()  # state loaded: keep the collector off it
             if self.whole_stream is not None:
                 spawn(self.whole_stream.run(), "whole-stream")

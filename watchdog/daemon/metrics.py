@@ -203,6 +203,10 @@ class Metrics:
             "watchdog_rule_alerts_read_total", "Rules' alerts the anomaly service read back for "
             "the accumulated risk: taken, foreign (an account of another instance), old or invalid",
             ["result"], registry=r)
+        self.rules_follow_lifted = Counter(
+            "watchdog_rules_follow_lifted_total", "Times the anomaly service stopped following "
+            "the rules service's offsets (no progress for detection.follow_rules_seconds)",
+            registry=r)
         self.future_held = Gauge("watchdog_events_future_held",
                                  "Events held ahead of the present now", registry=r)
         self.whole_stream_reader = Gauge(

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -43,6 +43,7 @@ from watchdog.daemon.metrics import Metrics
 LOOKBACK_SECONDS = 86_400.0
 HOLD_SECONDS = 600.0
 MAX_HELD = 10_000
+MISSING_RETRY_SECONDS = 5.0  # the topic looked for again (the rules service creates it)
 RULE_OF_THE_MODEL = "anomaly"
 
 _decode = msgspec.json.Decoder(Alert).decode
@@ -60,6 +61,7 @@ class TakesRuleAlerts(Protocol):
 
     def observe_alerts(self, alerts: Sequence[Alert]) -> None: ...
     def tracks(self, user_id: str) -> bool: ...
+    def on_new_account(self, hook: Callable[[str], None]) -> None: ...
     def forgets_before(self) -> float: ...
 
 
@@ -81,8 +83,10 @@ class RuleAlertFeed:
         self.clock = clock
         self.forgets_before = forgets_before  # event time before which taken ids are forgotten
         self.consumer: AIOKafkaConsumer | None = None
-        self.resume: dict[TopicPartition, int] = {}  # the next offset of each partition read
+        # the next offset of each partition to read (from the start: the follower asks it)
+        self.resume: dict[TopicPartition, int] = {}
         self.held: dict[str, tuple[float, Alert]] = {}  # alert id -> (held since, alert)
+        self.waiting: dict[str, list[str]] = {}  # account -> its held alerts' ids
 
     # -- pure part: what to take ----------------------------------------------------------------
     def take(self, raws: Sequence[bytes]) -> None:
@@ -109,24 +113,50 @@ class RuleAlertFeed:
                 self.count("old", len(fresh) - len(kept))
             fresh = kept
         for a in fresh:
-            self.held.setdefault(a.alert_id, (now, a))
+            if a.alert_id not in self.held:
+                self.held[a.alert_id] = (now, a)
+                self.waiting.setdefault(a.user_id, []).append(a.alert_id)
         ready, foreign = [], 0
         for aid, (since, a) in list(self.held.items()):
             if self.tracks(a.user_id):
                 ready.append(a)
-                del self.held[aid]
+                self._unhold(aid, a.user_id)
             elif now - since > HOLD_SECONDS:
                 foreign += 1
-                del self.held[aid]
+                self._unhold(aid, a.user_id)
         while len(self.held) > MAX_HELD:  # the oldest first (dicts keep insertion order)
-            del self.held[next(iter(self.held))]
+            aid = next(iter(self.held))
+            self._unhold(aid, self.held[aid][1].user_id)
             foreign += 1
         if foreign:
             self.count("foreign", foreign)
+        self._hand_over(ready)
+
+    def seen(self, user_id: str) -> None:
+        """The stage has the account's first events: its held alerts go to it now, before its
+        windows are scored (at the next fetch they could come after)."""
+        ids = self.waiting.pop(user_id, None)
+        if ids:
+            self._hand_over([self.held.pop(aid)[1] for aid in ids])
+
+    def _unhold(self, aid: str, user_id: str) -> None:
+        del self.held[aid]
+        ids = self.waiting.get(user_id)
+        if ids is not None:
+            ids.remove(aid)
+            if not ids:
+                del self.waiting[user_id]
+
+    def _hand_over(self, ready: list[Alert]) -> None:
         if ready:
             ready.sort(key=lambda a: (a.ts, a.alert_id))
             self.observe(ready)
             self.count("taken", len(ready))
+
+    def reached(self, ends: Mapping[TopicPartition, int]) -> bool:
+        """Whether every alert below ``ends`` was read and taken (or held for its account):
+        what :mod:`.rules_follow` waits for."""
+        return all(self.resume.get(tp, -1) >= end for tp, end in ends.items() if end > 0)
 
     # -- I/O ------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -135,7 +165,7 @@ class RuleAlertFeed:
             while True:
                 try:
                     if self.consumer is None and not await self._open():
-                        await asyncio.sleep(30.0)  # the topic is not there (yet)
+                        await asyncio.sleep(MISSING_RETRY_SECONDS)  # not there (yet)
                         continue
                     assert self.consumer is not None
                     data = await self.consumer.getmany(timeout_ms=1000, max_records=5000)
@@ -179,8 +209,10 @@ class RuleAlertFeed:
                 c.seek(tp, self.resume[tp])
             elif at is None:
                 await c.seek_to_end(tp)
+                self.resume[tp] = await c.position(tp)
             else:
                 c.seek(tp, at.offset)
+                self.resume[tp] = at.offset
         self.consumer = c
         self.log.info("rule_alerts_reading", partitions=len(tps),
                       lookback_hours=LOOKBACK_SECONDS / 3600)
@@ -209,7 +241,9 @@ def configured_feed(cfg: Config, stages: Sequence[object], client: dict[str, Any
         return None
     counter = metrics.rule_alerts_read
     stage.late_rule_alerts = True  # applied at the next tick when their time has passed
-    return RuleAlertFeed(cfg.sinks.kafka.topic or cfg.topics.alerts, client,
+    feed = RuleAlertFeed(cfg.sinks.kafka.topic or cfg.topics.alerts, client,
                          observe=stage.observe_alerts, tracks=stage.tracks,
                          count=lambda result, n: counter.labels(result).inc(n), log=log,
                          forgets_before=stage.forgets_before)
+    stage.on_new_account(feed.seen)
+    return feed

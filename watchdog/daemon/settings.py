@@ -218,6 +218,10 @@ class Detection(_Base):
     # one instance does both (default); or, to give the anomaly model its own cores, one
     # service runs the rules and another (consumer group ``<kafka.group>.anomaly``) the model
     only: Literal["rules", "anomaly"] | None = None
+    # the anomaly service reads each partition only as far as the rules service has committed
+    # (its risk then counts the rules' alerts as one process does: daemon/rules_follow.py);
+    # when no rules offset has moved this long while records wait, it reads on alone. 0: off
+    follow_rules_seconds: Annotated[float, msgspec.Meta(ge=0)] = 300.0
 
     @property
     def rules(self) -> bool:

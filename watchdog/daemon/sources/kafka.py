@@ -17,6 +17,9 @@
   apart), the partitions ahead of the watermark are paused until the buffer has halved, so
   memory stays bounded while the partition behind catches up. ``getmany`` keeps being
   called, so the consumer stays in its group.
+- The anomaly service of a split deployment reads each partition only below its follow limit
+  (what the rules service committed: :mod:`..rules_follow`); at it, the partition is paused,
+  and counts as caught up once the limit has not moved for ``idle_after_seconds``.
 - An instance that owns only some partitions (a partial view) holds back the alerts of the
   rules that judge a whole dataset (``log_gap``); after every assignment ``on_assigned`` is
   told, so that the owner of partition 0 runs the whole-stream reader (:mod:`.whole_stream`),
@@ -40,6 +43,7 @@ from watchdog.daemon.kafka_client import client_kwargs
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.partitions import PartitionState
 from watchdog.daemon.pipeline import Pipeline
+from watchdog.daemon.rules_follow import Follow
 from watchdog.daemon.sources.kafka_assignor import StateAssignor
 from watchdog.daemon.sources.kafka_rebuild import WindowRebuild
 
@@ -103,6 +107,10 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         # partitions follow the saved state (daemon/sources/kafka_assignor.py); None: aiokafka's
         # round robin alone
         self.assignor: StateAssignor | None = None
+        # the anomaly service reads no further than the rules service committed
+        # (daemon/rules_follow.py); None: as far as there is
+        self.follow: Follow | None = None
+        self._at_limit: set[int] = set()  # partitions paused at their follow limit
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -194,6 +202,14 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
                 st = parts.get(tp.partition)
                 if st is None or not st.kafka or not recs:
                     continue  # revoked while the fetch was in flight
+                lim = None if self.follow is None else self.follow.beyond(
+                    tp.partition, st.pos, recs[-1].offset)
+                if lim is not None:  # the rest is read again once the rules service is past
+                    c.seek(tp, max(lim, st.pos))
+                    recs = [r for r in recs if r.offset < lim]
+                    if not recs:
+                        st.pos = max(st.pos, lim)  # (none in between: the fetch began past it)
+                        continue
                 hw = c.highwater(tp)  # as of this fetch: more records than it returned?
                 # a backlog: no alert on arrival while catching up
                 st.behind = hw is not None and hw > recs[-1].offset + 1
@@ -232,11 +248,19 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         pipeline = self.pipeline
         plan, idle_after = pipeline.plan, self.cfg.idle_after_seconds
         wall_ms = time.time() * 1000
+        follow = self.follow
         for st in self._mine():
             tp = TopicPartition(self.topic, st.key)
             lag = plan.lag(st, c.highwater(tp))
             if lag is not None and st.lag_gauge is not None:
                 st.lag_gauge.set(lag)
+            if follow is not None and st.key in self._at_limit:
+                # read as far as the rules service let it, and that has not moved: caught up
+                # as far as it may be (the rules service is quiet too; else a stall is judged)
+                if (not st.idle and now - st.last_record >= idle_after
+                        and follow.unmoved_for(st.key) >= idle_after):
+                    pipeline.mark_idle(st.key)
+                continue
             polled = c.last_poll_timestamp(tp)
             polled_at = None if polled is None else now - max(0.0, wall_ms - polled) / 1000
             if plan.goes_idle(st, lag, polled_at=polled_at, woken_at=pipeline.woken_at,
@@ -247,9 +271,11 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         order = self.pipeline.order
         mine = self._mine()
         congested = self.congested()
-        want = self.pipeline.plan.pauses(
+        planned = self.pipeline.plan.pauses(
             mine, buffered=len(order), limit=self.cfg.max_buffered_events,
             ahead_of=order.watermark() + order.lateness, congested=congested)
+        self._at_limit = set() if self.follow is None else self.follow.at_limit(mine)
+        want = planned | self._at_limit
         paused = {st.key for st in mine if st.paused}
         if want == paused:
             return
@@ -261,7 +287,7 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             st.paused = st.key in want
             if st.key in off:  # fetched again: the highwater is fresh
                 st.end = None
-        if not paused and want == self.assigned and want:
+        if not paused and planned == self.assigned and planned:
             self.log.info("paused", why="sinks behind" if congested else "buffer full")
 
     async def commit(self) -> None:
