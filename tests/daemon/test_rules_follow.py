@@ -38,7 +38,6 @@ def test_lifted_only_for_waiting_partitions_after_no_limit_moved_for_the_stall()
     assert f.stalled() == [0]
     assert (f.limit(0, 5), f.limit(1, 6)) == (None, 6)
     assert f.stalled() == []  # said once
-    assert (f.unmoved_for(0), f.unmoved_for(1)) == (120, 61)
 
 
 def test_followed_again_once_its_limit_moves_waiting_for_the_rules_to_pass() -> None:

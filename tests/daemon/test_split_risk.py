@@ -36,6 +36,7 @@ from watchdog.rules import default_rules
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 1  # (one account per partition as in production; one partition: no event late)
+FOLLOW = 12.0  # detection.follow_rules_seconds: longer than any pause of the rules service here
 
 
 def users(alerts: set[bytes]) -> set[str]:
@@ -67,7 +68,10 @@ async def test_the_anomaly_service_weighs_the_rules_alerts(
     cfg_path = daemon_config(tmp_path / "watchdog.yaml", bs, sinks={"kafka": {}},
                              model=str(tiny_model), kafka={"idle_after_seconds": 1.0})
     rules = _rules(cfg_path)
-    anomaly, anomaly_sink = _anomaly(cfg_path, tiny_model)
+    # the stream ends with an event dated two days ahead, which the rules service holds (its
+    # commit stays before it): waited for this long, then read (the lift counted below)
+    anomaly, anomaly_sink = _anomaly(cfg_path, tiny_model,
+                                     **{"detection.follow_rules_seconds": FOLLOW})
     assert anomaly.rule_alerts is not None
     assert rules.rule_alerts is None
     services = [rules, anomaly]
@@ -105,6 +109,8 @@ async def test_the_anomaly_service_weighs_the_rules_alerts(
     assert taken == sum(1 for a in replay if stream.kind(a) == "rule")
     # where a reconnect goes on from: the end of what it read (the topic holds the rules' only)
     assert sum(anomaly.rule_alerts.resume.values()) == taken
+    # once: at the end marker (a lift during the backlog would have made the alerts late)
+    assert anomaly.metrics.registry.get_sample_value("watchdog_rules_follow_lifted_total") == 1
 
 
 async def test_without_the_rules_service_the_model_reads_on(

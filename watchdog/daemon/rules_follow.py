@@ -63,8 +63,7 @@ class Follow:
         # not followed (lifted after a stall) -> its limit then: followed again once it moves
         self.free: dict[int, int] = {}
         self.waiting: set[int] = set()  # at their limit with records beyond (the source says)
-        self.started = self.moved_at = clock()  # when a limit last moved (or the start)
-        self.moved: dict[int, float] = {}  # partition -> when its limit last moved
+        self.moved_at = clock()  # when a limit last moved (or the start)
 
     def limit(self, p: int, pos: int) -> int | None:
         lim = self.limits.get(p, 0)
@@ -93,11 +92,7 @@ class Follow:
         for p, off in committed.items():
             if off > self.limits.get(p, 0):
                 self.limits[p] = off
-                self.moved_at = self.moved[p] = self.clock()
-
-    def unmoved_for(self, p: int) -> float:
-        """Seconds since partition ``p``'s limit last moved (or the start)."""
-        return self.clock() - self.moved.get(p, self.started)
+                self.moved_at = self.clock()
 
     def stalled(self) -> list[int]:
         """The waiting partitions to stop following: no limit moved for ``stall`` seconds."""

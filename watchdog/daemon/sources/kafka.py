@@ -19,7 +19,7 @@
   called, so the consumer stays in its group.
 - The anomaly service of a split deployment reads each partition only below its follow limit
   (what the rules service committed: :mod:`..rules_follow`); at it, the partition is paused,
-  and counts as caught up once the limit has not moved for ``idle_after_seconds``.
+  and goes idle as any other once nothing lies beyond it.
 - An instance that owns only some partitions (a partial view) holds back the alerts of the
   rules that judge a whole dataset (``log_gap``); after every assignment ``on_assigned`` is
   told, so that the owner of partition 0 runs the whole-stream reader (:mod:`.whole_stream`),
@@ -248,17 +248,16 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         pipeline = self.pipeline
         plan, idle_after = pipeline.plan, self.cfg.idle_after_seconds
         wall_ms = time.time() * 1000
-        follow = self.follow
         for st in self._mine():
             tp = TopicPartition(self.topic, st.key)
             lag = plan.lag(st, c.highwater(tp))
             if lag is not None and st.lag_gauge is not None:
                 st.lag_gauge.set(lag)
-            if follow is not None and st.key in self._at_limit:
-                # read as far as the rules service let it, and that has not moved: caught up
-                # as far as it may be (the rules service is quiet too; else a stall is judged)
-                if (not st.idle and now - st.last_record >= idle_after
-                        and follow.unmoved_for(st.key) >= idle_after):
+            if st.key in self._at_limit:
+                # paused at the rules service's offset: idle when nothing lies beyond (a paused
+                # partition's end is asked for, not fetched); records beyond it are waited for,
+                # else its buffer would be released before the rules service released its own
+                if lag == 0 and not st.idle and now - st.last_record >= idle_after:
                     pipeline.mark_idle(st.key)
                 continue
             polled = c.last_poll_timestamp(tp)
