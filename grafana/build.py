@@ -534,9 +534,13 @@ def operations() -> dash.Dashboard:
                        "service's alerts back from the Kafka sink's topic for its accumulated "
                        "risk: taken, foreign (an account another instance reads), old (read "
                        "again after a restart) and invalid. Nothing taken while rule alerts "
-                       "flow: the risk weighs windows and the leaver period only.",
+                       "flow: the risk weighs windows and the leaver period only. Lifts: times "
+                       "it stopped waiting for the rules service's offsets (none moved for "
+                       "detection.follow_rules_seconds): the rules' alerts then count late.",
                        [q(f"sum by (result) (increase(watchdog_rule_alerts_read_total{{{JOB}}}"
-                          f"[1h])) or {ready0}", "{{result}}")], w=24))
+                          f"[1h])) or {ready0}", "{{result}}"),
+                        q(f"sum(increase(watchdog_rules_follow_lifted_total{{{JOB}}}[1h]))",
+                          "lifts", "B")], w=24))
     )
     return d
 

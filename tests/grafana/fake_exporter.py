@@ -66,6 +66,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "watchdog_model_state_capture_seconds": ("histogram", ()),
     "watchdog_model_state_missed_events": ("gauge", ()),
     "watchdog_rule_alerts_read": ("counter", ("result",)),
+    "watchdog_rules_follow_lifted": ("counter", ()),
 }
 
 RULES = {
