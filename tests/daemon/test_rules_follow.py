@@ -4,7 +4,7 @@ against the real broker: tests/daemon/test_split_risk.py."""
 
 from __future__ import annotations
 
-from watchdog.daemon.rules_follow import Follow
+from watchdog.daemon.rules_follow import Follow, split_at
 
 
 class Clock:
@@ -57,12 +57,18 @@ def test_followed_again_once_its_limit_moves_waiting_for_the_rules_to_pass() -> 
 
 
 def test_a_fetch_past_the_limit_and_the_partitions_at_it() -> None:
+    from types import SimpleNamespace
+
     from watchdog.daemon.partitions import PartitionState
 
+    recs = [SimpleNamespace(offset=o) for o in (5, 6, 9, 10, 12)]
+    assert split_at(recs, None) == (recs, [])
+    assert split_at(recs, 13) == (recs, [])
+    assert split_at(recs, 10) == (recs[:3], recs[3:])  # 10 and after wait
+    assert split_at(recs, 7) == (recs[:2], recs[2:])  # (offsets may skip)
+    assert split_at(recs, 5) == ([], recs)
     f = Follow(60.0, Clock())
     f.advance({0: 10, 1: 10, 2: 10})
-    assert f.beyond(0, 5, 9) is None  # all below
-    assert f.beyond(0, 5, 12) == 10  # 10 and after wait
     parts = [PartitionState(0, pos=10, lag=3), PartitionState(1, pos=10, lag=0),
              PartitionState(2, pos=4, lag=6), PartitionState(3, pos=0, lag=None)]
     assert f.at_limit(parts) == {0, 1, 3}

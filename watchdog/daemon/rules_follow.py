@@ -13,7 +13,9 @@ instead of 13:09:20). So it follows the rules service:
   group's committed offsets were read, every rule alert caused by an event before those
   offsets has been handed to the stage;
 - the anomaly service's Kafka source reads each partition only below that offset (its
-  *limit*): it pauses there, and records fetched beyond it are fetched again later.
+  *limit*): it pauses there, and what a fetch brought beyond it is held until it moves (not
+  fetched again: live, the rules service commits about a minute behind the stream's end, and
+  every resumed fetch would bring that minute again).
 
 The model's alerts come later by what the rules service holds before it commits (its reorder
 buffer, ``detection.lateness_seconds``; a quiet stream's buffer is released once it is idle):
@@ -36,8 +38,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from operator import attrgetter
+from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -47,8 +51,24 @@ from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.partitions import PartitionState
 from watchdog.daemon.rule_alert_feed import RuleAlertFeed
 
+
+class _Record(Protocol):
+    @property
+    def offset(self) -> int: ...
+
+
+R = TypeVar("R", bound=_Record)
+
 POLL_SECONDS = 0.5  # how often the rules group's offsets are read
 CATCH_UP_SECONDS = 10.0  # at most this long waiting for the feed to read to the topic's end
+
+
+def split_at(recs: list[R], limit: int | None) -> tuple[list[R], list[R]]:
+    """Records (in offset order) below ``limit`` and those at or past it (None: all below)."""
+    if limit is None or not recs or recs[-1].offset < limit:
+        return recs, []
+    k = bisect_left(recs, limit, key=attrgetter("offset"))
+    return recs[:k], recs[k:]
 
 
 class Follow:
@@ -72,12 +92,6 @@ class Follow:
                 return None
             del self.free[p]  # the rules service moves again: wait for it to pass us
         return lim
-
-    def beyond(self, p: int, pos: int, last: int) -> int | None:
-        """A fetch of ``p`` from ``pos`` to offset ``last``: the limit its records at or past
-        must wait for; None: all may be read."""
-        lim = self.limit(p, pos)
-        return None if lim is None or last < lim else lim
 
     def at_limit(self, parts: Iterable[PartitionState]) -> set[int]:
         """The partitions read up to their limit (to pause); those with records beyond it,

@@ -19,7 +19,8 @@
   called, so the consumer stays in its group.
 - The anomaly service of a split deployment reads each partition only below its follow limit
   (what the rules service committed: :mod:`..rules_follow`); at it, the partition is paused,
-  and goes idle as any other once nothing lies beyond it.
+  what a fetch brought past it is held until it moves, and it goes idle as any other once
+  nothing lies beyond it.
 - An instance that owns only some partitions (a partial view) holds back the alerts of the
   rules that judge a whole dataset (``log_gap``); after every assignment ``on_assigned`` is
   told, so that the owner of partition 0 runs the whole-stream reader (:mod:`.whole_stream`),
@@ -43,7 +44,7 @@ from watchdog.daemon.kafka_client import client_kwargs
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.partitions import PartitionState
 from watchdog.daemon.pipeline import Pipeline
-from watchdog.daemon.rules_follow import Follow
+from watchdog.daemon.rules_follow import Follow, split_at
 from watchdog.daemon.sources.kafka_assignor import StateAssignor
 from watchdog.daemon.sources.kafka_rebuild import WindowRebuild
 
@@ -111,6 +112,7 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
         # (daemon/rules_follow.py); None: as far as there is
         self.follow: Follow | None = None
         self._at_limit: set[int] = set()  # partitions paused at their follow limit
+        self._beyond: dict[TopicPartition, list[Any]] = {}  # records fetched past it, held
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -198,18 +200,11 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             now = time.monotonic()
             pipeline = self.pipeline  # looked up each time: a subclass may start a new one
             parts = pipeline.partitions
-            for tp, recs in data.items():
+            fetched = data.items() if self.follow is None else self._admitted(data)
+            for tp, recs in fetched:
                 st = parts.get(tp.partition)
                 if st is None or not st.kafka or not recs:
                     continue  # revoked while the fetch was in flight
-                lim = None if self.follow is None else self.follow.beyond(
-                    tp.partition, st.pos, recs[-1].offset)
-                if lim is not None:  # the rest is read again once the rules service is past
-                    c.seek(tp, max(lim, st.pos))
-                    recs = [r for r in recs if r.offset < lim]
-                    if not recs:
-                        st.pos = max(st.pos, lim)  # (none in between: the fetch began past it)
-                        continue
                 hw = c.highwater(tp)  # as of this fetch: more records than it returned?
                 # a backlog: no alert on arrival while catching up
                 st.behind = hw is not None and hw > recs[-1].offset + 1
@@ -266,6 +261,23 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
                               idle_after=idle_after):
                 pipeline.mark_idle(st.key)
 
+    def _admitted(self, data: dict[TopicPartition, list[Any]]
+                  ) -> list[tuple[TopicPartition, list[Any]]]:
+        """The records below each partition's follow limit, those held beyond it before
+        first; the rest is held (the partition paused meanwhile) rather than fetched again."""
+        assert self.follow is not None
+        parts, beyond, out = self.pipeline.partitions, self._beyond, []
+        for tp in {*data, *beyond}:
+            st = parts.get(tp.partition)
+            recs = beyond.pop(tp, []) + data.get(tp, [])
+            if st is None or not recs:
+                continue
+            keep, rest = split_at(recs, self.follow.limit(tp.partition, st.pos))
+            if rest:
+                beyond[tp] = rest
+            out.append((tp, keep))
+        return out
+
     def _apply_pauses(self, c: AIOKafkaConsumer) -> None:
         order = self.pipeline.order
         mine = self._mine()
@@ -274,7 +286,7 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
             mine, buffered=len(order), limit=self.cfg.max_buffered_events,
             ahead_of=order.watermark() + order.lateness, congested=congested)
         self._at_limit = set() if self.follow is None else self.follow.at_limit(mine)
-        want = planned | self._at_limit
+        want = planned | self._at_limit | {tp.partition for tp in self._beyond}
         paused = {st.key for st in mine if st.paused}
         if want == paused:
             return
@@ -354,6 +366,7 @@ class KafkaSource(ConsumerRebalanceListener):  # type: ignore[misc]
                 if resume >= 0:  # (a partition never committed starts where it would)
                     plan[p] = (book_start, resume, min(start, max(0, off)))
         ends = await self._ends(plan)
+        self._beyond.clear()  # (every partition is sought to where it is read from)
         self._drop(self.assigned - mine)
         now = time.monotonic()
         parts = self.pipeline.partitions
