@@ -540,7 +540,21 @@ def operations() -> dash.Dashboard:
                        [q(f"sum by (result) (increase(watchdog_rule_alerts_read_total{{{JOB}}}"
                           f"[1h])) or {ready0}", "{{result}}"),
                         q(f"sum(increase(watchdog_rules_follow_lifted_total{{{JOB}}}[1h]))",
-                          "lifts", "B")], w=24))
+                          "lifts", "B")], w=12))
+        .with_panel(ts(31, "Since the last model state save",
+                       "Wall time since the model's state was last saved (since the start "
+                       "before the first save), the same while saves are deferred, and after "
+                       "how long deferred saves alert (WatchdogModelStateSavesDeferred: 6 save "
+                       "periods, at least 30 minutes). 0: no model state kept.",
+                       [q(f"max(time() - (watchdog_model_state_last_save_timestamp_seconds"
+                          f"{{{JOB}}} > 0)) or {ready0}", "since the last save"),
+                        q(f"max((time() - (watchdog_model_state_last_save_timestamp_seconds"
+                          f"{{{JOB}}} > 0)) and on (job, instance) "
+                          f"(watchdog_model_state_deferred{{{JOB}}} == 1)) or {ready0}",
+                          "the same, deferred", "B"),
+                        q(f"min(clamp_min(6 * (watchdog_model_state_period_seconds{{{JOB}}} "
+                          f"> 0), 1800)) or {ready0}", "deferred alert after", "C")],
+                       unit="s", w=12))
     )
     return d
 

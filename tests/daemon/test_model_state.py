@@ -227,11 +227,21 @@ def test_a_save_is_deferred_while_re_read_records_wait_and_written_0600_after(
     p.open_partition(0, 2, start=0, resume=2)  # records 0 and 1 are re-read
     p.ingest(0, [Rec(0, _raw(0, 0)), Rec(1, _raw(1, 10))], "access-logs")
     p.partitions[0].pos = 2
+    gauge = m.registry.get_sample_value
+    started = gauge("watchdog_model_state_last_save_timestamp_seconds")
+    assert started
+    assert gauge("watchdog_model_state_period_seconds") == 60.0
     assert not asyncio.run(k.save())  # their events are still in the reorder buffer
     assert _count(m, "watchdog_model_state_saves_total", "deferred") == 1
+    # (the alert WatchdogModelStateSavesDeferred: deferred, and the last save's age)
+    assert gauge("watchdog_model_state_deferred") == 1
+    assert gauge("watchdog_model_state_last_save_timestamp_seconds") == started
     p.ingest(0, [Rec(2, _raw(2, 200))], "access-logs")  # releases both
     p.partitions[0].pos = 3
     assert asyncio.run(k.save())
+    assert gauge("watchdog_model_state_deferred") == 0
+    assert gauge("watchdog_model_state_last_save_timestamp_seconds") == \
+        decode(k.path.read_bytes()).header.written_at
     assert stat.S_IMODE(os.stat(k.path).st_mode) == 0o600
     assert decode(k.path.read_bytes()).header.resume == {0: 2}
 

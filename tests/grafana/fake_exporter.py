@@ -65,6 +65,9 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "watchdog_model_state_bytes": ("gauge", ()),
     "watchdog_model_state_capture_seconds": ("histogram", ()),
     "watchdog_model_state_missed_events": ("gauge", ()),
+    "watchdog_model_state_last_save_timestamp_seconds": ("gauge", ()),
+    "watchdog_model_state_period_seconds": ("gauge", ()),
+    "watchdog_model_state_deferred": ("gauge", ()),
     "watchdog_rule_alerts_read": ("counter", ("result",)),
     "watchdog_rules_follow_lifted": ("counter", ()),
 }

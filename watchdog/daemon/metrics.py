@@ -187,6 +187,16 @@ class Metrics:
             "restored, none, unreadable or stale (started afresh)", ["result"], registry=r)
         self.model_state_bytes = Gauge("watchdog_model_state_bytes",
                                        "Size of the last saved model state", registry=r)
+        # the alert WatchdogModelStateSavesDeferred: the last save's age against the period
+        self.model_state_saved_at = Gauge(
+            "watchdog_model_state_last_save_timestamp_seconds", "Wall time of the last model "
+            "state saved (before the first save: the start; 0: no model state kept)", registry=r)
+        self.model_state_period = Gauge("watchdog_model_state_period_seconds",
+                                        "model_state.every_seconds (0: no model state kept)",
+                                        registry=r)
+        self.model_state_deferred = Gauge(
+            "watchdog_model_state_deferred", "1 while the last save of the model's state was "
+            "deferred (re-read records in the buffer, or an alert waiting for a sink)", registry=r)
         self.model_state_seconds = Histogram(
             "watchdog_model_state_capture_seconds", "Time to capture the model's state (the "
             "pipeline waits meanwhile; the write runs beside it)", buckets=_BATCH, registry=r)

@@ -184,6 +184,8 @@ class ModelStateKeeper:
         self.settled: Callable[[], bool] = lambda: True
         self._lock = asyncio.Lock()
         self.deferred = False  # the last save waited (see :meth:`save`)
+        metrics.model_state_period.set(self.every_seconds)
+        metrics.model_state_saved_at.set(time.time())  # nothing learnt to lose before the start
         pipeline.stages_go_on = True
 
     # -- start ----------------------------------------------------------------------------
@@ -296,6 +298,7 @@ class ModelStateKeeper:
         async with self._lock:  # a shutdown's save waits for a periodic one under way
             resume = self.pipeline.unreleased()
             self.deferred = resume is None or not self.settled()
+            self.metrics.model_state_deferred.set(self.deferred)
             if resume is None or self.deferred:
                 self.metrics.model_state_saves.labels("deferred").inc()
                 return False
@@ -323,6 +326,7 @@ class ModelStateKeeper:
                 return False
             self.saves += 1
             self.metrics.model_state_saves.labels("ok").inc()
+            self.metrics.model_state_saved_at.set(header.written_at)
             self.metrics.model_state_bytes.set(sum(map(len, parts)))
             return True
 
