@@ -5,9 +5,10 @@
    (add_chunk, then one flush: columns, Parquet, hash, files, manifest). Far steadier than 1.
 1. sink cost: the same backlog (default 200k simulated events, 4 partitions of a real Tansu
    broker) consumed by ``watchdog run`` without and with ``archive:`` (a local directory, or
-   ``--s3`` a moto server), alternately (``--pairs`` rounds; machine speed drifts, so compare
-   within a round); events per CPU-second of the daemon until every offset is committed (with
-   the archive that includes writing every segment). The daemon's CPU is user + system of
+   ``--s3`` a moto server), alternately (``--pairs`` rounds, each starting with the next
+   variant; machine speed drifts, so compare within a round); events per CPU-second of the
+   daemon until every offset is committed (with the archive that includes writing every
+   segment). The daemon's CPU is user + system of
    all its threads, ended ones included, and of its children (it has none); it is split by
    thread (the event loop; the others: the writer) and into the time until every event was
    consumed and the rest until the commit. ``--flush-seconds`` sets the daemons'

@@ -182,9 +182,12 @@ async def daemon_cost(args: argparse.Namespace) -> list[tuple[str, str]]:
                 ab_run(orjson.loads(ab_out.read_bytes()), ab)
 
         run = 0
-        for _round in range(args.pairs):
+        for r in range(args.pairs):
             todo = []
-            for name, archived, tree in variants:
+            # one after another, each round starts with the next variant: a place in the round
+            # (the broker's caches, the machine's drift within a round) favours none of them
+            k = 0 if args.together else r % len(variants)
+            for name, archived, tree in variants[k:] + variants[:k]:
                 run += 1
                 todo.append(one(name, archived, tree, run))
             if args.together:  # at once, on the same backlog: the same moment of the machine
