@@ -58,15 +58,22 @@ def _anomaly(cfg_path: Path, model: Path, **overrides: object) -> tuple[Service,
                    listen=False), sink
 
 
-async def test_the_anomaly_service_weighs_the_rules_alerts(
-        tansu_broker, tiny_model: Path, tmp_path: Path) -> None:
-    bs = tansu_broker.bootstrap_servers
-    await make_topics(bs, partitions=PARTITIONS)
+async def world(bs: str, tmp_path: Path, model: Path, partitions: int,
+                raws: list[bytes]) -> Path:
+    """The topics, the directory and ``raws`` produced; the services' shared configuration
+    (the rules' alerts to Kafka)."""
+    await make_topics(bs, partitions=partitions)
     await produce(bs, "directory", [msgspec.json.encode(r) for r in directory_records(
         stream.ACCOUNTS)], key="directory")
-    await produce(bs, "access-logs", stream.RAWS, key="user", event_time=True)
-    cfg_path = daemon_config(tmp_path / "watchdog.yaml", bs, sinks={"kafka": {}},
-                             model=str(tiny_model), kafka={"idle_after_seconds": 1.0})
+    await produce(bs, "access-logs", raws, key="user", event_time=True)
+    return daemon_config(tmp_path / "watchdog.yaml", bs, sinks={"kafka": {}},
+                         model=str(model), kafka={"idle_after_seconds": 1.0})
+
+
+async def test_the_anomaly_service_weighs_the_rules_alerts(
+        tansu_broker, tiny_model: Path, tmp_path: Path) -> None:
+    cfg_path = await world(tansu_broker.bootstrap_servers, tmp_path, tiny_model, PARTITIONS,
+                           stream.RAWS)
     rules = _rules(cfg_path)
     # the stream ends with an event dated two days ahead, which the rules service holds (its
     # commit stays before it): waited for this long, then read (the lift counted below)
@@ -117,13 +124,8 @@ async def test_without_the_rules_service_the_model_reads_on(
         tansu_broker, tiny_model: Path, tmp_path: Path) -> None:
     """No rules group commits: after ``follow_rules_seconds`` the anomaly service stops
     following, says so, and reads the stream (its risk then adds what the feed brings late)."""
-    bs = tansu_broker.bootstrap_servers
-    await make_topics(bs, partitions=PARTITIONS)
-    await produce(bs, "directory", [msgspec.json.encode(r) for r in directory_records(
-        stream.ACCOUNTS)], key="directory")
-    await produce(bs, "access-logs", stream.RAWS, key="user", event_time=True)
-    cfg_path = daemon_config(tmp_path / "watchdog.yaml", bs, sinks={"kafka": {}},
-                             model=str(tiny_model), kafka={"idle_after_seconds": 1.0})
+    cfg_path = await world(tansu_broker.bootstrap_servers, tmp_path, tiny_model, PARTITIONS,
+                           stream.RAWS)
     anomaly, _sink = _anomaly(cfg_path, tiny_model,
                               **{"detection.follow_rules_seconds": 3.0})
     assert anomaly.follower is not None

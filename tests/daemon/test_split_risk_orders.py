@@ -12,13 +12,11 @@ import asyncio
 import random
 from pathlib import Path
 
-import msgspec
 import pytest
 
-from tests.anomaly.conftest import directory_records
 from tests.daemon.helpers import cancel_all, stop_all, wait_for
-from tests.daemon.kafkautil import daemon_config, make_topics, produce
-from tests.daemon.test_split_risk import FOLLOW, _anomaly, _rules
+from tests.daemon.kafkautil import produce
+from tests.daemon.test_split_risk import FOLLOW, _anomaly, _rules, world
 from tests.fuzz import _anomaly_stream as stream
 from tests.fuzz._live_broker import comparable
 from watchdog.alerts.model import encode_alert
@@ -35,13 +33,8 @@ async def test_the_split_risk_is_replay_s_whatever_the_order(
     halves = rnd.random() < 0.5
     restart_after = int(len(stream.RAWS) * rnd.uniform(0.1, 0.9))
     bs = tansu_broker.bootstrap_servers
-    await make_topics(bs, partitions=partitions)
-    await produce(bs, "directory", [msgspec.json.encode(r) for r in directory_records(
-        stream.ACCOUNTS)], key="directory")
     first = stream.RAWS[:len(stream.RAWS) // 2] if halves else stream.RAWS
-    await produce(bs, "access-logs", first, key="user", event_time=True)
-    cfg_path = daemon_config(tmp_path / "watchdog.yaml", bs, sinks={"kafka": {}},
-                             model=str(tiny_model), kafka={"idle_after_seconds": 1.0})
+    cfg_path = await world(bs, tmp_path, tiny_model, partitions, first)
     anomaly, sink = _anomaly(cfg_path, tiny_model, **{"detection.follow_rules_seconds": FOLLOW})
     want = stream.before_cut({a for a in stream._replayed(tiny_model, tmp_path)
                               if stream.kind(a) == "risk"})

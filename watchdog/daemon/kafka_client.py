@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.helpers import create_ssl_context
 
 from watchdog.daemon.config import Kafka
@@ -103,3 +104,22 @@ async def connection_problem(bootstrap: str) -> str | None:
             writer.close()
             return None
     return "; ".join(problems) or None
+
+
+async def keep_reading(step: Callable[[], Awaitable[None]], close: Callable[[], Awaitable[None]],
+                       log: Any, failed: str) -> None:
+    """``step()`` for ever, the reader's own client kept between steps; a broker error closes
+    it (``close``), is logged as ``failed`` and retried after 1 s, doubling up to 30 s."""
+    delay = 1.0
+    try:
+        while True:
+            try:
+                await step()
+                delay = 1.0
+            except KafkaError as err:
+                log.warning(failed, error=type(err).__name__, retry_in=delay)
+                await close()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+    finally:
+        await close()

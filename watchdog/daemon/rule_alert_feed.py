@@ -34,10 +34,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
 from watchdog.alerts.model import Alert
 from watchdog.daemon.config import Config
+from watchdog.daemon.kafka_client import keep_reading
 from watchdog.daemon.metrics import Metrics
 
 LOOKBACK_SECONDS = 86_400.0
@@ -160,29 +160,18 @@ class RuleAlertFeed:
 
     # -- I/O ------------------------------------------------------------------------------------
     async def run(self) -> None:
-        delay = 1.0
-        try:
-            while True:
-                try:
-                    if self.consumer is None and not await self._open():
-                        await asyncio.sleep(MISSING_RETRY_SECONDS)  # not there (yet)
-                        continue
-                    assert self.consumer is not None
-                    data = await self.consumer.getmany(timeout_ms=1000, max_records=5000)
-                    for tp, recs in data.items():
-                        if recs:
-                            self.resume[tp] = recs[-1].offset + 1
-                    self.take([r.value for recs in data.values() for r in recs
-                               if r.value is not None])
-                    delay = 1.0
-                except KafkaError as err:
-                    self.log.warning("rule_alerts_fetch_failed", error=type(err).__name__,
-                                     retry_in=delay)
-                    await self.close()
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30.0)
-        finally:
-            await self.close()
+        await keep_reading(self._step, self.close, self.log, "rule_alerts_fetch_failed")
+
+    async def _step(self) -> None:
+        if self.consumer is None and not await self._open():
+            await asyncio.sleep(MISSING_RETRY_SECONDS)  # the topic is not there (yet)
+            return
+        assert self.consumer is not None
+        data = await self.consumer.getmany(timeout_ms=1000, max_records=5000)
+        for tp, recs in data.items():
+            if recs:
+                self.resume[tp] = recs[-1].offset + 1
+        self.take([r.value for recs in data.values() for r in recs if r.value is not None])
 
     async def _open(self) -> bool:
         c = AIOKafkaConsumer(enable_auto_commit=False, **self.client_kwargs)

@@ -46,9 +46,9 @@ from operator import attrgetter
 from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
 from watchdog.daemon.config import Config
+from watchdog.daemon.kafka_client import keep_reading
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.partitions import PartitionState
 from watchdog.daemon.rule_alert_feed import RuleAlertFeed
@@ -140,24 +140,14 @@ class RulesFollower:
         self.consumer: AIOKafkaConsumer | None = None
 
     async def run(self) -> None:
-        delay = 1.0
-        try:
-            while True:
-                self._check_stall()
-                try:
-                    if self.consumer is None:
-                        self.consumer = await self._open()
-                    await self._round(self.consumer)
-                    delay = 1.0
-                    await asyncio.sleep(POLL_SECONDS)
-                except KafkaError as err:
-                    self.log.warning("rules_offsets_failed", error=type(err).__name__,
-                                     retry_in=delay)
-                    await self.close()
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30.0)
-        finally:
-            await self.close()
+        await keep_reading(self._step, self.close, self.log, "rules_offsets_failed")
+
+    async def _step(self) -> None:
+        self._check_stall()
+        if self.consumer is None:
+            self.consumer = await self._open()
+        await self._round(self.consumer)
+        await asyncio.sleep(POLL_SECONDS)
 
     async def _open(self) -> AIOKafkaConsumer:
         c = AIOKafkaConsumer(group_id=self.rules_group, enable_auto_commit=False,
