@@ -10,6 +10,7 @@ already, by this pipeline or by the one it shares its alert ids with.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from watchdog.alerts.model import Alert
 from watchdog.daemon.alert_ids import AlertIds
@@ -61,6 +62,16 @@ class Dispatch:
                 rel[eid] = m
         if found:
             self._send(found, rel)
+
+    def hold_back(self, alerts: Sequence[Alert]) -> list[Alert]:
+        """``alerts`` without the whole-stream rules' (not sent, counted as deduplicated), as
+        from a partial view."""
+        kept = [a for a in alerts if a.rule not in WHOLE_STREAM_RULES]
+        if (n := len(alerts) - len(kept)):
+            if self.counted:
+                self.metrics.deduplicated.inc(n)
+            self.suppressed += n
+        return kept
 
     def _send(self, alerts: list[Alert], rel: dict[str, Meta]) -> None:
         metrics, submit, sent = self.metrics, self.delivery.submit, self.alert_ids

@@ -189,6 +189,11 @@ class Reorderer:
         return self._release(upto)
 
     @property
+    def released_upto(self) -> float:
+        """The latest event time released: an event before it is late."""
+        return self._released_upto
+
+    @property
     def conflict(self) -> bool:
         """The last push reused a known id with other content (processed, not dropped)."""
         return bool(self.last & CONFLICT)

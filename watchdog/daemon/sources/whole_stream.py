@@ -38,7 +38,9 @@ partitions' events of the same minutes, not fetched yet (false ``log_gap``).
 
 Left open: when the main view becomes whole again, the alerts held back by the partial views
 that the reader had not yet sent when it stopped (its lag at that moment, and the events left
-in its buffer: about ``lateness_seconds`` of event time) are not sent.
+in its buffer: about ``lateness_seconds`` of event time) are not sent; nor are those of the
+events that then reach the main pipeline late (judged on its partial view's state, they would
+be false: see :attr:`.Pipeline.partial_view`).
 """
 
 from __future__ import annotations
