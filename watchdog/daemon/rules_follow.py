@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from operator import attrgetter
 from typing import Any, Protocol, TypeVar
 
@@ -95,7 +95,7 @@ class Follow:
             del self.free[p]  # the rules service moves again: wait for it to pass us
         return lim
 
-    def at_limit(self, parts: Iterable[PartitionState]) -> set[int]:
+    def at_limit(self, parts: Collection[PartitionState]) -> set[int]:
         """The partitions read up to their limit (to pause); those with records beyond it,
         or an end not known yet, are noted as waiting (a stall is judged on them)."""
         at = {st.key for st in parts if (lim := self.limit(st.key, st.pos)) is not None
