@@ -73,3 +73,19 @@ def test_a_fetch_past_the_limit_and_the_partitions_at_it() -> None:
              PartitionState(2, pos=4, lag=6), PartitionState(3, pos=0, lag=None)]
     assert f.at_limit(parts) == {0, 1, 3}
     assert f.waiting == {0, 3}  # records beyond, or not known yet
+
+
+def test_the_stall_counts_from_when_partitions_began_waiting() -> None:
+    """A start that took long (state loaded, the group joined) before any partition waited
+    does not count as the rules service's stall."""
+    from watchdog.daemon.partitions import PartitionState
+
+    clock = Clock()
+    f = Follow(60.0, clock)
+    clock.now += 100  # nothing assigned yet
+    f.at_limit([PartitionState(0, pos=0, lag=5)])
+    assert f.waiting == {0}
+    clock.now += 59
+    assert f.stalled() == []
+    clock.now += 2
+    assert f.stalled() == [0]

@@ -31,9 +31,9 @@ A partition is followed again once the rules group's offset in it moves: it paus
 rules service is past its position (what it read meanwhile keeps its late rule alerts).
 ``follow_rules_seconds: 0`` turns following off.
 
-What it does not cover: events from MQTT (no offsets to follow), and a rule alert of an account
-the stage has not seen yet when the feed reads it (held by the feed, handed over at its next
-fetch: it counts late if the account's first windows are scored in between).
+What it does not cover: events from MQTT (no offsets to follow). (A rule alert of an account
+the stage has not seen yet is held by the feed and handed over with the account's first events:
+:meth:`.RuleAlertFeed.seen`.)
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ class Follow:
         self.free: dict[int, int] = {}
         self.waiting: set[int] = set()  # at their limit with records beyond (the source says)
         self.moved_at = clock()  # when a limit last moved (or the start)
+        self.waiting_since = self.moved_at  # when partitions began waiting (none: meaningless)
 
     def limit(self, p: int, pos: int) -> int | None:
         lim = self.limits.get(p, 0)
@@ -100,7 +101,10 @@ class Follow:
         or an end not known yet, are noted as waiting (a stall is judged on them)."""
         at = {st.key for st in parts if (lim := self.limit(st.key, st.pos)) is not None
               and st.pos >= lim}
-        self.waiting = {st.key for st in parts if st.key in at and (st.lag is None or st.lag > 0)}
+        waiting = {st.key for st in parts if st.key in at and (st.lag is None or st.lag > 0)}
+        if waiting and not self.waiting:
+            self.waiting_since = self.clock()
+        self.waiting = waiting
         return at
 
     def advance(self, committed: Mapping[int, int]) -> None:
@@ -111,8 +115,9 @@ class Follow:
                 self.moved_at = self.clock()
 
     def stalled(self) -> list[int]:
-        """The waiting partitions to stop following: no limit moved for ``stall`` seconds."""
-        if self.clock() - self.moved_at < self.stall:
+        """The waiting partitions to stop following: no limit moved for ``stall`` seconds
+        while they waited (a slow start, before any partition was assigned, does not count)."""
+        if self.clock() - max(self.moved_at, self.waiting_since) < self.stall:
             return []
         lifted = sorted(self.waiting - self.free.keys())
         self.free.update((p, self.limits.get(p, 0)) for p in lifted)
