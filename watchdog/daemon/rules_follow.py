@@ -143,6 +143,7 @@ class RulesFollower:
         self.count_lift = count_lift
         self.log = log.bind(rules_group=rules_group)
         self.consumer: AIOKafkaConsumer | None = None
+        self.alert_parts: list[TopicPartition] = []  # the alerts topic's, once it exists
 
     async def run(self) -> None:
         await keep_reading(self._step, self.close, self.log, "rules_offsets_failed")
@@ -173,11 +174,12 @@ class RulesFollower:
         committed = {tp.partition: off for tp, off in zip(tps, found, strict=True)
                      if off is not None}
         # the alerts topic's ends *after* the commits: every alert before them is below these
-        if self.alerts_topic not in await c.topics():  # (refreshes the metadata)
-            ends: dict[TopicPartition, int] = {}  # no alert yet: nothing to wait for
-        else:
-            ends = await c.end_offsets([TopicPartition(self.alerts_topic, p) for p in sorted(
-                c.partitions_for_topic(self.alerts_topic) or ())])
+        # asked for (a metadata request) only until the topic exists
+        if not self.alert_parts and self.alerts_topic in await c.topics():
+            self.alert_parts = [TopicPartition(self.alerts_topic, p) for p in sorted(
+                c.partitions_for_topic(self.alerts_topic) or ())]
+        # (none: no alert yet, nothing to wait for)
+        ends = await c.end_offsets(self.alert_parts) if self.alert_parts else {}
         deadline = time.monotonic() + CATCH_UP_SECONDS
         while not self.feed_reached(ends):
             if time.monotonic() > deadline:
