@@ -75,11 +75,13 @@ class Chain:
     writer: str
     entries: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # the entry the read started after (a checkpoint's tip): entries holds only those after it
+    base: tuple[int, str] = (0, ZERO)
 
     @property
     def tip(self) -> tuple[int, str]:
         if not self.entries:
-            return 0, ZERO
+            return self.base
         last = self.entries[-1]
         return int(last["seq"]), str(last["hash"])
 
@@ -175,14 +177,30 @@ def read_chain(store: Store, writer: str) -> Chain:
     return chain
 
 
+def tip_of(store: Store, writer: str) -> tuple[int, str]:
+    """The chain's last entry (number, hash) from its head and the entries after it (a crash
+    between an entry and its head leaves one): a few reads, not the whole chain (a daemon's
+    chain grows by an entry per flush). Without a readable head, the whole chain is read."""
+    try:
+        h = orjson.loads(store.read_bytes(head_path(writer)))
+        seq, tip = int(h["seq"]), str(h["hash"])
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return read_chain(store, writer).tip
+    last = read_entry(store, writer, seq)
+    if last is None or last.get("hash") != tip:
+        return read_chain(store, writer).tip  # the head disagrees: take the chain's word
+    while (after := read_entry(store, writer, seq + 1)) is not None:
+        seq, tip = seq + 1, str(after.get("hash"))
+    return seq, tip
+
+
 class ManifestWriter:
     """Appends entries to one writer's chain (one process per writer id at a time)."""
 
     def __init__(self, store: Store, writer: str) -> None:
         self.store = store
         self.writer = check_writer(writer)
-        chain = read_chain(store, writer)
-        self.seq, self.prev = chain.tip
+        self.seq, self.prev = tip_of(store, self.writer)
 
     def append(self, op: str, **fields: Any) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -204,6 +222,10 @@ class Contents:
     segments: dict[str, Segment] = field(default_factory=dict)
     dropped: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> drop entry
     chains: list[Chain] = field(default_factory=list)
+    # paths removed (dropped) whose segment no entry read so far records: a drop written
+    # after another chain's entry that was read before it (kept by checkpoints, see
+    # :mod:`.checkpoint`, so that the segment is not taken for live when read later)
+    unmatched: set[str] = field(default_factory=set)
 
     def of(self, dataset: str, first: str | None = None, last: str | None = None
            ) -> list[Segment]:
@@ -221,22 +243,35 @@ class Contents:
 
 
 def contents(store: Store) -> Contents:
+    """What every chain says, read whole (``verify``; readers start from a checkpoint:
+    :func:`watchdog.archive.checkpoint.contents`)."""
     out = Contents()
-    drops: list[dict[str, Any]] = []
     for w in writers(store):
-        chain = read_chain(store, w)
-        out.chains.append(chain)
-        for entry in chain.entries:
-            op = entry.get("op")
-            if op == "segments":
-                for s in entry.get("segments", ()):
-                    out.segments[s["path"]] = Segment(**s)
-            elif op == "drop":
-                drops.append(entry)
-    # a drop names its segments by path (unique): applied after every chain's segments, so
-    # that the order in which chains are read does not matter
+        out.chains.append(read_chain(store, w))
+    apply(out, [e for chain in out.chains for e in chain.entries])
+    return out
+
+
+def apply(out: Contents, entries: list[dict[str, Any]]) -> None:
+    """Add the segments ``entries`` record to ``out``, then remove what they drop (and what
+    ``out.unmatched`` holds): removals after every addition, so that the order in which
+    chains are read does not matter (a drop names its segments by path, unique)."""
+    added: set[str] = set()
+    drops: list[dict[str, Any]] = []
+    for entry in entries:
+        op = entry.get("op")
+        if op == "segments":
+            for s in entry.get("segments", ()):
+                out.segments[s["path"]] = Segment(**s)
+                added.add(s["path"])
+        elif op == "drop":
+            drops.append(entry)
+    removed = set(out.unmatched)
     for entry in drops:
         for s in entry.get("segments", ()):
-            out.segments.pop(s["path"], None)
+            removed.add(s["path"])
             out.dropped[s["path"]] = entry
-    return out
+    known = set(out.segments)
+    for path in removed:
+        out.segments.pop(path, None)
+    out.unmatched = {p for p in removed if p not in known and p not in added}

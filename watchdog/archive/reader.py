@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from watchdog.archive import checkpoint
 from watchdog.archive import manifest as mf
 from watchdog.archive.datasets import DATASETS, EVENT_VIEW, EVENTS, FORMAT, FORMAT_KEY, empty_select
 from watchdog.archive.store import Store
@@ -82,7 +83,7 @@ class ArchiveQuery:
                  last: datetime | None = None, ranged: tuple[str, ...] = ("events",),
                  contents: mf.Contents | None = None) -> None:
         self.store = store
-        self.contents = contents or mf.contents(store)
+        self.contents = contents or checkpoint.contents(store)
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from watchdog.archive import checkpoint
 from watchdog.archive import manifest as mf
 from watchdog.archive.layout import ALERTS, EVENTS
 from watchdog.archive.store import Store
@@ -46,7 +47,7 @@ def prune(store: Store, writer: str | mf.ManifestWriter, retention_days: int) ->
     """Drop expired days (recorded in ``writer``'s chain); returns ``dataset/day`` of each."""
     if retention_days <= 0:
         raise ValueError("retention_days must be positive")
-    c = mf.contents(store)
+    c = checkpoint.contents(store)
     days = expired_days(c, retention_days)
     if not days:
         return []

@@ -4,6 +4,7 @@ Names what happened: a segment changed (its SHA-256 differs), removed (recorded,
 reordered or moved (its bytes are another recorded segment's), slipped in (a file no entry
 records); a manifest entry changed, removed, reordered, or cut off the end (see
 :mod:`.manifest`). Rows are not read for that: the hash covers every byte of a segment.
+Each checkpoint (:mod:`.checkpoint`) must say what the chains say as of its tips.
 
 It also counts ids stored more than once (``copies``: two daemon instances that flushed the
 same redelivered event at the same moment). Not a problem: every query reads an id once
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from watchdog.archive import checkpoint
 from watchdog.archive import manifest as mf
 from watchdog.archive.layout import DATASETS, parse_segment_path
 from watchdog.archive.store import Store
@@ -48,6 +50,7 @@ def verify(store: Store) -> Report:
     for chain in c.chains:
         report.entries += len(chain.entries)
         report.problems.extend(chain.problems)
+    report.problems.extend(_checkpoints(store, c))
     files = [f for ds in DATASETS for f in store.listdir(ds, recursive=True)]
     on_disk = {f: "" for f in files}
     by_sha = {s.sha256: s.path for s in c.segments.values()}
@@ -102,6 +105,18 @@ def copies(store: Store, c: mf.Contents) -> dict[str, int]:
         return out
     finally:
         q.close()
+
+
+def _checkpoints(store: Store, c: mf.Contents) -> list[str]:
+    """Each checkpoint against the chains read whole: readers trust the newest one."""
+    problems = []
+    for path in store.listdir(checkpoint.CHECKPOINT_DIR):
+        ck = checkpoint.parse(path, store.read_bytes(path))
+        if ck is None:
+            problems.append(f"{path}: not a checkpoint, or changed (its hash does not match)")
+        else:
+            problems.extend(checkpoint.differences(ck, c.chains))
+    return problems
 
 
 def _pending(store: Store, writer: str, tip: int) -> list[str]:

@@ -35,6 +35,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from watchdog.archive import checkpoint
 from watchdog.archive import manifest as mf
 from watchdog.archive.buffer import Buffer, Chunk, Item
 from watchdog.archive.layout import (
@@ -123,11 +124,12 @@ class ArchiveWriter:
         self.pending = 0  # documents buffered
         # what the archive holds, read once (every chain), then kept up to date with this
         # writer's own segments; re-read after CONTENTS_SECONDS for other writers' segments
-        self._contents = mf.contents(store)
+        self._contents = checkpoint.contents(store)
         self._contents_at = time.monotonic()
         # the other writers' entries read so far (their chains' tips)
         self._others = {c.writer: c.tip[0] for c in self._contents.chains
                         if c.writer != writer}
+        self._since_checkpoint = checkpoint.since(self._contents)
         self.duplicates = 0  # documents skipped: their id was archived already
         self._clean_pending()
 
@@ -233,7 +235,32 @@ class ArchiveWriter:
         self._buf.clear()
         self.pending = 0
         self._evict()
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= checkpoint.EVERY:
+            self._checkpoint()
         return segments
+
+    def _checkpoint(self) -> None:
+        """Record what the archive holds, so that the next opening reads the entries written
+        from now on only (the segments are recorded already: a failure here loses nothing)."""
+        try:
+            c = checkpoint.contents(self.store)
+            path = checkpoint.write(self.store, c, self.writer)
+        except Exception as err:  # the next flush tries again
+            log.warning("archive checkpoint not written: %s", str(err)[:200])
+            return
+        # not the other writers' tips: their entries since are read by the next _catch_up,
+        # which also drops their ids from the days cached here
+        self._contents, self._contents_at = c, time.monotonic()
+        self._since_checkpoint = 0
+        log.info("archive checkpoint %s (%d segments)", path, len(c.segments))
+
+    def _refreshed(self, c: mf.Contents) -> None:
+        self._contents = c
+        self._contents_at = time.monotonic()
+        for ch in c.chains:
+            if ch.writer != self.writer:
+                self._others[ch.writer] = max(self._others.get(ch.writer, 0), ch.tip[0])
 
     # -- internals -------------------------------------------------------------------------------
     def _day(self, n: int) -> str:
@@ -297,11 +324,7 @@ class ArchiveWriter:
         dataset, day = key[0], self._day(key[1])
         ids: set[str] = set()
         if time.monotonic() - self._contents_at > CONTENTS_SECONDS:
-            self._contents = mf.contents(self.store)
-            self._contents_at = time.monotonic()
-            for c in self._contents.chains:
-                if c.writer != self.writer:
-                    self._others[c.writer] = max(self._others.get(c.writer, 0), c.tip[0])
+            self._refreshed(checkpoint.contents(self.store))
         for seg in self._contents.of(dataset):
             if seg.day == day:
                 ids.update(self._segment_ids(seg))

@@ -27,6 +27,7 @@ from datetime import date
 from typing import Any
 
 from watchdog.alerts.model import Alert, encode_alert
+from watchdog.archive import checkpoint
 from watchdog.archive import manifest as mf
 from watchdog.archive.buffer import Chunk
 from watchdog.archive.documents import alert_key, record_key
@@ -221,7 +222,7 @@ class DaemonArchive:
             dropped = prune(self.store, w.manifest, self.retention_days)
             if dropped:
                 self.log.info("archive_retention", dropped=dropped)
-                self._day_rows = self._count(mf.contents(self.store))
+                self._day_rows = self._count(checkpoint.contents(self.store))
         return written
 
     def _open(self) -> None:
@@ -231,7 +232,7 @@ class DaemonArchive:
                            create=True)
         self.writer = ArchiveWriter(store, self.writer_id, segment_rows=self.cfg.segment_rows)
         self.store = store
-        self._day_rows = self._count(mf.contents(store))
+        self._day_rows = self._count(checkpoint.contents(store))
         warm_up()
         self.log.info("archive_opened", location=store.uri, writer=self.writer_id,
                       manifest_entry=self.writer.manifest.seq)
