@@ -127,7 +127,7 @@ def read_chain(store: Store, writer: str) -> Chain:
     chain = Chain(writer)
     files = store.listdir(f"{MANIFEST_DIR}/{writer}")
     prev, expect = ZERO, 1
-    for rel in files:
+    for rel, raw in zip(files, store.read_many(files), strict=True):
         name = rel.rsplit("/", 1)[-1]
         m = _ENTRY.match(name)
         if not m:
@@ -137,8 +137,12 @@ def read_chain(store: Store, writer: str) -> Chain:
         while expect < seq:
             chain.problems.append(f"manifest {writer}: entry {expect} was removed")
             expect += 1
+        if raw is None:  # listed, then gone or unreadable
+            chain.problems.append(f"manifest {writer}: entry {seq} could not be read")
+            prev, expect = "?", seq + 1
+            continue
         try:
-            doc = orjson.loads(store.read_bytes(rel))
+            doc = orjson.loads(raw)
         except orjson.JSONDecodeError:
             chain.problems.append(f"manifest {writer}: entry {seq} is not JSON (changed)")
             prev, expect = "?", seq + 1
