@@ -55,9 +55,9 @@ class _Counting:
 
 def test_a_writer_checkpoints_and_readers_start_there(items: list[Item], tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(checkpoint, "EVERY", 5)
     store = open_store(str(tmp_path / "a"), create=True)
-    a, b = ArchiveWriter(store, "daemon-a"), ArchiveWriter(store, "daemon-b")
+    a = ArchiveWriter(store, "daemon-a", checkpoint_every=5)
+    b = ArchiveWriter(store, "daemon-b", checkpoint_every=5)
     _flushes(a, items, 12)
     _flushes(b, items[240:], 3)
     assert len(store.listdir(checkpoint.CHECKPOINT_DIR)) == 2  # a's 5th and 10th flush

@@ -112,7 +112,7 @@ def pending_path(writer: str) -> str:
 
 class ArchiveWriter:
     def __init__(self, store: Store, writer: str, *, segment_rows: int = SEGMENT_ROWS,
-                 days_cached: int = 8) -> None:
+                 days_cached: int = 8, checkpoint_every: int = checkpoint.EVERY) -> None:
         self.store = store
         self.manifest = mf.ManifestWriter(store, writer)
         self.writer = writer
@@ -130,6 +130,7 @@ class ArchiveWriter:
         self._others = {c.writer: c.tip[0] for c in self._contents.chains
                         if c.writer != writer}
         self._since_checkpoint = checkpoint.since(self._contents)
+        self.checkpoint_every = checkpoint_every
         self.duplicates = 0  # documents skipped: their id was archived already
         self._clean_pending()
 
@@ -236,7 +237,7 @@ class ArchiveWriter:
         self.pending = 0
         self._evict()
         self._since_checkpoint += 1
-        if self._since_checkpoint >= checkpoint.EVERY:
+        if self._since_checkpoint >= self.checkpoint_every:
             self._checkpoint()
         return segments
 

@@ -176,6 +176,7 @@ class Archive(_Base):
     segment_rows: PositiveInt = 200_000
     max_pending: PositiveInt = 500_000  # documents not yet written: sources pause above
     retention_days: PositiveInt | None = None  # default: the policy's longest retention
+    checkpoint_every: PositiveInt = 500  # flushes between manifest checkpoints
     s3_access_key_id: str | None = None  # env WATCHDOG_ARCHIVE_S3_ACCESS_KEY_ID
     s3_secret_access_key: str | None = None  # env WATCHDOG_ARCHIVE_S3_SECRET_ACCESS_KEY
 

@@ -230,7 +230,8 @@ class DaemonArchive:
                    SECRET_KEY_ENV: self.cfg.s3_secret_access_key or ""}
         store = open_store(self.cfg.location, {k: v for k, v in secrets.items() if v},
                            create=True)
-        self.writer = ArchiveWriter(store, self.writer_id, segment_rows=self.cfg.segment_rows)
+        self.writer = ArchiveWriter(store, self.writer_id, segment_rows=self.cfg.segment_rows,
+                                    checkpoint_every=self.cfg.checkpoint_every)
         self.store = store
         self._day_rows = self._count(checkpoint.contents(store))
         warm_up()
