@@ -8,7 +8,9 @@ cannot be appended to, and under S3 Object Lock, which forbids rewriting them)::
      "writer":"..","hash":"<sha256 of the entry without its hash, keys sorted>"}
 
 ``op`` is ``segments`` (finished segments: path, dataset, day, rows, bytes, sha256, first and
-last event time) or ``drop`` (retention removed whole day partitions: which segments and why).
+last event time), ``drop`` (retention removed whole day partitions: which segments and why) or
+``compact`` (one partition's segments, ``replaces``, rewritten as ``segments``: see
+:mod:`.compact`).
 The head, ``_manifest/<writer>.head`` (``{"seq":n,"hash":..}``), is replaced after each entry:
 it catches a chain whose last entries were removed together with their segments. Keep a copy
 elsewhere; whoever can rewrite every copy of the head can rewrite history (the chain is unkeyed).
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -199,10 +202,11 @@ class ManifestWriter:
 
 @dataclass
 class Contents:
-    """What every chain says the archive holds now: live segments, and dropped days."""
+    """What every chain says the archive holds now: live segments, dropped and compacted ones."""
 
     segments: dict[str, Segment] = field(default_factory=dict)
     dropped: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> drop entry
+    compacted: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> compact entry
     chains: list[Chain] = field(default_factory=list)
 
     def of(self, dataset: str, first: str | None = None, last: str | None = None
@@ -220,23 +224,40 @@ class Contents:
         return sorted(out, key=lambda s: (s.first, s.path))
 
 
-def contents(store: Store) -> Contents:
-    out = Contents()
-    drops: list[dict[str, Any]] = []
-    for w in writers(store):
-        chain = read_chain(store, w)
-        out.chains.append(chain)
-        for entry in chain.entries:
-            op = entry.get("op")
-            if op == "segments":
-                for s in entry.get("segments", ()):
+def apply(out: Contents, entries: Iterable[dict[str, Any]]) -> None:
+    """Apply entries (of any chains, in any order) to ``out``: every segment added (a
+    compaction's new ones too), then every segment a compaction replaced removed, then every
+    dropped one. Segment paths are unique and never reused, so these phases make the result
+    independent of the order in which chains are read, and a compaction of an earlier
+    compaction's output works; a path already replaced or dropped in ``out`` (contents seeded
+    from an earlier read) is not added again."""
+    drops, compacts = [], []
+    for entry in entries:
+        op = entry.get("op")
+        if op in ("segments", "compact"):
+            for s in entry.get("segments", ()):
+                if s["path"] not in out.compacted and s["path"] not in out.dropped:
                     out.segments[s["path"]] = Segment(**s)
-            elif op == "drop":
-                drops.append(entry)
-    # a drop names its segments by path (unique): applied after every chain's segments, so
-    # that the order in which chains are read does not matter
+            if op == "compact":
+                compacts.append(entry)
+        elif op == "drop":
+            drops.append(entry)
+    for entry in compacts:
+        for s in entry.get("replaces", ()):
+            out.segments.pop(s["path"], None)
+            out.compacted[s["path"]] = entry
     for entry in drops:
         for s in entry.get("segments", ()):
             out.segments.pop(s["path"], None)
             out.dropped[s["path"]] = entry
+
+
+def contents(store: Store) -> Contents:
+    out = Contents()
+    entries: list[dict[str, Any]] = []
+    for w in writers(store):
+        chain = read_chain(store, w)
+        out.chains.append(chain)
+        entries.extend(chain.entries)
+    apply(out, entries)
     return out

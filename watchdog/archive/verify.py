@@ -2,8 +2,10 @@
 
 Names what happened: a segment changed (its SHA-256 differs), removed (recorded, absent),
 reordered or moved (its bytes are another recorded segment's), slipped in (a file no entry
-records); a manifest entry changed, removed, reordered, or cut off the end (see
-:mod:`.manifest`). Rows are not read for that: the hash covers every byte of a segment.
+records), left behind (dropped by retention or replaced by a compaction, still present; a
+replaced segment that is absent is what a compaction leaves); a manifest entry changed,
+removed, reordered, or cut off the end (see :mod:`.manifest`). Rows are not read for that:
+the hash covers every byte of a segment.
 
 It also counts ids stored more than once (``copies``: two daemon instances that flushed the
 same redelivered event at the same moment). Not a problem: every query reads an id once
@@ -75,6 +77,11 @@ def verify(store: Store) -> Report:
             report.problems.append(f"{path}: not a segment of the archive (slipped in)")
         elif path in c.dropped:
             report.problems.append(f"segment {path}: dropped by retention but still present")
+        elif path in c.compacted:
+            e = c.compacted[path]
+            report.problems.append(
+                f"segment {path}: replaced by compaction (manifest {e.get('writer')} entry "
+                f"{e.get('seq')}) but still present: re-running archive compact deletes it")
         else:
             report.problems.append(f"segment {path}: recorded in no manifest (slipped in)")
     if report.ok:  # (a removed segment would fail the query)
@@ -122,6 +129,8 @@ def _pending(store: Store, writer: str, tip: int) -> list[str]:
 def _writer_of(c: mf.Contents, path: str) -> str:
     for chain in c.chains:
         for entry in chain.entries:
-            if any(s.get("path") == path for s in entry.get("segments", ())):
+            # the segments an entry added: those of ``segments`` and ``compact`` entries
+            if entry.get("op") in ("segments", "compact") and any(
+                    s.get("path") == path for s in entry.get("segments", ())):
                 return f"{chain.writer} entry {entry.get('seq')}"
     return "?"
