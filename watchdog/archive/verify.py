@@ -18,7 +18,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from watchdog.archive import manifest as mf
-from watchdog.archive.layout import DATASETS, parse_segment_path
+from watchdog.archive.layout import DATASETS, MANIFEST_DIR, parse_segment_path
 from watchdog.archive.store import Store
 from watchdog.archive.writer import pending_path
 
@@ -53,7 +53,12 @@ def verify(store: Store) -> Report:
     files = [f for ds in DATASETS for f in store.listdir(ds, recursive=True)]
     on_disk = {f: "" for f in files}
     by_sha = {s.sha256: s.path for s in c.segments.values()}
-    pending = {str(p) for w in c.chains for p in _pending(store, w.writer, w.tip[0])}
+    # a writer whose first flush (or compaction) is under way has a marker and no chain yet
+    tips = {w.writer: w.tip[0] for w in c.chains}
+    tips.update({rel.rsplit("/", 1)[-1][: -len(".pending")]: 0
+                 for rel in store.listdir(MANIFEST_DIR) if rel.endswith(".pending")
+                 and rel.rsplit("/", 1)[-1][: -len(".pending")] not in tips})
+    pending = {str(p) for w, tip in tips.items() for p in _pending(store, w, tip)}
     for path, seg in sorted(c.segments.items()):
         if path not in on_disk:
             report.problems.append(f"segment {path}: removed (recorded in manifest "
