@@ -149,7 +149,8 @@ def _read(store: Store, dataset: str, segs: list[mf.Segment],
         if hashlib.sha256(data).hexdigest() != seg.sha256:
             raise _Damaged(f"segment {seg.path} is not what its entry records "
                            "(run archive verify)")
-        t = pq.read_table(pa.BufferReader(data))
+        # not pq.read_table: it builds a dataset per file (~1 ms; this: 0.3 ms a small segment)
+        t = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
         said = (t.schema.metadata or {}).get(FORMAT_KEY)
         if said is not None and said != _FORMAT:
             raise _Damaged(f"segment {seg.path}: format {said.decode('utf-8', 'replace')!r}, "
