@@ -114,8 +114,10 @@ def test_closed_partitions_become_one_segment_with_the_same_events(live: Live) -
     assert report
     ids_before = {key: _ids(store, before, *key) for key in parts}
     all_before = {ds: set(_ids(store, before, ds)) for ds in (EVENTS, DIRECTORY, SUBJECTS, ALERTS)}
+    assert cp.uncompacted(before)[EVENTS] == 1  # the first day: closed 2 days before the last
     done = cp.compact(store, "compact-t")
     after = mf.contents(store)
+    assert cp.uncompacted(after) == {}
     # the last two days are open (they end less than a day before the latest event): untouched
     latest = max(s.last for s in before.of(EVENTS))
     cutoff = datetime.fromisoformat(latest) - timedelta(days=1)

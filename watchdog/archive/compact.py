@@ -105,6 +105,17 @@ def due(c: mf.Contents, grace_seconds: float, min_segments: int
     return out
 
 
+def uncompacted(c: mf.Contents, closed_seconds: float = 2 * 86_400) -> dict[str, int]:
+    """Per dataset (access events, alerts), the days that ended ``closed_seconds`` or more
+    before the latest archived event and still hold several segments: with a daily
+    ``archive compact`` of the default grace, none for long (the daemon's gauge)."""
+    out: dict[str, int] = {}
+    for ds, _day in due(c, closed_seconds, 2):
+        if ds not in RECORDS:
+            out[ds] = out.get(ds, 0) + 1
+    return out
+
+
 def compact(store: Store, writer: str | mf.ManifestWriter, *, grace_seconds: float = 86_400,
             segment_rows: int = SEGMENT_ROWS, min_segments: int = 2) -> list[Compacted]:
     """Compact every due partition (one manifest entry each, in ``writer``'s chain); returns

@@ -131,6 +131,12 @@ class ArchiveWriter:
         self.duplicates = 0  # documents skipped: their id was archived already
         self._clean_pending()
 
+    @property
+    def contents(self) -> mf.Contents:
+        """What the archive holds as this writer last looked: its own segments, the other
+        writers' (their compactions and drops too) up to its last flush."""
+        return self._contents
+
     # -- in -----------------------------------------------------------------------------------
     def add(self, dataset: str, doc_id: str, t: float, raw: bytes,
             subjects: tuple[str, ...] = ()) -> bool:
