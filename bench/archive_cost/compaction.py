@@ -4,7 +4,7 @@ subject-report time (the busiest subject, in this process) and size, before and 
 compaction's CPU seconds per million events.
 
     python -m bench.archive_cost.compaction [--accounts 2000] [--days 30] [--step 10]
-        [--work DIR] [--keep]
+        [--grace-hours 24] [--work DIR]
 
 The world and the live-like archive are kept under ``--work`` and reused when present (the
 archive copied first, so that a re-run measures compaction of the same live archive)."""
@@ -94,6 +94,7 @@ def main() -> int:
     p.add_argument("--days", type=int, default=30)
     p.add_argument("--step", type=float, default=10.0)
     p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--grace-hours", type=float, default=24.0)
     p.add_argument("--work", type=Path)
     args = p.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="compaction-"))
@@ -115,13 +116,14 @@ def main() -> int:
     before = measure(store, subject, args.repeat)
     assert before[3] == count, (before[3], count)
     t0, c0 = time.perf_counter(), time.process_time()
-    done = compact(store, "compact-bench")
+    done = compact(store, "compact-bench", grace_seconds=args.grace_hours * 3600)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     after = measure(store, subject, args.repeat)
     assert after[3] == count, (after[3], count)
     compacted = sum(p.rows + p.duplicates for p in done)
     print(f"world: {args.accounts:,} accounts, {args.days} days, {n:,} events; flush every "
-          f"{args.step:g} s of event time; busiest subject {count} events")
+          f"{args.step:g} s of event time; busiest subject {count} events; grace "
+          f"{args.grace_hours:g} h")
     for name, b, a, fmt in (("segments", before[0], after[0], "{:,}"),
                             ("contents() s", before[1], after[1], "{:.2f}"),
                             ("subject-report s", before[2], after[2], "{:.2f}"),

@@ -3,6 +3,7 @@ crash-safe, and followed by the live writers, ``verify`` and retention."""
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -176,11 +177,27 @@ def test_a_compacted_segment_is_compacted_again_with_late_ones(live: Live) -> No
     assert verify(store).ok
 
 
+def test_a_day_above_segment_rows_is_split_and_not_rewritten_again(live: Live) -> None:
+    store = live.store
+    before = _parts(mf.contents(store))
+    day = min(d for ds, d in before if ds == EVENTS)
+    done = cp.compact(store, "compact-t", segment_rows=500)
+    first = next(p for p in done if p.partition == f"events/day={day}")
+    assert first.segments_after == -(-first.rows // 500)
+    assert first.segments_after > 1
+    segs = [s for s in mf.contents(store).of(EVENTS) if s.day == day]
+    assert sorted(s.rows for s in segs)[1:] == [500] * (len(segs) - 1)
+    assert all(a.last <= b.first for a, b in itertools.pairwise(segs))  # in time order
+    assert cp.compact(store, "compact-t", segment_rows=500) == []
+    assert verify(store).ok
+
+
 def test_verify_names_a_changed_or_removed_compacted_segment(live: Live) -> None:
     store = live.store
     cp.compact(store, "compact-t")
     c = mf.contents(store)
-    seg = next(s for s in c.segments.values() if s.path.split("/")[-1].startswith("compact-t"))
+    seg = c.of(EVENTS)[0]  # the first day's, compacted
+    assert seg.path.split("/")[-1].startswith("compact-t-")
     data = bytearray(store.read_bytes(seg.path))
     data[50] ^= 0xFF
     store.write_bytes(seg.path, bytes(data))
@@ -191,7 +208,7 @@ def test_verify_names_a_changed_or_removed_compacted_segment(live: Live) -> None
     w._seen[(EVENTS, int(late[1] // 86400))] = set()
     w.add_many(EVENTS, [late])
     w.flush()
-    again = cp.compact(store, "compact-t", min_segments=1)
+    again = cp.compact(store, "compact-t")
     bad = [p for p in again if p.problem]
     assert bad
     assert seg.path in (bad[0].problem or "")

@@ -87,9 +87,11 @@ def _end(seg: mf.Segment) -> datetime:
     return start + timedelta(days=1)
 
 
-def due(c: mf.Contents, grace_seconds: float, min_segments: int
-        ) -> dict[tuple[str, str], list[mf.Segment]]:
-    """The partitions to compact, with their live segments (see the module's doc)."""
+def due(c: mf.Contents, grace_seconds: float, min_segments: int,
+        segment_rows: int = SEGMENT_ROWS) -> dict[tuple[str, str], list[mf.Segment]]:
+    """The partitions to compact, with their live segments (see the module's doc): those
+    whose segments compaction would make fewer (a day above ``segment_rows`` compacted into
+    several full segments is not rewritten again at every run)."""
     parts: dict[tuple[str, str], list[mf.Segment]] = defaultdict(list)
     for s in c.segments.values():
         parts[(s.dataset, s.day)].append(s)
@@ -98,7 +100,8 @@ def due(c: mf.Contents, grace_seconds: float, min_segments: int
               if stamps else None)
     out = {}
     for key, segs in sorted(parts.items()):
-        if len(segs) < min_segments:
+        if len(segs) < min_segments or len(segs) <= -(-sum(s.rows for s in segs)
+                                                       // segment_rows):
             continue
         if key[0] in RECORDS or (cutoff is not None and _end(segs[0]) <= cutoff):
             out[key] = sorted(segs, key=lambda s: s.path)
@@ -127,7 +130,8 @@ def compact(store: Store, writer: str | mf.ManifestWriter, *, grace_seconds: flo
     clean(store, chain, c)
     out = []
     with ThreadPoolExecutor(_THREADS) as pool:
-        for (dataset, day), segs in due(c, grace_seconds, min_segments).items():
+        for (dataset, day), segs in due(c, grace_seconds, min_segments,
+                                        segment_rows).items():
             try:
                 table = _read(store, dataset, segs, pool)
             except _Damaged as err:
