@@ -219,11 +219,13 @@ class DaemonArchive:
         for ds, did, t, raw in docs:
             w.add(ds, did, t, raw)
         written = w.flush()
-        if time.monotonic() - self._segments_at >= SEGMENTS_EVERY:
+        if self._segments is None or time.monotonic() - self._segments_at >= SEGMENTS_EVERY:
             # here, in the flush's thread: the writer's contents change only in its flushes
             self._segments_at = time.monotonic()
             c = w.contents
             self._segments = (Counter(s.dataset for s in c.segments.values()), uncompacted(c))
+        else:  # in between, this writer's own segments (the others' at the next count)
+            self._segments[0].update(s.dataset for s in written)
         if self.retention_days and time.monotonic() - self._pruned_at >= RETENTION_EVERY:
             self._pruned_at = time.monotonic()
             assert self.store is not None
