@@ -355,3 +355,43 @@ def test_cli(live: Live, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"watchdog: error: {tmp_path / 'nowhere'}: {tmp_path / 'nowhere'}: "
                    "no such archive directory"]
+
+
+def test_a_writer_catching_up_on_a_compacted_segment_reads_the_day_again(live: Live) -> None:
+    store = live.store
+    old = live.events[0]
+    a = ArchiveWriter(store, "daemon-a")
+    assert a.add_many(EVENTS, [live.events[1]]) == 0  # a holds the first day's ids
+    # b archives an event of that day that a has not seen; a compaction then replaces b's
+    # segment before a has read b's entry
+    b = ArchiveWriter(store, "daemon-b")
+    late = (old[0] + "-late", old[1], old[2].replace(old[0].encode(),
+                                                     (old[0] + "-late").encode()), old[3])
+    assert b.add_many(EVENTS, [late]) == 1
+    (seg,) = b.flush()
+    cp.compact(store, "compact-t")
+    assert not store.exists(seg.path)
+    # the same event redelivered to a: not known yet, buffered; at the flush a reads b's
+    # entry, cannot read its segment, reads the day again from the compacted segment
+    assert a.add_many(EVENTS, [late]) == 1
+    assert a.flush() == []
+    assert a.duplicates >= 1
+    assert Counter(_ids(store, mf.contents(store), EVENTS))[late[0]] == 1
+    result = verify(store)
+    assert result.ok, result.problems
+    assert result.copies == {}
+
+
+def test_cli_names_a_damaged_partition_and_fails(live: Live,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    store = live.store
+    victim = mf.contents(store).of(EVENTS)[0]
+    store.delete(victim.path)
+    assert main(["archive", "compact", store.uri]) == 1
+    out = capsys.readouterr()
+    assert (f"events/day={victim.day}: not compacted: segment {victim.path} is missing "
+            "(run archive verify)") in out.out.splitlines()
+    assert "1 left alone (damaged: run archive verify)" in out.err
+    # the other closed partitions were compacted
+    assert any(line.startswith("events/day=") and "-> 1 (" in line
+               for line in out.out.splitlines())
