@@ -491,7 +491,9 @@ def operations() -> dash.Dashboard:
         .with_panel(
             table.Panel().id(26).title("Archive days and missing days by dataset")
             .description("Days the archive holds and days missing between its first and last "
-                         "(alert WatchdogArchiveDayMissing); rows of the latest days.")
+                         "(alert WatchdogArchiveDayMissing); rows of the latest days; live "
+                         "segments, and closed days not compacted (alert "
+                         "WatchdogArchiveNotCompacted: watchdog archive compact).")
             .datasource(DS).span(24).height(8)
             .targets([q(f"max by (dataset) (watchdog_archive_days{{{JOB}}}) or {ready0}",
                         "days", "A", instant=True, fmt=pm.PromQueryFormat.TABLE),
@@ -499,6 +501,11 @@ def operations() -> dash.Dashboard:
                         "missing", "B", instant=True, fmt=pm.PromQueryFormat.TABLE),
                       q(f"topk(7, max by (dataset, day) (watchdog_archive_day_rows{{{JOB}}})) "
                         f"or {ready0}", "rows", "C", instant=True,
+                        fmt=pm.PromQueryFormat.TABLE),
+                      q(f"max by (dataset) (watchdog_archive_segments{{{JOB}}}) or {ready0}",
+                        "segments", "D", instant=True, fmt=pm.PromQueryFormat.TABLE),
+                      q(f"max by (dataset) (watchdog_archive_uncompacted_days{{{JOB}}}) "
+                        f"or {ready0}", "not compacted", "E", instant=True,
                         fmt=pm.PromQueryFormat.TABLE)])
             .unit("short").decimals(0))
     )

@@ -100,6 +100,9 @@ async def test_live_run_archives_exactly_the_events_produced(
         assert samples['watchdog_archive_rows_total{dataset="events"}'] == len(
             fault_world.events)
         assert samples['watchdog_archive_missing_days{dataset="events"}'] == 0
+        # one instance: its own segments are every live one
+        assert samples['watchdog_archive_segments{dataset="events"}'] == len(
+            contents(store).of("events"))
         assert run.daemon.proc.stop() == 0
 
     # tampering with what the daemon wrote: changed, deleted, reordered

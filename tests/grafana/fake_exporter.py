@@ -54,6 +54,8 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "watchdog_archive_days": ("gauge", ("dataset",)),
     "watchdog_archive_missing_days": ("gauge", ("dataset",)),
     "watchdog_archive_day_rows": ("gauge", ("dataset", "day")),
+    "watchdog_archive_segments": ("gauge", ("dataset",)),
+    "watchdog_archive_uncompacted_days": ("gauge", ("dataset",)),
     "watchdog_whole_stream_lag": ("gauge", ("topic", "partition")),
     "watchdog_commitment_info": ("gauge", ("commitment", "clause")),
     "watchdog_commitment_alerts": ("counter", ("commitment",)),
@@ -142,6 +144,8 @@ def serve(port: int, max_seconds: float) -> None:
     Gauge("watchdog_archive_days", "Archived days.", ["dataset"])
     Gauge("watchdog_archive_missing_days", "Missing days.", ["dataset"])
     Gauge("watchdog_archive_day_rows", "Rows per day.", ["dataset", "day"])
+    Gauge("watchdog_archive_segments", "Live archive segments.", ["dataset"])
+    Gauge("watchdog_archive_uncompacted_days", "Closed days not compacted.", ["dataset"])
     gaps = Counter("watchdog_log_gaps", "log_gap alerts per dataset.", ["dataset"])
     for dataset in DATASETS:
         gaps.labels(dataset=dataset)

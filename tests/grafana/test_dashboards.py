@@ -230,7 +230,8 @@ def test_exposition_has_every_metric(watchdog_metrics_target: MetricsTarget) -> 
              "watchdog_account_alerts_total",
              # per archived dataset/day, once an archive sink has written
              "watchdog_archive_rows_total", "watchdog_archive_days",
-             "watchdog_archive_missing_days", "watchdog_archive_day_rows"}
+             "watchdog_archive_missing_days", "watchdog_archive_day_rows",
+             "watchdog_archive_segments", "watchdog_archive_uncompacted_days"}
     missing = sorted(known_series() - later - exposed)
     assert not missing, f"{watchdog_metrics_target.mode}: missing from /metrics: {missing}"
     assert not re.search(r'(user_id|subject_id|user|subject)="', text), "an id in a label"

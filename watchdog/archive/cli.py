@@ -1,4 +1,5 @@
-"""``watchdog archive write|verify|prune``: build, check and trim an archive offline.
+"""``watchdog archive write|verify|prune|compact``: build, check, trim and compact an archive
+offline.
 
 ``write`` reads JSONL files exactly as ``watchdog replay`` does (same decoder: a bad line is
 reported, written to ``*.rejected.jsonl``, and not archived) and appends them to the archive,
@@ -50,6 +51,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--policy", help="policy YAML/JSON (default: the embedded default policy)")
     r.add_argument("--writer", default=f"prune-{socket.gethostname()}")
     r.set_defaults(archive_func=_prune)
+    c = sub.add_parser("compact", help="rewrite the small segments of closed partitions as one")
+    c.add_argument("archive")
+    c.add_argument("--grace-hours", type=float, default=24.0,
+                   help="a day is closed this long after its end, in event time "
+                        "(default %(default)s)")
+    # one name, not the host's: a Kubernetes CronJob's pod is named anew at every run, and a
+    # run cleans what a crash of the chain's previous run left
+    c.add_argument("--writer", default="compact",
+                   help="the compactor's manifest chain (one compactor at a time; "
+                        "default %(default)s)")
+    c.add_argument("--segment-rows", type=int, default=SEGMENT_ROWS,
+                   help="rows per compacted segment at most (default %(default)s)")
+    c.set_defaults(archive_func=_compact)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -153,3 +167,27 @@ def _prune(args: argparse.Namespace) -> int:
     print(f"watchdog: dropped {len(dropped)} day partition(s) older than {days} days"
           + (f": {shown}" if dropped else ""), file=sys.stderr)
     return 0
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from watchdog.archive.compact import compact
+
+    if args.grace_hours < 0 or args.segment_rows <= 0:
+        return _fail("--grace-hours must be >= 0 and --segment-rows positive")
+    try:
+        store = open_store(args.archive)
+        done = compact(store, args.writer, grace_seconds=args.grace_hours * 3600,
+                       segment_rows=args.segment_rows)
+    except (ArchiveLocationError, OSError, ValueError) as err:
+        return _fail(f"{args.archive}: {err}")
+    for p in done:
+        if p.problem:
+            print(f"{p.partition}: not compacted: {p.problem}")
+        else:
+            print(f"{p.partition}: {p.segments_before:,} segments -> {p.segments_after} "
+                  f"({p.rows:,} rows, {p.duplicates:,} repeated ids dropped)")
+    bad = sum(1 for p in done if p.problem)
+    print(f"watchdog: compacted {len(done) - bad} partition(s)"
+          + (f", {bad} left alone (damaged: run archive verify)" if bad else ""),
+          file=sys.stderr)
+    return 1 if bad else 0

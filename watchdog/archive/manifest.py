@@ -8,7 +8,9 @@ cannot be appended to, and under S3 Object Lock, which forbids rewriting them)::
      "writer":"..","hash":"<sha256 of the entry without its hash, keys sorted>"}
 
 ``op`` is ``segments`` (finished segments: path, dataset, day, rows, bytes, sha256, first and
-last event time) or ``drop`` (retention removed whole day partitions: which segments and why).
+last event time), ``drop`` (retention removed whole day partitions: which segments and why) or
+``compact`` (one partition's segments, ``replaces``, rewritten as ``segments``: see
+:mod:`.compact`).
 The head, ``_manifest/<writer>.head`` (``{"seq":n,"hash":..}``), is replaced after each entry:
 it catches a chain whose last entries were removed together with their segments. Keep a copy
 elsewhere; whoever can rewrite every copy of the head can rewrite history (the chain is unkeyed).
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -221,14 +224,15 @@ class ManifestWriter:
 
 @dataclass
 class Contents:
-    """What every chain says the archive holds now: live segments, and dropped days."""
+    """What every chain says the archive holds now: live segments, dropped and compacted ones."""
 
     segments: dict[str, Segment] = field(default_factory=dict)
     dropped: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> drop entry
+    compacted: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> compact entry
     chains: list[Chain] = field(default_factory=list)
-    # paths removed (dropped) whose segment no entry read so far records: a drop written
-    # after another chain's entry that was read before it (kept by checkpoints, see
-    # :mod:`.checkpoint`, so that the segment is not taken for live when read later)
+    # paths removed (dropped, replaced) whose segment no entry read so far records: a drop
+    # or compaction written after another chain's entry that was read before it (kept by
+    # checkpoints, see :mod:`.checkpoint`, so that the segment is not taken for live later)
     unmatched: set[str] = field(default_factory=set)
 
     def of(self, dataset: str, first: str | None = None, last: str | None = None
@@ -256,21 +260,33 @@ def contents(store: Store) -> Contents:
     return out
 
 
-def apply(out: Contents, entries: list[dict[str, Any]]) -> None:
-    """Add the segments ``entries`` record to ``out``, then remove what they drop (and what
-    ``out.unmatched`` holds): removals after every addition, so that the order in which
-    chains are read does not matter (a drop names its segments by path, unique)."""
+def apply(out: Contents, entries: Iterable[dict[str, Any]]) -> None:
+    """Apply entries (of any chains, in any order) to ``out``: every segment added (a
+    compaction's new ones too), then every segment a compaction replaced or a drop dropped
+    removed, with ``out.unmatched``. Segment paths are unique and never reused, so these phases
+    make the result independent of the order in which chains are read, and a compaction of an
+    earlier compaction's output works. A removal whose segment no entry read so far records
+    stays in ``out.unmatched`` (a drop or compaction read before the entry of the segment it
+    names, in another chain): applied again when that entry is read; a path already replaced
+    or dropped in ``out`` is not added again."""
     added: set[str] = set()
-    drops: list[dict[str, Any]] = []
+    drops, compacts = [], []
     for entry in entries:
         op = entry.get("op")
-        if op == "segments":
+        if op in ("segments", "compact"):
             for s in entry.get("segments", ()):
-                out.segments[s["path"]] = Segment(**s)
                 added.add(s["path"])
+                if s["path"] not in out.compacted and s["path"] not in out.dropped:
+                    out.segments[s["path"]] = Segment(**s)
+            if op == "compact":
+                compacts.append(entry)
         elif op == "drop":
             drops.append(entry)
     removed = set(out.unmatched)
+    for entry in compacts:
+        for s in entry.get("replaces", ()):
+            removed.add(s["path"])
+            out.compacted[s["path"]] = entry
     for entry in drops:
         for s in entry.get("segments", ()):
             removed.add(s["path"])

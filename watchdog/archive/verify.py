@@ -2,9 +2,11 @@
 
 Names what happened: a segment changed (its SHA-256 differs), removed (recorded, absent),
 reordered or moved (its bytes are another recorded segment's), slipped in (a file no entry
-records); a manifest entry changed, removed, reordered, or cut off the end (see
-:mod:`.manifest`). Rows are not read for that: the hash covers every byte of a segment.
-Each checkpoint (:mod:`.checkpoint`) must say what the chains say as of its tips.
+records), left behind (dropped by retention or replaced by a compaction, still present; a
+replaced segment that is absent is what a compaction leaves); a manifest entry changed,
+removed, reordered, or cut off the end (see :mod:`.manifest`). Rows are not read for that:
+the hash covers every byte of a segment. Each checkpoint (:mod:`.checkpoint`) must say what
+the chains say as of its tips.
 
 It also counts ids stored more than once (``copies``: two daemon instances that flushed the
 same redelivered event at the same moment). Not a problem: every query reads an id once
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 
 from watchdog.archive import checkpoint
 from watchdog.archive import manifest as mf
-from watchdog.archive.layout import DATASETS, parse_segment_path
+from watchdog.archive.layout import DATASETS, MANIFEST_DIR, parse_segment_path
 from watchdog.archive.store import READERS, Store
 from watchdog.archive.writer import pending_path
 
@@ -55,7 +57,12 @@ def verify(store: Store) -> Report:
     files = [f for ds in DATASETS for f in store.listdir(ds, recursive=True)]
     on_disk = {f: "" for f in files}
     by_sha = {s.sha256: s.path for s in c.segments.values()}
-    pending = {str(p) for w in c.chains for p in _pending(store, w.writer, w.tip[0])}
+    # a writer whose first flush (or compaction) is under way has a marker and no chain yet
+    tips = {w.writer: w.tip[0] for w in c.chains}
+    tips.update({rel.rsplit("/", 1)[-1][: -len(".pending")]: 0
+                 for rel in store.listdir(MANIFEST_DIR) if rel.endswith(".pending")
+                 and rel.rsplit("/", 1)[-1][: -len(".pending")] not in tips})
+    pending = {str(p) for w, tip in tips.items() for p in _pending(store, w, tip)}
     present = [p for p in sorted(c.segments) if p in on_disk]
     with ThreadPoolExecutor(max_workers=READERS) as pool:  # reads wait on I/O, not the GIL
         digests = dict(zip(present, pool.map(lambda p: _sha(store, p), present), strict=True))
@@ -82,6 +89,11 @@ def verify(store: Store) -> Report:
             report.problems.append(f"{path}: not a segment of the archive (slipped in)")
         elif path in c.dropped:
             report.problems.append(f"segment {path}: dropped by retention but still present")
+        elif path in c.compacted:
+            e = c.compacted[path]
+            report.problems.append(
+                f"segment {path}: replaced by compaction (manifest {e.get('writer')} entry "
+                f"{e.get('seq')}) but still present: re-running archive compact deletes it")
         else:
             report.problems.append(f"segment {path}: recorded in no manifest (slipped in)")
     if report.ok:  # (a removed segment would fail the query)
@@ -141,6 +153,8 @@ def _pending(store: Store, writer: str, tip: int) -> list[str]:
 def _writer_of(c: mf.Contents, path: str) -> str:
     for chain in c.chains:
         for entry in chain.entries:
-            if any(s.get("path") == path for s in entry.get("segments", ())):
+            # the segments an entry added: those of ``segments`` and ``compact`` entries
+            if entry.get("op") in ("segments", "compact") and any(
+                    s.get("path") == path for s in entry.get("segments", ())):
                 return f"{chain.writer} entry {entry.get('seq')}"
     return "?"

@@ -134,6 +134,12 @@ class ArchiveWriter:
         self.duplicates = 0  # documents skipped: their id was archived already
         self._clean_pending()
 
+    @property
+    def contents(self) -> mf.Contents:
+        """What the archive holds as this writer last looked: its own segments, the other
+        writers' (their compactions and drops too) up to its last flush."""
+        return self._contents
+
     # -- in -----------------------------------------------------------------------------------
     def add(self, dataset: str, doc_id: str, t: float, raw: bytes,
             subjects: tuple[str, ...] = ()) -> bool:
@@ -256,13 +262,6 @@ class ArchiveWriter:
         self._since_checkpoint = 0
         log.info("archive checkpoint %s (%d segments)", path, len(c.segments))
 
-    def _refreshed(self, c: mf.Contents) -> None:
-        self._contents = c
-        self._contents_at = time.monotonic()
-        for ch in c.chains:
-            if ch.writer != self.writer:
-                self._others[ch.writer] = max(self._others.get(ch.writer, 0), ch.tip[0])
-
     # -- internals -------------------------------------------------------------------------------
     def _day(self, n: int) -> str:
         d = self._days.get(n)
@@ -272,7 +271,9 @@ class ArchiveWriter:
 
     def _catch_up(self) -> None:
         """Other writers' segments since the last look: their ids join the cached days' sets
-        and leave this writer's buffers (they are archived already)."""
+        and leave this writer's buffers (they are archived already). A compaction changes which
+        files hold a day's ids, not the ids: only the contents follow it."""
+        stale: set[tuple[str, int]] = set()
         for other, head in mf.heads(self.store).items():
             if other == self.writer:
                 continue
@@ -281,24 +282,30 @@ class ArchiveWriter:
                 if entry is None:
                     break  # not yet visible, or removed (``verify`` names it): next time
                 self._others[other] = seq
-                if entry.get("op") == "drop":
-                    for s in entry.get("segments", ()):
-                        self._contents.segments.pop(s["path"], None)
-                    continue
+                mf.apply(self._contents, [entry])
                 if entry.get("op") != "segments":
                     continue
                 for s in entry.get("segments", ()):
                     seg = mf.Segment(**s)
-                    self._contents.segments[seg.path] = seg
                     key = (seg.dataset, _day_number(seg.day))
                     seen = self._seen.get(key)
                     if seen is None:
                         continue  # loaded whole when the day is first touched
                     ids = self._segment_ids(seg)
-                    seen.update(ids)
-                    buf = self._buf.get(key)
-                    if buf is not None and not ids.isdisjoint(buf.ids):
-                        self._drop_from(key, buf, ids)
+                    if ids is None:  # compacted away since (or damaged): the day re-read below
+                        stale.add(key)
+                        continue
+                    self._merge(key, seen, ids)
+        if stale:
+            self._refresh()
+            for key in stale:
+                self._merge(key, self._seen[key], self._day_ids(key))
+
+    def _merge(self, key: tuple[str, int], seen: set[str], ids: set[str]) -> None:
+        seen.update(ids)
+        buf = self._buf.get(key)
+        if buf is not None and not ids.isdisjoint(buf.ids):
+            self._drop_from(key, buf, ids)
 
     def _drop_from(self, key: tuple[str, int], buf: Buffer, ids: set[str]) -> None:
         kept = self._buf[key] = buf.without(ids)
@@ -310,25 +317,55 @@ class ArchiveWriter:
         log.info("archive: %d document(s) of %s %s archived meanwhile by another writer, "
                  "not written again", dropped, key[0], self._day(key[1]))
 
-    def _segment_ids(self, seg: mf.Segment) -> set[str]:
+    def _segment_ids(self, seg: mf.Segment) -> set[str] | None:
+        """The ids of a segment; None if it cannot be read (compacted or removed)."""
         try:
             t = pq.read_table(self.store.path(seg.path), columns=["id"],
                               filesystem=self.store.fs)
-        except (OSError, pa.ArrowInvalid) as err:
-            # removed or damaged (``verify`` names it): archive rather than refuse
-            log.warning("archive segment %s unreadable, its ids are not deduplicated "
-                        "against: %s", seg.path, str(err)[:200])
-            return set()
+        except (OSError, pa.ArrowInvalid):
+            return None
         return set(t.column("id").to_pylist())
 
-    def _load_day(self, key: tuple[str, int]) -> set[str]:
+    def _refresh(self) -> None:
+        """Re-read every chain. ``_others`` is left as it is: the entries since are read by
+        the next :meth:`_catch_up`, which adds their ids to the cached days (moving the tips
+        here would skip them)."""
+        self._contents = checkpoint.contents(self.store)
+        self._contents_at = time.monotonic()
+
+    def _day_ids(self, key: tuple[str, int]) -> set[str]:
+        """Every id the contents record for the day. A segment that cannot be read was most
+        likely replaced by a compaction since the contents were read: they are read again
+        once, and the day's segments retried, before giving up on a segment."""
         dataset, day = key[0], self._day(key[1])
         ids: set[str] = set()
+        done: set[str] = set()
+        for attempt in range(2):
+            missing = []
+            for seg in self._contents.of(dataset):
+                if seg.day != day or seg.path in done:
+                    continue
+                got = self._segment_ids(seg)
+                if got is None:
+                    missing.append(seg.path)
+                    continue
+                ids.update(got)
+                done.add(seg.path)
+            if not missing:
+                break
+            if attempt == 0:
+                self._refresh()
+            else:
+                # removed or damaged (``verify`` names it): archive rather than refuse
+                for path in missing:
+                    log.warning("archive segment %s unreadable, its ids are not "
+                                "deduplicated against", path)
+        return ids
+
+    def _load_day(self, key: tuple[str, int]) -> set[str]:
         if time.monotonic() - self._contents_at > CONTENTS_SECONDS:
-            self._refreshed(checkpoint.contents(self.store))
-        for seg in self._contents.of(dataset):
-            if seg.day == day:
-                ids.update(self._segment_ids(seg))
+            self._refresh()
+        ids = self._day_ids(key)
         # evicted after a flush only: a day evicted while its buffer fills would lose the ids
         # buffered so far
         self._seen[key] = ids
@@ -345,13 +382,18 @@ class ArchiveWriter:
                 return
 
     def _clean_pending(self) -> None:
-        """Delete the segments of a flush that crashed before its manifest entry."""
-        rel = pending_path(self.writer)
-        if not self.store.exists(rel):
-            return
-        doc = orjson.loads(self.store.read_bytes(rel))
-        if int(doc.get("seq", 0)) > self.manifest.seq:
-            for path in doc.get("paths", ()):
-                if self.store.exists(path):
-                    self.store.delete(path)
-        self.store.delete(rel)
+        clean_pending(self.store, self.writer, self.manifest.seq)
+
+
+def clean_pending(store: Store, writer: str, tip: int) -> None:
+    """Delete the segments of a flush (or compaction) that crashed before its manifest entry:
+    those of a pending marker past the chain's ``tip``."""
+    rel = pending_path(writer)
+    if not store.exists(rel):
+        return
+    doc = orjson.loads(store.read_bytes(rel))
+    if int(doc.get("seq", 0)) > tip:
+        for path in doc.get("paths", ()):
+            if store.exists(path):
+                store.delete(path)
+    store.delete(rel)

@@ -247,6 +247,13 @@ class Metrics:
         self.archive_day_rows = Gauge("watchdog_archive_day_rows",
                                       "Rows archived per day (the last 35 days)",
                                       ["dataset", "day"], registry=r)
+        self.archive_segments = Gauge("watchdog_archive_segments",
+                                      "Live archive segments (as this instance last read the "
+                                      "manifest)", ["dataset"], registry=r)
+        self.archive_uncompacted = Gauge("watchdog_archive_uncompacted_days",
+                                         "Days closed 2 days or more before the latest archived "
+                                         "event still in several segments (not compacted)",
+                                         ["dataset"], registry=r)
 
         self.promises = PromiseMetrics(r)
         self._rule_ids = tuple(rules)

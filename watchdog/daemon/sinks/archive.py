@@ -30,6 +30,7 @@ from watchdog.alerts.model import Alert, encode_alert
 from watchdog.archive import checkpoint
 from watchdog.archive import manifest as mf
 from watchdog.archive.buffer import Chunk
+from watchdog.archive.compact import uncompacted
 from watchdog.archive.documents import alert_key, record_key
 from watchdog.archive.layout import ACCOUNTS, ALERTS, DATASETS, DIRECTORY, EVENTS, SUBJECTS
 from watchdog.archive.retention import prune
@@ -41,6 +42,7 @@ from watchdog.daemon.offsets import PartitionBook
 
 RETENTION_EVERY = 3600.0  # seconds between retention passes
 DAY_ROWS_DAYS = 35  # days exported in watchdog_archive_day_rows
+SEGMENTS_EVERY = 60.0  # seconds between counts of the live segments (a month uncompacted: 125k)
 READY_SECONDS = 10.0  # the longest the start waits for the archive (see DaemonArchive.ready)
 
 Hold = tuple[PartitionBook, int]
@@ -79,6 +81,8 @@ class DaemonArchive:
         self.failing = False
         self._pruned_at = 0.0
         self._day_rows: Counter[tuple[str, str]] = Counter()
+        self._segments: tuple[Counter[str], dict[str, int]] | None = None  # per dataset
+        self._segments_at = -SEGMENTS_EVERY
         self._labelled: set[tuple[str, str]] = set()
         self._alerts_put = self._alerts_written = 0  # alerts handed over / in a segment
 
@@ -216,6 +220,13 @@ class DaemonArchive:
         for ds, did, t, raw in docs:
             w.add(ds, did, t, raw)
         written = w.flush()
+        if self._segments is None or time.monotonic() - self._segments_at >= SEGMENTS_EVERY:
+            # here, in the flush's thread: the writer's contents change only in its flushes
+            self._segments_at = time.monotonic()
+            c = w.contents
+            self._segments = (Counter(s.dataset for s in c.segments.values()), uncompacted(c))
+        else:  # in between, this writer's own segments (the others' at the next count)
+            self._segments[0].update(s.dataset for s in written)
         if self.retention_days and time.monotonic() - self._pruned_at >= RETENTION_EVERY:
             self._pruned_at = time.monotonic()
             assert self.store is not None
@@ -252,6 +263,11 @@ class DaemonArchive:
             self._day_rows[(s.dataset, s.day)] += s.rows
         m.archive_flushed.set(time.time())
         m.archive_pending.set(self.pending)
+        if self._segments is not None:
+            counts, late = self._segments
+            for ds in DATASETS:
+                m.archive_segments.labels(ds).set(counts[ds])
+                m.archive_uncompacted.labels(ds).set(late.get(ds, 0))
         if written or not self._labelled:
             self._export_days()
 
