@@ -53,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.set_defaults(archive_func=_prune)
     c = sub.add_parser("compact", help="rewrite the small segments of closed partitions as one")
     c.add_argument("archive")
-    c.add_argument("--grace-hours", type=float, default=24.0,
+    c.add_argument("--grace-hours", type=float, default=1.0,  # compact.GRACE
                    help="a day is closed this long after its end, in event time "
                         "(default %(default)s)")
     # one name, not the host's: a Kubernetes CronJob's pod is named anew at every run, and a

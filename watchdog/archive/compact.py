@@ -15,6 +15,11 @@ ONE manifest entry (``op: compact``: ``segments`` the new ones, ``replaces`` the
 first deletes what a crashed one left: replaced files still present, and the segments of a
 pending marker that no entry records.
 
+The default grace is an hour, not a day: a daily run then leaves only the current day in
+small segments (a month of 2,000 accounts, subject report: 2.3 s with yesterday open too, 1.6 s
+with today only). An event that arrives for a compacted day (a source catching up) is a new
+small segment, merged again by the next run.
+
 Records (directory, register, accounts) are partitioned by year: their partitions are
 compacted whatever their age, the current year's too. They are small (a year of a 2,000-account
 organisation's records: a few thousand rows), so rewriting the open year at every run costs
@@ -43,7 +48,7 @@ import pyarrow.parquet as pq
 
 from watchdog.archive import checkpoint
 from watchdog.archive import manifest as mf
-from watchdog.archive.datasets import ALERTS, DATASETS, EVENTS, FORMAT, FORMAT_KEY
+from watchdog.archive.datasets import ALERTS, EVENTS, FORMAT, FORMAT_KEY
 from watchdog.archive.layout import SCHEMAS, segment_dir
 from watchdog.archive.store import Store
 from watchdog.archive.writer import (
@@ -109,6 +114,9 @@ def due(c: mf.Contents, grace_seconds: float, min_segments: int,
     return out
 
 
+GRACE = 3600.0  # seconds after its end before a day is compacted (event time)
+
+
 def uncompacted(c: mf.Contents, closed_seconds: float = 2 * 86_400) -> dict[str, int]:
     """Per dataset (access events, alerts), the days that ended ``closed_seconds`` or more
     before the latest archived event and still hold several segments: with a daily
@@ -120,7 +128,7 @@ def uncompacted(c: mf.Contents, closed_seconds: float = 2 * 86_400) -> dict[str,
     return out
 
 
-def compact(store: Store, writer: str | mf.ManifestWriter, *, grace_seconds: float = 86_400,
+def compact(store: Store, writer: str | mf.ManifestWriter, *, grace_seconds: float = GRACE,
             segment_rows: int = SEGMENT_ROWS, min_segments: int = 2) -> list[Compacted]:
     """Compact every due partition (one manifest entry each, in ``writer``'s chain); returns
     one summary per partition compacted or left alone because of a damaged segment."""
