@@ -5,8 +5,6 @@ own CLI on an archive) and the systemd service and timer (`systemd-analyze verif
 from __future__ import annotations
 
 import re
-import secrets
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.archive.helpers import world_dir
-from tests.deploy.test_kubernetes import K8S, render, validate
+from tests.deploy.test_kubernetes import render, tree_with_secrets, validate
 from tests.services.procs import require_binary
 from watchdog.cli import main
 
@@ -27,13 +25,7 @@ __all__ = ["world_dir"]  # the fixture, shared with tests/archive
 
 @pytest.fixture(scope="module")
 def cronjob(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    tree = tmp_path_factory.mktemp("k8s-archive") / "kubernetes"
-    shutil.copytree(K8S, tree)
-    sec = tree / "overlays" / "example" / "secrets"
-    (sec / "pseudonym-key").write_text(secrets.token_hex(32) + "\n")
-    (sec / "kafka-sasl-username").write_text("watchdog")
-    (sec / "kafka-sasl-password").write_text(secrets.token_urlsafe(16))
-    docs = render(tree / "overlays" / "archive")
+    docs = render(tree_with_secrets(tmp_path_factory, "k8s-archive") / "overlays" / "archive")
     for doc in docs:
         validate(doc)
     (job,) = (d for d in docs if d["kind"] == "CronJob")

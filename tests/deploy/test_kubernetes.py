@@ -75,14 +75,20 @@ def base() -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def overlay(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
-    # What an operator does: the overlay with its (uncommitted) secret files.
-    tree = tmp_path_factory.mktemp("k8s") / "kubernetes"
+    return {d["kind"]: d for d in render(tree_with_secrets(tmp_path_factory, "k8s")
+                                        / "overlays" / "example")}
+
+
+def tree_with_secrets(factory: pytest.TempPathFactory, name: str) -> Path:
+    """What an operator does: a copy of deploy/kubernetes with the example overlay's
+    (uncommitted) secret files."""
+    tree = factory.mktemp(name) / "kubernetes"
     shutil.copytree(K8S, tree)
     sec = tree / "overlays" / "example" / "secrets"
     (sec / "pseudonym-key").write_text(secrets.token_hex(32) + "\n")
     (sec / "kafka-sasl-username").write_text("watchdog")
     (sec / "kafka-sasl-password").write_text(secrets.token_urlsafe(16))
-    return {d["kind"]: d for d in render(tree / "overlays" / "example")}
+    return tree
 
 
 def validate(doc: dict[str, Any]) -> None:
@@ -197,13 +203,8 @@ STATE_DIR = "/var/lib/watchdog"
 
 @pytest.fixture(scope="module")
 def anomaly(tmp_path_factory: pytest.TempPathFactory) -> Docs:
-    tree = tmp_path_factory.mktemp("k8s-anomaly") / "kubernetes"
-    shutil.copytree(K8S, tree)
-    sec = tree / "overlays" / "example" / "secrets"  # overlays/anomaly builds on the example
-    (sec / "pseudonym-key").write_text(secrets.token_hex(32) + "\n")
-    (sec / "kafka-sasl-username").write_text("watchdog")
-    (sec / "kafka-sasl-password").write_text(secrets.token_urlsafe(16))
-    docs = render(tree / "overlays" / "anomaly")
+    # overlays/anomaly builds on the example
+    docs = render(tree_with_secrets(tmp_path_factory, "k8s-anomaly") / "overlays" / "anomaly")
     by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
     assert len(by_name) == len(docs)
     return by_name
