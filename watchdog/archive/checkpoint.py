@@ -140,19 +140,15 @@ def since(c: mf.Contents) -> int:
     return sum(len(ch.entries) for ch in c.chains)
 
 
-def differences(ck: Checkpoint, chains: list[mf.Chain]) -> list[str]:
-    """What ``ck`` says that the chains (read whole) do not, as of its tips (``verify``)."""
+def differences(ck: Checkpoint, upto: mf.Contents, at_tip: dict[tuple[str, str], str]
+                ) -> list[str]:
+    """What ``ck`` says that the chains do not (``verify``): ``upto`` is the chains' contents
+    as of its tips, ``at_tip`` the hash of each chain's entry at its tip."""
     problems = []
-    by_writer = {ch.writer: ch for ch in chains}
-    upto = mf.Contents()
     for w, (seq, tip) in ck.tips.items():
-        ch = by_writer.get(w)
-        entries = [e for e in (ch.entries if ch else []) if int(e.get("seq", 0)) <= seq]
-        if not entries or entries[-1].get("seq") != seq or entries[-1].get("hash") != tip:
+        if at_tip.get((ck.path, w)) != tip:
             problems.append(f"checkpoint {ck.path}: manifest {w} entry {seq} is not the one "
                             "it was made at (removed or changed)")
-        upto.chains.append(mf.Chain(w, entries))
-    mf.apply(upto, [e for ch in upto.chains for e in ch.entries])
     missing = sorted(set(upto.segments) - set(ck.segments))
     extra = sorted(p for p, s in ck.segments.items() if upto.segments.get(p) != s)
     if missing:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -80,9 +80,13 @@ class Chain:
     problems: list[str] = field(default_factory=list)
     # the entry the read started after (a checkpoint's tip): entries holds only those after it
     base: tuple[int, str] = (0, ZERO)
+    count: int = 0  # entries read (also when they were handed on, not kept: read_chain)
+    last: tuple[int, str] | None = None  # the last entry read (number, hash)
 
     @property
     def tip(self) -> tuple[int, str]:
+        if self.last is not None:
+            return self.last
         if not self.entries:
             return self.base
         last = self.entries[-1]
@@ -125,12 +129,19 @@ def writers(store: Store) -> list[str]:
     return sorted(names)
 
 
-def read_chain(store: Store, writer: str) -> Chain:
-    """Every entry of ``writer``'s chain, checked: numbering, hashes, links, head."""
+READ_BATCH = 2000  # entries read at once (a daemon's chain grows by 8,640 a day)
+
+
+def read_chain(store: Store, writer: str,
+               on_entries: Callable[[list[dict[str, Any]]], None] | None = None) -> Chain:
+    """Every entry of ``writer``'s chain, checked: numbering, hashes, links, head. With
+    ``on_entries``, the entries are handed to it in batches, in order, and not kept (``verify``
+    of a long history: a month of a daemon's entries is ~340 MiB as Python objects)."""
     chain = Chain(writer)
     files = store.listdir(f"{MANIFEST_DIR}/{writer}")
     prev, expect = ZERO, 1
-    for rel, raw in zip(files, store.read_many(files), strict=True):
+    batch: list[dict[str, Any]] = []
+    for rel, raw in _read_in_batches(store, files):
         name = rel.rsplit("/", 1)[-1]
         m = _ENTRY.match(name)
         if not m:
@@ -159,8 +170,19 @@ def read_chain(store: Store, writer: str) -> Chain:
         elif prev != "?" and doc.get("prev") != prev:
             chain.problems.append(f"manifest {writer}: entry {seq} does not follow entry "
                                   f"{seq - 1} (an entry was replaced, removed or reordered)")
-        chain.entries.append(doc)
+        if on_entries is None:
+            chain.entries.append(doc)
+        else:
+            batch.append(doc)
+            if len(batch) >= READ_BATCH:
+                on_entries(batch)
+                batch = []
+        chain.count += 1
         prev, expect = str(doc.get("hash")), seq + 1
+        said = doc.get("seq")
+        chain.last = (said if isinstance(said, int) else seq, prev)
+    if batch and on_entries is not None:
+        on_entries(batch)
     head = head_path(writer)
     if store.exists(head):
         try:
@@ -201,6 +223,12 @@ def tip_of(store: Store, writer: str) -> tuple[int, str]:
     return seq, tip
 
 
+def _read_in_batches(store: Store, files: list[str]) -> Iterator[tuple[str, bytes | None]]:
+    for i in range(0, len(files), READ_BATCH):
+        part = files[i:i + READ_BATCH]
+        yield from zip(part, store.read_many(part), strict=True)
+
+
 class ManifestWriter:
     """Appends entries to one writer's chain (one process per writer id at a time)."""
 
@@ -227,8 +255,9 @@ class Contents:
     """What every chain says the archive holds now: live segments, dropped and compacted ones."""
 
     segments: dict[str, Segment] = field(default_factory=dict)
-    dropped: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> drop entry
-    compacted: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> compact entry
+    # path -> (writer, seq) of the drop / compaction entry that removed it
+    dropped: dict[str, tuple[str, int]] = field(default_factory=dict)
+    compacted: dict[str, tuple[str, int]] = field(default_factory=dict)
     chains: list[Chain] = field(default_factory=list)
     # paths removed (dropped, replaced) whose segment no entry read so far records: a drop
     # or compaction written after another chain's entry that was read before it (kept by
@@ -284,13 +313,15 @@ def apply(out: Contents, entries: Iterable[dict[str, Any]]) -> None:
             drops.append(entry)
     removed = set(out.unmatched)
     for entry in compacts:
+        ref = (str(entry.get("writer")), int(entry.get("seq", 0)))
         for s in entry.get("replaces", ()):
             removed.add(s["path"])
-            out.compacted[s["path"]] = entry
+            out.compacted[s["path"]] = ref
     for entry in drops:
+        ref = (str(entry.get("writer")), int(entry.get("seq", 0)))
         for s in entry.get("segments", ()):
             removed.add(s["path"])
-            out.dropped[s["path"]] = entry
+            out.dropped[s["path"]] = ref
     known = set(out.segments)
     for path in removed:
         out.segments.pop(path, None)

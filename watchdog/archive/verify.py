@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from watchdog.archive import checkpoint
 from watchdog.archive import manifest as mf
@@ -49,11 +50,11 @@ def _sha(store: Store, rel: str) -> str:
 
 def verify(store: Store) -> Report:
     report = Report()
-    c = mf.contents(store)
+    c, checkpoint_problems = _read(store)
     for chain in c.chains:
-        report.entries += len(chain.entries)
+        report.entries += chain.count
         report.problems.extend(chain.problems)
-    report.problems.extend(_checkpoints(store, c))
+    report.problems.extend(checkpoint_problems)
     files = [f for ds in DATASETS for f in store.listdir(ds, recursive=True)]
     on_disk = {f: "" for f in files}
     by_sha = {s.sha256: s.path for s in c.segments.values()}
@@ -66,10 +67,12 @@ def verify(store: Store) -> Report:
     present = [p for p in sorted(c.segments) if p in on_disk]
     with ThreadPoolExecutor(max_workers=READERS) as pool:  # reads wait on I/O, not the GIL
         digests = dict(zip(present, pool.map(lambda p: _sha(store, p), present), strict=True))
+    gone = [p for p in c.segments if p not in on_disk]
+    where = _writers_of(store, set(gone)) if gone else {}
     for path, seg in sorted(c.segments.items()):
         if path not in on_disk:
             report.problems.append(f"segment {path}: removed (recorded in manifest "
-                                   f"{_writer_of(c, path)}, not in the archive)")
+                                   f"{where.get(path, '?')}, not in the archive)")
             continue
         digest = on_disk[path] = digests[path]
         report.segments += 1
@@ -90,10 +93,10 @@ def verify(store: Store) -> Report:
         elif path in c.dropped:
             report.problems.append(f"segment {path}: dropped by retention but still present")
         elif path in c.compacted:
-            e = c.compacted[path]
+            w, seq = c.compacted[path]
             report.problems.append(
-                f"segment {path}: replaced by compaction (manifest {e.get('writer')} entry "
-                f"{e.get('seq')}) but still present: re-running archive compact deletes it")
+                f"segment {path}: replaced by compaction (manifest {w} entry {seq}) but still "
+                "present: re-running archive compact deletes it")
         else:
             report.problems.append(f"segment {path}: recorded in no manifest (slipped in)")
     if report.ok:  # (a removed segment would fail the query)
@@ -123,16 +126,39 @@ def copies(store: Store, c: mf.Contents) -> dict[str, int]:
         q.close()
 
 
-def _checkpoints(store: Store, c: mf.Contents) -> list[str]:
-    """Each checkpoint against the chains read whole: readers trust the newest one."""
-    problems = []
+def _seq(entry: dict[str, Any]) -> int:
+    said = entry.get("seq")
+    return said if isinstance(said, int) else 0
+
+
+def _read(store: Store) -> tuple[mf.Contents, list[str]]:
+    """Every chain read whole, in batches not kept (a year of a daemon's entries would not fit
+    in memory as Python objects): the contents, and what is wrong with each checkpoint (readers
+    trust the newest one), each checked against the chains as of its tips."""
+    problems, cks = [], []
     for path in store.listdir(checkpoint.CHECKPOINT_DIR):
         ck = checkpoint.parse(path, store.read_bytes(path))
         if ck is None:
             problems.append(f"{path}: not a checkpoint, or changed (its hash does not match)")
         else:
-            problems.extend(checkpoint.differences(ck, c.chains))
-    return problems
+            cks.append(ck)
+    c = mf.Contents()
+    views = {ck.path: mf.Contents() for ck in cks}
+    at_tip: dict[tuple[str, str], str] = {}
+    for w in mf.writers(store):
+        def feed(batch: list[dict[str, Any]], w: str = w) -> None:
+            mf.apply(c, batch)
+            for ck in cks:
+                seq = ck.tips.get(w, (0, ""))[0]
+                upto = [e for e in batch if _seq(e) <= seq]
+                mf.apply(views[ck.path], upto)
+                for e in upto:
+                    if _seq(e) == seq:
+                        at_tip[(ck.path, w)] = str(e.get("hash"))
+        c.chains.append(mf.read_chain(store, w, feed))
+    for ck in cks:
+        problems.extend(checkpoint.differences(ck, views[ck.path], at_tip))
+    return c, problems
 
 
 def _pending(store: Store, writer: str, tip: int) -> list[str]:
@@ -150,11 +176,16 @@ def _pending(store: Store, writer: str, tip: int) -> list[str]:
         return []
 
 
-def _writer_of(c: mf.Contents, path: str) -> str:
-    for chain in c.chains:
-        for entry in chain.entries:
-            # the segments an entry added: those of ``segments`` and ``compact`` entries
-            if entry.get("op") in ("segments", "compact") and any(
-                    s.get("path") == path for s in entry.get("segments", ())):
-                return f"{chain.writer} entry {entry.get('seq')}"
-    return "?"
+def _writers_of(store: Store, paths: set[str]) -> dict[str, str]:
+    """Which entry recorded each of ``paths`` (read again: only when segments are missing)."""
+    out: dict[str, str] = {}
+    for w in mf.writers(store):
+        def feed(batch: list[dict[str, Any]], w: str = w) -> None:
+            for entry in batch:
+                # the segments an entry added: those of ``segments`` and ``compact`` entries
+                if entry.get("op") in ("segments", "compact"):
+                    for s in entry.get("segments", ()):
+                        if s.get("path") in paths:
+                            out.setdefault(s["path"], f"{w} entry {entry.get('seq')}")
+        mf.read_chain(store, w, feed)
+    return out
