@@ -10,6 +10,8 @@ import pyarrow as pa
 import pytest
 
 from watchdog.archive import manifest as mf
+from watchdog.archive.buffer import Item
+from watchdog.archive.documents import keyer
 from watchdog.archive.layout import EVENTS, FORMAT_KEY
 from watchdog.archive.store import ACCESS_KEY_ENV, SECRET_KEY_ENV, Store
 from watchdog.archive.writer import encode_segment
@@ -68,3 +70,15 @@ def add_segment(store: Store, docs: list[bytes], fmt: bytes | None, *,
                      first.strftime(stamp), last.strftime(stamp))
     mf.ManifestWriter(store, "hand").append("segments", segments=[seg.as_dict()])
     return path
+
+
+def archive_items(path: Path, dataset: str = EVENTS) -> list[Item]:
+    """A JSONL file's documents as the writer takes them: (id, event time, raw, subject ids),
+    in the file's order."""
+    key = keyer(dataset)
+    out = []
+    for raw in path.read_bytes().splitlines():
+        k = key(raw)
+        assert isinstance(k, tuple)
+        out.append((k[0], k[1], raw, k[2]))
+    return out

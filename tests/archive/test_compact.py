@@ -14,10 +14,11 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
+from tests.archive.helpers import archive_items
 from watchdog.alerts.pseudonym import DEMO_KEY, Pseudonymizer
 from watchdog.archive import compact as cp
 from watchdog.archive import manifest as mf
-from watchdog.archive.documents import keyer
+from watchdog.archive.buffer import Item
 from watchdog.archive.layout import ALERTS, DIRECTORY, EVENTS, SUBJECTS
 from watchdog.archive.reader import ArchiveQuery
 from watchdog.archive.report import subject_report
@@ -27,17 +28,9 @@ from watchdog.archive.verify import verify
 from watchdog.archive.writer import ArchiveWriter, pending_path
 from watchdog.cli import main
 
-Item = tuple[str, float, bytes, tuple[str, ...]]
-
 
 def _items(path: Path, dataset: str) -> list[Item]:
-    key = keyer(dataset)
-    out = []
-    for raw in path.read_bytes().splitlines():
-        k = key(raw)
-        assert isinstance(k, tuple)
-        out.append((k[0], k[1], raw, k[2]))
-    return sorted(out, key=lambda i: i[1])
+    return sorted(archive_items(path, dataset), key=lambda i: i[1])
 
 
 @dataclass
@@ -227,7 +220,7 @@ def test_a_crash_between_entry_and_deletion_is_cleaned_by_a_rerun(
     def crash(_store: Store, _rel: str) -> None:
         raise OSError("killed")
 
-    monkeypatch.setattr(cp, "_delete", crash)
+    monkeypatch.setattr(Store, "discard", crash)  # the deletes of the replaced segments
     with pytest.raises(OSError, match="killed"):
         cp.compact(store, "compact-t")
     monkeypatch.undo()

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.archive.helpers import s3_keys_in_credentials
+from tests.archive.helpers import archive_items, s3_keys_in_credentials
 from tests.services.tansu import MotoS3
 from watchdog.archive import manifest as mf
-from watchdog.archive.documents import keyer
 from watchdog.archive.layout import EVENTS
 from watchdog.archive.store import open_store
 from watchdog.archive.writer import ArchiveWriter
@@ -26,13 +25,7 @@ def test_compaction_on_s3(moto_s3: MotoS3, monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("WATCHDOG_AUDIT_TRAIL", str(tmp_path / "audit.jsonl"))
     archive = f"s3://{moto_s3.create_bucket()}/watchdog?endpoint={moto_s3.endpoint}"
     store = open_store(archive)
-    key = keyer(EVENTS)
-    items = []
-    for raw in (world_dir / "events.jsonl").read_bytes().splitlines():
-        k = key(raw)
-        assert isinstance(k, tuple)
-        items.append((k[0], k[1], raw, k[2]))
-    items.sort(key=lambda i: i[1])
+    items = sorted(archive_items(world_dir / "events.jsonl"), key=lambda i: i[1])
     w = ArchiveWriter(store, "daemon-a")
     for i in range(0, len(items), 500):  # live-like: many small flushes
         w.add_many(EVENTS, items[i:i + 500])

@@ -11,7 +11,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from watchdog.archive.documents import keyer
+from tests.archive.helpers import archive_items
+from watchdog.archive.buffer import Item
 from watchdog.archive.layout import EVENTS
 from watchdog.archive.manifest import contents
 from watchdog.archive.reader import ArchiveQuery
@@ -19,18 +20,6 @@ from watchdog.archive.store import Store, open_store
 from watchdog.archive.verify import verify
 from watchdog.archive.writer import ArchiveWriter
 from watchdog.cli import main
-
-Item = tuple[str, float, bytes, tuple[str, ...]]
-
-
-def _items(world: Path) -> list[Item]:
-    key = keyer(EVENTS)
-    out = []
-    for raw in (world / "events.jsonl").read_bytes().splitlines():
-        k = key(raw)
-        assert isinstance(k, tuple)
-        out.append((k[0], k[1], raw, k[2]))
-    return out
 
 
 def _stored(store: Store) -> Counter[str]:
@@ -42,7 +31,7 @@ def _stored(store: Store) -> Counter[str]:
 
 @pytest.fixture
 def items(world_dir: Path) -> list[Item]:
-    return _items(world_dir)
+    return archive_items(world_dir / "events.jsonl")
 
 
 def test_a_redelivery_after_a_rebalance_is_not_stored_again(items: list[Item],

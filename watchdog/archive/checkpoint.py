@@ -67,7 +67,7 @@ def write(store: Store, c: mf.Contents, writer: str) -> str:
     store.write_bytes(path, orjson.dumps(body, option=orjson.OPT_SORT_KEYS) + b"\n")
     for old in store.listdir(CHECKPOINT_DIR)[:-KEEP]:
         if old != path:
-            store.delete(old)
+            store.discard(old)  # (another writer may have deleted it first)
     return path
 
 

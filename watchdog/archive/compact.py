@@ -50,7 +50,7 @@ from watchdog.archive import checkpoint
 from watchdog.archive import manifest as mf
 from watchdog.archive.datasets import ALERTS, EVENTS, FORMAT, FORMAT_KEY
 from watchdog.archive.layout import SCHEMAS, segment_dir
-from watchdog.archive.store import Store
+from watchdog.archive.store import READERS, Store
 from watchdog.archive.writer import (
     RECORDS,
     SEGMENT_ROWS,
@@ -59,7 +59,6 @@ from watchdog.archive.writer import (
     pending_path,
 )
 
-_THREADS = 8  # S3: one GET per small segment, so several at once
 _FORMAT = str(FORMAT).encode()
 
 
@@ -138,7 +137,7 @@ def compact(store: Store, writer: str | mf.ManifestWriter, *, grace_seconds: flo
     clean(store, chain)
     c = checkpoint.contents(store)
     out = []
-    with ThreadPoolExecutor(_THREADS) as pool:
+    with ThreadPoolExecutor(READERS) as pool:  # S3: a GET per small segment
         for (dataset, day), segs in due(c, grace_seconds, min_segments,
                                         segment_rows).items():
             try:
@@ -164,7 +163,7 @@ def clean(store: Store, chain: mf.ManifestWriter) -> int:
         return 0
     left = [s["path"] for s in last.get("replaces", ()) if store.exists(s["path"])]
     for p in left:
-        store.delete(p)
+        store.discard(p)
     return len(left)
 
 
@@ -206,11 +205,6 @@ def _once(table: pa.Table) -> pa.Table:
     return t.sort_by([("ts", "ascending"), ("id", "ascending")])
 
 
-def _delete(store: Store, rel: str) -> None:
-    if store.exists(rel):  # gone already: a re-run after a crash while deleting
-        store.delete(rel)
-
-
 def _stamp(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -239,7 +233,7 @@ def _rewrite(store: Store, chain: mf.ManifestWriter, dataset: str, day: str,
                  replaces=[s.as_dict() for s in segs], rows=rows_before,
                  duplicates=duplicates)
     # recorded: the old files are no longer read by anyone who reads the manifest
-    list(pool.map(lambda s: _delete(store, s.path), segs))
+    list(pool.map(lambda s: store.discard(s.path), segs))
     store.delete(pending_path(chain.writer))
     return Compacted(dataset, day, len(segs), len(new), len(table), duplicates,
                      sum(s.bytes for s in segs), sum(s.bytes for s in new))

@@ -9,6 +9,7 @@ the watchdog; without them, the AWS default chain (instance profile, IRSA web id
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -98,6 +99,11 @@ class Store:
             return [one(r) for r in rels]
         with ThreadPoolExecutor(max_workers=READERS) as pool:
             return list(pool.map(one, rels))
+
+    def discard(self, rel: str) -> None:
+        """Delete ``rel`` if it is there (a re-run after a crash, another writer first)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.delete(rel)
 
     def exists(self, rel: str) -> bool:
         if self.s3 is None:

@@ -394,6 +394,5 @@ def clean_pending(store: Store, writer: str, tip: int) -> None:
     doc = orjson.loads(store.read_bytes(rel))
     if int(doc.get("seq", 0)) > tip:
         for path in doc.get("paths", ()):
-            if store.exists(path):
-                store.delete(path)
+            store.discard(path)
     store.delete(rel)
