@@ -4,7 +4,10 @@ subject-report time (the busiest subject, in this process) and size, before and 
 compaction's CPU seconds per million events.
 
     python -m bench.archive_cost.compaction [--accounts 2000] [--days 30] [--step 10]
-        [--grace-hours 24] [--work DIR]
+        [--grace-hours 24] [--work DIR] [--lean]
+
+``--lean``: the live-like archive written as a daemon writes it by default (format 3: the
+events' ``subject_ids`` not stored, read from the documents until compaction stores them).
 
 The world and the live-like archive are kept under ``--work`` and reused when present (the
 archive copied first, so that a re-run measures compaction of the same live archive)."""
@@ -27,6 +30,7 @@ import orjson
 from watchdog.alerts.pseudonym import DEMO_KEY, Pseudonymizer
 from watchdog.archive import checkpoint
 from watchdog.archive import manifest as mf
+from watchdog.archive.buffer import Chunk
 from watchdog.archive.compact import compact
 from watchdog.archive.layout import EVENTS
 from watchdog.archive.reader import ArchiveQuery
@@ -58,18 +62,26 @@ def events(path: Path) -> list[Item]:
     return out
 
 
-def write_live(items: list[Item], out: Path, step: float) -> float:
+def write_live(items: list[Item], out: Path, step: float, lean: bool = False) -> float:
     """The daemon's pattern: a flush when ``step`` seconds of event time have passed."""
     store = open_store(str(out), create=True)
-    w = ArchiveWriter(store, "daemon-0")
+    w = ArchiveWriter(store, "daemon-0", store_subjects=not lean)
+
+    def add(part: list[Item]) -> None:
+        if lean:  # as the daemon's sink hands a batch over
+            w.add_chunk(EVENTS, Chunk.of_columns([x[0] for x in part], [x[1] for x in part],
+                                                 [x[2] for x in part], None))
+        elif part:
+            w.add_many(EVENTS, part)
+
     t0 = time.perf_counter()
     due, start = items[0][1] + step, 0
     for i, item in enumerate(items):
         if item[1] >= due:
-            w.add_many(EVENTS, items[start:i])
+            add(items[start:i])
             w.flush()
             due, start = item[1] + step, i
-    w.add_many(EVENTS, items[start:])
+    add(items[start:])
     w.flush()
     return time.perf_counter() - t0
 
@@ -111,6 +123,7 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--grace-hours", type=float, default=24.0)
     p.add_argument("--work", type=Path)
+    p.add_argument("--lean", action="store_true", help="format 3, as a daemon writes")
     args = p.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="compaction-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -118,9 +131,9 @@ def main() -> int:
     items = events(w / "events.jsonl")
     named = Counter(s for it in items for s in it[3])
     subject, count = named.most_common(1)[0]
-    live = work / f"live-{args.accounts}-{args.days}-{args.step:g}"
+    live = work / f"live-{args.accounts}-{args.days}-{args.step:g}{'-lean' * args.lean}"
     if not live.exists():
-        took = write_live(items, live, args.step)
+        took = write_live(items, live, args.step, args.lean)
         print(f"live-like archive written in {took:.0f} s", file=sys.stderr)
     n = len(items)
     del items, named

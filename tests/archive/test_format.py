@@ -1,7 +1,9 @@
 """Segment formats: segments store the access events' ``subject_ids`` and say their format (1)
 in their Parquet metadata; a segment without the key (written before it) is read as format 1;
-a segment of any other format is refused, naming it in one line, by every reader (the query,
-``subject-report``, ``archive verify``), not misread."""
+a daemon's segments of format 3 leave ``subject_ids`` null, read from the documents until
+compaction stores them (tests/archive/test_lean.py); a segment of any other format is refused,
+naming it in one line, by every reader (the query, ``subject-report``, ``archive verify``), not
+misread."""
 
 from __future__ import annotations
 
@@ -61,7 +63,7 @@ def test_a_segment_without_the_key_is_read_as_format_1(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("fmt", "subject_ids"), [
     (b"2", False),  # 2026-12-06's format 2, never released: no subject_ids column
-    (b"3", True),   # the columns of format 1, but another format: the key decides
+    (b"4", True),   # the columns of format 1, but another format: the key decides
 ])
 def test_a_segment_of_another_format_is_refused_by_name(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: bytes,
@@ -72,8 +74,8 @@ def test_a_segment_of_another_format_is_refused_by_name(
     with pytest.raises(SegmentFormatError) as err:
         ArchiveQuery(store)
     said = str(err.value)
-    assert said == (f"segment {path}: format '{fmt.decode()}', this watchdog reads format 1 "
-                    "only (written by a newer watchdog?)")
+    assert said == (f"segment {path}: format '{fmt.decode()}', this watchdog reads formats 1 "
+                    "and 3 only (written by a newer watchdog?)")
     capsys.readouterr()
     assert main(["subject-report", "--archive", str(out), "--subject", "s-1", "--json",
                  "--audit", str(tmp_path / "access.jsonl")]) == 2

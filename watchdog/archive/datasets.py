@@ -12,8 +12,14 @@ EVENTS, DIRECTORY, SUBJECTS, ACCOUNTS, ALERTS = (
 DATASETS = (EVENTS, DIRECTORY, SUBJECTS, ACCOUNTS, ALERTS)
 MANIFEST_DIR = "_manifest"
 # the segments' format, in each one's Parquet metadata under FORMAT_KEY (watchdog.archive.
-# layout); the only one any release wrote and the only one read
+# layout). 1: every column stored. 3: the same columns, but an access event's ``subject_ids``
+# may be null, meaning "not stored: the ids of the document's data.subject_ids" (what a daemon
+# writes by default: the column cost it a fifth of the archive's CPU; compaction stores it,
+# writing format 1). 2 was tried on 2026-12-06 without the column and never released: the
+# number is not reused
 FORMAT = 1
+LEAN_FORMAT = 3
+READ_FORMATS = (FORMAT, LEAN_FORMAT)
 FORMAT_KEY = b"watchdog.archive.format"
 
 # DuckDB: the query columns of access events, from the stored document
@@ -33,9 +39,14 @@ EVENT_COLUMNS_SQL = {
     "dest_country": "json_extract_string(raw, '$.destination.country')",
     "source_ip": "json_extract_string(raw, '$.source.ip')",
 }
-EVENT_VIEW = ("SELECT id, ts, subject_ids, raw, "  # noqa: S608 (fixed names)
+# ``subject_ids`` of a format-3 row that does not store them: from its document (validated when
+# archived: an array of strings, or absent); ``derived`` says which rows these are
+SUBJECTS_SQL = ("coalesce(s.subject_ids, CAST(coalesce(json_extract(s.raw, "
+                "'$.data.subject_ids'), '[]'::JSON) AS VARCHAR[]))")
+EVENT_VIEW = (f"SELECT s.id AS id, s.ts AS ts, {SUBJECTS_SQL} AS subject_ids, "  # noqa: S608
+              "s.subject_ids IS NULL AS derived, s.raw AS raw, "
               + ", ".join(f"{sql} AS {name}" for name, sql in EVENT_COLUMNS_SQL.items())
-              + " FROM {source}")
+              + " FROM {source} AS s")
 
 # the stored columns of each dataset as DuckDB types (:data:`.layout.SCHEMAS` in Arrow's; a
 # test keeps the two the same): the empty view of a dataset with no segment yet

@@ -10,9 +10,12 @@ contract's default, success).
 
 Format: the segments' columns are :data:`SCHEMAS`, format :data:`FORMAT` 1, which each
 segment says in its Parquet metadata under :data:`FORMAT_KEY` (segments written before the key
-carry none: format 1 too). Readers take format 1 only and refuse any other by the segment's
-name (:mod:`watchdog.archive.reader`). A format 2 without the events' ``subject_ids`` was tried
-on 2026-12-06 and reverted within the hour, never released (docs/operations.md "Cost").
+carry none: format 1 too). A daemon writes its access events as format 3 by default
+(:data:`LEAN_SCHEMA`): the same columns, ``subject_ids`` null, to be read from the documents
+(:func:`subjects_of`) until compaction stores them. Readers take formats 1 and 3 and refuse any
+other by the segment's name (:mod:`watchdog.archive.reader`). A format 2 without the column
+was tried on 2026-12-06 and reverted within the hour, never released (docs/operations.md
+"Cost").
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 
+import msgspec
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -33,6 +37,7 @@ from watchdog.archive.datasets import DIRECTORY as DIRECTORY
 from watchdog.archive.datasets import EVENTS as EVENTS
 from watchdog.archive.datasets import FORMAT as FORMAT
 from watchdog.archive.datasets import FORMAT_KEY as FORMAT_KEY
+from watchdog.archive.datasets import LEAN_FORMAT as LEAN_FORMAT
 from watchdog.archive.datasets import MANIFEST_DIR as MANIFEST_DIR
 from watchdog.archive.datasets import SUBJECTS as SUBJECTS
 
@@ -85,6 +90,33 @@ SCHEMAS: dict[str, pa.Schema] = {
                   metadata={FORMAT_KEY: str(FORMAT).encode()})
     for ds, cols in COLUMNS.items()
 }
+LEAN_SCHEMA = SCHEMAS[EVENTS].with_metadata({FORMAT_KEY: str(LEAN_FORMAT).encode()})
+
+
+class _Data(msgspec.Struct, gc=False):
+    subject_ids: tuple[str, ...] = ()
+
+
+class _Event(msgspec.Struct, gc=False):
+    data: _Data = msgspec.field(default_factory=_Data)
+
+
+_subjects = msgspec.json.Decoder(_Event)
+
+
+def subjects_of(subject_ids: pa.Array | pa.ChunkedArray,
+                raw: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The ``subject_ids`` column with each null (a format-3 row) read from its document: the
+    field the decoder took them from, by the same library, so the same ids. Raises ValueError
+    for a document that is not an access event's JSON (it was validated when archived)."""
+    stored = subject_ids.to_pylist()
+    docs = raw.to_pylist()
+    try:
+        filled = [list(_subjects.decode(d).data.subject_ids) if s is None else s
+                  for s, d in zip(stored, docs, strict=True)]
+    except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        raise ValueError(f"a document's subject ids cannot be read: {err}") from None
+    return pa.array(filled, _l)
 
 
 def day_of(ts: datetime) -> str:
@@ -117,11 +149,12 @@ def _one_line(raw: bytes) -> bytes:
 def to_table(dataset: str, ids: list[str] | pa.ChunkedArray,
              times: list[float] | np.ndarray, raws: list[bytes],
              subjects: list[tuple[str, ...]] | pa.ChunkedArray | None = None,
-             raw: pa.ChunkedArray | None = None) -> pa.Table:
+             raw: pa.ChunkedArray | None = None, *, lean: bool = False) -> pa.Table:
     """The segment table of already validated documents: their ids, event times (seconds
     since the epoch) and bytes (kept byte for byte). ``ids``, ``subjects`` and ``raw`` may
     be columns already (:class:`watchdog.archive.buffer.Buffer`); ``raws`` are then needed
-    only by datasets with parsed columns (records, alerts)."""
+    only by datasets with parsed columns (records, alerts). ``lean``: access events of format
+    3, their subject ids not stored (``subjects`` unused)."""
     micros = (np.asarray(times, dtype=np.float64) * 1e6).round().astype(np.int64)
     n = len(micros)
     arrays: list[pa.Array | pa.ChunkedArray] = [
@@ -139,11 +172,14 @@ def to_table(dataset: str, ids: list[str] | pa.ChunkedArray,
             dotted = ".".join(path)
             arrays.append(flat.column(dotted) if dotted in names
                           else pa.nulls(n, typ))
-    if dataset == EVENTS:
+    lean = lean and dataset == EVENTS
+    if lean:
+        arrays.append(pa.nulls(n, _l))
+    elif dataset == EVENTS:
         arrays.append(subjects if isinstance(subjects, pa.ChunkedArray)
                       else pa.array(subjects if subjects is not None else [()] * n, _l))
     arrays.append(_raw_array(raws) if raw is None else raw)
-    return pa.Table.from_arrays(arrays, schema=SCHEMAS[dataset])
+    return pa.Table.from_arrays(arrays, schema=LEAN_SCHEMA if lean else SCHEMAS[dataset])
 
 
 def segment_dir(dataset: str, day: str) -> str:

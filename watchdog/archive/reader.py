@@ -10,8 +10,10 @@ the first by time then document; ``<dataset>_stored`` is what the files hold, co
 :data:`ONCE` is that rule, for a query that filters first (same result: copies of an id are
 the same delivered document).
 
-Segments of format 1 only (:data:`.datasets.FORMAT`): a segment whose Parquet metadata says
-another format is refused by its name before anything is read (:class:`SegmentFormatError`)."""
+Segments of formats 1 and 3 only (:data:`.datasets.READ_FORMATS`; 3 leaves an event's
+``subject_ids`` to be read from its document, :data:`.datasets.EVENT_VIEW`): a segment whose
+Parquet metadata says another format is refused by its name before anything is read
+(:class:`SegmentFormatError`)."""
 
 from __future__ import annotations
 
@@ -22,12 +24,20 @@ import duckdb
 
 from watchdog.archive import checkpoint
 from watchdog.archive import manifest as mf
-from watchdog.archive.datasets import DATASETS, EVENT_VIEW, EVENTS, FORMAT, FORMAT_KEY, empty_select
+from watchdog.archive.datasets import (
+    DATASETS,
+    EVENT_VIEW,
+    EVENTS,
+    FORMAT_KEY,
+    READ_FORMATS,
+    empty_select,
+)
 from watchdog.archive.store import Store
 
 # one row per id: appended to a query over a ``*_stored`` view (before its ORDER BY)
 ONCE = "QUALIFY row_number() OVER (PARTITION BY id ORDER BY ts, raw) = 1"
-_FORMAT = str(FORMAT).encode()
+_FORMATS = tuple(str(f).encode() for f in READ_FORMATS)
+_SAID = " and ".join(str(f) for f in READ_FORMATS)
 
 
 def stamp(t: datetime) -> str:
@@ -50,14 +60,14 @@ def parse_time(text: str) -> datetime:
 
 
 class SegmentFormatError(ValueError):
-    """A segment of another format than :data:`FORMAT` (a newer watchdog's): refused by its
+    """A segment of a format this watchdog does not read (a newer watchdog's): refused by its
     name, where read as format 1 it would be misread or fail deep in DuckDB, naming none.
     Segments without the key predate it: format 1."""
 
     def __init__(self, path: str, value: bytes) -> None:
         said = value.decode("utf-8", "replace")[:20]
         super().__init__(f"segment {path}: format {said!r}, this watchdog reads "
-                         f"format {FORMAT} only (written by a newer watchdog?)")
+                         f"formats {_SAID} only (written by a newer watchdog?)")
 
 
 def _check_fragments(data: Any, store: Store) -> None:
@@ -70,7 +80,7 @@ def _check_fragments(data: Any, store: Store) -> None:
 
     with ThreadPoolExecutor(8) as pool:
         for path, value in pool.map(said, data.get_fragments()):
-            if value is not None and value != _FORMAT:
+            if value is not None and value not in _FORMATS:
                 raise SegmentFormatError(store.rel(path), value)
 
 
@@ -108,8 +118,8 @@ class ArchiveQuery:
                 self.con.execute("SET parquet_metadata_cache = true")
                 bad = self.con.execute(
                     "SELECT file_name, value FROM parquet_kv_metadata("  # noqa: S608
-                    f"[{files}]) WHERE key = $key AND value <> $format LIMIT 1",
-                    {"key": FORMAT_KEY, "format": _FORMAT}).fetchall()
+                    f"[{files}]) WHERE key = $key AND NOT list_contains($formats, value) "
+                    "LIMIT 1", {"key": FORMAT_KEY, "formats": list(_FORMATS)}).fetchall()
                 if bad:
                     raise SegmentFormatError(store.rel(str(bad[0][0])), bytes(bad[0][1]))
                 self.con.execute(f"CREATE TEMP VIEW {name} AS SELECT * "  # noqa: S608

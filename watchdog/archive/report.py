@@ -44,8 +44,12 @@ def subject_report(q: ArchiveQuery, subject_id: str, pseudonym: str, *,
                    ) -> SubjectReport:
     rep = SubjectReport(pseudonym)
     # subject_ids is a stored column (the decoded event's): the rest is parsed from the
-    # documents of the rows found only
-    where, params = ["list_contains(subject_ids, ?)"], list[object]([subject_id])
+    # documents of the rows found only. A format-3 row's ids are read from its document, and
+    # only if the document holds the id's text or an escape: a JSON string's value is its text
+    # when the document has no backslash, so this skips no match (and every other document)
+    where = ["(NOT derived OR contains(raw, ?) OR contains(raw, '\\'))",
+             "list_contains(subject_ids, ?)"]
+    params = list[object]([subject_id, subject_id])
     if first is not None:
         where.append("ts >= ?")
         params.append(first)

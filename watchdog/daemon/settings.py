@@ -177,6 +177,10 @@ class Archive(_Base):
     max_pending: PositiveInt = 500_000  # documents not yet written: sources pause above
     retention_days: PositiveInt | None = None  # default: the policy's longest retention
     checkpoint_every: PositiveInt = 500  # flushes between manifest checkpoints
+    # access events' data.subject_ids stored at each flush (segment format 1, which watchdog
+    # releases before format 3 read); false: left to readers and `archive compact` (format 3,
+    # ~1/5 of the archive's CPU in the daemon)
+    store_subject_ids: bool = False
     s3_access_key_id: str | None = None  # env WATCHDOG_ARCHIVE_S3_ACCESS_KEY_ID
     s3_secret_access_key: str | None = None  # env WATCHDOG_ARCHIVE_S3_SECRET_ACCESS_KEY
 

@@ -110,8 +110,10 @@ class DaemonArchive:
                    subjects: list[tuple[str, ...]], book: PartitionBook | None,
                    offset: int) -> None:
         """A batch's event ids, event times, raw documents and subject ids (as columns);
-        ``offset``: its first record's."""
-        self._events.append(Chunk.of_columns(ids, times, raws, subjects))
+        ``offset``: its first record's. The subject ids are kept only to be stored
+        (``store_subject_ids``)."""
+        self._events.append(Chunk.of_columns(
+            ids, times, raws, subjects if self.cfg.store_subject_ids else None))
         self._staged += len(ids)
         self._hold(book, offset)
         if self._staged >= self.cfg.segment_rows:
@@ -242,7 +244,8 @@ class DaemonArchive:
         store = open_store(self.cfg.location, {k: v for k, v in secrets.items() if v},
                            create=True)
         self.writer = ArchiveWriter(store, self.writer_id, segment_rows=self.cfg.segment_rows,
-                                    checkpoint_every=self.cfg.checkpoint_every)
+                                    checkpoint_every=self.cfg.checkpoint_every,
+                                    store_subjects=self.cfg.store_subject_ids)
         self.store = store
         self._day_rows = self._count(checkpoint.contents(store))
         warm_up()
