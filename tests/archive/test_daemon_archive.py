@@ -29,8 +29,10 @@ from tests.faults.harness import (
     until,
 )
 from tests.services.tansu import MotoS3
+from watchdog.archive.layout import FORMAT_KEY
 from watchdog.archive.manifest import contents
 from watchdog.archive.reader import ArchiveQuery
+from watchdog.archive.report import subject_report
 from watchdog.archive.store import ACCESS_KEY_ENV, SECRET_KEY_ENV, Store, open_store
 from watchdog.archive.verify import verify
 
@@ -87,6 +89,26 @@ def check_archive(store: Store, world: FaultWorld) -> None:
     assert len(archived(store, "subjects")) == len(set(world.subjects))
     report = verify(store)
     assert report.ok, report.problems
+    check_subject_reports(store, world)
+
+
+def check_subject_reports(store: Store, world: FaultWorld) -> None:
+    """The daemon writes format 3 (subject ids not stored): a subject report reads them from
+    the documents and lists exactly the events produced that name the subject."""
+    formats = {pq.read_schema(store.path(s.path), filesystem=store.fs).metadata[FORMAT_KEY]
+               for s in contents(store).of("events")}
+    assert formats == {b"3"}
+    docs = [orjson.loads(raw) for raw in world.events]
+    named = Counter(s for d in docs for s in d.get("data", {}).get("subject_ids", ()))
+    q = ArchiveQuery(store)
+    try:
+        for subject, _n in named.most_common(3):
+            found = [e["id"] for e in subject_report(q, subject, "p").events]
+            assert sorted(found) == sorted(
+                d["event"]["id"] for d in docs
+                if subject in d.get("data", {}).get("subject_ids", ())), subject
+    finally:
+        q.close()
 
 
 async def test_live_run_archives_exactly_the_events_produced(

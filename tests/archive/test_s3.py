@@ -66,4 +66,4 @@ def test_a_segment_of_another_format_is_refused_by_name_on_s3(
     assert cap.out == ""
     assert cap.err.splitlines()[-1] == (
         f"watchdog: error: {s3_archive}: segment {path}: format '2', this watchdog reads "
-        "format 1 only (written by a newer watchdog?)")
+        "formats 1 and 3 only (written by a newer watchdog?)")
