@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 from watchdog.archive import checkpoint
 from watchdog.archive import manifest as mf
 from watchdog.archive.buffer import Buffer, Chunk, Item
+from watchdog.archive.day_ids import segment_ids
 from watchdog.archive.layout import (
     ACCOUNTS,
     COLUMNS,
@@ -328,12 +329,8 @@ class ArchiveWriter:
 
     def _segment_ids(self, seg: mf.Segment) -> set[str] | None:
         """The ids of a segment; None if it cannot be read (compacted or removed)."""
-        try:
-            t = pq.read_table(self.store.path(seg.path), columns=["id"],
-                              filesystem=self.store.fs)
-        except (OSError, pa.ArrowInvalid):
-            return None
-        return set(t.column("id").to_pylist())
+        ids, missing = segment_ids(self.store, [seg])
+        return None if missing else ids
 
     def _refresh(self) -> None:
         """Re-read every chain. ``_others`` is left as it is: the entries since are read by
@@ -350,16 +347,12 @@ class ArchiveWriter:
         ids: set[str] = set()
         done: set[str] = set()
         for attempt in range(2):
-            missing = []
-            for seg in self._contents.of(dataset):
-                if seg.day != day or seg.path in done:
-                    continue
-                got = self._segment_ids(seg)
-                if got is None:
-                    missing.append(seg.path)
-                    continue
-                ids.update(got)
-                done.add(seg.path)
+            segs = [s for s in self._contents.of(dataset)
+                    if s.day == day and s.path not in done]
+            got, missing = segment_ids(self.store, segs)
+            ids.update(got)
+            done.update(s.path for s in segs)
+            done.difference_update(missing)
             if not missing:
                 break
             if attempt == 0:
