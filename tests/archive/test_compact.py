@@ -20,12 +20,13 @@ from watchdog.archive import compact as cp
 from watchdog.archive import manifest as mf
 from watchdog.archive.buffer import Item
 from watchdog.archive.layout import ALERTS, DIRECTORY, EVENTS, SUBJECTS
+from watchdog.archive.pending import pending_path
 from watchdog.archive.reader import ArchiveQuery
 from watchdog.archive.report import subject_report
 from watchdog.archive.retention import prune
 from watchdog.archive.store import Store, open_store
 from watchdog.archive.verify import verify
-from watchdog.archive.writer import ArchiveWriter, pending_path
+from watchdog.archive.writer import ArchiveWriter
 from watchdog.cli import main
 
 

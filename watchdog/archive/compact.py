@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -50,13 +49,12 @@ from watchdog.archive import checkpoint
 from watchdog.archive import manifest as mf
 from watchdog.archive.datasets import ALERTS, EVENTS, FORMAT, FORMAT_KEY, LEAN_FORMAT
 from watchdog.archive.layout import SCHEMAS, segment_dir, subjects_of
+from watchdog.archive.pending import clean_pending, done, mark
 from watchdog.archive.store import READERS, Store
 from watchdog.archive.writer import (
     RECORDS,
     SEGMENT_ROWS,
-    clean_pending,
     encode_segment,
-    pending_path,
 )
 
 _FORMAT, _LEAN = str(FORMAT).encode(), str(LEAN_FORMAT).encode()
@@ -225,7 +223,7 @@ def _rewrite(store: Store, chain: mf.ManifestWriter, dataset: str, day: str,
     pieces = [table.slice(i, segment_rows) for i in range(0, len(table), segment_rows)]
     paths = [f"{segment_dir(dataset, day)}/{chain.writer}-{seq:012d}-{i:04d}.parquet"
              for i in range(len(pieces))]
-    store.write_bytes(pending_path(chain.writer), orjson.dumps({"seq": seq, "paths": paths}))
+    mark(store, chain.writer, seq, paths)
     new = []
     for path, piece in zip(paths, pieces, strict=True):
         data = encode_segment(piece)
@@ -241,6 +239,6 @@ def _rewrite(store: Store, chain: mf.ManifestWriter, dataset: str, day: str,
                  duplicates=duplicates)
     # recorded: the old files are no longer read by anyone who reads the manifest
     list(pool.map(lambda s: store.discard(s.path), segs))
-    store.delete(pending_path(chain.writer))
+    done(store, chain.writer)
     return Compacted(dataset, day, len(segs), len(new), len(table), duplicates,
                      sum(s.bytes for s in segs), sum(s.bytes for s in new))

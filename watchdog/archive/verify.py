@@ -23,8 +23,8 @@ from typing import Any
 from watchdog.archive import checkpoint
 from watchdog.archive import manifest as mf
 from watchdog.archive.layout import DATASETS, MANIFEST_DIR, parse_segment_path
+from watchdog.archive.pending import pending
 from watchdog.archive.store import READERS, Store
-from watchdog.archive.writer import pending_path
 
 
 @dataclass
@@ -63,7 +63,7 @@ def verify(store: Store) -> Report:
     tips.update({rel.rsplit("/", 1)[-1][: -len(".pending")]: 0
                  for rel in store.listdir(MANIFEST_DIR) if rel.endswith(".pending")
                  and rel.rsplit("/", 1)[-1][: -len(".pending")] not in tips})
-    pending = {str(p) for w, tip in tips.items() for p in _pending(store, w, tip)}
+    in_flight = {p for w, tip in tips.items() for p in pending(store, w, tip) or ()}
     present = [p for p in sorted(c.segments) if p in on_disk]
     with ThreadPoolExecutor(max_workers=READERS) as pool:  # reads wait on I/O, not the GIL
         digests = dict(zip(present, pool.map(lambda p: _sha(store, p), present), strict=True))
@@ -86,7 +86,7 @@ def verify(store: Store) -> Report:
                 report.problems.append(f"segment {path}: changed (SHA-256 {digest[:16]}.. "
                                        f"recorded {seg.sha256[:16]}..)")
     for path in files:
-        if path in c.segments or path in pending:
+        if path in c.segments or path in in_flight:
             continue
         if parse_segment_path(path) is None:
             report.problems.append(f"{path}: not a segment of the archive (slipped in)")
@@ -159,21 +159,6 @@ def _read(store: Store) -> tuple[mf.Contents, list[str]]:
     for ck in cks:
         problems.extend(checkpoint.differences(ck, views[ck.path], at_tip))
     return c, problems
-
-
-def _pending(store: Store, writer: str, tip: int) -> list[str]:
-    """Segments of a flush in progress (or crashed) after the chain's last entry: not yet
-    recorded, not tampering."""
-    import orjson
-
-    rel = pending_path(writer)
-    if not store.exists(rel):
-        return []
-    try:
-        doc = orjson.loads(store.read_bytes(rel))
-        return list(doc.get("paths", ())) if int(doc.get("seq", 0)) > tip else []
-    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-        return []
 
 
 def _writers_of(store: Store, paths: set[str]) -> dict[str, str]:

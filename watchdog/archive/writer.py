@@ -31,7 +31,6 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -44,12 +43,12 @@ from watchdog.archive.layout import (
     COLUMNS,
     DIRECTORY,
     EVENTS,
-    MANIFEST_DIR,
     SUBJECTS,
     day_of_epoch,
     segment_dir,
     to_table,
 )
+from watchdog.archive.pending import clean_pending, mark
 from watchdog.archive.store import Store
 
 log = logging.getLogger(__name__)
@@ -106,10 +105,6 @@ def partition_day(dataset: str, t: float) -> int:
 
 def _day_number(day: str) -> int:
     return int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp() // _DAY)
-
-
-def pending_path(writer: str) -> str:
-    return f"{MANIFEST_DIR}/{writer}.pending"
 
 
 class ArchiveWriter:
@@ -231,8 +226,7 @@ class ArchiveWriter:
             dataset, day = key[0], self._day(key[1])
             planned.append((key, f"{segment_dir(dataset, day)}/{self.writer}-{seq:012d}-"
                                  f"{i:04d}.parquet"))
-        self.store.write_bytes(pending_path(self.writer), orjson.dumps(
-            {"seq": seq, "paths": [p for _k, p in planned]}))
+        mark(self.store, self.writer, seq, [p for _k, p in planned])
         segments = []
         for key, path in planned:
             buf = self._buf[key]
@@ -386,15 +380,3 @@ class ArchiveWriter:
     def _clean_pending(self) -> None:
         clean_pending(self.store, self.writer, self.manifest.seq)
 
-
-def clean_pending(store: Store, writer: str, tip: int) -> None:
-    """Delete the segments of a flush (or compaction) that crashed before its manifest entry:
-    those of a pending marker past the chain's ``tip``."""
-    rel = pending_path(writer)
-    if not store.exists(rel):
-        return
-    doc = orjson.loads(store.read_bytes(rel))
-    if int(doc.get("seq", 0)) > tip:
-        for path in doc.get("paths", ()):
-            store.discard(path)
-    store.delete(rel)
