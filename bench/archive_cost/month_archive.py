@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 
 from bench.archive_cost import ROOT
 from watchdog.archive import manifest as mf
+from watchdog.archive.segment import encode_segment
 from watchdog.archive.store import open_store
-from watchdog.archive.writer import encode_segment
 
 
 def month(args: argparse.Namespace, tmp: Path) -> tuple[Path, Path, int]:

@@ -13,8 +13,8 @@ from watchdog.archive import manifest as mf
 from watchdog.archive.buffer import Item
 from watchdog.archive.documents import keyer
 from watchdog.archive.layout import EVENTS, FORMAT_KEY
+from watchdog.archive.segment import encode_segment
 from watchdog.archive.store import ACCESS_KEY_ENV, SECRET_KEY_ENV, Store
-from watchdog.archive.writer import encode_segment
 from watchdog.cli import main
 from watchdog.simulate import SimConfig, build_world, write_world
 

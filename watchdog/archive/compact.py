@@ -50,11 +50,11 @@ from watchdog.archive import manifest as mf
 from watchdog.archive.datasets import ALERTS, EVENTS, FORMAT, FORMAT_KEY, LEAN_FORMAT
 from watchdog.archive.layout import SCHEMAS, segment_dir, subjects_of
 from watchdog.archive.pending import clean_pending, done, mark
+from watchdog.archive.segment import write_segment
 from watchdog.archive.store import READERS, Store
 from watchdog.archive.writer import (
     RECORDS,
     SEGMENT_ROWS,
-    encode_segment,
 )
 
 _FORMAT, _LEAN = str(FORMAT).encode(), str(LEAN_FORMAT).encode()
@@ -210,10 +210,6 @@ def _once(table: pa.Table) -> pa.Table:
     return t.sort_by([("ts", "ascending"), ("id", "ascending")])
 
 
-def _stamp(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _rewrite(store: Store, chain: mf.ManifestWriter, dataset: str, day: str,
              segs: list[mf.Segment], table: pa.Table, segment_rows: int,
              pool: ThreadPoolExecutor) -> Compacted:
@@ -224,15 +220,8 @@ def _rewrite(store: Store, chain: mf.ManifestWriter, dataset: str, day: str,
     paths = [f"{segment_dir(dataset, day)}/{chain.writer}-{seq:012d}-{i:04d}.parquet"
              for i in range(len(pieces))]
     mark(store, chain.writer, seq, paths)
-    new = []
-    for path, piece in zip(paths, pieces, strict=True):
-        data = encode_segment(piece)
-        store.write_bytes(path, data)
-        ts = piece.column("ts")
-        new.append(mf.Segment(
-            path=path, dataset=dataset, day=day, rows=len(piece), bytes=data.size,
-            sha256=hashlib.sha256(data).hexdigest(), first=_stamp(pc.min(ts).as_py()),
-            last=_stamp(pc.max(ts).as_py())))
+    new = [write_segment(store, path, dataset, day, piece)
+           for path, piece in zip(paths, pieces, strict=True)]
     duplicates = rows_before - len(table)
     chain.append("compact", dataset=dataset, day=day, segments=[s.as_dict() for s in new],
                  replaces=[s.as_dict() for s in segs], rows=rows_before,

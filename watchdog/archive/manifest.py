@@ -35,6 +35,11 @@ _WRITER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _ENTRY = re.compile(r"^(\d{12})\.json$")
 
 
+def stamp(t: datetime) -> str:
+    """The manifest's form of a time (RFC 3339 UTC, microseconds), which sorts as text."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def check_writer(writer: str) -> str:
     if not _WRITER.match(writer):
         raise ValueError(f"archive writer id {writer!r}: letters, digits, '.', '_', '-' only")
@@ -240,7 +245,7 @@ class ManifestWriter:
     def append(self, op: str, **fields: Any) -> dict[str, Any]:
         body: dict[str, Any] = {
             "seq": self.seq + 1, "prev": self.prev, "writer": self.writer, "op": op,
-            "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), **fields}
+            "at": stamp(datetime.now(UTC)), **fields}
         body["hash"] = entry_hash(body)
         self.store.write_bytes(entry_path(self.writer, body["seq"]),
                                orjson.dumps(body, option=orjson.OPT_SORT_KEYS) + b"\n")

@@ -17,7 +17,7 @@ Parquet metadata says another format is refused by its name before anything is r
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -32,17 +32,13 @@ from watchdog.archive.datasets import (
     READ_FORMATS,
     empty_select,
 )
+from watchdog.archive.manifest import stamp
 from watchdog.archive.store import Store
 
 # one row per id: appended to a query over a ``*_stored`` view (before its ORDER BY)
 ONCE = "QUALIFY row_number() OVER (PARTITION BY id ORDER BY ts, raw) = 1"
 _FORMATS = tuple(str(f).encode() for f in READ_FORMATS)
 _SAID = " and ".join(str(f) for f in READ_FORMATS)
-
-
-def stamp(t: datetime) -> str:
-    """The manifest's form of a time (RFC 3339 UTC, microseconds), which sorts as text."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_time(text: str) -> datetime:
