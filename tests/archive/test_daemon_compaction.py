@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from tests.archive.test_daemon_archive import archived, check_archive, s3_location
-from tests.faults.harness import Daemon, FaultWorld, Offsets, Run, Stream, prepare_broker
+from tests.faults.harness import (
+    Daemon,
+    FaultWorld,
+    Offsets,
+    Run,
+    Stream,
+    prepare_broker,
+    until,
+)
 from watchdog.archive import checkpoint
 from watchdog.archive import manifest as mf
 from watchdog.archive.compact import compact
@@ -47,6 +55,12 @@ async def test_compaction_and_a_kill_beside_a_live_daemon(
         run.stream.start()
         thread.start()
         await run.until_committed(0.4)
+
+        async def compacted() -> bool:
+            return sum(passes) > 0
+
+        # the restart must find segments it knew replaced: a compaction before the kill
+        await until(compacted, within=60, what="a compaction before the kill")
         daemon.proc.stop(kill=True)
         assert run.stream.sent < run.n, "the kill must come in the middle of the stream"
         daemon.start()
