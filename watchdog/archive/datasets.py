@@ -14,7 +14,7 @@ MANIFEST_DIR = "_manifest"
 # the segments' format, in each one's Parquet metadata under FORMAT_KEY (watchdog.archive.
 # layout). 1: every column stored. 3: the same columns, but an access event's ``subject_ids``
 # may be null, meaning "not stored: the ids of the document's data.subject_ids" (what a daemon
-# writes by default: the column cost it a fifth of the archive's CPU; compaction stores it,
+# writes by default: the column cost a fifth of its writer's CPU; compaction stores it,
 # writing format 1). 2 was tried on 2026-12-06 without the column and never released: the
 # number is not reused
 FORMAT = 1

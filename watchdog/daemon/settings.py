@@ -179,7 +179,7 @@ class Archive(_Base):
     checkpoint_every: PositiveInt = 500  # flushes between manifest checkpoints
     # access events' data.subject_ids stored at each flush (segment format 1, which watchdog
     # releases before format 3 read); false: left to readers and `archive compact` (format 3,
-    # ~1/5 of the archive's CPU in the daemon)
+    # ~1/5 less of the archive writer's CPU)
     store_subject_ids: bool = False
     s3_access_key_id: str | None = None  # env WATCHDOG_ARCHIVE_S3_ACCESS_KEY_ID
     s3_secret_access_key: str | None = None  # env WATCHDOG_ARCHIVE_S3_SECRET_ACCESS_KEY
