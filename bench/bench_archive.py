@@ -113,6 +113,11 @@ suites running; local-directory archive):
   1.09 s, 10.04M events 8.7 s against 2.8 s. ``--together``, 5 rounds without / with /
   format 2: -14.4% (-18.1% to -12.8%) / -10.1% (-16.8% to -5.1%); the writer 0.60 / 0.49 s
   per 200k events. docs/operations.md "Cost" has the account.
+- 2026-12-07 (load 0.5-4.4): segment format 3 (the daemon's default: ``subject_ids`` left to
+  readers and compaction): the writer alone 1.35-1.52 against 1.66-1.87 us an event with the
+  column; ``--together``, four alternating blocks of 14 rounds (this tree; then the tree of
+  c640e13 run as the bench's own): pooled, format 3 -10.0% median, the code before -13.4%;
+  the writer's thread 0.39-0.44 s against 0.53-0.56 s per 200k events.
 """
 
 from __future__ import annotations
