@@ -99,6 +99,9 @@ def test_escaped_ids_are_found_and_lookalikes_are_not(tmp_path: Path) -> None:
         # the id's text in the resource, not in subject_ids
         _escaped(5, ["other"], b"crm.customers", b"s-1 a/b"),
         _escaped(6, ["s-1", "a/b"], b"", b""),
+        # a key given twice: the decoder (the rules) takes its last value, DuckDB its first
+        _escaped(7, ["dup-b"], b'"subject_ids":["dup-b"]',
+                 b'"subject_ids":["dup-a"],"subject_ids":["dup-b"]'),
     ]
     key = keyer(EVENTS)
     events: list[Item] = []
@@ -110,9 +113,10 @@ def test_escaped_ids_are_found_and_lookalikes_are_not(tmp_path: Path) -> None:
     for lean in (True, False):
         store = open_store(str(tmp_path / f"a-{lean}"), create=True)
         _write(store, events, store_subjects=not lean, every=2)
-        for subject in ("s-\u00e9", "a/b", "q\"t", "s-1", "other", "s-"):
+        for subject in ("s-\u00e9", "a/b", "q\"t", "s-1", "other", "s-", "dup-a", "dup-b"):
             assert _report(store, subject) == _scan(events, subject), (lean, subject)
         assert _report(store, "s-1") == ["x4", "x6"]
+        assert _report(store, "dup-b") == ["x7"]
 
 
 def test_compaction_stores_the_subject_ids_as_format_1(

@@ -23,7 +23,6 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 
-import msgspec
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -40,6 +39,7 @@ from watchdog.archive.datasets import FORMAT_KEY as FORMAT_KEY
 from watchdog.archive.datasets import LEAN_FORMAT as LEAN_FORMAT
 from watchdog.archive.datasets import MANIFEST_DIR as MANIFEST_DIR
 from watchdog.archive.datasets import SUBJECTS as SUBJECTS
+from watchdog.archive.datasets import subject_ids_of
 
 TS = pa.timestamp("us", tz="UTC")
 _s = pa.string()
@@ -93,30 +93,15 @@ SCHEMAS: dict[str, pa.Schema] = {
 LEAN_SCHEMA = SCHEMAS[EVENTS].with_metadata({FORMAT_KEY: str(LEAN_FORMAT).encode()})
 
 
-class _Data(msgspec.Struct, gc=False):
-    subject_ids: tuple[str, ...] = ()
-
-
-class _Event(msgspec.Struct, gc=False):
-    data: _Data = msgspec.field(default_factory=_Data)
-
-
-_subjects = msgspec.json.Decoder(_Event)
-
-
 def subjects_of(subject_ids: pa.Array | pa.ChunkedArray,
                 raw: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """The ``subject_ids`` column with each null (a format-3 row) read from its document: the
-    field the decoder took them from, by the same library, so the same ids. Raises ValueError
-    for a document that is not an access event's JSON (it was validated when archived)."""
+    """The ``subject_ids`` column with each null (a format-3 row) read from its document
+    (:func:`.datasets.subject_ids_of`, as the decoder reads them). Raises ValueError for a
+    document that is not an access event's JSON (it was validated when archived)."""
     stored = subject_ids.to_pylist()
     docs = raw.to_pylist()
-    try:
-        filled = [list(_subjects.decode(d).data.subject_ids) if s is None else s
-                  for s, d in zip(stored, docs, strict=True)]
-    except (msgspec.DecodeError, msgspec.ValidationError) as err:
-        raise ValueError(f"a document's subject ids cannot be read: {err}") from None
-    return pa.array(filled, _l)
+    return pa.array([list(subject_ids_of(d)) if s is None else s
+                     for s, d in zip(stored, docs, strict=True)], _l)
 
 
 def day_of(ts: datetime) -> str:

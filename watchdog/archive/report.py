@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from watchdog.archive.datasets import subject_ids_of
 from watchdog.archive.reader import ONCE, ArchiveQuery
 
 EVENT_COLUMNS = ("ts", "id", "user_id", "action", "outcome", "resource", "categories",
@@ -43,23 +44,30 @@ def subject_report(q: ArchiveQuery, subject_id: str, pseudonym: str, *,
                    first: datetime | None = None, last: datetime | None = None
                    ) -> SubjectReport:
     rep = SubjectReport(pseudonym)
-    # subject_ids is a stored column (the decoded event's): the rest is parsed from the
-    # documents of the rows found only. A format-3 row's ids are read from its document, and
-    # only if the document holds the id's text or an escape: a JSON string's value is its text
-    # when the document has no backslash, so this skips no match (and every other document)
-    where = ["(NOT derived OR contains(raw, ?) OR contains(raw, '\\'))",
-             "list_contains(subject_ids, ?)"]
-    params = list[object]([subject_id, subject_id])
+    span, params = [], list[object]()
     if first is not None:
-        where.append("ts >= ?")
+        span.append("ts >= ?")
         params.append(first)
     if last is not None:
-        where.append("ts < ?")
+        span.append("ts < ?")
         params.append(last)
-    # filtered, then one row per id (:data:`ONCE`): the view ``events`` would number every
-    # row of the range first (seconds over 10M events); copies of an id are one document
+    # format 3 rows (``derived``: the current day's, until compaction stores their ids) are
+    # read by the decoder's rules (:func:`.datasets.subject_ids_of`), and only those whose
+    # document holds the id's text or a JSON escape: without a backslash a JSON string's value
+    # is its text, so this skips no match (and nearly every other document)
+    lean = q.sql("SELECT id, raw FROM events_all WHERE derived AND "  # noqa: S608 (fixed)
+                 f"(contains(raw, ?) OR contains(raw, '\\')){''.join(f' AND {c}' for c in span)}",
+                 [subject_id, *params])
+    named = sorted({i for i, raw in lean if subject_id in subject_ids_of(raw)})
+    # the stored column for the other rows; the rest of each row parsed from the documents of
+    # the rows found only. Filtered, then one row per id (:data:`ONCE`): the view ``events``
+    # would number every row of the range first (seconds over 10M events); copies of an id
+    # are one document
+    where = ["((derived AND id IN (SELECT unnest(?::VARCHAR[]))) "
+             "OR (NOT derived AND list_contains(subject_ids, ?)))", *span]
     sql = (f"SELECT {', '.join(EVENT_COLUMNS)} FROM events_all "  # noqa: S608 (fixed names)
            f"WHERE {' AND '.join(where)} {ONCE} ORDER BY ts, id")
+    params = [named, subject_id, *params]
     rep.events = [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in q.sql(sql, params)]
     for ts, typ, raw in q.sql("SELECT ts, type, raw FROM subjects WHERE subject_id = ? "
                               "ORDER BY ts, type", [subject_id]):
