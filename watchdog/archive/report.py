@@ -51,24 +51,21 @@ def subject_report(q: ArchiveQuery, subject_id: str, pseudonym: str, *,
     if last is not None:
         span.append("ts < ?")
         params.append(last)
-    # format 3 rows (``derived``: the current day's, until compaction stores their ids) are
-    # read by the decoder's rules (:func:`.datasets.subject_ids_of`), and only those whose
-    # document holds the id's text or a JSON escape: without a backslash a JSON string's value
-    # is its text, so this skips no match (and nearly every other document)
-    lean = q.sql("SELECT id, raw FROM events_all WHERE derived AND "  # noqa: S608 (fixed)
-                 f"(contains(raw, ?) OR contains(raw, '\\')){''.join(f' AND {c}' for c in span)}",
-                 [subject_id, *params])
-    named = sorted({i for i, raw in lean if subject_id in subject_ids_of(raw)})
-    # the stored column for the other rows; the rest of each row parsed from the documents of
-    # the rows found only. Filtered, then one row per id (:data:`ONCE`): the view ``events``
-    # would number every row of the range first (seconds over 10M events); copies of an id
-    # are one document
-    where = ["((derived AND id IN (SELECT unnest(?::VARCHAR[]))) "
-             "OR (NOT derived AND list_contains(subject_ids, ?)))", *span]
-    sql = (f"SELECT {', '.join(EVENT_COLUMNS)} FROM events_all "  # noqa: S608 (fixed names)
-           f"WHERE {' AND '.join(where)} {ONCE} ORDER BY ts, id")
-    params = [named, subject_id, *params]
-    rep.events = [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in q.sql(sql, params)]
+    # the stored column; the rest of each row parsed from the documents of the rows found
+    # only. Format-3 rows (``derived``: the current day's, until compaction stores their ids)
+    # are candidates when their document holds the id's text or a JSON escape (without a
+    # backslash a JSON string's value is its text, so this skips no match, and nearly every
+    # other document), then read by the decoder's rules (:func:`.datasets.subject_ids_of`),
+    # here: one scan of the files, which is the time of a day of small segments. Filtered,
+    # then one row per id (:data:`ONCE`): the view ``events`` would number every row of the
+    # range first (seconds over 10M events); copies of an id are one document
+    where = ["((NOT derived AND list_contains(subject_ids, ?)) OR "
+             "(derived AND (contains(raw, ?) OR contains(raw, '\\'))))", *span]
+    sql = (f"SELECT {', '.join(EVENT_COLUMNS)}, CASE WHEN derived THEN raw END "  # noqa: S608
+           f"FROM events_all WHERE {' AND '.join(where)} {ONCE} ORDER BY ts, id")
+    for *row, lean in q.sql(sql, [subject_id, subject_id, *params]):
+        if lean is None or subject_id in subject_ids_of(lean):
+            rep.events.append(dict(zip(EVENT_COLUMNS, row, strict=True)))
     for ts, typ, raw in q.sql("SELECT ts, type, raw FROM subjects WHERE subject_id = ? "
                               "ORDER BY ts, type", [subject_id]):
         doc = orjson.loads(str(raw))
