@@ -18,13 +18,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_the_sink_alone_rows_report_both_parts_per_event() -> None:
+    """The pipeline's part, and the writer's for format 3 (the default) and format 1."""
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "bench_archive.py"), "--events", "3000",
          "--writer-reps", "1", "--skip-daemon", "--skip-month"],
         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     parts = re.findall(r"us an event \(min / median\)\s+([\d.]+) / ([\d.]+)", proc.stdout)
-    assert len(parts) == 2, proc.stdout
+    assert len(parts) == 3, proc.stdout
+    assert "writer's part, format 3" in proc.stdout
+    assert "writer's part, format 1" in proc.stdout
     assert all(0 < float(a) <= float(b) for a, b in parts)
 
 
