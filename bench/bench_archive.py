@@ -116,8 +116,9 @@ suites running; local-directory archive):
 - 2026-12-07 (load 0.5-4.4): segment format 3 (the daemon's default: ``subject_ids`` left to
   readers and compaction): the writer alone 1.35-1.52 against 1.66-1.87 us an event with the
   column; ``--together``, four alternating blocks of 14 rounds (this tree; then the tree of
-  c640e13 run as the bench's own): pooled, format 3 -10.0% median, the code before -13.4%;
-  the writer's thread 0.39-0.44 s against 0.53-0.56 s per 200k events.
+  c640e13 run as the bench's own), then two more: pooled, 42 rounds each, format 3 -10.8%
+  median, the code before -13.2%; the writer's thread 0.39-0.56 s against 0.53-0.58 s per
+  200k events.
 """
 
 from __future__ import annotations
