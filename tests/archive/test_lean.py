@@ -122,10 +122,16 @@ def test_escaped_ids_are_found_and_lookalikes_are_not(tmp_path: Path) -> None:
 def test_compaction_stores_the_subject_ids_as_format_1(
         world_events: list[Item], tmp_path: Path) -> None:
     lean, full = (open_store(str(tmp_path / n), create=True) for n in ("lean", "full"))
+    # a day of both formats: a writer storing them (an older daemon) first, then the lean
+    # ones (which skip the ids it holds)
+    old = ArchiveWriter(lean, "daemon-old")
+    old.add_many(EVENTS, world_events[:4])
+    old.flush()
     _write(lean, world_events, store_subjects=False)
     _write(full, world_events, store_subjects=True)
-    # a day of both formats: a writer storing them (an older daemon) beside the lean ones
-    ArchiveWriter(lean, "daemon-old").add_many(EVENTS, world_events[5:9])
+    first_day = min(s.day for s in mf.contents(lean).of(EVENTS))
+    assert {pq.read_schema(lean.path(s.path)).metadata[FORMAT_KEY]
+            for s in mf.contents(lean).of(EVENTS) if s.day == first_day} == {b"1", b"3"}
     named = Counter(s for e in world_events for s in e[3])
     subjects = [s for s, _n in named.most_common(5)]
     before = {s: _report(lean, s) for s in subjects}
