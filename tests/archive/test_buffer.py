@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -91,9 +92,12 @@ def test_bulk_path_drops_repeats_within_a_batch_across_days_and_after_a_flush(
     assert all(rows[i] == r.decode() for i, _t, r, _s in items)
 
 
-async def test_the_sink_writes_when_the_sources_are_caught_up(tmp_path: Path) -> None:
+@pytest.mark.parametrize("store_subject_ids", [False, True])
+async def test_the_sink_writes_when_the_sources_are_caught_up(
+        tmp_path: Path, store_subject_ids: bool) -> None:
     """flush_seconds is an hour: only quiet() (every source caught up) can write the batch;
-    the partition's commit is held until the segment is written, then released."""
+    the partition's commit is held until the segment is written, then released. The subject
+    ids are asked of the pipeline, and stored, only with ``store_subject_ids``."""
     import asyncio
 
     import structlog
@@ -104,13 +108,15 @@ async def test_the_sink_writes_when_the_sources_are_caught_up(tmp_path: Path) ->
     from watchdog.daemon.settings import Archive, Topics
     from watchdog.daemon.sinks.archive import DaemonArchive
 
-    sink = DaemonArchive(Archive(location=str(tmp_path / "a"), writer="w", flush_seconds=3600),
+    sink = DaemonArchive(Archive(location=str(tmp_path / "a"), writer="w", flush_seconds=3600,
+                                 store_subject_ids=store_subject_ids),
                          Topics(), Metrics(), structlog.get_logger())
+    assert sink.keeps_subjects is store_subject_ids
     task = asyncio.create_task(sink.run())
     book = PartitionBook(0, 0)
     batch = _items(50)
     sink.put_events([b[0] for b in batch], [b[1] for b in batch], [b[2] for b in batch],
-                    [b[3] for b in batch], book, 0)
+                    [b[3] for b in batch] if sink.keeps_subjects else None, book, 0)
     book.consumed(50)
     assert book.safe() == 0  # held: not archived yet
     await asyncio.sleep(0.05)  # the writer task waits (an hour, unless told)
@@ -120,6 +126,8 @@ async def test_the_sink_writes_when_the_sources_are_caught_up(tmp_path: Path) ->
     assert sink.pending == 0
     store = open_store(str(tmp_path / "a"))
     (seg,) = contents(store).of(EVENTS)
-    assert pq.read_table(store.path(seg.path)).column("raw").to_pylist() == [
-        r.decode() for _i, _t, r, _s in batch]
+    table = pq.read_table(store.path(seg.path))
+    assert table.column("raw").to_pylist() == [r.decode() for _i, _t, r, _s in batch]
+    assert table.column("subject_ids").to_pylist() == (
+        [list(s) for _i, _t, _r, s in batch] if store_subject_ids else [None] * len(batch))
     task.cancel()

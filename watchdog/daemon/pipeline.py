@@ -241,7 +241,9 @@ class Pipeline:
         a_ids: list[str] = []
         a_times: list[float] = []
         a_raws: list[bytes] = []
-        a_subjects: list[tuple[str, ...]] = []
+        # subject ids only for an archive that stores them (format 1; by default it does not)
+        a_subjects: list[tuple[str, ...]] | None = (
+            [] if archiving and archive.keeps_subjects else None)
         archived_from = -1  # offset of the first archived record: holds the batch's commit
         n_ahead = 0  # events held ahead of the present in this batch
         for rec in records:
@@ -268,7 +270,8 @@ class Pipeline:
                 a_ids.append(eid)
                 a_times.append(t)
                 a_raws.append(raw)  # type: ignore[arg-type]
-                a_subjects.append(ev.data.subject_ids)
+                if a_subjects is not None:
+                    a_subjects.append(ev.data.subject_ids)
             owner = None if rebuild else book  # the book that tracks this record, if any
             fresh = eid not in meta
             if fresh:

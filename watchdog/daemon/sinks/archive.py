@@ -106,14 +106,18 @@ class DaemonArchive:
             self._first_at = time.monotonic()
             self._wake.set()
 
+    @property
+    def keeps_subjects(self) -> bool:
+        """Whether :meth:`put_events` wants the subject ids (``store_subject_ids``: format 1);
+        the pipeline collects them per event only then."""
+        return self.cfg.store_subject_ids
+
     def put_events(self, ids: list[str], times: list[float], raws: list[bytes],
-                   subjects: list[tuple[str, ...]], book: PartitionBook | None,
+                   subjects: list[tuple[str, ...]] | None, book: PartitionBook | None,
                    offset: int) -> None:
-        """A batch's event ids, event times, raw documents and subject ids (as columns);
-        ``offset``: its first record's. The subject ids are kept only to be stored
-        (``store_subject_ids``)."""
-        self._events.append(Chunk.of_columns(
-            ids, times, raws, subjects if self.cfg.store_subject_ids else None))
+        """A batch's event ids, event times, raw documents and subject ids (as columns; None
+        unless :attr:`keeps_subjects`); ``offset``: its first record's."""
+        self._events.append(Chunk.of_columns(ids, times, raws, subjects))
         self._staged += len(ids)
         self._hold(book, offset)
         if self._staged >= self.cfg.segment_rows:
