@@ -135,7 +135,7 @@ def test_compaction_stores_the_subject_ids_as_format_1(
     named = Counter(s for e in world_events for s in e[3])
     subjects = [s for s, _n in named.most_common(5)]
     before = {s: _report(lean, s) for s in subjects}
-    done = cp.compact(lean, "compact", grace_seconds=86_400)
+    done = cp.compact(lean, "compact", grace_seconds=86_400, open_days=False)
     assert done
     after = mf.contents(lean)
     compacted = {p.day for p in done if p.dataset == EVENTS}
@@ -151,6 +151,21 @@ def test_compaction_stores_the_subject_ids_as_format_1(
                               if day_of_epoch(e[1]) == seg.day}
     for s in subjects:
         assert _report(lean, s) == before[s] == _report(full, s) == _scan(world_events, s)
+    assert verify(lean).ok
+    # the open days' tiers, merged: format 1 too, their stored ids the decoder's
+    assert cp.compact(lean, "compact", grace_seconds=86_400)
+    ids = {e[0]: list(e[3]) for e in world_events}
+    merged = [s for s in mf.contents(lean).of(EVENTS)
+              if s.day not in compacted and s.path.rsplit("/", 1)[1].startswith("compact-")]
+    assert merged
+    for seg in merged:
+        table = pq.read_table(lean.path(seg.path))
+        assert table.schema.metadata[FORMAT_KEY] == b"1"
+        stored = dict(zip(table.column("id").to_pylist(),
+                          table.column("subject_ids").to_pylist(), strict=True))
+        assert stored == {i: ids[i] for i in stored}
+    for s in subjects:
+        assert _report(lean, s) == before[s]
     assert verify(lean).ok
 
 
