@@ -34,8 +34,9 @@ at most (five tiers below 200,000 rows) and an open day holds at most ~15 segmen
 the flushes since the last run. Without it, the open day stayed in one small segment per
 flush until it closed: 4,285 by mid-day at 2,000 accounts, most of a month's subject-report
 time. Run hourly (the shipped timers do), the month is 205 segments and the report 2.4 times
-faster (docs/operations.md, *Compaction*). A merge keeps each id once within what it merges; copies in the
-day's other segments are dropped when the day closes, and every query reads an id once.
+faster (docs/operations.md, *Compaction*). A merge keeps each id once within what it merges;
+copies in the day's other segments are dropped when the day closes, and every query reads an
+id once.
 
 One compactor at a time: two compacting the same partition at once would each record a copy
 (harmless to queries, counted by ``verify``). Live writers beside it are fine: a compaction

@@ -252,6 +252,7 @@ class ArchiveWriter:
         and leave this writer's buffers (they are archived already). A compaction changes which
         files hold a day's ids, not the ids: only the contents follow it."""
         stale: set[tuple[str, int]] = set()
+        new: dict[tuple[str, int], list[mf.Segment]] = {}
         for other, head in mf.heads(self.store).items():
             if other == self.writer:
                 continue
@@ -266,14 +267,13 @@ class ArchiveWriter:
                 for s in entry.get("segments", ()):
                     seg = mf.Segment(**s)
                     key = (seg.dataset, _day_number(seg.day))
-                    seen = self._seen.get(key)
-                    if seen is None:
-                        continue  # loaded whole when the day is first touched
-                    ids = self._segment_ids(seg)
-                    if ids is None:  # compacted away since (or damaged): the day re-read below
-                        stale.add(key)
-                        continue
-                    self._merge(key, seen, ids)
+                    if key in self._seen:  # else loaded whole when the day is first touched
+                        new.setdefault(key, []).append(seg)
+        for key, segs in new.items():  # each day's new segments read at once (S3: in parallel)
+            ids, missing = segment_ids(self.store, segs)
+            self._merge(key, self._seen[key], ids)
+            if missing:  # compacted away since (or damaged): the day re-read below
+                stale.add(key)
         if stale:
             self._refresh()
             for key in stale:
@@ -294,11 +294,6 @@ class ArchiveWriter:
         self.duplicates += dropped
         log.info("archive: %d document(s) of %s %s archived meanwhile by another writer, "
                  "not written again", dropped, key[0], self._day(key[1]))
-
-    def _segment_ids(self, seg: mf.Segment) -> set[str] | None:
-        """The ids of a segment; None if it cannot be read (compacted or removed)."""
-        ids, missing = segment_ids(self.store, [seg])
-        return None if missing else ids
 
     def _refresh(self) -> None:
         """Re-read every chain. ``_others`` is left as it is: the entries since are read by
