@@ -119,6 +119,11 @@ suites running; local-directory archive):
   c640e13 run as the bench's own), then two more: pooled, 42 rounds each, format 3 -10.8%
   median, the code before -13.2%; the writer's thread 0.39-0.56 s against 0.53-0.58 s per
   200k events.
+- Later that day (load 1-2.5): three more ``--together`` blocks of 30 rounds: -5.6%, -6.3%,
+  -8.9%; with the six earlier format-3 blocks' rounds, 132 in all, median -8.5% (blocks
+  -5.6% to -13.5%). ``--before`` the tree of 2c5b2c0, 20 rounds of three: -9.4% against
+  -8.2%. ``compaction.py --lean --hourly``: the month 205 segments, subject report 0.52 s in
+  process, the command 0.96-1.39 s (2.14-3.27 s compacted daily, interleaved, load 3.5-5.2).
 """
 
 from __future__ import annotations
