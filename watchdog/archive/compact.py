@@ -144,8 +144,9 @@ GRACE = 3600.0  # seconds after its end before a day is compacted (event time)
 
 def uncompacted(c: mf.Contents, closed_seconds: float = 2 * 86_400) -> dict[str, int]:
     """Per dataset (access events, alerts), the days that ended ``closed_seconds`` or more
-    before the latest archived event and still hold several segments: with a daily
-    ``archive compact`` of the default grace, none for long (the daemon's gauge)."""
+    before the latest archived event and still hold several segments: with ``archive
+    compact`` run hourly (or daily) at the default grace, none for long (the daemon's gauge).
+    Open days are not counted: their merged tiers are several segments by design."""
     out: dict[str, int] = {}
     for ds, _day in due(c, closed_seconds, 2, open_days=False):
         if ds not in RECORDS:
