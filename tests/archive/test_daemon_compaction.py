@@ -1,8 +1,8 @@
 """Compaction and manifest checkpoints beside a live daemon, with the real daemon, the real
 broker (Tansu) and a real S3 protocol server (moto): a compactor merges closed days, and the
-open day's tiers, while the daemon writes (its writer checkpointing every few flushes), the daemon is killed (-9) and
-restarted from its checkpoint with segments it knew gone, and the archive still holds each
-event produced exactly once, in fewer segments, and verifies."""
+open day's tiers, while the daemon writes (its writer checkpointing every few flushes), the
+daemon is killed (-9) and restarted from its checkpoint with segments it knew gone, and the
+archive still holds each event produced exactly once, in fewer segments, and verifies."""
 
 from __future__ import annotations
 

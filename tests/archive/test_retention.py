@@ -50,5 +50,5 @@ def test_a_dropped_segment_left_behind_is_reported(world_dir: Path, tmp_path: Pa
     data = store.read_bytes(victim.path)
     assert main(["archive", "prune", str(out), "--retention-days", "1"]) == 0
     store.write_bytes(victim.path, data)  # e.g. object lock refused the delete
-    problems = verify(store).problems
+    problems = verify(store, settle_seconds=1).problems  # waited for, and still there
     assert any(f"{victim.path}: dropped by retention but still present" in p for p in problems)

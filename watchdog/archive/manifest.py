@@ -198,7 +198,7 @@ def read_chain(store: Store, writer: str,
         else:
             seq, tip = chain.tip
             # a crash between an entry and its head leaves the chain one entry ahead
-            if hseq > seq:
+            if hseq > seq and not _grew(store, writer, tip, seq, hseq, hhash):
                 chain.problems.append(f"manifest {writer}: entries {seq + 1}..{hseq} were "
                                       "removed (the head records more)")
             elif hseq == seq and hhash != tip:
@@ -209,6 +209,19 @@ def read_chain(store: Store, writer: str,
     elif chain.entries:
         chain.problems.append(f"manifest {writer}: head missing")
     return chain
+
+
+def _grew(store: Store, writer: str, tip: str, seq: int, hseq: int, hhash: str) -> bool:
+    """Whether the entries after ``seq`` up to the head's ``hseq`` are there, each following the
+    one before and the last the head's: the chain grew while it was read (a live writer's
+    flushes during a long ``verify``), rather than lost its end."""
+    prev = tip
+    for n in range(seq + 1, hseq + 1):
+        entry = read_entry(store, writer, n)
+        if entry is None or entry.get("prev") != prev or entry.get("hash") != entry_hash(entry):
+            return False
+        prev = str(entry.get("hash"))
+    return prev == hhash
 
 
 def tip_of(store: Store, writer: str) -> tuple[int, str]:

@@ -8,6 +8,12 @@ removed, reordered, or cut off the end (see :mod:`.manifest`). Rows are not read
 the hash covers every byte of a segment. Each checkpoint (:mod:`.checkpoint`) must say what
 the chains say as of its tips.
 
+It runs beside live writers, the daemon's retention and compaction: a segment that looks
+removed, slipped in or left behind is looked at again once the check is done, against the
+entries written since it read the chains (and, for one left behind, after up to
+:data:`SETTLE_SECONDS` for the deletes of a compaction or drop under way), and is named only if
+that does not explain it.
+
 It also counts ids stored more than once (``copies``: two daemon instances that flushed the
 same redelivered event at the same moment). Not a problem: every query reads an id once
 (:mod:`.reader`); said so that the stored row counts are not taken for event counts.
@@ -16,6 +22,7 @@ same redelivered event at the same moment). Not a problem: every query reads an 
 from __future__ import annotations
 
 import hashlib
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +32,8 @@ from watchdog.archive import manifest as mf
 from watchdog.archive.layout import DATASETS, MANIFEST_DIR, parse_segment_path
 from watchdog.archive.pending import pending
 from watchdog.archive.store import READERS, Store
+
+SETTLE_SECONDS = 20.0  # how long a segment left behind may take to go (deletes under way)
 
 
 @dataclass
@@ -40,16 +49,22 @@ class Report:
         return not self.problems
 
 
-def _sha(store: Store, rel: str) -> str:
+def _sha(store: Store, rel: str) -> str | None:
+    """The file's SHA-256; None if it is gone since it was listed."""
     h = hashlib.sha256()
-    with store.fs.open_input_stream(store.path(rel)) as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
+    try:
+        with store.fs.open_input_stream(store.path(rel)) as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    except FileNotFoundError:
+        return None
     return h.hexdigest()
 
 
-def verify(store: Store) -> Report:
+def verify(store: Store, *, settle_seconds: float = SETTLE_SECONDS) -> Report:
     report = Report()
+    # path -> its problem, for those a writer, compactor or drop beside the check can explain
+    suspects: dict[str, str] = {}
     c, checkpoint_problems = _read(store)
     for chain in c.chains:
         report.entries += chain.count
@@ -67,14 +82,16 @@ def verify(store: Store) -> Report:
     present = [p for p in sorted(c.segments) if p in on_disk]
     with ThreadPoolExecutor(max_workers=READERS) as pool:  # reads wait on I/O, not the GIL
         digests = dict(zip(present, pool.map(lambda p: _sha(store, p), present), strict=True))
+    for path in [p for p, d in digests.items() if d is None]:  # deleted since it was listed
+        del on_disk[path]
     gone = [p for p in c.segments if p not in on_disk]
     where = _writers_of(store, set(gone)) if gone else {}
     for path, seg in sorted(c.segments.items()):
         if path not in on_disk:
-            report.problems.append(f"segment {path}: removed (recorded in manifest "
-                                   f"{where.get(path, '?')}, not in the archive)")
+            suspects[path] = (f"segment {path}: removed (recorded in manifest "
+                              f"{where.get(path, '?')}, not in the archive)")
             continue
-        digest = on_disk[path] = digests[path]
+        digest = on_disk[path] = str(digests[path])
         report.segments += 1
         report.rows += seg.rows
         if digest != seg.sha256:
@@ -91,22 +108,72 @@ def verify(store: Store) -> Report:
         if parse_segment_path(path) is None:
             report.problems.append(f"{path}: not a segment of the archive (slipped in)")
         elif path in c.dropped:
-            report.problems.append(f"segment {path}: dropped by retention but still present")
+            suspects[path] = f"segment {path}: dropped by retention but still present"
         elif path in c.compacted:
             w, seq = c.compacted[path]
-            report.problems.append(
+            suspects[path] = (
                 f"segment {path}: replaced by compaction (manifest {w} entry {seq}) but still "
                 "present: re-running archive compact deletes it")
         else:
-            report.problems.append(f"segment {path}: recorded in no manifest (slipped in)")
+            suspects[path] = f"segment {path}: recorded in no manifest (slipped in)"
+    if suspects:
+        report.problems.extend(_settle(store, c, suspects, settle_seconds))
     if report.ok:  # (a removed segment would fail the query)
         from watchdog.archive.reader import SegmentFormatError
 
         try:
-            report.copies = copies(store, c)
+            report.copies = _copies_now(store, c)
         except SegmentFormatError as err:  # intact, but not for this watchdog to read
             report.problems.append(str(err))
     return report
+
+
+def _copies_now(store: Store, c: mf.Contents) -> dict[str, int]:
+    """:func:`copies` over the segments live now: a compaction beside the check may have
+    replaced some of those it read (read again, at most twice more)."""
+    import duckdb
+
+    for attempt in range(3):
+        try:
+            return copies(store, c)
+        except (duckdb.IOException, FileNotFoundError):
+            if attempt == 2:
+                raise
+            c = checkpoint.contents(store)
+    raise AssertionError("unreachable")
+
+
+def _settle(store: Store, c: mf.Contents, suspects: dict[str, str],
+            settle_seconds: float) -> list[str]:
+    """The problems of ``suspects`` (path -> problem) that what ran beside the check does not
+    explain. Read after it: the entries written since its reading of the chains (a flush
+    recorded a file seen unrecorded; a compaction or drop removed a segment seen missing),
+    then, for a segment left behind, whether it is gone within ``settle_seconds``."""
+    since = mf.Contents()
+    tips = {ch.writer: ch.tip[0] for ch in c.chains}
+    for w, head in mf.heads(store).items():
+        entries = []
+        for seq in range(tips.get(w, 0) + 1, head + 1):
+            entry = mf.read_entry(store, w, seq)
+            if entry is None:
+                break
+            entries.append(entry)
+        mf.apply(since, entries)
+    later = set(since.segments) | set(since.compacted) | set(since.dropped)
+    left = {p for p in suspects if p in c.compacted or p in c.dropped}
+    deadline = time.monotonic() + settle_seconds
+    while left:
+        left = {p for p in left if store.exists(p)}
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(min(1.0, settle_seconds))
+
+    def unexplained(path: str) -> bool:
+        if path in c.compacted or path in c.dropped:  # left behind: still there after the wait
+            return path in left
+        return path not in later  # removed or slipped in: no entry since explains it
+
+    return [problem for path, problem in suspects.items() if unexplained(path)]
 
 
 def copies(store: Store, c: mf.Contents) -> dict[str, int]:
