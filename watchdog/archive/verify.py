@@ -150,14 +150,19 @@ def _settle(store: Store, c: mf.Contents, suspects: dict[str, str],
     recorded a file seen unrecorded; a compaction or drop removed a segment seen missing),
     then, for a segment left behind, whether it is gone within ``settle_seconds``."""
     since = mf.Contents()
-    tips = {ch.writer: ch.tip[0] for ch in c.chains}
+    tips = {ch.writer: ch.tip for ch in c.chains}
     for w, head in mf.heads(store).items():
         entries = []
-        for seq in range(tips.get(w, 0) + 1, head + 1):
-            entry = mf.read_entry(store, w, seq)
-            if entry is None:
+        seq, prev = tips.get(w, (0, mf.ZERO))
+        for n in range(seq + 1, head + 1):
+            entry = mf.read_entry(store, w, n)
+            # only entries that continue the chain as read explain anything (checked in full
+            # by the next run, which reads them as part of it)
+            if (entry is None or entry.get("prev") != prev
+                    or entry.get("hash") != mf.entry_hash(entry)):
                 break
             entries.append(entry)
+            prev = str(entry.get("hash"))
         mf.apply(since, entries)
     later = set(since.segments) | set(since.compacted) | set(since.dropped)
     left = {p for p in suspects if p in c.compacted or p in c.dropped}
