@@ -84,12 +84,10 @@ def verify(store: Store, *, settle_seconds: float = SETTLE_SECONDS) -> Report:
         digests = dict(zip(present, pool.map(lambda p: _sha(store, p), present), strict=True))
     for path in [p for p, d in digests.items() if d is None]:  # deleted since it was listed
         del on_disk[path]
-    gone = [p for p in c.segments if p not in on_disk]
-    where = _writers_of(store, set(gone)) if gone else {}
     for path, seg in sorted(c.segments.items()):
         if path not in on_disk:
-            suspects[path] = (f"segment {path}: removed (recorded in manifest "
-                              f"{where.get(path, '?')}, not in the archive)")
+            suspects[path] = (f"segment {path}: removed (recorded in manifest {{where}}, "
+                              "not in the archive)")
             continue
         digest = on_disk[path] = str(digests[path])
         report.segments += 1
@@ -117,7 +115,11 @@ def verify(store: Store, *, settle_seconds: float = SETTLE_SECONDS) -> Report:
         else:
             suspects[path] = f"segment {path}: recorded in no manifest (slipped in)"
     if suspects:
-        report.problems.extend(_settle(store, c, suspects, settle_seconds))
+        named = _settle(store, c, suspects, settle_seconds)
+        gone = {p for p in named if "{where}" in suspects[p]}
+        # which entry recorded each: the chains read again, so only for those still named
+        where = _writers_of(store, gone) if gone else {}
+        report.problems.extend(suspects[p].replace("{where}", where.get(p, "?")) for p in named)
     if report.ok:  # (a removed segment would fail the query)
         from watchdog.archive.reader import SegmentFormatError
 
@@ -145,8 +147,8 @@ def _copies_now(store: Store, c: mf.Contents) -> dict[str, int]:
 
 def _settle(store: Store, c: mf.Contents, suspects: dict[str, str],
             settle_seconds: float) -> list[str]:
-    """The problems of ``suspects`` (path -> problem) that what ran beside the check does not
-    explain. Read after it: the entries written since its reading of the chains (a flush
+    """The paths of ``suspects`` (path -> problem) that what ran beside the check does not
+    explain, in order. Read after it: the entries written since its reading of the chains (a flush
     recorded a file seen unrecorded; a compaction or drop removed a segment seen missing),
     then, for a segment left behind, whether it is gone within ``settle_seconds``."""
     since = mf.Contents()
@@ -178,7 +180,7 @@ def _settle(store: Store, c: mf.Contents, suspects: dict[str, str],
             return path in left
         return path not in later  # removed or slipped in: no entry since explains it
 
-    return [problem for path, problem in suspects.items() if unexplained(path)]
+    return [path for path in suspects if unexplained(path)]
 
 
 def copies(store: Store, c: mf.Contents) -> dict[str, int]:
