@@ -126,7 +126,8 @@ def test_tiers_bound_an_open_days_segments_and_rewrites(flushes: list[int], ever
     n = 0
     for k, rows in enumerate(flushes):
         n += 1
-        seg = c.segments.setdefault(_seg(n, rows).path, _seg(n, rows))
+        seg = _seg(n, rows)
+        c.segments[seg.path] = seg
         rewrites[seg.path] = np.zeros(rows, np.int16)
         if (k + 1) % every:
             continue
@@ -137,7 +138,8 @@ def test_tiers_bound_an_open_days_segments_and_rewrites(flushes: list[int], ever
             for a in range(0, len(merged), segment_rows):
                 n += 1
                 piece = merged[a:a + segment_rows]
-                seg = c.segments.setdefault(_seg(n, len(piece)).path, _seg(n, len(piece)))
+                seg = _seg(n, len(piece))
+                c.segments[seg.path] = seg
                 rewrites[seg.path] = piece
         by_tier = Counter((max(s.rows, 1).bit_length() - 1) // 4
                           for s in c.segments.values() if s.rows < segment_rows)

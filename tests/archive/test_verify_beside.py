@@ -8,9 +8,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.archive.helpers import archive_items
 from watchdog.archive import compact as cp
 from watchdog.archive import manifest as mf
+from watchdog.archive import verify as verify_module
 from watchdog.archive.layout import EVENTS
 from watchdog.archive.store import Store, open_store
 from watchdog.archive.verify import verify
@@ -77,22 +80,24 @@ def _flushed(world: Path, out: Path, events: int, every: int) -> Store:
     return store
 
 
-def test_what_nothing_explains_is_still_named(world_dir: Path, tmp_path: Path) -> None:
+def test_what_nothing_explains_is_still_named(world_dir: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     store = _flushed(world_dir, tmp_path / "a", 120, 4)
     segs = sorted(mf.contents(store).segments)
     gone, stray = segs[0], segs[1].replace("daemon-1-", "daemon-9-")
     store.delete(gone)
     store.write_bytes(stray, store.read_bytes(segs[1]))
-    t0 = time.monotonic()
+    waits: list[float] = []
+    monkeypatch.setattr(verify_module.time, "sleep", waits.append)
     problems = verify(store, settle_seconds=5).problems
-    assert time.monotonic() - t0 < 5  # no segment left behind: nothing waited for
+    assert waits == []  # no segment left behind: nothing waited for
     assert (f"segment {gone}: removed (recorded in manifest daemon-1 entry 1, not in the "
             "archive)") in problems
     assert f"segment {stray}: recorded in no manifest (slipped in)" in problems
 
 
 def test_a_compaction_finishing_its_deletes_during_the_check_is_not_named(
-        world_dir: Path, tmp_path: Path) -> None:
+        world_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = _flushed(world_dir, tmp_path / "a", 80, 2)
     before = mf.contents(store).segments
     kept = {p: store.read_bytes(p) for p in before}
@@ -104,10 +109,13 @@ def test_a_compaction_finishing_its_deletes_during_the_check_is_not_named(
     assert len(named) == len(before)
     assert all("replaced by compaction" in p for p in named)
 
-    def finish() -> None:
-        time.sleep(0.5)
+    waits: list[float] = []
+
+    def finish(seconds: float) -> None:  # the compaction's deletes, done while verify waits
+        waits.append(seconds)
         for path in kept:
             store.discard(path)
 
-    threading.Thread(target=finish).start()
+    monkeypatch.setattr(verify_module.time, "sleep", finish)
     assert verify(store, settle_seconds=10).problems == []
+    assert waits == [1.0]  # it waited once, then found them gone

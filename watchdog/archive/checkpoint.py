@@ -102,19 +102,15 @@ class _Stale(Exception):
 
 def _after(store: Store, writer: str, base: tuple[int, str]) -> mf.Chain:
     """``writer``'s entries after ``base``, each linked to the one before."""
-    chain = mf.Chain(writer, base=base)
     seq, prev = base
     if seq:
         entry = mf.read_entry(store, writer, seq)
         if entry is None or entry.get("hash") != prev:
             raise _Stale(f"{writer} entry {seq}")
-    while (entry := mf.read_entry(store, writer, seq + 1)) is not None:
-        if (entry.get("prev") != prev or entry.get("seq") != seq + 1
-                or entry.get("hash") != mf.entry_hash(entry)):
-            raise _Stale(f"{writer} entry {seq + 1}")
-        chain.entries.append(entry)
-        seq, prev = seq + 1, str(entry["hash"])
-    return chain
+    entries, linked = mf.entries_after(store, writer, base)
+    if not linked:
+        raise _Stale(f"{writer} entry {seq + len(entries) + 1}")
+    return mf.Chain(writer, base=base, entries=entries)
 
 
 def contents(store: Store) -> mf.Contents:

@@ -198,7 +198,7 @@ def read_chain(store: Store, writer: str,
         else:
             seq, tip = chain.tip
             # a crash between an entry and its head leaves the chain one entry ahead
-            if hseq > seq and not _grew(store, writer, tip, seq, hseq, hhash):
+            if hseq > seq and not _grew(store, writer, (seq, tip), (hseq, hhash)):
                 chain.problems.append(f"manifest {writer}: entries {seq + 1}..{hseq} were "
                                       "removed (the head records more)")
             elif hseq == seq and hhash != tip:
@@ -211,17 +211,29 @@ def read_chain(store: Store, writer: str,
     return chain
 
 
-def _grew(store: Store, writer: str, tip: str, seq: int, hseq: int, hhash: str) -> bool:
-    """Whether the entries after ``seq`` up to the head's ``hseq`` are there, each following the
-    one before and the last the head's: the chain grew while it was read (a live writer's
+def entries_after(store: Store, writer: str, base: tuple[int, str]
+                  ) -> tuple[list[dict[str, Any]], bool]:
+    """``writer``'s entries after ``base`` (number, hash), each following the one before (its
+    number, its link, its own hash), up to the first absent one; and whether every entry read
+    did follow (False: the list stops before the first that does not)."""
+    out: list[dict[str, Any]] = []
+    seq, prev = base
+    while (entry := read_entry(store, writer, seq + 1)) is not None:
+        if (entry.get("prev") != prev or entry.get("seq") != seq + 1
+                or entry.get("hash") != entry_hash(entry)):
+            return out, False
+        out.append(entry)
+        seq, prev = seq + 1, str(entry["hash"])
+    return out, True
+
+
+def _grew(store: Store, writer: str, tip: tuple[int, str], head: tuple[int, str]) -> bool:
+    """Whether the entries after ``tip`` up to the head's are there, each following the one
+    before and the head's the head's hash: the chain grew while it was read (a live writer's
     flushes during a long ``verify``), rather than lost its end."""
-    prev = tip
-    for n in range(seq + 1, hseq + 1):
-        entry = read_entry(store, writer, n)
-        if entry is None or entry.get("prev") != prev or entry.get("hash") != entry_hash(entry):
-            return False
-        prev = str(entry.get("hash"))
-    return prev == hhash
+    entries, _linked = entries_after(store, writer, tip)
+    n = head[0] - tip[0]
+    return len(entries) >= n and entries[n - 1].get("hash") == head[1]
 
 
 def tip_of(store: Store, writer: str) -> tuple[int, str]:
