@@ -52,19 +52,29 @@ class _Plan:
               p: Params | None, *, ip: str | None = None, host: str | None = None) -> int:
         """Reads of one customer each from ``start`` to ``end`` at ``per_hour`` times the
         onset's ramp (``p`` None: flat); at least one. Returns how many."""
-        rng, n, t = self.rng, 0, start
-        span = max(end - start, 1)
-        while True:
-            rate = per_hour * (ramp(p, (t - start) / span) if p else 1.0)
-            t += int(rng.expovariate(rate) * HOUR) + SECOND
-            if t >= end - SECOND:
-                break
+        times = arrivals(self.rng, start, end, per_hour, p) or [start + (end - start) // 2]
+        for t in times:
             self.event(t, acct, a, ip=ip, host=host)
-            n += 1
-        if not n:
-            self.event(start + (end - start) // 2, acct, a, ip=ip, host=host)
-            n = 1
-        return n
+        return len(times)
+
+
+def arrivals(rng: random.Random, start: int, end: int, per_hour: float,
+             p: Params | None) -> list[int]:
+    """Times of a Poisson process from ``start`` to ``end`` (ms) at ``per_hour`` times the
+    onset's ramp (``p`` None: flat), by thinning: gaps are drawn at the peak rate and each
+    arrival kept with the ramp's share of it. (Drawing each gap at the rate where it starts,
+    as before, made a gradual onset at under a few reads an hour wait out most of its ramp:
+    an "8.4x" burst of 3.9 h at 0.76 reads an hour came out as one read.)"""
+    span = max(end - start, 1)
+    peak = 1.0 if p is None else max(p.intensity, 1.0)  # the ramp's largest multiple
+    out: list[int] = []
+    t = start
+    while True:
+        t += int(rng.expovariate(per_hour * peak) * HOUR) + SECOND
+        if t >= end - SECOND:
+            return out
+        if p is None or p.onset == "sudden" or rng.random() * peak < ramp(p, (t - start) / span):
+            out.append(t)
 
 
 def _after(ctx: Context, not_before: int, days: Sequence[Day]) -> list[Day]:
