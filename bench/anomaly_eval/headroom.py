@@ -20,10 +20,13 @@ directory, reused). Then, against the detector's outcomes in ``--bench`` (the JS
    (each bucket's subject ids capped at its events, summed over the last six buckets),
    against three tops: the usual day's hourly rate (usual day / 8.5 h), the account's own
    99th percentile of its training hours, and the higher of that and its department's 99th
-   percentile (the "beyond both" of the tail score); for each multiple of the top, the
-   false alerts per 1,000 account-days it would add (one per account-hour) and the target
-   bursts it would reach within their first hour. The multiples are swept on the evaluated
-   days themselves: an oracle, an upper bound on what a calibrated threshold would give.
+   percentile (the "beyond both" of the tail score); the customers uncapped (as
+   ``subjects_1h`` counts them) against the own 99th percentile; and a Poisson test (the
+   variance-stabilised gap to the account's own mean training hour, alone and divided by its
+   department's over-dispersion). For each multiple of a top (or gap), the false alerts per
+   1,000 account-days it would add (one per account-hour) and the target bursts it would
+   reach within their first hour. The levels are swept on the evaluated days themselves: an
+   oracle, an upper bound on what a calibrated threshold would give.
 
 Offline arithmetic over recorded counts; nothing here changes the detector.
 """
@@ -230,21 +233,75 @@ def _tops(meta: dict[str, Any], path: Path, z: dict[str, np.ndarray], users: np.
             "own p99": own[users], "max(own p99, department p99)": np.maximum(own, peer)[users]}
 
 
+def poisson_gap(reads: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """How far an hour's count is above a Poisson mean, variance-stabilised (Anscombe):
+    about N(0, 1) for a Poisson count, whatever its mean."""
+    out: np.ndarray = 2.0 * (np.sqrt(reads + 0.375) - np.sqrt(mean + 0.375))
+    return out
+
+
+def _own_mean(users: np.ndarray, x: np.ndarray, keep: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(users[keep], x[keep], n) / np.maximum(np.bincount(users[keep], None, n), 1)
+
+
+def _tests(meta: dict[str, Any], path: Path, z: dict[str, np.ndarray], users: np.ndarray,
+           buckets: np.ndarray, tot: np.ndarray, first: np.ndarray, t: np.ndarray,
+           pseudo: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per test of an hour's reads: (its statistic per row, the rows it may alert on)."""
+    reads = hour_sums(users, buckets, tot[:, 1])
+    level, learnt = z["level"][first, 2], z["learnt"][first]
+    after = t >= meta["train_end"]
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, top in _tops(meta, path, z, users, reads, level, t).items():
+        armed = np.isfinite(top) & after
+        if name.startswith("usual day"):
+            armed &= learnt >= db.DayConfig().min_days
+        out[f"events naming a customer / {name}"] = (
+            (reads + pseudo) / (np.nan_to_num(top) + pseudo), armed)
+    # customers as ``subjects_1h`` counts them, uncapped: one report names hundreds
+    every = hour_sums(users, buckets, tot[:, 2])
+    own = _tops(meta, path, z, users, every, level, t)["own p99"]
+    out["customers (uncapped) / own p99"] = (
+        (every + pseudo) / (np.nan_to_num(own) + pseudo), np.isfinite(own) & after)
+    # a Poisson count against the account's own mean training hour, alone and divided by
+    # its department's over-dispersion (variance / mean of the training hours' residuals)
+    train = t < meta["train_end"]
+    n = len(z["names"])
+    mean = _own_mean(users, reads, train, n)
+    gap = poisson_gap(reads, mean[users])
+    dept: dict[str, str] = {}
+    for line in (path / "train-directory.jsonl").read_text().splitlines():
+        doc = json.loads(line)
+        dept[doc["user_id"]] = str(doc.get("department"))
+    of = np.array([dept.get(str(x), "") for x in z["names"]])
+    phi = np.ones(n)
+    for d in set(of.tolist()):
+        m = train & (of[users] == d)
+        if m.sum() > 10:
+            resid = reads[m] - mean[users[m]]
+            phi[of == d] = max(1.0, float((resid**2).sum() / max(mean[users[m]].sum(), 1e-9)))
+    out["Poisson gap / own mean hour"] = (gap, after)
+    out["Poisson gap / own mean hour, over-dispersed"] = (gap / np.sqrt(phi[users]), after)
+    return out
+
+
+MULTIPLES = (1.4, 1.6, 1.8, 2.0, 2.5, 3.0, 3.5, 4.0)
+GAPS = (2.0, 3.0, 4.0, 5.0, 5.5, 6.0, 6.5, 7.0)  # Poisson gaps (about standard deviations)
+
+
 def burst_report(worlds: list[tuple[Path, dict[str, Any], list[dict[str, Any]],
                                     dict[str, np.ndarray]]], in_time: set[tuple[str, str]],
-                 multiples: Sequence[float] = (1.4, 1.6, 1.8, 2.0, 2.5, 3.0, 3.5, 4.0),
                  pseudo: float = 2.0) -> list[str]:
-    false: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(len(multiples)))
-    found: dict[str, list[list[str]]] = defaultdict(lambda: [[] for _ in multiples])
+    k = len(MULTIPLES)
+    false: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(k))
+    found: dict[str, list[list[str]]] = defaultdict(lambda: [[] for _ in range(k)])
     ad, left = 0.0, 0
     for path, meta, cases, z in worlds:
         c = z["counts"]
         first, tot = per_key(z["user"].astype(np.int64) * (1 << 40) + z["bucket"],
-                             np.stack([c[:, 0], np.minimum(c[:, 2], c[:, 0])], 1))
+                             np.stack([c[:, 0], np.minimum(c[:, 2], c[:, 0]), c[:, 2]], 1))
         users, buckets = z["user"][first], z["bucket"][first]
-        reads = hour_sums(users, buckets, tot[:, 1])
         t = (buckets + 1) * BUCKET
-        level, learnt = z["level"][first, 2], z["learnt"][first]
         names = z["names"][users]
         ad += _account_days(meta)
         mine: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -253,18 +310,17 @@ def burst_report(worlds: list[tuple[Path, dict[str, Any], list[dict[str, Any]],
         targets = [cs for cs in cases if _target_burst(cs)
                    and (path.name, cs["case_id"]) not in in_time]
         left += len(targets)
-        for name, top in _tops(meta, path, z, users, reads, level, t).items():
-            armed = np.isfinite(top) & (t >= meta["train_end"])
-            if name.startswith("usual day"):
-                armed &= learnt >= db.DayConfig().min_days
-            stat = np.where(armed, (reads + pseudo) / (np.nan_to_num(top) + pseudo), 0.0)
+        for name, (raw, armed) in _tests(meta, path, z, users, buckets, tot, first, t,
+                                         pseudo).items():
+            levels = GAPS if name.startswith("Poisson") else MULTIPLES
+            stat = np.where(armed, raw, -np.inf)
             near = np.zeros(len(t), bool)
-            for i in np.flatnonzero(stat >= min(multiples)).tolist():
+            for i in np.flatnonzero(stat >= min(levels)).tolist():
                 for cs in mine.get(str(names[i]), ()):
                     s, e = cs["start_ms"] / 1000, cs["end_ms"] / 1000
                     since = cs["notice_at_ms"] / 1000 if cs["notice_at_ms"] else s
                     near[i] |= since - 600 <= t[i] <= e + DAY
-            for j, m in enumerate(multiples):
+            for j, m in enumerate(levels):
                 f = (stat >= m) & ~near
                 false[name][j] += len(set(zip(users[f].tolist(), (t[f] // 3600).tolist(),
                                               strict=True)))
@@ -273,13 +329,15 @@ def burst_report(worlds: list[tuple[Path, dict[str, Any], list[dict[str, Any]],
                     hit = (names == cs["user_id"]) & (t >= s - 600) & (t <= s + 3600)
                     if (stat[hit] >= m).any():
                         found[name][j].append(f"{cs['case_id']} ({cs['role']}, {cs['onset']})")
-    out = [f"bursts >= 5x >= 1 h not found in time by the detector: {left}; events naming a "
-           f"customer in the last hour against a top (pseudo-count {pseudo:g} on both sides)"]
+    out = [f"bursts >= 5x >= 1 h not found in time by the detector: {left}; the last hour's "
+           f"reads against a top (pseudo-count {pseudo:g} on both sides) or a Poisson mean"]
     for name in false:
-        out.append(f"  top = {name}:")
-        for j, m in enumerate(multiples):
-            out.append(f"    {m:g}x: +{1000 * false[name][j] / ad:.2f} false per 1,000 "
-                       f"account-days, {len(found[name][j])} more in time "
+        out.append(f"  {name}:")
+        levels = GAPS if name.startswith("Poisson") else MULTIPLES
+        for j, m in enumerate(levels):
+            out.append(f"    {m:g}{'' if name.startswith('Poisson') else 'x'}: "
+                       f"+{1000 * false[name][j] / ad:.2f} false per 1,000 account-days, "
+                       f"{len(found[name][j])} more in time "
                        f"{found[name][j] if found[name][j] else ''}")
     return out
 

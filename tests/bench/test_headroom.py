@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.anomaly_eval.headroom import hour_sums, main, per_key
+from bench.anomaly_eval.headroom import hour_sums, main, per_key, poisson_gap
 
 
 def test_hour_sums_read_the_accounts_own_last_six_buckets() -> None:
@@ -33,3 +33,12 @@ def test_report_seeds_are_refused(tmp_path: Path) -> None:
     bench.write_text(json.dumps({"config": {"seeds": [201, 202, 203], "seed_set": "report"},
                                  "cases": []}))
     assert main(["--bench", str(bench), str(tmp_path / "world")]) == 2
+
+
+def test_poisson_gap_is_about_standard_deviations_whatever_the_mean() -> None:
+    # at the mean the gap is 0; a count two standard deviations above a Poisson mean
+    # (mean + 2 sqrt(mean)) is about 2 above, for a mean of 25 as of 400
+    assert poisson_gap(np.array([9.0]), np.array([9.0]))[0] == 0.0
+    for mean in (25.0, 100.0, 400.0):
+        gap = poisson_gap(np.array([mean + 2 * mean**0.5]), np.array([mean]))[0]
+        assert 1.8 < gap < 2.05
