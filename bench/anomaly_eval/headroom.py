@@ -210,6 +210,15 @@ def sustained_report(worlds: list[tuple[dict[str, Any], list[dict[str, Any]],
     return out
 
 
+def departments(path: Path, names: np.ndarray) -> np.ndarray:
+    """Each recorded account's department in the world's training directory ("" if none)."""
+    dept: dict[str, str] = {}
+    for line in (path / "train-directory.jsonl").read_text().splitlines():
+        doc = json.loads(line)
+        dept[doc["user_id"]] = str(doc.get("department"))
+    return np.array([dept.get(str(x), "") for x in names])
+
+
 def _tops(meta: dict[str, Any], path: Path, z: dict[str, np.ndarray], users: np.ndarray,
           reads: np.ndarray, level: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
     """Per row, the three tops of an hour's customer reads."""
@@ -222,11 +231,7 @@ def _tops(meta: dict[str, Any], path: Path, z: dict[str, np.ndarray], users: np.
     starts = np.flatnonzero(np.r_[True, su[1:] != su[:-1]])
     for a, b in zip(starts, np.r_[starts[1:], len(su)], strict=True):
         own[su[a]] = np.quantile(sv[a:b], 0.99)
-    dept: dict[str, str] = {}
-    for line in (path / "train-directory.jsonl").read_text().splitlines():
-        doc = json.loads(line)
-        dept[doc["user_id"]] = str(doc.get("department"))
-    of = np.array([dept.get(str(x), "") for x in z["names"]])
+    of = departments(path, z["names"])
     peers = {d: float(np.quantile(sv[of[su] == d], 0.99)) for d in set(of[su].tolist())}
     peer = np.array([peers.get(d, 0.0) for d in of])
     return {"usual day / 8.5 h": np.expm1(level) / WORKING_HOURS,
@@ -269,11 +274,7 @@ def _tests(meta: dict[str, Any], path: Path, z: dict[str, np.ndarray], users: np
     n = len(z["names"])
     mean = _own_mean(users, reads, train, n)
     gap = poisson_gap(reads, mean[users])
-    dept: dict[str, str] = {}
-    for line in (path / "train-directory.jsonl").read_text().splitlines():
-        doc = json.loads(line)
-        dept[doc["user_id"]] = str(doc.get("department"))
-    of = np.array([dept.get(str(x), "") for x in z["names"]])
+    of = departments(path, z["names"])
     phi = np.ones(n)
     for d in set(of.tolist()):
         m = train & (of[users] == d)
