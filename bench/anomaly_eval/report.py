@@ -47,7 +47,17 @@ def targets_table(summary: Mapping[str, Any]) -> str:
         f"{det} sudden {_onset(summary[det]['targets'][name], 'sudden')}, gradual "
         f"{_onset(summary[det]['targets'][name], 'gradual')}" for det in dets)
         for name, t in first["targets"].items() if "by_onset" in t]
+    notes += [f"- {t['words'].split(':')[0]}, counted from when the case reaches "
+              f"{t['level']:g}x (a reading, not the target: a gradual onset starts at 1x): " +
+              "; ".join(f"{det} {_share(summary[det]['targets'][name]['in_time_from_level'])}"
+                        for det in dets)
+              for name, t in first["targets"].items() if "in_time_from_level" in t]
     return "\n".join(rows + (["", *notes] if notes else []))
+
+
+def _share(kn: list[int]) -> str:
+    k, n = kn
+    return f"{k}/{n} ({k / n:.2f})" if n else "- (cases without their ramp recorded)"
 
 
 def _onset(r: Mapping[str, Any], onset: str) -> str:

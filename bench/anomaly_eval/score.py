@@ -41,16 +41,38 @@ class Target:
     goal: float
     select: Callable[[Case], bool]
     words: str
+    level: float  # the multiple of the account's usual that the target's words name
 
 
 TARGETS = (
     Target("burst>=5x,>=1h", "burst", 0.9,
            lambda c: c.intensity >= 5 and c.duration_ms >= 3_600_000,
-           "bursts >= 5x lasting >= 1 h, first alert within 1 h: recall >= 0.9"),
+           "bursts >= 5x lasting >= 1 h, first alert within 1 h: recall >= 0.9", 5.0),
     Target("sustained 2-3x,>=5d", "sustained", 0.8,
            lambda c: 2 <= c.intensity <= 3 and c.workdays >= 5,
-           "sustained 2-3x over >= 5 working days, first alert within 2 days: recall >= 0.8"),
+           "sustained 2-3x over >= 5 working days, first alert within 2 days: recall >= 0.8",
+           2.0),
 )
+
+
+def reached(c: Case, level: float) -> float | None:
+    """Seconds from a case's first event until its rate first reaches ``level`` times the
+    account's usual (0 for a sudden onset; None if the case does not record its ramp, or
+    never gets there). A gradual case ramps from 1x over its first half: a short one
+    continuously, a long one a step each working day (day ``j`` at ``j / (workdays - 1)``)."""
+    if c.intensity < level:
+        return None
+    if c.onset == "sudden" or level <= 1.0:
+        return 0.0
+    need = (level - 1.0) / (2.0 * (c.intensity - 1.0))  # the fraction of the case
+    if c.days_ms:
+        at = c.days_ms[min(len(c.days_ms) - 1,
+                           math.ceil(need * max(1, len(c.days_ms) - 1) - 1e-9))]
+    elif c.ramp_from_ms is not None:
+        at = c.ramp_from_ms + need * c.duration_ms
+    else:
+        return None
+    return max(0.0, (at - c.start_ms) / 1000)
 
 
 @dataclass(frozen=True)
@@ -148,8 +170,15 @@ def summarize(outcomes: Sequence[Outcome], false: int, account_days: float) -> d
         # hour (or day) is far below its drawn intensity; the split says which misses those are
         onsets = {on: [sum(o.in_time for o in sel if o.case.onset == on),
                        sum(o.case.onset == on for o in sel)] for on in ("sudden", "gradual")}
+        # a reading, not the target: the deadline counted from when the case reaches the
+        # intensity the target names (a gradual case's first hour or day is still near 1x)
+        late = [(o, reached(o.case, t.level)) for o in sel]
+        known = [(o, r) for o, r in late if r is not None]
+        at_level = [sum(o.ttd is not None and o.ttd - r <= DEADLINE[t.family]
+                        for o, r in known), len(known)]
         targets[t.name] = {"cases": len(sel), "recall_in_time": got, "ci95": wilson(k, len(sel)),
-                           "goal": t.goal, "by_onset": onsets,
+                           "goal": t.goal, "by_onset": onsets, "level": t.level,
+                           "in_time_from_level": at_level,
                            "pass": got is not None and got >= t.goal, "words": t.words}
     targets["false/1000 account-days"] = {"value": rate, "goal": MAX_FALSE,
                                           "pass": rate <= MAX_FALSE,

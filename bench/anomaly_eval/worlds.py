@@ -31,7 +31,7 @@ TUNING_SEEDS = (101, 102, 103)
 REPORT_SEEDS = (201, 202, 203)
 DAYS = 38  # two weeks of training, then 24 days: room for a three-week case and its aftermath
 TRAIN_DAYS = 14
-GENERATION = 3  # bump when the worlds' generator changes: cached worlds are then rebuilt
+GENERATION = 4  # bump when the worlds' generator changes: cached worlds are then rebuilt
 QUICK = {"sizes": (100, 500), "days": 26, "seeds": 1}
 
 

@@ -133,7 +133,7 @@ def short_case(ctx: Context, rng: random.Random, p: Params, case_id: str, not_be
     if p.onset == "gradual":  # the peak's share of the ramp: 3/4 of the mean multiple
         achieved = achieved * p.intensity / (0.75 * p.intensity + 0.25)
     return _case(p, case_id, acct, plan, achieved, u.subjects_per_hour, "subjects/hour",
-                 p.duration_ms)
+                 p.duration_ms, ramp_from=start + SECOND)
 
 
 def _workdays(ctx: Context, rng: random.Random, p: Params, not_before: int) -> list[Day]:
@@ -201,7 +201,8 @@ def long_case(ctx: Context, rng: random.Random, p: Params, case_id: str, not_bef
     usual_rate, unit = ((u.exported_per_day, "exported subjects/day") if exports else
                         (u.subjects_per_hour * WORKING_HOURS, "subjects/day"))
     return _case(p, case_id, acct, plan, peak, usual_rate, unit,
-                 windows[-1][1] - windows[0][0], notice, departs)
+                 windows[-1][1] - windows[0][0], notice, departs,
+                 days=tuple(s for s, _ in windows))
 
 
 def _exports(plan: _Plan, acct: Account, a: Access, start: int, end: int, u: Usual,
@@ -220,7 +221,8 @@ def _exports(plan: _Plan, acct: Account, a: Access, start: int, end: int, u: Usu
 
 def _case(p: Params, case_id: str, acct: Account, plan: _Plan, achieved: float, usual_rate: float,
           unit: str, duration: int, notice: int | None = None,
-          departs: int | None = None) -> Case:
+          departs: int | None = None, *, ramp_from: int | None = None,
+          days: tuple[int, ...] = ()) -> Case:
     times = sorted(plan.times)
     return Case(case_id=case_id, family=p.family, user_id=acct.user_id, role=p.role,
                 intensity=round(p.intensity, 3), achieved=round(achieved, 3), onset=p.onset,
@@ -228,5 +230,5 @@ def _case(p: Params, case_id: str, acct: Account, plan: _Plan, achieved: float, 
                 duration_ms=duration, workdays=p.workdays, events=len(times),
                 subjects=plan.subjects, usual=round(usual_rate, 3), unit=unit,
                 leaver=p.leaver, notice_at_ms=notice, departs_ms=departs,
-                new_address=p.new_address)
+                new_address=p.new_address, ramp_from_ms=ramp_from, days_ms=days)
 
