@@ -37,10 +37,9 @@ import argparse
 import json
 import os
 import sys
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -219,19 +218,24 @@ def departments(path: Path, names: np.ndarray) -> np.ndarray:
     return np.array([dept.get(str(x), "") for x in names])
 
 
-def _tops(meta: dict[str, Any], path: Path, z: dict[str, np.ndarray], users: np.ndarray,
-          reads: np.ndarray, level: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
-    """Per row, the three tops of an hour's customer reads."""
-    train = t < meta["train_end"]
-    n = len(z["names"])
+def _own_p99(users: np.ndarray, x: np.ndarray, keep: np.ndarray, n: int) -> np.ndarray:
+    """Per account (``n``), the 99th percentile of ``x`` over its ``keep`` rows (NaN: none)."""
     own = np.full(n, np.nan)
-    su, sv = users[train], reads[train]
+    su, sv = users[keep], x[keep]
     order = np.argsort(su, kind="stable")
     su, sv = su[order], sv[order]
     starts = np.flatnonzero(np.r_[True, su[1:] != su[:-1]])
     for a, b in zip(starts, np.r_[starts[1:], len(su)], strict=True):
         own[su[a]] = np.quantile(sv[a:b], 0.99)
-    of = departments(path, z["names"])
+    return own
+
+
+def _tops(of: np.ndarray, users: np.ndarray, reads: np.ndarray, level: np.ndarray,
+          train: np.ndarray) -> dict[str, np.ndarray]:
+    """Per row, the three tops of an hour's customer reads (``of``: each account's
+    department)."""
+    own = _own_p99(users, reads, train, len(of))
+    su, sv = users[train], reads[train]
     peers = {d: float(np.quantile(sv[of[su] == d], 0.99)) for d in set(of[su].tolist())}
     peer = np.array([peers.get(d, 0.0) for d in of])
     return {"usual day / 8.5 h": np.expm1(level) / WORKING_HOURS,
@@ -245,57 +249,63 @@ def poisson_gap(reads: np.ndarray, mean: np.ndarray) -> np.ndarray:
     return out
 
 
-def _own_mean(users: np.ndarray, x: np.ndarray, keep: np.ndarray, n: int) -> np.ndarray:
-    return np.bincount(users[keep], x[keep], n) / np.maximum(np.bincount(users[keep], None, n), 1)
+MULTIPLES = (1.4, 1.6, 1.8, 2.0, 2.5, 3.0, 3.5, 4.0)
+GAPS = (2.0, 3.0, 4.0, 5.0, 5.5, 6.0, 6.5, 7.0)  # Poisson gaps (about standard deviations)
+
+
+class _Test(NamedTuple):
+    stat: np.ndarray  # per row; -inf where the test is not armed
+    levels: tuple[float, ...]  # swept
+    unit: str  # after a level: "x" for a multiple of a top
 
 
 def _tests(meta: dict[str, Any], path: Path, z: dict[str, np.ndarray], users: np.ndarray,
            buckets: np.ndarray, tot: np.ndarray, first: np.ndarray, t: np.ndarray,
-           pseudo: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per test of an hour's reads: (its statistic per row, the rows it may alert on)."""
+           pseudo: float) -> dict[str, _Test]:
+    """Each test of an hour's reads."""
     reads = hour_sums(users, buckets, tot[:, 1])
     level, learnt = z["level"][first, 2], z["learnt"][first]
-    after = t >= meta["train_end"]
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name, top in _tops(meta, path, z, users, reads, level, t).items():
+    after, train = t >= meta["train_end"], t < meta["train_end"]
+    of = departments(path, z["names"])
+    n = len(of)
+    out: dict[str, _Test] = {}
+
+    def ratio(x: np.ndarray, top: np.ndarray, armed: np.ndarray) -> _Test:
+        return _Test(np.where(armed, (x + pseudo) / (np.nan_to_num(top) + pseudo), -np.inf),
+                     MULTIPLES, "x")
+
+    for name, top in _tops(of, users, reads, level, train).items():
         armed = np.isfinite(top) & after
         if name.startswith("usual day"):
             armed &= learnt >= db.DayConfig().min_days
-        out[f"events naming a customer / {name}"] = (
-            (reads + pseudo) / (np.nan_to_num(top) + pseudo), armed)
+        out[f"events naming a customer / {name}"] = ratio(reads, top, armed)
     # customers as ``subjects_1h`` counts them, uncapped: one report names hundreds
     every = hour_sums(users, buckets, tot[:, 2])
-    own = _tops(meta, path, z, users, every, level, t)["own p99"]
-    out["customers (uncapped) / own p99"] = (
-        (every + pseudo) / (np.nan_to_num(own) + pseudo), np.isfinite(own) & after)
+    own = _own_p99(users, every, train, n)[users]
+    out["customers (uncapped) / own p99"] = ratio(every, own, np.isfinite(own) & after)
     # a Poisson count against the account's own mean training hour, alone and divided by
     # its department's over-dispersion (variance / mean of the training hours' residuals)
-    train = t < meta["train_end"]
-    n = len(z["names"])
-    mean = _own_mean(users, reads, train, n)
-    gap = poisson_gap(reads, mean[users])
-    of = departments(path, z["names"])
+    mean = (np.bincount(users[train], reads[train], n)
+            / np.maximum(np.bincount(users[train], None, n), 1))
+    gap = np.where(after, poisson_gap(reads, mean[users]), -np.inf)
     phi = np.ones(n)
     for d in set(of.tolist()):
         m = train & (of[users] == d)
         if m.sum() > 10:
             resid = reads[m] - mean[users[m]]
             phi[of == d] = max(1.0, float((resid**2).sum() / max(mean[users[m]].sum(), 1e-9)))
-    out["Poisson gap / own mean hour"] = (gap, after)
-    out["Poisson gap / own mean hour, over-dispersed"] = (gap / np.sqrt(phi[users]), after)
+    out["Poisson gap / own mean hour"] = _Test(gap, GAPS, "")
+    out["Poisson gap / own mean hour, over-dispersed"] = _Test(gap / np.sqrt(phi[users]), GAPS,
+                                                               "")
     return out
-
-
-MULTIPLES = (1.4, 1.6, 1.8, 2.0, 2.5, 3.0, 3.5, 4.0)
-GAPS = (2.0, 3.0, 4.0, 5.0, 5.5, 6.0, 6.5, 7.0)  # Poisson gaps (about standard deviations)
 
 
 def burst_report(worlds: list[tuple[Path, dict[str, Any], list[dict[str, Any]],
                                     dict[str, np.ndarray]]], in_time: set[tuple[str, str]],
                  pseudo: float = 2.0) -> list[str]:
-    k = len(MULTIPLES)
-    false: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(k))
-    found: dict[str, list[list[str]]] = defaultdict(lambda: [[] for _ in range(k)])
+    tests: dict[str, _Test] = {}
+    false: dict[str, np.ndarray] = {}
+    found: dict[str, list[list[str]]] = {}
     ad, left = 0.0, 0
     for path, meta, cases, z in worlds:
         c = z["counts"]
@@ -305,40 +315,34 @@ def burst_report(worlds: list[tuple[Path, dict[str, Any], list[dict[str, Any]],
         t = (buckets + 1) * BUCKET
         names = z["names"][users]
         ad += _account_days(meta)
-        mine: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        # rows of a case's account from its notice (or start) to a day after it: not false
+        near = np.zeros(len(t), bool)
         for cs in cases:
-            mine[cs["user_id"]].append(cs)
-        targets = [cs for cs in cases if _target_burst(cs)
-                   and (path.name, cs["case_id"]) not in in_time]
-        left += len(targets)
-        for name, (raw, armed) in _tests(meta, path, z, users, buckets, tot, first, t,
-                                         pseudo).items():
-            levels = GAPS if name.startswith("Poisson") else MULTIPLES
-            stat = np.where(armed, raw, -np.inf)
-            near = np.zeros(len(t), bool)
-            for i in np.flatnonzero(stat >= min(levels)).tolist():
-                for cs in mine.get(str(names[i]), ()):
-                    s, e = cs["start_ms"] / 1000, cs["end_ms"] / 1000
-                    since = cs["notice_at_ms"] / 1000 if cs["notice_at_ms"] else s
-                    near[i] |= since - 600 <= t[i] <= e + DAY
-            for j, m in enumerate(levels):
-                f = (stat >= m) & ~near
+            s, e = cs["start_ms"] / 1000, cs["end_ms"] / 1000
+            since = cs["notice_at_ms"] / 1000 if cs["notice_at_ms"] else s
+            near |= (names == cs["user_id"]) & (t >= since - 600) & (t <= e + DAY)
+        # the first hour of each target burst not yet found in time
+        hits = [(f"{cs['case_id']} ({cs['role']}, {cs['onset']})",
+                 (names == cs["user_id"]) & (t >= cs["start_ms"] / 1000 - 600)
+                 & (t <= cs["start_ms"] / 1000 + 3600))
+                for cs in cases if _target_burst(cs) and (path.name, cs["case_id"]) not in in_time]
+        left += len(hits)
+        for name, test in _tests(meta, path, z, users, buckets, tot, first, t, pseudo).items():
+            tests[name] = test
+            false.setdefault(name, np.zeros(len(test.levels)))
+            found.setdefault(name, [[] for _ in test.levels])
+            for j, m in enumerate(test.levels):
+                f = (test.stat >= m) & ~near
                 false[name][j] += len(set(zip(users[f].tolist(), (t[f] // 3600).tolist(),
                                               strict=True)))
-                for cs in targets:
-                    s = cs["start_ms"] / 1000
-                    hit = (names == cs["user_id"]) & (t >= s - 600) & (t <= s + 3600)
-                    if (stat[hit] >= m).any():
-                        found[name][j].append(f"{cs['case_id']} ({cs['role']}, {cs['onset']})")
+                found[name][j] += [label for label, hit in hits if (test.stat[hit] >= m).any()]
     out = [f"bursts >= 5x >= 1 h not found in time by the detector: {left}; the last hour's "
            f"reads against a top (pseudo-count {pseudo:g} on both sides) or a Poisson mean"]
-    for name in false:
+    for name, test in tests.items():
         out.append(f"  {name}:")
-        levels = GAPS if name.startswith("Poisson") else MULTIPLES
-        for j, m in enumerate(levels):
-            out.append(f"    {m:g}{'' if name.startswith('Poisson') else 'x'}: "
-                       f"+{1000 * false[name][j] / ad:.2f} false per 1,000 account-days, "
-                       f"{len(found[name][j])} more in time "
+        for j, m in enumerate(test.levels):
+            out.append(f"    {m:g}{test.unit}: +{1000 * false[name][j] / ad:.2f} false per "
+                       f"1,000 account-days, {len(found[name][j])} more in time "
                        f"{found[name][j] if found[name][j] else ''}")
     return out
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from bench.anomaly_eval.detect import Found
 from watchdog.simulate.drawn import FAMILIES, Case
+from watchdog.simulate.drawn.params import reaches
 
 BEFORE = 600.0
 AFTER = 86400.0
@@ -60,11 +61,11 @@ def reached(c: Case, level: float) -> float | None:
     account's usual (0 for a sudden onset; None if the case does not record its ramp, or
     never gets there). A gradual case ramps from 1x over its first half: a short one
     continuously, a long one a step each working day (day ``j`` at ``j / (workdays - 1)``)."""
-    if c.intensity < level:
+    need = reaches(c.onset, c.intensity, level)
+    if need is None:
         return None
-    if c.onset == "sudden" or level <= 1.0:
+    if need == 0.0:
         return 0.0
-    need = (level - 1.0) / (2.0 * (c.intensity - 1.0))  # the fraction of the case
     if c.days_ms:
         at = c.days_ms[min(len(c.days_ms) - 1,
                            math.ceil(need * max(1, len(c.days_ms) - 1) - 1e-9))]

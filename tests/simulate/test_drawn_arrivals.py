@@ -10,7 +10,7 @@ import pytest
 
 from watchdog.simulate.clock import HOUR
 from watchdog.simulate.drawn.inject import arrivals
-from watchdog.simulate.drawn.params import Params
+from watchdog.simulate.drawn.params import Params, ramp, reaches
 
 
 def _p(intensity: float, onset: str, hours: float) -> Params:
@@ -64,3 +64,17 @@ def test_a_flat_rate_without_a_case() -> None:
     rng = random.Random(3)
     counts = [len(arrivals(rng, 0, 10 * HOUR, 4.0, None)) for _ in range(300)]
     assert sum(counts) / len(counts) == pytest.approx(40.0, rel=0.05)
+
+
+@pytest.mark.parametrize("intensity", [2.0, 2.5, 5.0, 9.0, 50.0])
+def test_reaches_is_where_the_ramp_gets_to_a_level(intensity: float) -> None:
+    for level in (1.5, 2.0, 5.0):
+        at = reaches("gradual", intensity, level)
+        if level > intensity:
+            assert at is None
+            continue
+        assert at is not None
+        p = _p(intensity, "gradual", 2.0)
+        assert ramp(p, at) == pytest.approx(level)
+        assert ramp(p, at * 0.99) < level
+    assert reaches("sudden", intensity, 2.0) == 0.0

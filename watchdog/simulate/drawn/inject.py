@@ -73,6 +73,8 @@ def arrivals(rng: random.Random, start: int, end: int, per_hour: float,
         t += int(rng.expovariate(per_hour * peak) * HOUR) + SECOND
         if t >= end - SECOND:
             return out
+        # a flat rate (no ramp, or a sudden onset) keeps every arrival without a draw, so
+        # those cases take the same random draws as before the thinning
         if p is None or p.onset == "sudden" or rng.random() * peak < ramp(p, (t - start) / span):
             out.append(t)
 

@@ -110,5 +110,15 @@ def ramp(p: Params, fraction: float) -> float:
     return 1.0 + (p.intensity - 1.0) * min(1.0, 2.0 * fraction)
 
 
+def reaches(onset: str, intensity: float, level: float) -> float | None:
+    """The fraction (0..1) of a case at which :func:`ramp` first reaches ``level`` times the
+    usual rate; None if it never does."""
+    if intensity < level:
+        return None
+    if onset == "sudden" or level <= 1.0:
+        return 0.0
+    return (level - 1.0) / (2.0 * (intensity - 1.0))
+
+
 def hours(ms: int) -> float:
     return ms / HOUR
