@@ -132,3 +132,19 @@ def test_systemd_analyze_verify(unit: str, tmp_path: Path) -> None:
                             text=True, timeout=120, check=False, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stderr.strip() == "", result.stderr
+
+
+def test_compaction_has_room_to_sort_a_large_day_on_disk(
+        cronjobs: dict[str, dict[str, Any]]) -> None:
+    """A day above compact.MEMORY_ROWS spills to the temporary directory (10M events: 5.3 GB
+    measured): the Jobs' /tmp must hold it, and systemd's must be disk, not tmpfs."""
+    for job in cronjobs.values():
+        pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        tmp = next(v for v in pod["volumes"] if v["name"] == "tmp")
+        assert tmp["emptyDir"]["sizeLimit"] == "8Gi"
+        for c in pod.get("initContainers", []) + pod["containers"]:
+            assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+    for unit in ("watchdog-archive-compact.service", "watchdog-archive-maintenance.service"):
+        text = (SYSTEMD / unit).read_text()
+        assert "\nEnvironment=TMPDIR=/var/tmp\n" in text
+        assert "\nPrivateTmp=yes\n" in text
