@@ -34,10 +34,14 @@ def pending(store: Store, writer: str, tip: int) -> list[str] | None:
     """The segments a marker names past the chain's ``tip`` (written, or being written, and
     not recorded); None when there is no marker or it cannot be parsed."""
     rel = pending_path(writer)
-    if not store.exists(rel):
+    return _named(rel, store.read_or_none(rel), tip)
+
+
+def _named(rel: str, data: bytes | None, tip: int) -> list[str] | None:
+    if data is None:
         return None
     try:
-        doc = orjson.loads(store.read_bytes(rel))
+        doc = orjson.loads(data)
         seq, paths = int(doc.get("seq", 0)), doc.get("paths", ())
         if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
             raise TypeError("paths is not a list of names")
@@ -50,11 +54,13 @@ def pending(store: Store, writer: str, tip: int) -> list[str] | None:
 
 def clean_pending(store: Store, writer: str, tip: int) -> None:
     """Delete the segments of a flush (or compaction) that crashed before its manifest entry
-    (those of a marker past the chain's ``tip``), then the marker."""
+    (those of a marker past the chain's ``tip``), then the marker: one read of the marker
+    (none there: nothing else), as every writer and compactor does at start."""
     rel = pending_path(writer)
-    if not store.exists(rel):
+    data = store.read_or_none(rel)
+    if data is None:
         return
-    for path in pending(store, writer, tip) or ():
+    for path in _named(rel, data, tip) or ():
         store.discard(path)
     store.delete(rel)
 

@@ -86,6 +86,15 @@ class Store:
             data: bytes = f.read()
         return data
 
+    def read_or_none(self, rel: str) -> bytes | None:
+        """``rel``'s bytes, or None when there is no such file: one read where ``exists`` then
+        ``read_bytes`` cost a round trip more on S3. Any other failure (permissions, the
+        network) is raised: it does not mean the file is absent."""
+        try:
+            return self.read_bytes(rel)
+        except FileNotFoundError:
+            return None
+
     def read_many(self, rels: list[str]) -> list[bytes | None]:
         """Each of ``rels`` (None where it cannot be read): on S3 several at a time, as a
         manifest is many small objects and each read waits on a round trip."""
