@@ -19,6 +19,9 @@ from aiokafka.helpers import create_ssl_context
 from watchdog.daemon.config import Kafka
 
 PROBE_SECONDS = 3.0
+# seconds for the last commit, and for leaving the group, at shutdown; and for a look-up of
+# end offsets (the Kafka source's, :mod:`watchdog.daemon.sources.kafka`)
+FINISH_STEP = 2.0
 
 
 def client_kwargs(k: Kafka) -> dict[str, Any]:
