@@ -175,10 +175,11 @@ def reduce_events(kept: Kept, nums: np.ndarray, runs: list[tuple[int, int]], row
                   floats[1], floats[2], ts, small, large, cats, subj, bloom, t_last)
     sizes = np.diff(np.append(group_at, n))
     pos, eid_n = tails(sizes, EIDS_KEPT)
-    at = (order[pos] * OBJS).tolist()  # the cited events' places in ``objs``
+    # the cited events' ids, from the columns sliced out at C speed: half the time of
+    # indexing ``objs`` at ``i * OBJS + EID`` in Python
+    at, eids, sids = order[pos].tolist(), objs[EID::OBJS], objs[SIDS::OBJS]
     return Rows(rows[order[group_at]], bks[order[group_at]], small, large, cats, subj, bloom,
-                t_last, [objs[i + EID] for i in at], eid_n,
-                [objs[i + SIDS] for i in at])
+                t_last, [eids[i] for i in at], eid_n, [sids[i] for i in at])
 
 
 def merge(parts: list[Rows]) -> Rows:
