@@ -267,3 +267,21 @@ def test_the_fold_kernel_is_numpys_refresh(seed: int) -> None:
             assert a.shape == b.shape
             assert a.tobytes() == b.tobytes()  # bit for bit
     assert mine.hist.max() > 1e9
+
+
+@pytest.mark.parametrize("accounts", [1, 700, 9000, 30000])
+def test_the_sorts_are_the_stable_sorts_of_their_keys(accounts: int) -> None:
+    # keys that fit 16 bits (numpy's radix sort) and keys that do not: the same orders
+    rng = np.random.default_rng(accounts)
+    rows, bks = _rows(rng, 3 * accounts, accounts, 500)
+    shuffle = rng.permutation(len(rows))
+    order, heads = by_account_and_bucket(rows[shuffle], bks[shuffle])
+    key = rows[shuffle] * 8 + bks[shuffle] - bks.min()
+    assert np.array_equal(order, np.argsort(key, kind="mergesort"))
+    assert np.array_equal(heads, np.flatnonzero(np.diff(key[order], prepend=-1)))
+    rm, _, _, _, acct = by_rank(rows)
+    starts = np.flatnonzero(np.diff(rows, prepend=-1))
+    acct_am = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(rows))))
+    rank_am = np.arange(len(rows)) - starts[acct_am]
+    assert np.array_equal(rm, np.lexsort((acct_am, rank_am)))
+    assert np.array_equal(acct, acct_am[rm])
