@@ -395,3 +395,32 @@ def quantile_table(peers: PeerBaselines) -> np.ndarray:
     frac = np.clip((q - below) / np.maximum(at - below, 1e-12), 0.0, 1.0)
     out: np.ndarray = np.where(idx > 0, (idx - 1 + frac) * BIN, 0.0) / peers.scale
     return out
+
+
+def refresh(peers: PeerBaselines, bucket: int) -> None:
+    """PeerBaselines.refresh before its fold kernel (main at 5b717a4), in place."""
+    if not peers._pend_any:
+        return
+    n = len(peers._pend_weight)
+    hist = peers._pend_hist.astype(np.float64)
+    weight, cats = peers._pend_weight, peers._pend_cats
+    rows, no_cats = peers._pend_rows, peers._pend_no_cats
+    peers._pend_hist = np.zeros((0, peers.dim, NBINS), np.uint32)
+    peers._pend_weight = np.zeros(0)
+    peers._pend_cats = np.zeros((0, peers.cats.shape[1]))
+    peers._pend_rows, peers._pend_no_cats, peers._pend_any = 0, False, False
+    present = np.unique(np.append(np.flatnonzero(weight), 0))
+    age = np.maximum(bucket - peers.last[present], 0)
+    keep = np.exp(-age * peers._decay_per_bucket)
+    peers.hist[present] *= keep[:, None, None]
+    peers.weight[present] *= keep
+    peers.cats[present] *= keep[:, None]
+    if not no_cats and n:
+        peers.cats[:n] += cats
+        peers.cats[0] += cats.sum(axis=0)
+    if n:
+        hist[0] += hist.sum(axis=0)
+        peers.hist[:n] += hist
+    peers.weight[:n] += weight
+    peers.weight[0] += rows
+    peers._changed(present, bucket)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.anomaly.conftest import T0, decode, event, make_engine
-from watchdog.anomaly.intake import EID, NUMS, OBJS, ROW, SIDS, UID, Kept
+from watchdog.anomaly.intake import COUNTS, EID, NUMS, OBJS, ROW, SIDS, SUBJ, UID, Kept, _slots
 from watchdog.anomaly.reduction import reduce_events
 from watchdog.policy.model import Policy
 
@@ -62,3 +62,25 @@ def test_off_hours_the_same_in_time_order_or_not() -> None:
                              engine.policy)
         assert len(rows) == 1
         assert int(rows.small[0, 3]) == want  # the off-hours count
+
+
+def test_subject_slots_the_same_on_every_path() -> None:
+    # one id and no count, a count without ids (inlined in Kept.add) and the rest
+    # (_slots): the same slots and counts as the general function gives
+    cases: list[tuple[tuple[str, ...], int | None]] = [
+        (("c1",), None), ((), None), ((), 0), ((), 1), ((), 5), ((), 63), ((), 64), ((), 65),
+        ((), 1000), (("c1",), 0), (("c1",), 40), (("c1", "c2"), None), (("c1", "c2"), 1),
+        (tuple(f"c{k}" for k in range(300)), None), (tuple(f"c{k}" for k in range(300)), 400)]
+    docs = [event(T0 + i, "u0", f"e{i}", resource="crm.customers", ids=ids, count=count)
+            for i, (ids, count) in enumerate(cases)]
+    kept = Kept(make_engine().policy)
+    kept.add([(e, e.timestamp.timestamp()) for e in map(decode, docs)])
+    counts = kept.numbers()[:, COUNTS].tolist()
+    for i, (ids, count) in enumerate(cases):
+        n = len(ids) if count is None else count
+        assert counts[i] == n
+        assert kept.objs[i * OBJS + SUBJ] == (_slots(ids, f"e{i}", n) if n else 0)
+    assert kept.objs[1 * OBJS + SUBJ] == 0  # no subjects
+    assert kept.objs[2 * OBJS + SUBJ] == 0
+    assert bin(kept.objs[4 * OBJS + SUBJ]).count("1") == 5  # distinct pseudo-random slots
+    assert bin(kept.objs[6 * OBJS + SUBJ]).count("1") == 64  # every slot

@@ -27,6 +27,7 @@ from watchdog.anomaly.layout import (
     U_WIDTH,
     stamps,
 )
+from watchdog.anomaly.peers import PeerBaselines
 from watchdog.anomaly.reduction import by_account_and_bucket, by_rank
 from watchdog.anomaly.ring_kernel import advance_and_read
 from watchdog.anomaly.vocabulary import LOGGED, NW, PER_HOUR, TAIL_COLS
@@ -231,3 +232,56 @@ def test_the_scoring_kernel_is_numpys_scoring(with_levels: bool) -> None:
     for a, w in zip(got, want, strict=True):
         assert a.dtype == w.dtype
         assert np.array_equal(a.view(np.uint8), w.view(np.uint8))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_fold_kernel_is_numpys_refresh(seed: int) -> None:
+    # learnt histograms of every magnitude, queued counts up to uint32's top, groups with
+    # nothing queued, groups made after the queue grew, hours with nothing queued at all
+    rng = np.random.default_rng(seed)
+    dim = 7
+    mine, theirs = PeerBaselines(dim, 600.0), PeerBaselines(dim, 600.0)
+    for p in (mine, theirs):
+        for g in range(5):
+            p.gid(f"g{g}")
+        p.hist[:] = rng.random(p.hist.shape) * 10.0 ** rng.integers(-3, 9, p.hist.shape)
+        p.weight[:] = rng.random(len(p.weight)) * 1e4
+        p.last[:] = rng.integers(0, 50, len(p.last))
+        rng = np.random.default_rng(seed)  # the same state in both
+    rng = np.random.default_rng(100 + seed)
+    for hour in range(6):
+        k = 0 if hour == 2 else int(rng.integers(1, 30))
+        gids = rng.integers(0, 6, k)
+        x = np.abs(rng.normal(0, 4, (k, dim)))
+        cats = rng.integers(0, 1 << 14, k)
+        for p in (mine, theirs):
+            p.add(gids, x, cats)
+            if hour == 3:
+                p.gid(f"late{hour}")  # a group the queue has no row for yet
+                p._pend_hist[1] = np.uint32(2**32 - 1 - hour)  # counts near the top
+        bucket = 60 + 6 * hour
+        mine.refresh(bucket)
+        ref.refresh(theirs, bucket)
+        for a, b in ((mine.hist, theirs.hist), (mine.weight, theirs.weight),
+                     (mine.cats, theirs.cats), (mine.last, theirs.last)):
+            assert a.shape == b.shape
+            assert a.tobytes() == b.tobytes()  # bit for bit
+    assert mine.hist.max() > 1e9
+
+
+@pytest.mark.parametrize("accounts", [1, 700, 9000, 30000])
+def test_the_sorts_are_the_stable_sorts_of_their_keys(accounts: int) -> None:
+    # keys that fit 16 bits (numpy's radix sort) and keys that do not: the same orders
+    rng = np.random.default_rng(accounts)
+    rows, bks = _rows(rng, 3 * accounts, accounts, 500)
+    shuffle = rng.permutation(len(rows))
+    order, heads = by_account_and_bucket(rows[shuffle], bks[shuffle])
+    key = rows[shuffle] * 8 + bks[shuffle] - bks.min()
+    assert np.array_equal(order, np.argsort(key, kind="mergesort"))
+    assert np.array_equal(heads, np.flatnonzero(np.diff(key[order], prepend=-1)))
+    rm, _, _, _, acct = by_rank(rows)
+    starts = np.flatnonzero(np.diff(rows, prepend=-1))
+    acct_am = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(rows))))
+    rank_am = np.arange(len(rows)) - starts[acct_am]
+    assert np.array_equal(rm, np.lexsort((acct_am, rank_am)))
+    assert np.array_equal(acct, acct_am[rm])

@@ -184,7 +184,9 @@ class DayBaselines:
         self._rows(users, slots, days)
         # by bucket, then slot: one stable sort of a combined key (lexsort's order, faster)
         b = buckets.astype(np.int64)
-        order = np.argsort((b - b.min()) * (int(slots.max()) + 1) + slots, kind="stable")
+        key = (b - b.min()) * (int(slots.max()) + 1) + slots
+        # (as 16 bits where it fits, numpy sorts by radix: a stable order is unique)
+        order = np.argsort(key.astype(np.uint16) if key.max() < 1 << 16 else key, kind="stable")
         counts = day_counts(counts)
         cuts = np.flatnonzero(np.diff(days[order])) + 1
         out: list[DayEvidence] = []

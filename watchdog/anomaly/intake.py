@@ -40,6 +40,8 @@ _PSEUDO = tuple(tuple((h + 37 * i) & (M_SUBJ - 1) for i in range(M_SUBJ)) for h 
 # ... as slot masks: _PSEUDO_MASK[h][k] has the first k of _PSEUDO[h]
 _PSEUDO_MASK = tuple(
     tuple(sum(1 << s for s in set(slots[:k])) for k in range(M_SUBJ + 1)) for slots in _PSEUDO)
+# each slot's bit, made once (a shift makes a new int per event)
+_SLOT_BIT = tuple(1 << s for s in range(M_SUBJ))
 _CAT_MASKS: dict[tuple[str, ...], int] = {(): 0}  # categories of an event -> bit mask
 # what an action counts as: 1 an export, 2 a login (failed ones count), else nothing
 _KIND = {**dict.fromkeys(EXPORT_ACTIONS, 1), "login": 2}.get
@@ -107,8 +109,14 @@ class Kept:
             if n is UNSET and len(ids) == 1:  # the common case: one id, no count
                 # the string itself: held tuples are what the cyclic collector traverses
                 sids = ids[0]
-                subj = 1 << (crc32(sids.encode()) & (M_SUBJ - 1))
+                subj = _SLOT_BIT[crc32(sids.encode()) & (M_SUBJ - 1)]
                 n = 1
+            elif not ids:  # a count alone (or nothing): pseudo-random slots, or none
+                sids = ids
+                if n is UNSET:
+                    n = 0
+                subj = _PSEUDO_MASK[crc32(info.id.encode()) & (M_SUBJ - 1)][
+                    n if n < M_SUBJ else M_SUBJ] if n else 0
             else:
                 sids = ids[0] if len(ids) == 1 else ids
                 if n is UNSET:
@@ -180,7 +188,7 @@ def _slots(ids: tuple[str, ...], eid: str, n: int) -> int:
     ``MAX_IDS_PER_EVENT`` ids, pseudo-random distinct ones for the rest (by the event id)."""
     m = 0
     for sid in ids if len(ids) <= MAX_IDS_PER_EVENT else ids[:MAX_IDS_PER_EVENT]:
-        m |= 1 << (crc32(sid.encode()) & (M_SUBJ - 1))
+        m |= _SLOT_BIT[crc32(sid.encode()) & (M_SUBJ - 1)]
     extra = n - min(len(ids), MAX_IDS_PER_EVENT)
     if extra > 0:
         m |= _PSEUDO_MASK[crc32(eid.encode()) & (M_SUBJ - 1)][min(extra, M_SUBJ)]

@@ -69,6 +69,31 @@ def _count(hist: np.ndarray, weight: np.ndarray, cat_counts: np.ndarray, gids: n
                 cat_counts[g, j] += 1.0
 
 
+@kernel("void(float64[:, :, ::1], uint32[:, :, ::1], int64[::1], float64[::1])")
+def _fold(hist: np.ndarray, pend: np.ndarray, present: np.ndarray, keep: np.ndarray) -> None:
+    """The hourly fold of the histograms in one pass where numpy took six (each the size of
+    every group's histograms): groups ``present`` decay by ``keep``, then the queued counts
+    ``pend`` are added to their groups and all of them to the organisation's (row 0). The
+    same values: the counts and their sums are integers, exact in float64 in any order."""
+    for k in range(present.shape[0]):
+        g = present[k]
+        f = keep[k]
+        for j in range(hist.shape[1]):
+            for b in range(hist.shape[2]):
+                hist[g, j, b] *= f
+    if pend.shape[0] == 0:
+        return
+    for j in range(hist.shape[1]):
+        for b in range(hist.shape[2]):
+            tot = 0.0
+            for g in range(pend.shape[0]):
+                v = np.float64(pend[g, j, b])
+                tot += v
+                if g:
+                    hist[g, j, b] += v
+            hist[0, j, b] += np.float64(pend[0, j, b]) + tot
+
+
 _SHRINK, _BIN, _TINY = np.float64(SHRINK), np.float64(BIN), np.float64(1e-12)
 
 
@@ -180,7 +205,7 @@ class PeerBaselines:
         if not self._pend_any:
             return
         n = len(self._pend_weight)
-        hist = self._pend_hist.astype(np.float64)
+        pend = self._pend_hist
         weight, cats = self._pend_weight, self._pend_cats
         rows, no_cats = self._pend_rows, self._pend_no_cats
         self._pend_hist = np.zeros((0, self.dim, NBINS), np.uint32)
@@ -188,13 +213,11 @@ class PeerBaselines:
         self._pend_cats = np.zeros((0, NCAT))
         self._pend_rows, self._pend_no_cats, self._pend_any = 0, False, False
         present = np.unique(np.append(np.flatnonzero(weight), 0))
-        self._decay(present, bucket)
+        # the groups present decay, then every row counts for its group and the organisation
+        _fold(self.hist, pend, present, self._decay(present, bucket))
         if not no_cats and n:
             self.cats[:n] += cats
             self.cats[0] += cats.sum(axis=0)
-        if n:
-            hist[0] += hist.sum(axis=0)  # every row also counts for the organisation
-            self.hist[:n] += hist
         self.weight[:n] += weight
         self.weight[0] += rows
         self._changed(present, bucket)
@@ -206,12 +229,14 @@ class PeerBaselines:
         self.add(gids, x, cats)
         self.refresh(bucket)
 
-    def _decay(self, present: np.ndarray, bucket: int) -> None:
+    def _decay(self, present: np.ndarray, bucket: int) -> np.ndarray:
+        """The weights and categories of groups ``present`` decay; returns by how much (the
+        histograms' factor: :func:`_fold` applies it)."""
         age = np.maximum(bucket - self.last[present], 0)
-        keep = np.exp(-age * self._decay_per_bucket)
-        self.hist[present] *= keep[:, None, None]
+        keep: np.ndarray = np.exp(-age * self._decay_per_bucket)
         self.weight[present] *= keep
         self.cats[present] *= keep[:, None]
+        return keep
 
     def _changed(self, present: np.ndarray, bucket: int) -> None:
         self.last[present] = bucket

@@ -123,7 +123,8 @@ def by_account_and_bucket(rows: np.ndarray, bks: np.ndarray) -> tuple[np.ndarray
     """The stable order that groups items by (account row, bucket) (the buckets of one hour),
     and where each group starts in it."""
     key = rows * 8 + (bks - bks.min())  # an hour: at most 6 buckets
-    order = np.argsort(key, kind="stable")
+    # a stable order is unique: as 16 bits where it fits, numpy sorts by radix (1/4 the time)
+    order = np.argsort(key.astype(np.uint16) if key.max() < 1 << 16 else key, kind="stable")
     return order, heads(key[order])
 
 
@@ -175,10 +176,11 @@ def reduce_events(kept: Kept, nums: np.ndarray, runs: list[tuple[int, int]], row
                   floats[1], floats[2], ts, small, large, cats, subj, bloom, t_last)
     sizes = np.diff(np.append(group_at, n))
     pos, eid_n = tails(sizes, EIDS_KEPT)
-    at = (order[pos] * OBJS).tolist()  # the cited events' places in ``objs``
+    # the cited events' ids, from the columns sliced out at C speed: half the time of
+    # indexing ``objs`` at ``i * OBJS + EID`` in Python
+    at, eids, sids = order[pos].tolist(), objs[EID::OBJS], objs[SIDS::OBJS]
     return Rows(rows[order[group_at]], bks[order[group_at]], small, large, cats, subj, bloom,
-                t_last, [objs[i + EID] for i in at], eid_n,
-                [objs[i + SIDS] for i in at])
+                t_last, [eids[i] for i in at], eid_n, [sids[i] for i in at])
 
 
 def merge(parts: list[Rows]) -> Rows:
@@ -226,7 +228,9 @@ def by_rank(rows_am: np.ndarray) -> Ranks:
     acct_am = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, k)))
     rank_am = np.arange(k) - starts[acct_am]
     # ... then rank by rank, accounts in order within a rank
-    rm = np.lexsort((acct_am, rank_am))  # rank-major position -> account-major position
+    na = len(starts)  # (rank, account) pairs are unique: any sort of their key is lexsort's
+    rm = (np.argsort((rank_am * na + acct_am).astype(np.uint16), kind="stable")
+          if (int(rank_am.max()) + 1) * na <= 1 << 16 else np.lexsort((acct_am, rank_am)))
     to_rm = np.empty(k, np.int64)
     to_rm[rm] = np.arange(k)
     prev = to_rm[rm - 1]  # each row's previous row of its account (rank > 0 rows only)
