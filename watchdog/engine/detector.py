@@ -120,6 +120,36 @@ class Detector:
         # here with the stage's name and the number of events, and the list's rule alerts kept;
         # the stage goes on with the next list. None: the error propagates
         self.on_stage_fault: Callable[[str, int, Exception], None] | None = None
+        # released events kept for the ``observe_many`` stages until release_stages (None: not
+        # holding; each release goes to them right after the rules)
+        self._held_for_stages: Released | None = None
+
+    def hold_stages(self) -> None:
+        """Until :meth:`release_stages`, keep what the pushes release for the stages that take
+        whole lists (``observe_many``), after the rules have seen it; the rules' alerts still go
+        to ``observe_alerts`` at once (the risk ledger queues them by event time, so they may
+        come before the events). The daemon holds one consumed batch: the stage then works
+        through thousands of events in a row while its own state is in the CPU's caches,
+        not 8 at a time between the rules' (measured: 9% more events per CPU-second with the
+        model, docs/anomaly-evaluation.md). The stages' output does not depend on how the
+        events are cut into lists."""
+        if self._held_for_stages is None:
+            self._held_for_stages = []
+
+    def release_stages(self) -> list[Alert]:
+        """Hand the held events to the stages (in release order) and stop holding; their
+        alerts."""
+        held, self._held_for_stages = self._held_for_stages, None
+        return self._observe_many(held) if held else []
+
+    def _observe_many(self, released: Released) -> list[Alert]:
+        alerts: list[Alert] = []
+        for name, observe_many in self._many:
+            try:
+                alerts.extend(observe_many(released))
+            except Exception as err:
+                self._stage_failed(name, len(released), err)
+        return alerts
 
     def horizon(self) -> float:
         """The longest span of event time any window needs (seconds)."""
@@ -274,11 +304,11 @@ class Detector:
                     observe_alerts(alerts)
                 except Exception as err:
                     self._stage_failed(name, len(released), err)
-        for name, observe_many in self._many:
-            try:
-                alerts.extend(observe_many(released))
-            except Exception as err:
-                self._stage_failed(name, len(released), err)
+        held = self._held_for_stages
+        if held is not None:  # (hold_stages: the daemon's batch)
+            held.extend(released)
+        else:
+            alerts.extend(self._observe_many(released))
         # (the rules forget idle window state themselves, on event time: not here, where how
         # many events a call releases differs between replay and the daemon)
         self.processed += len(released)
