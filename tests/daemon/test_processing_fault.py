@@ -25,7 +25,7 @@ from watchdog.daemon.app import Service
 from watchdog.daemon.config import load_config
 from watchdog.daemon.metrics import Metrics
 from watchdog.decode import Decoder
-from watchdog.engine.detector import Detector
+from watchdog.engine.detector import STAGE_LIST, Detector
 from watchdog.engine.engine import Engine
 from watchdog.events import AccessEvent, DirectoryRecord
 
@@ -186,3 +186,26 @@ async def test_a_stage_that_raises_does_not_stop_the_daemon(
         cancel_all([svc], [run])
     on_topic = sorted(r.key.decode() for r in await read_all(bs, "alerts"))
     assert on_topic == sorted(expected)  # every rule alert, the failed list's too
+
+
+def test_a_held_batch_loses_at_most_one_stage_list(world: World) -> None:
+    """The daemon holds a consumed batch for the stages (Detector.hold_stages); they get it in
+    lists of at most STAGE_LIST, so a stage's bug loses one such list, not the batch."""
+    evs = [Decoder(AccessEvent).decode(d) for d in world.events]
+    target = sorted(world.expected.values())[0]
+    stage = FailingStage(target)
+    detector = Detector(world.engine(), None, [stage])
+    faults: list[tuple[str, int]] = []
+    detector.on_stage_fault = lambda name, n, err: faults.append((name, n))
+    detector.hold_stages()
+    for ev in evs:
+        detector.push(ev, ev.timestamp.timestamp())
+    held = len(evs) - len(detector.order)  # released so far: held for the stage
+    assert held > STAGE_LIST  # (the world is large enough to need several lists)
+    assert not stage.seen  # nothing reached the stage while held
+    detector.release_stages()
+    detector.flush()
+    assert len(faults) == 1
+    assert 1 <= faults[0][1] <= STAGE_LIST
+    assert len(stage.seen) == len(evs) - faults[0][1]
+    assert target not in stage.seen
