@@ -20,21 +20,19 @@ from watchdog.events import DirectoryRecord
 
 def detect(stage: AnomalyStage, docs: list[dict], *, early: bool = False,
            tick_every: int = 0, batch: int = 0) -> list[Alert]:
-    """``batch``: the stages hold what that many pushes release (the daemon's consumed
-    batch, :meth:`Detector.hold_stages`)."""
+    """``batch``: the stages get what that many pushes release at once (the daemon's
+    consumed batch: ``hold_stages``; ticks and the flush release what is held too)."""
     det = Detector(stage.engine, Reorderer(lateness=120.0) if early else None, [stage],
-                   early=early)
+                   early=early, hold_stages=bool(batch))
     alerts: list[Alert] = []
     for n, doc in enumerate(docs, 1):
-        if batch and n % batch == 1:
-            det.hold_stages()
         ev = decode(doc)
         alerts += det.push(ev, ev.timestamp.timestamp()).alerts
         if batch and n % batch == 0:
             alerts += det.release_stages()
-        if tick_every and n % tick_every == 0 and not (batch and n % batch):
+        if tick_every and n % tick_every == 0:
             alerts += det.tick()
-    return alerts + det.release_stages() + det.flush()
+    return alerts + det.flush()
 
 
 def stage_for(model: Path) -> AnomalyStage:

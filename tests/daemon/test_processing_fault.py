@@ -189,15 +189,14 @@ async def test_a_stage_that_raises_does_not_stop_the_daemon(
 
 
 def test_a_held_batch_loses_at_most_one_stage_list(world: World) -> None:
-    """The daemon holds a consumed batch for the stages (Detector.hold_stages); they get it in
-    lists of at most STAGE_LIST, so a stage's bug loses one such list, not the batch."""
+    """The daemon's detector holds a consumed batch for the stages (``hold_stages``); they get
+    it in lists of at most STAGE_LIST, so a stage's bug loses one such list, not the batch."""
     evs = [Decoder(AccessEvent).decode(d) for d in world.events]
     target = sorted(world.expected.values())[0]
     stage = FailingStage(target)
-    detector = Detector(world.engine(), None, [stage])
+    detector = Detector(world.engine(), None, [stage], hold_stages=True)
     faults: list[tuple[str, int]] = []
     detector.on_stage_fault = lambda name, n, err: faults.append((name, n))
-    detector.hold_stages()
     for ev in evs:
         detector.push(ev, ev.timestamp.timestamp())
     held = len(evs) - len(detector.order)  # released so far: held for the stage

@@ -84,7 +84,8 @@ class Pipeline:
         # early: alerts that need no other event are raised on arrival, not after the lateness
         # (the whole-stream pipeline runs only ordered rules: nothing to gain there)
         self._early = rules and not whole_stream
-        self.detector = Detector(engine, order, stages, early=self._early, rules=rules)
+        self.detector = Detector(engine, order, stages, early=self._early, rules=rules,
+                                 hold_stages=True)
         self.rules = rules
         self.delivery = delivery
         self.dead_letters = dead_letters
@@ -246,68 +247,65 @@ class Pipeline:
             [] if archiving and archive.keeps_subjects else None)
         archived_from = -1  # offset of the first archived record: holds the batch's commit
         n_ahead = 0  # events held ahead of the present in this batch
-        self.detector.hold_stages()  # the model's stage takes the batch's releases at once
-        try:
-            for rec in records:
-                off = rec.offset
-                raw = rec.value
-                ev = decode(raw) if raw is not None else _TOMBSTONE
-                rebuild = off < resume
-                if isinstance(ev, Rejection):
-                    if not rebuild:
-                        self.rejections.reject(ev, rec, topic, book)
-                    continue
-                e = ev.event
-                key = (e.dataset or "", e.action)
-                counts[key] = counts.get(key, 0) + 1
-                t = ev.timestamp.timestamp()
-                if t > high:
-                    high = t
-                if t > latest.get(key[0], 0.0):
-                    latest[key[0]] = t
-                eid = e.id
-                if archiving and not rebuild:  # re-read records were archived before
-                    if not a_ids:
-                        archived_from = off
-                    a_ids.append(eid)
-                    a_times.append(t)
-                    a_raws.append(raw)  # type: ignore[arg-type]
-                    if a_subjects is not None:
-                        a_subjects.append(ev.data.subject_ids)
-                owner = None if rebuild else book  # the book that tracks this record, if any
-                fresh = eid not in meta
-                if fresh:
-                    meta[eid] = (owner, off, now, rebuild)
+        for rec in records:
+            off = rec.offset
+            raw = rec.value
+            ev = decode(raw) if raw is not None else _TOMBSTONE
+            rebuild = off < resume
+            if isinstance(ev, Rejection):
+                if not rebuild:
+                    self.rejections.reject(ev, rec, topic, book)
+                continue
+            e = ev.event
+            key = (e.dataset or "", e.action)
+            counts[key] = counts.get(key, 0) + 1
+            t = ev.timestamp.timestamp()
+            if t > high:
+                high = t
+            if t > latest.get(key[0], 0.0):
+                latest[key[0]] = t
+            eid = e.id
+            if archiving and not rebuild:  # re-read records were archived before
+                if not a_ids:
+                    archived_from = off
+                a_ids.append(eid)
+                a_times.append(t)
+                a_raws.append(raw)  # type: ignore[arg-type]
+                if a_subjects is not None:
+                    a_subjects.append(ev.data.subject_ids)
+            owner = None if rebuild else book  # the book that tracks this record, if any
+            fresh = eid not in meta
+            if fresh:
+                meta[eid] = (owner, off, now, rebuild)
+                if owner is not None:
+                    owner.hold(off)
+            pushed = push(ev, t, pkey)
+            last = pushed.outcome
+            if last and fresh:
+                if last == DUPLICATE:  # a redelivery of an event already released
+                    del meta[eid]
+                    if owner is not None:
+                        owner.release(off)
+                elif last == AHEAD:  # held apart, maybe for long: see HeldAhead
+                    n_ahead += 1
+                    if not self.held_ahead.held(eid, pkey, rec.partition, off, t, owner, st):
+                        meta[eid] = (None, off, now, rebuild)  # an MQTT message: acknowledged
+            if pushed.conflict:
+                self.id_conflicts.conflict(topic, rec.partition, rec.offset)
+                if not fresh and last in (QUEUED, LATE):
+                    # held like any record until it is processed (else the commit could pass
+                    # it while it waits in the buffer, and a crash would lose it)
+                    self._variants[id(ev)] = (owner, off, now, rebuild)
                     if owner is not None:
                         owner.hold(off)
-                pushed = push(ev, t, pkey)
-                last = pushed.outcome
-                if last and fresh:
-                    if last == DUPLICATE:  # a redelivery of an event already released
-                        del meta[eid]
-                        if owner is not None:
-                            owner.release(off)
-                    elif last == AHEAD:  # held apart, maybe for long: see HeldAhead
-                        n_ahead += 1
-                        if not self.held_ahead.held(eid, pkey, rec.partition, off, t, owner, st):
-                            meta[eid] = (None, off, now, rebuild)  # an MQTT message: acknowledged
-                if pushed.conflict:
-                    self.id_conflicts.conflict(topic, rec.partition, rec.offset)
-                    if not fresh and last in (QUEUED, LATE):
-                        # held like any record until it is processed (else the commit could pass
-                        # it while it waits in the buffer, and a crash would lose it)
-                        self._variants[id(ev)] = (owner, off, now, rebuild)
-                        if owner is not None:
-                            owner.hold(off)
-                if pushed.released:
-                    released.extend(pushed.released)
-                if pushed.alerts:
-                    alerts.extend(pushed.alerts if t >= self._partial_until
-                                  else self.dispatch.hold_back(pushed.alerts))
-        finally:  # (the events reach the stages whatever happened)
-            found = self.detector.release_stages()
-        if found:  # (no whole-stream rule's: nothing to hold back)
-            alerts.extend(found)
+            if pushed.released:
+                released.extend(pushed.released)
+            if pushed.alerts:
+                alerts.extend(pushed.alerts if t >= self._partial_until
+                              else self.dispatch.hold_back(pushed.alerts))
+        # the stages' part of the batch (the detector holds it: hold_stages); anomaly alerts,
+        # none of a whole-stream rule, so nothing to hold back
+        alerts.extend(self.detector.release_stages())
         # once per batch, not per event: the books and the sinks see the batch's releases and
         # alerts together (an early alert's event may still be buffered: it is in meta)
         if a_ids and archive is not None:

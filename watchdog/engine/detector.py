@@ -96,12 +96,16 @@ class Detector:
         *,
         early: bool = False,
         rules: bool = True,
+        hold_stages: bool = False,
     ) -> None:
         """``early``: run the rules that judge an event alone as soon as it is pushed, and only
         the ordered rules (``Rule.ordered``; obligations too) when the buffer releases it. The
         same alerts, most of them ``lateness`` sooner (the daemon); without it every rule runs
         on release, so alerts come out in event-time order (replay). ``rules=False``: the stages
-        only (a service that runs the anomaly model alone)."""
+        only (a service that runs the anomaly model alone). ``hold_stages`` (the daemon): what
+        the pushes release reaches the stages that take whole lists (``observe_many``) at
+        :meth:`release_stages` (the end of a consumed batch), or at any other call that
+        releases (tick, idle, flush), not push by push: see :meth:`release_stages`."""
         self.engine = engine
         self.rules = rules
         self.early = early  # may change between pushes (the daemon turns it off in a backlog)
@@ -127,28 +131,22 @@ class Detector:
         # here with the stage's name and the number of events, and the list's rule alerts kept;
         # the stage goes on with the next list. None: the error propagates
         self.on_stage_fault: Callable[[str, int, Exception], None] | None = None
-        # released events kept for the ``observe_many`` stages until release_stages (None: not
-        # holding; each release goes to them right after the rules)
-        self._held_for_stages: Released | None = None
-
-    def hold_stages(self) -> None:
-        """Until :meth:`release_stages`, keep what the pushes release for the stages that take
-        whole lists (``observe_many``), after the rules have seen it; the rules' alerts still go
-        to ``observe_alerts`` at once (the risk ledger queues them by event time, so they may
-        come before the events). The daemon holds one consumed batch: the stage then works
-        through thousands of events in a row while its own state is in the CPU's caches,
-        not 8 at a time between the rules' (measured: 9% more events per CPU-second with the
-        model, docs/anomaly-evaluation.md). The stages' output does not depend on how the
-        events are cut into lists."""
-        if self._held_for_stages is None:
-            self._held_for_stages = []
+        # hold_stages: released events waiting for the ``observe_many`` stages (None: each
+        # release goes to them right after the rules)
+        self._held: Released | None = [] if hold_stages else None
 
     def release_stages(self) -> list[Alert]:
-        """Hand the held events to the stages (in release order) and stop holding; their
-        alerts."""
-        held, self._held_for_stages = self._held_for_stages, None
+        """Hand the events held for the stages (``hold_stages``) to them, in release order;
+        their alerts. The rules saw each event, and their alerts went to ``observe_alerts``, at
+        its release (the risk ledger queues those by event time, so they may come before their
+        events); the stages' output does not depend on how the events are cut into lists. Why
+        hold: the daemon releases a few events per push, and between two such lists the rules'
+        work pushed the stage's own state out of the CPU's caches; a consumed batch at once is
+        9% more events per CPU-second with the model (docs/anomaly-evaluation.md)."""
+        held = self._held
         if not held:
             return []
+        self._held = []
         # in lists of at most STAGE_LIST: a stage's bug loses one such list, not the batch
         alerts: list[Alert] = []
         for i in range(0, len(held), STAGE_LIST):
@@ -241,7 +239,7 @@ class Detector:
     def idle_released(self, partition: int) -> Flushed:
         """:meth:`idle`, with the events it released (the daemon releases their records)."""
         released = self.order.idle(partition)
-        return Flushed(self._run(released), released)
+        return Flushed(self._run(released) + self.release_stages(), released)
 
     def flush_released(self, *, present: bool = False, end_stages: bool = True) -> Flushed:
         """:meth:`flush` (``present``: :meth:`flush_present`), with the events it released.
@@ -249,7 +247,7 @@ class Detector:
         shutdown whose stages' state is kept for the next start, which goes on with it)."""
         order = self.order
         released = order.flush_present() if present else order.flush()
-        alerts = self._run(released)
+        alerts = self._run(released) + self.release_stages()
         for stage in self.stages:
             # a quiet system's pause is not the end of the input: a stage that can (``drain``)
             # raises what event time has made due, no more (closing its open windows early,
@@ -265,7 +263,7 @@ class Detector:
     def tick(self) -> list[Alert]:
         """What the stages can raise now without more events (the daemon calls this every
         housekeeping tick; what they raise depends on event time only, not on when)."""
-        alerts: list[Alert] = []
+        alerts = self.release_stages()
         for stage in self.stages:
             drain = getattr(stage, "drain", None)
             if drain is not None:
@@ -317,8 +315,8 @@ class Detector:
                     observe_alerts(alerts)
                 except Exception as err:
                     self._stage_failed(name, len(released), err)
-        held = self._held_for_stages
-        if held is not None:  # (hold_stages: the daemon's batch)
+        held = self._held
+        if held is not None:  # (hold_stages: until release_stages)
             held.extend(released)
         else:
             alerts.extend(self._observe_many(released))
