@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from watchdog.anomaly.day_kernel import accumulate, give
+from watchdog.anomaly.reduction import stable_order
 from watchdog.anomaly.stage_state import StateError, pack, unpack
 
 DAY = 86400
@@ -184,9 +185,7 @@ class DayBaselines:
         self._rows(users, slots, days)
         # by bucket, then slot: one stable sort of a combined key (lexsort's order, faster)
         b = buckets.astype(np.int64)
-        key = (b - b.min()) * (int(slots.max()) + 1) + slots
-        # (as 16 bits where it fits, numpy sorts by radix: a stable order is unique)
-        order = np.argsort(key.astype(np.uint16) if key.max() < 1 << 16 else key, kind="stable")
+        order = stable_order((b - b.min()) * (int(slots.max()) + 1) + slots)
         counts = day_counts(counts)
         cuts = np.flatnonzero(np.diff(days[order])) + 1
         out: list[DayEvidence] = []

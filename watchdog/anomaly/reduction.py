@@ -119,12 +119,21 @@ def heads(keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(new)
 
 
+def stable_order(key: np.ndarray) -> np.ndarray:
+    """``np.argsort(key, kind="stable")`` of non-negative integer keys in the narrowest type
+    they fit (a stable order is unique): 16 bits numpy sorts by radix (about 1/4 the time),
+    32 bits as fast as ``lexsort`` of the two keys a combined one stands for (int64: 15-20%
+    slower, measured on 90k-900k keys)."""
+    top = int(key.max()) if len(key) else 0
+    narrow = np.uint16 if top < 1 << 16 else np.uint32 if top < 1 << 32 else None
+    return np.argsort(key if narrow is None else key.astype(narrow), kind="stable")
+
+
 def by_account_and_bucket(rows: np.ndarray, bks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The stable order that groups items by (account row, bucket) (the buckets of one hour),
     and where each group starts in it."""
     key = rows * 8 + (bks - bks.min())  # an hour: at most 6 buckets
-    # a stable order is unique: as 16 bits where it fits, numpy sorts by radix (1/4 the time)
-    order = np.argsort(key.astype(np.uint16) if key.max() < 1 << 16 else key, kind="stable")
+    order = stable_order(key)
     return order, heads(key[order])
 
 
@@ -227,10 +236,9 @@ def by_rank(rows_am: np.ndarray) -> Ranks:
     starts = heads(rows_am)  # each account's first row
     acct_am = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, k)))
     rank_am = np.arange(k) - starts[acct_am]
-    # ... then rank by rank, accounts in order within a rank
-    na = len(starts)  # (rank, account) pairs are unique: any sort of their key is lexsort's
-    rm = (np.argsort((rank_am * na + acct_am).astype(np.uint16), kind="stable")
-          if (int(rank_am.max()) + 1) * na <= 1 << 16 else np.lexsort((acct_am, rank_am)))
+    # ... then rank by rank, accounts in order within a rank (rank-major position ->
+    # account-major position): lexsort((acct_am, rank_am))'s order, as one key (unique pairs)
+    rm = stable_order(rank_am * len(starts) + acct_am)
     to_rm = np.empty(k, np.int64)
     to_rm[rm] = np.arange(k)
     prev = to_rm[rm - 1]  # each row's previous row of its account (rank > 0 rows only)

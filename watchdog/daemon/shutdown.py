@@ -15,7 +15,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from watchdog.daemon.sources.kafka import FINISH_STEP
+from watchdog.daemon.kafka_client import FINISH_STEP
 
 if TYPE_CHECKING:
     from watchdog.daemon.app import Service

@@ -41,8 +41,7 @@ from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssigno
 from aiokafka.errors import KafkaError
 
 from watchdog.daemon.config import Config
-from watchdog.daemon.kafka_client import FINISH_STEP as FINISH_STEP
-from watchdog.daemon.kafka_client import client_kwargs
+from watchdog.daemon.kafka_client import FINISH_STEP, client_kwargs
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.partitions import PartitionState
 from watchdog.daemon.pipeline import Pipeline

@@ -55,10 +55,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from watchdog.daemon.config import Config, in_group
 from watchdog.daemon.delivery import Delivery
-from watchdog.daemon.kafka_client import client_kwargs
+from watchdog.daemon.kafka_client import FINISH_STEP, client_kwargs
 from watchdog.daemon.metrics import Metrics
 from watchdog.daemon.pipeline import WHOLE_STREAM_RULES, Pipeline
-from watchdog.daemon.sources.kafka import FINISH_STEP, KafkaSource
+from watchdog.daemon.sources.kafka import KafkaSource
 from watchdog.engine.engine import Engine
 from watchdog.policy.model import Policy
 from watchdog.rules import RULE_CLASSES
